@@ -1,0 +1,61 @@
+"""workflowkit: durable workflows for Python.
+
+Mark an ``async def`` with ``@workflow`` and the functions doing the work with ``@step``;
+start runs with ``workflowkit.api.start`` (or ``workflowkit.sync.start``). Every step result,
+sleep and transition is recorded in an event log, so runs survive crashes and restarts.
+"""
+
+from .context import StepMetadata, WorkflowMetadata, get_step_metadata, get_workflow_metadata
+from .errors import (
+    CorruptDataError,
+    FatalError,
+    HookConflictError,
+    HookNotFoundError,
+    InvalidWorkflowFunctionError,
+    NotInWorkflowError,
+    RemoteError,
+    ReplayDivergenceError,
+    RetryableError,
+    SerializationError,
+    WorkflowIOError,
+    WorkflowKitError,
+    WorkflowNotRegisteredError,
+    WorkflowRunCancelledError,
+    WorkflowRunFailedError,
+    WorkflowRunNotFoundError,
+)
+from .primitives import sleep
+from .registry import Step, Workflow, step, workflow
+from .runtime.runtime import configure, shutdown
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CorruptDataError",
+    "FatalError",
+    "HookConflictError",
+    "HookNotFoundError",
+    "InvalidWorkflowFunctionError",
+    "NotInWorkflowError",
+    "RemoteError",
+    "ReplayDivergenceError",
+    "RetryableError",
+    "SerializationError",
+    "Step",
+    "StepMetadata",
+    "Workflow",
+    "WorkflowIOError",
+    "WorkflowKitError",
+    "WorkflowMetadata",
+    "WorkflowNotRegisteredError",
+    "WorkflowRunCancelledError",
+    "WorkflowRunFailedError",
+    "WorkflowRunNotFoundError",
+    "configure",
+    "get_step_metadata",
+    "get_workflow_metadata",
+    "shutdown",
+    "sleep",
+    "step",
+    "workflow",
+]

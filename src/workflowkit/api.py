@@ -1,0 +1,207 @@
+"""The client API: start runs, look them up, wait for them, cancel them, wake them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from . import serde
+from .errors import (
+    InvalidWorkflowFunctionError,
+    RemoteError,
+    SerializationError,
+    WorkflowRunCancelledError,
+    WorkflowRunFailedError,
+    WorkflowRunNotFoundError,
+)
+from .ids import new_id
+from .registry import Workflow
+from .runtime.executor import encode_input
+from .runtime.runtime import Runtime, get_runtime
+from .worlds.base import EventType, NewEvent, RunChange, RunRecord, RunStatus
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+__all__ = ["Run", "RunInfo", "get_run", "start"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A snapshot of a run's metadata."""
+
+    run_id: str
+    workflow_name: str
+    status: RunStatus
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class Run(Generic[R]):
+    """A handle on a workflow run. Creating one (``get_run``) does no I/O."""
+
+    def __init__(self, run_id: str, runtime: Runtime | None = None) -> None:
+        self.run_id = run_id
+        self._runtime = runtime
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r})"
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime or get_runtime()
+
+    async def _record(self) -> RunRecord:
+        record = await self.runtime.world.get_run(self.run_id)
+        if record is None:
+            raise WorkflowRunNotFoundError(self.run_id)
+        return record
+
+    async def status(self) -> str:
+        """``"pending" | "running" | "completed" | "failed" | "cancelled"``."""
+        return str((await self._record()).status)
+
+    async def info(self) -> RunInfo:
+        r = await self._record()
+        return RunInfo(
+            r.run_id, r.workflow_name, r.status, r.created_at, r.started_at, r.completed_at
+        )
+
+    async def workflow_name(self) -> str:
+        return (await self._record()).workflow_name
+
+    async def created_at(self) -> datetime:
+        return (await self._record()).created_at
+
+    async def started_at(self) -> datetime | None:
+        return (await self._record()).started_at
+
+    async def completed_at(self) -> datetime | None:
+        return (await self._record()).completed_at
+
+    async def return_value(self, timeout: float | None = None) -> R:
+        """Wait until the run ends; its return value, or the error it ended with.
+
+        Raises ``WorkflowRunFailedError``, ``WorkflowRunCancelledError``,
+        ``WorkflowRunNotFoundError``, or ``TimeoutError`` after ``timeout`` seconds.
+        """
+        record = await wait_terminal(self.runtime, self.run_id, timeout)
+        if record.status is RunStatus.COMPLETED:
+            value: R = serde.decode(record.output) if record.output is not None else None
+            return value
+        if record.status is RunStatus.CANCELLED:
+            raise WorkflowRunCancelledError(self.run_id)
+        raise failed_error(self.run_id, record.error)
+
+    async def cancel(self) -> None:
+        """Cancel the run: no new steps start, in-flight step results are discarded."""
+        record = await self._record()
+        if record.status.terminal:
+            return
+        await self.runtime.world.append(self.run_id, [NewEvent(EventType.RUN_CANCELLED)])
+        self.runtime.notify()
+
+    async def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
+        """Complete the run's pending sleeps now (all, or those named); the ids woken."""
+        await self._record()
+        waits = await self.runtime.world.list_waits(self.run_id)
+        pending = [w.wait_id for w in waits if w.completed_at is None]
+        if correlation_ids is not None:
+            wanted = set(correlation_ids)
+            pending = [w for w in pending if w in wanted]
+        if not pending:
+            return []
+        events = [NewEvent(EventType.WAIT_COMPLETED, wait_id) for wait_id in pending]
+        result = await self.runtime.world.append(self.run_id, events)
+        self.runtime.notify()
+        return [str(e.correlation_id) for e in result.events]
+
+
+async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]:
+    """Start a durable run of ``workflow`` with these arguments; returns at once."""
+    if not isinstance(workflow, Workflow):
+        raise InvalidWorkflowFunctionError(
+            f"start() needs a function decorated with @workflow, got {workflow!r}"
+        )
+    payload = encode_input(args, kwargs, what=f"workflow {workflow.name}")
+    runtime = get_runtime()
+    run_id = new_id("wrun")
+    await runtime.world.create_run(run_id, workflow.name, payload, {"name": workflow.name})
+    runtime.notify()
+    return Run(run_id, runtime)
+
+
+def get_run(run_id: str) -> Run[Any]:
+    """A handle on an existing run (no I/O; methods raise if it does not exist)."""
+    return Run(run_id)
+
+
+async def wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) -> RunRecord:
+    """Wait for a run to reach a terminal state, woken by store notifications."""
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+
+    def listener(changes: Sequence[RunChange]) -> None:
+        if any(c.run_id == run_id and c.status.terminal for c in changes):
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(changed.set)
+
+    unsubscribe = runtime.world.subscribe(listener)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            record = await runtime.world.get_run(run_id)
+            if record is None:
+                raise WorkflowRunNotFoundError(run_id)
+            if record.status.terminal:
+                return record
+            wait = 1.0
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    raise TimeoutError(f"run {run_id} is still {record.status} after {timeout} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), wait)
+            changed.clear()
+    finally:
+        unsubscribe()
+
+
+def failed_error(run_id: str, payload: bytes | None) -> WorkflowRunFailedError:
+    """The client-side error for a failed run, from its stored error."""
+    try:
+        error = serde.decode(payload) if payload is not None else None
+    except SerializationError as exc:
+        error = exc
+    if isinstance(error, RemoteError):
+        result = WorkflowRunFailedError(
+            run_id, error.type_name, error.message, error.traceback_text
+        )
+    elif isinstance(error, BaseException):
+        name = f"{type(error).__module__}.{type(error).__qualname__}"
+        name = name.removeprefix("builtins.")
+        result = WorkflowRunFailedError(run_id, name, str(error), traceback_text(error))
+    else:
+        result = WorkflowRunFailedError(run_id, "UnknownError", repr(error))
+    if isinstance(error, BaseException):
+        result.__cause__ = error
+    return result
+
+
+def traceback_text(error: BaseException) -> str:
+    text = getattr(error, "__workflowkit_traceback__", None)
+    if isinstance(text, str):
+        return text
+    import traceback
+
+    return "".join(traceback.format_exception(error))
+
+
+
+

@@ -1,0 +1,86 @@
+"""Where code is running: inside workflow code, inside a step, or neither.
+
+Workflow code only ever runs while the runtime steps a run's loop on one thread, so a
+thread-local marks it exactly. Step code runs in tasks and threads of its own and carries
+its metadata in a context variable.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .errors import NotInWorkflowError
+
+if TYPE_CHECKING:
+    from .runtime.executor import RunExecutor
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowMetadata:
+    workflow_run_id: str
+    workflow_name: str
+    workflow_started_at: datetime
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepMetadata:
+    step_id: str
+    step_name: str
+    attempt: int
+    started_at: datetime
+    workflow: WorkflowMetadata
+
+
+class _Local(threading.local):
+    executor: RunExecutor | None = None
+
+
+_local = _Local()
+_step: ContextVar[StepMetadata | None] = ContextVar("workflowkit_step", default=None)
+
+
+def current_executor() -> RunExecutor | None:
+    """The run whose workflow code this thread is executing right now, if any."""
+    return _local.executor
+
+
+def set_executor(executor: RunExecutor | None) -> RunExecutor | None:
+    previous = _local.executor
+    _local.executor = executor
+    return previous
+
+
+def set_step(metadata: StepMetadata | None) -> None:
+    _step.set(metadata)
+
+
+def in_workflow() -> bool:
+    return _local.executor is not None
+
+
+def get_step_metadata() -> StepMetadata:
+    """Metadata of the running step: ``step_id`` (stable across retries), ``attempt`` from 1."""
+    metadata = _step.get()
+    if metadata is None:
+        raise NotInWorkflowError(
+            "get_step_metadata() works only inside a step that runs as part of a workflow"
+        )
+    return metadata
+
+
+def get_workflow_metadata() -> WorkflowMetadata:
+    """Metadata of the current run, in workflow code or in one of its steps."""
+    executor = _local.executor
+    if executor is not None:
+        return executor.metadata
+    metadata = _step.get()
+    if metadata is None:
+        raise NotInWorkflowError(
+            "get_workflow_metadata() works only in workflow code or in a step of a run"
+        )
+    return metadata.workflow

@@ -1,0 +1,192 @@
+"""Every public exception of workflowkit.
+
+Each class carries a ``slug`` naming its page under ``docs/errors/`` so a message can
+point the user at the fix.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+DOCS_BASE = "https://workflowkit.dev/errors/"
+
+
+class WorkflowKitError(Exception):
+    """Base class of the errors workflowkit raises itself."""
+
+    slug: ClassVar[str] = "index"
+
+    @property
+    def docs_url(self) -> str:
+        return f"{DOCS_BASE}{self.slug}"
+
+
+# -- errors raised by user code to steer retries ------------------------------------------
+
+
+class FatalError(Exception):
+    """Raise from a step to fail it at once, without retrying."""
+
+    slug: ClassVar[str] = "fatal-error"
+
+
+class RetryableError(Exception):
+    """Raise from a step to retry it after ``retry_after``.
+
+    ``retry_after`` is seconds (int/float), a duration string (``"1m"``, ``"30 seconds"``),
+    a ``timedelta`` or an aware ``datetime``; the default is one second.
+    """
+
+    slug: ClassVar[str] = "retryable-error"
+
+    def __init__(
+        self,
+        message: str = "",
+        retry_after: float | str | timedelta | datetime | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.retry_after))
+
+
+# -- errors the client API raises -------------------------------------------------------
+
+
+class WorkflowRunNotFoundError(WorkflowKitError, LookupError):
+    slug = "workflow-run-not-found"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no workflow run with id {run_id!r}")
+        self.run_id = run_id
+
+
+class WorkflowRunFailedError(WorkflowKitError):
+    """The run ended in ``failed``; carries the original error's type, message and traceback."""
+
+    slug = "workflow-run-failed"
+
+    def __init__(
+        self, run_id: str, error_type: str, error_message: str, traceback_text: str = ""
+    ) -> None:
+        super().__init__(f"workflow run {run_id} failed: {error_type}: {error_message}")
+        self.run_id = run_id
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback_text = traceback_text
+
+
+class WorkflowRunCancelledError(WorkflowKitError):
+    slug = "workflow-run-cancelled"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"workflow run {run_id} was cancelled")
+        self.run_id = run_id
+
+
+class WorkflowNotRegisteredError(WorkflowKitError, LookupError):
+    """A run names a workflow that no imported module registered."""
+
+    slug = "workflow-not-registered"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"workflow {name!r} is not registered in this process: import the module that "
+            "defines it (or pass it to `workflowkit worker MODULE`) before running it"
+        )
+        self.name = name
+
+
+class InvalidWorkflowFunctionError(WorkflowKitError, TypeError):
+    slug = "start-invalid-workflow-function"
+
+
+class HookNotFoundError(WorkflowKitError, LookupError):
+    slug = "hook-not-found"
+
+    def __init__(self, token: str) -> None:
+        super().__init__(f"no active hook with token {token!r}")
+        self.token = token
+
+
+class HookConflictError(WorkflowKitError):
+    slug = "hook-conflict"
+
+    def __init__(self, token: str, holder_run_id: str | None = None) -> None:
+        holder = f" (held by run {holder_run_id})" if holder_run_id else ""
+        super().__init__(f"hook token {token!r} is already in use by an active hook{holder}")
+        self.token = token
+        self.holder_run_id = holder_run_id
+
+
+# -- errors about the data crossing a boundary ------------------------------------------
+
+
+class SerializationError(WorkflowKitError, TypeError):
+    """A value cannot be encoded, or stored bytes cannot be decoded."""
+
+    slug = "serialization-failed"
+
+
+class RemoteError(Exception):
+    """Stands in for an exception whose class cannot be rebuilt where it is decoded.
+
+    Keeps the original type name, message, args and traceback text.
+    """
+
+    def __init__(
+        self,
+        type_name: str,
+        message: str,
+        args: tuple[object, ...] = (),
+        traceback_text: str = "",
+    ) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.original_args = args
+        self.traceback_text = traceback_text
+
+
+# -- errors about workflow code ---------------------------------------------------------
+
+
+class ReplayDivergenceError(WorkflowKitError):
+    """Replaying the workflow code produced operations the event log does not hold."""
+
+    slug = "replay-divergence"
+
+
+class WorkflowIOError(WorkflowKitError, RuntimeError):
+    """Workflow code tried to do I/O; that belongs in a step."""
+
+    slug = "io-in-workflow"
+
+
+class NotInWorkflowError(WorkflowKitError, RuntimeError):
+    """A workflow-only (or step-only) function was called outside of one."""
+
+    slug = "not-in-workflow"
+
+
+class EventLogError(WorkflowKitError):
+    """The store refused an event (a transition out of a terminal state, a lost lease)."""
+
+    slug = "event-log"
+
+
+class RunTerminalError(EventLogError):
+    slug = "event-log"
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"run {run_id} is already {status}; no further events are accepted")
+        self.run_id = run_id
+        self.status = status
+
+
+class CorruptDataError(WorkflowKitError):
+    """A stored row cannot be read back."""
+
+    slug = "corrupt-data"

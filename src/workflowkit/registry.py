@@ -1,0 +1,162 @@
+"""``@workflow`` and ``@step``, and the registry that maps durable names to functions.
+
+The registry is the one piece of process-wide mutable state: a worker finds the code for a
+run by the workflow's durable name, which defaults to ``module:qualname``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from .context import current_executor
+from .errors import InvalidWorkflowFunctionError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_MAX_RETRIES = 3
+
+
+def durable_name(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+class Workflow(Generic[P, R]):
+    """An ``async def`` marked ``@workflow``; start it durably with ``workflowkit.api.start``.
+
+    Called directly (or awaited inside another workflow) it runs inline, as plain code.
+    """
+
+    def __init__(self, fn: Callable[P, Coroutine[Any, Any, R]], name: str) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise InvalidWorkflowFunctionError(
+                f"@workflow needs an `async def` function; {durable_name(fn)} is not one"
+            )
+        self.fn = fn
+        self.name = name
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name}>"
+
+
+class Step(Generic[P, R]):
+    """A function marked ``@step``: durable, retried and recorded when called in a workflow.
+
+    Outside a workflow it is a plain call (that is how its unit tests call it).
+    """
+
+    def __init__(self, fn: Callable[P, R | Awaitable[R]], name: str, max_retries: int) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be zero or more")
+        self.fn = fn
+        self.name = name
+        self.max_retries = max_retries
+        self.is_async = inspect.iscoroutinefunction(fn)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        executor = current_executor()
+        if executor is None:
+            return self.fn(*args, **kwargs)  # type: ignore[return-value]
+        # A coroutine, not the bare future, so create_task() and TaskGroup accept it; the
+        # operation is registered now, at call time, which keeps numbering deterministic.
+        return _result_of(executor.call_step(self, args, kwargs))
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        # Steps defined as methods bind like functions do.
+        if instance is None:
+            return self
+        return functools.partial(self.__call__, instance)
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}>"
+
+
+async def _result_of(future: Awaitable[R]) -> R:
+    return await future
+
+
+class Registry:
+    """Workflows and steps by durable name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.workflows: dict[str, Workflow[Any, Any]] = {}
+        self.steps: dict[str, Step[Any, Any]] = {}
+
+    def add_workflow(self, wf: Workflow[Any, Any]) -> None:
+        with self._lock:
+            self.workflows[wf.name] = wf
+
+    def add_step(self, st: Step[Any, Any]) -> None:
+        with self._lock:
+            self.steps[st.name] = st
+
+    def workflow(self, name: str) -> Workflow[Any, Any] | None:
+        return self.workflows.get(name)
+
+
+REGISTRY = Registry()
+
+
+@overload
+def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
+@overload
+def workflow(
+    *, name: str | None = None
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
+def workflow(
+    fn: Callable[P, Coroutine[Any, Any, R]] | None = None, /, *, name: str | None = None
+) -> Workflow[P, R] | Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]:
+    """Mark an ``async def`` as a workflow: ``@workflow`` or ``@workflow(name="orders.place")``."""
+
+    def wrap(f: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
+        wf = Workflow(f, name or durable_name(f))
+        _pin_datetime(f)
+        REGISTRY.add_workflow(wf)
+        return wf
+
+    return wrap if fn is None else wrap(fn)
+
+
+@overload
+def step(fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
+@overload
+def step(fn: Callable[P, R], /) -> Step[P, R]: ...
+@overload
+def step(
+    *, name: str | None = None, max_retries: int = DEFAULT_MAX_RETRIES
+) -> Callable[[Callable[P, Awaitable[R] | R]], Step[P, R]]: ...
+def step(
+    fn: Callable[P, Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+) -> Any:
+    """Mark a function (``def`` or ``async def``) as a step.
+
+    ``max_retries`` (default 3) is how many times a failing step is retried, so it runs at
+    most ``max_retries + 1`` times. Sync steps run in a thread pool.
+    """
+
+    def wrap(f: Callable[P, Any]) -> Step[P, Any]:
+        st: Step[P, Any] = Step(f, name or durable_name(f), max_retries)
+        REGISTRY.add_step(st)
+        return st
+
+    return wrap if fn is None else wrap(fn)
+
+
+def _pin_datetime(fn: Callable[..., Any]) -> None:
+    from .runtime.determinism import install_datetime_shim
+
+    install_datetime_shim(fn)

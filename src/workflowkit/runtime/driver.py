@@ -1,0 +1,321 @@
+"""Drives one run held in memory by a worker: delivers events, records them, runs steps.
+
+Hot path: a finished step's event is delivered to the in-memory workflow code at once, and
+the event together with whatever the code did next (new steps, and their ``step_started``)
+is appended in one batch. Replay from the log happens only on a cold start, or when the log
+turns out to hold something this driver did not expect (another writer got in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from ..errors import WorkflowNotRegisteredError
+from ..worlds.base import (
+    DELIVERY_EVENTS,
+    Event,
+    EventType,
+    LeaseLostError,
+    NewEvent,
+    RunRecord,
+)
+from .executor import Effects, Op, RunExecutor, encode_error
+from .steps import Attempt, run_attempt
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+log = logging.getLogger("workflowkit.worker")
+_TERMINAL_EVENTS = frozenset(
+    {EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RunDriver:
+    def __init__(self, worker: Worker, record: RunRecord) -> None:
+        self.worker = worker
+        self.world = worker.world
+        self.run_id = record.run_id
+        self.workflow_name = record.workflow_name
+        self.known_seq = 0
+        self.remote_seq = record.last_seq
+        self.executor: RunExecutor | None = None
+        self.outbox: list[tuple[NewEvent, asyncio.Future[bool] | None]] = []
+        self.steps: dict[str, asyncio.Task[None]] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.wake = asyncio.Event()
+        self.needs_load = True
+        self.done = False
+        self.pump_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.pump_task = asyncio.get_running_loop().create_task(
+            self._pump(), name=f"workflowkit-run-{self.run_id}"
+        )
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    def on_change(self, last_seq: int) -> None:
+        if last_seq > self.remote_seq:
+            self.remote_seq = last_seq
+            self.poke()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.steps or self.outbox)
+
+    async def _pump(self) -> None:
+        try:
+            while not self.done:
+                if self.needs_load:
+                    await self._load()
+                elif self.remote_seq > self.known_seq:
+                    await self._catch_up()
+                elif self.outbox:
+                    await self._flush()
+                elif await self._release_if_idle():
+                    return
+                else:
+                    await self.wake.wait()
+                    self.wake.clear()
+        except LeaseLostError:
+            log.warning("run %s: lease lost to another worker; dropping it", self.run_id)
+            self._drop()
+        except asyncio.CancelledError:
+            self._drop()
+            raise
+        except Exception:
+            log.exception("run %s: driver failed; it will be picked up again", self.run_id)
+            self._drop()
+            retry_at = datetime.fromtimestamp(time.time() + 1.0, timezone.utc)
+            with contextlib.suppress(Exception):
+                await self.world.release_run(self.run_id, self.worker.worker_id, retry_at)
+        finally:
+            self.worker.forget(self)
+
+    # -- the three ways events come in -----------------------------------------------------
+
+    async def _load(self) -> None:
+        """Cold start: replay the whole log, then carry on from where it ends."""
+        self.needs_load = False
+        self._reset_executor()
+        events = await self.world.get_events(self.run_id)
+        self.known_seq = events[-1].seq if events else 0
+        self.remote_seq = max(self.remote_seq, self.known_seq)
+        if any(e.type in _TERMINAL_EVENTS for e in events):
+            self._finish()
+            return
+        workflow = self.worker.registry.workflow(self.workflow_name)
+        if workflow is None:
+            error = encode_error(WorkflowNotRegisteredError(self.workflow_name))
+            await self._append([NewEvent(EventType.RUN_FAILED, payload=error)])
+            self._finish()
+            return
+        executor = RunExecutor(self.run_id, workflow, events[0].payload or b"")
+        self.executor = executor
+        executor.replay(events, time.time())
+        await self._commit(executor.take_effects(), [])
+
+    async def _catch_up(self) -> None:
+        """Deliver events someone else appended (a hook payload, a wake-up, a cancel)."""
+        events = await self.world.get_events(self.run_id, after_seq=self.known_seq)
+        executor = self.executor
+        for event in events:
+            self.known_seq = event.seq
+            if event.type in _TERMINAL_EVENTS:
+                self._finish()
+                return
+            if event.type in DELIVERY_EVENTS and executor is not None:
+                self._cancel_timer(event.correlation_id)
+                executor.deliver(event.type, event.correlation_id, event.payload, event.created_at)
+        self.remote_seq = max(self.remote_seq, self.known_seq)
+        if executor is not None:
+            await self._commit(executor.take_effects(), [])
+
+    async def _flush(self) -> None:
+        """Deliver this worker's own outcomes (steps, timers) and record them with what follows."""
+        items, self.outbox = self.outbox, []
+        executor = self.executor
+        assert executor is not None
+        for event, _ in items:
+            if event.type in DELIVERY_EVENTS:
+                executor.deliver(event.type, event.correlation_id, event.payload, event.created_at)
+        await self._commit(executor.take_effects(), items)
+        if not self.worker.cache_runs and not self.done:
+            self.needs_load = True  # determinism check mode: rebuild from the log every time
+
+    # -- recording ---------------------------------------------------------------------------
+
+    async def _commit(
+        self, effects: Effects, items: Sequence[tuple[NewEvent, asyncio.Future[bool] | None]]
+    ) -> None:
+        executor = self.executor
+        assert executor is not None
+        now = time.time()
+        immediate: list[tuple[Op, int]] = []
+        delayed: list[tuple[Op, int]] = []
+        for op in effects.steps:
+            if op.done or op.correlation_id in self.steps:
+                continue
+            attempt = executor.step_attempts.get(op.correlation_id, 0) + 1
+            later = executor.step_retry_at.get(op.correlation_id, 0.0) > now
+            (delayed if later else immediate).append((op, attempt))
+        start_events = [
+            NewEvent(EventType.STEP_STARTED, op.correlation_id, None, {"attempt": attempt})
+            for op, attempt in immediate
+        ]
+        accepted = await self._append([e for e, _ in items] + effects.events + start_events)
+        for event, future in items:
+            if future is not None and not future.done():
+                future.set_result(id(event) in accepted)
+        for (op, attempt), event in zip(immediate, start_events, strict=True):
+            if id(event) in accepted:
+                self._launch(op, attempt)
+        for op, attempt in delayed:
+            self._launch(op, attempt, delay=executor.step_retry_at[op.correlation_id] - now)
+        if self.done or self.needs_load:
+            return
+        for op in effects.waits:
+            if not op.done and not op.cancelled:
+                self._arm(op)
+        if executor.finished:
+            self._finish()
+
+    async def _append(self, events: list[NewEvent]) -> dict[int, Event]:
+        """Append, and check the log holds exactly what this driver believes; else reload."""
+        if not events:
+            return {}
+        result = await self.world.append(self.run_id, events, owner=self.worker.worker_id)
+        rejected = {id(r.event) for r in result.rejected}
+        accepted: dict[int, Event] = {}
+        stored = iter(result.events)
+        for event in events:
+            if id(event) not in rejected:
+                accepted[id(event)] = next(stored)
+        expected = self.known_seq + 1
+        contiguous = not result.events or result.events[0].seq == expected
+        if result.events:
+            self.known_seq = max(self.known_seq, result.events[-1].seq)
+        if result.run_status.terminal:
+            self._finish()
+        elif result.rejected or not contiguous:
+            log.debug("run %s: log moved under us (%s); replaying", self.run_id, result.rejected)
+            self.needs_load = True
+        return accepted
+
+    # -- steps and timers --------------------------------------------------------------------
+
+    def _launch(self, op: Op, attempt: int, delay: float = 0.0) -> None:
+        assert op.step is not None and op.input is not None and self.executor is not None
+        job = Attempt(op.step, op.correlation_id, op.input, attempt, self.executor.metadata)
+        task = asyncio.get_running_loop().create_task(self._run_step(job, delay))
+        self.steps[op.correlation_id] = task
+
+    async def _run_step(self, job: Attempt, delay: float) -> None:
+        try:
+            while True:
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    started = NewEvent(
+                        EventType.STEP_STARTED, job.step_id, None, {"attempt": job.attempt}
+                    )
+                    if not await self._record(started):
+                        return
+                event, retry = await run_attempt(job, self.worker.pool)
+                event = NewEvent(event.type, event.correlation_id, event.payload, event.attrs, _now())
+                if not await self._record(event) or retry is None:
+                    return
+                job = Attempt(job.step, job.step_id, job.input, job.attempt + 1, job.workflow)
+                delay = max(retry, 0.000001)
+        finally:
+            if self.steps.get(job.step_id) is asyncio.current_task():
+                del self.steps[job.step_id]
+                self.poke()
+
+    async def _record(self, event: NewEvent) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.outbox.append((event, future))
+        self.poke()
+        return await future
+
+    def _arm(self, op: Op) -> None:
+        if op.correlation_id in self.timers:
+            return
+        delay = max(0.0, op.resume_at - time.time())
+        handle = asyncio.get_running_loop().call_later(delay, self._fire, op.correlation_id)
+        self.timers[op.correlation_id] = handle
+
+    def _fire(self, wait_id: str) -> None:
+        self.timers.pop(wait_id, None)
+        self.outbox.append((NewEvent(EventType.WAIT_COMPLETED, wait_id, created_at=_now()), None))
+        self.poke()
+
+    def _cancel_timer(self, correlation_id: str | None) -> None:
+        handle = self.timers.pop(correlation_id or "", None)
+        if handle is not None:
+            handle.cancel()
+
+    # -- leaving memory ----------------------------------------------------------------------
+
+    async def _release_if_idle(self) -> bool:
+        executor = self.executor
+        if executor is None or self.busy or self.worker.stopping:
+            return False
+        waits = [op.resume_at for op in executor.pending() if op.kind == "wait" and not op.cancelled]
+        if any(op.kind == "step" for op in executor.pending()):
+            return False
+        earliest = min(waits) if waits else None
+        if earliest is not None and earliest - time.time() <= self.worker.evict_after:
+            return False
+        wake_at = None if earliest is None else datetime.fromtimestamp(earliest, timezone.utc)
+        self._drop()
+        await self.world.release_run(self.run_id, self.worker.worker_id, wake_at, self.known_seq)
+        return True
+
+    def _finish(self) -> None:
+        self._drop()
+
+    def _drop(self) -> None:
+        self.done = True
+        for task in self.steps.values():
+            task.cancel()
+        self.steps.clear()
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+        for _, future in self.outbox:
+            if future is not None and not future.done():
+                future.set_result(False)
+        self.outbox.clear()
+        self._reset_executor()
+
+    def _reset_executor(self) -> None:
+        if self.executor is not None:
+            self.executor.discard()
+            self.executor = None
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+
+    async def hand_back(self) -> None:
+        """Worker shutdown: stop and let any worker take the run over at once."""
+        if self.pump_task is not None:
+            self.pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.pump_task
+        with contextlib.suppress(Exception):
+            await self.world.release_run(self.run_id, self.worker.worker_id, _now())
+

@@ -1,0 +1,145 @@
+"""The process's runtime: the World, and the embedded worker on a background event loop.
+
+It starts on first use. The background loop also serves ``workflowkit.sync`` callers, so a
+Flask view or a script never manages an event loop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from ..worlds import open_world
+from ..worlds.base import World
+from .worker import Worker
+
+T = TypeVar("T")
+
+
+def _embedded_default() -> bool:
+    return os.environ.get("WORKFLOWKIT_EMBEDDED_WORKER", "1").lower() not in {"0", "false", "no"}
+
+
+class Runtime:
+    """A World plus (unless disabled) an in-process worker executing runs."""
+
+    def __init__(
+        self,
+        world: World | str | None = None,
+        *,
+        embedded_worker: bool | None = None,
+        **worker_options: Any,
+    ) -> None:
+        self.world: World = world if world is not None and not isinstance(world, str) else (
+            open_world(world)
+        )
+        self._owns_world = not (world is not None and not isinstance(world, str))
+        embedded = _embedded_default() if embedded_worker is None else embedded_worker
+        self.worker = Worker(self.world, **worker_options) if embedded else None
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._serve, name="workflowkit-runtime", daemon=True
+        )
+        self._worker_future: Any = None
+        self._closed = False
+        self._thread.start()
+        if self.worker is not None:
+            self._worker_future = asyncio.run_coroutine_threadsafe(self.worker.run(), self.loop)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def notify(self) -> None:
+        if self.worker is not None:
+            self.worker.notify()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the runtime's loop and block for its result (for sync callers)."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("workflowkit.sync cannot be called from the runtime's own loop")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self, grace: float = 5.0) -> None:
+        """Stop the worker (handing runs back), close the World, stop the loop."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def shutdown() -> None:
+            if self.worker is not None:
+                await self.worker.stop(grace)
+            if self._worker_future is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wrap_future(self._worker_future)
+            if self._owns_world:
+                await self.world.close()
+
+        if self.loop.is_running():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(grace + 10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.loop.close()
+
+
+class _Current:
+    """Holds the process-wide runtime; created lazily, replaced by ``configure``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runtime: Runtime | None = None
+        self.atexit_registered = False
+
+
+_current = _Current()
+
+
+def get_runtime() -> Runtime:
+    with _current.lock:
+        if _current.runtime is None:
+            _current.runtime = Runtime()
+            if not _current.atexit_registered:
+                atexit.register(_close_current)
+                _current.atexit_registered = True
+        return _current.runtime
+
+
+def configure(
+    world: World | str | None = None,
+    *,
+    embedded_worker: bool | None = None,
+    **worker_options: Any,
+) -> Runtime:
+    """Replace the process-wide runtime (closing the old one); returns the new one.
+
+    ``world`` is a World or a URL (``sqlite:///path.db``); ``worker_options`` go to
+    ``Worker`` (``lease_seconds``, ``evict_after``, ``poll_interval``, ...).
+    """
+    runtime = Runtime(world, embedded_worker=embedded_worker, **worker_options)
+    with _current.lock:
+        previous, _current.runtime = _current.runtime, runtime
+        if not _current.atexit_registered:
+            atexit.register(_close_current)
+            _current.atexit_registered = True
+    if previous is not None:
+        previous.close()
+    return runtime
+
+
+def shutdown() -> None:
+    """Close the process-wide runtime, if one was started."""
+    with _current.lock:
+        runtime, _current.runtime = _current.runtime, None
+    if runtime is not None:
+        runtime.close()
+
+
+def _close_current() -> None:
+    shutdown()

@@ -1,0 +1,91 @@
+"""Running one attempt of a step and turning its outcome into the event to record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .. import serde
+from ..context import StepMetadata, WorkflowMetadata, set_step
+from ..durations import parse_duration
+from ..errors import FatalError, RetryableError, SerializationError
+from ..registry import Step
+from ..worlds.base import EventType, NewEvent
+from .executor import encode_error
+
+DEFAULT_RETRY_DELAY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    step: Step[Any, Any]
+    step_id: str
+    input: bytes
+    attempt: int
+    workflow: WorkflowMetadata
+
+
+async def run_attempt(attempt: Attempt, pool: Executor) -> tuple[NewEvent, float | None]:
+    """Run the step once; the event recording the outcome, and the retry delay if retrying."""
+    started = datetime.now(timezone.utc)
+    metadata = StepMetadata(
+        attempt.step_id, attempt.step.name, attempt.attempt, started, attempt.workflow
+    )
+    try:
+        args, kwargs = serde.decode(attempt.input)
+        value = await _call(attempt.step, tuple(args), dict(kwargs), metadata, pool)
+        output = serde.encode(value, path=f"return value of step {attempt.step.name}")
+    except asyncio.CancelledError:
+        raise
+    except BaseException as error:  # noqa: BLE001 - any failure of user code is recorded
+        return _failure(attempt, error)
+    return NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output), None
+
+
+async def _call(
+    st: Step[Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    metadata: StepMetadata,
+    pool: Executor,
+) -> Any:
+    context = contextvars.copy_context()
+    context.run(set_step, metadata)
+    if st.is_async:
+        return await asyncio.get_running_loop().create_task(st.fn(*args, **kwargs), context=context)
+    call = functools.partial(context.run, st.fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+
+def _failure(attempt: Attempt, error: BaseException) -> tuple[NewEvent, float | None]:
+    payload = encode_error(error)
+    fatal = isinstance(error, FatalError | SerializationError) or not isinstance(error, Exception)
+    if fatal or attempt.attempt > attempt.step.max_retries:
+        return NewEvent(EventType.STEP_FAILED, attempt.step_id, payload), None
+    delay = retry_delay(error)
+    retry_at = datetime.now(timezone.utc).timestamp() + delay
+    event = NewEvent(
+        EventType.STEP_RETRYING,
+        attempt.step_id,
+        payload,
+        {"attempt": attempt.attempt, "retry_at": retry_at},
+    )
+    return event, delay
+
+
+def retry_delay(error: BaseException) -> float:
+    if not isinstance(error, RetryableError) or error.retry_after is None:
+        return DEFAULT_RETRY_DELAY
+    after = error.retry_after
+    if isinstance(after, datetime):
+        if after.tzinfo is None:
+            after = after.replace(tzinfo=timezone.utc)
+        return max(0.0, (after - datetime.now(timezone.utc)).total_seconds())
+    if isinstance(after, timedelta | str):
+        return parse_duration(after)
+    return max(0.0, float(after))

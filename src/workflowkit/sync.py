@@ -1,0 +1,68 @@
+"""The client API for synchronous callers (Flask and Django views, scripts).
+
+Mirrors ``workflowkit.api`` with blocking calls; the work runs on the runtime's own event
+loop, so the caller never manages one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from . import api
+from .registry import Workflow
+from .runtime.runtime import get_runtime
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+__all__ = ["Run", "get_run", "start"]
+
+
+class Run(Generic[R]):
+    """A blocking handle on a workflow run; creating one does no I/O."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._run: api.Run[R] = api.Run(run_id)
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r})"
+
+    def status(self) -> str:
+        return get_runtime().call(self._run.status())
+
+    def info(self) -> api.RunInfo:
+        return get_runtime().call(self._run.info())
+
+    def workflow_name(self) -> str:
+        return get_runtime().call(self._run.workflow_name())
+
+    def created_at(self) -> datetime:
+        return get_runtime().call(self._run.created_at())
+
+    def started_at(self) -> datetime | None:
+        return get_runtime().call(self._run.started_at())
+
+    def completed_at(self) -> datetime | None:
+        return get_runtime().call(self._run.completed_at())
+
+    def return_value(self, timeout: float | None = None) -> R:
+        return get_runtime().call(self._run.return_value(timeout))
+
+    def cancel(self) -> None:
+        get_runtime().call(self._run.cancel())
+
+    def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
+        return get_runtime().call(self._run.wake_up(correlation_ids))
+
+
+def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]:
+    """Start a durable run and return at once."""
+    run: api.Run[R] = get_runtime().call(api.start(workflow, *args, **kwargs))
+    return Run(run.run_id)
+
+
+def get_run(run_id: str) -> Run[Any]:
+    return Run(run_id)

@@ -1,0 +1,280 @@
+"""The World: the storage contract every backend fulfils, and the records it hands out.
+
+A World stores runs, steps, waits (timers), hooks and each run's append-only event log, and
+schedules runs onto workers with leases. Appending events and updating the materialised
+rows happen in one transaction; the transition rules below are shared by all backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_RUN
+
+
+_TERMINAL_RUN = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class EventType(StrEnum):
+    RUN_CREATED = "run_created"
+    RUN_STARTED = "run_started"
+    RUN_COMPLETED = "run_completed"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    STEP_CREATED = "step_created"
+    STEP_STARTED = "step_started"
+    STEP_RETRYING = "step_retrying"
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"
+    HOOK_CREATED = "hook_created"
+    HOOK_CONFLICT = "hook_conflict"
+    HOOK_RECEIVED = "hook_received"
+    HOOK_DISPOSED = "hook_disposed"
+    WAIT_CREATED = "wait_created"
+    WAIT_COMPLETED = "wait_completed"
+
+
+# Events that hand a result to workflow code; replay delivers them in log order.
+DELIVERY_EVENTS = frozenset(
+    {
+        EventType.STEP_COMPLETED,
+        EventType.STEP_FAILED,
+        EventType.WAIT_COMPLETED,
+        EventType.HOOK_RECEIVED,
+        EventType.HOOK_CONFLICT,
+    }
+)
+# Events that record workflow code creating an operation; replay matches them in order.
+CREATION_EVENTS = frozenset(
+    {EventType.STEP_CREATED, EventType.WAIT_CREATED, EventType.HOOK_CREATED, EventType.HOOK_CONFLICT}
+)
+
+# Which run states each run event may leave from; anything else is refused.
+RUN_TRANSITIONS: Mapping[EventType, frozenset[RunStatus]] = {
+    EventType.RUN_STARTED: frozenset({RunStatus.PENDING}),
+    EventType.RUN_COMPLETED: frozenset({RunStatus.RUNNING}),
+    EventType.RUN_FAILED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+    EventType.RUN_CANCELLED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+}
+RUN_TARGET: Mapping[EventType, RunStatus] = {
+    EventType.RUN_STARTED: RunStatus.RUNNING,
+    EventType.RUN_COMPLETED: RunStatus.COMPLETED,
+    EventType.RUN_FAILED: RunStatus.FAILED,
+    EventType.RUN_CANCELLED: RunStatus.CANCELLED,
+}
+# A step may be started again while running: a worker that died mid-step leaves it so.
+STEP_TRANSITIONS: Mapping[EventType, frozenset[StepStatus]] = {
+    EventType.STEP_STARTED: frozenset({StepStatus.PENDING, StepStatus.RUNNING}),
+    EventType.STEP_RETRYING: frozenset({StepStatus.RUNNING}),
+    EventType.STEP_COMPLETED: frozenset({StepStatus.RUNNING}),
+    EventType.STEP_FAILED: frozenset({StepStatus.RUNNING}),
+}
+STEP_TARGET: Mapping[EventType, StepStatus] = {
+    EventType.STEP_STARTED: StepStatus.RUNNING,
+    EventType.STEP_RETRYING: StepStatus.PENDING,
+    EventType.STEP_COMPLETED: StepStatus.COMPLETED,
+    EventType.STEP_FAILED: StepStatus.FAILED,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_timestamp(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def from_timestamp(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. ``payload`` is codec-encoded; ``attrs`` holds small JSON fields."""
+
+    type: EventType
+    correlation_id: str | None = None
+    payload: bytes | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    run_id: str
+    seq: int
+    event_id: str
+    type: EventType
+    correlation_id: str | None
+    payload: bytes | None
+    attrs: Mapping[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    event: NewEvent
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    events: Sequence[Event]
+    rejected: Sequence[Rejected]
+    run_status: RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    workflow_name: str
+    status: RunStatus
+    input: bytes
+    output: bytes | None
+    error: bytes | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    last_seq: int
+    owner: str | None = None
+    wake_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    step_id: str
+    run_id: str
+    step_name: str
+    status: StepStatus
+    attempt: int
+    input: bytes | None
+    output: bytes | None
+    error: bytes | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitRecord:
+    wait_id: str
+    run_id: str
+    resume_at: datetime
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """Tells listeners that a run's log grew; ``last_seq`` lets them skip what they know."""
+
+    run_id: str
+    last_seq: int
+    status: RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    worker_id: str
+    hostname: str
+    pid: int
+
+
+ChangeListener = Callable[[Sequence[RunChange]], None]
+
+
+@runtime_checkable
+class World(Protocol):
+    """Storage, scheduling and change notification for workflow runs.
+
+    All methods are coroutines callable from any event loop; listeners are called from a
+    backend thread and must hand work over thread-safely.
+    """
+
+    async def create_run(
+        self, run_id: str, workflow_name: str, input: bytes, attrs: Mapping[str, Any]
+    ) -> RunRecord: ...
+
+    async def append(
+        self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
+    ) -> AppendResult:
+        """Append events in order, each applied to its entity or rejected with a reason.
+
+        With ``owner`` the batch is refused (``LeaseLostError``) unless that worker holds
+        the run's lease. Delivery events appended without an owner make the run due.
+        """
+        ...
+
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    async def list_runs(
+        self,
+        *,
+        workflow_name: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[RunRecord]: ...
+
+    async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]: ...
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]: ...
+
+    async def list_waits(self, run_id: str) -> list[WaitRecord]: ...
+
+    async def register_worker(self, info: WorkerInfo) -> None: ...
+
+    async def unregister_worker(self, worker_id: str) -> None: ...
+
+    async def claim_runs(
+        self, worker: WorkerInfo, *, limit: int, lease_seconds: float
+    ) -> list[RunRecord]:
+        """Take up to ``limit`` due runs whose lease is free, expired, or held by a dead process."""
+        ...
+
+    async def renew_leases(self, worker_id: str, lease_seconds: float) -> None: ...
+
+    async def release_run(self, run_id: str, owner: str, wake_at: datetime | None) -> None:
+        """Hand a run back: nobody holds it and it becomes due at ``wake_at`` (never if None)."""
+        ...
+
+    async def next_wake_at(self) -> datetime | None:
+        """When the earliest unowned run becomes due, for a worker deciding how long to idle."""
+        ...
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
+
+    async def close(self) -> None: ...
+
+
+class LeaseLostError(Exception):
+    """The worker no longer holds the run (lease expired and taken, or run released)."""
+
+    def __init__(self, run_id: str, owner: str) -> None:
+        super().__init__(f"worker {owner} does not hold the lease of run {run_id}")
+        self.run_id = run_id
+        self.owner = owner

@@ -1,0 +1,166 @@
+"""A thread that owns one database connection and runs jobs for any event loop.
+
+The writer variant drains every queued job into one transaction (group commit): concurrent
+runs share a commit, and a job that raises is rolled back alone through a savepoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+C = TypeVar("C")
+log = logging.getLogger("workflowkit.db")
+
+
+@dataclass(slots=True)
+class Job(Generic[C]):
+    fn: Callable[[C], Any]
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[Any] | None
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class DbThread(threading.Thread, Generic[C]):
+    """Runs jobs one at a time (or, with ``batch``, many per transaction) on its connection."""
+
+    def __init__(
+        self,
+        name: str,
+        connect: Callable[[], C],
+        *,
+        transaction: Callable[[C, list[Job[C]]], list[tuple[Any, BaseException | None]]]
+        | None = None,
+        max_batch: int = 512,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self._connect = connect
+        self._transaction = transaction
+        self._max_batch = max_batch
+        self._jobs: queue.SimpleQueue[Job[C] | None] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    def start_and_wait(self) -> None:
+        self.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    async def call(self, fn: Callable[[C], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(Job(fn, loop, future))
+        return await future
+
+    def call_blocking(self, fn: Callable[[C], T]) -> T:
+        done = threading.Event()
+        box: list[Any] = []
+
+        def run(conn: C) -> None:
+            try:
+                box.append((fn(conn), None))
+            except BaseException as exc:
+                box.append((None, exc))
+                raise
+            finally:
+                done.set()
+
+        self._jobs.put(Job(run, None, None))
+        done.wait()
+        result, error = box[0]
+        if error is not None:
+            raise error
+        return result  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        if self is not threading.current_thread():
+            self.join(timeout=10)
+
+    def run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is None:
+                    return
+                batch = [first]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        nxt = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            close = getattr(conn, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    def _run_batch(self, conn: C, batch: list[Job[C]]) -> None:
+        if self._transaction is not None:
+            outcomes = self._transaction(conn, batch)
+        else:
+            outcomes = []
+            for job in batch:
+                try:
+                    outcomes.append((job.fn(conn), None))
+                except BaseException as exc:
+                    outcomes.append((None, exc))
+        for job, (result, error) in zip(batch, outcomes, strict=True):
+            if job.future is not None and job.loop is not None:
+                with contextlib.suppress(RuntimeError):  # the caller's loop is closed
+                    job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
+            for callback in job.after_commit:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("after-commit callback failed")
+
+
+def retry_busy(action: Callable[[], T], *, what: str) -> T:
+    """Run ``action`` until SQLite stops answering busy/locked; other errors propagate."""
+    delay, started = 0.001, time.monotonic()
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            message = str(exc).lower()
+            if "locked" not in message and "busy" not in message:
+                raise
+            if time.monotonic() - started > 30:
+                log.warning("%s still waiting for the database lock after 30 s", what)
+                started = time.monotonic()
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)

@@ -1,0 +1,823 @@
+"""The embedded World: one SQLite file in WAL mode, shared safely by several processes.
+
+Every write goes through one writer thread per process that commits all queued work in a
+single transaction (group commit) and waits out other processes' locks itself, so callers
+never see "database is locked". Reads use their own connection and never block writes.
+Other processes' commits are noticed by polling ``PRAGMA data_version``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from ..errors import CorruptDataError, WorkflowRunNotFoundError
+from ..ids import new_id
+from .base import (
+    DELIVERY_EVENTS,
+    RUN_TARGET,
+    RUN_TRANSITIONS,
+    STEP_TARGET,
+    STEP_TRANSITIONS,
+    AppendResult,
+    ChangeListener,
+    Event,
+    EventType,
+    LeaseLostError,
+    NewEvent,
+    Rejected,
+    RunChange,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    WaitRecord,
+    WorkerInfo,
+    from_timestamp,
+)
+from .dbthread import DbThread, Job, retry_busy
+
+log = logging.getLogger("workflowkit.sqlite")
+SCHEMA_VERSION = 1
+DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    workflow_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    completed_at REAL,
+    updated_at REAL NOT NULL,
+    last_seq INTEGER NOT NULL,
+    output_seq INTEGER,
+    error_seq INTEGER,
+    owner TEXT,
+    lease_until REAL,
+    wake_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_due ON runs (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated_at);
+CREATE INDEX IF NOT EXISTS runs_owner ON runs (owner) WHERE owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow_name, run_id);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    correlation_id TEXT,
+    payload BLOB,
+    attrs TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS steps (
+    step_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    input_seq INTEGER,
+    output_seq INTEGER,
+    error_seq INTEGER,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    completed_at REAL,
+    retry_at REAL
+);
+CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id);
+CREATE TABLE IF NOT EXISTS waits (
+    wait_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    resume_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    completed_at REAL
+);
+CREATE INDEX IF NOT EXISTS waits_run ON waits (run_id);
+CREATE TABLE IF NOT EXISTS hooks (
+    hook_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    token TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    attrs TEXT
+);
+CREATE INDEX IF NOT EXISTS hooks_run ON hooks (run_id);
+CREATE TABLE IF NOT EXISTS workers (
+    worker_id TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL
+);
+"""
+
+_RUN_COLUMNS = (
+    "r.run_id, r.workflow_name, r.status, r.created_at, r.started_at, r.completed_at, "
+    "r.updated_at, r.last_seq, r.owner, r.wake_at, "
+    "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = 1), "
+    "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.output_seq), "
+    "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.error_seq)"
+)
+_ACTIVE = "('pending', 'running')"
+
+
+def path_from_url(url: str | None) -> Path:
+    """``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` or a plain path."""
+    if not url:
+        return DEFAULT_PATH
+    if url.startswith("sqlite:"):
+        parsed = urlparse(url)
+        raw = unquote(parsed.netloc + parsed.path)
+        if raw.startswith("/") and not url.startswith("sqlite:////"):
+            raw = raw[1:]
+        return Path(raw)
+    return Path(url)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    return conn
+
+
+class SQLiteWorld:
+    """The World on a local SQLite file (``WORKFLOWKIT_WORLD=sqlite:///path``)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.02):
+        self.path = Path(path) if path is not None else DEFAULT_PATH
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._poll_interval = poll_interval
+        self._listeners: list[ChangeListener] = []
+        self._listeners_lock = threading.Lock()
+        self._init_schema()
+        self._writer: DbThread[sqlite3.Connection] = DbThread(
+            "workflowkit-sqlite-writer", self._open, transaction=self._transaction
+        )
+        self._reader: DbThread[sqlite3.Connection] = DbThread(
+            "workflowkit-sqlite-reader", self._open
+        )
+        self._writer.start_and_wait()
+        self._reader.start_and_wait()
+        self._stop_watch = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, name="workflowkit-sqlite-watch", daemon=True
+        )
+        self._watcher.start()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteWorld({str(self.path)!r})"
+
+    # -- connections and transactions ---------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        return _connect(self.path)
+
+    def _init_schema(self) -> None:
+        conn = _connect(self.path)
+        try:
+            retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), what="enable WAL")
+
+            def create() -> None:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+                    if row is None:
+                        conn.execute(
+                            "INSERT INTO meta (key, value) VALUES ('schema', ?)",
+                            (str(SCHEMA_VERSION),),
+                        )
+                    elif int(row[0]) > SCHEMA_VERSION:
+                        raise CorruptDataError(
+                            f"{self.path} was written by a newer workflowkit "
+                            f"(schema {row[0]}, this one knows {SCHEMA_VERSION}); upgrade"
+                        )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+
+            retry_busy(create, what="create schema")
+        finally:
+            conn.close()
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[Job[sqlite3.Connection]]
+    ) -> list[tuple[Any, BaseException | None]]:
+        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), what="begin write")
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for job in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                outcomes.append((job.fn(conn), None))
+                conn.execute("RELEASE job")
+            except BaseException as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((None, exc))
+        try:
+            retry_busy(lambda: conn.execute("COMMIT"), what="commit")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            return [(None, exc) for _ in batch]
+        changes: dict[str, RunChange] = {}
+        for result, _ in outcomes:
+            if isinstance(result, _Changed):
+                for change in result.changes:
+                    changes[change.run_id] = change
+        if changes:
+            self._notify(list(changes.values()))
+        return [(r.value if isinstance(r, _Changed) else r, e) for r, e in outcomes]
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        return await self._writer.call(fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        return await self._reader.call(fn)
+
+    # -- change notification ---------------------------------------------------------------
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify(self, changes: Sequence[RunChange]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(changes)
+            except Exception:
+                log.exception("change listener failed")
+
+    def _watch(self) -> None:
+        """Notice commits by other processes (and report them like our own)."""
+        conn: sqlite3.Connection | None = None
+        version: int | None = None
+        since = time.time()
+        while not self._stop_watch.wait(self._poll_interval):
+            if not self._listeners:
+                continue
+            try:
+                if conn is None:
+                    conn = _connect(self.path)
+                current = conn.execute("PRAGMA data_version").fetchone()[0]
+                if current == version:
+                    continue
+                version, checked = current, time.time()
+                rows = conn.execute(
+                    "SELECT run_id, last_seq, status FROM runs WHERE updated_at >= ?",
+                    (since - 1.0,),
+                ).fetchall()
+                since = checked
+                if rows:
+                    self._notify([RunChange(r[0], r[1], RunStatus(r[2])) for r in rows])
+            except Exception:
+                log.debug("watch poll failed", exc_info=True)
+        if conn is not None:
+            conn.close()
+
+    # -- runs and events -------------------------------------------------------------------
+
+    async def create_run(
+        self, run_id: str, workflow_name: str, input: bytes, attrs: Mapping[str, Any]
+    ) -> RunRecord:
+        def create(conn: sqlite3.Connection) -> _Changed:
+            now = time.time()
+            conn.execute(
+                "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, "
+                "last_seq, wake_at) VALUES (?, ?, 'pending', ?, ?, 1, ?)",
+                (run_id, workflow_name, now, now, now),
+            )
+            conn.execute(
+                "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, "
+                "attrs, created_at) VALUES (?, 1, ?, 'run_created', NULL, ?, ?, ?)",
+                (run_id, new_id("evnt"), input, _dump_attrs(attrs), now),
+            )
+            record = _select_run(conn, run_id)
+            assert record is not None
+            return _Changed(record, [RunChange(run_id, 1, RunStatus.PENDING)])
+
+        result: RunRecord = await self._write(create)
+        return result
+
+    async def append(
+        self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
+    ) -> AppendResult:
+        def append(conn: sqlite3.Connection) -> _Changed:
+            result = _append(conn, run_id, events, owner, time.time())
+            change = RunChange(run_id, _last_seq(result, conn, run_id), result.run_status)
+            return _Changed(result, [change])
+
+        result: AppendResult = await self._write(append)
+        return result
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        result: RunRecord | None = await self._read(lambda c: _select_run(c, run_id))
+        return result
+
+    async def list_runs(
+        self,
+        *,
+        workflow_name: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[RunRecord]:
+        clauses, params = [], []
+        if workflow_name is not None:
+            clauses.append("r.workflow_name = ?")
+            params.append(workflow_name)
+        if status is not None:
+            clauses.append("r.status = ?")
+            params.append(str(status))
+        if before is not None:
+            clauses.append("r.run_id < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs r {where} ORDER BY r.run_id DESC LIMIT ?"
+
+        def query(conn: sqlite3.Connection) -> list[RunRecord]:
+            return [_run_from_row(row) for row in conn.execute(sql, (*params, limit))]
+
+        result: list[RunRecord] = await self._read(query)
+        return result
+
+    async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
+        def query(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT run_id, seq, event_id, type, correlation_id, payload, attrs, created_at "
+                "FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
+                (run_id, after_seq),
+            )
+            return [_event_from_row(row) for row in rows]
+
+        result: list[Event] = await self._read(query)
+        return result
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        def query(conn: sqlite3.Connection) -> list[StepRecord]:
+            rows = conn.execute(
+                "SELECT s.step_id, s.run_id, s.step_name, s.status, s.attempt, "
+                "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq),"
+                "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.output_seq),"
+                "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.error_seq),"
+                "s.created_at, s.started_at, s.completed_at, s.retry_at "
+                "FROM steps s WHERE s.run_id = ? ORDER BY s.input_seq",
+                (run_id,),
+            )
+            return [_step_from_row(row) for row in rows]
+
+        result: list[StepRecord] = await self._read(query)
+        return result
+
+    async def list_waits(self, run_id: str) -> list[WaitRecord]:
+        def query(conn: sqlite3.Connection) -> list[WaitRecord]:
+            rows = conn.execute(
+                "SELECT wait_id, run_id, resume_at, created_at, completed_at FROM waits "
+                "WHERE run_id = ? ORDER BY created_at, wait_id",
+                (run_id,),
+            )
+            return [
+                WaitRecord(r[0], r[1], _dt(r[2]), _dt(r[3]), from_timestamp(r[4])) for r in rows
+            ]
+
+        result: list[WaitRecord] = await self._read(query)
+        return result
+
+    # -- scheduling ----------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        def register(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.execute(
+                "INSERT OR REPLACE INTO workers (worker_id, hostname, pid, started_at, "
+                "heartbeat_at) VALUES (?, ?, ?, ?, ?)",
+                (info.worker_id, info.hostname, info.pid, now, now),
+            )
+
+        await self._write(register)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        def unregister(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?", (worker_id,)
+            )
+            conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+
+        await self._write(unregister)
+
+    async def claim_runs(
+        self, worker: WorkerInfo, *, limit: int, lease_seconds: float
+    ) -> list[RunRecord]:
+        def claim(conn: sqlite3.Connection) -> list[RunRecord]:
+            now = time.time()
+            dead = _dead_local_workers(conn, worker)
+            marks = ",".join("?" for _ in dead)
+            dead_clause = f" OR r.owner IN ({marks})" if dead else ""
+            rows = conn.execute(
+                f"SELECT r.run_id FROM runs r WHERE r.wake_at <= ? AND r.status IN {_ACTIVE} "
+                f"AND (r.owner IS NULL OR r.lease_until < ?{dead_clause}) "
+                "ORDER BY r.wake_at LIMIT ?",
+                (now, now, *dead, limit),
+            ).fetchall()
+            claimed = []
+            for (run_id,) in rows:
+                conn.execute(
+                    "UPDATE runs SET owner = ?, lease_until = ?, wake_at = ? WHERE run_id = ?",
+                    (worker.worker_id, now + lease_seconds, now, run_id),
+                )
+                record = _select_run(conn, run_id)
+                if record is not None:
+                    claimed.append(record)
+            return claimed
+
+        result: list[RunRecord] = await self._write(claim)
+        return result
+
+    async def renew_leases(self, worker_id: str, lease_seconds: float) -> None:
+        def renew(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.execute(
+                "UPDATE runs SET lease_until = ? WHERE owner = ?", (now + lease_seconds, worker_id)
+            )
+            conn.execute(
+                "UPDATE workers SET heartbeat_at = ? WHERE worker_id = ?", (now, worker_id)
+            )
+
+        await self._write(renew)
+
+    async def release_run(
+        self, run_id: str, owner: str, wake_at: datetime | None, known_seq: int | None = None
+    ) -> None:
+        def release(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT last_seq, owner FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None or row[1] != owner:
+                return
+            wake = None if wake_at is None else wake_at.timestamp()
+            if known_seq is not None and row[0] > known_seq:
+                wake = time.time()  # something arrived after the worker last looked
+            conn.execute(
+                "UPDATE runs SET owner = NULL, lease_until = NULL, wake_at = ? WHERE run_id = ?",
+                (wake, run_id),
+            )
+
+        await self._write(release)
+
+    async def next_wake_at(self) -> datetime | None:
+        def query(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                f"SELECT min(wake_at) FROM runs WHERE owner IS NULL AND status IN {_ACTIVE}"
+            ).fetchone()
+            return None if row is None else row[0]
+
+        value: float | None = await self._read(query)
+        return from_timestamp(value)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_watch.set()
+        self._writer.stop()
+        self._reader.stop()
+        self._watcher.join(timeout=5)
+
+
+# -- the write path -----------------------------------------------------------------------
+
+
+class _Changed:
+    """A job's return value plus the run changes to announce once it is committed."""
+
+    __slots__ = ("changes", "value")
+
+    def __init__(self, value: Any, changes: list[RunChange]) -> None:
+        self.value = value
+        self.changes = changes
+
+
+def _last_seq(result: AppendResult, conn: sqlite3.Connection, run_id: str) -> int:
+    if result.events:
+        return result.events[-1].seq
+    row = conn.execute("SELECT last_seq FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _append(
+    conn: sqlite3.Connection,
+    run_id: str,
+    events: Sequence[NewEvent],
+    owner: str | None,
+    now: float,
+) -> AppendResult:
+    row = conn.execute(
+        "SELECT status, last_seq, owner FROM runs WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    if row is None:
+        raise WorkflowRunNotFoundError(run_id)
+    status, seq, current_owner = _status(row[0]), int(row[1]), row[2]
+    if owner is not None and current_owner != owner:
+        raise LeaseLostError(run_id, owner)
+    accepted: list[Event] = []
+    rejected: list[Rejected] = []
+    delivered = False
+    for new in events:
+        if status.terminal:
+            rejected.append(Rejected(new, f"run is {status}"))
+            continue
+        at = new.created_at.timestamp() if new.created_at is not None else now
+        applied = _apply(conn, run_id, seq + 1, new, at)
+        if isinstance(applied, str):
+            rejected.append(Rejected(new, applied))
+            continue
+        seq += 1
+        event_id = new_id("evnt")
+        conn.execute(
+            "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, attrs, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id, seq, event_id, str(applied.type), applied.correlation_id,
+                applied.payload, _dump_attrs(applied.attrs), at,
+            ),
+        )
+        accepted.append(
+            Event(
+                run_id, seq, event_id, applied.type, applied.correlation_id, applied.payload,
+                applied.attrs, _dt(at),
+            )
+        )
+        delivered = delivered or applied.type in DELIVERY_EVENTS
+        if applied.type in RUN_TARGET:
+            status = RUN_TARGET[applied.type]
+            _apply_run(conn, run_id, applied.type, seq, at)
+    if accepted:
+        wake = ", wake_at = ?" if (delivered and owner is None and not status.terminal) else ""
+        params: tuple[Any, ...] = (seq, now, now) if wake else (seq, now)
+        conn.execute(
+            f"UPDATE runs SET last_seq = ?, updated_at = ?{wake} WHERE run_id = ?",
+            (*params, run_id),
+        )
+    return AppendResult(accepted, rejected, status)
+
+
+def _apply_run(conn: sqlite3.Connection, run_id: str, kind: EventType, seq: int, at: float) -> None:
+    target = RUN_TARGET[kind]
+    if kind is EventType.RUN_STARTED:
+        conn.execute(
+            "UPDATE runs SET status = ?, started_at = ? WHERE run_id = ?", (target, at, run_id)
+        )
+        return
+    column = "output_seq" if kind is EventType.RUN_COMPLETED else "error_seq"
+    conn.execute(
+        f"UPDATE runs SET status = ?, completed_at = ?, {column} = ?, owner = NULL, "
+        "lease_until = NULL, wake_at = NULL, started_at = coalesce(started_at, ?) "
+        "WHERE run_id = ?",
+        (target, at, seq, at, run_id),
+    )
+    # Terminal runs release their hook tokens.
+    conn.execute("DELETE FROM hooks WHERE run_id = ?", (run_id,))
+
+
+def _apply(
+    conn: sqlite3.Connection, run_id: str, seq: int, new: NewEvent, at: float
+) -> NewEvent | str:
+    """Update the entity ``new`` touches; the event to record, or why it is refused."""
+    kind, cid = new.type, new.correlation_id
+    if kind in RUN_TRANSITIONS:
+        current = _status(
+            conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+        )
+        if current not in RUN_TRANSITIONS[kind]:
+            return f"run is {current}, cannot apply {kind}"
+        return new
+    if kind is EventType.RUN_CREATED:
+        return "run_created is written by create_run only"
+    if cid is None:
+        return f"{kind} needs a correlation id"
+    if kind is EventType.STEP_CREATED:
+        try:
+            conn.execute(
+                "INSERT INTO steps (step_id, run_id, step_name, status, attempt, input_seq, "
+                "created_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
+                (cid, run_id, str(new.attrs.get("name", "")), seq, at),
+            )
+        except sqlite3.IntegrityError:
+            return f"step {cid} already exists"
+        return new
+    if kind in STEP_TRANSITIONS:
+        return _apply_step(conn, run_id, seq, new, at)
+    if kind is EventType.WAIT_CREATED:
+        resume_at = float(new.attrs["resume_at"])
+        try:
+            conn.execute(
+                "INSERT INTO waits (wait_id, run_id, resume_at, created_at) VALUES (?, ?, ?, ?)",
+                (cid, run_id, resume_at, at),
+            )
+        except sqlite3.IntegrityError:
+            return f"wait {cid} already exists"
+        return new
+    if kind is EventType.WAIT_COMPLETED:
+        updated = conn.execute(
+            "UPDATE waits SET completed_at = ? WHERE wait_id = ? AND run_id = ? "
+            "AND completed_at IS NULL",
+            (at, cid, run_id),
+        ).rowcount
+        return new if updated else f"wait {cid} is not waiting"
+    if kind is EventType.HOOK_CREATED:
+        token = str(new.attrs["token"])
+        holder = conn.execute("SELECT run_id FROM hooks WHERE token = ?", (token,)).fetchone()
+        if holder is not None:
+            attrs = {**new.attrs, "holder_run_id": holder[0]}
+            return NewEvent(EventType.HOOK_CONFLICT, cid, None, attrs, new.created_at)
+        conn.execute(
+            "INSERT INTO hooks (hook_id, run_id, token, created_at, attrs) VALUES (?, ?, ?, ?, ?)",
+            (cid, run_id, token, at, _dump_attrs(new.attrs)),
+        )
+        return new
+    if kind is EventType.HOOK_RECEIVED:
+        found = conn.execute(
+            "SELECT 1 FROM hooks WHERE hook_id = ? AND run_id = ?", (cid, run_id)
+        ).fetchone()
+        return new if found else f"hook {cid} is not active"
+    if kind is EventType.HOOK_DISPOSED:
+        deleted = conn.execute(
+            "DELETE FROM hooks WHERE hook_id = ? AND run_id = ?", (cid, run_id)
+        ).rowcount
+        return new if deleted else f"hook {cid} is not active"
+    return f"unknown event type {kind}"
+
+
+def _apply_step(
+    conn: sqlite3.Connection, run_id: str, seq: int, new: NewEvent, at: float
+) -> NewEvent | str:
+    cid, kind = new.correlation_id, new.type
+    row = conn.execute(
+        "SELECT status, attempt FROM steps WHERE step_id = ? AND run_id = ?", (cid, run_id)
+    ).fetchone()
+    if row is None:
+        return f"step {cid} does not exist"
+    current = StepStatus(row[0])
+    if current not in STEP_TRANSITIONS[kind]:
+        return f"step {cid} is {current}, cannot apply {kind}"
+    target = STEP_TARGET[kind]
+    if kind is EventType.STEP_STARTED:
+        attempt = int(new.attrs.get("attempt", row[1] + 1))
+        conn.execute(
+            "UPDATE steps SET status = ?, attempt = ?, started_at = coalesce(started_at, ?), "
+            "retry_at = NULL WHERE step_id = ?",
+            (target, attempt, at, cid),
+        )
+    elif kind is EventType.STEP_RETRYING:
+        conn.execute(
+            "UPDATE steps SET status = ?, error_seq = ?, retry_at = ? WHERE step_id = ?",
+            (target, seq, new.attrs.get("retry_at"), cid),
+        )
+    else:
+        column = "output_seq" if kind is EventType.STEP_COMPLETED else "error_seq"
+        conn.execute(
+            f"UPDATE steps SET status = ?, {column} = ?, completed_at = ? WHERE step_id = ?",
+            (target, seq, at, cid),
+        )
+    return new
+
+
+def _dead_local_workers(conn: sqlite3.Connection, me: WorkerInfo) -> list[str]:
+    """Workers on this host whose process is gone: their leases need not be waited out."""
+    dead = []
+    rows = conn.execute(
+        "SELECT worker_id, pid FROM workers WHERE hostname = ? AND worker_id != ?",
+        (me.hostname, me.worker_id),
+    ).fetchall()
+    for worker_id, pid in rows:
+        if pid != me.pid and not _pid_alive(pid):
+            dead.append(worker_id)
+    for worker_id in dead:
+        conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+    return dead
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- rows to records -----------------------------------------------------------------------
+
+
+def _dump_attrs(attrs: Mapping[str, Any]) -> str | None:
+    return json.dumps(attrs, separators=(",", ":")) if attrs else None
+
+
+def _load_attrs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise CorruptDataError(f"stored event attributes are not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise CorruptDataError("stored event attributes are not a JSON object")
+    return value
+
+
+def _dt(value: float) -> datetime:
+    result = from_timestamp(value)
+    assert result is not None
+    return result
+
+
+def _status(value: str) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError as exc:
+        raise CorruptDataError(f"unknown run status {value!r} in the store") from exc
+
+
+def _select_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs r WHERE r.run_id = ?", (run_id,))
+    found = row.fetchone()
+    return None if found is None else _run_from_row(found)
+
+
+def _run_from_row(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        workflow_name=row[1],
+        status=_status(row[2]),
+        created_at=_dt(row[3]),
+        started_at=from_timestamp(row[4]),
+        completed_at=from_timestamp(row[5]),
+        updated_at=_dt(row[6]),
+        last_seq=int(row[7]),
+        owner=row[8],
+        wake_at=from_timestamp(row[9]),
+        input=bytes(row[10] or b""),
+        output=None if row[11] is None else bytes(row[11]),
+        error=None if row[12] is None else bytes(row[12]),
+    )
+
+
+def _event_from_row(row: Sequence[Any]) -> Event:
+    try:
+        kind = EventType(row[3])
+    except ValueError as exc:
+        raise CorruptDataError(f"unknown event type {row[3]!r} in run {row[0]}") from exc
+    return Event(
+        run_id=row[0],
+        seq=int(row[1]),
+        event_id=row[2],
+        type=kind,
+        correlation_id=row[4],
+        payload=None if row[5] is None else bytes(row[5]),
+        attrs=_load_attrs(row[6]),
+        created_at=_dt(row[7]),
+    )
+
+
+def _step_from_row(row: Sequence[Any]) -> StepRecord:
+    return StepRecord(
+        step_id=row[0],
+        run_id=row[1],
+        step_name=row[2],
+        status=StepStatus(row[3]),
+        attempt=int(row[4]),
+        input=None if row[5] is None else bytes(row[5]),
+        output=None if row[6] is None else bytes(row[6]),
+        error=None if row[7] is None else bytes(row[7]),
+        created_at=_dt(row[8]),
+        started_at=from_timestamp(row[9]),
+        completed_at=from_timestamp(row[10]),
+        retry_at=from_timestamp(row[11]),
+    )

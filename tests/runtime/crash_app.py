@@ -1,0 +1,59 @@
+"""Workflows for the crash tests; imported by the test and by the process it kills."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from workflowkit import sleep, step, workflow
+
+
+def mark(directory: str, name: str) -> None:
+    # One file per execution, so counting files counts executions across processes.
+    path = Path(directory) / f"{name}.{os.getpid()}.{time.monotonic_ns()}"
+    path.write_text("x")
+
+
+@step(name="crash.first")
+def first(directory: str) -> int:
+    mark(directory, "first")
+    return 1
+
+
+@step(name="crash.slow")
+def slow(directory: str) -> int:
+    mark(directory, "slow")
+    if not (Path(directory) / "killed").exists():
+        (Path(directory) / "inside-slow").write_text("x")
+        time.sleep(60)
+    return 2
+
+
+@step(name="crash.last")
+def last(directory: str) -> int:
+    mark(directory, "last")
+    return 3
+
+
+@workflow(name="crash.killed_in_step")
+async def killed_in_step(directory: str) -> list[int]:
+    a = await first(directory)
+    b = await slow(directory)
+    c = await last(directory)
+    return [a, b, c]
+
+
+@step(name="crash.before_sleep")
+def before_sleep(directory: str) -> float:
+    mark(directory, "first")
+    (Path(directory) / "sleeping").write_text("x")
+    return time.time()
+
+
+@workflow(name="crash.killed_while_sleeping")
+async def killed_while_sleeping(directory: str) -> list[float]:
+    started = await before_sleep(directory)
+    await sleep(1.5)
+    ended = await last(directory)
+    return [started, float(ended), time.time()]

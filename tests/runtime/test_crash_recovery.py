@@ -1,0 +1,95 @@
+"""A process killed with SIGKILL mid-run; another process finishes the run.
+
+Completed steps never run again; only the step that was interrupted runs a second time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import workflowkit
+from workflowkit.api import get_run
+
+HERE = Path(__file__).parent
+SRC = HERE.parents[1] / "src"
+
+STARTER = """
+import asyncio, sys
+sys.path.insert(0, {here!r})
+import workflowkit, crash_app
+from workflowkit.api import start
+
+workflowkit.configure({url!r})
+
+async def main():
+    run = await start(getattr(crash_app, {name!r}), {directory!r})
+    print(run.run_id, flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def executions(directory: Path, name: str) -> int:
+    return len(list(directory.glob(f"{name}.*")))
+
+
+def start_and_kill(tmp_path: Path, name: str, ready_file: str) -> str:
+    url = f"sqlite:///{tmp_path / 'wk.db'}"
+    code = STARTER.format(here=str(HERE), url=url, name=name, directory=str(tmp_path))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id.startswith("wrun_"), run_id
+        deadline = time.monotonic() + 30
+        while not (tmp_path / ready_file).exists():
+            assert time.monotonic() < deadline, "the run never got to the crash point"
+            assert proc.poll() is None, "the starter process died on its own"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (tmp_path / "killed").write_text("x")
+    return run_id
+
+
+@pytest.fixture
+def recovering(tmp_path: Path) -> Iterator[Path]:
+    sys.path.insert(0, str(HERE))
+    yield tmp_path
+    workflowkit.shutdown()
+    sys.path.remove(str(HERE))
+
+
+@pytest.mark.slow
+async def test_killed_inside_a_step(recovering: Path) -> None:
+    run_id = start_and_kill(recovering, "killed_in_step", "inside-slow")
+    import crash_app  # noqa: F401  - registers the workflow in this process
+
+    workflowkit.configure(f"sqlite:///{recovering / 'wk.db'}")
+    assert await get_run(run_id).return_value(timeout=30) == [1, 2, 3]
+    assert executions(recovering, "first") == 1
+    assert executions(recovering, "slow") == 2  # interrupted, so executed again
+    assert executions(recovering, "last") == 1
+
+
+@pytest.mark.slow
+async def test_killed_while_sleeping(recovering: Path) -> None:
+    run_id = start_and_kill(recovering, "killed_while_sleeping", "sleeping")
+    import crash_app  # noqa: F401
+
+    workflowkit.configure(f"sqlite:///{recovering / 'wk.db'}")
+    started, _, ended = await get_run(run_id).return_value(timeout=30)
+    assert ended - started >= 1.5
+    assert executions(recovering, "first") == 1
+    assert executions(recovering, "last") == 1

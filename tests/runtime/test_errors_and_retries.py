@@ -1,0 +1,250 @@
+"""foundations/errors-and-retries and idempotency, in Python."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from workflowkit import (
+    FatalError,
+    RetryableError,
+    WorkflowRunFailedError,
+    get_step_metadata,
+    step,
+    workflow,
+)
+from workflowkit.api import start
+from workflowkit.runtime.runtime import Runtime
+
+ATTEMPTS: Counter[str] = Counter()
+TIMES: dict[str, list[float]] = {}
+
+
+@step(max_retries=5)
+def flaky(key: str, failures: int) -> str:
+    ATTEMPTS[key] += 1
+    TIMES.setdefault(key, []).append(time.monotonic())
+    if ATTEMPTS[key] <= failures:
+        raise RetryableError(f"attempt {ATTEMPTS[key]} failed", retry_after=0.01)
+    return f"ok after {ATTEMPTS[key]}"
+
+
+@workflow
+async def call_flaky(key: str, failures: int) -> str:
+    return await flaky(key, failures)
+
+
+async def test_step_retries_until_success(runtime: Runtime) -> None:
+    key = uuid.uuid4().hex
+    run = await start(call_flaky, key, 3)
+    assert await run.return_value(timeout=10) == "ok after 4"
+    assert ATTEMPTS[key] == 4
+
+
+async def test_step_fails_after_max_retries(runtime: Runtime) -> None:
+    key = uuid.uuid4().hex
+    run = await start(call_flaky, key, 100)
+    with pytest.raises(WorkflowRunFailedError) as info:
+        await run.return_value(timeout=10)
+    assert ATTEMPTS[key] == 6  # max_retries=5 -> 6 attempts
+    assert info.value.error_type.endswith("RetryableError")
+    assert "attempt 6 failed" in info.value.error_message
+
+
+DEFAULT_ATTEMPTS: Counter[str] = Counter()
+
+
+@step
+def always_fails(key: str) -> None:
+    DEFAULT_ATTEMPTS[key] += 1
+    TIMES.setdefault(key, []).append(time.monotonic())
+    raise ValueError(f"boom {DEFAULT_ATTEMPTS[key]}")
+
+
+@workflow
+async def call_always_fails(key: str) -> None:
+    await always_fails(key)
+
+
+@pytest.mark.slow
+async def test_default_is_three_retries_one_second_apart(runtime: Runtime) -> None:
+    key = uuid.uuid4().hex
+    run = await start(call_always_fails, key)
+    with pytest.raises(WorkflowRunFailedError) as info:
+        await run.return_value(timeout=20)
+    assert DEFAULT_ATTEMPTS[key] == 4
+    gaps = [b - a for a, b in zip(TIMES[key], TIMES[key][1:], strict=False)]
+    assert all(0.95 <= gap < 2.5 for gap in gaps), gaps
+    assert info.value.error_type == "ValueError"
+    assert info.value.error_message == "boom 4"
+    assert "always_fails" in info.value.traceback_text
+
+
+FATAL_CALLS: Counter[str] = Counter()
+
+
+@step
+def not_found(key: str) -> None:
+    FATAL_CALLS[key] += 1
+    raise FatalError("Resource not found. Skipping retries.")
+
+
+@workflow
+async def call_not_found(key: str) -> None:
+    await not_found(key)
+
+
+async def test_fatal_error_is_not_retried(runtime: Runtime) -> None:
+    key = uuid.uuid4().hex
+    run = await start(call_not_found, key)
+    with pytest.raises(WorkflowRunFailedError, match="Skipping retries"):
+        await run.return_value(timeout=10)
+    assert FATAL_CALLS[key] == 1
+
+
+@step(max_retries=0)
+def once_only(key: str) -> None:
+    FATAL_CALLS[key] += 1
+    raise RuntimeError("no retries")
+
+
+@workflow
+async def call_once_only(key: str) -> None:
+    await once_only(key)
+
+
+async def test_max_retries_zero_runs_once(runtime: Runtime) -> None:
+    key = uuid.uuid4().hex
+    run = await start(call_once_only, key)
+    with pytest.raises(WorkflowRunFailedError):
+        await run.return_value(timeout=10)
+    assert FATAL_CALLS[key] == 1
+
+
+SEEN_IDS: dict[str, list[tuple[str, int]]] = {}
+
+
+@step(max_retries=3)
+def charge_user(key: str) -> str:
+    meta = get_step_metadata()
+    SEEN_IDS.setdefault(key, []).append((meta.step_id, meta.attempt))
+    if meta.attempt < 3:
+        raise RetryableError("transient", retry_after=0.01)
+    return meta.step_id
+
+
+@workflow
+async def idempotent_charge(key: str) -> str:
+    return await charge_user(key)
+
+
+async def test_step_id_is_stable_across_retries(runtime: Runtime) -> None:
+    key = uuid.uuid4().hex
+    run = await start(idempotent_charge, key)
+    step_id = await run.return_value(timeout=10)
+    assert SEEN_IDS[key] == [(step_id, 1), (step_id, 2), (step_id, 3)]
+
+
+@step
+def caught_error() -> None:
+    raise FatalError("card declined")
+
+
+@workflow
+async def catches(label: str) -> str:
+    try:
+        await caught_error()
+    except FatalError as exc:
+        return f"{label}: handled {exc}"
+    return "unreachable"
+
+
+async def test_workflow_can_catch_a_step_error(runtime: Runtime) -> None:
+    run = await start(catches, "x")
+    assert await run.return_value(timeout=10) == "x: handled card declined"
+
+
+LEDGER: dict[str, list[str]] = {}
+
+
+@step
+def reserve_inventory(order: str) -> None:
+    LEDGER.setdefault(order, []).append("reserve")
+
+
+@step
+def charge(order: str) -> None:
+    LEDGER.setdefault(order, []).append("charge")
+
+
+@step
+def ship(order: str) -> None:
+    raise FatalError("carrier unavailable")
+
+
+@step
+def release_inventory(order: str) -> None:
+    LEDGER.setdefault(order, []).append("release")
+
+
+@step
+def refund(order: str) -> None:
+    LEDGER.setdefault(order, []).append("refund")
+
+
+@workflow
+async def place_order_saga(order: str) -> None:
+    rollbacks = []
+    try:
+        await reserve_inventory(order)
+        rollbacks.append(release_inventory)
+        await charge(order)
+        rollbacks.append(refund)
+        await ship(order)
+    except Exception:
+        for rollback in reversed(rollbacks):
+            await rollback(order)
+        raise
+
+
+async def test_saga_rolls_back_in_reverse_order(runtime: Runtime) -> None:
+    order = uuid.uuid4().hex
+    run = await start(place_order_saga, order)
+    with pytest.raises(WorkflowRunFailedError, match="carrier unavailable"):
+        await run.return_value(timeout=10)
+    assert LEDGER[order] == ["reserve", "charge", "refund", "release"]
+
+
+@workflow
+async def raises_in_workflow() -> None:
+    raise KeyError("missing")
+
+
+async def test_error_in_workflow_code_fails_the_run(runtime: Runtime) -> None:
+    run = await start(raises_in_workflow)
+    with pytest.raises(WorkflowRunFailedError) as info:
+        await run.return_value(timeout=10)
+    assert info.value.error_type == "KeyError"
+    assert "raises_in_workflow" in info.value.traceback_text
+    assert await run.status() == "failed"
+
+
+@step
+def mutate(items: list[int]) -> list[int]:
+    items.append(99)
+    return items
+
+
+@workflow
+async def pass_by_value() -> tuple[list[int], list[int]]:
+    mine = [1, 2]
+    theirs = await mutate(mine)
+    return mine, theirs
+
+
+async def test_steps_get_arguments_by_value(runtime: Runtime) -> None:
+    run = await start(pass_by_value)
+    assert await run.return_value(timeout=10) == ([1, 2], [1, 2, 99])
