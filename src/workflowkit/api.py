@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from . import serde
 from .errors import (
@@ -46,16 +46,16 @@ class RunInfo:
 class Run(Generic[R]):
     """A handle on a workflow run. Creating one (``get_run``) does no I/O."""
 
-    def __init__(self, run_id: str, runtime: Runtime | None = None) -> None:
+    def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        self._runtime = runtime
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r})"
 
     @property
     def runtime(self) -> Runtime:
-        return self._runtime or get_runtime()
+        # Always the process's current runtime, so a handle outlives a reconfiguration.
+        return get_runtime()
 
     async def _record(self) -> RunRecord:
         record = await self.runtime.world.get_run(self.run_id)
@@ -93,8 +93,8 @@ class Run(Generic[R]):
         """
         record = await wait_terminal(self.runtime, self.run_id, timeout)
         if record.status is RunStatus.COMPLETED:
-            value: R = serde.decode(record.output) if record.output is not None else None
-            return value
+            value = serde.decode(record.output) if record.output is not None else None
+            return cast(R, value)
         if record.status is RunStatus.CANCELLED:
             raise WorkflowRunCancelledError(self.run_id)
         raise failed_error(self.run_id, record.error)
@@ -134,7 +134,7 @@ async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> 
     run_id = new_id("wrun")
     await runtime.world.create_run(run_id, workflow.name, payload, {"name": workflow.name})
     runtime.notify()
-    return Run(run_id, runtime)
+    return Run(run_id)
 
 
 def get_run(run_id: str) -> Run[Any]:
@@ -201,7 +201,3 @@ def traceback_text(error: BaseException) -> str:
     import traceback
 
     return "".join(traceback.format_exception(error))
-
-
-
-

@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _UNITS: dict[str, float] = {
-    "ms": 0.001, "msec": 0.001, "msecs": 0.001, "millisecond": 0.001, "milliseconds": 0.001,
-    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
-    "w": 604800, "week": 604800, "weeks": 604800,
-    "y": 31_557_600, "yr": 31_557_600, "yrs": 31_557_600, "year": 31_557_600,
+    "ms": 0.001,
+    "msec": 0.001,
+    "msecs": 0.001,
+    "millisecond": 0.001,
+    "milliseconds": 0.001,
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "mins": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hrs": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
+    "y": 31_557_600,
+    "yr": 31_557_600,
+    "yrs": 31_557_600,
+    "year": 31_557_600,
     "years": 31_557_600,
 }
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Z]*)\s*,?")
@@ -46,7 +69,9 @@ def _parse_str(text: str) -> float:
     while pos < len(stripped):
         match = _PART.match(stripped, pos)
         if match is None or match.end() == pos:
-            raise ValueError(f"cannot parse duration {text!r}; write e.g. '30s', '5 minutes', '1 day'")
+            raise ValueError(
+                f"cannot parse duration {text!r}; write e.g. '30s', '5 minutes', '1 day'"
+            )
         unit = match.group(2).lower() or "s"
         if unit not in _UNITS:
             raise ValueError(f"unknown unit {match.group(2)!r} in duration {text!r}")
@@ -62,5 +87,5 @@ def resolve_deadline(value: Duration | datetime, now: datetime) -> datetime:
             raise ValueError(
                 "a datetime deadline must be timezone-aware, e.g. datetime.now(timezone.utc)"
             )
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     return now + timedelta(seconds=parse_duration(value))

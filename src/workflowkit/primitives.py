@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .context import current_executor
 from .durations import Duration, parse_duration
@@ -24,7 +24,7 @@ async def sleep(duration: Duration | datetime) -> None:
     if isinstance(duration, datetime):
         if duration.tzinfo is None:
             raise ValueError("sleep() needs a timezone-aware datetime, e.g. with tz=timezone.utc")
-        when = duration.astimezone(timezone.utc).timestamp()
+        when = duration.astimezone(UTC).timestamp()
     else:
         when = loop.time() + parse_duration(duration)
     done = loop.create_future()

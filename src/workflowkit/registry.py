@@ -74,7 +74,7 @@ class Step(Generic[P, R]):
         # Steps defined as methods bind like functions do.
         if instance is None:
             return self
-        return functools.partial(self.__call__, instance)
+        return functools.partial(self.__call__, instance)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"<step {self.name}>"

@@ -45,8 +45,13 @@ def executions(directory: Path, name: str) -> int:
 def start_and_kill(tmp_path: Path, name: str, ready_file: str) -> str:
     url = f"sqlite:///{tmp_path / 'wk.db'}"
     code = STARTER.format(here=str(HERE), url=url, name=name, directory=str(tmp_path))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True
+    )
     try:
         assert proc.stdout is not None
         run_id = proc.stdout.readline().strip()

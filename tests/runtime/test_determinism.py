@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,7 @@ async def nondeterministic_looking(key: str) -> list[object]:
         random.randint(0, 10**9),
         time.time(),
         str(uuid.uuid4()),
-        datetime.now(timezone.utc).isoformat(),
+        datetime.now(UTC).isoformat(),
     ]
     await record_values(key, values)
     await sleep(0.05)
@@ -111,7 +111,9 @@ async def test_code_change_under_a_run_is_detected(replaying_runtime: Runtime) -
     CHOICE["step"] = "a"
     run = await start(changes_under_us)
     for _ in range(200):
-        if any(e.type == "wait_created" for e in await replaying_runtime.world.get_events(run.run_id)):
+        if any(
+            e.type == "wait_created" for e in await replaying_runtime.world.get_events(run.run_id)
+        ):
             break
         await asyncio.sleep(0.01)
     CHOICE["step"] = "b"  # a "deploy" that changed the workflow
@@ -150,7 +152,10 @@ async def starts_a_thread() -> None:
     ],
 )
 async def test_io_in_workflow_code_fails_with_a_hint(
-    cached_runtime: Runtime, wf: workflowkit.Workflow[..., None], args: tuple[object, ...], what: str
+    cached_runtime: Runtime,
+    wf: workflowkit.Workflow[..., None],
+    args: tuple[object, ...],
+    what: str,
 ) -> None:
     run = await start(wf, *args)
     with pytest.raises(WorkflowRunFailedError) as info:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -152,10 +152,10 @@ async def sleepy(until: datetime | None) -> str:
 
 
 async def test_sleep_forms(runtime: Runtime) -> None:
-    until = datetime.now(timezone.utc) + timedelta(milliseconds=100)
+    until = datetime.now(UTC) + timedelta(milliseconds=100)
     run = await start(sleepy, until)
     assert await run.return_value(timeout=10) == "rested"
-    assert datetime.now(timezone.utc) >= until
+    assert datetime.now(UTC) >= until
 
 
 async def test_sleep_outside_workflow_raises() -> None:

@@ -102,8 +102,8 @@ class WorkflowDatetime(_RealDatetime, metaclass=_DatetimeMeta):
     def utcnow(cls) -> _RealDatetime:  # type: ignore[override]
         executor = current_executor()
         if executor is None:
-            return _RealDatetime.now(_datetime.timezone.utc).replace(tzinfo=None)
-        stamp = _RealDatetime.fromtimestamp(executor.now(), _datetime.timezone.utc)
+            return _RealDatetime.now(_datetime.UTC).replace(tzinfo=None)
+        stamp = _RealDatetime.fromtimestamp(executor.now(), _datetime.UTC)
         return stamp.replace(tzinfo=None)
 
     @classmethod
@@ -139,9 +139,22 @@ def install() -> None:
     time.time_ns = _time_ns
     uuid.uuid4 = _uuid4
     for name in (
-        "random", "randint", "randrange", "choice", "choices", "shuffle", "sample",
-        "uniform", "getrandbits", "gauss", "randbytes", "triangular", "betavariate",
-        "expovariate", "normalvariate", "lognormvariate",
+        "random",
+        "randint",
+        "randrange",
+        "choice",
+        "choices",
+        "shuffle",
+        "sample",
+        "uniform",
+        "getrandbits",
+        "gauss",
+        "randbytes",
+        "triangular",
+        "betavariate",
+        "expovariate",
+        "normalvariate",
+        "lognormvariate",
     ):
         setattr(random, name, _random_method(name))
     sys.addaudithook(_audit)

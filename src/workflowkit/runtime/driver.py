@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..errors import WorkflowNotRegisteredError
@@ -38,7 +38,7 @@ _TERMINAL_EVENTS = frozenset(
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class RunDriver:
@@ -100,7 +100,7 @@ class RunDriver:
         except Exception:
             log.exception("run %s: driver failed; it will be picked up again", self.run_id)
             self._drop()
-            retry_at = datetime.fromtimestamp(time.time() + 1.0, timezone.utc)
+            retry_at = datetime.fromtimestamp(time.time() + 1.0, UTC)
             with contextlib.suppress(Exception):
                 await self.world.release_run(self.run_id, self.worker.worker_id, retry_at)
         finally:
@@ -235,7 +235,9 @@ class RunDriver:
                     if not await self._record(started):
                         return
                 event, retry = await run_attempt(job, self.worker.pool)
-                event = NewEvent(event.type, event.correlation_id, event.payload, event.attrs, _now())
+                event = NewEvent(
+                    event.type, event.correlation_id, event.payload, event.attrs, _now()
+                )
                 if not await self._record(event) or retry is None:
                     return
                 job = Attempt(job.step, job.step_id, job.input, job.attempt + 1, job.workflow)
@@ -274,13 +276,15 @@ class RunDriver:
         executor = self.executor
         if executor is None or self.busy or self.worker.stopping:
             return False
-        waits = [op.resume_at for op in executor.pending() if op.kind == "wait" and not op.cancelled]
+        waits = [
+            op.resume_at for op in executor.pending() if op.kind == "wait" and not op.cancelled
+        ]
         if any(op.kind == "step" for op in executor.pending()):
             return False
         earliest = min(waits) if waits else None
         if earliest is not None and earliest - time.time() <= self.worker.evict_after:
             return False
-        wake_at = None if earliest is None else datetime.fromtimestamp(earliest, timezone.utc)
+        wake_at = None if earliest is None else datetime.fromtimestamp(earliest, UTC)
         self._drop()
         await self.world.release_run(self.run_id, self.worker.worker_id, wake_at, self.known_seq)
         return True
@@ -318,4 +322,3 @@ class RunDriver:
                 await self.pump_task
         with contextlib.suppress(Exception):
             await self.world.release_run(self.run_id, self.worker.worker_id, _now())
-

@@ -13,12 +13,13 @@ handed to the code strictly in log order, and the loop runs until quiescent afte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import serde
@@ -62,7 +63,7 @@ class Effects:
 
 
 def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+    return datetime.fromtimestamp(ts, UTC)
 
 
 class RunExecutor:
@@ -98,9 +99,7 @@ class RunExecutor:
         # Through datetime even when new, so live and replayed runs see the same microseconds.
         start_ts = (started.created_at if started else _utc(now)).timestamp()
         if started is None:
-            self._effects.events.append(
-                NewEvent(EventType.RUN_STARTED, created_at=_utc(start_ts))
-            )
+            self._effects.events.append(NewEvent(EventType.RUN_STARTED, created_at=_utc(start_ts)))
         self._start(start_ts)
         for event in log:
             if self.finished:
@@ -124,7 +123,7 @@ class RunExecutor:
         self._logged = []
 
     def _start(self, start_ts: float) -> None:
-        self.loop = WorkflowLoop(self, start_ts)
+        self.loop = WorkflowLoop(self, start_ts)  # type: ignore[abstract]
         self.metadata = WorkflowMetadata(
             self.run_id, self.workflow.name, _utc(start_ts), self.metadata.url
         )
@@ -208,9 +207,7 @@ class RunExecutor:
 
     def _finish_failed(self, error: BaseException) -> None:
         self.finished = True
-        self._effects.events.append(
-            NewEvent(EventType.RUN_FAILED, payload=encode_error(error))
-        )
+        self._effects.events.append(NewEvent(EventType.RUN_FAILED, payload=encode_error(error)))
 
     # -- operations created by workflow code -------------------------------------------------
 
@@ -309,10 +306,8 @@ class RunExecutor:
         try:
             for task in asyncio.all_tasks(loop):
                 coro = task.get_coro()
-                try:
-                    coro.close()  # type: ignore[union-attr]
-                except (_Discarded, RuntimeError, Exception):
-                    pass
+                with contextlib.suppress(Exception, _Discarded):
+                    coro.close()
         finally:
             set_executor(previous)
             loop.close()

@@ -72,7 +72,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def time(self) -> float:
         return self._now
 
-    def call_soon(
+    def call_soon(  # type: ignore[override]
         self,
         callback: Callable[..., object],
         *args: Any,
@@ -82,7 +82,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._ready.append(handle)
         return handle
 
-    def call_later(
+    def call_later(  # type: ignore[override]
         self,
         delay: float,
         callback: Callable[..., object],
@@ -91,7 +91,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.TimerHandle:
         return self.call_at(self._now + delay, callback, *args, context=context)
 
-    def call_at(
+    def call_at(  # type: ignore[override]
         self,
         when: float,
         callback: Callable[..., object],
@@ -108,7 +108,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def create_future(self) -> asyncio.Future[Any]:
         return asyncio.Future(loop=self)
 
-    def create_task(  # type: ignore[override]
+    def create_task(
         self,
         coro: Coroutine[Any, Any, T] | Generator[Any, None, T],
         *,
@@ -140,8 +140,11 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         if self.discarding or self._closed:
             return  # tasks of a run evicted from memory are dropped on purpose
         self.errors.append(context)
-        log.error("unhandled error in workflow code: %s", context.get("message"),
-                  exc_info=context.get("exception"))
+        log.error(
+            "unhandled error in workflow code: %s",
+            context.get("message"),
+            exc_info=context.get("exception"),
+        )
 
     def default_exception_handler(self, context: dict[str, Any]) -> None:
         self.call_exception_handler(context)
@@ -154,10 +157,12 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     # -- everything that would be I/O or threads -----------------------------------------
 
-    def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> asyncio.Handle:
+    def call_soon_threadsafe(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> asyncio.Handle:
         raise WorkflowIOError(_IO_HINT.format(what="hand work to other threads"))
 
-    def run_in_executor(self, *args: Any, **kwargs: Any) -> Any:
+    def run_in_executor(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         raise WorkflowIOError(_IO_HINT.format(what="run code in a thread pool"))
 
     async def getaddrinfo(self, *args: Any, **kwargs: Any) -> Any:

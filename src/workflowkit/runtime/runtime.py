@@ -35,16 +35,14 @@ class Runtime:
         embedded_worker: bool | None = None,
         **worker_options: Any,
     ) -> None:
-        self.world: World = world if world is not None and not isinstance(world, str) else (
-            open_world(world)
+        self.world: World = (
+            world if world is not None and not isinstance(world, str) else (open_world(world))
         )
         self._owns_world = not (world is not None and not isinstance(world, str))
         embedded = _embedded_default() if embedded_worker is None else embedded_worker
         self.worker = Worker(self.world, **worker_options) if embedded else None
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._serve, name="workflowkit-runtime", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name="workflowkit-runtime", daemon=True)
         self._worker_future: Any = None
         self._closed = False
         self._thread.start()

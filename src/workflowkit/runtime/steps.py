@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+from collections.abc import Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from .. import serde
 from ..context import StepMetadata, WorkflowMetadata, set_step
@@ -32,7 +33,7 @@ class Attempt:
 
 async def run_attempt(attempt: Attempt, pool: Executor) -> tuple[NewEvent, float | None]:
     """Run the step once; the event recording the outcome, and the retry delay if retrying."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     metadata = StepMetadata(
         attempt.step_id, attempt.step.name, attempt.attempt, started, attempt.workflow
     )
@@ -42,7 +43,7 @@ async def run_attempt(attempt: Attempt, pool: Executor) -> tuple[NewEvent, float
         output = serde.encode(value, path=f"return value of step {attempt.step.name}")
     except asyncio.CancelledError:
         raise
-    except BaseException as error:  # noqa: BLE001 - any failure of user code is recorded
+    except BaseException as error:
         return _failure(attempt, error)
     return NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output), None
 
@@ -57,7 +58,8 @@ async def _call(
     context = contextvars.copy_context()
     context.run(set_step, metadata)
     if st.is_async:
-        return await asyncio.get_running_loop().create_task(st.fn(*args, **kwargs), context=context)
+        coro = cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
+        return await asyncio.get_running_loop().create_task(coro, context=context)
     call = functools.partial(context.run, st.fn, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(pool, call)
 
@@ -68,7 +70,7 @@ def _failure(attempt: Attempt, error: BaseException) -> tuple[NewEvent, float | 
     if fatal or attempt.attempt > attempt.step.max_retries:
         return NewEvent(EventType.STEP_FAILED, attempt.step_id, payload), None
     delay = retry_delay(error)
-    retry_at = datetime.now(timezone.utc).timestamp() + delay
+    retry_at = datetime.now(UTC).timestamp() + delay
     event = NewEvent(
         EventType.STEP_RETRYING,
         attempt.step_id,
@@ -84,8 +86,8 @@ def retry_delay(error: BaseException) -> float:
     after = error.retry_after
     if isinstance(after, datetime):
         if after.tzinfo is None:
-            after = after.replace(tzinfo=timezone.utc)
-        return max(0.0, (after - datetime.now(timezone.utc)).total_seconds())
+            after = after.replace(tzinfo=UTC)
+        return max(0.0, (after - datetime.now(UTC)).total_seconds())
     if isinstance(after, timedelta | str):
         return parse_duration(after)
     return max(0.0, float(after))

@@ -19,9 +19,11 @@ A payload is::
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import warnings
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final, NoReturn
 
 from workflowkit.errors import SerializationError
 
@@ -112,3 +114,44 @@ def split(data: object, max_size: int) -> tuple[bytes, str, memoryview]:
     except UnicodeDecodeError as exc:
         raise SerializationError(f"malformed payload: head is not UTF-8 ({exc})") from None
     return mode, head, view[end + 1 :]
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise SerializationError(f"malformed payload: {name} is not allowed in the JSON head")
+
+
+# Built once: json.dumps/json.loads with non-default options build a new coder per call.
+_ENCODER: Final = json.JSONEncoder(
+    ensure_ascii=False, check_circular=False, allow_nan=False, separators=(",", ":")
+)
+# The decoder's C scanner, called directly: JSONDecoder.decode adds a whitespace regex pass.
+_SCAN_ONCE: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder(
+    parse_constant=_refuse_constant
+).scan_once  # type: ignore[attr-defined]
+
+
+def dump_head(tree: object) -> bytes:
+    """Compact JSON of a tree of dict/list/str/int/float/bool/None without cycles."""
+    return _ENCODER.encode(tree).encode("utf-8", "surrogatepass")
+
+
+def parse_head(head: str) -> Any:
+    try:
+        value, end = _SCAN_ONCE(head, 0)
+    except StopIteration as exc:
+        raise SerializationError(
+            f"malformed payload: invalid JSON head at offset {exc.value}"
+        ) from None
+    except RecursionError:
+        raise SerializationError(
+            "payload is nested too deeply to parse (more than the Python stack allows)"
+        ) from None
+    except SerializationError:
+        raise
+    except ValueError as exc:  # JSONDecodeError, or an integer beyond int_max_str_digits
+        raise SerializationError(f"malformed payload: {exc}") from None
+    if end != len(head):
+        raise SerializationError(
+            f"malformed payload: unexpected data after the JSON head at offset {end}"
+        )
+    return value

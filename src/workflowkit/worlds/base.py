@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -67,7 +67,12 @@ DELIVERY_EVENTS = frozenset(
 )
 # Events that record workflow code creating an operation; replay matches them in order.
 CREATION_EVENTS = frozenset(
-    {EventType.STEP_CREATED, EventType.WAIT_CREATED, EventType.HOOK_CREATED, EventType.HOOK_CONFLICT}
+    {
+        EventType.STEP_CREATED,
+        EventType.WAIT_CREATED,
+        EventType.HOOK_CREATED,
+        EventType.HOOK_CONFLICT,
+    }
 )
 
 # Which run states each run event may leave from; anything else is refused.
@@ -99,7 +104,7 @@ STEP_TARGET: Mapping[EventType, StepStatus] = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def to_timestamp(moment: datetime | None) -> float | None:
@@ -107,7 +112,7 @@ def to_timestamp(moment: datetime | None) -> float | None:
 
 
 def from_timestamp(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
+    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,8 +263,14 @@ class World(Protocol):
 
     async def renew_leases(self, worker_id: str, lease_seconds: float) -> None: ...
 
-    async def release_run(self, run_id: str, owner: str, wake_at: datetime | None) -> None:
-        """Hand a run back: nobody holds it and it becomes due at ``wake_at`` (never if None)."""
+    async def release_run(
+        self, run_id: str, owner: str, wake_at: datetime | None, known_seq: int | None = None
+    ) -> None:
+        """Hand a run back: nobody holds it and it becomes due at ``wake_at`` (never if None).
+
+        If the log grew past ``known_seq`` meanwhile, the run is due at once instead, so a
+        payload that arrived while the worker was letting go is not left unnoticed.
+        """
         ...
 
     async def next_wake_at(self) -> datetime | None:

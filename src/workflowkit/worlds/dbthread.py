@@ -29,6 +29,10 @@ class Job(Generic[C]):
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
+class WorldClosedError(RuntimeError):
+    """A call reached a World after it was closed."""
+
+
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.done():
         return
@@ -57,6 +61,7 @@ class DbThread(threading.Thread, Generic[C]):
         self._jobs: queue.SimpleQueue[Job[C] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
+        self._closed = False
 
     def start_and_wait(self) -> None:
         self.start()
@@ -65,6 +70,8 @@ class DbThread(threading.Thread, Generic[C]):
             raise self._startup_error
 
     async def call(self, fn: Callable[[C], T]) -> T:
+        if self._closed:
+            raise WorldClosedError("this World is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put(Job(fn, loop, future))
@@ -91,6 +98,7 @@ class DbThread(threading.Thread, Generic[C]):
         return result  # type: ignore[no-any-return]
 
     def stop(self) -> None:
+        self._closed = True
         self._jobs.put(None)
         if self is not threading.current_thread():
             self.join(timeout=10)
@@ -123,10 +131,23 @@ class DbThread(threading.Thread, Generic[C]):
                 if stop:
                     return
         finally:
+            self._closed = True
+            self._fail_queued()
             close = getattr(conn, "close", None)
             if close is not None:
                 with contextlib.suppress(Exception):
                     close()
+
+    def _fail_queued(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None and job.future is not None and job.loop is not None:
+                error = WorldClosedError("this World was closed before the call ran")
+                with contextlib.suppress(RuntimeError):
+                    job.loop.call_soon_threadsafe(_resolve, job.future, None, error)
 
     def _run_batch(self, conn: C, batch: list[Job[C]]) -> None:
         if self._transaction is not None:

@@ -139,10 +139,9 @@ def path_from_url(url: str | None) -> Path:
         return DEFAULT_PATH
     if url.startswith("sqlite:"):
         parsed = urlparse(url)
+        # sqlite:///rel.db -> "rel.db"; sqlite:////abs.db -> "/abs.db"
         raw = unquote(parsed.netloc + parsed.path)
-        if raw.startswith("/") and not url.startswith("sqlite:////"):
-            raw = raw[1:]
-        return Path(raw)
+        return Path(raw[1:] if raw.startswith("/") else raw)
     return Path(url)
 
 
@@ -563,14 +562,26 @@ def _append(
             "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, attrs, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                run_id, seq, event_id, str(applied.type), applied.correlation_id,
-                applied.payload, _dump_attrs(applied.attrs), at,
+                run_id,
+                seq,
+                event_id,
+                str(applied.type),
+                applied.correlation_id,
+                applied.payload,
+                _dump_attrs(applied.attrs),
+                at,
             ),
         )
         accepted.append(
             Event(
-                run_id, seq, event_id, applied.type, applied.correlation_id, applied.payload,
-                applied.attrs, _dt(at),
+                run_id,
+                seq,
+                event_id,
+                applied.type,
+                applied.correlation_id,
+                applied.payload,
+                applied.attrs,
+                _dt(at),
             )
         )
         delivered = delivered or applied.type in DELIVERY_EVENTS

@@ -1,0 +1,252 @@
+"""The workflowkit side of the core benchmark: one case per process.
+
+Run by ``core_bench.py`` as ``python core_cases.py CASE --workdir DIR --sizes JSON``; prints
+one ``BENCH_RESULT {json}`` line. Cases: a, b, c, d, e, f-build, f-resume (see README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from core_common import (
+    COLD_SLEEP_SECONDS,
+    Sizes,
+    current_rss_mib,
+    emit,
+    marker_body,
+    median,
+    peak_rss_mib,
+    percentile,
+    read_marker,
+    step_body,
+)
+
+import workflowkit
+from workflowkit import sleep, step, workflow
+from workflowkit.api import Run, get_run, start
+from workflowkit.runtime.runtime import Runtime
+
+RESULT_TIMEOUT = 600.0
+
+# -- steps and workflows (explicit durable names: the same in every process) ----------------
+
+
+@step(name="bench.add_one")
+async def add_one(x: int) -> int:
+    return step_body(x)
+
+
+@step(name="bench.add_one_sync")
+def add_one_sync(x: int) -> int:
+    return step_body(x)
+
+
+@step(name="bench.mark")
+async def mark(path: str) -> float:
+    return marker_body(path)
+
+
+def compute(kind: str) -> Callable[[int], Awaitable[int]]:
+    """The compute step: ``async def`` (runs on the loop) or ``def`` (runs in the pool)."""
+    return add_one_sync if kind == "sync" else add_one
+
+
+@workflow(name="bench.chain")
+async def chain(n: int, kind: str) -> int:
+    fn = compute(kind)
+    value = 0
+    for _ in range(n):
+        value = await fn(value)
+    return value
+
+
+@workflow(name="bench.parallel")
+async def parallel(n: int, kind: str) -> int:
+    fn = compute(kind)
+    values = await asyncio.gather(*(fn(i) for i in range(n)))
+    return sum(values)
+
+
+@workflow(name="bench.sleeper")
+async def sleeper(seconds: float) -> float:
+    await sleep(seconds)
+    return seconds
+
+
+@workflow(name="bench.cold")
+async def cold(n: int, kind: str, pause: float, marker: str) -> float:
+    fn = compute(kind)
+    value = 0
+    for _ in range(n):
+        value = await fn(value)
+    await sleep(pause)
+    return await mark(marker)
+
+
+# -- cases -----------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, workdir: Path, sizes: Sizes, kind: str) -> None:
+        self.workdir = workdir
+        self.sizes = sizes
+        self.kind = kind
+        self.url = f"sqlite:///{workdir / 'wk.db'}"
+
+    def configure(self) -> Runtime:
+        return workflowkit.configure(self.url)
+
+    async def latency(self) -> dict[str, Any]:
+        """(a) start → result of a 1-step workflow, one run at a time."""
+        self.configure()
+        samples: list[float] = []
+        for i in range(self.sizes.latency_warmup + self.sizes.latency_runs):
+            began = time.perf_counter()
+            run = await start(chain, 1, self.kind)
+            await run.return_value(timeout=RESULT_TIMEOUT)
+            if i >= self.sizes.latency_warmup:
+                samples.append(time.perf_counter() - began)
+        return {
+            "p50_ms": median(samples) * 1e3,
+            "p99_ms": percentile(samples, 99) * 1e3,
+            "min_ms": min(samples) * 1e3,
+            "runs": len(samples),
+        }
+
+    async def chain_overhead(self) -> dict[str, Any]:
+        """(b) one chain of ``chain_steps`` steps, start → result, divided by the steps."""
+        self.configure()
+        n = self.sizes.chain_steps
+        await (await start(chain, 1, self.kind)).return_value(timeout=RESULT_TIMEOUT)  # warm
+        totals: list[float] = []
+        for _ in range(self.sizes.chain_repeats):
+            began = time.perf_counter()
+            run = await start(chain, n, self.kind)
+            await run.return_value(timeout=RESULT_TIMEOUT)
+            totals.append(time.perf_counter() - began)
+        total = median(totals)
+        return {"per_step_us": total / n * 1e6, "total_ms": total * 1e3, "steps": n}
+
+    async def many(self, make: Callable[[], Awaitable[Run[Any]]], n: int) -> tuple[float, float]:
+        """Start ``n`` runs at once, wait for all; (seconds to start them, seconds to done)."""
+        began = time.perf_counter()
+        runs = await asyncio.gather(*(make() for _ in range(n)))
+        started = time.perf_counter() - began
+        await asyncio.gather(*(run.return_value(timeout=RESULT_TIMEOUT) for run in runs))
+        return started, time.perf_counter() - began
+
+    async def fanout(self) -> dict[str, Any]:
+        """(c) ``fanout_runs`` workflows of ``fanout_steps`` steps, all started at once."""
+        self.configure()
+        await (await start(chain, 1, self.kind)).return_value(timeout=RESULT_TIMEOUT)  # warm
+        n, steps = self.sizes.fanout_runs, self.sizes.fanout_steps
+        started, wall = await self.many(lambda: start(chain, steps, self.kind), n)
+        return {
+            "runs_per_s": n / wall,
+            "steps_per_s": n * steps / wall,
+            "wall_s": wall,
+            "start_all_s": started,
+        }
+
+    async def parallel_steps(self) -> dict[str, Any]:
+        """(d) one workflow gathering ``parallel_steps`` steps, start → result."""
+        self.configure()
+        await (await start(chain, 1, self.kind)).return_value(timeout=RESULT_TIMEOUT)  # warm
+        n = self.sizes.parallel_steps
+        totals: list[float] = []
+        for _ in range(self.sizes.parallel_repeats):
+            began = time.perf_counter()
+            run = await start(parallel, n, self.kind)
+            await run.return_value(timeout=RESULT_TIMEOUT)
+            totals.append(time.perf_counter() - began)
+        return {"total_ms": median(totals) * 1e3, "best_ms": min(totals) * 1e3, "steps": n}
+
+    async def sleepers(self) -> dict[str, Any]:
+        """(e) ``sleep_runs`` runs each sleeping durably; wall time to all done, peak RSS."""
+        self.configure()
+        await (await start(chain, 1, self.kind)).return_value(timeout=RESULT_TIMEOUT)  # warm
+        baseline = current_rss_mib()
+        seconds = self.sizes.sleep_seconds
+        started, wall = await self.many(lambda: start(sleeper, seconds), self.sizes.sleep_runs)
+        return {
+            "wall_s": wall,
+            "start_all_s": started,
+            "baseline_rss_mib": baseline,
+            "rss_growth_mib": peak_rss_mib() - baseline,
+        }
+
+    async def cold_build(self) -> dict[str, Any]:
+        """(f), first process: a run with ``cold_steps`` completed steps, now sleeping; crash."""
+        rt = self.configure()
+        marker = str(self.workdir / "marker.txt")
+        began = time.perf_counter()
+        run = await start(cold, self.sizes.cold_steps, self.kind, COLD_SLEEP_SECONDS, marker)
+        while not await rt.world.list_waits(run.run_id):
+            await asyncio.sleep(0.02)
+        built = time.perf_counter() - began
+        (self.workdir / "run_id.txt").write_text(run.run_id, encoding="utf-8")
+        steps = await rt.world.list_steps(run.run_id)
+        return {"build_s": built, "steps_recorded": len(steps)}
+
+    async def cold_resume(self) -> dict[str, Any]:
+        """(f), second process: from configure() until the step after the sleep starts."""
+        run_id = (self.workdir / "run_id.txt").read_text(encoding="utf-8").strip()
+        marker = str(self.workdir / "marker.txt")
+        began_wall, began = time.time(), time.perf_counter()
+        self.configure()
+        configured = time.perf_counter() - began
+        await get_run(run_id).return_value(timeout=RESULT_TIMEOUT)
+        done = time.perf_counter() - began
+        started = read_marker(marker)
+        return {
+            "resume_ms": None if started is None else (started - began_wall) * 1e3,
+            "configure_ms": configured * 1e3,
+            "to_completed_ms": done * 1e3,
+        }
+
+
+CASES: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
+    "a": Bench.latency,
+    "b": Bench.chain_overhead,
+    "c": Bench.fanout,
+    "d": Bench.parallel_steps,
+    "e": Bench.sleepers,
+    "f-build": Bench.cold_build,
+    "f-resume": Bench.cold_resume,
+}
+
+
+async def run_case(bench: Bench, case: str, engine: str) -> None:
+    result = await CASES[case](bench)
+    result["engine"] = engine
+    emit(result)
+    if case == "f-build":
+        # A crash, from inside the running loop: no shutdown, no cleanup; the run keeps
+        # its lease (held by a now dead process) and its sleep is pending.
+        os._exit(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--sizes", default=Sizes().to_json())
+    parser.add_argument("--steps", choices=["async", "sync"], default="async")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args.workdir.resolve(), Sizes.from_json(args.sizes), args.steps)
+    engine = f"workflowkit {workflowkit.__version__} ({args.steps} steps)"
+    asyncio.run(run_case(bench, args.case, engine))
+    workflowkit.shutdown()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

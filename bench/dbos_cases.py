@@ -1,0 +1,334 @@
+"""The DBOS side of the core benchmark: one case per process, SQLite system database.
+
+Run by ``core_bench.py`` with the interpreter of the benchmark-only DBOS venv, as
+``python dbos_cases.py CASE --workdir DIR --sizes JSON --style async|sync``; prints one
+``BENCH_RESULT {json}`` line. The workloads mirror ``core_cases.py`` one for one: same step
+bodies (``core_common``), same counts, same start → result boundaries.
+
+``--style async`` uses ``async def`` workflows and steps on the caller's event loop (the
+shape of workflowkit's API). ``--style sync`` uses plain ``def`` workflows and steps, which
+DBOS runs on threads; case (d) has no sync form (a sync DBOS workflow cannot run steps
+concurrently), so it always runs async.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from core_common import (
+    COLD_SLEEP_SECONDS,
+    Sizes,
+    current_rss_mib,
+    emit,
+    marker_body,
+    median,
+    peak_rss_mib,
+    percentile,
+    read_marker,
+    step_body,
+)
+from dbos import DBOS, DBOSConfig
+
+
+class WalConnection(sqlite3.Connection):
+    """``--sqlite wal``: DBOS's connections in WAL mode with synchronous=NORMAL, as
+    workflowkit's are (commits survive a process crash, not necessarily a power cut)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA journal_mode = WAL")
+        self.execute("PRAGMA synchronous = NORMAL")
+
+
+# -- steps and workflows --------------------------------------------------------------------
+
+
+@DBOS.step()
+async def add_one(x: int) -> int:
+    return step_body(x)
+
+
+@DBOS.step()
+def add_one_sync(x: int) -> int:
+    return step_body(x)
+
+
+@DBOS.step()
+async def mark(path: str) -> float:
+    return marker_body(path)
+
+
+@DBOS.step()
+def mark_sync(path: str) -> float:
+    return marker_body(path)
+
+
+@DBOS.workflow()
+async def chain(n: int) -> int:
+    value = 0
+    for _ in range(n):
+        value = await add_one(value)
+    return value
+
+
+@DBOS.workflow()
+def chain_sync(n: int) -> int:
+    value = 0
+    for _ in range(n):
+        value = add_one_sync(value)
+    return value
+
+
+@DBOS.workflow()
+async def parallel(n: int) -> int:
+    values = await asyncio.gather(*(add_one(i) for i in range(n)))
+    return sum(values)
+
+
+@DBOS.workflow()
+async def sleeper(seconds: float) -> float:
+    await DBOS.sleep_async(seconds)
+    return seconds
+
+
+@DBOS.workflow()
+def sleeper_sync(seconds: float) -> float:
+    DBOS.sleep(seconds)
+    return seconds
+
+
+@DBOS.workflow()
+async def cold(n: int, pause: float, marker: str) -> float:
+    value = 0
+    for _ in range(n):
+        value = await add_one(value)
+    await DBOS.sleep_async(pause)
+    return await mark(marker)
+
+
+@DBOS.workflow()
+def cold_sync(n: int, pause: float, marker: str) -> float:
+    value = 0
+    for _ in range(n):
+        value = add_one_sync(value)
+    DBOS.sleep(pause)
+    return mark_sync(marker)
+
+
+# -- cases ------------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, workdir: Path, sizes: Sizes, style: str, sqlite_mode: str) -> None:
+        self.workdir = workdir
+        self.sizes = sizes
+        self.sync = style == "sync"
+        self.wal = sqlite_mode == "wal"
+        self.url = f"sqlite:///{workdir / 'dbos.sqlite'}"
+
+    def launch(self) -> None:
+        config: DBOSConfig = {
+            "name": "workflowkit-bench",
+            "system_database_url": self.url,
+            "log_level": "WARNING",
+        }
+        if self.wal:
+            config["db_engine_kwargs"] = {"connect_args": {"factory": WalConnection}}
+        DBOS(config=config)
+        DBOS.launch()
+
+    # Both styles are driven from one event loop; the sync style's blocking calls go to a
+    # thread so they run exactly as they would in a sync program.
+
+    async def run_chain(self, n: int) -> int:
+        if self.sync:
+            return await asyncio.to_thread(lambda: DBOS.start_workflow(chain_sync, n).get_result())
+        ahandle = await DBOS.start_workflow_async(chain, n)
+        return await ahandle.get_result()
+
+    async def latency(self) -> dict[str, Any]:
+        """(a) start → result of a 1-step workflow, one run at a time."""
+        self.launch()
+        samples: list[float] = []
+        for i in range(self.sizes.latency_warmup + self.sizes.latency_runs):
+            began = time.perf_counter()
+            await self.run_chain(1)
+            if i >= self.sizes.latency_warmup:
+                samples.append(time.perf_counter() - began)
+        return {
+            "p50_ms": median(samples) * 1e3,
+            "p99_ms": percentile(samples, 99) * 1e3,
+            "min_ms": min(samples) * 1e3,
+            "runs": len(samples),
+        }
+
+    async def chain_overhead(self) -> dict[str, Any]:
+        """(b) one chain of ``chain_steps`` steps, start → result, divided by the steps."""
+        self.launch()
+        n = self.sizes.chain_steps
+        await self.run_chain(1)  # warm
+        totals: list[float] = []
+        for _ in range(self.sizes.chain_repeats):
+            began = time.perf_counter()
+            await self.run_chain(n)
+            totals.append(time.perf_counter() - began)
+        total = median(totals)
+        return {"per_step_us": total / n * 1e6, "total_ms": total * 1e3, "steps": n}
+
+    async def many_sync(self, fn: Callable[..., Any], arg: Any, n: int) -> tuple[float, float]:
+        def run() -> tuple[float, float]:
+            began = time.perf_counter()
+            handles = [DBOS.start_workflow(fn, arg) for _ in range(n)]
+            started = time.perf_counter() - began
+            for handle in handles:
+                handle.get_result()
+            return started, time.perf_counter() - began
+
+        return await asyncio.to_thread(run)
+
+    async def many_async(self, fn: Callable[..., Any], arg: Any, n: int) -> tuple[float, float]:
+        began = time.perf_counter()
+        handles = await asyncio.gather(*(DBOS.start_workflow_async(fn, arg) for _ in range(n)))
+        started = time.perf_counter() - began
+        await asyncio.gather(*(handle.get_result() for handle in handles))
+        return started, time.perf_counter() - began
+
+    async def fanout(self) -> dict[str, Any]:
+        """(c) ``fanout_runs`` workflows of ``fanout_steps`` steps, all started at once."""
+        self.launch()
+        await self.run_chain(1)  # warm
+        n, steps = self.sizes.fanout_runs, self.sizes.fanout_steps
+        if self.sync:
+            started, wall = await self.many_sync(chain_sync, steps, n)
+        else:
+            started, wall = await self.many_async(chain, steps, n)
+        return {
+            "runs_per_s": n / wall,
+            "steps_per_s": n * steps / wall,
+            "wall_s": wall,
+            "start_all_s": started,
+        }
+
+    async def parallel_steps(self) -> dict[str, Any]:
+        """(d) one workflow gathering ``parallel_steps`` steps, start → result (async only)."""
+        self.launch()
+        await self.run_chain(1)  # warm
+        n = self.sizes.parallel_steps
+        totals: list[float] = []
+        for _ in range(self.sizes.parallel_repeats):
+            began = time.perf_counter()
+            handle = await DBOS.start_workflow_async(parallel, n)
+            await handle.get_result()
+            totals.append(time.perf_counter() - began)
+        return {"total_ms": median(totals) * 1e3, "best_ms": min(totals) * 1e3, "steps": n}
+
+    async def sleepers(self) -> dict[str, Any]:
+        """(e) ``sleep_runs`` runs each sleeping durably; wall time to all done, peak RSS."""
+        self.launch()
+        await self.run_chain(1)  # warm
+        baseline = current_rss_mib()
+        seconds, n = self.sizes.sleep_seconds, self.sizes.sleep_runs
+        if self.sync:
+            started, wall = await self.many_sync(sleeper_sync, seconds, n)
+        else:
+            started, wall = await self.many_async(sleeper, seconds, n)
+        return {
+            "wall_s": wall,
+            "start_all_s": started,
+            "baseline_rss_mib": baseline,
+            "rss_growth_mib": peak_rss_mib() - baseline,
+        }
+
+    async def cold_build(self) -> dict[str, Any]:
+        """(f), first process: a workflow with ``cold_steps`` completed steps, now sleeping."""
+        self.launch()
+        n, marker = self.sizes.cold_steps, str(self.workdir / "marker.txt")
+        began = time.perf_counter()
+        if self.sync:
+            handle = await asyncio.to_thread(
+                DBOS.start_workflow, cold_sync, n, COLD_SLEEP_SECONDS, marker
+            )
+        else:
+            handle = await DBOS.start_workflow_async(cold, n, COLD_SLEEP_SECONDS, marker)
+        workflow_id = handle.get_workflow_id()
+        recorded = 0
+        while recorded < n + 1:  # the n steps and the sleep
+            await asyncio.sleep(0.25)
+            recorded = len(await DBOS.list_workflow_steps_async(workflow_id))
+        built = time.perf_counter() - began
+        (self.workdir / "run_id.txt").write_text(workflow_id, encoding="utf-8")
+        return {"build_s": built, "steps_recorded": recorded}
+
+    async def cold_resume(self) -> dict[str, Any]:
+        """(f), second process: from DBOS() until the step after the sleep starts."""
+        workflow_id = (self.workdir / "run_id.txt").read_text(encoding="utf-8").strip()
+        marker = str(self.workdir / "marker.txt")
+        began_wall, began = time.time(), time.perf_counter()
+        self.launch()  # recovers the pending workflow of executor "local"
+        configured = time.perf_counter() - began
+        handle = await DBOS.retrieve_workflow_async(workflow_id)
+        await handle.get_result(polling_interval_sec=0.01)
+        done = time.perf_counter() - began
+        started = read_marker(marker)
+        return {
+            "resume_ms": None if started is None else (started - began_wall) * 1e3,
+            "configure_ms": configured * 1e3,
+            "to_completed_ms": done * 1e3,
+        }
+
+
+CASES: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
+    "a": Bench.latency,
+    "b": Bench.chain_overhead,
+    "c": Bench.fanout,
+    "d": Bench.parallel_steps,
+    "e": Bench.sleepers,
+    "f-build": Bench.cold_build,
+    "f-resume": Bench.cold_resume,
+}
+
+
+async def run_case(bench: Bench, case: str, engine: str) -> None:
+    result = await CASES[case](bench)
+    result["engine"] = engine
+    emit(result)
+    if case == "f-build":
+        # A crash, from inside the running loop (asyncio.run returning would cancel the
+        # workflow's task first): the workflow stays PENDING on executor "local".
+        os._exit(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--sizes", default=Sizes().to_json())
+    parser.add_argument("--style", choices=["async", "sync"], default="async")
+    parser.add_argument(
+        "--sqlite",
+        choices=["default", "wal"],
+        default="default",
+        help="DBOS's own SQLite settings, or WAL + synchronous=NORMAL like workflowkit",
+    )
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args.workdir.resolve(), Sizes.from_json(args.sizes), args.style, args.sqlite)
+    style = "async" if args.case == "d" else args.style
+    mode = "WAL+NORMAL" if args.sqlite == "wal" else "default journal"
+    engine = f"DBOS {version('dbos')} ({style}, SQLite {mode})"
+    asyncio.run(run_case(bench, args.case, engine))
+    DBOS.destroy()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The ``workflowkit`` command line."""

@@ -1,0 +1,59 @@
+"""``workflowkit worker MODULE...``: execute runs until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from ..runtime.worker import Worker
+from ..worlds import open_world
+
+log = logging.getLogger("workflowkit.cli")
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("worker", help="execute workflow runs", description=__doc__)
+    parser.add_argument("modules", nargs="+", help="modules defining workflows and steps")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="seconds running steps get to finish on shutdown before runs are handed back",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    sys.path.insert(0, os.getcwd())
+    for name in args.modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            print(f"workflowkit worker: cannot import {name!r}: {exc}", file=sys.stderr)
+            return 2
+    asyncio.run(_serve(args.world, args.grace))
+    return 0
+
+
+async def _serve(world_url: str | None, grace: float) -> None:
+    world = open_world(world_url)
+    worker = Worker(world)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    task = loop.create_task(worker.run())
+    log.info("worker %s started on %r", worker.worker_id, world)
+    stopped = loop.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("worker %s stopping: finishing running steps (up to %s s)", worker.worker_id, grace)
+    await worker.stop(grace)
+    await task
+    await world.close()
+    log.info("worker %s stopped", worker.worker_id)

@@ -1,0 +1,95 @@
+"""Standalone ``workflowkit worker`` processes sharing one SQLite file with a client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import workflowkit
+from workflowkit.api import start
+
+HERE = Path(__file__).parent
+SRC = HERE.parents[1] / "src"
+
+
+def spawn_worker(db: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "WORKFLOWKIT_WORLD": f"sqlite:///{db}",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "workflowkit", "worker", "worker_app", *extra],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Path]:
+    sys.path.insert(0, str(HERE))
+    yield tmp_path
+    workflowkit.shutdown()
+    sys.path.remove(str(HERE))
+
+
+@pytest.mark.slow
+async def test_two_worker_processes_share_the_load(app: Path) -> None:
+    import worker_app
+
+    db = app / "wk.db"
+    workflowkit.configure(f"sqlite:///{db}", embedded_worker=False)
+    workers = [spawn_worker(db), spawn_worker(db)]
+    try:
+        runs = [await start(worker_app.five_steps, str(app), f"r{i}") for i in range(60)]
+        results = [await run.return_value(timeout=60) for run in runs]
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        errors = [proc.communicate(timeout=30)[1] for proc in workers]
+    assert results == [10] * 60
+    assert all(proc.returncode == 0 for proc in workers), errors
+    assert not any("database is locked" in text for text in errors)
+    for i in range(60):
+        for index in range(5):
+            assert len(list(app.glob(f"work-r{i}-{index}.*"))) == 1
+
+
+@pytest.mark.slow
+async def test_sigterm_lets_the_running_step_finish(app: Path) -> None:
+    import worker_app
+
+    db = app / "wk.db"
+    workflowkit.configure(f"sqlite:///{db}", embedded_worker=False)
+    proc = spawn_worker(db, "--grace", "10")
+    try:
+        run = await start(worker_app.slow_then_after, str(app))
+        deadline = time.monotonic() + 30
+        while not (app / "inside-slow").exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            await asyncio.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    steps = {
+        s.step_name: s.status
+        for s in await workflowkit.api.get_run(run.run_id).runtime.world.list_steps(run.run_id)
+    }
+    assert steps["worker_app.slow"] == "completed"
+    # The run was handed back: a worker started now finishes it at once.
+    workflowkit.configure(f"sqlite:///{db}")
+    assert await run.return_value(timeout=30) == ["slow done", "after done"]
+    assert len(list(app.glob("slow.*"))) == 1
+    assert len(list(app.glob("after.*"))) == 1

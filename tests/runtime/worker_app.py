@@ -1,0 +1,46 @@
+"""Workflows for the standalone-worker tests, imported by the worker processes by name."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from workflowkit import step, workflow
+
+
+def mark(directory: str, name: str) -> None:
+    (Path(directory) / f"{name}.{os.getpid()}.{time.monotonic_ns()}").write_text("x")
+
+
+@step(name="worker_app.work")
+def work(directory: str, run_key: str, index: int) -> int:
+    mark(directory, f"work-{run_key}-{index}")
+    return index
+
+
+@workflow(name="worker_app.five_steps")
+async def five_steps(directory: str, run_key: str) -> int:
+    total = 0
+    for index in range(5):
+        total += await work(directory, run_key, index)
+    return total
+
+
+@step(name="worker_app.slow")
+def slow(directory: str) -> str:
+    mark(directory, "slow")
+    (Path(directory) / "inside-slow").write_text("x")
+    time.sleep(1.0)
+    return "slow done"
+
+
+@step(name="worker_app.after")
+def after(directory: str) -> str:
+    mark(directory, "after")
+    return "after done"
+
+
+@workflow(name="worker_app.slow_then_after")
+async def slow_then_after(directory: str) -> list[str]:
+    return [await slow(directory), await after(directory)]

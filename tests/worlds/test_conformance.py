@@ -1,0 +1,290 @@
+"""The World contract: every backend passes this suite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from workflowkit.errors import WorkflowRunNotFoundError
+from workflowkit.ids import new_id
+from workflowkit.worlds.base import (
+    EventType,
+    LeaseLostError,
+    NewEvent,
+    RunChange,
+    RunStatus,
+    StepStatus,
+    WorkerInfo,
+    World,
+)
+
+
+def worker(name: str = "a", pid: int | None = None) -> WorkerInfo:
+    return WorkerInfo(new_id("wrkr") + name, socket.gethostname(), pid or os.getpid())
+
+
+async def new_run(world: World, name: str = "wf") -> str:
+    run_id = new_id("wrun")
+    await world.create_run(run_id, name, b"input", {"name": name})
+    return run_id
+
+
+async def test_create_and_get_run(world: World) -> None:
+    run_id = await new_run(world)
+    record = await world.get_run(run_id)
+    assert record is not None
+    assert record.status is RunStatus.PENDING
+    assert record.input == b"input"
+    assert record.last_seq == 1
+    events = await world.get_events(run_id)
+    assert [e.type for e in events] == [EventType.RUN_CREATED]
+    assert events[0].event_id.startswith("evnt_")
+    assert await world.get_run("wrun_missing") is None
+
+
+async def test_run_lifecycle_and_terminal_states(world: World) -> None:
+    run_id = await new_run(world)
+    result = await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+    assert result.run_status is RunStatus.RUNNING and not result.rejected
+    result = await world.append(run_id, [NewEvent(EventType.RUN_COMPLETED, payload=b"out")])
+    assert result.run_status is RunStatus.COMPLETED
+    record = await world.get_run(run_id)
+    assert record is not None and record.output == b"out" and record.completed_at is not None
+    # Nothing transitions out of a terminal state.
+    for kind in (EventType.RUN_STARTED, EventType.RUN_FAILED, EventType.RUN_CANCELLED):
+        refused = await world.append(run_id, [NewEvent(kind)])
+        assert not refused.events and refused.rejected
+        assert "completed" in refused.rejected[0].reason
+    assert [e.seq for e in await world.get_events(run_id)] == [1, 2, 3]
+
+
+async def test_pending_run_can_be_cancelled_but_not_completed(world: World) -> None:
+    run_id = await new_run(world)
+    refused = await world.append(run_id, [NewEvent(EventType.RUN_COMPLETED)])
+    assert refused.rejected
+    result = await world.append(run_id, [NewEvent(EventType.RUN_CANCELLED)])
+    assert result.run_status is RunStatus.CANCELLED
+
+
+async def test_append_to_unknown_run(world: World) -> None:
+    with pytest.raises(WorkflowRunNotFoundError):
+        await world.append("wrun_missing", [NewEvent(EventType.RUN_STARTED)])
+
+
+async def test_step_lifecycle_records_result_once(world: World) -> None:
+    run_id = await new_run(world)
+    step_id = new_id("step")
+    await world.append(
+        run_id,
+        [
+            NewEvent(EventType.RUN_STARTED),
+            NewEvent(EventType.STEP_CREATED, step_id, b"args", {"name": "s"}),
+            NewEvent(EventType.STEP_STARTED, step_id, None, {"attempt": 1}),
+            NewEvent(EventType.STEP_RETRYING, step_id, b"err", {"retry_at": time.time() + 1}),
+        ],
+    )
+    (step,) = await world.list_steps(run_id)
+    assert step.status is StepStatus.PENDING and step.attempt == 1 and step.retry_at is not None
+    assert step.error == b"err"
+    await world.append(run_id, [NewEvent(EventType.STEP_STARTED, step_id, None, {"attempt": 2})])
+    first = await world.append(run_id, [NewEvent(EventType.STEP_COMPLETED, step_id, b"one")])
+    second = await world.append(run_id, [NewEvent(EventType.STEP_COMPLETED, step_id, b"two")])
+    assert first.events and not first.rejected
+    assert not second.events and "completed" in second.rejected[0].reason
+    (step,) = await world.list_steps(run_id)
+    assert step.status is StepStatus.COMPLETED and step.output == b"one" and step.attempt == 2
+    assert step.input == b"args"
+
+
+async def test_step_events_need_an_existing_step(world: World) -> None:
+    run_id = await new_run(world)
+    await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+    result = await world.append(run_id, [NewEvent(EventType.STEP_COMPLETED, "step_nope")])
+    assert result.rejected and "does not exist" in result.rejected[0].reason
+    duplicate = NewEvent(EventType.STEP_CREATED, "step_x", b"", {"name": "s"})
+    await world.append(run_id, [duplicate])
+    assert (await world.append(run_id, [duplicate])).rejected
+
+
+async def test_waits_complete_once(world: World) -> None:
+    run_id = await new_run(world)
+    wait_id = new_id("wait")
+    resume_at = time.time() + 60
+    await world.append(
+        run_id,
+        [
+            NewEvent(EventType.RUN_STARTED),
+            NewEvent(EventType.WAIT_CREATED, wait_id, None, {"resume_at": resume_at}),
+        ],
+    )
+    (wait,) = await world.list_waits(run_id)
+    assert wait.completed_at is None
+    assert wait.resume_at.timestamp() == pytest.approx(resume_at)
+    assert (await world.append(run_id, [NewEvent(EventType.WAIT_COMPLETED, wait_id)])).events
+    assert (await world.append(run_id, [NewEvent(EventType.WAIT_COMPLETED, wait_id)])).rejected
+
+
+async def test_hook_tokens_are_exclusive_while_active(world: World) -> None:
+    first, second = await new_run(world), await new_run(world)
+    for run_id in (first, second):
+        await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+    hook_a, hook_b = new_id("hook"), new_id("hook")
+    created = await world.append(
+        first, [NewEvent(EventType.HOOK_CREATED, hook_a, None, {"token": "tok"})]
+    )
+    assert created.events[0].type is EventType.HOOK_CREATED
+    conflict = await world.append(
+        second, [NewEvent(EventType.HOOK_CREATED, hook_b, None, {"token": "tok"})]
+    )
+    assert conflict.events[0].type is EventType.HOOK_CONFLICT
+    assert conflict.events[0].attrs["holder_run_id"] == first
+    # A terminal run releases its tokens.
+    await world.append(first, [NewEvent(EventType.RUN_COMPLETED)])
+    again = await world.append(
+        second, [NewEvent(EventType.HOOK_CREATED, new_id("hook"), None, {"token": "tok"})]
+    )
+    assert again.events[0].type is EventType.HOOK_CREATED
+
+
+async def test_disposed_hook_releases_token(world: World) -> None:
+    run_id = await new_run(world)
+    await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+    hook = new_id("hook")
+    await world.append(run_id, [NewEvent(EventType.HOOK_CREATED, hook, None, {"token": "t2"})])
+    assert (await world.append(run_id, [NewEvent(EventType.HOOK_RECEIVED, hook, b"p")])).events
+    assert (await world.append(run_id, [NewEvent(EventType.HOOK_DISPOSED, hook)])).events
+    assert (await world.append(run_id, [NewEvent(EventType.HOOK_RECEIVED, hook, b"p")])).rejected
+    reuse = await world.append(
+        run_id, [NewEvent(EventType.HOOK_CREATED, new_id("hook"), None, {"token": "t2"})]
+    )
+    assert reuse.events[0].type is EventType.HOOK_CREATED
+
+
+async def test_claims_and_leases(world: World) -> None:
+    a, b = worker("a"), worker("b")
+    await world.register_worker(a)
+    await world.register_worker(b)
+    run_id = await new_run(world)
+    claimed = await world.claim_runs(a, limit=10, lease_seconds=30)
+    assert [r.run_id for r in claimed] == [run_id]
+    assert await world.claim_runs(b, limit=10, lease_seconds=30) == []
+    with pytest.raises(LeaseLostError):
+        await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=b.worker_id)
+    assert (await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=a.worker_id)).events
+    # Released with a future wake time: nobody can claim it before then.
+    later = datetime.now(UTC) + timedelta(seconds=60)
+    await world.release_run(run_id, a.worker_id, later)
+    assert await world.claim_runs(b, limit=10, lease_seconds=30) == []
+    next_wake = await world.next_wake_at()
+    assert next_wake is not None and abs((next_wake - later).total_seconds()) < 0.01
+
+
+async def test_expired_lease_is_taken_over(world: World) -> None:
+    a, b = worker("a"), worker("b")
+    await world.register_worker(a)
+    await world.register_worker(b)
+    run_id = await new_run(world)
+    assert await world.claim_runs(a, limit=1, lease_seconds=0.05)
+    await asyncio.sleep(0.1)
+    assert [r.run_id for r in await world.claim_runs(b, limit=1, lease_seconds=30)] == [run_id]
+    with pytest.raises(LeaseLostError):
+        await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=a.worker_id)
+
+
+async def test_renewed_lease_is_kept(world: World) -> None:
+    a, b = worker("a"), worker("b")
+    await world.register_worker(a)
+    await new_run(world)
+    assert await world.claim_runs(a, limit=1, lease_seconds=0.2)
+    for _ in range(3):
+        await asyncio.sleep(0.1)
+        await world.renew_leases(a.worker_id, 0.2)
+    assert await world.claim_runs(b, limit=1, lease_seconds=30) == []
+
+
+async def test_dead_local_worker_runs_are_taken_at_once(world: World) -> None:
+    dead_pid = 2**22 + 12345  # beyond pid_max on typical systems: no such process
+    dead, alive = worker("dead", dead_pid), worker("alive")
+    await world.register_worker(dead)
+    await world.register_worker(alive)
+    run_id = await new_run(world)
+    assert await world.claim_runs(dead, limit=1, lease_seconds=3600)
+    assert [r.run_id for r in await world.claim_runs(alive, limit=1, lease_seconds=30)] == [run_id]
+
+
+async def test_release_does_not_lose_a_wakeup(world: World) -> None:
+    a = worker()
+    await world.register_worker(a)
+    run_id = await new_run(world)
+    (record,) = await world.claim_runs(a, limit=1, lease_seconds=30)
+    # Someone appends while the worker decides to let go of the run.
+    await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+    await world.release_run(run_id, a.worker_id, None, known_seq=record.last_seq)
+    assert [r.run_id for r in await world.claim_runs(a, limit=1, lease_seconds=30)] == [run_id]
+
+
+async def test_delivery_without_owner_makes_run_due(world: World) -> None:
+    a = worker()
+    await world.register_worker(a)
+    run_id = await new_run(world)
+    await world.claim_runs(a, limit=1, lease_seconds=30)
+    wait_id = new_id("wait")
+    await world.append(
+        run_id,
+        [
+            NewEvent(EventType.RUN_STARTED),
+            NewEvent(EventType.WAIT_CREATED, wait_id, None, {"resume_at": time.time() + 99}),
+        ],
+        owner=a.worker_id,
+    )
+    await world.release_run(run_id, a.worker_id, None)
+    assert await world.claim_runs(a, limit=1, lease_seconds=30) == []
+    await world.append(run_id, [NewEvent(EventType.WAIT_COMPLETED, wait_id)])
+    assert [r.run_id for r in await world.claim_runs(a, limit=1, lease_seconds=30)] == [run_id]
+
+
+async def test_list_runs_filters_and_pages(world: World) -> None:
+    ids = [await new_run(world, "alpha" if i % 2 else "beta") for i in range(7)]
+    await world.append(ids[0], [NewEvent(EventType.RUN_CANCELLED)])
+    everything = await world.list_runs()
+    assert [r.run_id for r in everything] == sorted(ids, reverse=True)
+    alphas = await world.list_runs(workflow_name="alpha")
+    assert {r.workflow_name for r in alphas} == {"alpha"} and len(alphas) == 3
+    cancelled = await world.list_runs(status=RunStatus.CANCELLED)
+    assert [r.run_id for r in cancelled] == [ids[0]]
+    page1 = await world.list_runs(limit=3)
+    page2 = await world.list_runs(limit=3, before=page1[-1].run_id)
+    assert [r.run_id for r in page1 + page2] == sorted(ids, reverse=True)[:6]
+
+
+async def test_listeners_hear_about_commits(world: World) -> None:
+    heard: list[RunChange] = []
+    unsubscribe = world.subscribe(heard.extend)
+    run_id = await new_run(world)
+    await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+    unsubscribe()
+    await world.append(run_id, [NewEvent(EventType.RUN_CANCELLED)])
+    mine = [c for c in heard if c.run_id == run_id]
+    assert [c.last_seq for c in mine][:2] == [1, 2]
+    assert all(c.last_seq <= 2 for c in mine)
+
+
+async def test_concurrent_appends_share_commits(world: World) -> None:
+    runs = [await new_run(world) for _ in range(50)]
+    await asyncio.gather(*(world.append(r, [NewEvent(EventType.RUN_STARTED)]) for r in runs))
+
+    async def many(run_id: str) -> None:
+        for _ in range(20):
+            step_id = new_id("step")
+            await world.append(
+                run_id, [NewEvent(EventType.STEP_CREATED, step_id, b"", {"name": "s"})]
+            )
+
+    await asyncio.gather(*(many(r) for r in runs))
+    for run_id in runs:
+        assert [e.seq for e in await world.get_events(run_id)] == list(range(1, 23))

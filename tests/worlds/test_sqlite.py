@@ -1,0 +1,121 @@
+"""What only the SQLite World promises: the file, its URL forms, many processes, bad rows."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workflowkit.errors import CorruptDataError
+from workflowkit.ids import new_id
+from workflowkit.worlds import open_world
+from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
+
+SRC = Path(__file__).parents[2] / "src"
+
+
+def test_url_forms() -> None:
+    assert path_from_url(None) == DEFAULT_PATH == Path(".workflowkit/workflowkit.db")
+    assert path_from_url("sqlite:///rel/x.db") == Path("rel/x.db")
+    assert path_from_url("sqlite:////abs/x.db") == Path("/abs/x.db")
+    assert path_from_url("plain/path.db") == Path("plain/path.db")
+
+
+def test_unknown_scheme_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown world URL scheme 'mysql'"):
+        open_world("mysql://localhost/db")
+
+
+async def test_default_file_is_under_dot_workflowkit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKFLOWKIT_WORLD", raising=False)
+    world = open_world()
+    try:
+        assert isinstance(world, SQLiteWorld)
+        assert (tmp_path / ".workflowkit" / "workflowkit.db").exists()
+        mode = (
+            sqlite3.connect(tmp_path / ".workflowkit" / "workflowkit.db")
+            .execute("PRAGMA journal_mode")
+            .fetchone()[0]
+        )
+        assert mode == "wal"
+    finally:
+        await world.close()
+
+
+async def test_corrupt_row_is_a_typed_error(tmp_path: Path) -> None:
+    world = SQLiteWorld(tmp_path / "w.db")
+    try:
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"", {})
+        conn = sqlite3.connect(tmp_path / "w.db")
+        conn.execute("UPDATE runs SET status = 'exploded' WHERE run_id = ?", (run_id,))
+        conn.execute("UPDATE events SET type = 'nonsense' WHERE run_id = ?", (run_id,))
+        conn.commit()
+        with pytest.raises(CorruptDataError, match="exploded"):
+            await world.get_run(run_id)
+        with pytest.raises(CorruptDataError, match="nonsense"):
+            await world.get_events(run_id)
+    finally:
+        await world.close()
+
+
+WRITER = """
+import asyncio, sys
+sys.path.insert(0, {src!r})
+from workflowkit.ids import new_id
+from workflowkit.worlds.base import EventType, NewEvent
+from workflowkit.worlds.sqlite import SQLiteWorld
+
+async def main():
+    world = SQLiteWorld({db!r})
+    runs = []
+    for _ in range(20):
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"x" * 100, {{}})
+        runs.append(run_id)
+    async def write(run_id):
+        await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+        for _ in range(25):
+            sid = new_id("step")
+            await world.append(run_id, [
+                NewEvent(EventType.STEP_CREATED, sid, b"a" * 200, {{"name": "s"}}),
+                NewEvent(EventType.STEP_STARTED, sid, None, {{"attempt": 1}}),
+                NewEvent(EventType.STEP_COMPLETED, sid, b"r" * 200),
+            ])
+    await asyncio.gather(*(write(r) for r in runs))
+    await world.close()
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_many_processes_one_file_never_locked(tmp_path: Path) -> None:
+    db = str(tmp_path / "shared.db")
+    asyncio.run(SQLiteWorld(db).close())  # create the schema once, like a first process would
+    code = WRITER.format(src=str(SRC), db=db)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert out.strip() == "ok"
+        assert "locked" not in err
+    conn = sqlite3.connect(db)
+    assert (
+        conn.execute("SELECT count(*) FROM steps WHERE status = 'completed'").fetchone()[0]
+        == 4 * 20 * 25
+    )
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 4 * 20 * (2 + 75)
