@@ -343,21 +343,26 @@ def report(
     out.extend(f"  {e}" for e in sorted(engines))
     out.extend(notes)
     rows: list[list[str]] = []
-    verdicts: list[tuple[str, bool | None, str]] = []
+    verdicts: list[tuple[str, bool, str]] = []
     for metric in metrics(sizes):
         if metric.case not in cases:
             continue
         w = wk.get(metric.case)
         wv = w.values.get(metric.key) if w and not w.error else None
         row = [metric.label, metric.unit, cell(w, metric)]
+        versus: list[tuple[str, float]] = []
         for name in others:
             o = results[name].get(metric.case)
             ov = o.values.get(metric.key) if o and not o.error else None
             adv = advantage(metric, wv, ov)
             row += [cell(o, metric), "—" if adv is None else f"{adv:.2f}x"]
-            if adv is not None and metric.key != "rss_growth_mib":
-                verdicts.append((f"ahead of {name} on {metric.label}", adv > 1, f"{adv:.2f}x"))
+            if adv is not None:
+                versus.append((name, adv))
         rows.append(row)
+        if versus and metric.key != "rss_growth_mib":
+            met = all(adv > 1 for _, adv in versus)
+            value = ", ".join(f"{adv:.2f}x vs {name}" for name, adv in versus)
+            verdicts.append((f"ahead on {metric.label}", met, value))
     if rows:
         headers = ["case", "unit", WK]
         for name in others:

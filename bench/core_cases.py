@@ -38,7 +38,11 @@ RESULT_TIMEOUT = 600.0
 # -- steps and workflows (explicit durable names: the same in every process) ----------------
 
 
-@step(name="bench.add_one")
+# workflowkit's ``step(*, name=...)`` overload does not type-check on an ``async def`` under
+# mypy (R is inferred as Never): hence the ignores below; reported to the runtime's owner.
+
+
+@step(name="bench.add_one")  # type: ignore[arg-type]
 async def add_one(x: int) -> int:
     return step_body(x)
 
@@ -48,7 +52,7 @@ def add_one_sync(x: int) -> int:
     return step_body(x)
 
 
-@step(name="bench.mark")
+@step(name="bench.mark")  # type: ignore[arg-type]
 async def mark(path: str) -> float:
     return marker_body(path)
 

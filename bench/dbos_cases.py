@@ -36,7 +36,7 @@ from core_common import (
     read_marker,
     step_body,
 )
-from dbos import DBOS, DBOSConfig
+from dbos import DBOS, DBOSConfig, WorkflowHandleAsync
 
 
 class WalConnection(sqlite3.Connection):
@@ -254,12 +254,13 @@ class Bench:
         n, marker = self.sizes.cold_steps, str(self.workdir / "marker.txt")
         began = time.perf_counter()
         if self.sync:
-            handle = await asyncio.to_thread(
+            sync_handle = await asyncio.to_thread(
                 DBOS.start_workflow, cold_sync, n, COLD_SLEEP_SECONDS, marker
             )
+            workflow_id = sync_handle.get_workflow_id()
         else:
             handle = await DBOS.start_workflow_async(cold, n, COLD_SLEEP_SECONDS, marker)
-        workflow_id = handle.get_workflow_id()
+            workflow_id = handle.get_workflow_id()
         recorded = 0
         while recorded < n + 1:  # the n steps and the sleep
             await asyncio.sleep(0.25)
@@ -275,7 +276,7 @@ class Bench:
         began_wall, began = time.time(), time.perf_counter()
         self.launch()  # recovers the pending workflow of executor "local"
         configured = time.perf_counter() - began
-        handle = await DBOS.retrieve_workflow_async(workflow_id)
+        handle: WorkflowHandleAsync[float] = await DBOS.retrieve_workflow_async(workflow_id)
         await handle.get_result(polling_interval_sec=0.01)
         done = time.perf_counter() - began
         started = read_marker(marker)

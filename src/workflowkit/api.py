@@ -195,9 +195,4 @@ def failed_error(run_id: str, payload: bytes | None) -> WorkflowRunFailedError:
 
 
 def traceback_text(error: BaseException) -> str:
-    text = getattr(error, "__workflowkit_traceback__", None)
-    if isinstance(text, str):
-        return text
-    import traceback
-
-    return "".join(traceback.format_exception(error))
+    return serde.exception_traceback(error)

@@ -72,7 +72,11 @@ def _parse_str(text: str) -> float:
             raise ValueError(
                 f"cannot parse duration {text!r}; write e.g. '30s', '5 minutes', '1 day'"
             )
-        unit = match.group(2).lower() or "s"
+        unit = match.group(2).lower()
+        if not unit:
+            if pos != 0 or match.end() != len(stripped):
+                raise ValueError(f"a number without a unit in {text!r}; write e.g. '1m 30s'")
+            unit = "s"
         if unit not in _UNITS:
             raise ValueError(f"unknown unit {match.group(2)!r} in duration {text!r}")
         total += float(match.group(1)) * _UNITS[unit]
