@@ -118,8 +118,10 @@ class Worker:
     # -- notifications -------------------------------------------------------------------------
 
     def _listener(self, changes: Sequence[RunChange]) -> None:
+        # Our own appends come back through their results; skip them here (hot path).
+        changes = [c for c in changes if c.writer != self.worker_id]
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if changes and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._on_changes, changes)
 

@@ -240,7 +240,7 @@ class Decoder:
         for field in dataclasses.fields(cls):
             if field.name in values:
                 (init if field.init else late)[field.name] = values[field.name]
-        obj = _construct(node, cls, **init)
+        obj = _call(node, cls, **init)
         for name, value in late.items():
             object.__setattr__(obj, name, value)  # works for frozen and slots classes too
         return self.finish(node, obj)
@@ -260,9 +260,7 @@ class Decoder:
         cls, _ = self.cls(node, tags.NAMEDTUPLE)
         values = self.fields(node, depth)
         names = cls._fields  # type: ignore[attr-defined]
-        return self.finish(
-            node, _construct(node, cls, **{n: values[n] for n in names if n in values})
-        )
+        return self.finish(node, _call(node, cls, **{n: values[n] for n in names if n in values}))
 
     def pydantic(self, node: dict[str, Json], depth: int) -> Any:
         cls, _ = self.cls(node, tags.PYDANTIC)
@@ -314,10 +312,6 @@ class Decoder:
         if cause is not None:
             exc.__cause__ = cause
         return self.finish(node, exc)
-
-
-def _construct(node: dict[str, Json], cls: type, **kwargs: Any) -> Any:
-    return _call(node, cls, **kwargs)
 
 
 def _call(node: dict[str, Json], func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

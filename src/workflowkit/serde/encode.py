@@ -13,6 +13,8 @@ them decode naturally. Everything else is built from its contents (tuples, datac
 ...): a cycle that reaches such an object again while it is still being written writes it
 once more at the inner position, and the decoder keeps whichever copy it finishes first
 under that id (the same trick as pickle's), so the graph still decodes to the same shape.
+For that to end, the lists, dicts and sets on such a cycle get ids even when reached once
+(``_mark_cycles``); a cycle of dataclasses alone is written create-first instead.
 """
 
 from __future__ import annotations
@@ -63,9 +65,9 @@ _REGISTER_HINT: Final = (
     f"{SERIALIZE_METHOD}/{DESERIALIZE_METHOD}), or make it a dataclass"
 )
 _DEPTH_HINT: Final = (
-    "Flatten the data, or raise the limit (max_depth=, WORKFLOWKIT_SERDE_MAX_DEPTH). An object "
-    "that is built from its contents (tuple, frozen dataclass, custom class) and contains "
-    "itself with no list, dict or set in between also ends up here"
+    "Flatten the data, or raise the limit (max_depth=, WORKFLOWKIT_SERDE_MAX_DEPTH). A cycle "
+    "with no list, dict, set or dataclass on it (through tuples, pydantic models or custom "
+    "classes only) also ends up here"
 )
 _LIVE_TYPES: Final[tuple[type, ...]] = (
     types.FunctionType,
@@ -207,22 +209,18 @@ class Encoder:
         t = type(obj)
         if t is str or t is bool or obj is None:
             return
-        if t is int or t is float:
-            if -BIG_INT < obj < BIG_INT:  # type: ignore[operator]
-                return
-            self.plain = False  # nan, inf and huge ints need tags
-            if depth > self.max_depth:
-                raise self._too_deep()
-            return
-        if depth > self.max_depth:
-            raise self._too_deep()
         if t is dict:
             self._scan_dict(obj, depth)  # type: ignore[arg-type]
         elif t is list:
             self._scan_list(obj, depth)  # type: ignore[arg-type]
+        elif (t is int or t is float) and -BIG_INT < obj < BIG_INT:  # type: ignore[operator]
+            return
         else:
-            self.plain = False
-            self._scan_other(obj, t, depth)
+            if depth > self.max_depth:
+                raise self._too_deep()
+            self.plain = False  # nan, inf, huge ints and everything but JSON need tags
+            if t is not int and t is not float:
+                self._scan_other(obj, t, depth)
 
     def _first_visit(self, obj: object) -> bool:
         counts = self.counts
@@ -235,9 +233,19 @@ class Encoder:
         self.plain = False
         return False
 
+    # _scan_list and _scan_dict are the hot path for JSON-shaped data: they dispatch
+    # nested lists and dicts directly and skip plain scalars inline.
+
     def _scan_list(self, items: list[Any], depth: int) -> None:
-        if not self._first_visit(items):
+        if depth > self.max_depth:
+            raise self._too_deep()
+        counts = self.counts
+        oid = id(items)
+        if oid in counts:
+            counts[oid] += 1
+            self.plain = False
             return
+        counts[oid] = 1
         child = depth + 1
         item: object = None
         try:
@@ -245,16 +253,26 @@ class Encoder:
                 t = type(item)
                 if t is str or t is bool or item is None:
                     continue
-                if (t is int or t is float) and -BIG_INT < item < BIG_INT:  # type: ignore[operator]
-                    continue
-                self.scan(item, child)
+                if t is dict:
+                    self._scan_dict(item, child)  # type: ignore[arg-type]
+                elif t is list:
+                    self._scan_list(item, child)  # type: ignore[arg-type]
+                elif not ((t is int or t is float) and -BIG_INT < item < BIG_INT):  # type: ignore[operator]
+                    self.scan(item, child)
         except _Refusal as refusal:
             refusal.segments.append(f"[{_index_of(items, item)}]")
             raise
 
     def _scan_dict(self, mapping: dict[Any, Any], depth: int) -> None:
-        if not self._first_visit(mapping):
+        if depth > self.max_depth:
+            raise self._too_deep()
+        counts = self.counts
+        oid = id(mapping)
+        if oid in counts:
+            counts[oid] += 1
+            self.plain = False
             return
+        counts[oid] = 1
         child = depth + 1
         str_keys = TAG not in mapping
         key: object = None
@@ -266,9 +284,12 @@ class Encoder:
                 t = type(value)
                 if t is str or t is bool or value is None:
                     continue
-                if (t is int or t is float) and -BIG_INT < value < BIG_INT:
-                    continue
-                self.scan(value, child)
+                if t is dict:
+                    self._scan_dict(value, child)
+                elif t is list:
+                    self._scan_list(value, child)
+                elif not ((t is int or t is float) and -BIG_INT < value < BIG_INT):
+                    self.scan(value, child)
         except _Refusal as refusal:
             if refusal.key_done:
                 refusal.key_done = False
@@ -434,15 +455,10 @@ class Encoder:
         return any(oid not in state and visit(oid) for oid in nodes)
 
     def _children(self, obj: Any, info: _ClassInfo, depth: int) -> list[tuple[str, object]]:
+        """``(path segment, value)`` of everything an object holds, in writing order."""
         kind = info.kind
-        if kind == tags.DATACLASS:
-            return [
-                ("." + name, value)
-                for name in info.fields
-                if (value := getattr(obj, name, _MISSING)) is not _MISSING
-            ]
-        if kind == tags.NAMEDTUPLE:
-            return [("." + name, value) for name, value in zip(info.fields, obj, strict=False)]
+        if kind == tags.DATACLASS or kind == tags.NAMEDTUPLE:
+            return [("." + name, value) for name, value in _field_values(obj, info)]
         if kind == tags.PYDANTIC:
             values, extra, private, _ = self._reduce_pydantic(obj)
             return [
@@ -654,10 +670,7 @@ class Encoder:
         emit = self.emit
         if kind == tags.DATACLASS or kind == tags.NAMEDTUPLE:
             node["t"] = info.class_id
-            node["v"] = {
-                segment[1:]: emit(value, child)
-                for segment, value in self._children(obj, info, child - 1)
-            }
+            node["v"] = {name: emit(value, child) for name, value in _field_values(obj, info)}
         elif kind == tags.PYDANTIC:
             values, extra, private, unset = self._reduce_pydantic(obj)
             node["t"] = info.class_id
@@ -722,6 +735,17 @@ class Encoder:
                 self.sorting.discard(oid)
             self.sort_keys[oid] = key
         return key
+
+
+def _field_values(obj: Any, info: _ClassInfo) -> list[tuple[str, object]]:
+    """Field names and values of a dataclass (skipping fields never set) or NamedTuple."""
+    if info.kind == tags.NAMEDTUPLE:
+        return list(zip(info.fields, obj, strict=False))
+    return [
+        (name, value)
+        for name in info.fields
+        if (value := getattr(obj, name, _MISSING)) is not _MISSING
+    ]
 
 
 def _can_encode(value: object, depth: int, max_depth: int) -> bool:

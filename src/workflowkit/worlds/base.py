@@ -200,6 +200,7 @@ class RunChange:
     run_id: str
     last_seq: int
     status: RunStatus
+    writer: str | None = None  # the worker whose append this was, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,13 +61,12 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL,
     completed_at REAL,
     updated_at REAL NOT NULL,
-    last_seq INTEGER NOT NULL,
     output_seq INTEGER,
     error_seq INTEGER,
     owner TEXT,
     lease_until REAL,
     wake_at REAL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_due ON runs (wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated_at);
 CREATE INDEX IF NOT EXISTS runs_owner ON runs (owner) WHERE owner IS NOT NULL;
@@ -82,10 +81,10 @@ CREATE TABLE IF NOT EXISTS events (
     attrs TEXT,
     created_at REAL NOT NULL,
     PRIMARY KEY (run_id, seq)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS steps (
-    step_id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
     step_name TEXT NOT NULL,
     status TEXT NOT NULL,
     attempt INTEGER NOT NULL,
@@ -95,17 +94,17 @@ CREATE TABLE IF NOT EXISTS steps (
     created_at REAL NOT NULL,
     started_at REAL,
     completed_at REAL,
-    retry_at REAL
-);
-CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id);
+    retry_at REAL,
+    PRIMARY KEY (run_id, step_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS waits (
-    wait_id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
+    wait_id TEXT NOT NULL,
     resume_at REAL NOT NULL,
     created_at REAL NOT NULL,
-    completed_at REAL
-);
-CREATE INDEX IF NOT EXISTS waits_run ON waits (run_id);
+    completed_at REAL,
+    PRIMARY KEY (run_id, wait_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hooks (
     hook_id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -125,7 +124,8 @@ CREATE TABLE IF NOT EXISTS workers (
 
 _RUN_COLUMNS = (
     "r.run_id, r.workflow_name, r.status, r.created_at, r.started_at, r.completed_at, "
-    "r.updated_at, r.last_seq, r.owner, r.wake_at, "
+    "r.updated_at, (SELECT max(seq) FROM events e WHERE e.run_id = r.run_id), r.owner, "
+    "r.wake_at, "
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = 1), "
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.output_seq), "
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.error_seq)"
@@ -220,23 +220,10 @@ class SQLiteWorld:
     def _transaction(
         self, conn: sqlite3.Connection, batch: list[Job[sqlite3.Connection]]
     ) -> list[tuple[Any, BaseException | None]]:
-        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), what="begin write")
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        for job in batch:
-            conn.execute("SAVEPOINT job")
-            try:
-                outcomes.append((job.fn(conn), None))
-                conn.execute("RELEASE job")
-            except BaseException as exc:
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                outcomes.append((None, exc))
-        try:
-            retry_busy(lambda: conn.execute("COMMIT"), what="commit")
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-            return [(None, exc) for _ in batch]
+        outcomes = self._run_jobs(conn, batch, isolate=False)
+        if outcomes is None:  # a job failed: run them again, each in a savepoint
+            outcomes = self._run_jobs(conn, batch, isolate=True)
+            assert outcomes is not None
         changes: dict[str, RunChange] = {}
         for result, _ in outcomes:
             if isinstance(result, _Changed):
@@ -245,6 +232,32 @@ class SQLiteWorld:
         if changes:
             self._notify(list(changes.values()))
         return [(r.value if isinstance(r, _Changed) else r, e) for r, e in outcomes]
+
+    def _run_jobs(
+        self, conn: sqlite3.Connection, batch: list[Job[sqlite3.Connection]], *, isolate: bool
+    ) -> list[tuple[Any, BaseException | None]] | None:
+        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), what="begin write")
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for job in batch:
+            if isolate:
+                conn.execute("SAVEPOINT job")
+            try:
+                outcomes.append((job.fn(conn), None))
+            except BaseException as exc:
+                if not isolate:
+                    conn.execute("ROLLBACK")
+                    return None
+                conn.execute("ROLLBACK TO job")
+                outcomes.append((None, exc))
+            if isolate:
+                conn.execute("RELEASE job")
+        try:
+            retry_busy(lambda: conn.execute("COMMIT"), what="commit")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            return [(None, exc) for _ in batch]
+        return outcomes
 
     async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         return await self._writer.call(fn)
@@ -289,7 +302,8 @@ class SQLiteWorld:
                     continue
                 version, checked = current, time.time()
                 rows = conn.execute(
-                    "SELECT run_id, last_seq, status FROM runs WHERE updated_at >= ?",
+                    "SELECT r.run_id, (SELECT max(seq) FROM events e WHERE e.run_id = r.run_id),"
+                    " r.status FROM runs r WHERE r.updated_at >= ?",
                     (since - 1.0,),
                 ).fetchall()
                 since = checked
@@ -309,7 +323,7 @@ class SQLiteWorld:
             now = time.time()
             conn.execute(
                 "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, "
-                "last_seq, wake_at) VALUES (?, ?, 'pending', ?, ?, 1, ?)",
+                "wake_at) VALUES (?, ?, 'pending', ?, ?, ?)",
                 (run_id, workflow_name, now, now, now),
             )
             conn.execute(
@@ -329,7 +343,9 @@ class SQLiteWorld:
     ) -> AppendResult:
         def append(conn: sqlite3.Connection) -> _Changed:
             result = _append(conn, run_id, events, owner, time.time())
-            change = RunChange(run_id, _last_seq(result, conn, run_id), result.run_status)
+            change = RunChange(
+                run_id, _last_seq(result, conn, run_id), result.run_status, writer=owner
+            )
             return _Changed(result, [change])
 
         result: AppendResult = await self._write(append)
@@ -475,7 +491,9 @@ class SQLiteWorld:
     ) -> None:
         def release(conn: sqlite3.Connection) -> None:
             row = conn.execute(
-                "SELECT last_seq, owner FROM runs WHERE run_id = ?", (run_id,)
+                "SELECT (SELECT max(seq) FROM events WHERE run_id = ?), owner FROM runs "
+                "WHERE run_id = ?",
+                (run_id, run_id),
             ).fetchone()
             if row is None or row[1] != owner:
                 return
@@ -525,8 +543,12 @@ class _Changed:
 def _last_seq(result: AppendResult, conn: sqlite3.Connection, run_id: str) -> int:
     if result.events:
         return result.events[-1].seq
-    row = conn.execute("SELECT last_seq FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    return int(row[0]) if row else 0
+    return _max_seq(conn, run_id)
+
+
+def _max_seq(conn: sqlite3.Connection, run_id: str) -> int:
+    row = conn.execute("SELECT max(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+    return int(row[0] or 0)
 
 
 def _append(
@@ -537,46 +559,34 @@ def _append(
     now: float,
 ) -> AppendResult:
     row = conn.execute(
-        "SELECT status, last_seq, owner FROM runs WHERE run_id = ?", (run_id,)
+        "SELECT status, owner, (SELECT max(seq) FROM events WHERE run_id = ?) FROM runs "
+        "WHERE run_id = ?",
+        (run_id, run_id),
     ).fetchone()
     if row is None:
         raise WorkflowRunNotFoundError(run_id)
-    status, seq, current_owner = _status(row[0]), int(row[1]), row[2]
-    if owner is not None and current_owner != owner:
+    if owner is not None and row[1] != owner:
         raise LeaseLostError(run_id, owner)
+    status = initial_status = _status(row[0])
+    seq = int(row[2] or 0)
     accepted: list[Event] = []
     rejected: list[Rejected] = []
-    delivered = False
     for new in events:
-        if status.terminal:
-            rejected.append(Rejected(new, f"run is {status}"))
-            continue
         at = new.created_at.timestamp() if new.created_at is not None else now
-        applied = _apply(conn, run_id, seq + 1, new, at)
+        applied = (
+            f"run is {status}"
+            if status.terminal
+            else _apply(conn, run_id, status, seq + 1, new, at)
+        )
         if isinstance(applied, str):
             rejected.append(Rejected(new, applied))
             continue
         seq += 1
-        event_id = new_id("evnt")
-        conn.execute(
-            "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, attrs, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run_id,
-                seq,
-                event_id,
-                str(applied.type),
-                applied.correlation_id,
-                applied.payload,
-                _dump_attrs(applied.attrs),
-                at,
-            ),
-        )
         accepted.append(
             Event(
                 run_id,
                 seq,
-                event_id,
+                new_id("evnt"),
                 applied.type,
                 applied.correlation_id,
                 applied.payload,
@@ -584,16 +594,34 @@ def _append(
                 _dt(at),
             )
         )
-        delivered = delivered or applied.type in DELIVERY_EVENTS
         if applied.type in RUN_TARGET:
             status = RUN_TARGET[applied.type]
             _apply_run(conn, run_id, applied.type, seq, at)
-    if accepted:
-        wake = ", wake_at = ?" if (delivered and owner is None and not status.terminal) else ""
-        params: tuple[Any, ...] = (seq, now, now) if wake else (seq, now)
+    conn.executemany(
+        "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, attrs, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                run_id,
+                e.seq,
+                e.event_id,
+                str(e.type),
+                e.correlation_id,
+                e.payload,
+                _dump_attrs(e.attrs),
+                e.created_at.timestamp(),
+            )
+            for e in accepted
+        ],
+    )
+    # The hot path (a worker recording its own steps) leaves the runs row alone; other
+    # writers and status changes bump updated_at so other processes notice them.
+    if accepted and (owner is None or status is not initial_status):
+        delivered = any(e.type in DELIVERY_EVENTS for e in accepted)
+        wake = delivered and owner is None and not status.terminal
         conn.execute(
-            f"UPDATE runs SET last_seq = ?, updated_at = ?{wake} WHERE run_id = ?",
-            (*params, run_id),
+            f"UPDATE runs SET updated_at = ?{', wake_at = ?' if wake else ''} WHERE run_id = ?",
+            (now, now, run_id) if wake else (now, run_id),
         )
     return AppendResult(accepted, rejected, status)
 
@@ -602,29 +630,32 @@ def _apply_run(conn: sqlite3.Connection, run_id: str, kind: EventType, seq: int,
     target = RUN_TARGET[kind]
     if kind is EventType.RUN_STARTED:
         conn.execute(
-            "UPDATE runs SET status = ?, started_at = ? WHERE run_id = ?", (target, at, run_id)
+            "UPDATE runs SET status = ?, started_at = ?, updated_at = ? WHERE run_id = ?",
+            (target, at, at, run_id),
         )
         return
     column = "output_seq" if kind is EventType.RUN_COMPLETED else "error_seq"
     conn.execute(
         f"UPDATE runs SET status = ?, completed_at = ?, {column} = ?, owner = NULL, "
-        "lease_until = NULL, wake_at = NULL, started_at = coalesce(started_at, ?) "
-        "WHERE run_id = ?",
-        (target, at, seq, at, run_id),
+        "lease_until = NULL, wake_at = NULL, started_at = coalesce(started_at, ?), "
+        "updated_at = ? WHERE run_id = ?",
+        (target, at, seq, at, at, run_id),
     )
     # Terminal runs release their hook tokens.
     conn.execute("DELETE FROM hooks WHERE run_id = ?", (run_id,))
 
 
 def _apply(
-    conn: sqlite3.Connection, run_id: str, seq: int, new: NewEvent, at: float
+    conn: sqlite3.Connection,
+    run_id: str,
+    current: RunStatus,
+    seq: int,
+    new: NewEvent,
+    at: float,
 ) -> NewEvent | str:
     """Update the entity ``new`` touches; the event to record, or why it is refused."""
     kind, cid = new.type, new.correlation_id
     if kind in RUN_TRANSITIONS:
-        current = _status(
-            conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
-        )
         if current not in RUN_TRANSITIONS[kind]:
             return f"run is {current}, cannot apply {kind}"
         return new
@@ -656,9 +687,9 @@ def _apply(
         return new
     if kind is EventType.WAIT_COMPLETED:
         updated = conn.execute(
-            "UPDATE waits SET completed_at = ? WHERE wait_id = ? AND run_id = ? "
+            "UPDATE waits SET completed_at = ? WHERE run_id = ? AND wait_id = ? "
             "AND completed_at IS NULL",
-            (at, cid, run_id),
+            (at, run_id, cid),
         ).rowcount
         return new if updated else f"wait {cid} is not waiting"
     if kind is EventType.HOOK_CREATED:
@@ -688,35 +719,37 @@ def _apply(
 def _apply_step(
     conn: sqlite3.Connection, run_id: str, seq: int, new: NewEvent, at: float
 ) -> NewEvent | str:
+    # One conditional UPDATE; only when it matches nothing do we look up why.
     cid, kind = new.correlation_id, new.type
+    allowed = ",".join(f"'{status}'" for status in STEP_TRANSITIONS[kind])
+    target = str(STEP_TARGET[kind])
+    where = f"WHERE run_id = ? AND step_id = ? AND status IN ({allowed})"
+    if kind is EventType.STEP_STARTED:
+        attempt = new.attrs.get("attempt")
+        updated = conn.execute(
+            "UPDATE steps SET status = ?, attempt = coalesce(?, attempt + 1), "
+            f"started_at = coalesce(started_at, ?), retry_at = NULL {where}",
+            (target, attempt, at, run_id, cid),
+        ).rowcount
+    elif kind is EventType.STEP_RETRYING:
+        updated = conn.execute(
+            f"UPDATE steps SET status = ?, error_seq = ?, retry_at = ? {where}",
+            (target, seq, new.attrs.get("retry_at"), run_id, cid),
+        ).rowcount
+    else:
+        column = "output_seq" if kind is EventType.STEP_COMPLETED else "error_seq"
+        updated = conn.execute(
+            f"UPDATE steps SET status = ?, {column} = ?, completed_at = ? {where}",
+            (target, seq, at, run_id, cid),
+        ).rowcount
+    if updated:
+        return new
     row = conn.execute(
-        "SELECT status, attempt FROM steps WHERE step_id = ? AND run_id = ?", (cid, run_id)
+        "SELECT status FROM steps WHERE run_id = ? AND step_id = ?", (run_id, cid)
     ).fetchone()
     if row is None:
         return f"step {cid} does not exist"
-    current = StepStatus(row[0])
-    if current not in STEP_TRANSITIONS[kind]:
-        return f"step {cid} is {current}, cannot apply {kind}"
-    target = STEP_TARGET[kind]
-    if kind is EventType.STEP_STARTED:
-        attempt = int(new.attrs.get("attempt", row[1] + 1))
-        conn.execute(
-            "UPDATE steps SET status = ?, attempt = ?, started_at = coalesce(started_at, ?), "
-            "retry_at = NULL WHERE step_id = ?",
-            (target, attempt, at, cid),
-        )
-    elif kind is EventType.STEP_RETRYING:
-        conn.execute(
-            "UPDATE steps SET status = ?, error_seq = ?, retry_at = ? WHERE step_id = ?",
-            (target, seq, new.attrs.get("retry_at"), cid),
-        )
-    else:
-        column = "output_seq" if kind is EventType.STEP_COMPLETED else "error_seq"
-        conn.execute(
-            f"UPDATE steps SET status = ?, {column} = ?, completed_at = ? WHERE step_id = ?",
-            (target, seq, at, cid),
-        )
-    return new
+    return f"step {cid} is {row[0]}, cannot apply {kind}"
 
 
 def _dead_local_workers(conn: sqlite3.Connection, me: WorkerInfo) -> list[str]:
