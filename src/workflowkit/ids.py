@@ -9,7 +9,9 @@ from typing import Literal
 
 # ULIDs use Crockford's base32; translating the output of the C-coded RFC 4648 encoder is
 # much faster than encoding digit by digit in Python.
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_TO_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
 
 Prefix = Literal["wrun", "step", "hook", "wait", "evnt", "strm", "wrkr"]
 
