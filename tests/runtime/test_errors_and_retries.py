@@ -248,3 +248,19 @@ async def pass_by_value() -> tuple[list[int], list[int]]:
 async def test_steps_get_arguments_by_value(runtime: Runtime) -> None:
     run = await start(pass_by_value)
     assert await run.return_value(timeout=10) == ([1, 2], [1, 2, 99])
+
+
+def test_retry_after_forms() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from workflowkit.runtime.steps import retry_delay
+
+    assert retry_delay(ValueError("x")) == 1.0
+    assert retry_delay(RetryableError("x")) == 1.0
+    assert retry_delay(RetryableError("x", retry_after=2.5)) == 2.5
+    assert retry_delay(RetryableError("x", retry_after="1m")) == 60
+    assert retry_delay(RetryableError("x", retry_after=timedelta(seconds=3))) == 3
+    soon = datetime.now(UTC) + timedelta(seconds=10)
+    assert 9 < retry_delay(RetryableError("x", retry_after=soon)) <= 10
+    past = datetime.now(UTC) - timedelta(seconds=10)
+    assert retry_delay(RetryableError("x", retry_after=past)) == 0

@@ -79,7 +79,8 @@ class RunExecutor:
             workflow_started_at=_utc(0),
             url=os.environ.get("WORKFLOWKIT_BASE_URL", ""),
         )
-        self.ops: dict[str, Op] = {}
+        self.ops: dict[str, Op] = {}  # pending operations only; finished ones leave
+        self._finished_ops: set[str] = set()
         self._timers: dict[int, Op] = {}
         self._logged: list[Event] = []
         self._cursor = 0
@@ -152,18 +153,20 @@ class RunExecutor:
             return
         if created_at is not None:
             self.loop.set_time(created_at.timestamp())
-        op = self.ops.get(correlation_id or "")
+        op = self.ops.pop(correlation_id or "", None)
+        if op is None and correlation_id in self._finished_ops:
+            return
         if op is None:
             self._diverge(
                 f"the event log delivers {kind} for {correlation_id}, an operation the "
                 "workflow code did not create"
             )
             return
-        if op.done:
-            return
         op.done = True
+        self._finished_ops.add(op.correlation_id)
         if kind is EventType.WAIT_COMPLETED:
             if op.timer is not None:
+                self._timers.pop(id(op.timer), None)
                 self.loop.fire(op.timer)
         elif op.future is not None and not op.future.done():
             try:
@@ -291,7 +294,7 @@ class RunExecutor:
         return effects
 
     def pending(self) -> Iterable[Op]:
-        return (op for op in self.ops.values() if not op.done)
+        return self.ops.values()
 
     def now(self) -> float:
         return self.loop.time() if self.loop is not None else 0.0
