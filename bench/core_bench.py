@@ -333,14 +333,9 @@ def report(
     out: list[str] = []
     wk = results.get(WK, {})
     others = [name for name in results if name != WK]
-    engines = {
-        f"{name}: {o.values['engine']}"
-        for name, per in results.items()
-        for o in per.values()
-        if "engine" in o.values
-    }
-    out.append("Engines:")
-    out.extend(f"  {e}" for e in sorted(engines))
+    for name, per in results.items():
+        described = {o.values["engine"] for o in per.values() if "engine" in o.values}
+        out.extend(f"{name}: {engine}" for engine in sorted(described))
     out.extend(notes)
     rows: list[list[str]] = []
     verdicts: list[tuple[str, bool, str]] = []

@@ -172,7 +172,7 @@ def test_dataclass_on_a_cycle_through_a_list_still_uses_its_constructor() -> Non
 
 # -- random object graphs ----------------------------------------------------------------
 
-KINDS = ["list", "dict", "peer", "tuple", "set"]
+KINDS = ["list", "dict", "peer", "tuple", "set", "error"]
 
 
 @st.composite
@@ -188,6 +188,8 @@ def object_graphs(draw: st.DrawFn) -> Any:
             nodes.append(set())
         elif kind == "peer":
             nodes.append(Peer(f"p{index}"))
+        elif kind == "error":
+            nodes.append(LookupError(f"e{index}"))
         else:
             nodes.append(None)  # tuples are built below, from what exists by then
     targets = st.integers(0, len(nodes) - 1)
@@ -207,11 +209,19 @@ def object_graphs(draw: st.DrawFn) -> Any:
             if peers:
                 node[peers[0]] = "peer key"
         elif kind == "set":
-            node.update(p for p in picks if isinstance(p, Peer))
+            node.update(p for p in picks if isinstance(p, Peer | LookupError))
+        elif kind == "error":
+            node.args = (node.args[0], *picks)
+            causes = [p for p in picks if isinstance(p, LookupError)]
+            node.__cause__ = causes[0] if causes else None
         elif kind == "peer":
             node.friend = picks[0] if picks else None
             node.others = tuple(picks[1:])
     return nodes[draw(targets)]
+
+
+def name_of(item: Any) -> str:
+    return item.name if isinstance(item, Peer) else item.args[0]
 
 
 def same_graph(original: Any, decoded: Any, seen: dict[int, Any]) -> None:
@@ -233,10 +243,13 @@ def same_graph(original: Any, decoded: Any, seen: dict[int, Any]) -> None:
             same_graph(ka, kb, seen)
             same_graph(va, vb, seen)
     elif isinstance(original, set):
-        by_name = {peer.name: peer for peer in decoded}
+        by_name = {name_of(item): item for item in decoded}
         assert len(by_name) == len(original)
-        for peer in original:
-            same_graph(peer, by_name[peer.name], seen)
+        for item in original:
+            same_graph(item, by_name[name_of(item)], seen)
+    elif isinstance(original, LookupError):
+        same_graph(original.args, decoded.args, seen)
+        same_graph(original.__cause__, decoded.__cause__, seen)
     else:
         assert decoded.name == original.name
         same_graph(original.friend, decoded.friend, seen)

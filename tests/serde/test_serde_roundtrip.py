@@ -306,12 +306,25 @@ def test_exception_of_a_module_not_imported_becomes_remote_error() -> None:
     assert "gone_module_xyz" not in sys.modules
 
 
-def test_exception_cause_cycle_is_cut() -> None:
-    first, second = ValueError("a"), ValueError("b")
+def test_exception_cycles() -> None:
+    first, second = ValueError("a"), PaymentError("E", 1)
     first.__cause__ = second
     second.__cause__ = first
     decoded = decode(encode(first))
-    assert decoded.__cause__.args == ("b",)
+    assert type(decoded.__cause__) is PaymentError
+    assert decoded.__cause__.__cause__ is decoded
+    assert decoded.__cause__.code == "E"
+    itself = KeyError("k")
+    itself.args = ("k", itself)
+    decoded = decode(encode(itself))
+    assert type(decoded) is KeyError and decoded.args[1] is decoded
+    remote = decode(encode(itself).replace(b"builtins:KeyError", b"gone_xyz:KeyError"))
+    assert type(remote) is RemoteError and remote.original_args[1] is remote
+    assert remote.type_name == "gone_xyz.KeyError"
+    listed = ValueError("v")
+    listed.args = ("v", [listed])
+    decoded = decode(encode(listed))
+    assert decoded.args[1][0] is decoded
 
 
 def test_large_bytes_cost_about_their_size() -> None:

@@ -319,7 +319,8 @@ class RunExecutor:
 def encode_input(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, what: str) -> bytes:
     """The payload of a call's arguments; a clear error naming the bad argument if any."""
     try:
-        return serde.encode((tuple(args), dict(kwargs)), path="input")
+        # A list pair rather than a tuple pair keeps plain arguments on the codec's fast path.
+        return serde.encode([list(args), dict(kwargs)], path="input")
     except SerializationError:
         serde.encode(tuple(args), path="args")
         serde.encode(dict(kwargs), path="kwargs")

@@ -17,7 +17,7 @@ from workflowkit.errors import SerializationError
 
 from . import tags
 from .classes import REGISTRY, ClassEntry, resolve
-from .exceptions import rebuild_exception, type_name_of
+from .exceptions import create_exception, rebuild_exception, type_name_of
 from .format import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, MODE_PLAIN, parse_head, split
 from .tags import TAG, Json, get_dict, get_int, get_list, get_str, malformed
 
@@ -295,6 +295,10 @@ class Decoder:
             cls: type | None = self.cls(node, tags.EXCEPTION)[0]
         except SerializationError:
             cls = None  # comes back as a RemoteError
+        created = None
+        if node.get("new") == 1:  # on a cycle of objects: exists before its contents
+            created = create_exception(cls)
+            self.define_shell(node, created)
         child = depth + 1
         args = [self.value(item, child) for item in get_list(node, "args", tags.EXCEPTION)]
         attrs = self.fields(node, depth, "attrs") if "attrs" in node else {}
@@ -308,10 +312,11 @@ class Decoder:
             args,
             attrs,
             get_str(node, "tb", tags.EXCEPTION) if "tb" in node else "",
+            created=created,
         )
         if cause is not None:
             exc.__cause__ = cause
-        return self.finish(node, exc)
+        return exc if created is not None else self.finish(node, exc)
 
 
 def _call(node: dict[str, Json], func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

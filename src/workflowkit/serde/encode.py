@@ -14,7 +14,7 @@ them decode naturally. Everything else is built from its contents (tuples, datac
 once more at the inner position, and the decoder keeps whichever copy it finishes first
 under that id (the same trick as pickle's), so the graph still decodes to the same shape.
 For that to end, the lists, dicts and sets on such a cycle get ids even when reached once
-(``_mark_cycles``); a cycle of dataclasses alone is written create-first instead.
+(``_mark_cycles``); a cycle of dataclasses or exceptions alone is written create-first.
 """
 
 from __future__ import annotations
@@ -168,14 +168,17 @@ class Encoder:
         max_depth: int,
         sort_keys: dict[int, bytes] | None = None,
         sorting: set[int] | None = None,
+        outer: frozenset[int] = frozenset(),
     ) -> None:
         self.max_depth = max_depth
+        self.outer = outer
         self.sort_keys = {} if sort_keys is None else sort_keys
         self.sorting = set() if sorting is None else sorting
         self.plain = True
         self.counts: dict[int, int] = {}
         self.reductions: dict[int, Any] = {}
         self.infos: dict[type, _ClassInfo] = {}
+        self.maps: set[int] = set()  # dicts written as "map" nodes: non-str or "$" keys
         self.building: set[int] = set()
         self.built_cycle = False
         self.created_first: set[int] = set()
@@ -298,6 +301,7 @@ class Encoder:
             raise
         if not str_keys:
             self.plain = False
+            self.maps.add(oid)
 
     def _scan_key(self, key: object, depth: int) -> None:
         try:
@@ -352,6 +356,8 @@ class Encoder:
 
     def _enter_built(self, obj: object) -> bool:
         """First visit of an object built from its contents; notes cycles back into it."""
+        if id(obj) in self.outer:
+            return False  # a trial run reached an object its caller is already checking
         if self._first_visit(obj):
             self.building.add(id(obj))
             return True
@@ -369,11 +375,13 @@ class Encoder:
             raise
 
     def _graph_children(self, obj: Any) -> list[object]:
+        """What ``obj`` holds that the scan counted, in the scan's order (so a search over
+        these edges goes no deeper than the scan did)."""
         t = type(obj)
         if t is list or t is tuple or t is set or t is frozenset:
             found: list[object] = list(obj)
         elif t is dict:
-            found = [*obj.keys(), *obj.values()]
+            found = [item for pair in obj.items() for item in pair]
         elif t in self.infos:
             found = [value for _, value in self._children(obj, self.infos[t], 0)]
         else:
@@ -387,8 +395,9 @@ class Encoder:
         On every such cycle (found as strongly connected components, Tarjan's algorithm,
         over the objects the scan counted) the lists, dicts and sets get an id, so writing
         a built object again inside the cycle ends at a reference. A cycle made only of
-        built objects (two dataclasses pointing at each other) has no such container: its
-        dataclasses are then written to be created first and filled afterwards.
+        built objects (two dataclasses pointing at each other, an exception whose args hold
+        itself) has no such container: its dataclasses and exceptions are then written to be
+        created first and filled afterwards.
         """
         index: dict[int, int] = {}
         low: dict[int, int] = {}
@@ -433,7 +442,7 @@ class Encoder:
             return
         for oid, member in built.items():
             info = self.infos.get(type(member))
-            if info is not None and info.kind == tags.DATACLASS:
+            if info is not None and info.kind in (tags.DATACLASS, tags.EXCEPTION):
                 self.counts[oid] = 2
                 self.created_first.add(oid)
 
@@ -517,8 +526,9 @@ class Encoder:
         key = id(exc)
         cached = self.reductions.get(key)
         if cached is None:
+            outer = self.outer | self.building
             cached = self.reductions[key] = reduce_exception(
-                exc, lambda value: _can_encode(value, depth + 1, self.max_depth)
+                exc, lambda value: _can_encode(value, depth + 1, self.max_depth, outer)
             )
         return cached
 
@@ -589,16 +599,25 @@ class Encoder:
             for item in items:
                 out.append(emit(item, child))
             return node
-        return [
-            item if (t := type(item)) is str or t is bool or item is None else emit(item, child)
-            for item in items
-        ]
+        out = []
+        for item in items:
+            t = type(item)
+            if (
+                t is str
+                or t is bool
+                or item is None
+                or ((t is int or t is float) and -BIG_INT < item < BIG_INT)
+            ):
+                out.append(item)
+            else:
+                out.append(emit(item, child))
+        return out
 
     def _emit_dict(self, mapping: dict[Any, Any], depth: int) -> Json:
         child = depth + 1
         emit = self.emit
         shared = id(mapping) in self.shared
-        if TAG not in mapping and all(type(key) is str for key in mapping):
+        if id(mapping) not in self.maps:
             out: dict[str, Json] = {}
             node: dict[str, Json] = out
             if shared:
@@ -608,7 +627,15 @@ class Encoder:
                 node["v"] = out
             for key, value in mapping.items():
                 t = type(value)
-                out[key] = value if t is str or t is bool or value is None else emit(value, child)
+                if (
+                    t is str
+                    or t is bool
+                    or value is None
+                    or ((t is int or t is float) and -BIG_INT < value < BIG_INT)
+                ):
+                    out[key] = value
+                else:
+                    out[key] = emit(value, child)
             return node
         node = self._shell(mapping, tags.MAP) if shared else {TAG: tags.MAP}
         if node[TAG] == tags.REF:
@@ -700,14 +727,8 @@ class Encoder:
             node["attrs"] = {name: emit(value, child) for name, value in state.attrs.items()}
         if state.traceback:
             node["tb"] = state.traceback
-        cause = state.cause
-        if cause is not None and not self._in_progress(cause):
-            node["cause"] = emit(cause, child)
-
-    def _in_progress(self, obj: object) -> bool:
-        # A cause chain that loops back: writing the cause again would never end.
-        oid = id(obj)
-        return oid in self.ref_ids and oid not in self.done
+        if state.cause is not None:
+            node["cause"] = emit(state.cause, child)
 
     def _sorted(self, items: set[Any] | frozenset[Any]) -> list[Any]:
         # Set iteration order depends on string hashing, which differs between processes;
@@ -748,9 +769,9 @@ def _field_values(obj: Any, info: _ClassInfo) -> list[tuple[str, object]]:
     ]
 
 
-def _can_encode(value: object, depth: int, max_depth: int) -> bool:
+def _can_encode(value: object, depth: int, max_depth: int, outer: frozenset[int]) -> bool:
     try:
-        Encoder(max_depth).scan(value, depth)
+        Encoder(max_depth, outer=outer).scan(value, depth)
     except (_Refusal, RecursionError):
         return False
     return True

@@ -122,15 +122,40 @@ def rebuild_exception(
     args: Sequence[object],
     attrs: dict[str, object],
     traceback_text: str,
+    *,
+    created: BaseException | None = None,
 ) -> BaseException:
     """The exception as its original class when ``cls`` is given and accepts the data,
-    else a ``RemoteError`` keeping the type name, message, args and traceback text."""
-    exc = _as_original(cls, tuple(args), attrs) if cls is not None else None
+    else a ``RemoteError`` keeping the type name, message, args and traceback text.
+
+    ``created`` is an instance made earlier by ``create_exception`` (for an exception on a
+    cycle of objects, which must exist before its arguments are decoded); it is filled in.
+    """
+    exc: BaseException | None
+    if created is not None:
+        if isinstance(created, RemoteError) and (cls is None or not isinstance(created, cls)):
+            # The placeholder create_exception made for a class it could not use.
+            RemoteError.__init__(created, type_label, message, tuple(args), traceback_text)
+            return created
+        _fill(created, tuple(args), attrs)  # others may already refer to it: keep it anyway
+        exc = created
+    else:
+        exc = _as_original(cls, tuple(args), attrs) if cls is not None else None
     if exc is None:
         return RemoteError(type_label, message, tuple(args), traceback_text)
     if traceback_text:
         _instance_dict(exc)[TRACEBACK_ATTR] = traceback_text
     return exc
+
+
+def create_exception(cls: type | None) -> BaseException:
+    """An empty instance: ``BaseException.__new__`` runs no code of the class."""
+    if cls is None or not issubclass(cls, BaseException):
+        return RemoteError.__new__(RemoteError)
+    try:
+        return BaseException.__new__(cls)
+    except TypeError:  # a class whose instance layout BaseException cannot create
+        return RemoteError.__new__(RemoteError)
 
 
 def _as_original(
@@ -142,8 +167,15 @@ def _as_original(
         # __init__: it may have side effects, or a signature the stored args cannot satisfy.
         builtin = vars(builtins).get(cls.__name__) is cls
         exc = cls(*args) if builtin else cls.__new__(cls, *args)
-        if not isinstance(exc, BaseException):
-            return None
+    except Exception:
+        return None
+    if not isinstance(exc, BaseException) or not _fill(exc, args, attrs):
+        return None
+    return exc
+
+
+def _fill(exc: BaseException, args: tuple[object, ...], attrs: dict[str, object]) -> bool:
+    try:
         exc.args = args
         c_fields = _c_fields(exc)
         for name, value in attrs.items():
@@ -152,5 +184,5 @@ def _as_original(
             else:
                 vars(exc)[name] = value
     except Exception:
-        return None
-    return exc
+        return False
+    return True

@@ -4,7 +4,8 @@ In tagged mode a JSON object with the key ``"$"`` is a *tag node*; its value nam
 Any other JSON object is a dict with ``str`` keys, any JSON array a list, and JSON scalars are
 themselves. A user dict that has a ``"$"`` key is written as a ``map`` node, so it can never
 be mistaken for a tag. Node shapes (``id`` is present only on objects referenced more than
-once; ``T`` is a class id, see ``classes.py``)::
+once and on the containers of a cycle, see ``encode.py``; ``T`` is a class id, see
+``classes.py``)::
 
     {"$":"ref","id":N}                       a second reference to object N
     {"$":"list","id":N,"v":[...]}            a shared list
@@ -26,9 +27,11 @@ once; ``T`` is a class id, see ``classes.py``)::
     {"$":"dataclass"|"namedtuple","t":T,"v":{field: value, ...}}
     {"$":"pydantic","t":T,"v":{field: value},"extra":DICT,"private":{...},"unset":[...]}
     {"$":"custom","t":T,"v":STATE}
-    {"$":"exception","t":T,"type":NAME,"msg":STR,"args":[...],"attrs":{...},
-     "tb":TEXT,"cause":NODE}
+    {"$":"exception","t":T,"msg":STR,"args":[...],"attrs":{...},"tb":TEXT,"cause":NODE}
     {"$":EXTENSION_TAG,"v":STATE}            types added with ``register_tag``
+
+A dataclass or exception node with ``"new":1`` (always with an ``id``) lies on a cycle made
+only of objects: the decoder creates the object before decoding its contents.
 """
 
 from __future__ import annotations

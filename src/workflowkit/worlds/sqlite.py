@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -389,7 +389,8 @@ class SQLiteWorld:
                 "FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
                 (run_id, after_seq),
             )
-            return [_event_from_row(row) for row in rows]
+            cache: dict[str, Any] = {}
+            return [_event_from_row(row, cache) for row in rows]
 
         result: list[Event] = await self._read(query)
         return result
@@ -797,9 +798,7 @@ def _load_attrs(text: str | None) -> dict[str, Any]:
 
 
 def _dt(value: float) -> datetime:
-    result = from_timestamp(value)
-    assert result is not None
-    return result
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _status(value: str) -> RunStatus:
@@ -833,20 +832,29 @@ def _run_from_row(row: Sequence[Any]) -> RunRecord:
     )
 
 
-def _event_from_row(row: Sequence[Any]) -> Event:
+def _event_from_row(row: Sequence[Any], attrs_cache: dict[str, Any] | None = None) -> Event:
     try:
         kind = EventType(row[3])
     except ValueError as exc:
         raise CorruptDataError(f"unknown event type {row[3]!r} in run {row[0]}") from exc
+    text = row[6]
+    if attrs_cache is None or not text:
+        attrs = _load_attrs(text)
+    else:
+        # Long logs repeat the same few attribute texts ({"attempt":1}); parse each once.
+        attrs = attrs_cache.get(text)
+        if attrs is None:
+            attrs = attrs_cache[text] = _load_attrs(text)
+    payload = row[5]
     return Event(
-        run_id=row[0],
-        seq=int(row[1]),
-        event_id=row[2],
-        type=kind,
-        correlation_id=row[4],
-        payload=None if row[5] is None else bytes(row[5]),
-        attrs=_load_attrs(row[6]),
-        created_at=_dt(row[7]),
+        row[0],
+        row[1],
+        row[2],
+        kind,
+        row[4],
+        None if payload is None else bytes(payload),
+        attrs,
+        _dt(row[7]),
     )
 
 
