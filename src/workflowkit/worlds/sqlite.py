@@ -838,13 +838,14 @@ def _event_from_row(row: Sequence[Any], attrs_cache: dict[str, Any] | None = Non
     except ValueError as exc:
         raise CorruptDataError(f"unknown event type {row[3]!r} in run {row[0]}") from exc
     text = row[6]
-    if attrs_cache is None or not text:
-        attrs = _load_attrs(text)
-    else:
+    attrs: dict[str, Any] | None = None
+    if attrs_cache is not None and text:
         # Long logs repeat the same few attribute texts ({"attempt":1}); parse each once.
         attrs = attrs_cache.get(text)
         if attrs is None:
             attrs = attrs_cache[text] = _load_attrs(text)
+    if attrs is None:
+        attrs = _load_attrs(text)
     payload = row[5]
     return Event(
         row[0],
