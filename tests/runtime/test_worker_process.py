@@ -26,12 +26,18 @@ def spawn_worker(db: Path, *extra: str) -> subprocess.Popen[str]:
         "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE), os.environ.get("PYTHONPATH", "")]),
         "WORKFLOWKIT_WORLD": f"sqlite:///{db}",
     }
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "workflowkit", "worker", "worker_app", *extra],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
+    # Wait for the worker to be up, so a later SIGTERM tests shutdown, not interpreter start.
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "started on" in line:
+            return proc
+    raise AssertionError(f"worker exited early with {proc.wait()}")
 
 
 @pytest.fixture
@@ -93,3 +99,4 @@ async def test_sigterm_lets_the_running_step_finish(app: Path) -> None:
     assert await run.return_value(timeout=30) == ["slow done", "after done"]
     assert len(list(app.glob("slow.*"))) == 1
     assert len(list(app.glob("after.*"))) == 1
+

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 from ..runtime.worker import Worker
@@ -30,6 +31,10 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A SIGTERM that arrives while modules are still importing must stop us cleanly too.
+    early_stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: early_stop.set())
     sys.path.insert(0, os.getcwd())
     for name in args.modules:
         try:
@@ -37,17 +42,19 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as exc:
             print(f"workflowkit worker: cannot import {name!r}: {exc}", file=sys.stderr)
             return 2
-    asyncio.run(_serve(args.world, args.grace))
+    asyncio.run(_serve(args.world, args.grace, early_stop))
     return 0
 
 
-async def _serve(world_url: str | None, grace: float) -> None:
+async def _serve(world_url: str | None, grace: float, early_stop: threading.Event) -> None:
     world = open_world(world_url)
     worker = Worker(world)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if early_stop.is_set():
+        stop.set()
     task = loop.create_task(worker.run())
     log.info("worker %s started on %r", worker.worker_id, world)
     stopped = loop.create_task(stop.wait())
