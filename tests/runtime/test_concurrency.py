@@ -151,3 +151,27 @@ async def interleaved(n: int) -> list[int]:
 async def test_interleaved_sequences_in_gather(runtime: Runtime) -> None:
     run = await start(interleaved, 5)
     assert await run.return_value(timeout=20) == [i * 100 + 3 for i in range(5)]
+
+
+FORGOTTEN: list[int] = []
+
+
+@step
+async def forgotten_step(x: int) -> None:
+    await asyncio.sleep(0.05)
+    FORGOTTEN.append(x)
+
+
+@workflow
+async def returns_without_awaiting() -> str:
+    left_behind = asyncio.ensure_future(forgotten_step(1))
+    del left_behind  # deliberately never awaited
+    return "done"
+
+
+async def test_steps_left_behind_when_the_run_ends_do_not_run(runtime: Runtime) -> None:
+    FORGOTTEN.clear()
+    run = await start(returns_without_awaiting)
+    assert await run.return_value(timeout=10) == "done"
+    await asyncio.sleep(0.2)
+    assert FORGOTTEN == []

@@ -181,12 +181,14 @@ class RunDriver:
         for event, future in items:
             if future is not None and not future.done():
                 future.set_result(id(event) in accepted)
+        if self.done:
+            return
         for (op, attempt), event in zip(immediate, start_events, strict=True):
             if id(event) in accepted:
                 self._launch(op, attempt)
         for op, attempt in delayed:
             self._launch(op, attempt, delay=executor.step_retry_at[op.correlation_id] - now)
-        if self.done or self.needs_load:
+        if self.needs_load:
             return
         for op in effects.waits:
             if not op.done and not op.cancelled:
