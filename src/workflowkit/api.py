@@ -23,7 +23,7 @@ from .ids import new_id
 from .registry import Workflow
 from .runtime.executor import encode_input
 from .runtime.runtime import Runtime, get_runtime
-from .worlds.base import EventType, NewEvent, RunChange, RunRecord, RunStatus
+from .worlds.base import EventType, NewEvent, RunRecord, RunStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -147,12 +147,11 @@ async def wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) ->
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
 
-    def listener(changes: Sequence[RunChange]) -> None:
-        if any(c.run_id == run_id and c.status.terminal for c in changes):
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(changed.set)
+    def wake() -> None:
+        with contextlib.suppress(RuntimeError):  # the waiting loop is gone
+            loop.call_soon_threadsafe(changed.set)
 
-    unsubscribe = runtime.world.subscribe(listener)
+    unsubscribe = runtime.waiters.add(run_id, wake)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:

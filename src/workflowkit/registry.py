@@ -10,7 +10,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from .context import current_executor
 from .errors import InvalidWorkflowFunctionError
@@ -127,14 +127,21 @@ def workflow(
     return wrap if fn is None else wrap(fn)
 
 
+class StepDecorator(Protocol):
+    """What ``@step(...)`` with options returns: typed like the bare decorator."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Step[P, R]: ...
+
+
 @overload
 def step(fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
 @overload
 def step(fn: Callable[P, R], /) -> Step[P, R]: ...
 @overload
-def step(
-    *, name: str | None = None, max_retries: int = DEFAULT_MAX_RETRIES
-) -> Callable[[Callable[P, Awaitable[R] | R]], Step[P, R]]: ...
+def step(*, name: str | None = None, max_retries: int = DEFAULT_MAX_RETRIES) -> StepDecorator: ...
 def step(
     fn: Callable[P, Any] | None = None,
     /,

@@ -99,4 +99,3 @@ async def test_sigterm_lets_the_running_step_finish(app: Path) -> None:
     assert await run.return_value(timeout=30) == ["slow done", "after done"]
     assert len(list(app.glob("slow.*"))) == 1
     assert len(list(app.glob("after.*"))) == 1
-

@@ -119,3 +119,15 @@ def test_many_processes_one_file_never_locked(tmp_path: Path) -> None:
         == 4 * 20 * 25
     )
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 4 * 20 * (2 + 75)
+
+
+@pytest.mark.parametrize(("version", "hint"), [("1", "delete the file"), ("99", "upgrade")])
+def test_other_schema_versions_are_refused_clearly(tmp_path: Path, version: str, hint: str) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('schema', ?)", (version,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(CorruptDataError, match=hint):
+        SQLiteWorld(db)

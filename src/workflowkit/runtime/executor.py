@@ -307,7 +307,7 @@ class RunExecutor:
         loop.discarding = True
         previous = set_executor(self)
         try:
-            for task in asyncio.all_tasks(loop):
+            for task in list(loop.tasks):
                 coro = task.get_coro()
                 with contextlib.suppress(Exception, _Discarded):
                     coro.close()

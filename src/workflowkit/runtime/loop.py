@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar
@@ -41,6 +42,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._closed = False
         self.discarding = False
         self.errors: list[dict[str, Any]] = []
+        # Our own record of this loop's tasks: asyncio.all_tasks() would walk every task
+        # of every run in the process.
+        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # -- driving -------------------------------------------------------------------------
 
@@ -115,7 +119,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self.tasks.add(task)
+        return task
 
     def is_running(self) -> bool:
         return self._running

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from ..worlds import open_world
 from ..worlds.base import World
+from .waiters import TerminalWaiters
 from .worker import Worker
 
 T = TypeVar("T")
@@ -41,6 +42,7 @@ class Runtime:
         self._owns_world = not (world is not None and not isinstance(world, str))
         embedded = _embedded_default() if embedded_worker is None else embedded_worker
         self.worker = Worker(self.world, **worker_options) if embedded else None
+        self.waiters = TerminalWaiters(self.world)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="workflowkit-runtime", daemon=True)
         self._worker_future: Any = None

@@ -29,6 +29,9 @@ class Job(Generic[C]):
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
+_IDLE: Any = object()  # stands for "no job came in time"
+
+
 class WorldClosedError(RuntimeError):
     """A call reached a World after it was closed."""
 
@@ -53,11 +56,15 @@ class DbThread(threading.Thread, Generic[C]):
         transaction: Callable[[C, list[Job[C]]], list[tuple[Any, BaseException | None]]]
         | None = None,
         max_batch: int = 512,
+        periodic: Callable[[C], None] | None = None,
+        period: float = 0.02,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._connect = connect
         self._transaction = transaction
         self._max_batch = max_batch
+        self._periodic = periodic
+        self._period = period
         self._jobs: queue.SimpleQueue[Job[C] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -77,26 +84,6 @@ class DbThread(threading.Thread, Generic[C]):
         self._jobs.put(Job(fn, loop, future))
         return await future
 
-    def call_blocking(self, fn: Callable[[C], T]) -> T:
-        done = threading.Event()
-        box: list[Any] = []
-
-        def run(conn: C) -> None:
-            try:
-                box.append((fn(conn), None))
-            except BaseException as exc:
-                box.append((None, exc))
-                raise
-            finally:
-                done.set()
-
-        self._jobs.put(Job(run, None, None))
-        done.wait()
-        result, error = box[0]
-        if error is not None:
-            raise error
-        return result  # type: ignore[no-any-return]
-
     def stop(self) -> None:
         self._closed = True
         self._jobs.put(None)
@@ -111,14 +98,18 @@ class DbThread(threading.Thread, Generic[C]):
             self._ready.set()
             return
         self._ready.set()
+        last_periodic = time.monotonic()
         try:
             while True:
-                first = self._jobs.get()
+                try:
+                    first = self._jobs.get(timeout=self._period if self._periodic else None)
+                except queue.Empty:
+                    first = _IDLE
                 if first is None:
                     return
-                batch = [first]
+                batch = [] if first is _IDLE else [first]
                 stop = False
-                while len(batch) < self._max_batch:
+                while batch and len(batch) < self._max_batch:
                     try:
                         nxt = self._jobs.get_nowait()
                     except queue.Empty:
@@ -127,7 +118,14 @@ class DbThread(threading.Thread, Generic[C]):
                         stop = True
                         break
                     batch.append(nxt)
-                self._run_batch(conn, batch)
+                if batch:
+                    self._run_batch(conn, batch)
+                if self._periodic and time.monotonic() - last_periodic >= self._period:
+                    last_periodic = time.monotonic()
+                    try:
+                        self._periodic(conn)
+                    except Exception:
+                        log.debug("periodic database task failed", exc_info=True)
                 if stop:
                     return
         finally:

@@ -48,7 +48,7 @@ from .base import (
 from .dbthread import DbThread, Job, retry_busy
 
 log = logging.getLogger("workflowkit.sqlite")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
 
 _SCHEMA = """
@@ -145,6 +145,27 @@ def path_from_url(url: str | None) -> Path:
     return Path(url)
 
 
+def _check_schema_version(conn: sqlite3.Connection, path: Path) -> None:
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    row = (
+        conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() if has_meta else None
+    )
+    if row is None or int(row[0]) == SCHEMA_VERSION:
+        return
+    found = int(row[0])
+    if found > SCHEMA_VERSION:
+        raise CorruptDataError(
+            f"{path} was written by a newer workflowkit (schema {found}; this version knows "
+            f"{SCHEMA_VERSION}): upgrade workflowkit"
+        )
+    raise CorruptDataError(
+        f"{path} was written by a pre-release development version of workflowkit (schema "
+        f"{found}, now {SCHEMA_VERSION}) that has no migration: delete the file to start afresh"
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
     conn.execute("PRAGMA busy_timeout = 5000")
@@ -159,23 +180,28 @@ class SQLiteWorld:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.02):
         self.path = Path(path) if path is not None else DEFAULT_PATH
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._poll_interval = poll_interval
         self._listeners: list[ChangeListener] = []
         self._listeners_lock = threading.Lock()
         self._init_schema()
+        self._seen_version: int | None = None
+        self._seen_at = time.time()
         self._writer: DbThread[sqlite3.Connection] = DbThread(
-            "workflowkit-sqlite-writer", self._open, transaction=self._transaction
+            "workflowkit-sqlite-writer",
+            self._open_writer,
+            transaction=self._transaction,
+            periodic=self._notice_other_processes,
+            period=poll_interval,
         )
         self._reader: DbThread[sqlite3.Connection] = DbThread(
             "workflowkit-sqlite-reader", self._open
         )
         self._writer.start_and_wait()
         self._reader.start_and_wait()
-        self._stop_watch = threading.Event()
-        self._watcher = threading.Thread(
-            target=self._watch, name="workflowkit-sqlite-watch", daemon=True
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_forever, name="workflowkit-sqlite-checkpoint", daemon=True
         )
-        self._watcher.start()
+        self._checkpointer.start()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -186,6 +212,12 @@ class SQLiteWorld:
     def _open(self) -> sqlite3.Connection:
         return _connect(self.path)
 
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = _connect(self.path)
+        # Checkpoints run on their own thread; inside a commit they would stall that commit.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        return conn
+
     def _init_schema(self) -> None:
         conn = _connect(self.path)
         try:
@@ -194,20 +226,14 @@ class SQLiteWorld:
             def create() -> None:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    _check_schema_version(conn, self.path)
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             conn.execute(statement)
-                    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-                    if row is None:
-                        conn.execute(
-                            "INSERT INTO meta (key, value) VALUES ('schema', ?)",
-                            (str(SCHEMA_VERSION),),
-                        )
-                    elif int(row[0]) > SCHEMA_VERSION:
-                        raise CorruptDataError(
-                            f"{self.path} was written by a newer workflowkit "
-                            f"(schema {row[0]}, this one knows {SCHEMA_VERSION}); upgrade"
-                        )
+                    conn.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -286,32 +312,34 @@ class SQLiteWorld:
             except Exception:
                 log.exception("change listener failed")
 
-    def _watch(self) -> None:
-        """Notice commits by other processes (and report them like our own)."""
-        conn: sqlite3.Connection | None = None
-        version: int | None = None
-        since = time.time()
-        while not self._stop_watch.wait(self._poll_interval):
-            if not self._listeners:
-                continue
-            try:
-                if conn is None:
-                    conn = _connect(self.path)
-                current = conn.execute("PRAGMA data_version").fetchone()[0]
-                if current == version:
-                    continue
-                version, checked = current, time.time()
-                rows = conn.execute(
-                    "SELECT r.run_id, (SELECT max(seq) FROM events e WHERE e.run_id = r.run_id),"
-                    " r.status FROM runs r WHERE r.updated_at >= ?",
-                    (since - 1.0,),
-                ).fetchall()
-                since = checked
-                if rows:
-                    self._notify([RunChange(r[0], r[1], RunStatus(r[2])) for r in rows])
-            except Exception:
-                log.debug("watch poll failed", exc_info=True)
-        if conn is not None:
+    def _notice_other_processes(self, conn: sqlite3.Connection) -> None:
+        """Runs on the writer's connection, whose data_version moves only for other writers."""
+        if not self._listeners:
+            return
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._seen_version:
+            return
+        first, self._seen_version = self._seen_version is None, version
+        since, self._seen_at = self._seen_at, time.time()
+        if first:
+            return
+        rows = conn.execute(
+            "SELECT r.run_id, (SELECT max(seq) FROM events e WHERE e.run_id = r.run_id), "
+            "r.status FROM runs r WHERE r.updated_at >= ?",
+            (since - 1.0,),  # a second of slack for clocks of other processes
+        ).fetchall()
+        if rows:
+            self._notify([RunChange(r[0], int(r[1] or 0), _status(r[2])) for r in rows])
+
+    def _checkpoint_forever(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while not self._stop.wait(1.0):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
             conn.close()
 
     # -- runs and events -------------------------------------------------------------------
@@ -522,10 +550,10 @@ class SQLiteWorld:
         if self._closed:
             return
         self._closed = True
-        self._stop_watch.set()
         self._writer.stop()
         self._reader.stop()
-        self._watcher.join(timeout=5)
+        self._stop.set()
+        self._checkpointer.join(timeout=5)
 
 
 # -- the write path -----------------------------------------------------------------------
