@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 from typing import Literal
 
-# ULIDs use Crockford's base32; translating the output of the C-coded RFC 4648 encoder is
-# much faster than encoding digit by digit in Python.
-_TO_CROCKFORD = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-)
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Every pair of base32 digits (10 bits), so a ULID takes 13 lookups rather than 26 steps.
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_SHIFTS = range(120, -10, -10)
 
 Prefix = Literal["wrun", "step", "hook", "wait", "evnt", "strm", "wrkr"]
 
@@ -19,9 +17,9 @@ Prefix = Literal["wrun", "step", "hook", "wait", "evnt", "strm", "wrkr"]
 def ulid(now_ms: int | None = None) -> str:
     """A 26-character ULID: 48 bits of milliseconds then 80 bits from the OS CSPRNG."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    # 20 bytes = 160 bits = 32 base32 digits; the 128-bit ULID is the last 26 of them.
-    raw = b"\0\0\0\0" + (ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + os.urandom(10)
-    return base64.b32encode(raw)[6:].translate(_TO_CROCKFORD).decode()
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10), "big")
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def new_id(prefix: Prefix) -> str:

@@ -66,6 +66,7 @@ class Worker:
         """Claim and execute runs until ``stop()``."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self.world.attach_worker_loop(self._loop)
         await self.world.register_worker(self.info)
         unsubscribe = self.world.subscribe(self._listener)
         renewer = self._loop.create_task(self._renew_forever())
@@ -77,6 +78,7 @@ class Worker:
                 await self._idle()
         finally:
             unsubscribe()
+            self.world.attach_worker_loop(None)
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer

@@ -7,6 +7,7 @@ rows happen in one transaction; the transition rules below are shared by all bac
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -279,6 +280,11 @@ class World(Protocol):
         ...
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
+
+    def attach_worker_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """The loop a worker runs on; a backend may serve calls from it inline, without a
+        thread hop (a hint: doing nothing is correct)."""
+        ...
 
     async def close(self) -> None: ...
 

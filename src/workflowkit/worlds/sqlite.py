@@ -8,6 +8,7 @@ Other processes' commits are noticed by polling ``PRAGMA data_version``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -45,7 +46,7 @@ from .base import (
     WorkerInfo,
     from_timestamp,
 )
-from .dbthread import DbThread, Job, retry_busy
+from .dbthread import DbThread, Job, WorldClosedError, retry_busy
 
 log = logging.getLogger("workflowkit.sqlite")
 SCHEMA_VERSION = 2
@@ -185,11 +186,17 @@ class SQLiteWorld:
         self._init_schema()
         self._seen_version: int | None = None
         self._seen_at = time.time()
+        # One write connection, used by the writer thread and, for the worker's own loop,
+        # inline on that loop (no thread hop on the hot path); the lock keeps them apart.
+        self._write_lock = threading.Lock()
+        self._write_conn = self._open_writer()
+        self._inline_loop: asyncio.AbstractEventLoop | None = None
+        self._inline_jobs: list[Job[sqlite3.Connection]] = []
         self._writer: DbThread[sqlite3.Connection] = DbThread(
             "workflowkit-sqlite-writer",
-            self._open_writer,
-            transaction=self._transaction,
-            periodic=self._notice_other_processes,
+            lambda: self._write_conn,
+            transaction=self._locked_transaction,
+            periodic=self._locked_notice,
             period=poll_interval,
         )
         self._reader: DbThread[sqlite3.Connection] = DbThread(
@@ -285,8 +292,44 @@ class SQLiteWorld:
             return [(None, exc) for _ in batch]
         return outcomes
 
+    def _locked_transaction(
+        self, conn: sqlite3.Connection, batch: list[Job[sqlite3.Connection]]
+    ) -> list[tuple[Any, BaseException | None]]:
+        with self._write_lock:
+            return self._transaction(conn, batch)
+
+    def _locked_notice(self, conn: sqlite3.Connection) -> None:
+        with self._write_lock:
+            self._notice_other_processes(conn)
+
+    def attach_worker_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._inline_loop = loop
+
     async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        return await self._writer.call(fn)
+        loop = asyncio.get_running_loop()
+        if loop is not self._inline_loop:
+            return await self._writer.call(fn)
+        if self._closed:
+            raise WorldClosedError("this World is closed")
+        future: asyncio.Future[Any] = loop.create_future()
+        self._inline_jobs.append(Job(fn, loop, future))
+        if len(self._inline_jobs) == 1:
+            # Everything the loop queues before this callback runs shares one commit.
+            loop.call_soon(self._flush_inline)
+        return await future
+
+    def _flush_inline(self) -> None:
+        jobs, self._inline_jobs = self._inline_jobs, []
+        try:
+            outcomes = self._locked_transaction(self._write_conn, jobs)
+        except BaseException as exc:  # the transaction itself failed: every job did
+            outcomes = [(None, exc) for _ in jobs]
+        for job, (result, error) in zip(jobs, outcomes, strict=True):
+            if job.future is not None and not job.future.done():
+                if error is not None:
+                    job.future.set_exception(error)
+                else:
+                    job.future.set_result(result)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         return await self._reader.call(fn)
@@ -550,6 +593,7 @@ class SQLiteWorld:
         if self._closed:
             return
         self._closed = True
+        self._inline_loop = None
         self._writer.stop()
         self._reader.stop()
         self._stop.set()
