@@ -55,11 +55,12 @@ async def _call(
     metadata: StepMetadata,
     pool: Executor,
 ) -> Any:
+    if st.is_async:
+        # The caller is a task of its own, so its context is the step's alone.
+        set_step(metadata)
+        return await cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
     context = contextvars.copy_context()
     context.run(set_step, metadata)
-    if st.is_async:
-        coro = cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
-        return await asyncio.get_running_loop().create_task(coro, context=context)
     call = functools.partial(context.run, st.fn, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(pool, call)
 
