@@ -24,6 +24,7 @@ from .errors import (
     WorkflowRunFailedError,
     WorkflowRunNotFoundError,
 )
+from .hooks import Hook, HookDefinition, create_hook, define_hook
 from .primitives import sleep
 from .registry import Step, Workflow, step, workflow
 from .runtime.runtime import configure, shutdown
@@ -33,7 +34,9 @@ __version__ = "0.1.0"
 __all__ = [
     "CorruptDataError",
     "FatalError",
+    "Hook",
     "HookConflictError",
+    "HookDefinition",
     "HookNotFoundError",
     "InvalidWorkflowFunctionError",
     "NotInWorkflowError",
@@ -52,6 +55,8 @@ __all__ = [
     "WorkflowRunFailedError",
     "WorkflowRunNotFoundError",
     "configure",
+    "create_hook",
+    "define_hook",
     "get_step_metadata",
     "get_workflow_metadata",
     "shutdown",

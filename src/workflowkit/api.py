@@ -12,6 +12,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from . import serde
 from .errors import (
+    HookNotFoundError,
     InvalidWorkflowFunctionError,
     RemoteError,
     SerializationError,
@@ -28,7 +29,7 @@ from .worlds.base import EventType, NewEvent, RunRecord, RunStatus
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["Run", "RunInfo", "get_run", "start"]
+__all__ = ["HookInfo", "Run", "RunInfo", "get_hook_by_token", "get_run", "resume_hook", "start"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,17 @@ class RunInfo:
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class HookInfo:
+    """An active hook: which run holds it, its token and the metadata it was created with."""
+
+    hook_id: str
+    run_id: str
+    token: str
+    metadata: Any
+    created_at: datetime
 
 
 class Run(Generic[R]):
@@ -135,6 +147,34 @@ async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> 
     await runtime.world.create_run(run_id, workflow.name, payload, {"name": workflow.name})
     runtime.notify()
     return Run(run_id)
+
+
+async def get_hook_by_token(token: str) -> HookInfo:
+    """The active hook holding ``token``; ``HookNotFoundError`` if none does."""
+    record = await get_runtime().world.get_hook_by_token(token)
+    if record is None:
+        raise HookNotFoundError(token)
+    metadata = serde.decode(record.metadata) if record.metadata is not None else None
+    return HookInfo(record.hook_id, record.run_id, record.token, metadata, record.created_at)
+
+
+async def resume_hook(token: str, payload: Any) -> HookInfo:
+    """Deliver ``payload`` to the hook holding ``token`` and wake its run.
+
+    The payload is recorded (``hook_received``) before the run is woken. Raises
+    ``HookNotFoundError`` for an unknown or disposed token and ``SerializationError`` (with
+    nothing written) for a payload that cannot be stored.
+    """
+    encoded = serde.encode(payload, path="payload")
+    runtime = get_runtime()
+    info = await get_hook_by_token(token)
+    result = await runtime.world.append(
+        info.run_id, [NewEvent(EventType.HOOK_RECEIVED, info.hook_id, encoded)]
+    )
+    if not result.events:
+        raise HookNotFoundError(token)  # disposed, or its run ended, in the meantime
+    runtime.notify()
+    return info
 
 
 def get_run(run_id: str) -> Run[Any]:

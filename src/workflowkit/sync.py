@@ -17,7 +17,7 @@ from .runtime.runtime import get_runtime
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["Run", "get_run", "start"]
+__all__ = ["Run", "get_hook_by_token", "get_run", "resume_hook", "start"]
 
 
 class Run(Generic[R]):
@@ -66,3 +66,12 @@ def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]
 
 def get_run(run_id: str) -> Run[Any]:
     return Run(run_id)
+
+
+def resume_hook(token: str, payload: Any) -> api.HookInfo:
+    """Deliver ``payload`` to the hook holding ``token`` (see ``workflowkit.api.resume_hook``)."""
+    return get_runtime().call(api.resume_hook(token, payload))
+
+
+def get_hook_by_token(token: str) -> api.HookInfo:
+    return get_runtime().call(api.get_hook_by_token(token))

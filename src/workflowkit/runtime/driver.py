@@ -86,6 +86,8 @@ class RunDriver:
                     await self._catch_up()
                 elif self.outbox:
                     await self._flush()
+                elif self.executor is not None and self.executor.has_effects():
+                    await self._commit(self.executor.take_effects(), [])
                 elif await self._release_if_idle():
                     return
                 else:
@@ -193,8 +195,6 @@ class RunDriver:
         for op in effects.waits:
             if not op.done and not op.cancelled:
                 self._arm(op)
-        if executor.finished:
-            self._finish()
 
     async def _append(self, events: list[NewEvent]) -> dict[int, Event]:
         """Append, and check the log holds exactly what this driver believes; else reload."""
@@ -213,7 +213,15 @@ class RunDriver:
             self.known_seq = max(self.known_seq, result.events[-1].seq)
         if result.run_status.terminal:
             self._finish()
-        elif result.rejected or not contiguous:
+            return accepted
+        for stored_event in result.events:
+            if stored_event.type is EventType.HOOK_CONFLICT and self.executor is not None:
+                # The store refused the token; workflow code learns it like any delivery.
+                holder = stored_event.attrs.get("holder_run_id")
+                self.executor.record_conflict(
+                    str(stored_event.correlation_id), str(holder) if holder else None
+                )
+        if result.rejected or not contiguous:
             log.debug("run %s: log moved under us (%s); replaying", self.run_id, result.rejected)
             self.needs_load = True
         return accepted

@@ -16,15 +16,17 @@ import asyncio
 import contextlib
 import os
 import random
+import secrets
 import traceback
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from .. import serde
 from ..context import WorkflowMetadata, set_executor
-from ..errors import ReplayDivergenceError, SerializationError
+from ..errors import HookConflictError, ReplayDivergenceError, SerializationError
 from ..ids import new_id
 from ..registry import Step, Workflow
 from ..worlds.base import CREATION_EVENTS, DELIVERY_EVENTS, Event, EventType, NewEvent
@@ -41,7 +43,7 @@ class _Diverged(BaseException):
 
 @dataclass(slots=True, eq=False)
 class Op:
-    kind: str  # "step" | "wait"
+    kind: str  # "step" | "wait" | "hook"
     correlation_id: str
     name: str
     digest: str
@@ -53,6 +55,18 @@ class Op:
     done: bool = False
     cancelled: bool = False
     logged: Event | None = None  # its creation event, when replay matched one
+    hook: HookState | None = None
+
+
+@dataclass(slots=True, eq=False)
+class HookState:
+    """Payloads received by a hook and the workflow code waiting for them."""
+
+    token: str
+    buffer: deque[Any] = field(default_factory=deque)
+    waiters: deque[asyncio.Future[Any]] = field(default_factory=deque)
+    error: BaseException | None = None
+    disposed: bool = False
 
 
 @dataclass(slots=True)
@@ -89,6 +103,8 @@ class RunExecutor:
         self.finished = False
         self.divergence: ReplayDivergenceError | None = None
         self.step_attempts: dict[str, int] = {}
+        self._disposed_in_log: set[str] = set()
+        self._conflict_holder: dict[str, str | None] = {}
         self.step_retry_at: dict[str, float] = {}
 
     # -- starting and replaying ------------------------------------------------------------
@@ -111,6 +127,8 @@ class RunExecutor:
                 attempt = int(event.attrs.get("attempt", 1))
                 self.step_attempts[event.correlation_id] = attempt
                 self.step_retry_at.pop(event.correlation_id, None)
+            elif event.type is EventType.HOOK_DISPOSED and event.correlation_id:
+                self._disposed_in_log.add(event.correlation_id)
             elif event.type is EventType.STEP_RETRYING and event.correlation_id:
                 retry_at = event.attrs.get("retry_at")
                 if retry_at is not None:
@@ -153,6 +171,9 @@ class RunExecutor:
             return
         if created_at is not None:
             self.loop.set_time(created_at.timestamp())
+        if kind is EventType.HOOK_RECEIVED or kind is EventType.HOOK_CONFLICT:
+            self._deliver_to_hook(kind, correlation_id, payload)
+            return
         op = self.ops.pop(correlation_id or "", None)
         if op is None and correlation_id in self._finished_ops:
             return
@@ -179,6 +200,48 @@ class RunExecutor:
                 else:
                     op.future.set_result(value)
         self._run()
+
+    def _deliver_to_hook(
+        self, kind: EventType, correlation_id: str | None, payload: bytes | None
+    ) -> None:
+        op = self.ops.get(correlation_id or "")
+        if op is None or op.hook is None:
+            if correlation_id not in self._finished_ops:
+                self._diverge(
+                    f"the event log delivers {kind} to {correlation_id}, a hook the "
+                    "workflow code did not create"
+                )
+            return
+        state = op.hook
+        if kind is EventType.HOOK_CONFLICT:
+            state.error = HookConflictError(
+                state.token, self._conflict_holder.get(op.correlation_id)
+            )
+            self._close_hook(op)
+        else:
+            try:
+                value: Any = serde.decode(payload) if payload is not None else None
+            except SerializationError as exc:
+                value = exc
+            if state.waiters:
+                waiter = state.waiters.popleft()
+                if isinstance(value, SerializationError):
+                    waiter.set_exception(value)
+                else:
+                    waiter.set_result(value)
+            else:
+                state.buffer.append(value)
+        self._run()
+
+    def _close_hook(self, op: Op) -> None:
+        """No more payloads: fail whoever still waits, and stop counting the hook as pending."""
+        assert op.hook is not None
+        self.ops.pop(op.correlation_id, None)
+        self._finished_ops.add(op.correlation_id)
+        while op.hook.waiters:
+            waiter = op.hook.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(op.hook.error or HookDisposed())
 
     def _run(self) -> None:
         assert self.loop is not None
@@ -235,6 +298,60 @@ class RunExecutor:
         self._effects.steps.append(op)
         return op.future
 
+    def create_hook(self, token: str | None, metadata: Any, *, webhook: bool = False) -> Op:
+        if self.loop is None or self.loop.discarding:
+            raise _Discarded()
+        payload = None if metadata is None else serde.encode(metadata, path="metadata")
+        op = self._create("hook", "hook", token or "")
+        if op.logged is not None:
+            token = str(op.logged.attrs.get("token", token))
+            if op.logged.type is EventType.HOOK_CONFLICT:
+                holder = op.logged.attrs.get("holder_run_id")
+                self._conflict_holder[op.correlation_id] = str(holder) if holder else None
+        else:
+            # Unguessable by default, and recorded, so a replay sees the same token.
+            token = token or secrets.token_urlsafe(24)
+            attrs: dict[str, Any] = {"name": "hook", "digest": op.digest, "token": token}
+            if webhook:
+                attrs["webhook"] = True
+            self._effects.events.append(
+                NewEvent(EventType.HOOK_CREATED, op.correlation_id, payload, attrs)
+            )
+        assert token is not None
+        op.hook = HookState(token)
+        return op
+
+    def next_payload(self, op: Op) -> asyncio.Future[Any]:
+        """A future for the hook's next payload (already resolved if one is buffered)."""
+        assert self.loop is not None and op.hook is not None
+        future = self.loop.create_future()
+        state = op.hook
+        if state.buffer:
+            value = state.buffer.popleft()
+            if isinstance(value, BaseException):
+                future.set_exception(value)
+            else:
+                future.set_result(value)
+        elif state.error is not None or state.disposed:
+            future.set_exception(state.error or HookDisposed())
+        else:
+            state.waiters.append(future)
+        return future
+
+    def dispose_hook(self, op: Op) -> None:
+        assert op.hook is not None
+        if op.hook.disposed:
+            return
+        op.hook.disposed = True
+        if op.hook.error is None and op.correlation_id not in self._disposed_in_log:
+            self._effects.events.append(NewEvent(EventType.HOOK_DISPOSED, op.correlation_id))
+        self._close_hook(op)
+
+    def record_conflict(self, correlation_id: str, holder_run_id: str | None) -> None:
+        """The store turned this run's new hook into a conflict; tell the waiting code."""
+        self._conflict_holder[correlation_id] = holder_run_id
+        self.deliver(EventType.HOOK_CONFLICT, correlation_id, None, None)
+
     def schedule_timer(self, handle: asyncio.TimerHandle) -> None:
         if self.loop is None or self.loop.discarding:
             raise _Discarded()
@@ -264,7 +381,7 @@ class RunExecutor:
         if self._cursor < len(self._logged):
             logged = self._logged[self._cursor]
             self._cursor += 1
-            expected_kind = "wait" if logged.type is EventType.WAIT_CREATED else "step"
+            expected_kind = _KIND_OF_CREATION[logged.type]
             expected_name = str(logged.attrs.get("name", ""))
             expected_digest = str(logged.attrs.get("digest", ""))
             if (expected_kind, expected_name, expected_digest) != (kind, name, digest):
@@ -277,7 +394,7 @@ class RunExecutor:
                 raise _Diverged()
             op = Op(kind, str(logged.correlation_id), name, digest, logged=logged)
         else:
-            op = Op(kind, new_id("step" if kind == "step" else "wait"), name, digest)
+            op = Op(kind, new_id(_ID_PREFIX[kind]), name, digest)
         self.ops[op.correlation_id] = op
         return op
 
@@ -288,6 +405,10 @@ class RunExecutor:
                 self._finish_failed(self.divergence)
 
     # -- what the worker asks ----------------------------------------------------------------
+
+    def has_effects(self) -> bool:
+        effects = self._effects
+        return bool(effects.events or effects.steps or effects.waits)
 
     def take_effects(self) -> Effects:
         effects, self._effects = self._effects, Effects()
@@ -314,6 +435,26 @@ class RunExecutor:
         finally:
             set_executor(previous)
             loop.close()
+
+
+class HookDisposed(LookupError):
+    """Awaited a hook after it was disposed (or the run ended)."""
+
+    def __init__(self) -> None:
+        super().__init__("this hook is disposed: it receives no more payloads")
+
+
+_KIND_OF_CREATION = {
+    EventType.STEP_CREATED: "step",
+    EventType.WAIT_CREATED: "wait",
+    EventType.HOOK_CREATED: "hook",
+    EventType.HOOK_CONFLICT: "hook",
+}
+_ID_PREFIX: dict[str, Literal["step", "wait", "hook"]] = {
+    "step": "step",
+    "wait": "wait",
+    "hook": "hook",
+}
 
 
 def encode_input(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, what: str) -> bytes:

@@ -195,6 +195,18 @@ class WaitRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HookRecord:
+    """An active hook. ``metadata`` is the codec-encoded value given at creation, if any."""
+
+    hook_id: str
+    run_id: str
+    token: str
+    metadata: bytes | None
+    created_at: datetime
+    is_webhook: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RunChange:
     """Tells listeners that a run's log grew; ``last_seq`` lets them skip what they know."""
 
@@ -252,6 +264,12 @@ class World(Protocol):
     async def list_steps(self, run_id: str) -> list[StepRecord]: ...
 
     async def list_waits(self, run_id: str) -> list[WaitRecord]: ...
+
+    async def get_hook_by_token(self, token: str) -> HookRecord | None:
+        """The active hook holding ``token``; None once disposed or its run ended."""
+        ...
+
+    async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]: ...
 
     async def register_worker(self, info: WorkerInfo) -> None: ...
 

@@ -34,6 +34,7 @@ from .base import (
     ChangeListener,
     Event,
     EventType,
+    HookRecord,
     LeaseLostError,
     NewEvent,
     Rejected,
@@ -110,6 +111,7 @@ CREATE TABLE IF NOT EXISTS hooks (
     hook_id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
     token TEXT NOT NULL UNIQUE,
+    created_seq INTEGER NOT NULL,
     created_at REAL NOT NULL,
     attrs TEXT
 );
@@ -496,6 +498,17 @@ class SQLiteWorld:
         result: list[WaitRecord] = await self._read(query)
         return result
 
+    async def get_hook_by_token(self, token: str) -> HookRecord | None:
+        hooks: list[HookRecord] = await self._read(
+            lambda c: _select_hooks(c, "h.token = ?", (token,))
+        )
+        return hooks[0] if hooks else None
+
+    async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
+        where, params = ("h.run_id = ?", (run_id,)) if run_id else ("1", ())
+        result: list[HookRecord] = await self._read(lambda c: _select_hooks(c, where, params))
+        return result
+
     # -- scheduling ----------------------------------------------------------------------
 
     async def register_worker(self, info: WorkerInfo) -> None:
@@ -772,8 +785,9 @@ def _apply(
             attrs = {**new.attrs, "holder_run_id": holder[0]}
             return NewEvent(EventType.HOOK_CONFLICT, cid, None, attrs, new.created_at)
         conn.execute(
-            "INSERT INTO hooks (hook_id, run_id, token, created_at, attrs) VALUES (?, ?, ?, ?, ?)",
-            (cid, run_id, token, at, _dump_attrs(new.attrs)),
+            "INSERT INTO hooks (hook_id, run_id, token, created_seq, created_at, attrs) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (cid, run_id, token, seq, at, _dump_attrs(new.attrs)),
         )
         return new
     if kind is EventType.HOOK_RECEIVED:
@@ -878,6 +892,28 @@ def _status(value: str) -> RunStatus:
         return RunStatus(value)
     except ValueError as exc:
         raise CorruptDataError(f"unknown run status {value!r} in the store") from exc
+
+
+def _select_hooks(
+    conn: sqlite3.Connection, where: str, params: tuple[Any, ...]
+) -> list[HookRecord]:
+    rows = conn.execute(
+        "SELECT h.hook_id, h.run_id, h.token, e.payload, h.created_at, h.attrs FROM hooks h "
+        "LEFT JOIN events e ON e.run_id = h.run_id AND e.seq = h.created_seq "
+        f"WHERE {where} ORDER BY h.created_at",
+        params,
+    ).fetchall()
+    return [
+        HookRecord(
+            r[0],
+            r[1],
+            r[2],
+            None if r[3] is None else bytes(r[3]),
+            _dt(r[4]),
+            bool(_load_attrs(r[5]).get("webhook")),
+        )
+        for r in rows
+    ]
 
 
 def _select_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:

@@ -1,0 +1,134 @@
+"""Hooks: workflow code waits for payloads that the outside world sends in.
+
+``create_hook()`` in a workflow makes a hook with a token; ``workflowkit.api.resume_hook``
+(anywhere else) delivers a payload to it. Every payload is recorded in the event log before
+the run is woken, so a hook survives restarts like everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from .context import current_executor
+from .errors import NotInWorkflowError
+from .runtime.executor import HookDisposed, Op, RunExecutor
+
+if TYPE_CHECKING:
+    from .api import HookInfo
+
+T = TypeVar("T")
+
+
+class Hook(Generic[T]):
+    """A hook in workflow code: ``await hook`` for the next payload, ``async for`` for each.
+
+    Payloads that arrive before anyone awaits are kept, in order. ``dispose()`` (or leaving a
+    ``with hook:`` block) releases the token; the run ending releases it too.
+    """
+
+    def __init__(self, executor: RunExecutor, op: Op) -> None:
+        self._executor = executor
+        self._op = op
+
+    @property
+    def token(self) -> str:
+        assert self._op.hook is not None
+        return self._op.hook.token
+
+    @property
+    def hook_id(self) -> str:
+        return self._op.correlation_id
+
+    def __repr__(self) -> str:
+        return f"<Hook {self.token!r}>"
+
+    def __await__(self) -> Generator[Any, None, T]:
+        result = yield from self._executor.next_payload(self._op).__await__()
+        return cast(T, result)
+
+    def __aiter__(self) -> Hook[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self
+        except HookDisposed:
+            raise StopAsyncIteration from None
+
+    def dispose(self) -> None:
+        """Stop receiving payloads and release the token for other runs."""
+        self._executor.dispose_hook(self._op)
+
+    def __enter__(self) -> Hook[T]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.dispose()
+
+    async def __aenter__(self) -> Hook[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.dispose()
+
+
+def create_hook(token: str | None = None, metadata: Any = None) -> Hook[Any]:
+    """Create a hook in workflow code.
+
+    ``token`` defaults to an unguessable random one (recorded, so replays see the same).
+    A token is reserved while its hook is active: a second active hook with the same token
+    gets ``HookConflictError`` when awaited. ``metadata`` is any serializable value, shown
+    by ``get_hook_by_token``.
+    """
+    executor = current_executor()
+    if executor is None:
+        raise NotInWorkflowError(
+            "create_hook() works only in workflow code; resume hooks from elsewhere with "
+            "workflowkit.api.resume_hook"
+        )
+    return Hook(executor, executor.create_hook(token, metadata))
+
+
+class HookDefinition(Generic[T]):
+    """A hook whose payloads are validated (and converted) by a pydantic-compatible schema."""
+
+    def __init__(self, schema: type[T] | Any) -> None:
+        try:
+            from pydantic import TypeAdapter
+        except ImportError as exc:  # pragma: no cover - pydantic is an optional dependency
+            raise ImportError(
+                "define_hook(schema=...) needs pydantic: pip install pydantic"
+            ) from exc
+        self.schema = schema
+        self._adapter: Any = TypeAdapter(schema)
+
+    def create(self, token: str | None = None, metadata: Any = None) -> Hook[T]:
+        return cast(Hook[T], create_hook(token, metadata))
+
+    def validate(self, payload: Any) -> T:
+        """The payload as the schema makes it; pydantic's ``ValidationError`` if it does not fit."""
+        return cast(T, self._adapter.validate_python(payload))
+
+    async def resume(self, token: str, payload: Any) -> HookInfo:
+        """Validate, then deliver: nothing is written for a payload that does not fit."""
+        from .api import resume_hook
+
+        return await resume_hook(token, self.validate(payload))
+
+
+def define_hook(schema: type[T] | Any) -> HookDefinition[T]:
+    """A typed hook: ``approval = define_hook(schema=Approval)``; ``approval.create(token=...)``
+    in the workflow and ``await approval.resume(token, payload)`` outside."""
+    return HookDefinition(schema)

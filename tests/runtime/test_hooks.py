@@ -1,0 +1,276 @@
+"""foundations/hooks in Python: hooks, tokens, iteration, dispose, conflicts, define_hook."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import pydantic
+import pytest
+
+from workflowkit import (
+    HookConflictError,
+    HookNotFoundError,
+    SerializationError,
+    WorkflowRunFailedError,
+    create_hook,
+    define_hook,
+    sleep,
+    step,
+    workflow,
+)
+from workflowkit.api import get_hook_by_token, resume_hook, start
+from workflowkit.runtime.runtime import Runtime
+from workflowkit.worlds.base import EventType
+
+PROCESSED: list[str] = []
+
+
+async def hook_ready(runtime: Runtime, token: str) -> None:
+    for _ in range(500):
+        if await runtime.world.get_hook_by_token(token) is not None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no active hook {token!r}")
+
+
+@workflow
+async def approval(token: str) -> str:
+    hook = create_hook(token=token, metadata={"purpose": "approval"})
+    result = await hook
+    return f"{'approved' if result['approved'] else 'rejected'}: {result['comment']}"
+
+
+async def test_first_hook(runtime: Runtime) -> None:
+    token = f"approve:{uuid.uuid4().hex}"
+    run = await start(approval, token)
+    await hook_ready(runtime, token)
+    info = await get_hook_by_token(token)
+    assert info.run_id == run.run_id and info.metadata == {"purpose": "approval"}
+    resumed = await resume_hook(token, {"approved": True, "comment": "ship it"})
+    assert resumed.run_id == run.run_id
+    assert await run.return_value(timeout=10) == "approved: ship it"
+    # The token is released once the run is over.
+    with pytest.raises(HookNotFoundError):
+        await get_hook_by_token(token)
+
+
+@workflow
+async def random_token() -> str:
+    hook = create_hook()
+    await publish_token(hook.token)
+    return str(await hook)
+
+
+TOKENS: dict[str, str] = {}
+
+
+@step
+def publish_token(token: str) -> None:
+    TOKENS["latest"] = token
+
+
+async def test_default_tokens_are_random_and_stable_across_replay(runtime: Runtime) -> None:
+    run = await start(random_token)
+    for _ in range(500):
+        if "latest" in TOKENS and await runtime.world.get_hook_by_token(TOKENS["latest"]):
+            break
+        await asyncio.sleep(0.01)
+    token = TOKENS.pop("latest")
+    assert len(token) >= 32
+    await resume_hook(token, "hello")
+    assert await run.return_value(timeout=10) == "hello"
+
+
+@step
+def process_message(text: str) -> None:
+    PROCESSED.append(text)
+
+
+@workflow
+async def channel_bot(channel: str) -> list[str]:
+    seen = []
+    async for message in create_hook(token=f"slack_messages:{channel}"):
+        seen.append(message["text"])
+        if message["text"] == "/stop":
+            break
+        await process_message(message["text"])
+    return seen
+
+
+async def test_receiving_several_payloads_in_order(runtime: Runtime) -> None:
+    channel = uuid.uuid4().hex
+    token = f"slack_messages:{channel}"
+    run = await start(channel_bot, channel)
+    await hook_ready(runtime, token)
+    for text in ["hi", "there", "/stop"]:
+        await resume_hook(token, {"text": text})
+    assert await run.return_value(timeout=10) == ["hi", "there", "/stop"]
+
+
+@workflow
+async def late_listener(token: str) -> list[int]:
+    hook = create_hook(token=token)
+    await sleep(0.3)  # payloads arrive while nobody awaits the hook
+    return [await hook, await hook]
+
+
+async def test_payloads_before_the_await_are_buffered(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    run = await start(late_listener, token)
+    await hook_ready(runtime, token)
+    await resume_hook(token, 1)
+    await resume_hook(token, 2)
+    assert await run.return_value(timeout=10) == [1, 2]
+
+
+@workflow
+async def dispose_and_reuse(token: str) -> list[str]:
+    with create_hook(token=token) as first:
+        got = [await first]
+    await announce(token)
+    second = create_hook(token=token)  # the same token, free again
+    got.append(await second)
+    second.dispose()
+    return got
+
+
+ANNOUNCED: list[str] = []
+
+
+@step
+def announce(token: str) -> None:
+    ANNOUNCED.append(token)
+
+
+async def test_dispose_releases_the_token_for_reuse(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    run = await start(dispose_and_reuse, token)
+    await hook_ready(runtime, token)
+    await resume_hook(token, "one")
+    for _ in range(500):
+        if token in ANNOUNCED and await runtime.world.get_hook_by_token(token):
+            break
+        await asyncio.sleep(0.01)
+    await resume_hook(token, "two")
+    assert await run.return_value(timeout=10) == ["one", "two"]
+    kinds = [e.type for e in await runtime.world.get_events(run.run_id)]
+    assert kinds.count(EventType.HOOK_DISPOSED) == 2
+
+
+@workflow
+async def holds(token: str) -> None:
+    await create_hook(token=token)
+
+
+@workflow
+async def conflicting(token: str, catch: bool) -> str:
+    hook = create_hook(token=token)
+    if not catch:
+        await hook
+    try:
+        await hook
+    except HookConflictError as exc:
+        return f"conflict on {exc.token} held by {exc.holder_run_id}"
+    return "no conflict"
+
+
+async def test_reused_active_token_conflicts(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    holder = await start(holds, token)
+    await hook_ready(runtime, token)
+    caught = await start(conflicting, token, True)
+    assert await caught.return_value(timeout=10) == f"conflict on {token} held by {holder.run_id}"
+    uncaught = await start(conflicting, token, False)
+    with pytest.raises(WorkflowRunFailedError) as info:
+        await uncaught.return_value(timeout=10)
+    assert "HookConflictError" in info.value.error_type and token in info.value.error_message
+    await holder.cancel()
+
+
+async def test_tokens_are_released_at_failure_and_cancel(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    run = await start(holds, token)
+    await hook_ready(runtime, token)
+    await run.cancel()
+    with pytest.raises(HookNotFoundError):
+        await resume_hook(token, "late")
+
+
+async def test_unknown_token_and_bad_payload(runtime: Runtime) -> None:
+    with pytest.raises(HookNotFoundError, match="nope"):
+        await resume_hook("nope", {})
+    token = uuid.uuid4().hex
+    run = await start(holds, token)
+    await hook_ready(runtime, token)
+    with pytest.raises(SerializationError):
+        await resume_hook(token, {"lock": threading.Lock()})
+    kinds = [e.type for e in await runtime.world.get_events(run.run_id)]
+    assert EventType.HOOK_RECEIVED not in kinds
+    await resume_hook(token, "fine")
+    assert await run.return_value(timeout=10) is None
+
+
+@step
+async def slow_echo(value: str) -> str:
+    await asyncio.sleep(0.05)
+    return value
+
+
+@workflow
+async def hook_or_timeout(token: str, seconds: float) -> str:
+    hook = create_hook(token=token)
+    payload = asyncio.ensure_future(_next(hook))
+    timer = asyncio.ensure_future(sleep(seconds))
+    done, _ = await asyncio.wait({payload, timer}, return_when=asyncio.FIRST_COMPLETED)
+    if payload in done:
+        return f"payload {payload.result()}"
+    hook.dispose()
+    return "timed out"
+
+
+async def _next(hook: object) -> object:
+    return await hook  # type: ignore[misc]
+
+
+async def test_hook_races_a_sleep_payload_wins(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    run = await start(hook_or_timeout, token, 30)
+    await hook_ready(runtime, token)
+    await resume_hook(token, "fast")
+    assert await run.return_value(timeout=10) == "payload fast"
+
+
+async def test_hook_races_a_sleep_sleep_wins(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    run = await start(hook_or_timeout, token, 0.1)
+    assert await run.return_value(timeout=10) == "timed out"
+    with pytest.raises(HookNotFoundError):
+        await get_hook_by_token(token)
+
+
+class Approval(pydantic.BaseModel):
+    approved: bool
+    comment: str = ""
+
+
+approval_hook = define_hook(schema=Approval)
+
+
+@workflow
+async def typed_approval(token: str) -> str:
+    decision = await approval_hook.create(token=token)
+    return f"{type(decision).__name__}:{decision.approved}:{decision.comment}"
+
+
+async def test_define_hook_validates_before_writing(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    run = await start(typed_approval, token)
+    await hook_ready(runtime, token)
+    with pytest.raises(pydantic.ValidationError, match="approved"):
+        await approval_hook.resume(token, {"comment": "missing the flag"})
+    kinds = [e.type for e in await runtime.world.get_events(run.run_id)]
+    assert EventType.HOOK_RECEIVED not in kinds
+    await approval_hook.resume(token, {"approved": "yes", "comment": "ok"})
+    assert await run.return_value(timeout=10) == "Approval:True:ok"
