@@ -57,3 +57,14 @@ async def killed_while_sleeping(directory: str) -> list[float]:
     await sleep(1.5)
     ended = await last(directory)
     return [started, float(ended), time.time()]
+
+
+@workflow(name="crash.waits_for_hook")
+async def waits_for_hook(directory: str) -> str:
+    from workflowkit import create_hook
+
+    hook = create_hook(token=f"crash:{directory}")
+    await before_sleep(directory)  # writes the "sleeping" marker: the hook exists by now
+    payload = await hook
+    await last(directory)
+    return str(payload)

@@ -98,3 +98,17 @@ async def test_killed_while_sleeping(recovering: Path) -> None:
     assert ended - started >= 1.5
     assert executions(recovering, "first") == 1
     assert executions(recovering, "last") == 1
+
+
+@pytest.mark.slow
+async def test_hook_resumed_after_the_worker_was_killed(recovering: Path) -> None:
+    run_id = start_and_kill(recovering, "waits_for_hook", "sleeping")
+    import crash_app  # noqa: F401
+
+    from workflowkit.api import resume_hook
+
+    workflowkit.configure(f"sqlite:///{recovering / 'wk.db'}")
+    await resume_hook(f"crash:{recovering}", "approved")
+    assert await get_run(run_id).return_value(timeout=30) == "approved"
+    assert executions(recovering, "first") == 1
+    assert executions(recovering, "last") == 1

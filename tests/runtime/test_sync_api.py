@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflowkit import WorkflowRunCancelledError, sleep, step, sync, workflow
+from workflowkit import HookNotFoundError, WorkflowRunCancelledError, sleep, step, sync, workflow
 from workflowkit.runtime.runtime import Runtime
 
 
@@ -44,3 +44,29 @@ def test_sync_timeout(cached_runtime: Runtime) -> None:
     with pytest.raises(TimeoutError):
         run.return_value(timeout=0.2)
     run.cancel()
+
+
+@workflow
+async def waits_for_word(token: str) -> str:
+    from workflowkit import create_hook
+
+    return str(await create_hook(token=token))
+
+
+def test_sync_resume_hook(cached_runtime: Runtime) -> None:
+    import time
+    import uuid
+
+    token = uuid.uuid4().hex
+    run = sync.start(waits_for_word, token)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            info = sync.get_hook_by_token(token)
+            break
+        except HookNotFoundError:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert info.run_id == run.run_id
+    sync.resume_hook(token, "hi")
+    assert run.return_value(timeout=10) == "hi"
