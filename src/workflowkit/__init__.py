@@ -28,6 +28,7 @@ from .hooks import Hook, HookDefinition, create_hook, define_hook
 from .primitives import sleep
 from .registry import Step, Workflow, step, workflow
 from .runtime.runtime import configure, shutdown
+from .webhooks import Request, Response, Webhook, create_webhook
 
 __version__ = "0.1.0"
 
@@ -42,10 +43,13 @@ __all__ = [
     "NotInWorkflowError",
     "RemoteError",
     "ReplayDivergenceError",
+    "Request",
+    "Response",
     "RetryableError",
     "SerializationError",
     "Step",
     "StepMetadata",
+    "Webhook",
     "Workflow",
     "WorkflowIOError",
     "WorkflowKitError",
@@ -56,6 +60,7 @@ __all__ = [
     "WorkflowRunNotFoundError",
     "configure",
     "create_hook",
+    "create_webhook",
     "define_hook",
     "get_step_metadata",
     "get_workflow_metadata",

@@ -24,12 +24,22 @@ from .ids import new_id
 from .registry import Workflow
 from .runtime.executor import encode_input
 from .runtime.runtime import Runtime, get_runtime
+from .webhooks import ACCEPTED, Request, Response
 from .worlds.base import EventType, NewEvent, RunRecord, RunStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["HookInfo", "Run", "RunInfo", "get_hook_by_token", "get_run", "resume_hook", "start"]
+__all__ = [
+    "HookInfo",
+    "Run",
+    "RunInfo",
+    "get_hook_by_token",
+    "get_run",
+    "resume_hook",
+    "resume_webhook",
+    "start",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +185,26 @@ async def resume_hook(token: str, payload: Any) -> HookInfo:
         raise HookNotFoundError(token)  # disposed, or its run ended, in the meantime
     runtime.notify()
     return info
+
+
+async def resume_webhook(token: str, request: Request) -> Response:
+    """Deliver ``request`` to the webhook holding ``token``; the response its caller gets.
+
+    This is what the HTTP apps do for each request; tests can call it directly.
+    """
+    runtime = get_runtime()
+    record = await runtime.world.get_hook_by_token(token)
+    if record is None or not record.is_webhook:
+        raise HookNotFoundError(token)
+    encoded = serde.encode(request, path="request")
+    result = await runtime.world.append(
+        record.run_id, [NewEvent(EventType.HOOK_RECEIVED, record.hook_id, encoded)]
+    )
+    if not result.events:
+        raise HookNotFoundError(token)
+    runtime.notify()
+    static = serde.decode(record.metadata) if record.metadata is not None else None
+    return static if isinstance(static, Response) else ACCEPTED
 
 
 def get_run(run_id: str) -> Run[Any]:

@@ -13,11 +13,12 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from . import api
 from .registry import Workflow
 from .runtime.runtime import get_runtime
+from .webhooks import Request, Response
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["Run", "get_hook_by_token", "get_run", "resume_hook", "start"]
+__all__ = ["Run", "get_hook_by_token", "get_run", "resume_hook", "resume_webhook", "start"]
 
 
 class Run(Generic[R]):
@@ -75,3 +76,8 @@ def resume_hook(token: str, payload: Any) -> api.HookInfo:
 
 def get_hook_by_token(token: str) -> api.HookInfo:
     return get_runtime().call(api.get_hook_by_token(token))
+
+
+def resume_webhook(token: str, request: Request) -> Response:
+    """Deliver ``request`` to a webhook (see ``workflowkit.api.resume_webhook``)."""
+    return get_runtime().call(api.resume_webhook(token, request))

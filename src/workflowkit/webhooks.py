@@ -1,0 +1,125 @@
+"""Webhooks: hooks that are resumed by HTTP requests to a URL of their own.
+
+``create_webhook()`` in a workflow gives a hook whose payloads are ``Request`` objects,
+reachable at ``{WORKFLOWKIT_BASE_URL}/.well-known/workflow/v1/webhook/{token}`` once
+``workflowkit.asgi.app`` (or ``workflowkit.wsgi.app``) is served. The caller gets
+``202 Accepted`` or the static ``Response`` the webhook was created with.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from .context import current_executor
+from .errors import NotInWorkflowError, WorkflowKitError
+from .hooks import Hook
+
+WEBHOOK_PATH = "/.well-known/workflow/v1/webhook/"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+class WebhookRespondWithError(WorkflowKitError, ValueError):
+    slug = "webhook-invalid-respond-with-value"
+
+
+Headers = tuple[tuple[str, str], ...]
+
+
+def _header(headers: Headers, name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers:
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class Request:
+    """An HTTP request as a webhook received it (serializable, so it can cross to steps)."""
+
+    method: str
+    url: str
+    headers: Headers = ()
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header, matched case-insensitively."""
+        return _header(self.headers, name)
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Query parameters (the last value of a repeated one)."""
+        return {k: v[-1] for k, v in parse_qs(urlsplit(self.url).query).items()}
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON; ``ValueError`` if it is not JSON."""
+        return jsonlib.loads(self.body)
+
+    def form(self) -> dict[str, str]:
+        """An ``application/x-www-form-urlencoded`` body (the last value of repeated fields)."""
+        return {k: v[-1] for k, v in parse_qs(self.text(), keep_blank_values=True).items()}
+
+
+@dataclass(frozen=True)
+class Response:
+    """An HTTP response a webhook sends to its caller."""
+
+    status: int = 200
+    headers: Headers = ()
+    body: bytes = b""
+
+    @classmethod
+    def json_body(cls, data: Any, status: int = 200, headers: Headers = ()) -> Response:
+        body = jsonlib.dumps(data).encode()
+        return cls(status, (("content-type", "application/json"), *headers), body)
+
+    @classmethod
+    def text_body(cls, text: str, status: int = 200, headers: Headers = ()) -> Response:
+        return cls(status, (("content-type", "text/plain; charset=utf-8"), *headers), text.encode())
+
+    def header(self, name: str) -> str | None:
+        return _header(self.headers, name)
+
+
+ACCEPTED = Response(202)
+
+
+class Webhook(Hook[Request]):
+    """A hook resumed over HTTP; ``await webhook`` yields the next ``Request``."""
+
+    @property
+    def url(self) -> str:
+        return webhook_url(self.token)
+
+
+def webhook_url(token: str) -> str:
+    base = os.environ.get("WORKFLOWKIT_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
+    return f"{base}{WEBHOOK_PATH}{token}"
+
+
+def create_webhook(respond_with: Response | Literal["manual"] | None = None) -> Webhook:
+    """Create a webhook in workflow code. Its token is random and cannot be chosen.
+
+    Every request gets ``202 Accepted`` with an empty body, or ``respond_with`` when given.
+    """
+    executor = current_executor()
+    if executor is None:
+        raise NotInWorkflowError("create_webhook() works only in workflow code")
+    if respond_with == "manual":
+        raise WebhookRespondWithError(
+            "respond_with='manual' is not supported yet; pass a Response, or None for 202"
+        )
+    if respond_with is not None and not isinstance(respond_with, Response):
+        raise WebhookRespondWithError(
+            f"respond_with must be a workflowkit.webhooks.Response or None, "
+            f"not {type(respond_with).__name__}"
+        )
+    op = executor.create_hook(None, respond_with, webhook=True)
+    return Webhook(executor, op)

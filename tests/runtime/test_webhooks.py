@@ -1,0 +1,226 @@
+"""Webhooks through real HTTP servers: uvicorn (ASGI, alone and mounted in FastAPI) and wsgiref."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import fastapi
+import httpx
+import pytest
+import uvicorn
+
+import workflowkit.asgi
+import workflowkit.wsgi
+from workflowkit import Request, Response, create_hook, create_webhook, step, workflow
+from workflowkit.api import resume_webhook, start
+from workflowkit.errors import HookNotFoundError
+from workflowkit.runtime.runtime import Runtime
+
+URLS: dict[str, str] = {}
+
+
+@step
+def publish(key: str, url: str) -> None:
+    URLS[key] = url
+
+
+@workflow
+async def receives(key: str) -> dict[str, object]:
+    webhook = create_webhook()
+    await publish(key, webhook.url)
+    request = await webhook
+    return {"method": request.method, "query": request.query, "body": request.text()}
+
+
+@workflow
+async def static_reply(key: str) -> str:
+    webhook = create_webhook(respond_with=Response.json_body({"ok": True}, status=201))
+    await publish(key, webhook.url)
+    request = await webhook
+    return str(request.json()["n"])
+
+
+@workflow
+async def plain_hook(token: str) -> None:
+    await create_hook(token=token)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def asgi_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    yield from _serve_asgi(workflowkit.asgi.app, monkeypatch)
+
+
+def _serve_asgi(app: object, monkeypatch: pytest.MonkeyPatch, prefix: str = "") -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("WORKFLOWKIT_BASE_URL", base + prefix)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield base
+    server.should_exit = True
+    thread.join(5)
+
+
+async def url_of(key: str) -> str:
+    for _ in range(500):
+        if key in URLS:
+            return URLS.pop(key)
+        await asyncio.sleep(0.01)
+    raise AssertionError("the workflow never published its webhook URL")
+
+
+async def test_default_reply_is_202(runtime: Runtime, asgi_server: str) -> None:
+    run = await start(receives, "default")
+    url = await url_of("default")
+    assert url.startswith(asgi_server + "/.well-known/workflow/v1/webhook/")
+    async with httpx.AsyncClient() as client:
+        reply = await client.post(url + "?source=test", content=b"hello")
+    assert reply.status_code == 202 and reply.content == b""
+    result = await run.return_value(timeout=10)
+    assert result == {"method": "POST", "query": {"source": "test"}, "body": "hello"}
+
+
+async def test_static_response(runtime: Runtime, asgi_server: str) -> None:
+    run = await start(static_reply, "static")
+    url = await url_of("static")
+    async with httpx.AsyncClient() as client:
+        reply = await client.put(url, json={"n": 7})
+    assert reply.status_code == 201 and reply.json() == {"ok": True}
+    assert await run.return_value(timeout=10) == "7"
+
+
+async def test_errors_are_4xx_json(
+    runtime: Runtime, asgi_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = asgi_server + "/.well-known/workflow/v1"
+    run = await start(plain_hook, "not-a-webhook")
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(base + "/health")).json() == {"ok": True}
+        missing = await client.post(base + "/webhook/nope", content=b"x")
+        assert missing.status_code == 404 and "nope" in missing.json()["error"]
+        for _ in range(200):
+            if await runtime.world.get_hook_by_token("not-a-webhook"):
+                break
+            await asyncio.sleep(0.01)
+        plain = await client.post(base + "/webhook/not-a-webhook", content=b"x")
+        assert plain.status_code == 404  # only hooks made by create_webhook are reachable
+        assert (await client.get(asgi_server + "/elsewhere")).status_code == 404
+        monkeypatch.setenv("WORKFLOWKIT_MAX_WEBHOOK_BODY", "10")
+        big = await client.post(base + "/webhook/nope", content=b"x" * 11)
+        assert big.status_code == 413
+    await run.cancel()
+
+
+async def test_malformed_json_reaches_the_workflow_as_bytes(
+    runtime: Runtime, asgi_server: str
+) -> None:
+    run = await start(receives, "broken")
+    url = await url_of("broken")
+    async with httpx.AsyncClient() as client:
+        reply = await client.post(
+            url, content=b"{not json", headers={"content-type": "application/json"}
+        )
+    assert reply.status_code == 202
+    assert (await run.return_value(timeout=10))["body"] == "{not json"
+
+
+@workflow
+async def many_requests(key: str) -> int:
+    webhook = create_webhook()
+    await publish(key, webhook.url)
+    request = await webhook
+    return int(request.json()["i"])
+
+
+async def test_hundred_concurrent_requests_to_hundred_webhooks(
+    cached_runtime: Runtime, asgi_server: str
+) -> None:
+    runs = [await start(many_requests, f"m{i}") for i in range(100)]
+    urls = [await url_of(f"m{i}") for i in range(100)]
+    async with httpx.AsyncClient() as client:
+        replies = await asyncio.gather(
+            *(client.post(url, json={"i": i}) for i, url in enumerate(urls))
+        )
+    assert [r.status_code for r in replies] == [202] * 100
+    results = await asyncio.gather(*(r.return_value(timeout=30) for r in runs))
+    assert results == list(range(100))
+
+
+@pytest.mark.parametrize("mount_at", ["/.well-known/workflow/v1", ""])
+async def test_mounted_in_fastapi(
+    cached_runtime: Runtime, monkeypatch: pytest.MonkeyPatch, mount_at: str
+) -> None:
+    api = fastapi.FastAPI()
+
+    @api.get("/hello")
+    def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    api.mount(mount_at or "/", workflowkit.asgi.app)
+    for base in _serve_asgi(api, monkeypatch):
+        run = await start(receives, f"fastapi{mount_at}")
+        url = await url_of(f"fastapi{mount_at}")
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(base + "/hello")).json() == {"hello": "world"}
+            assert (await client.post(url, content=b"via fastapi")).status_code == 202
+        assert (await run.return_value(timeout=10))["body"] == "via fastapi"
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_wsgi_app_under_a_real_server(
+    cached_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workflowkit import sync
+
+    server = make_server("127.0.0.1", 0, workflowkit.wsgi.app, handler_class=_Quiet)
+    base = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("WORKFLOWKIT_BASE_URL", base)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        run = sync.start(static_reply, "wsgi")
+        deadline = time.monotonic() + 10
+        while "wsgi" not in URLS:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        url = URLS.pop("wsgi")
+        reply = httpx.post(url, json={"n": 3})
+        assert reply.status_code == 201 and reply.json() == {"ok": True}
+        assert run.return_value(timeout=10) == "3"
+        assert httpx.get(base + "/.well-known/workflow/v1/health").json() == {"ok": True}
+        assert httpx.post(base + "/.well-known/workflow/v1/webhook/nope").status_code == 404
+        monkeypatch.setenv("WORKFLOWKIT_MAX_WEBHOOK_BODY", "10")
+        assert httpx.post(url, content=b"x" * 11).status_code == 413
+    finally:
+        server.shutdown()
+
+
+async def test_resume_webhook_without_a_server(runtime: Runtime) -> None:
+    run = await start(static_reply, "direct")
+    url = await url_of("direct")
+    token = url.rsplit("/", 1)[1]
+    response = await resume_webhook(token, Request("POST", url, (), b'{"n": 5}'))
+    assert response.status == 201
+    assert await run.return_value(timeout=10) == "5"
+    with pytest.raises(HookNotFoundError):
+        await resume_webhook(token, Request("POST", url))
