@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from .errors import (
     InvalidWorkflowFunctionError,
     RemoteError,
     SerializationError,
+    WebhookResponseNotSentError,
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
     WorkflowRunNotFoundError,
@@ -187,15 +190,24 @@ async def resume_hook(token: str, payload: Any) -> HookInfo:
     return info
 
 
-async def resume_webhook(token: str, request: Request) -> Response:
+async def resume_webhook(
+    token: str, request: Request, *, response_timeout: float | None = None
+) -> Response:
     """Deliver ``request`` to the webhook holding ``token``; the response its caller gets.
 
+    That is ``202 Accepted``, the webhook's static response, or, for a manual webhook, the
+    response a step sends (``WebhookResponseNotSentError`` if none comes within
+    ``response_timeout`` seconds, default ``$WORKFLOWKIT_WEBHOOK_RESPONSE_TIMEOUT`` or 30).
     This is what the HTTP apps do for each request; tests can call it directly.
     """
     runtime = get_runtime()
     record = await runtime.world.get_hook_by_token(token)
     if record is None or not record.is_webhook:
         raise HookNotFoundError(token)
+    reply = serde.decode(record.metadata) if record.metadata is not None else None
+    manual = reply == "manual"
+    if manual:
+        request = dataclasses.replace(request, reply_to=new_id("wrsp"))
     encoded = serde.encode(request, path="request")
     result = await runtime.world.append(
         record.run_id, [NewEvent(EventType.HOOK_RECEIVED, record.hook_id, encoded)]
@@ -203,8 +215,36 @@ async def resume_webhook(token: str, request: Request) -> Response:
     if not result.events:
         raise HookNotFoundError(token)
     runtime.notify()
-    static = serde.decode(record.metadata) if record.metadata is not None else None
-    return static if isinstance(static, Response) else ACCEPTED
+    if not manual:
+        return reply if isinstance(reply, Response) else ACCEPTED
+    assert request.reply_to is not None
+    return await _await_response(runtime, record.run_id, request.reply_to, response_timeout)
+
+
+async def _await_response(
+    runtime: Runtime, run_id: str, reply_to: str, timeout: float | None
+) -> Response:
+    if timeout is None:
+        timeout = float(os.environ.get("WORKFLOWKIT_WEBHOOK_RESPONSE_TIMEOUT", "30"))
+    deadline, pause = time.monotonic() + timeout, 0.002
+    while True:
+        payload = await runtime.world.get_webhook_response(reply_to)
+        if payload is not None:
+            response = serde.decode(payload)
+            if isinstance(response, Response):
+                return response
+        record = await runtime.world.get_run(run_id)
+        if record is None or record.status.terminal:
+            raise WebhookResponseNotSentError(
+                f"run {run_id} ended without sending a response to this request"
+            )
+        if time.monotonic() > deadline:
+            raise WebhookResponseNotSentError(
+                f"run {run_id} sent no response within {timeout} s: a step must call "
+                "await request.respond_with(Response(...))"
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def get_run(run_id: str) -> Run[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from .errors import NotInWorkflowError
 
 if TYPE_CHECKING:
     from .runtime.executor import RunExecutor
+    from .worlds.base import World
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class StepMetadata:
     attempt: int
     started_at: datetime
     workflow: WorkflowMetadata
+    world: World | None = field(default=None, repr=False, compare=False)
 
 
 class _Local(threading.local):
@@ -57,6 +59,10 @@ def set_executor(executor: RunExecutor | None) -> RunExecutor | None:
 
 def set_step(metadata: StepMetadata | None) -> None:
     _step.set(metadata)
+
+
+def current_step() -> StepMetadata | None:
+    return _step.get()
 
 
 def in_workflow() -> bool:

@@ -121,6 +121,18 @@ class HookConflictError(WorkflowKitError):
         self.holder_run_id = holder_run_id
 
 
+class WebhookInvalidRespondWithError(WorkflowKitError, ValueError):
+    """``create_webhook(respond_with=...)`` or ``request.respond_with(...)`` misused."""
+
+    slug = "webhook-invalid-respond-with-value"
+
+
+class WebhookResponseNotSentError(WorkflowKitError):
+    """A manual webhook's run sent no response in time (or ended without one)."""
+
+    slug = "webhook-response-not-sent"
+
+
 # -- errors about the data crossing a boundary ------------------------------------------
 
 

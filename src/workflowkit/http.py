@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from .errors import HookNotFoundError, SerializationError
+from .errors import HookNotFoundError, SerializationError, WebhookResponseNotSentError
 from .webhooks import Request, Response
 
 log = logging.getLogger("workflowkit.http")
@@ -55,6 +55,8 @@ async def answer(
         return await resume(token, request)
     except HookNotFoundError:
         return error(404, f"no active webhook with token {token!r}")
+    except WebhookResponseNotSentError as exc:
+        return error(504, str(exc))
     except SerializationError as exc:
         return error(400, f"the request cannot be stored: {exc}")
     except Exception:

@@ -11,7 +11,7 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 _SHIFTS = range(120, -10, -10)
 
-Prefix = Literal["wrun", "step", "hook", "wait", "evnt", "strm", "wrkr"]
+Prefix = Literal["wrun", "step", "hook", "wait", "evnt", "strm", "wrkr", "wrsp"]
 
 
 def ulid(now_ms: int | None = None) -> str:

@@ -14,16 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from .context import current_executor
-from .errors import NotInWorkflowError, WorkflowKitError
+from . import serde
+from .context import current_executor, current_step
+from .errors import NotInWorkflowError, WebhookInvalidRespondWithError
 from .hooks import Hook
 
 WEBHOOK_PATH = "/.well-known/workflow/v1/webhook/"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-
-
-class WebhookRespondWithError(WorkflowKitError, ValueError):
-    slug = "webhook-invalid-respond-with-value"
 
 
 Headers = tuple[tuple[str, str], ...]
@@ -45,10 +42,30 @@ class Request:
     url: str
     headers: Headers = ()
     body: bytes = b""
+    reply_to: str | None = None  # set for webhooks created with respond_with="manual"
 
     def header(self, name: str) -> str | None:
         """The first value of a header, matched case-insensitively."""
         return _header(self.headers, name)
+
+    async def respond_with(self, response: Response) -> None:
+        """Send the HTTP response of a manual webhook. Call it from a step, once."""
+        step = current_step()
+        if step is None or step.world is None:
+            raise NotInWorkflowError(
+                "request.respond_with() must be called in a step: pass the request to a @step"
+            )
+        if self.reply_to is None:
+            raise WebhookInvalidRespondWithError(
+                "this request's webhook was not created with respond_with='manual'"
+            )
+        if not isinstance(response, Response):
+            raise WebhookInvalidRespondWithError(
+                f"respond_with() takes a workflowkit.Response, not {type(response).__name__}"
+            )
+        stored = await step.world.put_webhook_response(self.reply_to, serde.encode(response))
+        if not stored:
+            raise WebhookInvalidRespondWithError("a response was already sent for this request")
 
     @property
     def query(self) -> dict[str, str]:
@@ -107,19 +124,21 @@ def webhook_url(token: str) -> str:
 def create_webhook(respond_with: Response | Literal["manual"] | None = None) -> Webhook:
     """Create a webhook in workflow code. Its token is random and cannot be chosen.
 
-    Every request gets ``202 Accepted`` with an empty body, or ``respond_with`` when given.
+    Every request gets ``202 Accepted`` with an empty body, or the ``Response`` given as
+    ``respond_with``. With ``respond_with="manual"`` the caller waits until a step calls
+    ``await request.respond_with(Response(...))``.
     """
     executor = current_executor()
     if executor is None:
         raise NotInWorkflowError("create_webhook() works only in workflow code")
-    if respond_with == "manual":
-        raise WebhookRespondWithError(
-            "respond_with='manual' is not supported yet; pass a Response, or None for 202"
-        )
-    if respond_with is not None and not isinstance(respond_with, Response):
-        raise WebhookRespondWithError(
-            f"respond_with must be a workflowkit.webhooks.Response or None, "
-            f"not {type(respond_with).__name__}"
+    if (
+        respond_with is not None
+        and respond_with != "manual"
+        and not isinstance(respond_with, Response)
+    ):
+        raise WebhookInvalidRespondWithError(
+            "respond_with must be a workflowkit.Response, 'manual', or None (202 Accepted), "
+            f"not {respond_with!r}"
         )
     op = executor.create_hook(None, respond_with, webhook=True)
     return Webhook(executor, op)

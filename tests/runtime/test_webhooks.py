@@ -224,3 +224,66 @@ async def test_resume_webhook_without_a_server(runtime: Runtime) -> None:
     assert await run.return_value(timeout=10) == "5"
     with pytest.raises(HookNotFoundError):
         await resume_webhook(token, Request("POST", url))
+
+
+@step
+async def answer(request: Request, message: str) -> None:
+    await request.respond_with(Response.json_body({"message": message}, status=200))
+
+
+@workflow
+async def manual(key: str) -> str:
+    webhook = create_webhook(respond_with="manual")
+    await publish(key, webhook.url)
+    request = await webhook
+    kind = request.json()["type"]
+    await answer(request, "Processing urgently" if kind == "urgent" else "Processing normally")
+    return kind
+
+
+@workflow
+async def manual_but_silent(key: str) -> str:
+    webhook = create_webhook(respond_with="manual")
+    await publish(key, webhook.url)
+    request = await webhook
+    return request.text()
+
+
+async def test_manual_response_from_a_step(runtime: Runtime, asgi_server: str) -> None:
+    run = await start(manual, "manual")
+    url = await url_of("manual")
+    async with httpx.AsyncClient() as client:
+        reply = await client.post(url, json={"type": "urgent"})
+    assert reply.status_code == 200 and reply.json() == {"message": "Processing urgently"}
+    assert await run.return_value(timeout=10) == "urgent"
+
+
+async def test_manual_response_never_sent_is_a_clear_504(
+    runtime: Runtime, asgi_server: str
+) -> None:
+    run = await start(manual_but_silent, "silent")
+    url = await url_of("silent")
+    async with httpx.AsyncClient() as client:
+        reply = await client.post(url, content=b"anyone?", timeout=20)
+    assert reply.status_code == 504 and "without sending a response" in reply.json()["error"]
+    assert await run.return_value(timeout=10) == "anyone?"
+
+
+async def test_respond_with_outside_a_step_is_refused() -> None:
+    from workflowkit import NotInWorkflowError
+
+    with pytest.raises(NotInWorkflowError, match="in a step"):
+        await Request("GET", "http://x", reply_to="wrsp_1").respond_with(Response())
+
+
+@workflow
+async def bad_respond_with() -> None:
+    create_webhook(respond_with=404)  # type: ignore[arg-type]
+
+
+async def test_invalid_respond_with_fails_the_run(runtime: Runtime) -> None:
+    from workflowkit import WorkflowRunFailedError
+
+    run = await start(bad_respond_with)
+    with pytest.raises(WorkflowRunFailedError, match="respond_with must be"):
+        await run.return_value(timeout=10)

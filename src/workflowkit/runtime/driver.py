@@ -230,7 +230,9 @@ class RunDriver:
 
     def _launch(self, op: Op, attempt: int, delay: float = 0.0) -> None:
         assert op.step is not None and op.input is not None and self.executor is not None
-        job = Attempt(op.step, op.correlation_id, op.input, attempt, self.executor.metadata)
+        job = Attempt(
+            op.step, op.correlation_id, op.input, attempt, self.executor.metadata, self.world
+        )
         task = asyncio.get_running_loop().create_task(self._run_step(job, delay))
         self.steps[op.correlation_id] = task
 
@@ -250,7 +252,9 @@ class RunDriver:
                 )
                 if not await self._record(event) or retry is None:
                     return
-                job = Attempt(job.step, job.step_id, job.input, job.attempt + 1, job.workflow)
+                job = Attempt(
+                    job.step, job.step_id, job.input, job.attempt + 1, job.workflow, job.world
+                )
                 delay = max(retry, 0.000001)
         finally:
             if self.steps.get(job.step_id) is asyncio.current_task():

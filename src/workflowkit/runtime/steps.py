@@ -16,7 +16,7 @@ from ..context import StepMetadata, WorkflowMetadata, set_step
 from ..durations import parse_duration
 from ..errors import FatalError, RetryableError, SerializationError
 from ..registry import Step
-from ..worlds.base import EventType, NewEvent
+from ..worlds.base import EventType, NewEvent, World
 from .executor import encode_error
 
 DEFAULT_RETRY_DELAY = 1.0
@@ -29,13 +29,19 @@ class Attempt:
     input: bytes
     attempt: int
     workflow: WorkflowMetadata
+    world: World | None = None
 
 
 async def run_attempt(attempt: Attempt, pool: Executor) -> tuple[NewEvent, float | None]:
     """Run the step once; the event recording the outcome, and the retry delay if retrying."""
     started = datetime.now(UTC)
     metadata = StepMetadata(
-        attempt.step_id, attempt.step.name, attempt.attempt, started, attempt.workflow
+        attempt.step_id,
+        attempt.step.name,
+        attempt.attempt,
+        started,
+        attempt.workflow,
+        attempt.world,
     )
     try:
         args, kwargs = serde.decode(attempt.input)

@@ -116,6 +116,11 @@ CREATE TABLE IF NOT EXISTS hooks (
     attrs TEXT
 );
 CREATE INDEX IF NOT EXISTS hooks_run ON hooks (run_id);
+CREATE TABLE IF NOT EXISTS webhook_responses (
+    reply_to TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS workers (
     worker_id TEXT PRIMARY KEY,
     hostname TEXT NOT NULL,
@@ -507,6 +512,29 @@ class SQLiteWorld:
     async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
         where, params = ("h.run_id = ?", (run_id,)) if run_id else ("1", ())
         result: list[HookRecord] = await self._read(lambda c: _select_hooks(c, where, params))
+        return result
+
+    async def put_webhook_response(self, reply_to: str, payload: bytes) -> bool:
+        def put(conn: sqlite3.Connection) -> bool:
+            return bool(
+                conn.execute(
+                    "INSERT OR IGNORE INTO webhook_responses (reply_to, payload, created_at) "
+                    "VALUES (?, ?, ?)",
+                    (reply_to, payload, time.time()),
+                ).rowcount
+            )
+
+        stored: bool = await self._write(put)
+        return stored
+
+    async def get_webhook_response(self, reply_to: str) -> bytes | None:
+        def get(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(
+                "SELECT payload FROM webhook_responses WHERE reply_to = ?", (reply_to,)
+            ).fetchone()
+            return None if row is None else bytes(row[0])
+
+        result: bytes | None = await self._read(get)
         return result
 
     # -- scheduling ----------------------------------------------------------------------
