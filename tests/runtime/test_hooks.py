@@ -10,6 +10,7 @@ import pydantic
 import pytest
 
 from workflowkit import (
+    FatalError,
     HookConflictError,
     HookNotFoundError,
     SerializationError,
@@ -274,3 +275,28 @@ async def test_define_hook_validates_before_writing(runtime: Runtime) -> None:
     assert EventType.HOOK_RECEIVED not in kinds
     await approval_hook.resume(token, {"approved": "yes", "comment": "ok"})
     assert await run.return_value(timeout=10) == "Approval:True:ok"
+
+
+@step
+def explode() -> None:
+    raise FatalError("boom")
+
+
+@workflow
+async def holds_then_fails(token: str) -> None:
+    create_hook(token=token)
+    await explode()
+
+
+async def test_tokens_are_released_when_the_run_fails(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    run = await start(holds_then_fails, token)
+    with pytest.raises(WorkflowRunFailedError):
+        await run.return_value(timeout=10)
+    with pytest.raises(HookNotFoundError):
+        await get_hook_by_token(token)
+    # ...so a new run can take the token at once.
+    again = await start(holds, token)
+    await hook_ready(runtime, token)
+    await resume_hook(token, None)
+    assert await again.return_value(timeout=10) is None
