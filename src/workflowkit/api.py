@@ -221,6 +221,12 @@ async def resume_webhook(
     return await _await_response(runtime, record.run_id, request.reply_to, response_timeout)
 
 
+async def _stored_response(runtime: Runtime, reply_to: str) -> Response | None:
+    payload = await runtime.world.get_webhook_response(reply_to)
+    response = serde.decode(payload) if payload is not None else None
+    return response if isinstance(response, Response) else None
+
+
 async def _await_response(
     runtime: Runtime, run_id: str, reply_to: str, timeout: float | None
 ) -> Response:
@@ -228,13 +234,15 @@ async def _await_response(
         timeout = float(os.environ.get("WORKFLOWKIT_WEBHOOK_RESPONSE_TIMEOUT", "30"))
     deadline, pause = time.monotonic() + timeout, 0.002
     while True:
-        payload = await runtime.world.get_webhook_response(reply_to)
-        if payload is not None:
-            response = serde.decode(payload)
-            if isinstance(response, Response):
-                return response
+        response = await _stored_response(runtime, reply_to)
+        if response is not None:
+            return response
         record = await runtime.world.get_run(run_id)
         if record is None or record.status.terminal:
+            # The response may have landed between the two reads: look once more.
+            response = await _stored_response(runtime, reply_to)
+            if response is not None:
+                return response
             raise WebhookResponseNotSentError(
                 f"run {run_id} ended without sending a response to this request"
             )

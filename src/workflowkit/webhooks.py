@@ -9,7 +9,6 @@ reachable at ``{WORKFLOWKIT_BASE_URL}/.well-known/workflow/v1/webhook/{token}`` 
 from __future__ import annotations
 
 import json as jsonlib
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -18,10 +17,7 @@ from . import serde
 from .context import current_executor, current_step
 from .errors import NotInWorkflowError, WebhookInvalidRespondWithError
 from .hooks import Hook
-
-WEBHOOK_PATH = "/.well-known/workflow/v1/webhook/"
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-
+from .urls import webhook_url
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -114,11 +110,6 @@ class Webhook(Hook[Request]):
     @property
     def url(self) -> str:
         return webhook_url(self.token)
-
-
-def webhook_url(token: str) -> str:
-    base = os.environ.get("WORKFLOWKIT_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
-    return f"{base}{WEBHOOK_PATH}{token}"
 
 
 def create_webhook(respond_with: Response | Literal["manual"] | None = None) -> Webhook:

@@ -287,3 +287,28 @@ async def test_invalid_respond_with_fails_the_run(runtime: Runtime) -> None:
     run = await start(bad_respond_with)
     with pytest.raises(WorkflowRunFailedError, match="respond_with must be"):
         await run.return_value(timeout=10)
+
+
+@workflow
+async def both_urls() -> list[str]:
+    from workflowkit import get_workflow_metadata
+
+    return [create_webhook().url, get_workflow_metadata().url]
+
+
+async def test_webhook_and_metadata_urls_agree(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKFLOWKIT_BASE_URL", "https://example.test/app/")
+    run = await start(both_urls)
+    webhook, base = await run.return_value(timeout=10)
+    assert base == "https://example.test/app"
+    assert webhook.startswith(base + "/.well-known/workflow/v1/webhook/")
+
+
+async def test_resume_webhook_default_reply(runtime: Runtime) -> None:
+    run = await start(receives, "direct-default")
+    token = (await url_of("direct-default")).rsplit("/", 1)[1]
+    response = await resume_webhook(token, Request("GET", "http://x/?a=1"))
+    assert response.status == 202 and response.body == b""
+    assert (await run.return_value(timeout=10))["query"] == {"a": "1"}

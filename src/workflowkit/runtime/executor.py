@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import secrets
 import traceback
@@ -29,6 +28,7 @@ from ..context import WorkflowMetadata, set_executor
 from ..errors import HookConflictError, ReplayDivergenceError, SerializationError
 from ..ids import new_id
 from ..registry import Step, Workflow
+from ..urls import base_url
 from ..worlds.base import CREATION_EVENTS, DELIVERY_EVENTS, Event, EventType, NewEvent
 from .loop import WorkflowLoop
 
@@ -91,7 +91,7 @@ class RunExecutor:
             workflow_run_id=run_id,
             workflow_name=workflow.name,
             workflow_started_at=_utc(0),
-            url=os.environ.get("WORKFLOWKIT_BASE_URL", ""),
+            url=base_url(),
         )
         self.ops: dict[str, Op] = {}  # pending operations only; finished ones leave
         self._finished_ops: set[str] = set()
