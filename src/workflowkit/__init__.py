@@ -27,6 +27,7 @@ from .errors import (
     WorkflowRunNotFoundError,
 )
 from .hooks import Hook, HookDefinition, create_hook, define_hook
+from .http_fetch import fetch
 from .primitives import sleep
 from .registry import Step, Workflow, step, workflow
 from .runtime.runtime import configure, shutdown
@@ -66,6 +67,7 @@ __all__ = [
     "create_hook",
     "create_webhook",
     "define_hook",
+    "fetch",
     "get_step_metadata",
     "get_workflow_metadata",
     "shutdown",

@@ -82,11 +82,12 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """An HTTP response a webhook sends to its caller."""
+    """An HTTP response: what a webhook sends its caller, and what ``fetch`` returns."""
 
     status: int = 200
     headers: Headers = ()
     body: bytes = b""
+    url: str = ""
 
     @classmethod
     def json_body(cls, data: Any, status: int = 200, headers: Headers = ()) -> Response:
@@ -99,6 +100,22 @@ class Response:
 
     def header(self, name: str) -> str | None:
         return _header(self.headers, name)
+
+    @property
+    def content(self) -> bytes:
+        return self.body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON; ``ValueError`` if it is not JSON."""
+        return jsonlib.loads(self.body)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 400
 
 
 ACCEPTED = Response(202)

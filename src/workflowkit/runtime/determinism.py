@@ -120,7 +120,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     if what is not None:
         raise WorkflowIOError(
             f"workflow code cannot {what} ({event}); workflow code must be deterministic, "
-            "so move this into a @step"
+            "so move this into a @step (for HTTP, await workflowkit.fetch(...))"
         )
 
 

@@ -1,0 +1,48 @@
+"""``fetch``: an HTTP request as a built-in step.
+
+In workflow code ``await fetch(url)`` is a durable step: retried like any step on a network
+error, its ``Response`` recorded, so a replay never repeats the request. Outside a workflow
+(in a step, in a test) it is a plain HTTP call. It uses httpx (``pip install httpx``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .registry import step
+from .webhooks import Response
+
+DEFAULT_TIMEOUT = 30.0
+MAX_BODY = 32 * 1024 * 1024
+
+
+@step(name="workflowkit.fetch")
+async def fetch(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    params: Mapping[str, str] | None = None,
+    json: Any = None,
+    content: bytes | str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Response:
+    """Send an HTTP request; the ``Response`` (status, headers, url, content, json(), text).
+
+    Any status is a result, not an error: raise in your own step to retry on a 5xx. Bodies
+    over 32 MiB are refused, since every response is stored in the run's log.
+    """
+    try:
+        import httpx
+    except ImportError as exc:  # pragma: no cover - httpx is an optional dependency
+        raise ImportError("workflowkit.fetch needs httpx: pip install httpx") from exc
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
+        reply = await client.request(
+            method, url, headers=headers, params=params, json=json, content=content
+        )
+    if len(reply.content) > MAX_BODY:
+        raise ValueError(f"response of {len(reply.content)} bytes from {url} is over 32 MiB")
+    return Response(
+        reply.status_code, tuple(reply.headers.multi_items()), reply.content, str(reply.url)
+    )
