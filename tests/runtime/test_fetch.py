@@ -187,3 +187,15 @@ async def test_resume_webhook_in_code_manual_mode(runtime: Runtime) -> None:
     response = await resume_webhook(TOKENS[name], form)
     assert response.status == 200 and response.json() == {"seen": {"a": "1", "b": "two"}}
     assert await run.return_value(timeout=10) == b"a=1&b=two"
+
+
+def test_request_and_response_round_trip_through_the_codec() -> None:
+    from workflowkit import serde
+
+    body = bytes(range(256)) * 20_000  # 5 MB of binary
+    request = Request("PUT", "http://x/a?b=1", (("x", "1"), ("x", "2")), body, reply_to="wrsp_1")
+    response = Response(418, (("set-cookie", "a"), ("set-cookie", "b")), body, "http://x/a")
+    for value in (request, response):
+        encoded = serde.encode(value)
+        assert serde.decode(encoded) == value
+        assert len(encoded) < len(body) + 1000  # raw bytes, no base64 bloat
