@@ -57,6 +57,8 @@ class RunDriver:
         self.needs_load = True
         self.done = False
         self.pump_task: asyncio.Task[None] | None = None
+        self.idle_since: float | None = None  # when the run last had nothing to do
+        self.idle_check: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -80,6 +82,8 @@ class RunDriver:
     async def _pump(self) -> None:
         try:
             while not self.done:
+                if self.needs_load or self.remote_seq > self.known_seq or self.outbox:
+                    self.idle_since = None
                 if self.needs_load:
                     await self._load()
                 elif self.remote_seq > self.known_seq:
@@ -287,27 +291,43 @@ class RunDriver:
     # -- leaving memory ----------------------------------------------------------------------
 
     async def _release_if_idle(self) -> bool:
+        """Leave memory once idle for ``evict_after`` seconds with no timer due by then."""
         executor = self.executor
         if executor is None or self.busy or self.worker.stopping:
             return False
-        waits = [
-            op.resume_at for op in executor.pending() if op.kind == "wait" and not op.cancelled
-        ]
-        if any(op.kind == "step" for op in executor.pending()):
+        pending = list(executor.pending())
+        if any(op.kind == "step" for op in pending):
             return False
+        waits = [op.resume_at for op in pending if op.kind == "wait" and not op.cancelled]
         earliest = min(waits) if waits else None
-        if earliest is not None and earliest - time.time() <= self.worker.evict_after:
+        now, evict_after = time.time(), self.worker.evict_after
+        if earliest is not None and earliest - now <= evict_after:
+            return False
+        if self.idle_since is None:
+            self.idle_since = now
+        remaining = self.idle_since + evict_after - now
+        if remaining > 0:
+            if self.idle_check is None:
+                loop = asyncio.get_running_loop()
+                self.idle_check = loop.call_later(remaining, self._idle_check_due)
             return False
         wake_at = None if earliest is None else datetime.fromtimestamp(earliest, UTC)
         self._drop()
         await self.world.release_run(self.run_id, self.worker.worker_id, wake_at, self.known_seq)
         return True
 
+    def _idle_check_due(self) -> None:
+        self.idle_check = None
+        self.poke()
+
     def _finish(self) -> None:
         self._drop()
 
     def _drop(self) -> None:
         self.done = True
+        if self.idle_check is not None:
+            self.idle_check.cancel()
+            self.idle_check = None
         for task in self.steps.values():
             task.cancel()
         self.steps.clear()

@@ -185,7 +185,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SQLiteWorld:
     """The World on a local SQLite file (``WORKFLOWKIT_WORLD=sqlite:///path``)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.02):
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.01):
         self.path = Path(path) if path is not None else DEFAULT_PATH
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._listeners: list[ChangeListener] = []
