@@ -1,25 +1,68 @@
-"""Each test gets its own SQLite World and embedded worker.
+"""Each test gets its own World and embedded worker, on SQLite and on PostgreSQL.
 
-Behaviour tests run twice: with the in-memory run cache (the hot path) and without it, where
-every event makes the worker rebuild the run from the log (a thorough determinism check).
+Behaviour tests run in each World twice: with the in-memory run cache (the hot path) and
+without it, where every event makes the worker rebuild the run from the log (a thorough
+determinism check). PostgreSQL tests use a fresh schema in ``WORKFLOWKIT_TEST_POSTGRES``
+(default ``postgresql://postgres@127.0.0.1:5432/test``), dropped afterwards.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import workflowkit
+from workflowkit.ids import new_id
 from workflowkit.runtime.runtime import Runtime
 
+PG_URL = os.environ.get("WORKFLOWKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
-@pytest.fixture(params=["cached", "replay"])
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def pg_url() -> str:
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh schema name, dropped after the test."""
+    schema = "wk_test_" + new_id("wrun").split("_", 1)[1].lower()
+    yield schema
+    drop_schema(schema)
+
+
+def world_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'wk.db'}"
+    schema = request.getfixturevalue("pg_schema")
+    return f"{PG_URL}?schema={schema}"
+
+
+@pytest.fixture(
+    params=[
+        ("sqlite", "cached"),
+        ("sqlite", "replay"),
+        ("postgres", "cached"),
+        ("postgres", "replay"),
+    ],
+    ids=["sqlite-cached", "sqlite-replay", "postgres-cached", "postgres-replay"],
+)
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
+    kind, mode = request.param
     rt = workflowkit.configure(
-        f"sqlite:///{tmp_path / 'wk.db'}",
-        cache_runs=request.param == "cached",
+        world_url(request, kind, tmp_path),
+        cache_runs=mode == "cached",
         poll_interval=0.2,
         lease_seconds=5,
     )
@@ -27,9 +70,9 @@ def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]
     workflowkit.shutdown()
 
 
-@pytest.fixture
-def cached_runtime(tmp_path: Path) -> Iterator[Runtime]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def cached_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     """One mode only, for tests about the runtime itself rather than workflow behaviour."""
-    rt = workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", poll_interval=0.2)
+    rt = workflowkit.configure(world_url(request, request.param, tmp_path), poll_interval=0.2)
     yield rt
     workflowkit.shutdown()

@@ -9,8 +9,17 @@ from workflowkit.worlds.base import World
 from workflowkit.worlds.sqlite import SQLiteWorld
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    instance = SQLiteWorld(tmp_path / "world.db")
+    """Every conformance test runs on each World; PostgreSQL gets a fresh schema."""
+    instance: World
+    if request.param == "sqlite":
+        instance = SQLiteWorld(tmp_path / "world.db")
+    else:
+        from workflowkit.worlds.postgres import PostgresWorld
+
+        instance = PostgresWorld(
+            request.getfixturevalue("pg_url"), schema=request.getfixturevalue("pg_schema")
+        )
     yield instance
     await instance.close()

@@ -71,11 +71,19 @@ class Worker:
         unsubscribe = self.world.subscribe(self._listener)
         renewer = self._loop.create_task(self._renew_forever())
         try:
+            failures = 0
             while not self.stopping:
-                claimed = await self._claim()
-                if claimed and len(self.drivers) < self.max_runs:
-                    continue
-                await self._idle()
+                try:
+                    claimed = await self._claim()
+                    if claimed and len(self.drivers) < self.max_runs:
+                        continue
+                    await self._idle()
+                    failures = 0
+                except Exception:
+                    # The store is unreachable or failing: keep the worker alive and retry.
+                    failures += 1
+                    log.exception("worker %s cannot reach the World; retrying", self.worker_id)
+                    await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         finally:
             unsubscribe()
             self.world.attach_worker_loop(None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -48,6 +47,7 @@ from .base import (
     from_timestamp,
 )
 from .dbthread import DbThread, Job, WorldClosedError, retry_busy
+from .rows import dump_attrs, load_attrs, pid_alive, run_status
 
 log = logging.getLogger("workflowkit.sqlite")
 SCHEMA_VERSION = 2
@@ -379,7 +379,7 @@ class SQLiteWorld:
             (since - 1.0,),  # a second of slack for clocks of other processes
         ).fetchall()
         if rows:
-            self._notify([RunChange(r[0], int(r[1] or 0), _status(r[2])) for r in rows])
+            self._notify([RunChange(r[0], int(r[1] or 0), run_status(r[2])) for r in rows])
 
     def _checkpoint_forever(self) -> None:
         conn = _connect(self.path)
@@ -407,7 +407,7 @@ class SQLiteWorld:
             conn.execute(
                 "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, "
                 "attrs, created_at) VALUES (?, 1, ?, 'run_created', NULL, ?, ?, ?)",
-                (run_id, new_id("evnt"), input, _dump_attrs(attrs), now),
+                (run_id, new_id("evnt"), input, dump_attrs(attrs), now),
             )
             record = _select_run(conn, run_id)
             assert record is not None
@@ -681,7 +681,7 @@ def _append(
         raise WorkflowRunNotFoundError(run_id)
     if owner is not None and row[1] != owner:
         raise LeaseLostError(run_id, owner)
-    status = initial_status = _status(row[0])
+    status = initial_status = run_status(row[0])
     seq = int(row[2] or 0)
     accepted: list[Event] = []
     rejected: list[Rejected] = []
@@ -722,7 +722,7 @@ def _append(
                 str(e.type),
                 e.correlation_id,
                 e.payload,
-                _dump_attrs(e.attrs),
+                dump_attrs(e.attrs),
                 e.created_at.timestamp(),
             )
             for e in accepted
@@ -815,7 +815,7 @@ def _apply(
         conn.execute(
             "INSERT INTO hooks (hook_id, run_id, token, created_seq, created_at, attrs) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (cid, run_id, token, seq, at, _dump_attrs(new.attrs)),
+            (cid, run_id, token, seq, at, dump_attrs(new.attrs)),
         )
         return new
     if kind is EventType.HOOK_RECEIVED:
@@ -875,51 +875,18 @@ def _dead_local_workers(conn: sqlite3.Connection, me: WorkerInfo) -> list[str]:
         (me.hostname, me.worker_id),
     ).fetchall()
     for worker_id, pid in rows:
-        if pid != me.pid and not _pid_alive(pid):
+        if pid != me.pid and not pid_alive(pid):
             dead.append(worker_id)
     for worker_id in dead:
         conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
     return dead
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # -- rows to records -----------------------------------------------------------------------
-
-
-def _dump_attrs(attrs: Mapping[str, Any]) -> str | None:
-    return json.dumps(attrs, separators=(",", ":")) if attrs else None
-
-
-def _load_attrs(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise CorruptDataError(f"stored event attributes are not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise CorruptDataError("stored event attributes are not a JSON object")
-    return value
 
 
 def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
-
-
-def _status(value: str) -> RunStatus:
-    try:
-        return RunStatus(value)
-    except ValueError as exc:
-        raise CorruptDataError(f"unknown run status {value!r} in the store") from exc
 
 
 def _select_hooks(
@@ -938,7 +905,7 @@ def _select_hooks(
             r[2],
             None if r[3] is None else bytes(r[3]),
             _dt(r[4]),
-            bool(_load_attrs(r[5]).get("webhook")),
+            bool(load_attrs(r[5]).get("webhook")),
         )
         for r in rows
     ]
@@ -954,7 +921,7 @@ def _run_from_row(row: Sequence[Any]) -> RunRecord:
     return RunRecord(
         run_id=row[0],
         workflow_name=row[1],
-        status=_status(row[2]),
+        status=run_status(row[2]),
         created_at=_dt(row[3]),
         started_at=from_timestamp(row[4]),
         completed_at=from_timestamp(row[5]),
@@ -979,9 +946,9 @@ def _event_from_row(row: Sequence[Any], attrs_cache: dict[str, Any] | None = Non
         # Long logs repeat the same few attribute texts ({"attempt":1}); parse each once.
         attrs = attrs_cache.get(text)
         if attrs is None:
-            attrs = attrs_cache[text] = _load_attrs(text)
+            attrs = attrs_cache[text] = load_attrs(text)
     if attrs is None:
-        attrs = _load_attrs(text)
+        attrs = load_attrs(text)
     payload = row[5]
     return Event(
         row[0],

@@ -1,0 +1,45 @@
+"""Helpers every backend uses to turn stored columns into records, and back."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import CorruptDataError
+from .base import RunStatus
+
+
+def dump_attrs(attrs: Mapping[str, Any]) -> str | None:
+    return json.dumps(attrs, separators=(",", ":")) if attrs else None
+
+
+def load_attrs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise CorruptDataError(f"stored event attributes are not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise CorruptDataError("stored event attributes are not a JSON object")
+    return value
+
+
+def run_status(value: str) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError as exc:
+        raise CorruptDataError(f"unknown run status {value!r} in the store") from exc
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (so its worker's leases must be waited out)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

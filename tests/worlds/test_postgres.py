@@ -1,0 +1,347 @@
+"""What only the PostgreSQL World promises: URLs and schemas, migrations, several processes
+(simulated by several Worlds, each with its own pool) sharing one database, LISTEN/NOTIFY,
+and retries that never double a write."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from workflowkit.errors import CorruptDataError
+from workflowkit.ids import new_id
+from workflowkit.worlds import open_world
+from workflowkit.worlds.base import EventType, NewEvent, RunChange, RunStatus, WorkerInfo
+from workflowkit.worlds.postgres import SCHEMA_VERSION, PostgresWorld, parse_url
+
+
+def worker(name: str) -> WorkerInfo:
+    return WorkerInfo(new_id("wrkr") + name, socket.gethostname(), os.getpid())
+
+
+@pytest.fixture
+async def pair(pg_url: str, pg_schema: str) -> AsyncIterator[tuple[PostgresWorld, PostgresWorld]]:
+    """Two Worlds on one schema, as two processes would have."""
+    first = PostgresWorld(pg_url, schema=pg_schema)
+    second = PostgresWorld(pg_url, schema=pg_schema)
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+def test_url_forms() -> None:
+    assert parse_url("postgresql://u@h:5432/db") == ("postgresql://u@h:5432/db", "workflowkit")
+    assert parse_url("postgres://u@h/db?schema=abc&sslmode=disable") == (
+        "postgresql://u@h/db?sslmode=disable",
+        "abc",
+    )
+    assert parse_url("postgresql://h/db?schema=abc", schema="xyz")[1] == "xyz"
+    with pytest.raises(ValueError, match="invalid schema name"):
+        parse_url("postgresql://h/db?schema=Robert');DROP")
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+async def test_open_world_selects_postgres(scheme: str, pg_url: str, pg_schema: str) -> None:
+    url = pg_url.replace("postgresql://", f"{scheme}://", 1) + f"?schema={pg_schema}"
+    world = open_world(url)
+    try:
+        assert isinstance(world, PostgresWorld) and world.schema == pg_schema
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"\x00\xff binary \x00", {})
+        record = await world.get_run(run_id)
+        assert record is not None and record.input == b"\x00\xff binary \x00"
+    finally:
+        await world.close()
+
+
+def _query(url: str, query: sql.Composable, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+async def test_migrations_are_versioned_and_run_once(pg_url: str, pg_schema: str) -> None:
+    await PostgresWorld(pg_url, schema=pg_schema).close()
+    await PostgresWorld(pg_url, schema=pg_schema).close()  # a second start changes nothing
+    table = sql.Identifier(pg_schema, "migrations")
+    rows = _query(pg_url, sql.SQL("SELECT version FROM {} ORDER BY version").format(table))
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+    _query(pg_url, sql.SQL("INSERT INTO {} (version, name) VALUES (999, 'future')").format(table))
+    with pytest.raises(CorruptDataError, match="upgrade workflowkit"):
+        PostgresWorld(pg_url, schema=pg_schema)
+
+
+async def test_two_worlds_claim_each_run_exactly_once(
+    pair: tuple[PostgresWorld, PostgresWorld],
+) -> None:
+    first, second = pair
+    runs = {new_id("wrun") for _ in range(120)}
+    await asyncio.gather(*(first.create_run(r, "wf", b"", {}) for r in runs))
+    claimers = [(world, worker(f"w{i}")) for i in range(3) for world in (first, second)]
+    for world, info in claimers:
+        await world.register_worker(info)
+    claimed: dict[str, list[str]] = {}
+
+    async def claim_until_empty(world: PostgresWorld, info: WorkerInfo) -> None:
+        while True:
+            got = await world.claim_runs(info, limit=7, lease_seconds=60)
+            if not got:
+                return
+            for record in got:
+                assert record.owner == info.worker_id
+                claimed.setdefault(record.run_id, []).append(info.worker_id)
+
+    await asyncio.gather(*(claim_until_empty(w, i) for w, i in claimers))
+    assert set(claimed) == runs
+    assert all(len(owners) == 1 for owners in claimed.values())
+    # Both Worlds took part (each has its own pool, as separate processes would).
+    owners = {owner for owners in claimed.values() for owner in owners}
+    assert len(owners) > 1
+
+
+async def test_two_worlds_appending_to_one_run_keep_seq_contiguous(
+    pair: tuple[PostgresWorld, PostgresWorld],
+) -> None:
+    first, second = pair
+    run_id = new_id("wrun")
+    await first.create_run(run_id, "wf", b"", {})
+    await second.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+
+    async def many(world: PostgresWorld) -> None:
+        for _ in range(15):
+            step = NewEvent(EventType.STEP_CREATED, new_id("step"), b"x", {"name": "s"})
+            await world.append(
+                run_id, [step, NewEvent(EventType.STEP_STARTED, step.correlation_id)]
+            )
+
+    await asyncio.gather(*(many(w) for w in (first, second, first, second)))
+    seqs = [e.seq for e in await first.get_events(run_id)]
+    assert seqs == list(range(1, 3 + 4 * 15 * 2))
+
+
+async def test_same_token_from_two_worlds_one_wins(
+    pair: tuple[PostgresWorld, PostgresWorld],
+) -> None:
+    first, second = pair
+    runs = [new_id("wrun") for _ in range(10)]
+    for run_id in runs:
+        await first.create_run(run_id, "wf", b"", {})
+    results = await asyncio.gather(
+        *(
+            (first if i % 2 else second).append(
+                run_id,
+                [
+                    NewEvent(EventType.RUN_STARTED),
+                    NewEvent(EventType.HOOK_CREATED, new_id("hook"), None, {"token": "shared"}),
+                ],
+            )
+            for i, run_id in enumerate(runs)
+        )
+    )
+    kinds = [r.events[-1].type for r in results]
+    assert kinds.count(EventType.HOOK_CREATED) == 1
+    assert kinds.count(EventType.HOOK_CONFLICT) == len(runs) - 1
+    holder = runs[kinds.index(EventType.HOOK_CREATED)]
+    assert all(
+        r.events[-1].attrs["holder_run_id"] == holder
+        for r in results
+        if r.events[-1].type is EventType.HOOK_CONFLICT
+    )
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_other_worlds_hear_changes_through_notify(
+    pair: tuple[PostgresWorld, PostgresWorld],
+) -> None:
+    first, second = pair
+    heard_here: list[RunChange] = []
+    heard_there: list[RunChange] = []
+    first.subscribe(heard_here.extend)
+    second.subscribe(heard_there.extend)
+    await asyncio.sleep(0.3)  # let both LISTEN connections come up
+    run_id = new_id("wrun")
+    await first.create_run(run_id, "wf", b"", {})
+    await first.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=None)
+    someone = worker("someone")
+    await first.register_worker(someone)
+    assert await first.claim_runs(someone, limit=1, lease_seconds=30)
+    await first.append(run_id, [NewEvent(EventType.RUN_CANCELLED)], owner=someone.worker_id)
+    await _until(lambda: len([c for c in heard_there if c.run_id == run_id]) >= 3)
+    there = [c for c in heard_there if c.run_id == run_id]
+    assert [(c.last_seq, c.status) for c in there] == [
+        (1, RunStatus.PENDING),
+        (2, RunStatus.RUNNING),
+        (3, RunStatus.CANCELLED),
+    ]
+    assert there[-1].writer == someone.worker_id
+    await asyncio.sleep(0.2)
+    # The writing World heard each of its own changes once (directly, not again via NOTIFY).
+    assert [c.last_seq for c in heard_here if c.run_id == run_id] == [1, 2, 3]
+
+
+async def test_lost_listen_connection_is_reopened_and_catches_up(
+    pg_url: str, pg_schema: str
+) -> None:
+    listening = PostgresWorld(pg_url, schema=pg_schema, listen_heartbeat=0.1)
+    writing = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        heard: list[RunChange] = []
+        listening.subscribe(heard.extend)
+        await asyncio.sleep(0.3)
+        # Kill every LISTEN connection of this database, then write while it is down.
+        killed = _query(
+            pg_url,
+            sql.SQL(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%%' OR query = 'SELECT clock_timestamp()'"
+            ),
+        )
+        assert any(row[0] for row in killed)
+        run_id = new_id("wrun")
+        await writing.create_run(run_id, "wf", b"", {})
+        await _until(lambda: any(c.run_id == run_id for c in heard))
+    finally:
+        await listening.close()
+        await writing.close()
+
+
+async def test_callable_from_many_event_loops(pg_url: str, pg_schema: str) -> None:
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        errors: list[BaseException] = []
+
+        def in_thread() -> None:
+            async def use() -> None:
+                run_id = new_id("wrun")
+                await world.create_run(run_id, "wf", b"", {})
+                await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+
+            try:
+                asyncio.run(use())
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=in_thread) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        await world.create_run(new_id("wrun"), "wf", b"", {})
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+        assert not errors
+        assert len(await world.list_runs()) == 5
+    finally:
+        await world.close()
+
+
+# -- failures: retried when nothing committed, never doubled when the commit was lost ----------
+
+
+@pytest.fixture
+def flaky_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Make the next COMMIT fail on the client side: ``after`` the server committed it
+    (the reply was lost) or ``before`` it was sent."""
+    real = psycopg.AsyncConnection.execute
+    plan: list[str] = []
+
+    async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if query == "COMMIT" and plan:
+            when = plan.pop(0)
+            if when == "after":
+                await real(self, query, *args, **kwargs)
+            raise psycopg.OperationalError("connection lost (simulated)")
+        return await real(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", execute)
+    yield plan.append
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+async def test_lost_commit_of_append_is_neither_lost_nor_doubled(
+    pg_url: str, pg_schema: str, flaky_commit: Callable[[str], None], when: str
+) -> None:
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        run_id = new_id("wrun")
+        flaky_commit(when)
+        await world.create_run(run_id, "wf", b"in", {})
+        flaky_commit(when)
+        result = await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+        assert [e.seq for e in result.events] == [2] and not result.rejected
+        events = await world.get_events(run_id)
+        assert [(e.seq, e.type) for e in events] == [
+            (1, EventType.RUN_CREATED),
+            (2, EventType.RUN_STARTED),
+        ]
+        assert events[1].event_id == result.events[0].event_id
+    finally:
+        await world.close()
+
+
+async def test_lost_commit_of_claim_returns_what_the_worker_holds(
+    pg_url: str, pg_schema: str, flaky_commit: Callable[[str], None]
+) -> None:
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"", {})
+        info = worker("a")
+        await world.register_worker(info)
+        flaky_commit("after")
+        claimed = await world.claim_runs(info, limit=5, lease_seconds=30)
+        assert [r.run_id for r in claimed] == [run_id]
+    finally:
+        await world.close()
+
+
+async def test_unreachable_database_is_a_clear_error_after_the_retry_budget(
+    pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workflowkit.worlds.postgres import WorldUnavailableError
+
+    world = PostgresWorld(pg_url, schema=pg_schema, retry_for=0.3)
+    try:
+        real = psycopg.AsyncConnection.execute
+
+        async def broken(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            raise psycopg.OperationalError("server closed the connection (simulated)")
+
+        monkeypatch.setattr(psycopg.AsyncConnection, "execute", broken)
+        with pytest.raises(WorldUnavailableError, match="get_run"):
+            await world.get_run("wrun_x")
+        monkeypatch.setattr(psycopg.AsyncConnection, "execute", real)
+        assert await world.get_run("wrun_x") is None
+    finally:
+        await world.close()
+
+
+async def test_close_ends_calls_that_are_still_retrying(
+    pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workflowkit.worlds.dbthread import WorldClosedError
+
+    world = PostgresWorld(pg_url, schema=pg_schema)
+
+    async def broken(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        raise psycopg.OperationalError("server closed the connection (simulated)")
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", broken)
+    pending = asyncio.ensure_future(world.get_run("wrun_x"))
+    await asyncio.sleep(0.2)
+    await asyncio.wait_for(world.close(), 10)
+    with pytest.raises(WorldClosedError):
+        await asyncio.wait_for(pending, 5)
+    with pytest.raises(WorldClosedError):
+        await world.get_run("wrun_x")
