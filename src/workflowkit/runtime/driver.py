@@ -272,15 +272,16 @@ class RunDriver:
         return await future
 
     def _arm(self, op: Op) -> None:
-        if op.correlation_id in self.timers:
+        if op.correlation_id in self.timers or self.worker.virtual_clock:
             return
         delay = max(0.0, op.resume_at - time.time())
         handle = asyncio.get_running_loop().call_later(delay, self._fire, op.correlation_id)
         self.timers[op.correlation_id] = handle
 
-    def _fire(self, wait_id: str) -> None:
+    def _fire(self, wait_id: str, at: float | None = None) -> None:
         self.timers.pop(wait_id, None)
-        self.outbox.append((NewEvent(EventType.WAIT_COMPLETED, wait_id, created_at=_now()), None))
+        when = _now() if at is None else datetime.fromtimestamp(max(at, time.time()), UTC)
+        self.outbox.append((NewEvent(EventType.WAIT_COMPLETED, wait_id, created_at=when), None))
         self.poke()
 
     def _cancel_timer(self, correlation_id: str | None) -> None:
@@ -298,6 +299,12 @@ class RunDriver:
         pending = list(executor.pending())
         if any(op.kind == "step" for op in pending):
             return False
+        if self.worker.virtual_clock:
+            timers = [op for op in pending if op.kind == "wait" and not op.cancelled]
+            if timers:
+                due = min(timers, key=lambda op: op.resume_at)
+                self._fire(due.correlation_id, at=due.resume_at)  # skip ahead in time
+                return False
         waits = [op.resume_at for op in pending if op.kind == "wait" and not op.cancelled]
         earliest = min(waits) if waits else None
         now, evict_after = time.time(), self.worker.evict_after

@@ -34,6 +34,7 @@ class Worker:
         poll_interval: float = 1.0,
         step_threads: int = 32,
         cache_runs: bool | None = None,
+        virtual_clock: bool = False,
     ) -> None:
         install_determinism()
         self.world = world
@@ -46,6 +47,8 @@ class Worker:
         )
         self.evict_after = evict_after
         self.poll_interval = poll_interval
+        # Tests: when a run has nothing to do but wait for timers, time jumps to the next one.
+        self.virtual_clock = virtual_clock
         # Without the run cache every event replays the run from the log: slow, but a
         # thorough check that workflow code is deterministic.
         self.cache_runs = (

@@ -1,0 +1,129 @@
+"""workflowkit.testing: the pytest fixture, waiting for pause points, virtual time, mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from unittest import mock
+
+import pytest
+
+from workflowkit import Request, create_hook, create_webhook, sleep, step, workflow
+from workflowkit.api import get_run, resume_hook, resume_webhook, start
+from workflowkit.runtime.runtime import Runtime
+from workflowkit.testing import wait_for_hook, wait_for_sleep
+
+PUBLISHED: list[str] = []
+
+
+@step
+async def publish(doc_id: str) -> None:
+    PUBLISHED.append(doc_id)
+
+
+@workflow
+async def approval_workflow(doc_id: str) -> dict[str, str]:
+    decision = await create_hook(token=f"approval:{doc_id}")
+    if not decision["approved"]:
+        return {"status": "rejected", "reviewer": decision["reviewer"]}
+    await sleep("1 day")
+    await publish(doc_id)
+    return {"status": "published", "reviewer": decision["reviewer"]}
+
+
+async def test_should_publish_when_approved(workflow_runtime: Runtime) -> None:
+    run = await start(approval_workflow, "doc-123")
+    # Wait for the hook, then resume it
+    await wait_for_hook(run, token="approval:doc-123")
+    await resume_hook("approval:doc-123", {"approved": True, "reviewer": "alice"})
+    # Wait for sleep, then wake it up
+    sleep_id = await wait_for_sleep(run)
+    await get_run(run.run_id).wake_up([sleep_id])
+    result = await run.return_value(timeout=10)
+    assert result == {"status": "published", "reviewer": "alice"}
+
+
+@workflow
+async def month_of_naps() -> tuple[float, float]:
+    before = time.time()
+    await sleep("30 days")
+    return before, time.time()
+
+
+@pytest.mark.workflowkit(virtual_clock=True)
+async def test_virtual_clock_skips_long_sleeps(workflow_runtime: Runtime) -> None:
+    started = time.monotonic()
+    run = await start(month_of_naps)
+    before, after = await run.return_value(timeout=10)
+    assert time.monotonic() - started < 5
+    assert after - before == pytest.approx(30 * 86400, abs=1)
+
+
+@step
+async def takes_a_moment() -> str:
+    await asyncio.sleep(0.05)
+    return "done"
+
+
+@workflow
+async def deadline_race() -> str:
+    try:
+        return await asyncio.wait_for(takes_a_moment(), timeout=3600)
+    except TimeoutError:
+        return "timed out"
+
+
+@pytest.mark.workflowkit(virtual_clock=True)
+async def test_virtual_time_only_jumps_when_nothing_else_can_happen(
+    workflow_runtime: Runtime,
+) -> None:
+    run = await start(deadline_race)
+    assert await run.return_value(timeout=10) == "done"
+
+
+@workflow
+async def ingest(endpoint: str) -> object:
+    request = await create_webhook()
+    return {"endpoint": endpoint, "event": request.json()["event"]}
+
+
+async def test_webhook_without_a_server(workflow_runtime: Runtime) -> None:
+    run = await start(ingest, "ep-1")
+    hook = await wait_for_hook(run)  # discovers the random webhook token
+    request = Request("POST", "https://example.com/webhook", (), b'{"event": "order.created"}')
+    await resume_webhook(hook.token, request)
+    assert await run.return_value(timeout=10) == {"endpoint": "ep-1", "event": "order.created"}
+
+
+@step
+async def charge_card(cents: int) -> str:
+    raise AssertionError("the real payment API must not be called in tests")
+
+
+@workflow
+async def checkout(cents: int) -> str:
+    return await charge_card(cents)
+
+
+async def test_patching_a_step_body(
+    workflow_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = mock.AsyncMock(return_value="ch_test")
+    monkeypatch.setattr(charge_card, "fn", fake)  # still a durable, recorded step
+    run = await start(checkout, 500)
+    assert await run.return_value(timeout=10) == "ch_test"
+    fake.assert_awaited_once_with(500)
+    (recorded,) = await workflow_runtime.world.list_steps(run.run_id)
+    assert recorded.step_name.endswith(":charge_card")
+
+
+async def test_patching_the_step_name_in_its_module(workflow_runtime: Runtime) -> None:
+    with mock.patch(f"{__name__}.charge_card", mock.AsyncMock(return_value="ch_mock")):
+        run = await start(checkout, 700)
+        assert await run.return_value(timeout=10) == "ch_mock"
+
+
+async def test_wait_helpers_time_out_clearly(workflow_runtime: Runtime) -> None:
+    run = await start(checkout, 1)
+    with pytest.raises(TimeoutError, match="created no hook"):
+        await wait_for_hook(run, token="never", timeout=0.2)
