@@ -224,11 +224,7 @@ class RunExecutor:
             except SerializationError as exc:
                 value = exc
             if state.waiters:
-                waiter = state.waiters.popleft()
-                if isinstance(value, SerializationError):
-                    waiter.set_exception(value)
-                else:
-                    waiter.set_result(value)
+                _settle(state.waiters.popleft(), value)
             else:
                 state.buffer.append(value)
         self._run()
@@ -327,11 +323,7 @@ class RunExecutor:
         future = self.loop.create_future()
         state = op.hook
         if state.buffer:
-            value = state.buffer.popleft()
-            if isinstance(value, BaseException):
-                future.set_exception(value)
-            else:
-                future.set_result(value)
+            _settle(future, state.buffer.popleft())
         elif state.error is not None or state.disposed:
             future.set_exception(state.error or HookDisposed())
         else:
@@ -475,6 +467,14 @@ def encode_error(error: BaseException) -> bytes:
         text = "".join(traceback.format_exception(error))
         fallback = RuntimeError(f"{type(error).__qualname__}: {error}\n{text}")
         return serde.encode(fallback, path="error")
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    """Resolve with ``value``, or fail with it when a payload could not be decoded."""
+    if isinstance(value, SerializationError):
+        future.set_exception(value)
+    else:
+        future.set_result(value)
 
 
 def _as_exception(value: Any) -> BaseException:
