@@ -300,3 +300,17 @@ async def test_tokens_are_released_when_the_run_fails(runtime: Runtime) -> None:
     await hook_ready(runtime, token)
     await resume_hook(token, None)
     assert await again.return_value(timeout=10) is None
+
+
+@workflow
+async def receives_an_exception(token: str) -> str:
+    payload = await create_hook(token=token)
+    return f"{type(payload).__name__}: {payload}"
+
+
+async def test_an_exception_is_an_ordinary_payload(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    run = await start(receives_an_exception, token)
+    await hook_ready(runtime, token)
+    await resume_hook(token, ValueError("just data"))
+    assert await run.return_value(timeout=10) == "ValueError: just data"

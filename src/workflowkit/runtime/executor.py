@@ -222,7 +222,7 @@ class RunExecutor:
             try:
                 value: Any = serde.decode(payload) if payload is not None else None
             except SerializationError as exc:
-                value = exc
+                value = _Undecodable(exc)
             if state.waiters:
                 _settle(state.waiters.popleft(), value)
             else:
@@ -469,10 +469,16 @@ def encode_error(error: BaseException) -> bytes:
         return serde.encode(fallback, path="error")
 
 
+@dataclass(frozen=True, slots=True)
+class _Undecodable:
+    """A hook payload that could not be decoded; awaiting it raises the error."""
+
+    error: SerializationError
+
+
 def _settle(future: asyncio.Future[Any], value: Any) -> None:
-    """Resolve with ``value``, or fail with it when a payload could not be decoded."""
-    if isinstance(value, SerializationError):
-        future.set_exception(value)
+    if isinstance(value, _Undecodable):
+        future.set_exception(value.error)
     else:
         future.set_result(value)
 
