@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import worker
+from . import control, db, health, inspect, worker
+from .common import CliError, describe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,17 +26,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     commands = parser.add_subparsers(dest="command", required=True)
     worker.add_parser(commands)
+    inspect.add_parser(commands)
+    control.add_parser(commands)
+    health.add_parser(commands)
+    db.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet = logging.INFO if args.command == "worker" else logging.WARNING
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else quiet,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    result: int = args.handler(args)
+    try:
+        result: int = args.handler(args)
+    except CliError as exc:
+        print(f"workflowkit {args.command}: {exc.message}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, like other command-line tools.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
+        return 0
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(
+            f"workflowkit {args.command}: error: {describe(exc)} (run with -v for details)",
+            file=sys.stderr,
+        )
+        return 1
     return result
 
 

@@ -1,0 +1,250 @@
+"""What the CLI commands share: opening the World, errors, times, payloads, tables, JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from .. import serde
+from ..durations import parse_duration
+from ..errors import WorkflowRunNotFoundError
+from ..worlds import open_world
+from ..worlds.base import RunRecord, World
+from ..worlds.sqlite import DEFAULT_PATH, path_from_url
+
+T = TypeVar("T")
+
+# Exit codes: 0 success, 1 failure (unknown run, unreachable World, ...), 2 bad usage.
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line on stderr, no traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+# -- the World -----------------------------------------------------------------------------
+
+
+def world_url(args: argparse.Namespace) -> str | None:
+    url: str | None = getattr(args, "world", None)
+    return url
+
+
+def is_sqlite(url: str | None) -> bool:
+    return url is None or url.startswith("sqlite:") or "://" not in url
+
+
+def resolved_url(url: str | None) -> str | None:
+    """``url``, else ``$WORKFLOWKIT_WORLD`` (as ``open_world`` resolves it)."""
+    return url or os.environ.get("WORKFLOWKIT_WORLD") or None
+
+
+def open_existing(url: str | None) -> World:
+    """Open the World for a read or a control command.
+
+    A SQLite file that does not exist is not created (a typo in a path would otherwise
+    silently show an empty database): that is ``workflowkit db migrate``'s job.
+    """
+    url = resolved_url(url)
+    if is_sqlite(url):
+        path = path_from_url(url)
+        if not path.exists():
+            raise CliError(
+                f"no workflowkit database at {path} (pass --world, set WORKFLOWKIT_WORLD, "
+                "or create it with `workflowkit db migrate`)"
+            )
+    return open_world_or_fail(url)
+
+
+def open_world_or_fail(url: str | None) -> World:
+    try:
+        return open_world(url)
+    except CliError:
+        raise
+    except Exception as exc:
+        raise CliError(f"cannot open the World {safe_url(url)}: {describe(exc)}") from exc
+
+
+def safe_url(url: str | None) -> str:
+    """``url`` for messages: the password (if any) replaced by ``***``."""
+    if url is None:
+        return f"(default: sqlite:///{DEFAULT_PATH})"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_world(
+    args: argparse.Namespace, action: Callable[[World], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Open the World, run ``action`` on it in a fresh event loop, close it."""
+    url = world_url(args)
+    world = open_world_or_fail(resolved_url(url)) if create else open_existing(url)
+
+    async def go() -> T:
+        try:
+            return await action(world)
+        finally:
+            await world.close()
+
+    return asyncio.run(go())
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def require_run(world: World, run_id: str) -> RunRecord:
+    record = await world.get_run(run_id)
+    if record is None:
+        raise CliError(str(WorkflowRunNotFoundError(run_id)))
+    return record
+
+
+# -- times ---------------------------------------------------------------------------------
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def parse_moment(text: str, now: datetime | None = None) -> datetime:
+    """An ISO datetime (naive means UTC) or a duration meaning that long ago (``1h``)."""
+    now = now or datetime.now(UTC)
+    text = text.strip()
+    if _ISO_DATE.match(text):
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"invalid ISO datetime {text!r}") from exc
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an ISO datetime nor a duration like '30m' or '2 days'"
+        ) from exc
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def relative(moment: datetime | None, now: datetime | None = None) -> str:
+    """``"3m ago"``, ``"in 2h"``, ``"just now"``; ``"-"`` for None."""
+    if moment is None:
+        return "-"
+    now = now or datetime.now(UTC)
+    seconds = (now - moment).total_seconds()
+    if abs(seconds) < 1:
+        return "just now"
+    span = span_text(abs(seconds))
+    return f"{span} ago" if seconds > 0 else f"in {span}"
+
+
+def span_text(seconds: float) -> str:
+    """A short rendering of a length of time: ``"45s"``, ``"3m"``, ``"2h"``, ``"4d"``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms" if seconds >= 0.001 else "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    return span_text(max(0.0, (end - start).total_seconds()))
+
+
+# -- payloads ------------------------------------------------------------------------------
+
+
+def shown(payload: bytes | None) -> Any:
+    """A stored payload as JSON-compatible data; never constructs user classes."""
+    if payload is None:
+        return None
+    try:
+        return serde.display(payload)
+    except Exception as exc:  # a corrupt or foreign payload must not break the listing
+        return {"$undisplayable": describe(exc), "$bytes": len(payload)}
+
+
+def one_line(value: Any, width: int = 80) -> str:
+    """A decoded payload shortened to one line; errors as ``Type: message``."""
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping) and "$error" in value:
+        kind = str(value.get("$type", "Error")).rsplit(":", 1)[-1]
+        text = f"{kind}: {value['$error']}"
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def print_json(data: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    json.dump(data, out, indent=2, ensure_ascii=False, default=str)
+    out.write("\n")
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO | None = None
+) -> None:
+    """Plain-text columns, left-aligned, two spaces apart; the last column is not padded."""
+    out = out or sys.stdout
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    for row in [headers, *rows]:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+
+
+def print_fields(fields: Sequence[tuple[str, str]], out: TextIO | None = None) -> None:
+    """``name: value`` lines with the values aligned."""
+    out = out or sys.stdout
+    width = max((len(name) for name, _ in fields), default=0) + 1
+    for name, value in fields:
+        out.write(f"{(name + ':').ljust(width)} {value}\n")
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (shapes in docs/cli.md)")
+
+
+def run_json(record: RunRecord) -> dict[str, Any]:
+    """The JSON shape of a run, shared by ``inspect runs``, ``inspect run`` and ``cancel``."""
+    return {
+        "run_id": record.run_id,
+        "workflow_name": record.workflow_name,
+        "status": str(record.status),
+        "created_at": iso(record.created_at),
+        "started_at": iso(record.started_at),
+        "completed_at": iso(record.completed_at),
+        "updated_at": iso(record.updated_at),
+        "input": shown(record.input),
+        "output": shown(record.output),
+        "error": shown(record.error),
+    }

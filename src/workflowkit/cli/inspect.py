@@ -1,0 +1,404 @@
+"""``workflowkit inspect ...``: read runs, steps, events, hooks and sleeps from the World."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..ids import ulid
+from ..worlds.base import (
+    Event,
+    HookRecord,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    WaitRecord,
+    World,
+)
+from .common import (
+    add_json_flag,
+    duration,
+    iso,
+    one_line,
+    parse_moment,
+    print_fields,
+    print_json,
+    print_table,
+    relative,
+    require_run,
+    run_json,
+    shown,
+    with_world,
+)
+
+# Run ids are ULIDs made by the starting process, ``created_at`` is the World's clock: a
+# cursor derived from a time allows this much skew between the two.
+_CLOCK_SKEW = timedelta(minutes=5)
+_BATCH = 200
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "inspect", help="show runs, steps, events, hooks and sleeps", description=__doc__
+    )
+    sub = parser.add_subparsers(dest="inspect_command", required=True, metavar="WHAT")
+
+    runs = sub.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    runs.add_argument(
+        "--status", choices=[str(s) for s in RunStatus], help="only runs in this status"
+    )
+    runs.add_argument("--limit", type=_positive, default=20, help="at most N runs (default 20)")
+    runs.add_argument(
+        "--cursor", metavar="RUN_ID", help="page on: only runs older than this run id"
+    )
+    runs.add_argument(
+        "--since",
+        type=parse_moment,
+        metavar="WHEN",
+        help="only runs created at or after WHEN (ISO datetime, or a duration: '1h' = 1h ago)",
+    )
+    runs.add_argument(
+        "--until", type=parse_moment, metavar="WHEN", help="only runs created before WHEN"
+    )
+    add_json_flag(runs)
+    runs.set_defaults(handler=inspect_runs)
+
+    run = sub.add_parser("run", help="show one run")
+    run.add_argument("run_id", metavar="RUN_ID")
+    add_json_flag(run)
+    run.set_defaults(handler=inspect_run)
+
+    for name, help_text, handler in (
+        ("steps", "list a run's steps", inspect_steps),
+        ("events", "show a run's event log", inspect_events),
+        ("sleeps", "list a run's sleeps (waits)", inspect_sleeps),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("--run", dest="run_id", metavar="RUN_ID", required=True)
+        add_json_flag(cmd)
+        cmd.set_defaults(handler=handler)
+
+    hooks = sub.add_parser("hooks", help="list active hooks (of all runs, or of one)")
+    hooks.add_argument("--run", dest="run_id", metavar="RUN_ID")
+    add_json_flag(hooks)
+    hooks.set_defaults(handler=inspect_hooks)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+def _id_bound(moment: datetime) -> str:
+    """The smallest run id created at ``moment`` (ids are ``wrun_`` + ULID)."""
+    ms = max(0, int(moment.timestamp() * 1000))
+    return "wrun_" + ulid(ms)[:10] + "0" * 16
+
+
+async def find_runs(
+    world: World,
+    *,
+    workflow: str | None,
+    status: RunStatus | None,
+    limit: int,
+    cursor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[list[RunRecord], str | None]:
+    """Up to ``limit`` matching runs, newest first, and the cursor of the next page (if any).
+
+    The World filters by workflow and status and pages by run id; the time window is
+    applied here, using run ids (time-ordered ULIDs) to skip ahead and stop early.
+    """
+    before = cursor
+    if until is not None:
+        bound = _id_bound(until + _CLOCK_SKEW)
+        before = bound if before is None else min(before, bound)
+    stop_id = None if since is None else _id_bound(since - _CLOCK_SKEW)
+    found: list[RunRecord] = []
+    batch = limit + 1 if since is None and until is None else max(limit + 1, _BATCH)
+    while True:
+        page = await world.list_runs(
+            workflow_name=workflow, status=status, limit=batch, before=before
+        )
+        for record in page:
+            if stop_id is not None and record.run_id < stop_id:
+                return _page(found, limit)
+            if since is not None and record.created_at < since:
+                continue
+            if until is not None and record.created_at >= until:
+                continue
+            found.append(record)
+            if len(found) > limit:
+                return _page(found, limit)
+        if len(page) < batch:
+            return _page(found, limit)
+        before = page[-1].run_id
+
+
+def _page(found: list[RunRecord], limit: int) -> tuple[list[RunRecord], str | None]:
+    if len(found) > limit:
+        return found[:limit], found[limit - 1].run_id
+    return found, None
+
+
+def inspect_runs(args: argparse.Namespace) -> int:
+    status = RunStatus(args.status) if args.status else None
+
+    async def action(world: World) -> tuple[list[RunRecord], str | None]:
+        return await find_runs(
+            world,
+            workflow=args.workflow,
+            status=status,
+            limit=args.limit,
+            cursor=args.cursor,
+            since=args.since,
+            until=args.until,
+        )
+
+    runs, next_cursor = with_world(args, action)
+    if args.json:
+        print_json({"runs": [run_json(r) for r in runs], "next_cursor": next_cursor})
+        return 0
+    if not runs:
+        print("no runs")
+        return 0
+    now = datetime.now(UTC)
+    print_table(
+        ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"],
+        [
+            [
+                r.run_id,
+                r.workflow_name,
+                str(r.status),
+                relative(r.created_at, now),
+                duration(r.started_at, r.completed_at or (None if r.status.terminal else now)),
+            ]
+            for r in runs
+        ],
+    )
+    if next_cursor is not None:
+        print(f"\nmore: --cursor {next_cursor}")
+    return 0
+
+
+def inspect_run(args: argparse.Namespace) -> int:
+    async def action(world: World) -> tuple[RunRecord, list[StepRecord], list[WaitRecord]]:
+        record = await require_run(world, args.run_id)
+        return record, await world.list_steps(record.run_id), await world.list_waits(record.run_id)
+
+    record, steps, waits = with_world(args, action)
+    if args.json:
+        print_json(run_json(record))
+        return 0
+    now = datetime.now(UTC)
+    data = run_json(record)
+    pending_waits = [w for w in waits if w.completed_at is None]
+    fields = [
+        ("run", record.run_id),
+        ("workflow", record.workflow_name),
+        ("status", str(record.status)),
+        ("created", f"{relative(record.created_at, now)} ({iso(record.created_at)})"),
+        ("started", relative(record.started_at, now)),
+        ("completed", relative(record.completed_at, now)),
+        ("duration", duration(record.started_at, record.completed_at)),
+        ("steps", f"{len(steps)} ({_count_by(s.status for s in steps)})" if steps else "0"),
+        ("sleeping", ", ".join(_until(w, now) for w in pending_waits) or "-"),
+        ("input", one_line(data["input"])),
+        ("output", one_line(data["output"])),
+        ("error", one_line(data["error"])),
+    ]
+    print_fields(fields)
+    return 0
+
+
+def _count_by(statuses: Any) -> str:
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[str(status)] = counts.get(str(status), 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def _until(wait: WaitRecord, now: datetime) -> str:
+    return f"{wait.wait_id} resumes {relative(wait.resume_at, now)}"
+
+
+# -- steps, events, sleeps, hooks ----------------------------------------------------------
+
+
+def step_json(step: StepRecord) -> dict[str, Any]:
+    return {
+        "step_id": step.step_id,
+        "step_name": step.step_name,
+        "status": str(step.status),
+        "attempt": step.attempt,
+        "created_at": iso(step.created_at),
+        "started_at": iso(step.started_at),
+        "completed_at": iso(step.completed_at),
+        "retry_at": iso(step.retry_at),
+        "input": shown(step.input),
+        "output": shown(step.output),
+        "error": shown(step.error),
+    }
+
+
+def inspect_steps(args: argparse.Namespace) -> int:
+    async def action(world: World) -> list[StepRecord]:
+        await require_run(world, args.run_id)
+        return await world.list_steps(args.run_id)
+
+    steps = with_world(args, action)
+    if args.json:
+        print_json({"run_id": args.run_id, "steps": [step_json(s) for s in steps]})
+        return 0
+    if not steps:
+        print("no steps")
+        return 0
+    now = datetime.now(UTC)
+    rows = []
+    for s in steps:
+        data = step_json(s)
+        # A completed step keeps the error of its last failed attempt; show its output.
+        failed = s.status != "completed" and s.error is not None
+        result = data["error"] if failed else data["output"]
+        rows.append(
+            [
+                s.step_id,
+                s.step_name,
+                str(s.status),
+                str(s.attempt),
+                relative(s.created_at, now),
+                duration(s.started_at, s.completed_at),
+                one_line(result, 60),
+            ]
+        )
+    print_table(
+        ["STEP ID", "NAME", "STATUS", "ATTEMPT", "CREATED", "DURATION", "OUTPUT/ERROR"], rows
+    )
+    return 0
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "event_id": event.event_id,
+        "type": str(event.type),
+        "correlation_id": event.correlation_id,
+        "created_at": iso(event.created_at),
+        "attrs": dict(event.attrs),
+        "payload": shown(event.payload),
+    }
+
+
+def inspect_events(args: argparse.Namespace) -> int:
+    async def action(world: World) -> list[Event]:
+        await require_run(world, args.run_id)
+        return await world.get_events(args.run_id)
+
+    events = with_world(args, action)
+    if args.json:
+        print_json({"run_id": args.run_id, "events": [event_json(e) for e in events]})
+        return 0
+    now = datetime.now(UTC)
+    rows = []
+    for e in events:
+        detail = one_line(shown(e.payload), 60) if e.payload is not None else ""
+        if e.attrs:
+            attrs = one_line(dict(e.attrs), 40)
+            detail = f"{detail} {attrs}".strip()
+        rows.append(
+            [str(e.seq), str(e.type), e.correlation_id or "-", relative(e.created_at, now), detail]
+        )
+    print_table(["SEQ", "TYPE", "CORRELATION ID", "AT", "DETAIL"], rows)
+    return 0
+
+
+def wait_json(wait: WaitRecord) -> dict[str, Any]:
+    return {
+        "wait_id": wait.wait_id,
+        "status": "waiting" if wait.completed_at is None else "completed",
+        "resume_at": iso(wait.resume_at),
+        "created_at": iso(wait.created_at),
+        "completed_at": iso(wait.completed_at),
+    }
+
+
+def inspect_sleeps(args: argparse.Namespace) -> int:
+    async def action(world: World) -> list[WaitRecord]:
+        await require_run(world, args.run_id)
+        return await world.list_waits(args.run_id)
+
+    waits = with_world(args, action)
+    if args.json:
+        print_json({"run_id": args.run_id, "sleeps": [wait_json(w) for w in waits]})
+        return 0
+    if not waits:
+        print("no sleeps")
+        return 0
+    now = datetime.now(UTC)
+    print_table(
+        ["WAIT ID", "STATUS", "RESUME AT", "CREATED", "COMPLETED"],
+        [
+            [
+                w.wait_id,
+                "waiting" if w.completed_at is None else "completed",
+                f"{relative(w.resume_at, now)} ({iso(w.resume_at)})",
+                relative(w.created_at, now),
+                relative(w.completed_at, now),
+            ]
+            for w in waits
+        ],
+    )
+    return 0
+
+
+def hook_json(hook: HookRecord) -> dict[str, Any]:
+    return {
+        "hook_id": hook.hook_id,
+        "run_id": hook.run_id,
+        "token": hook.token,
+        "is_webhook": hook.is_webhook,
+        "created_at": iso(hook.created_at),
+        "metadata": shown(hook.metadata),
+    }
+
+
+def inspect_hooks(args: argparse.Namespace) -> int:
+    async def action(world: World) -> list[HookRecord]:
+        if args.run_id is not None:
+            await require_run(world, args.run_id)
+        return await world.list_hooks(args.run_id)
+
+    hooks = with_world(args, action)
+    if args.json:
+        print_json({"hooks": [hook_json(h) for h in hooks]})
+        return 0
+    if not hooks:
+        print("no active hooks")
+        return 0
+    now = datetime.now(UTC)
+    print_table(
+        ["HOOK ID", "RUN ID", "TOKEN", "KIND", "CREATED", "METADATA"],
+        [
+            [
+                h.hook_id,
+                h.run_id,
+                h.token,
+                "webhook" if h.is_webhook else "hook",
+                relative(h.created_at, now),
+                one_line(shown(h.metadata), 50),
+            ]
+            for h in hooks
+        ],
+    )
+    return 0

@@ -1,0 +1,40 @@
+"""Workflows the CLI tests seed their database with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflowkit import FatalError, create_hook, sleep, step, workflow
+
+
+@step
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+@step
+async def explode(text: str) -> str:
+    raise FatalError(f"boom: {text}")
+
+
+@workflow(name="cli.greet")
+async def greet(name: str) -> str:
+    return await shout(f"hello {name}")
+
+
+@workflow(name="cli.fail")
+async def fail(name: str) -> str:
+    return await explode(name)
+
+
+@workflow(name="cli.nap")
+async def nap(name: str) -> str:
+    await sleep("1 hour")
+    return await shout(f"awake {name}")
+
+
+@workflow(name="cli.approve")
+async def approve(doc: str) -> Any:
+    hook = create_hook(token=f"approval:{doc}", metadata={"doc": doc})
+    decision = await hook
+    return {"doc": doc, "decision": decision}

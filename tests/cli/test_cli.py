@@ -1,0 +1,306 @@
+"""The workflowkit CLI against a SQLite World seeded by real runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import cli_workflows as wf
+import pytest
+
+import workflowkit
+from conftest import Seeded
+from workflowkit.api import get_run
+from workflowkit.cli import control
+from workflowkit.cli.main import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], seeded: Seeded, *argv: str) -> Any:
+    code, out, err = run_cli(capsys, "--world", seeded.url, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def finish(seeded: Seeded, run_id: str) -> Any:
+    """Start a runtime on the database and wait for the run to end; its return value."""
+    workflowkit.configure(seeded.url, poll_interval=0.05)
+
+    async def wait() -> Any:
+        return await get_run(run_id).return_value(timeout=10)
+
+    return asyncio.run(wait())
+
+
+# -- inspect -------------------------------------------------------------------------------
+
+
+def test_inspect_runs_json(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    data = cli_json(capsys, seeded, "inspect", "runs")
+    runs = {r["run_id"]: r for r in data["runs"]}
+    assert list(runs) == [seeded.waiting, seeded.sleeping, seeded.failed, seeded.completed]
+    assert data["next_cursor"] is None
+    done = runs[seeded.completed]
+    assert done["workflow_name"] == "cli.greet" and done["status"] == "completed"
+    assert done["input"] == [["ada"], {}]  # the encoded (args, kwargs)
+    assert done["output"] == "HELLO ADA" and done["error"] is None
+    failed = runs[seeded.failed]
+    assert failed["status"] == "failed"
+    assert "boom: bob" in json.dumps(failed["error"])
+    assert runs[seeded.sleeping]["status"] == "running"
+    assert set(done) >= {"created_at", "started_at", "completed_at", "updated_at"}
+
+
+def test_inspect_runs_filters_and_paging(
+    capsys: pytest.CaptureFixture[str], seeded: Seeded
+) -> None:
+    data = cli_json(capsys, seeded, "inspect", "runs", "--status", "failed")
+    assert [r["run_id"] for r in data["runs"]] == [seeded.failed]
+    data = cli_json(capsys, seeded, "inspect", "runs", "--workflow", "cli.nap")
+    assert [r["run_id"] for r in data["runs"]] == [seeded.sleeping]
+
+    page1 = cli_json(capsys, seeded, "inspect", "runs", "--limit", "3")
+    assert len(page1["runs"]) == 3 and page1["next_cursor"] == page1["runs"][-1]["run_id"]
+    page2 = cli_json(
+        capsys, seeded, "inspect", "runs", "--limit", "3", "--cursor", page1["next_cursor"]
+    )
+    assert [r["run_id"] for r in page2["runs"]] == [seeded.completed]
+    assert page2["next_cursor"] is None
+
+    assert len(cli_json(capsys, seeded, "inspect", "runs", "--since", "1h")["runs"]) == 4
+    assert cli_json(capsys, seeded, "inspect", "runs", "--until", "1h")["runs"] == []
+    assert cli_json(capsys, seeded, "inspect", "runs", "--since", "2999-01-01")["runs"] == []
+    until = cli_json(capsys, seeded, "inspect", "runs", "--until", "2999-01-01T00:00:00Z")
+    assert len(until["runs"]) == 4
+
+
+def test_inspect_runs_human(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "runs", "--limit", "2")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["RUN", "ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"]
+    assert seeded.waiting in lines[1] and "cli.approve" in lines[1]
+    assert "ago" in lines[1] or "just now" in lines[1]
+    # columns are aligned: every row puts WORKFLOW at the same offset
+    col = lines[0].index("WORKFLOW")
+    assert lines[1][col:].startswith("cli.approve") and lines[2][col:].startswith("cli.nap")
+    assert "--cursor" in lines[-1]
+
+
+def test_inspect_run(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    data = cli_json(capsys, seeded, "inspect", "run", seeded.failed)
+    assert data["run_id"] == seeded.failed and data["status"] == "failed"
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "run", seeded.failed)
+    assert code == 0 and "boom: bob" in out and "FatalError" in out
+    assert all(len(line) < 140 for line in out.splitlines())
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "run", seeded.sleeping)
+    assert re.search(r"sleeping: +wait_\w+ resumes in \d+m", out), out
+
+
+def test_inspect_steps_events_sleeps_hooks(
+    capsys: pytest.CaptureFixture[str], seeded: Seeded
+) -> None:
+    steps = cli_json(capsys, seeded, "inspect", "steps", "--run", seeded.completed)
+    assert steps["run_id"] == seeded.completed
+    [step] = steps["steps"]
+    assert step["step_name"].endswith("shout") and step["status"] == "completed"
+    assert step["output"] == "HELLO ADA" and step["attempt"] == 1
+
+    events = cli_json(capsys, seeded, "inspect", "events", "--run", seeded.completed)["events"]
+    types = [e["type"] for e in events]
+    assert types[0] == "run_created" and types[-1] == "run_completed"
+    assert "step_completed" in types
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["payload"] == "HELLO ADA"
+
+    sleeps = cli_json(capsys, seeded, "inspect", "sleeps", "--run", seeded.sleeping)["sleeps"]
+    assert len(sleeps) == 1 and sleeps[0]["status"] == "waiting"
+    assert sleeps[0]["wait_id"].startswith("wait_") and sleeps[0]["completed_at"] is None
+
+    hooks = cli_json(capsys, seeded, "inspect", "hooks")["hooks"]
+    assert [(h["run_id"], h["token"]) for h in hooks] == [(seeded.waiting, "approval:d-1")]
+    assert hooks[0]["metadata"] == {"doc": "d-1"} and hooks[0]["is_webhook"] is False
+    assert cli_json(capsys, seeded, "inspect", "hooks", "--run", seeded.completed)["hooks"] == []
+
+    for what in ("steps", "events", "sleeps", "hooks"):
+        code, out, _ = run_cli(
+            capsys, "--world", seeded.url, "inspect", what, "--run", seeded.sleeping
+        )
+        assert code == 0 and out.strip()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["inspect", "run", "wrun_NOPE"],
+        ["inspect", "steps", "--run", "wrun_NOPE"],
+        ["inspect", "events", "--run", "wrun_NOPE"],
+        ["inspect", "sleeps", "--run", "wrun_NOPE"],
+        ["inspect", "hooks", "--run", "wrun_NOPE"],
+        ["cancel", "wrun_NOPE"],
+        ["wake-up", "wrun_NOPE"],
+    ],
+)
+def test_unknown_run(capsys: pytest.CaptureFixture[str], seeded: Seeded, argv: list[str]) -> None:
+    code, out, err = run_cli(capsys, "--world", seeded.url, *argv)
+    assert code == 1 and out == ""
+    assert "no workflow run with id 'wrun_NOPE'" in err and "Traceback" not in err
+
+
+def test_missing_database_is_an_error_not_created(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'absent.db'}"
+    code, _, err = run_cli(capsys, "--world", url, "inspect", "runs")
+    assert code == 1 and "no workflowkit database" in err
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_bad_since_is_a_usage_error(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--world", seeded.url, "inspect", "runs", "--since", "yesterday-ish"])
+    assert exc.value.code == 2
+    assert "neither an ISO datetime nor a duration" in capsys.readouterr().err
+
+
+# -- control -------------------------------------------------------------------------------
+
+
+def test_cancel_one(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    data = cli_json(capsys, seeded, "cancel", seeded.sleeping)
+    assert data == {"cancelled": [seeded.sleeping], "skipped": []}
+    again = cli_json(capsys, seeded, "cancel", seeded.sleeping, seeded.completed)
+    assert again["cancelled"] == []
+    assert {s["status"] for s in again["skipped"]} == {"cancelled", "completed"}
+    with pytest.raises(workflowkit.WorkflowRunCancelledError):
+        finish(seeded, seeded.sleeping)
+
+
+def test_bulk_cancel_needs_confirmation(
+    capsys: pytest.CaptureFixture[str], seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run_cli(capsys, "--world", seeded.url, "cancel", "--status", "running")
+    assert code == 2 and "--yes" in err
+    assert cli_json(capsys, seeded, "inspect", "run", seeded.sleeping)["status"] == "running"
+
+    monkeypatch.setattr(control, "interactive", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda _prompt: "n")
+    code, _, err = run_cli(capsys, "--world", seeded.url, "cancel", "--workflow", "cli.nap")
+    assert code == 1 and "nothing cancelled" in err
+    monkeypatch.setattr("builtins.input", lambda _prompt: "y")
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "cancel", "--workflow", "cli.nap")
+    assert code == 0 and out.splitlines()[-1] == f"cancelled {seeded.sleeping}"
+    assert cli_json(capsys, seeded, "inspect", "run", seeded.waiting)["status"] == "running"
+
+
+def test_bulk_cancel_yes(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    data = cli_json(capsys, seeded, "cancel", "--status", "running", "--yes")
+    assert sorted(data["cancelled"]) == sorted([seeded.sleeping, seeded.waiting])
+    runs = cli_json(capsys, seeded, "inspect", "runs")["runs"]
+    statuses = {r["run_id"]: r["status"] for r in runs}
+    assert statuses == {
+        seeded.completed: "completed",
+        seeded.failed: "failed",
+        seeded.sleeping: "cancelled",
+        seeded.waiting: "cancelled",
+    }
+    assert cli_json(capsys, seeded, "inspect", "hooks")["hooks"] == []
+
+
+def test_cancel_usage(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    code, _, err = run_cli(capsys, "--world", seeded.url, "cancel")
+    assert code == 2 and "cancel what?" in err
+
+
+def test_wake_up(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    [wait] = cli_json(capsys, seeded, "inspect", "sleeps", "--run", seeded.sleeping)["sleeps"]
+    code, _, err = run_cli(
+        capsys, "--world", seeded.url, "wake-up", seeded.sleeping, "--id", "wait_OTHER"
+    )
+    assert code == 1 and "wait_OTHER" in err
+    data = cli_json(capsys, seeded, "wake-up", seeded.sleeping, "--id", wait["wait_id"])
+    assert data == {"run_id": seeded.sleeping, "woken": [wait["wait_id"]], "not_pending": []}
+    assert finish(seeded, seeded.sleeping) == "AWAKE CY"
+    workflowkit.shutdown()
+    data = cli_json(capsys, seeded, "wake-up", seeded.sleeping)
+    assert data["woken"] == []
+
+
+def test_resume_hook(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    code, out, _ = run_cli(
+        capsys, "--world", seeded.url, "resume-hook", "approval:d-1", "--json", '{"ok": true}'
+    )
+    assert code == 0 and seeded.waiting in out
+    assert finish(seeded, seeded.waiting) == {"doc": "d-1", "decision": {"ok": True}}
+
+
+def test_resume_hook_errors(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    code, _, err = run_cli(
+        capsys, "--world", seeded.url, "resume-hook", "approval:d-1", "--json", "{nope"
+    )
+    assert code == 2 and "invalid JSON" in err and "Traceback" not in err
+    code, _, err = run_cli(
+        capsys, "--world", seeded.url, "resume-hook", "no-such-token", "--json", "1"
+    )
+    assert code == 1 and "no active hook with token 'no-such-token'" in err
+
+
+# -- health and db -------------------------------------------------------------------------
+
+
+def test_health(capsys: pytest.CaptureFixture[str], seeded: Seeded, tmp_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "health")
+    assert code == 0 and out.startswith("ok SQLiteWorld(")
+    data = cli_json(capsys, seeded, "health")
+    assert data["ok"] is True and "SQLiteWorld" in data["world"]
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, out, err = run_cli(capsys, "--world", f"sqlite:///{blocker}/wk.db", "health")
+    assert code == 1 and "unreachable" in err and out == ""
+    code, out, _ = run_cli(capsys, "--world", f"sqlite:///{blocker}/wk.db", "health", "--json")
+    assert code == 1 and json.loads(out)["ok"] is False
+
+
+def test_db_migrate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'wk.db'}"
+    code, out, _ = run_cli(capsys, "--world", url, "db", "migrate")
+    assert code == 0 and "created schema version" in out
+    assert (tmp_path / "new" / "wk.db").exists()
+    code, out, _ = run_cli(capsys, "--world", url, "db", "migrate", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["applied"] == [] and data["schema_version"] >= 1
+    code, out, _ = run_cli(capsys, "--world", url, "inspect", "runs")
+    assert code == 0 and out.strip() == "no runs"
+
+
+def test_unknown_world_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "--world", "mongo://x/y", "inspect", "runs")
+    assert code == 1 and "unknown world URL scheme" in err and "Traceback" not in err
+
+
+def test_subprocess_with_env_world(seeded: Seeded) -> None:
+    env = {**os.environ, "WORKFLOWKIT_WORLD": seeded.url}
+    result = subprocess.run(
+        [sys.executable, "-m", "workflowkit", "inspect", "runs", "--status", "completed", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [r["run_id"] for r in data["runs"]] == [seeded.completed]
+    assert wf.greet.name == data["runs"][0]["workflow_name"]
