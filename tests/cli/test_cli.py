@@ -304,3 +304,13 @@ def test_subprocess_with_env_world(seeded: Seeded) -> None:
     data = json.loads(result.stdout)
     assert [r["run_id"] for r in data["runs"]] == [seeded.completed]
     assert wf.greet.name == data["runs"][0]["workflow_name"]
+
+
+def test_start_by_name(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    data = cli_json(capsys, seeded, "start", "cli.greet", "--args", '["eve"]')
+    assert data["status"] == "pending" and data["workflow_name"] == "cli.greet"
+    assert finish(seeded, data["run_id"]) == "HELLO EVE"
+    code, _, err = run_cli(capsys, "--world", seeded.url, "start", "cli.greet", "--args", "{}")
+    assert code == 2 and "JSON array" in err
+    code, _, err = run_cli(capsys, "--world", seeded.url, "start", "cli.greet", "--args", "[")
+    assert code == 2 and "invalid JSON" in err

@@ -1,4 +1,4 @@
-"""``workflowkit cancel``, ``wake-up`` and ``resume-hook``: change runs from the outside.
+"""``workflowkit start``, ``cancel``, ``wake-up``, ``resume-hook``: act on runs from outside.
 
 These write to the World directly (the same events the client API appends); a worker
 serving that World picks the change up. No worker is started here.
@@ -14,6 +14,8 @@ from typing import Any
 
 from .. import serde
 from ..errors import HookNotFoundError
+from ..ids import new_id
+from ..runtime.executor import encode_input
 from ..worlds.base import EventType, NewEvent, RunRecord, RunStatus, World
 from .common import (
     EXIT_FAILURE,
@@ -23,6 +25,7 @@ from .common import (
     describe,
     print_json,
     require_run,
+    run_json,
     with_world,
 )
 
@@ -30,6 +33,25 @@ _ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
 
 
 def add_parser(commands: Any) -> None:
+    begin = commands.add_parser(
+        "start",
+        help="start a run of a workflow by its durable name",
+        description="Start a run by durable name (module:qualname, or the name= it was given); "
+        "a worker that has imported the workflow executes it.",
+    )
+    begin.add_argument("name", metavar="NAME")
+    begin.add_argument(
+        "--args",
+        default="[]",
+        metavar="JSON",
+        help="positional arguments as a JSON array (default []), e.g. '[\"o-1\", 500]'",
+    )
+    begin.add_argument(
+        "--kwargs", default="{}", metavar="JSON", help="keyword arguments as a JSON object"
+    )
+    add_json_flag(begin)
+    begin.set_defaults(handler=run_start)
+
     cancel = commands.add_parser(
         "cancel",
         help="cancel runs (one by id, or all matching --status/--workflow)",
@@ -255,3 +277,30 @@ def run_resume_hook(args: argparse.Namespace) -> int:
     hook_id, run_id = with_world(args, action)
     print(f"delivered to hook {hook_id} of run {run_id}")
     return 0
+
+
+def run_start(args: argparse.Namespace) -> int:
+    positional, keywords = _json_arg(args.args, "--args"), _json_arg(args.kwargs, "--kwargs")
+    if not isinstance(positional, list):
+        raise CliError("--args must be a JSON array", EXIT_USAGE)
+    if not isinstance(keywords, dict):
+        raise CliError("--kwargs must be a JSON object", EXIT_USAGE)
+    payload = encode_input(tuple(positional), keywords, what=f"workflow {args.name}")
+    run_id = new_id("wrun")
+
+    async def action(world: World) -> RunRecord:
+        return await world.create_run(run_id, args.name, payload, {"name": args.name})
+
+    record = with_world(args, action, create=True)
+    if args.json:
+        print_json(run_json(record))
+    else:
+        print(f"started {record.run_id} ({args.name})")
+    return 0
+
+
+def _json_arg(text: str, option: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{option}: invalid JSON: {exc}", EXIT_USAGE) from None
