@@ -377,10 +377,29 @@ def decode(
     max_depth: int | None = None,
 ) -> Any:
     """Rebuild the value ``encode`` wrote; ``SerializationError`` for anything else."""
+    frame = read_frame(data, max_size, max_depth)
+    if frame.plain:
+        return frame.root
+    return Decoder(frame.blob, frame.depth_limit).value(frame.root, 1)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Frame:
+    """A payload opened and its JSON head parsed; a plain head is already the value."""
+
+    plain: bool
+    root: Any
+    blob: memoryview
+    depth_limit: int
+
+
+def read_frame(
+    data: bytes | bytearray | memoryview, max_size: int | None, max_depth: int | None
+) -> Frame:
     limit = DEFAULT_MAX_DEPTH if max_depth is None else max_depth
     mode, head, blob = split(data, DEFAULT_MAX_SIZE if max_size is None else max_size)
     root = parse_head(head)
-    if mode == MODE_PLAIN:
+    plain = mode == MODE_PLAIN
+    if plain:
         check_plain_depth(head, root, limit)
-        return root
-    return Decoder(blob, limit).value(root, 1)
+    return Frame(plain, root, blob, limit)

@@ -23,8 +23,7 @@ from workflowkit.errors import SerializationError
 
 from . import tags
 from .classes import REGISTRY
-from .decode import check_plain_depth, too_deep
-from .format import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, MODE_PLAIN, parse_head, split
+from .decode import read_frame, too_deep
 from .tags import TAG, Json, get_dict, get_int, get_list, get_str, malformed
 
 _PREVIEW: Final = 32
@@ -203,10 +202,7 @@ def display(
     max_depth: int | None = None,
 ) -> Any:
     """A JSON-compatible (``json.dumps``-able) rendering of an encoded payload."""
-    limit = DEFAULT_MAX_DEPTH if max_depth is None else max_depth
-    mode, head, blob = split(data, DEFAULT_MAX_SIZE if max_size is None else max_size)
-    root = parse_head(head)
-    if mode == MODE_PLAIN:
-        check_plain_depth(head, root, limit)
-        return root
-    return Display(blob, limit).show(root, 1)
+    frame = read_frame(data, max_size, max_depth)
+    if frame.plain:
+        return frame.root
+    return Display(frame.blob, frame.depth_limit).show(frame.root, 1)
