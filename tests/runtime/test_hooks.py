@@ -314,3 +314,25 @@ async def test_an_exception_is_an_ordinary_payload(runtime: Runtime) -> None:
     await hook_ready(runtime, token)
     await resume_hook(token, ValueError("just data"))
     assert await run.return_value(timeout=10) == "ValueError: just data"
+
+
+@workflow
+async def gives_up_once(token: str) -> object:
+    hook = create_hook(token=token)
+    try:
+        return await asyncio.wait_for(_next(hook), 0.05)
+    except TimeoutError:
+        pass
+    await announce(token)
+    return await hook  # the payload goes here, not to the abandoned await
+
+
+async def test_a_cancelled_await_does_not_swallow_the_next_payload(runtime: Runtime) -> None:
+    token = uuid.uuid4().hex
+    run = await start(gives_up_once, token)
+    for _ in range(500):
+        if token in ANNOUNCED:
+            break
+        await asyncio.sleep(0.01)
+    await resume_hook(token, "second chance")
+    assert await run.return_value(timeout=10) == "second chance"

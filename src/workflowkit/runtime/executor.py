@@ -223,6 +223,8 @@ class RunExecutor:
                 value: Any = serde.decode(payload) if payload is not None else None
             except SerializationError as exc:
                 value = _Undecodable(exc)
+            while state.waiters and state.waiters[0].done():
+                state.waiters.popleft()  # cancelled awaits (a lost race) take nothing
             if state.waiters:
                 _settle(state.waiters.popleft(), value)
             else:
