@@ -1,0 +1,105 @@
+"""Several worker processes on one PostgreSQL database: the load is shared, nothing is
+done twice, and a killed worker's runs are finished by another."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import workflowkit
+from workflowkit.api import get_run, start
+
+HERE = Path(__file__).parent
+SRC = HERE.parents[1] / "src"
+PG_URL = os.environ.get("WORKFLOWKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_world(pg_schema: str, tmp_path: Path) -> Iterator[str]:
+    sys.path.insert(0, str(HERE))
+    yield f"{PG_URL}?schema={pg_schema}"
+    workflowkit.shutdown()
+    sys.path.remove(str(HERE))
+
+
+def spawn_worker(url: str, lease: str = "30") -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "WORKFLOWKIT_WORLD": url,
+        "WORKFLOWKIT_LEASE_SECONDS": lease,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workflowkit", "worker", "worker_app", "crash_app"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "started on" in line:
+            return proc
+    raise AssertionError(f"worker exited early with {proc.wait()}")
+
+
+def stop(procs: list[subprocess.Popen[str]]) -> list[str]:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    return [proc.communicate(timeout=60)[1] for proc in procs]
+
+
+@pytest.mark.slow
+async def test_four_workers_share_many_runs_exactly_once(pg_world: str, tmp_path: Path) -> None:
+    import worker_app
+
+    workflowkit.configure(pg_world, embedded_worker=False)
+    workers = [spawn_worker(pg_world) for _ in range(4)]
+    try:
+        runs = [await start(worker_app.five_steps, str(tmp_path), f"r{i}") for i in range(2000)]
+        results = [await run.return_value(timeout=300) for run in runs]
+    finally:
+        errors = stop(workers)
+    assert results == [10] * 2000
+    assert all(proc.returncode == 0 for proc in workers), errors
+    done = {p.name.rsplit(".", 2)[0] for p in tmp_path.glob("work-*")}
+    assert len(done) == 2000 * 5
+    assert len(list(tmp_path.glob("work-*"))) == 2000 * 5  # no step body ran twice
+    pids = {p.name.split(".")[1] for p in tmp_path.glob("work-*")}
+    assert len(pids) >= 2  # the load really was shared
+
+
+@pytest.mark.slow
+async def test_a_killed_worker_s_run_is_finished_by_another(pg_world: str, tmp_path: Path) -> None:
+    import crash_app
+
+    workflowkit.configure(pg_world, embedded_worker=False)
+    first = spawn_worker(pg_world, lease="2")
+    try:
+        run = await start(crash_app.killed_in_step, str(tmp_path))
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "inside-slow").exists():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        (tmp_path / "killed").write_text("x")
+        second = spawn_worker(pg_world, lease="2")
+        try:
+            assert await get_run(run.run_id).return_value(timeout=60) == [1, 2, 3]
+        finally:
+            stop([second])
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert len(list(tmp_path.glob("first.*"))) == 1
+    assert len(list(tmp_path.glob("slow.*"))) == 2
+    assert len(list(tmp_path.glob("last.*"))) == 1
