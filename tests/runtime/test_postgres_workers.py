@@ -103,3 +103,31 @@ async def test_a_killed_worker_s_run_is_finished_by_another(pg_world: str, tmp_p
     assert len(list(tmp_path.glob("first.*"))) == 1
     assert len(list(tmp_path.glob("slow.*"))) == 2
     assert len(list(tmp_path.glob("last.*"))) == 1
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_during_a_sleep(pg_world: str, tmp_path: Path) -> None:
+    import crash_app
+
+    workflowkit.configure(pg_world, embedded_worker=False)
+    first = spawn_worker(pg_world, lease="2")
+    try:
+        run = await start(crash_app.killed_while_sleeping, str(tmp_path))
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "sleeping").exists():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the sleep is recorded
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = spawn_worker(pg_world, lease="2")
+        try:
+            started, _, ended = await get_run(run.run_id).return_value(timeout=60)
+        finally:
+            stop([second])
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert ended - started >= 1.5
+    assert len(list(tmp_path.glob("first.*"))) == 1
+    assert len(list(tmp_path.glob("last.*"))) == 1
