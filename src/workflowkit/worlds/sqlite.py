@@ -831,14 +831,22 @@ def _apply(
     return f"unknown event type {kind}"
 
 
+# The WHERE clause of each step transition: the row must be in a state it may leave.
+_STEP_WHERE = {
+    kind: "WHERE run_id = ? AND step_id = ? AND status IN ("
+    + ",".join(f"'{status}'" for status in sorted(allowed))
+    + ")"
+    for kind, allowed in STEP_TRANSITIONS.items()
+}
+
+
 def _apply_step(
     conn: sqlite3.Connection, run_id: str, seq: int, new: NewEvent, at: float
 ) -> NewEvent | str:
     # One conditional UPDATE; only when it matches nothing do we look up why.
     cid, kind = new.correlation_id, new.type
-    allowed = ",".join(f"'{status}'" for status in STEP_TRANSITIONS[kind])
     target = str(STEP_TARGET[kind])
-    where = f"WHERE run_id = ? AND step_id = ? AND status IN ({allowed})"
+    where = _STEP_WHERE[kind]
     if kind is EventType.STEP_STARTED:
         attempt = new.attrs.get("attempt")
         updated = conn.execute(
