@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ..ids import ulid
 from ..worlds.base import (
@@ -36,6 +37,9 @@ from .common import (
 # cursor derived from a time allows this much skew between the two.
 _CLOCK_SKEW = timedelta(minutes=5)
 _BATCH = 200
+
+
+T = TypeVar("T")
 
 
 def add_parser(commands: Any) -> None:
@@ -252,12 +256,20 @@ def step_json(step: StepRecord) -> dict[str, Any]:
     }
 
 
-def inspect_steps(args: argparse.Namespace) -> int:
-    async def action(world: World) -> list[StepRecord]:
-        await require_run(world, args.run_id)
-        return await world.list_steps(args.run_id)
+def _items_of_run(
+    args: argparse.Namespace, fetch: Callable[[World, str], Awaitable[list[T]]]
+) -> list[T]:
+    """What ``fetch`` lists for ``args.run_id``, after checking that the run exists."""
 
-    steps = with_world(args, action)
+    async def action(world: World) -> list[T]:
+        await require_run(world, args.run_id)
+        return await fetch(world, args.run_id)
+
+    return with_world(args, action)
+
+
+def inspect_steps(args: argparse.Namespace) -> int:
+    steps = _items_of_run(args, lambda world, run_id: world.list_steps(run_id))
     if args.json:
         print_json({"run_id": args.run_id, "steps": [step_json(s) for s in steps]})
         return 0
@@ -301,11 +313,7 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 def inspect_events(args: argparse.Namespace) -> int:
-    async def action(world: World) -> list[Event]:
-        await require_run(world, args.run_id)
-        return await world.get_events(args.run_id)
-
-    events = with_world(args, action)
+    events = _items_of_run(args, lambda world, run_id: world.get_events(run_id))
     if args.json:
         print_json({"run_id": args.run_id, "events": [event_json(e) for e in events]})
         return 0
@@ -334,11 +342,7 @@ def wait_json(wait: WaitRecord) -> dict[str, Any]:
 
 
 def inspect_sleeps(args: argparse.Namespace) -> int:
-    async def action(world: World) -> list[WaitRecord]:
-        await require_run(world, args.run_id)
-        return await world.list_waits(args.run_id)
-
-    waits = with_world(args, action)
+    waits = _items_of_run(args, lambda world, run_id: world.list_waits(run_id))
     if args.json:
         print_json({"run_id": args.run_id, "sleeps": [wait_json(w) for w in waits]})
         return 0
