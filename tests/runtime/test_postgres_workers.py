@@ -50,6 +50,17 @@ def spawn_worker(url: str, lease: str = "30") -> subprocess.Popen[str]:
     raise AssertionError(f"worker exited early with {proc.wait()}")
 
 
+async def kill_when(proc: subprocess.Popen[str], marker: Path, settle: float = 0.0) -> None:
+    """SIGKILL ``proc`` once the workflow has written ``marker`` (and ``settle`` s more)."""
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, f"the run never wrote {marker.name}"
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(settle)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def stop(procs: list[subprocess.Popen[str]]) -> list[str]:
     for proc in procs:
         if proc.poll() is None:
@@ -85,12 +96,7 @@ async def test_a_killed_worker_s_run_is_finished_by_another(pg_world: str, tmp_p
     first = spawn_worker(pg_world, lease="2")
     try:
         run = await start(crash_app.killed_in_step, str(tmp_path))
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "inside-slow").exists():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        await kill_when(first, tmp_path / "inside-slow")
         (tmp_path / "killed").write_text("x")
         second = spawn_worker(pg_world, lease="2")
         try:
@@ -113,13 +119,7 @@ async def test_a_worker_killed_during_a_sleep(pg_world: str, tmp_path: Path) -> 
     first = spawn_worker(pg_world, lease="2")
     try:
         run = await start(crash_app.killed_while_sleeping, str(tmp_path))
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "sleeping").exists():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # the sleep is recorded
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        await kill_when(first, tmp_path / "sleeping", settle=0.2)  # the sleep is recorded
         second = spawn_worker(pg_world, lease="2")
         try:
             started, _, ended = await get_run(run.run_id).return_value(timeout=60)
