@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -37,14 +36,17 @@ _TERMINAL_EVENTS = frozenset(
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
 
 
 class RunDriver:
     def __init__(self, worker: Worker, record: RunRecord) -> None:
         self.worker = worker
         self.world = worker.world
+        # Every timestamp and due time comes from the World's clock, never the local one: on
+        # PostgreSQL the database clock, which all workers share whatever their own clocks say.
+        self.now = worker.world.now
         self.run_id = record.run_id
         self.workflow_name = record.workflow_name
         self.known_seq = 0
@@ -106,7 +108,7 @@ class RunDriver:
         except Exception:
             log.exception("run %s: driver failed; it will be picked up again", self.run_id)
             self._drop()
-            retry_at = datetime.fromtimestamp(time.time() + 1.0, UTC)
+            retry_at = _at(self.now() + 1.0)
             with contextlib.suppress(Exception):
                 await self.world.release_run(self.run_id, self.worker.worker_id, retry_at)
         finally:
@@ -132,7 +134,7 @@ class RunDriver:
             return
         executor = RunExecutor(self.run_id, workflow, events[0].payload or b"")
         self.executor = executor
-        executor.replay(events, time.time())
+        executor.replay(events, self.now())
         await self._commit(executor.take_effects(), [])
 
     async def _catch_up(self) -> None:
@@ -170,7 +172,7 @@ class RunDriver:
     ) -> None:
         executor = self.executor
         assert executor is not None
-        now = time.time()
+        now = self.now()
         immediate: list[tuple[Op, int]] = []
         delayed: list[tuple[Op, int]] = []
         for op in effects.steps:
@@ -250,9 +252,9 @@ class RunDriver:
                     )
                     if not await self._record(started):
                         return
-                event, retry = await run_attempt(job, self.worker.pool)
+                event, retry = await run_attempt(job, self.worker.pool, self.now)
                 event = NewEvent(
-                    event.type, event.correlation_id, event.payload, event.attrs, _now()
+                    event.type, event.correlation_id, event.payload, event.attrs, _at(self.now())
                 )
                 if not await self._record(event) or retry is None:
                     return
@@ -274,13 +276,13 @@ class RunDriver:
     def _arm(self, op: Op) -> None:
         if op.correlation_id in self.timers or self.worker.virtual_clock:
             return
-        delay = max(0.0, op.resume_at - time.time())
+        delay = max(0.0, op.resume_at - self.now())
         handle = asyncio.get_running_loop().call_later(delay, self._fire, op.correlation_id)
         self.timers[op.correlation_id] = handle
 
     def _fire(self, wait_id: str, at: float | None = None) -> None:
         self.timers.pop(wait_id, None)
-        when = _now() if at is None else datetime.fromtimestamp(max(at, time.time()), UTC)
+        when = _at(self.now() if at is None else max(at, self.now()))
         self.outbox.append((NewEvent(EventType.WAIT_COMPLETED, wait_id, created_at=when), None))
         self.poke()
 
@@ -307,7 +309,7 @@ class RunDriver:
                 return False
         waits = [op.resume_at for op in pending if op.kind == "wait" and not op.cancelled]
         earliest = min(waits) if waits else None
-        now, evict_after = time.time(), self.worker.evict_after
+        now, evict_after = self.now(), self.worker.evict_after
         if earliest is not None and earliest - now <= evict_after:
             return False
         if self.idle_since is None:
@@ -318,7 +320,7 @@ class RunDriver:
                 loop = asyncio.get_running_loop()
                 self.idle_check = loop.call_later(remaining, self._idle_check_due)
             return False
-        wake_at = None if earliest is None else datetime.fromtimestamp(earliest, UTC)
+        wake_at = None if earliest is None else _at(earliest)
         self._drop()
         await self.world.release_run(self.run_id, self.worker.worker_id, wake_at, self.known_seq)
         return True
@@ -362,4 +364,4 @@ class RunDriver:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.pump_task
         with contextlib.suppress(Exception):
-            await self.world.release_run(self.run_id, self.worker.worker_id, _now())
+            await self.world.release_run(self.run_id, self.worker.worker_id, _at(self.now()))

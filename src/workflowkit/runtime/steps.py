@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,8 +32,13 @@ class Attempt:
     world: World | None = None
 
 
-async def run_attempt(attempt: Attempt, pool: Executor) -> tuple[NewEvent, float | None]:
-    """Run the step once; the event recording the outcome, and the retry delay if retrying."""
+async def run_attempt(
+    attempt: Attempt, pool: Executor, clock: Callable[[], float]
+) -> tuple[NewEvent, float | None]:
+    """Run the step once; the event recording the outcome, and the retry delay if retrying.
+
+    ``clock`` is the World's clock, which the retry's due time is measured on.
+    """
     started = datetime.now(UTC)
     metadata = StepMetadata(
         attempt.step_id,
@@ -50,7 +55,7 @@ async def run_attempt(attempt: Attempt, pool: Executor) -> tuple[NewEvent, float
     except asyncio.CancelledError:
         raise
     except BaseException as error:
-        return _failure(attempt, error)
+        return _failure(attempt, error, clock())
     return NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output), None
 
 
@@ -71,13 +76,13 @@ async def _call(
     return await asyncio.get_running_loop().run_in_executor(pool, call)
 
 
-def _failure(attempt: Attempt, error: BaseException) -> tuple[NewEvent, float | None]:
+def _failure(attempt: Attempt, error: BaseException, now: float) -> tuple[NewEvent, float | None]:
     payload = encode_error(error)
     fatal = isinstance(error, FatalError | SerializationError) or not isinstance(error, Exception)
     if fatal or attempt.attempt > attempt.step.max_retries:
         return NewEvent(EventType.STEP_FAILED, attempt.step_id, payload), None
     delay = retry_delay(error)
-    retry_at = datetime.now(UTC).timestamp() + delay
+    retry_at = now + delay
     event = NewEvent(
         EventType.STEP_RETRYING,
         attempt.step_id,

@@ -114,7 +114,7 @@ class Worker:
         timeout = self.poll_interval
         wake_at = await self.world.next_wake_at()
         if wake_at is not None:
-            timeout = min(timeout, max(0.0, wake_at.timestamp() - time.time()))
+            timeout = min(timeout, max(0.0, wake_at.timestamp() - self.world.now()))
         if timeout > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

@@ -305,6 +305,14 @@ class World(Protocol):
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
 
+    def now(self) -> float:
+        """The World's clock, in Unix seconds: what due times and leases are measured on.
+
+        Workers stamp events and compute due times (sleeps, retry delays) with it rather
+        than their local clock, so machines with skewed clocks agree with the store.
+        """
+        ...
+
     def attach_worker_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """The loop a worker runs on; a backend may serve calls from it inline, without a
         thread hop (a hint: doing nothing is correct)."""

@@ -276,6 +276,8 @@ class PostgresWorld:
         self._listeners_lock = threading.Lock()
         self._listen_task: asyncio.Task[None] | None = None
         self._listen_seen: datetime | None = None
+        # Database clock minus local clock; read at open, refreshed by the LISTEN heartbeat.
+        self._clock_offset = 0.0
         self._closed = False
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -295,6 +297,7 @@ class PostgresWorld:
             raise
         try:
             self._run_sync(self._migrate())
+            self._run_sync(self._read(self._read_clock, "read the database clock"))
         except BaseException:
             self._run_sync(self._pool.close())
             self._stop_thread()
@@ -356,6 +359,20 @@ class PostgresWorld:
             if self._closed and future.cancelled() and not (task and task.cancelling()):
                 raise WorldClosedError("this World was closed before the call finished") from None
             raise
+
+    # -- the clock ---------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The database clock, estimated locally (within half a round trip)."""
+        return time.time() + self._clock_offset
+
+    async def _read_clock(self, conn: Conn) -> datetime:
+        """The database's time now; also notes how far the local clock is off from it."""
+        before = time.time()
+        db_now = await _db_now(conn)
+        after = time.time()
+        self._clock_offset = db_now.timestamp() - (before + after) / 2
+        return db_now
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -543,7 +560,7 @@ class PostgresWorld:
             try:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                 since = self._listen_seen
-                self._listen_seen = await _db_now(conn)
+                self._listen_seen = await self._read_clock(conn)
                 if since is not None:
                     await self._catch_up(conn, since)
                 delay = 0.1
@@ -551,7 +568,7 @@ class PostgresWorld:
                     async for note in conn.notifies(timeout=self._heartbeat):
                         self._on_notify(note.payload)
                     # A heartbeat: proves the connection alive, dates what we have seen.
-                    self._listen_seen = await _db_now(conn)
+                    self._listen_seen = await self._read_clock(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

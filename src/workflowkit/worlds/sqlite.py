@@ -309,6 +309,10 @@ class SQLiteWorld:
         with self._write_lock:
             self._notice_other_processes(conn)
 
+    def now(self) -> float:
+        # One machine: its clock is the store's clock.
+        return time.time()
+
     def attach_worker_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self._inline_loop = loop
 
