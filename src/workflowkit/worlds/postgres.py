@@ -950,19 +950,23 @@ async def _append(
     """Apply ``events``; the result and whether other processes should hear of it."""
     # The row lock serialises appenders to this run, so seq stays contiguous. The log is
     # read by the next statement: one that waited for the lock still has its old snapshot.
-    cur = await conn.execute(
-        "SELECT status, owner FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
-    )
-    row = await cur.fetchone()
+    # Both are sent together (a pipeline: one round trip); the server still runs the second
+    # only once the first holds the lock.
+    async with conn.pipeline():
+        lock = await conn.execute(
+            "SELECT status, owner FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
+        )
+        head = await conn.execute(
+            "SELECT (SELECT max(seq) FROM events WHERE run_id = %s), clock_timestamp()",
+            (run_id,),
+        )
+    row = await lock.fetchone()
     if row is None:
         raise WorkflowRunNotFoundError(run_id)
     if owner is not None and row[1] != owner:
         raise LeaseLostError(run_id, owner)
     status = initial_status = run_status(row[0])
-    cur = await conn.execute(
-        "SELECT (SELECT max(seq) FROM events WHERE run_id = %s), clock_timestamp()", (run_id,)
-    )
-    log_row = await cur.fetchone()
+    log_row = await head.fetchone()
     assert log_row is not None
     seq = int(log_row[0] or 0)
     now: datetime = log_row[1]
