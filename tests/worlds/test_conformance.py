@@ -47,6 +47,11 @@ async def test_create_and_get_run(world: World) -> None:
     assert await world.get_run("wrun_missing") is None
 
 
+async def test_create_run_returns_what_is_stored(world: World) -> None:
+    created = await world.create_run(new_id("wrun"), "wf", b"input", {"name": "wf"})
+    assert await world.get_run(created.run_id) == created
+
+
 async def test_run_lifecycle_and_terminal_states(world: World) -> None:
     run_id = await new_run(world)
     result = await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])

@@ -610,22 +610,40 @@ class PostgresWorld:
                 existing = await _select_run(conn, run_id)
                 if existing is not None and await _has_event(conn, run_id, 1, event_id):
                     return _Outcome(existing, [])
-            await conn.execute(
-                "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, "
-                "wake_at) VALUES (%s, %s, 'pending', clock_timestamp(), clock_timestamp(), "
-                "clock_timestamp())",
-                (run_id, workflow_name),
-            )
-            await conn.execute(
-                "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, "
-                "attrs, created_at) SELECT %s, 1, %s, 'run_created', NULL, %s, %s, created_at "
-                "FROM runs WHERE run_id = %s",
-                (run_id, event_id, input, dump_attrs(attrs), run_id),
-            )
             change = RunChange(run_id, 1, RunStatus.PENDING)
-            await self._send(conn, [change])
-            record = await _select_run(conn, run_id)
-            assert record is not None
+            # One round trip (a pipeline), and the record is built from what the insert
+            # returns rather than read back.
+            async with conn.pipeline():
+                cur = await conn.execute(
+                    "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, "
+                    "wake_at) VALUES (%s, %s, 'pending', clock_timestamp(), clock_timestamp(), "
+                    "clock_timestamp()) RETURNING created_at, updated_at, wake_at",
+                    (run_id, workflow_name),
+                )
+                await conn.execute(
+                    "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, "
+                    "attrs, created_at) SELECT %s, 1, %s, 'run_created', NULL, %s, %s, "
+                    "created_at FROM runs WHERE run_id = %s",
+                    (run_id, event_id, input, dump_attrs(attrs), run_id),
+                )
+                await self._send(conn, [change])
+            row = await cur.fetchone()
+            assert row is not None
+            record = RunRecord(
+                run_id=run_id,
+                workflow_name=workflow_name,
+                status=RunStatus.PENDING,
+                created_at=_utc(row[0]),
+                started_at=None,
+                completed_at=None,
+                updated_at=_utc(row[1]),
+                last_seq=1,
+                owner=None,
+                wake_at=_utc(row[2]),
+                input=input,
+                output=None,
+                error=None,
+            )
             return _Outcome(record, [change])
 
         async def recover(conn: Conn, outcome: _Outcome) -> _Outcome | None:
