@@ -965,11 +965,17 @@ async def _max_seq(conn: Conn, run_id: str) -> int:
 async def _append(
     conn: Conn, run_id: str, events: Sequence[NewEvent], owner: str | None
 ) -> tuple[AppendResult, bool]:
-    """Apply ``events``; the result and whether other processes should hear of it."""
-    # The row lock serialises appenders to this run, so seq stays contiguous. The log is
-    # read by the next statement: one that waited for the lock still has its old snapshot.
-    # Both are sent together (a pipeline: one round trip); the server still runs the second
-    # only once the first holds the lock.
+    """Apply ``events``; the result and whether other processes should hear of it.
+
+    Round trips: a batch of step and wait events only (the hot path: a step's result and
+    the next step's creation and start) costs two, each a pipeline: the lock with the
+    state the batch touches, then every write. Others apply event by event.
+    """
+    rows = _rows_touched(events)
+    # The row lock serialises appenders to this run, so seq stays contiguous, and everything
+    # that changes steps and waits holds it: the state read below stays true until commit.
+    # The log and that state are read by statements after the lock: one that waited for the
+    # lock still has its old snapshot.
     async with conn.pipeline():
         lock = await conn.execute(
             "SELECT status, owner FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
@@ -978,6 +984,15 @@ async def _append(
             "SELECT (SELECT max(seq) FROM events WHERE run_id = %s), clock_timestamp()",
             (run_id,),
         )
+        touched = None
+        if rows is not None:
+            touched = await conn.execute(
+                "SELECT 'step', step_id, status FROM steps WHERE run_id = %s "
+                "AND step_id = ANY(%s) UNION ALL SELECT 'wait', wait_id, CASE WHEN "
+                "completed_at IS NULL THEN 'waiting' ELSE 'completed' END FROM waits "
+                "WHERE run_id = %s AND wait_id = ANY(%s)",
+                (run_id, rows[0], run_id, rows[1]),
+            )
     row = await lock.fetchone()
     if row is None:
         raise WorkflowRunNotFoundError(run_id)
@@ -988,15 +1003,21 @@ async def _append(
     assert log_row is not None
     seq = int(log_row[0] or 0)
     now: datetime = log_row[1]
+    states = None if touched is None else {(r[0], r[1]): r[2] for r in await touched.fetchall()}
+    writes: list[tuple[str, tuple[Any, ...]]] = []
     accepted: list[Event] = []
     rejected: list[Rejected] = []
     for new in events:
         at = new.created_at if new.created_at is not None else now
-        applied = (
-            f"run is {status}"
-            if status.terminal
-            else await _apply(conn, run_id, status, seq + 1, new, at)
-        )
+        applied: NewEvent | str
+        if status.terminal:
+            applied = f"run is {status}"
+        elif states is not None:
+            applied = _decide(new, states)
+            if not isinstance(applied, str):
+                writes.append(_write(run_id, seq + 1, new, at))
+        else:
+            applied = await _apply(conn, run_id, status, seq + 1, new, at)
         if isinstance(applied, str):
             rejected.append(Rejected(new, applied))
             continue
@@ -1016,7 +1037,13 @@ async def _append(
         if applied.type in RUN_TARGET:
             status = RUN_TARGET[applied.type]
             await _apply_run(conn, run_id, applied.type, seq, at)
-    if accepted:
+    # The hot path (a worker recording its own steps) leaves the runs row alone and tells
+    # nobody else; other writers and status changes bump updated_at and notify.
+    announce = bool(accepted) and (owner is None or status is not initial_status)
+    if not accepted:
+        return AppendResult(accepted, rejected, status), announce
+    async with conn.pipeline():
+        written = [await conn.execute(query, params) for query, params in writes]
         async with conn.cursor() as cursor:
             await cursor.executemany(
                 "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, "
@@ -1035,18 +1062,110 @@ async def _append(
                     for e in accepted
                 ],
             )
-    # The hot path (a worker recording its own steps) leaves the runs row alone and tells
-    # nobody else; other writers and status changes bump updated_at and notify.
-    announce = bool(accepted) and (owner is None or status is not initial_status)
-    if announce:
-        delivered = any(e.type in DELIVERY_EVENTS for e in accepted)
-        wake = delivered and owner is None and not status.terminal
-        await conn.execute(
-            "UPDATE runs SET updated_at = clock_timestamp()"
-            f"{', wake_at = clock_timestamp()' if wake else ''} WHERE run_id = %s",
-            (run_id,),
-        )
+        if announce:
+            delivered = any(e.type in DELIVERY_EVENTS for e in accepted)
+            wake = delivered and owner is None and not status.terminal
+            await conn.execute(
+                "UPDATE runs SET updated_at = clock_timestamp()"
+                f"{', wake_at = clock_timestamp()' if wake else ''} WHERE run_id = %s",
+                (run_id,),
+            )
+    if any(cur.rowcount != 1 for cur in written):
+        # Decided from state read under the run lock, so this cannot happen unless something
+        # wrote steps or waits without that lock; roll back rather than record a lie.
+        raise CorruptDataError(f"run {run_id}: steps or waits changed without the run lock")
     return AppendResult(accepted, rejected, status), announce
+
+
+# Events whose whole effect is one write to one row of steps or waits, decided by that row's
+# current state alone.
+_ROW_EVENTS = frozenset(
+    {EventType.STEP_CREATED, *STEP_TRANSITIONS, EventType.WAIT_CREATED, EventType.WAIT_COMPLETED}
+)
+
+
+def _rows_touched(events: Sequence[NewEvent]) -> tuple[list[str], list[str]] | None:
+    """The step ids and wait ids of a batch made only of row events; None for any other."""
+    steps: list[str] = []
+    waits: list[str] = []
+    for new in events:
+        if new.type not in _ROW_EVENTS or new.correlation_id is None:
+            return None
+        is_wait = new.type in (EventType.WAIT_CREATED, EventType.WAIT_COMPLETED)
+        (waits if is_wait else steps).append(new.correlation_id)
+    return steps, waits
+
+
+def _decide(new: NewEvent, states: dict[tuple[str, str], str]) -> NewEvent | str:
+    """``_apply``'s verdict on a row event, from the row's state; updates ``states``."""
+    kind, cid = new.type, str(new.correlation_id)
+    if kind is EventType.STEP_CREATED:
+        if ("step", cid) in states:
+            return f"step {cid} already exists"
+        states["step", cid] = str(StepStatus.PENDING)
+        return new
+    if kind is EventType.WAIT_CREATED:
+        if ("wait", cid) in states:
+            return f"wait {cid} already exists"
+        states["wait", cid] = "waiting"
+        return new
+    if kind is EventType.WAIT_COMPLETED:
+        if states.get(("wait", cid)) != "waiting":
+            return f"wait {cid} is not waiting"
+        states["wait", cid] = "completed"
+        return new
+    current = states.get(("step", cid))
+    if current is None:
+        return f"step {cid} does not exist"
+    if StepStatus(current) not in STEP_TRANSITIONS[kind]:
+        return f"step {cid} is {current}, cannot apply {kind}"
+    states["step", cid] = str(STEP_TARGET[kind])
+    return new
+
+
+def _write(run_id: str, seq: int, new: NewEvent, at: datetime) -> tuple[str, tuple[Any, ...]]:
+    """The statement recording row event ``new`` (the ``seq``-th of the run's log)."""
+    kind, cid = new.type, new.correlation_id
+    if kind is EventType.STEP_CREATED:
+        return (
+            "INSERT INTO steps (step_id, run_id, step_name, status, attempt, input_seq, "
+            "created_at) VALUES (%s, %s, %s, 'pending', 0, %s, %s) ON CONFLICT DO NOTHING",
+            (cid, run_id, str(new.attrs.get("name", "")), seq, at),
+        )
+    if kind is EventType.WAIT_CREATED:
+        return (
+            "INSERT INTO waits (wait_id, run_id, resume_at, created_at) "
+            "VALUES (%s, %s, to_timestamp(%s::float8), %s) ON CONFLICT DO NOTHING",
+            (cid, run_id, float(new.attrs["resume_at"]), at),
+        )
+    if kind is EventType.WAIT_COMPLETED:
+        return (
+            "UPDATE waits SET completed_at = %s WHERE run_id = %s AND wait_id = %s "
+            "AND completed_at IS NULL",
+            (at, run_id, cid),
+        )
+    allowed = ",".join(f"'{status}'" for status in STEP_TRANSITIONS[kind])
+    target = str(STEP_TARGET[kind])
+    where = f"WHERE run_id = %s AND step_id = %s AND status IN ({allowed})"
+    if kind is EventType.STEP_STARTED:
+        attempt = new.attrs.get("attempt")
+        return (
+            "UPDATE steps SET status = %s, attempt = coalesce(%s::integer, attempt + 1), "
+            f"started_at = coalesce(started_at, %s), retry_at = NULL {where}",
+            (target, None if attempt is None else int(attempt), at, run_id, cid),
+        )
+    if kind is EventType.STEP_RETRYING:
+        retry_at = new.attrs.get("retry_at")
+        return (
+            "UPDATE steps SET status = %s, error_seq = %s, "
+            f"retry_at = to_timestamp(%s::float8) {where}",
+            (target, seq, None if retry_at is None else float(retry_at), run_id, cid),
+        )
+    column = "output_seq" if kind is EventType.STEP_COMPLETED else "error_seq"
+    return (
+        f"UPDATE steps SET status = %s, {column} = %s, completed_at = %s {where}",
+        (target, seq, at, run_id, cid),
+    )
 
 
 async def _apply_run(conn: Conn, run_id: str, kind: EventType, seq: int, at: datetime) -> None:
@@ -1086,27 +1205,15 @@ async def _apply(
     if cid is None:
         return f"{kind} needs a correlation id"
     if kind is EventType.STEP_CREATED:
-        cur = await conn.execute(
-            "INSERT INTO steps (step_id, run_id, step_name, status, attempt, input_seq, "
-            "created_at) VALUES (%s, %s, %s, 'pending', 0, %s, %s) ON CONFLICT DO NOTHING",
-            (cid, run_id, str(new.attrs.get("name", "")), seq, at),
-        )
+        cur = await conn.execute(*_write(run_id, seq, new, at))
         return new if cur.rowcount else f"step {cid} already exists"
     if kind in STEP_TRANSITIONS:
         return await _apply_step(conn, run_id, seq, new, at)
     if kind is EventType.WAIT_CREATED:
-        cur = await conn.execute(
-            "INSERT INTO waits (wait_id, run_id, resume_at, created_at) "
-            "VALUES (%s, %s, to_timestamp(%s::float8), %s) ON CONFLICT DO NOTHING",
-            (cid, run_id, float(new.attrs["resume_at"]), at),
-        )
+        cur = await conn.execute(*_write(run_id, seq, new, at))
         return new if cur.rowcount else f"wait {cid} already exists"
     if kind is EventType.WAIT_COMPLETED:
-        cur = await conn.execute(
-            "UPDATE waits SET completed_at = %s WHERE run_id = %s AND wait_id = %s "
-            "AND completed_at IS NULL",
-            (at, run_id, cid),
-        )
+        cur = await conn.execute(*_write(run_id, seq, new, at))
         return new if cur.rowcount else f"wait {cid} is not waiting"
     if kind is EventType.HOOK_CREATED:
         token = str(new.attrs["token"])
@@ -1145,29 +1252,7 @@ async def _apply_step(
     conn: Conn, run_id: str, seq: int, new: NewEvent, at: datetime
 ) -> NewEvent | str:
     cid, kind = new.correlation_id, new.type
-    allowed = ",".join(f"'{status}'" for status in STEP_TRANSITIONS[kind])
-    target = str(STEP_TARGET[kind])
-    where = f"WHERE run_id = %s AND step_id = %s AND status IN ({allowed})"
-    if kind is EventType.STEP_STARTED:
-        attempt = new.attrs.get("attempt")
-        cur = await conn.execute(
-            "UPDATE steps SET status = %s, attempt = coalesce(%s::integer, attempt + 1), "
-            f"started_at = coalesce(started_at, %s), retry_at = NULL {where}",
-            (target, None if attempt is None else int(attempt), at, run_id, cid),
-        )
-    elif kind is EventType.STEP_RETRYING:
-        retry_at = new.attrs.get("retry_at")
-        cur = await conn.execute(
-            "UPDATE steps SET status = %s, error_seq = %s, "
-            f"retry_at = to_timestamp(%s::float8) {where}",
-            (target, seq, None if retry_at is None else float(retry_at), run_id, cid),
-        )
-    else:
-        column = "output_seq" if kind is EventType.STEP_COMPLETED else "error_seq"
-        cur = await conn.execute(
-            f"UPDATE steps SET status = %s, {column} = %s, completed_at = %s {where}",
-            (target, seq, at, run_id, cid),
-        )
+    cur = await conn.execute(*_write(run_id, seq, new, at))
     if cur.rowcount:
         return new
     cur = await conn.execute(
