@@ -155,8 +155,19 @@ def private_cluster() -> Iterator[Cluster]:
             shutil.chown(root, "postgres", "postgres")
         as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         subprocess.run(
-            [*as_owner, str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-             "--no-sync", "-E", "UTF8"],
+            [
+                *as_owner,
+                str(pg_bin / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
             check=True,
             capture_output=True,
         )
