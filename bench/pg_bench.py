@@ -360,12 +360,14 @@ def run_case(
 # -- the run ------------------------------------------------------------------------------------
 
 WK, DBOS_NAME = "workflowkit", "DBOS"
+CASES = ("throughput", "hook", "sleep")
 
 
 def run_engine(
     admin: Admin,
     server: str,
     engine: Engine,
+    cases: Sequence[str],
     workers: Sequence[int],
     sizes: PgSizes,
     root: Path,
@@ -373,6 +375,7 @@ def run_engine(
     results: dict[str, Outcome] = {}
     plan = [(f"throughput-{n}", "throughput", n) for n in workers]
     plan += [("hook", "hook", 1), ("sleep", "sleep", 1)]
+    plan = [item for item in plan if item[1] in cases]
     for key, case, count in plan:
         dbname = f"wkbench_{engine.name}_{key.replace('-', '_')}"
         admin.recreate(dbname)
@@ -510,6 +513,9 @@ def _fmt(value: Any, digits: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="use this server (an admin URL) instead of a private one")
+    parser.add_argument(
+        "--only", default=",".join(CASES), help=f"comma-separated cases among {','.join(CASES)}"
+    )
     parser.add_argument("--workers", default="1,2,4", help="worker process counts (default 1,2,4)")
     parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
     parser.add_argument("--no-dbos", action="store_true", help="workflowkit only")
@@ -518,6 +524,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = PgSizes.quick() if args.quick else PgSizes()
     workers = [int(n) for n in args.workers.split(",")]
+    cases = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        raise SystemExit(f"unknown case(s) {sorted(unknown)}; pick from {','.join(CASES)}")
 
     engines: list[Engine] = [Workflowkit("wk", sys.executable)]
     if not args.no_dbos:
@@ -537,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log("pg_stat_statements is not loaded in this server: no statement times")
             for engine in engines:
                 name = WK if isinstance(engine, Workflowkit) else DBOS_NAME
-                results[name] = run_engine(admin, server, engine, workers, sizes, root)
+                results[name] = run_engine(admin, server, engine, cases, workers, sizes, root)
             admin.conn.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
