@@ -345,3 +345,46 @@ async def test_close_ends_calls_that_are_still_retrying(
         await asyncio.wait_for(pending, 5)
     with pytest.raises(WorldClosedError):
         await world.get_run("wrun_x")
+
+
+@pytest.mark.parametrize("timeout", [0.3, 30.0], ids=["ended", "still-locked"])
+async def test_a_client_frozen_inside_a_transaction_loses_its_locks(
+    pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch, timeout: float
+) -> None:
+    """A worker frozen mid-transaction (SIGSTOP, a paused VM) would keep its run locked, and
+    claims skip locked runs; the server ends such a session, and the write is retried once."""
+    world = PostgresWorld(pg_url, schema=pg_schema, idle_in_transaction_timeout=timeout)
+    try:
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"in", {})
+        real = psycopg.AsyncConnection.execute
+        frozen = threading.Event()
+
+        async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if query == "COMMIT" and not frozen.is_set():
+                frozen.set()
+                await asyncio.sleep(1.5)  # frozen, holding the run's row lock
+            return await real(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.AsyncConnection, "execute", execute)
+        appending = asyncio.ensure_future(world.append(run_id, [NewEvent(EventType.RUN_STARTED)]))
+        await asyncio.to_thread(frozen.wait, 10)
+        await asyncio.sleep(0.6)
+        query = sql.SQL("SELECT 1 FROM {}.runs WHERE run_id = %s FOR UPDATE NOWAIT").format(
+            sql.Identifier(pg_schema)
+        )
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+            if timeout < 1:
+                await conn.execute(query, (run_id,))  # the lock is free again
+            else:
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    await conn.execute(query, (run_id,))
+        result = await appending
+        assert [e.seq for e in result.events] == [2]
+        events = await world.get_events(run_id)
+        assert [(e.seq, e.type) for e in events] == [
+            (1, EventType.RUN_CREATED),
+            (2, EventType.RUN_STARTED),
+        ]
+    finally:
+        await world.close()

@@ -94,6 +94,7 @@ log = logging.getLogger("workflowkit.postgres")
 DEFAULT_SCHEMA = "workflowkit"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 _ACTIVE = "('pending', 'running')"
+_IDLE_TIMEOUT = "25P03"  # idle_in_transaction_session_timeout ended the session
 
 # -- migrations ------------------------------------------------------------------------------
 # Each migration runs once, in order, inside one transaction holding an advisory lock, and is
@@ -231,6 +232,8 @@ def _is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, PoolTimeout):
         return True
+    if getattr(exc, "sqlstate", None) == _IDLE_TIMEOUT:
+        return True
     if not isinstance(exc, psycopg.OperationalError):
         return isinstance(exc, psycopg.InterfaceError)
     state = exc.sqlstate
@@ -238,8 +241,9 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _rolled_back(exc: BaseException) -> bool:
-    """The server said it rolled the transaction back (serialisation failure, deadlock)."""
-    return getattr(exc, "sqlstate", None) in {"40001", "40P01"}
+    """The server said it rolled the transaction back (serialisation failure, deadlock, or
+    it ended a session that sat idle inside a transaction)."""
+    return getattr(exc, "sqlstate", None) in {"40001", "40P01", _IDLE_TIMEOUT}
 
 
 @dataclass(slots=True)
@@ -266,6 +270,7 @@ class PostgresWorld:
         max_size: int = 10,
         retry_for: float = 30.0,
         listen_heartbeat: float = 1.0,
+        idle_in_transaction_timeout: float = 30.0,
     ) -> None:
         self.conninfo, self.schema = parse_url(url, schema)
         self.channel = f"workflowkit_{self.schema}"
@@ -279,9 +284,14 @@ class PostgresWorld:
         # Database clock minus local clock; read at open, refreshed by the LISTEN heartbeat.
         self._clock_offset = 0.0
         self._closed = False
+        # A client frozen inside a transaction (SIGSTOP, a VM paused) would hold its row
+        # locks for as long as it stays frozen, and claims skip locked runs: the server ends
+        # such a session after this long, so its runs can be taken over.
+        idle_ms = max(1, int(idle_in_transaction_timeout * 1000))
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,
-            "options": f"-c search_path={self.schema} -c TimeZone=UTC",
+            "options": f"-c search_path={self.schema} -c TimeZone=UTC "
+            f"-c idle_in_transaction_session_timeout={idle_ms}",
         }
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
