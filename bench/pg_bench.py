@@ -216,63 +216,46 @@ def usage(before: Sample, after: Sample) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Engine:
-    name: str
+    """How to start one engine's worker processes and its client."""
+
+    label: str  # in the report
+    key: str  # in database and file names
     python: str
-
-    def database(self, case: str) -> tuple[str, str]:
-        """The database this case runs in, and the URL its processes get."""
-        raise NotImplementedError
-
-    def worker_argv(self, url: str, index: int) -> list[str]:
-        raise NotImplementedError
-
-    def client_argv(self, case: str, url: str, workdir: Path, sizes: PgSizes) -> list[str]:
-        raise NotImplementedError
-
-    ready = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Workflowkit(Engine):
-    ready = "started on"
+    client: str  # the script holding the client cases
+    worker_args: tuple[str, ...]  # after the interpreter; {url} and {index} filled in
+    ready: str  # what a worker's log says once it executes runs
+    url_query: str = ""  # appended to the database URL (workflowkit: its schema)
 
     def worker_argv(self, url: str, index: int) -> list[str]:
-        return [self.python, "-m", "workflowkit", "--world", url, "worker", "pg_wk_cases"]
+        return [self.python, *(a.format(url=url, index=index) for a in self.worker_args)]
 
     def client_argv(self, case: str, url: str, workdir: Path, sizes: PgSizes) -> list[str]:
-        script = str(HERE / "pg_wk_cases.py")
-        return [
-            self.python,
-            script,
-            case,
-            "--url",
-            url,
-            "--workdir",
-            str(workdir),
-            *sizes.as_args(),
-        ]
+        script = str(HERE / self.client)
+        paths = ["--url", url, "--workdir", str(workdir)]
+        return [self.python, script, case, *paths, *sizes.as_args()]
 
 
-@dataclass(frozen=True, slots=True)
-class Dbos(Engine):
-    ready = WORKER_READY
+def workflowkit_engine() -> Engine:
+    return Engine(
+        "workflowkit",
+        "wk",
+        sys.executable,
+        "pg_wk_cases.py",
+        ("-m", "workflowkit", "--world", "{url}", "worker", "pg_wk_cases"),
+        "started on",
+        "schema=bench",
+    )
 
-    def worker_argv(self, url: str, index: int) -> list[str]:
-        script = str(HERE / "pg_dbos_cases.py")
-        return [self.python, script, "worker", "--url", url, "--executor", f"bench-{index}"]
 
-    def client_argv(self, case: str, url: str, workdir: Path, sizes: PgSizes) -> list[str]:
-        script = str(HERE / "pg_dbos_cases.py")
-        return [
-            self.python,
-            script,
-            case,
-            "--url",
-            url,
-            "--workdir",
-            str(workdir),
-            *sizes.as_args(),
-        ]
+def dbos_engine(python: str) -> Engine:
+    return Engine(
+        "DBOS",
+        "dbos",
+        python,
+        "pg_dbos_cases.py",
+        ("pg_dbos_cases.py", "worker", "--url", "{url}", "--executor", "bench-{index}"),
+        WORKER_READY,
+    )
 
 
 @dataclass(slots=True)
@@ -287,7 +270,7 @@ def start_workers(
 ) -> list[subprocess.Popen[bytes]]:
     procs: list[subprocess.Popen[bytes]] = []
     for index in range(count):
-        path = logs / f"{engine.name}-worker{index}.log"
+        path = logs / f"{engine.key}-worker{index}.log"
         with path.open("wb") as out:
             procs.append(
                 subprocess.Popen(engine.worker_argv(url, index), cwd=HERE, stderr=out, stdout=out)
@@ -333,7 +316,7 @@ def run_case(
             engine.client_argv(case, url, workdir / "files", sizes),
             cwd=HERE,
             stdout=subprocess.PIPE,
-            stderr=(workdir / f"{engine.name}-client.log").open("wb"),
+            stderr=(workdir / f"{engine.key}-client.log").open("wb"),
             text=True,
         )
         assert client.stdout is not None
@@ -350,7 +333,7 @@ def run_case(
                 client.kill()
         client.wait()
         if not outcome.values:
-            tail = (workdir / f"{engine.name}-client.log").read_text(errors="replace")
+            tail = (workdir / f"{engine.key}-client.log").read_text(errors="replace")
             outcome.error = f"exit {client.returncode}: " + "\n".join(tail.splitlines()[-8:])
     finally:
         stop_workers(procs)
@@ -359,7 +342,6 @@ def run_case(
 
 # -- the run ------------------------------------------------------------------------------------
 
-WK, DBOS_NAME = "workflowkit", "DBOS"
 CASES = ("throughput", "hook", "sleep")
 
 
@@ -377,22 +359,20 @@ def run_engine(
     plan += [("hook", "hook", 1), ("sleep", "sleep", 1)]
     plan = [item for item in plan if item[1] in cases]
     for key, case, count in plan:
-        dbname = f"wkbench_{engine.name}_{key.replace('-', '_')}"
+        dbname = f"wkbench_{engine.key}_{key.replace('-', '_')}"
         admin.recreate(dbname)
-        url = with_database(server, dbname)
-        if isinstance(engine, Workflowkit):
-            url = with_database(server, dbname, "schema=bench")
-        log(f"[{key}] {engine.name} ...")
+        url = with_database(server, dbname, engine.url_query)
+        log(f"[{key}] {engine.label} ...")
         began = time.perf_counter()
         try:
-            workdir = root / engine.name / key
+            workdir = root / engine.key / key
             outcome = run_case(admin, engine, dbname, url, case, count, sizes, workdir)
         except Exception as exc:  # a crashed case is reported, the others still run
             outcome = Outcome(error=f"{type(exc).__name__}: {exc}")
         finally:
             admin.drop(dbname)
         status = f"error: {outcome.error.splitlines()[0]}" if outcome.error else "ok"
-        log(f"[{key}] {engine.name}: {status} ({time.perf_counter() - began:.1f} s)")
+        log(f"[{key}] {engine.label}: {status} ({time.perf_counter() - began:.1f} s)")
         results[key] = outcome
     return results
 
@@ -441,12 +421,13 @@ def report(
             value = outcome.values.get(m.value) if outcome and not outcome.error else None
             values.append(value)
             row.append("error" if outcome and outcome.error else _fmt(value, m.digits))
-        if len(values) == 2 and all(isinstance(v, int | float) and v > 0 for v in values):
+        if len(names) == 2:
             wk, other = values
-            ratio = wk / other if m.higher_is_better else other / wk
-            row.append(f"{ratio:.2f}x")
-        elif len(names) == 2:
-            row.append("—")
+            if isinstance(wk, int | float) and isinstance(other, int | float) and wk and other:
+                ratio = wk / other if m.higher_is_better else other / wk
+                row.append(f"{ratio:.2f}x")
+            else:
+                row.append("—")
         rows.append(row)
     headers = ["case", "unit", *names] + (["wk adv."] if len(names) == 2 else [])
     out += ["", table(headers, rows, right=set(range(2, len(headers))))]
@@ -490,7 +471,7 @@ def report(
         for n in workers[-1:]:
             u = results[name].get(f"throughput-{n}", Outcome()).usage
             if u.get("top_statements"):
-                out += ["", f"{name}, {n} workers: statements by server time"]
+                out += ["", f"{name}, {n} worker process(es): statements by server time"]
                 out += [
                     f"  {s['ms']:>9,.0f} ms {s['calls']:>8,} calls  {s['query']}"
                     for s in u["top_statements"]
@@ -529,13 +510,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown case(s) {sorted(unknown)}; pick from {','.join(CASES)}")
 
-    engines: list[Engine] = [Workflowkit("wk", sys.executable)]
+    engines: list[Engine] = [workflowkit_engine()]
     if not args.no_dbos:
         python, why = dbos_python(args.dbos_python)
         if python is None:
             log(f"DBOS: {why}")
         else:
-            engines.append(Dbos("dbos", python))
+            engines.append(dbos_engine(python))
     began = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="wk-pgbench-files-"))
     server_cm = contextlib.nullcontext(args.url) if args.url else private_server()
@@ -546,8 +527,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not admin.statements:
                 log("pg_stat_statements is not loaded in this server: no statement times")
             for engine in engines:
-                name = WK if isinstance(engine, Workflowkit) else DBOS_NAME
-                results[name] = run_engine(admin, server, engine, cases, workers, sizes, root)
+                results[engine.label] = run_engine(
+                    admin, server, engine, cases, workers, sizes, root
+                )
             admin.conn.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
