@@ -48,6 +48,7 @@ async def restart_when(cluster: Cluster, directory: Path, steps: int, mode: str)
     while done_steps(directory) < steps:
         assert time.monotonic() < deadline, f"only {done_steps(directory)} steps ran"
         await asyncio.sleep(0.02)
+    assert done_steps(directory) < RUNS * STEPS, "the load was over before the restart"
     await asyncio.to_thread(cluster.restart, mode)
 
 
