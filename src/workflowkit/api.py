@@ -27,6 +27,7 @@ from .ids import new_id
 from .registry import Workflow
 from .runtime.executor import encode_input
 from .runtime.runtime import Runtime, get_runtime
+from .streams import Readable
 from .webhooks import ACCEPTED, Request, Response
 from .worlds.base import EventType, NewEvent, RunRecord, RunStatus
 
@@ -131,6 +132,15 @@ class Run(Generic[R]):
             return
         await self.runtime.world.append(self.run_id, [NewEvent(EventType.RUN_CANCELLED)])
         self.runtime.notify()
+
+    def get_readable(self, namespace: str | None = None, start_index: int = 0) -> Readable:
+        """The run's stream ``namespace``, live: iterate with ``async for``.
+
+        Iteration ends when the stream is closed or the run ends. A negative ``start_index``
+        starts that many chunks before the current end; after an interruption, start again
+        from the reader's ``index`` to miss nothing and see nothing twice.
+        """
+        return Readable(self.runtime.world, self.run_id, namespace, start_index)
 
     async def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
         """Complete the run's pending sleeps now (all, or those named); the ids woken."""

@@ -202,3 +202,21 @@ class CorruptDataError(WorkflowKitError):
     """A stored row cannot be read back."""
 
     slug = "corrupt-data"
+
+
+class StreamError(WorkflowKitError):
+    """A stream was used where it cannot be: written from workflow code, or outside a step."""
+
+    slug = "stream-error"
+
+
+class StreamClosedError(StreamError):
+    """A write to a stream that was closed, or whose run has ended."""
+
+    slug = "stream-closed"
+
+    def __init__(self, run_id: str, name: str, reason: str = "it was closed") -> None:
+        label = "the default stream" if not name else f"stream {name!r}"
+        super().__init__(f"cannot write to {label} of run {run_id}: {reason}")
+        self.run_id = run_id
+        self.name = name

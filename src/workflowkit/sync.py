@@ -6,13 +6,14 @@ loop, so the caller never manages one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from . import api
 from .registry import Workflow
 from .runtime.runtime import get_runtime
+from .streams import Readable
 from .webhooks import Request, Response
 
 P = ParamSpec("P")
@@ -57,6 +58,33 @@ class Run(Generic[R]):
 
     def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
         return get_runtime().call(self._run.wake_up(correlation_ids))
+
+    def get_readable(self, namespace: str | None = None, start_index: int = 0) -> ReadableSync:
+        """The run's stream ``namespace`` as a blocking iterator (see ``api.Run.get_readable``)."""
+        return ReadableSync(self._run.get_readable(namespace, start_index))
+
+
+class ReadableSync:
+    """Blocking iterator over a stream; ``index`` is where to resume after stopping."""
+
+    def __init__(self, readable: Readable) -> None:
+        self._readable = readable
+
+    @property
+    def index(self) -> int:
+        return self._readable.index
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return get_runtime().call(self._readable.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        get_runtime().call(self._readable.aclose())
 
 
 def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]:

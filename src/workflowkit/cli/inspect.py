@@ -1,4 +1,4 @@
-"""``workflowkit inspect ...``: read runs, steps, events, hooks and sleeps from the World."""
+"""``workflowkit inspect ...``: read runs, steps, events, hooks, sleeps and streams."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..worlds.base import (
     WaitRecord,
     World,
 )
+from . import streams
 from .common import (
     add_json_flag,
     duration,
@@ -44,7 +45,7 @@ T = TypeVar("T")
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
-        "inspect", help="show runs, steps, events, hooks and sleeps", description=__doc__
+        "inspect", help="show runs, steps, events, hooks, sleeps and streams", description=__doc__
     )
     sub = parser.add_subparsers(dest="inspect_command", required=True, metavar="WHAT")
 
@@ -88,6 +89,8 @@ def add_parser(commands: Any) -> None:
     hooks.add_argument("--run", dest="run_id", metavar="RUN_ID")
     add_json_flag(hooks)
     hooks.set_defaults(handler=inspect_hooks)
+
+    streams.add_parser(sub)
 
 
 def _positive(text: str) -> int:

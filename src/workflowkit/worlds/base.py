@@ -226,6 +226,69 @@ class WorkerInfo:
 ChangeListener = Callable[[Sequence[RunChange]], None]
 
 
+class ChunkKind(StrEnum):
+    """How a stream chunk's bytes are stored: raw bytes, UTF-8 text, or a codec payload."""
+
+    BYTES = "b"
+    TEXT = "s"
+    VALUE = "v"
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    kind: ChunkKind
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkWriter:
+    """The step attempt writing chunks; they stay visible only while that attempt is the
+    step's current one and has not failed."""
+
+    step_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    index: int
+    kind: ChunkKind
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPage:
+    """Visible chunks from a range of a stream. Read on from ``next_index``; ``done`` means
+    the stream is closed (or its run ended) and nothing follows."""
+
+    chunks: Sequence[StreamChunk]
+    next_index: int
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    run_id: str
+    name: str
+    length: int  # chunks written, including those of failed attempts
+    closed: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChange:
+    """Tells readers a stream grew or closed."""
+
+    run_id: str
+    name: str
+    length: int
+    closed: bool
+
+
+StreamListener = Callable[[Sequence[StreamChange]], None]
+
+
 @runtime_checkable
 class World(Protocol):
     """Storage, scheduling and change notification for workflow runs.
@@ -304,6 +367,37 @@ class World(Protocol):
         ...
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
+
+    async def write_stream(
+        self,
+        run_id: str,
+        name: str,
+        chunks: Sequence[NewChunk],
+        *,
+        writer: ChunkWriter | None = None,
+        close: bool = False,
+    ) -> int:
+        """Append chunks in order (then close the stream if asked); the stream's new length.
+
+        Raises ``StreamClosedError`` if the stream is closed or its run has ended, and
+        ``WorkflowRunNotFoundError`` for an unknown run.
+        """
+        ...
+
+    async def read_stream(
+        self, run_id: str, name: str, start_index: int, limit: int = 1000
+    ) -> StreamPage:
+        """Visible chunks with index in ``[start, start + limit)``.
+
+        A negative ``start_index`` -n starts at the n-th visible chunk from the end. A chunk
+        written by a step attempt is visible while that attempt runs and after it completes,
+        never once it failed, or after a later attempt started.
+        """
+        ...
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]: ...
+
+    def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]: ...
 
     def attach_worker_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """The loop a worker runs on; a backend may serve calls from it inline, without a

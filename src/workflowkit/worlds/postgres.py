@@ -61,10 +61,12 @@ from .base import (
     STEP_TRANSITIONS,
     AppendResult,
     ChangeListener,
+    ChunkWriter,
     Event,
     EventType,
     HookRecord,
     LeaseLostError,
+    NewChunk,
     NewEvent,
     Rejected,
     RunChange,
@@ -72,6 +74,10 @@ from .base import (
     RunStatus,
     StepRecord,
     StepStatus,
+    StreamChange,
+    StreamInfo,
+    StreamListener,
+    StreamPage,
     WaitRecord,
     WorkerInfo,
 )
@@ -86,6 +92,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError(
         "the PostgreSQL World needs psycopg 3: pip install 'workflowkit[postgres]'"
     ) from exc
+
+from . import postgres_streams as streams
 
 T = TypeVar("T")
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -187,6 +195,7 @@ CREATE TABLE webhook_responses (
 );
 """,
     ),
+    (3, "streams", streams.MIGRATION),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -244,10 +253,11 @@ def _rolled_back(exc: BaseException) -> bool:
 
 @dataclass(slots=True)
 class _Outcome:
-    """A transaction body's value plus the run changes to announce once it committed."""
+    """A transaction body's value plus the changes to announce once it committed."""
 
     value: Any
     changes: list[RunChange]
+    stream_changes: Sequence[StreamChange] = ()
 
 
 _Body = Callable[[Conn, bool], Awaitable[_Outcome]]
@@ -273,6 +283,7 @@ class PostgresWorld:
         self._heartbeat = listen_heartbeat
         self._instance = uuid.uuid4().hex
         self._listeners: list[ChangeListener] = []
+        self._stream_listeners: list[StreamListener] = []
         self._listeners_lock = threading.Lock()
         self._listen_task: asyncio.Task[None] | None = None
         self._listen_seen: datetime | None = None
@@ -442,6 +453,8 @@ class PostgresWorld:
             break
         if outcome.changes:
             self._notify(outcome.changes)
+        if outcome.stream_changes:
+            self._notify_streams(outcome.stream_changes)
         return outcome.value
 
     async def _resolve(
@@ -504,6 +517,28 @@ class PostgresWorld:
             except Exception:
                 log.exception("change listener failed")
 
+    def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]:
+        with self._listeners_lock:
+            self._stream_listeners.append(listener)
+        if not self._closed:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._start_listening)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock, contextlib.suppress(ValueError):
+                self._stream_listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify_streams(self, changes: Sequence[StreamChange]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._stream_listeners)
+        for listener in listeners:
+            try:
+                listener(changes)
+            except Exception:
+                log.exception("stream listener failed")
+
     def _start_listening(self) -> None:
         if self._listen_task is None and not self._closed:
             self._listen_task = self._loop.create_task(self._listen_forever())
@@ -519,10 +554,27 @@ class PostgresWorld:
             )
         )
 
+    def _stream_payload(self, change: StreamChange) -> str:
+        # The name goes last: it may contain the separator.
+        closed = "1" if change.closed else "0"
+        fields = (self._instance, "stream", change.run_id, str(change.length), closed, change.name)
+        return "|".join(fields)
+
     def _on_notify(self, payload: str) -> None:
-        parts = payload.split("|")
-        if len(parts) != 5 or parts[0] == self._instance:
+        if payload.startswith(self._instance):
             return  # ours: local listeners heard it straight after the commit
+        parts = payload.split("|", 5)
+        if len(parts) == 6 and parts[1] == "stream":
+            try:
+                stream = StreamChange(parts[2], parts[5], int(parts[3]), parts[4] == "1")
+            except ValueError:
+                log.warning("ignoring malformed notification %r", payload)
+                return
+            self._notify_streams([stream])
+            return
+        parts = payload.split("|")
+        if len(parts) != 5:
+            return
         try:
             change = RunChange(parts[1], int(parts[2]), RunStatus(parts[3]), parts[4] or None)
         except ValueError:
@@ -573,6 +625,9 @@ class PostgresWorld:
         rows = await cur.fetchall()
         if rows:
             self._notify([RunChange(r[0], int(r[1] or 0), run_status(r[2])) for r in rows])
+        stream_changes = await streams.changed_since(conn, since)
+        if stream_changes:
+            self._notify_streams(stream_changes)
 
     async def _send(self, conn: Conn, changes: Sequence[RunChange]) -> None:
         for change in changes:
@@ -870,6 +925,49 @@ class PostgresWorld:
 
         result: datetime | None = await self._call(self._read(fetch, "next_wake_at"))
         return result
+
+    # -- streams -----------------------------------------------------------------------------
+
+    async def write_stream(
+        self,
+        run_id: str,
+        name: str,
+        chunks: Sequence[NewChunk],
+        *,
+        writer: ChunkWriter | None = None,
+        close: bool = False,
+    ) -> int:
+        async def body(conn: Conn, retry: bool) -> _Outcome:
+            change, start = await streams.write(conn, run_id, name, chunks, writer, close)
+            await conn.execute(
+                "SELECT pg_notify(%s, %s)", (self.channel, self._stream_payload(change))
+            )
+            return _Outcome((change.length, start), [], (change,))
+
+        async def recover(conn: Conn, outcome: _Outcome) -> _Outcome | None:
+            if not chunks:
+                return outcome  # closing is idempotent
+            start = outcome.value[1]
+            found = await streams.committed(conn, run_id, name, start, chunks[0], writer)
+            return outcome if found else None
+
+        coro = self._transaction(body, what="write_stream", recover=recover)
+        length, _ = await self._call(coro)
+        return int(length)
+
+    async def read_stream(
+        self, run_id: str, name: str, start_index: int, limit: int = 1000
+    ) -> StreamPage:
+        page: StreamPage = await self._call(
+            self._read(lambda c: streams.read(c, run_id, name, start_index, limit), "read_stream")
+        )
+        return page
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]:
+        found: list[StreamInfo] = await self._call(
+            self._read(lambda c: streams.list_streams(c, run_id), "list_streams")
+        )
+        return found
 
     async def close(self) -> None:
         if self._closed:

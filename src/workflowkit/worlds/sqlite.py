@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import CorruptDataError, WorkflowRunNotFoundError
 from ..ids import new_id
+from . import sqlite_streams as streams
 from .base import (
     DELIVERY_EVENTS,
     RUN_TARGET,
@@ -31,10 +32,12 @@ from .base import (
     STEP_TRANSITIONS,
     AppendResult,
     ChangeListener,
+    ChunkWriter,
     Event,
     EventType,
     HookRecord,
     LeaseLostError,
+    NewChunk,
     NewEvent,
     Rejected,
     RunChange,
@@ -42,6 +45,10 @@ from .base import (
     RunStatus,
     StepRecord,
     StepStatus,
+    StreamChange,
+    StreamInfo,
+    StreamListener,
+    StreamPage,
     WaitRecord,
     WorkerInfo,
     from_timestamp,
@@ -50,7 +57,9 @@ from .dbthread import DbThread, Job, WorldClosedError, retry_busy
 from .rows import dump_attrs, load_attrs, pid_alive, run_status
 
 log = logging.getLogger("workflowkit.sqlite")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Versions this one upgrades in place: every change since only added tables.
+_UPGRADABLE = frozenset({2})
 DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
 
 _SCHEMA = """
@@ -163,6 +172,9 @@ def _check_schema_version(conn: sqlite3.Connection, path: Path) -> None:
     if row is None or int(row[0]) == SCHEMA_VERSION:
         return
     found = int(row[0])
+    if found in _UPGRADABLE:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        return
     if found > SCHEMA_VERSION:
         raise CorruptDataError(
             f"{path} was written by a newer workflowkit (schema {found}; this version knows "
@@ -189,6 +201,7 @@ class SQLiteWorld:
         self.path = Path(path) if path is not None else DEFAULT_PATH
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._listeners: list[ChangeListener] = []
+        self._stream_listeners: list[StreamListener] = []
         self._listeners_lock = threading.Lock()
         self._init_schema()
         self._seen_version: int | None = None
@@ -241,7 +254,7 @@ class SQLiteWorld:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     _check_schema_version(conn, self.path)
-                    for statement in _SCHEMA.split(";"):
+                    for statement in (_SCHEMA + streams.SCHEMA).split(";"):
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(
@@ -265,12 +278,17 @@ class SQLiteWorld:
             outcomes = self._run_jobs(conn, batch, isolate=True)
             assert outcomes is not None
         changes: dict[str, RunChange] = {}
+        stream_changes: dict[tuple[str, str], StreamChange] = {}
         for result, _ in outcomes:
             if isinstance(result, _Changed):
                 for change in result.changes:
                     changes[change.run_id] = change
+                for stream_change in result.stream_changes:
+                    stream_changes[stream_change.run_id, stream_change.name] = stream_change
         if changes:
             self._notify(list(changes.values()))
+        if stream_changes:
+            self._notify_streams(list(stream_changes.values()))
         return [(r.value if isinstance(r, _Changed) else r, e) for r, e in outcomes]
 
     def _run_jobs(
@@ -362,9 +380,28 @@ class SQLiteWorld:
             except Exception:
                 log.exception("change listener failed")
 
+    def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]:
+        with self._listeners_lock:
+            self._stream_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock, contextlib.suppress(ValueError):
+                self._stream_listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify_streams(self, changes: Sequence[StreamChange]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._stream_listeners)
+        for listener in listeners:
+            try:
+                listener(changes)
+            except Exception:
+                log.exception("stream listener failed")
+
     def _notice_other_processes(self, conn: sqlite3.Connection) -> None:
         """Runs on the writer's connection, whose data_version moves only for other writers."""
-        if not self._listeners:
+        if not self._listeners and not self._stream_listeners:
             return
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version == self._seen_version:
@@ -380,6 +417,10 @@ class SQLiteWorld:
         ).fetchall()
         if rows:
             self._notify([RunChange(r[0], int(r[1] or 0), run_status(r[2])) for r in rows])
+        if self._stream_listeners:
+            stream_changes = streams.changed_since(conn, since - 1.0)
+            if stream_changes:
+                self._notify_streams(stream_changes)
 
     def _checkpoint_forever(self) -> None:
         conn = _connect(self.path)
@@ -620,6 +661,36 @@ class SQLiteWorld:
 
         await self._write(release)
 
+    # -- streams ---------------------------------------------------------------------------
+
+    async def write_stream(
+        self,
+        run_id: str,
+        name: str,
+        chunks: Sequence[NewChunk],
+        *,
+        writer: ChunkWriter | None = None,
+        close: bool = False,
+    ) -> int:
+        def write(conn: sqlite3.Connection) -> _Changed:
+            change = streams.write(conn, run_id, name, chunks, writer, close, time.time())
+            return _Changed(change.length, (), (change,))
+
+        length: int = await self._write(write)
+        return length
+
+    async def read_stream(
+        self, run_id: str, name: str, start_index: int, limit: int = 1000
+    ) -> StreamPage:
+        page: StreamPage = await self._read(
+            lambda c: streams.read(c, run_id, name, start_index, limit)
+        )
+        return page
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]:
+        found: list[StreamInfo] = await self._read(lambda c: streams.list_streams(c, run_id))
+        return found
+
     async def next_wake_at(self) -> datetime | None:
         def query(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
@@ -645,13 +716,19 @@ class SQLiteWorld:
 
 
 class _Changed:
-    """A job's return value plus the run changes to announce once it is committed."""
+    """A job's return value plus the changes to announce once it is committed."""
 
-    __slots__ = ("changes", "value")
+    __slots__ = ("changes", "stream_changes", "value")
 
-    def __init__(self, value: Any, changes: list[RunChange]) -> None:
+    def __init__(
+        self,
+        value: Any,
+        changes: Sequence[RunChange],
+        stream_changes: Sequence[StreamChange] = (),
+    ) -> None:
         self.value = value
         self.changes = changes
+        self.stream_changes = stream_changes
 
 
 def _last_seq(result: AppendResult, conn: sqlite3.Connection, run_id: str) -> int:
