@@ -7,6 +7,7 @@ one waiting on the hook ``approval:doc-1``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import workflowkit
@@ -51,10 +52,8 @@ async def main() -> None:
     done = await start(add_numbers, 2, 3)
     assert await done.return_value(timeout=30) == 5
     failed = await start(charge_order, 500)
-    try:
+    with contextlib.suppress(workflowkit.WorkflowRunFailedError):
         await failed.return_value(timeout=30)
-    except workflowkit.WorkflowRunFailedError:
-        pass
     await wait_for_sleep(await start(reminder, "water the plants"), timeout=30)
     await wait_for_hook(await start(approval, "doc-1"), token="approval:doc-1", timeout=30)
 

@@ -415,7 +415,14 @@ def test_cli_shows_the_docs_link(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     missing = subprocess.run(
-        [str(BIN / "workflowkit"), "--world", str(tmp_path / "none.db"), "inspect", "run", "wrun_X"],
+        [
+            str(BIN / "workflowkit"),
+            "--world",
+            str(tmp_path / "none.db"),
+            "inspect",
+            "run",
+            "wrun_X",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
