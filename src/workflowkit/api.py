@@ -94,6 +94,7 @@ class Run(Generic[R]):
         return str((await self._record()).status)
 
     async def info(self) -> RunInfo:
+        """The run's workflow name, status and times, in one read."""
         r = await self._record()
         return RunInfo(
             r.run_id, r.workflow_name, r.status, r.created_at, r.started_at, r.completed_at
@@ -159,7 +160,12 @@ class Run(Generic[R]):
 
 
 async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]:
-    """Start a durable run of ``workflow`` with these arguments; returns at once."""
+    """Start a durable run of ``workflow`` with these arguments; returns at once.
+
+    The arguments are encoded before anything is written: ``SerializationError`` if one
+    cannot be stored, ``InvalidWorkflowFunctionError`` if ``workflow`` is not a ``@workflow``.
+    A worker (embedded in this process unless ``WORKFLOWKIT_EMBEDDED_WORKER=0``) runs it.
+    """
     if not isinstance(workflow, Workflow):
         raise InvalidWorkflowFunctionError(
             f"start() needs a function decorated with @workflow, got {workflow!r}"

@@ -33,6 +33,7 @@ class Run(Generic[R]):
         return f"Run({self.run_id!r})"
 
     def status(self) -> str:
+        """``"pending" | "running" | "completed" | "failed" | "cancelled"``."""
         return get_runtime().call(self._run.status())
 
     def info(self) -> api.RunInfo:
@@ -51,12 +52,15 @@ class Run(Generic[R]):
         return get_runtime().call(self._run.completed_at())
 
     def return_value(self, timeout: float | None = None) -> R:
+        """Block until the run ends; its return value (see ``workflowkit.api.Run.return_value``)."""
         return get_runtime().call(self._run.return_value(timeout))
 
     def cancel(self) -> None:
+        """Cancel the run: no new steps start, in-flight step results are discarded."""
         get_runtime().call(self._run.cancel())
 
     def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
+        """End the run's pending sleeps now (all, or those named); the ids woken."""
         return get_runtime().call(self._run.wake_up(correlation_ids))
 
     def get_readable(self, namespace: str | None = None, start_index: int = 0) -> ReadableSync:
@@ -94,6 +98,7 @@ def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]
 
 
 def get_run(run_id: str) -> Run[Any]:
+    """A blocking handle on an existing run (no I/O; methods raise if it does not exist)."""
     return Run(run_id)
 
 
@@ -103,6 +108,7 @@ def resume_hook(token: str, payload: Any) -> api.HookInfo:
 
 
 def get_hook_by_token(token: str) -> api.HookInfo:
+    """The active hook holding ``token``; ``HookNotFoundError`` if none does."""
     return get_runtime().call(api.get_hook_by_token(token))
 
 

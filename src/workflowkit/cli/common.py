@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .. import serde
 from ..durations import parse_duration
-from ..errors import WorkflowRunNotFoundError
+from ..errors import WorkflowRunNotFoundError, with_docs_link
 from ..worlds import open_world
 from ..worlds.base import RunRecord, World
 from ..worlds.sqlite import DEFAULT_PATH, path_from_url
@@ -107,14 +107,14 @@ def with_world(
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = with_docs_link(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def require_run(world: World, run_id: str) -> RunRecord:
     record = await world.get_run(run_id)
     if record is None:
-        raise CliError(str(WorkflowRunNotFoundError(run_id)))
+        raise CliError(with_docs_link(WorkflowRunNotFoundError(run_id)))
     return record
 
 
