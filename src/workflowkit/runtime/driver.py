@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from ..errors import WorkflowNotRegisteredError
 from ..worlds.base import (
     DELIVERY_EVENTS,
-    Event,
     EventType,
     LeaseLostError,
     NewEvent,
@@ -35,6 +34,7 @@ log = logging.getLogger("workflowkit.worker")
 _TERMINAL_EVENTS = frozenset(
     {EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
 )
+_FINAL_STEP_EVENTS = frozenset({EventType.STEP_COMPLETED, EventType.STEP_FAILED})
 
 
 def _now() -> datetime:
@@ -160,6 +160,11 @@ class RunDriver:
             if event.type in DELIVERY_EVENTS:
                 executor.deliver(event.type, event.correlation_id, event.payload, event.created_at)
         await self._commit(executor.take_effects(), items)
+        for event, _ in items:
+            if event.type in _FINAL_STEP_EVENTS:
+                task = self.steps.get(event.correlation_id or "")
+                if task is not None and task.done():
+                    del self.steps[event.correlation_id or ""]
         if not self.worker.cache_runs and not self.done:
             self.needs_load = True  # determinism check mode: rebuild from the log every time
 
@@ -183,14 +188,14 @@ class RunDriver:
             NewEvent(EventType.STEP_STARTED, op.correlation_id, None, {"attempt": attempt})
             for op, attempt in immediate
         ]
-        accepted = await self._append([e for e, _ in items] + effects.events + start_events)
+        refused = await self._append([e for e, _ in items] + effects.events + start_events)
         for event, future in items:
             if future is not None and not future.done():
-                future.set_result(id(event) in accepted)
+                future.set_result(id(event) not in refused)
         if self.done:
             return
         for (op, attempt), event in zip(immediate, start_events, strict=True):
-            if id(event) in accepted:
+            if not refused or id(event) not in refused:
                 self._launch(op, attempt)
         for op, attempt in delayed:
             self._launch(op, attempt, delay=executor.step_retry_at[op.correlation_id] - now)
@@ -200,24 +205,22 @@ class RunDriver:
             if not op.done and not op.cancelled:
                 self._arm(op)
 
-    async def _append(self, events: list[NewEvent]) -> dict[int, Event]:
-        """Append, and check the log holds exactly what this driver believes; else reload."""
+    async def _append(self, events: list[NewEvent]) -> set[int]:
+        """Append, and check the log holds exactly what this driver believes; else reload.
+
+        Returns the ``id()`` of each event the store refused (usually none).
+        """
         if not events:
-            return {}
+            return set()
         result = await self.world.append(self.run_id, events, owner=self.worker.worker_id)
-        rejected = {id(r.event) for r in result.rejected}
-        accepted: dict[int, Event] = {}
-        stored = iter(result.events)
-        for event in events:
-            if id(event) not in rejected:
-                accepted[id(event)] = next(stored)
+        refused = {id(r.event) for r in result.rejected}
         expected = self.known_seq + 1
         contiguous = not result.events or result.events[0].seq == expected
         if result.events:
             self.known_seq = max(self.known_seq, result.events[-1].seq)
         if result.run_status.terminal:
             self._finish()
-            return accepted
+            return refused
         for stored_event in result.events:
             if stored_event.type is EventType.HOOK_CONFLICT and self.executor is not None:
                 # The store refused the token; workflow code learns it like any delivery.
@@ -228,7 +231,7 @@ class RunDriver:
         if result.rejected or not contiguous:
             log.debug("run %s: log moved under us (%s); replaying", self.run_id, result.rejected)
             self.needs_load = True
-        return accepted
+        return refused
 
     # -- steps and timers --------------------------------------------------------------------
 
@@ -241,6 +244,7 @@ class RunDriver:
         self.steps[op.correlation_id] = task
 
     async def _run_step(self, job: Attempt, delay: float) -> None:
+        queued = False  # a final outcome waits in the outbox; _flush forgets the task
         try:
             while True:
                 if delay > 0:
@@ -254,14 +258,19 @@ class RunDriver:
                 event = NewEvent(
                     event.type, event.correlation_id, event.payload, event.attrs, _now()
                 )
-                if not await self._record(event) or retry is None:
+                if retry is None:  # a final outcome: nothing to wait for
+                    self.outbox.append((event, None))
+                    queued = True
+                    self.poke()
+                    return
+                if not await self._record(event):
                     return
                 job = Attempt(
                     job.step, job.step_id, job.input, job.attempt + 1, job.workflow, job.world
                 )
                 delay = max(retry, 0.000001)
         finally:
-            if self.steps.get(job.step_id) is asyncio.current_task():
+            if not queued and self.steps.get(job.step_id) is asyncio.current_task():
                 del self.steps[job.step_id]
                 self.poke()
 

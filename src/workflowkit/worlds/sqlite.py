@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..errors import CorruptDataError, WorkflowRunNotFoundError
-from ..ids import new_id
+from ..ids import new_id, new_ids
 from . import sqlite_streams as streams
 from .base import (
     DELIVERY_EVENTS,
@@ -762,6 +762,7 @@ def _append(
     seq = int(row[2] or 0)
     accepted: list[Event] = []
     rejected: list[Rejected] = []
+    event_ids = new_ids("evnt", len(events))
     for new in events:
         at = new.created_at.timestamp() if new.created_at is not None else now
         applied = (
@@ -777,7 +778,7 @@ def _append(
             Event(
                 run_id,
                 seq,
-                new_id("evnt"),
+                event_ids[len(accepted)],
                 applied.type,
                 applied.correlation_id,
                 applied.payload,
