@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from .. import serde
+from .. import operations
 from ..durations import parse_duration
 from ..errors import WorkflowRunNotFoundError
+from ..inspection import describe as describe
 from ..worlds import open_world
 from ..worlds.base import RunRecord, World
 from ..worlds.sqlite import DEFAULT_PATH, path_from_url
@@ -106,16 +107,11 @@ def with_world(
     return asyncio.run(go())
 
 
-def describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 async def require_run(world: World, run_id: str) -> RunRecord:
-    record = await world.get_run(run_id)
-    if record is None:
-        raise CliError(str(WorkflowRunNotFoundError(run_id)))
-    return record
+    try:
+        return await operations.require_run(world, run_id)
+    except WorkflowRunNotFoundError as exc:
+        raise CliError(str(exc)) from None
 
 
 # -- times ---------------------------------------------------------------------------------
@@ -139,10 +135,6 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither an ISO datetime nor a duration like '30m' or '2 days'"
         ) from exc
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def relative(moment: datetime | None, now: datetime | None = None) -> str:
@@ -174,16 +166,6 @@ def duration(start: datetime | None, end: datetime | None) -> str:
 
 
 # -- payloads ------------------------------------------------------------------------------
-
-
-def shown(payload: bytes | None) -> Any:
-    """A stored payload as JSON-compatible data; never constructs user classes."""
-    if payload is None:
-        return None
-    try:
-        return serde.display(payload)
-    except Exception as exc:  # a corrupt or foreign payload must not break the listing
-        return {"$undisplayable": describe(exc), "$bytes": len(payload)}
 
 
 def one_line(value: Any, width: int = 80) -> str:
@@ -232,19 +214,3 @@ def print_fields(fields: Sequence[tuple[str, str]], out: TextIO | None = None) -
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (shapes in docs/cli.md)")
-
-
-def run_json(record: RunRecord) -> dict[str, Any]:
-    """The JSON shape of a run, shared by ``inspect runs``, ``inspect run`` and ``cancel``."""
-    return {
-        "run_id": record.run_id,
-        "workflow_name": record.workflow_name,
-        "status": str(record.status),
-        "created_at": iso(record.created_at),
-        "started_at": iso(record.started_at),
-        "completed_at": iso(record.completed_at),
-        "updated_at": iso(record.updated_at),
-        "input": shown(record.input),
-        "output": shown(record.output),
-        "error": shown(record.error),
-    }
