@@ -20,6 +20,8 @@ from ..inspection import describe as describe
 from ..worlds import open_world
 from ..worlds.base import RunRecord, World
 from ..worlds.sqlite import DEFAULT_PATH, path_from_url
+from .color import status as paint_status
+from .color import wanted as color_wanted
 
 T = TypeVar("T")
 
@@ -191,25 +193,44 @@ def print_json(data: Any, out: TextIO | None = None) -> None:
 
 
 def print_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO | None = None
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    out: TextIO | None = None,
+    *,
+    color: bool = False,
 ) -> None:
-    """Plain-text columns, left-aligned, two spaces apart; the last column is not padded."""
+    """Plain-text columns, left-aligned, two spaces apart; the last column is not padded.
+
+    With ``color``, the cells of a ``STATUS`` column are coloured (after padding is worked
+    out, so the escape codes do not upset the alignment).
+    """
     out = out or sys.stdout
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    for row in [headers, *rows]:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+    status_at = headers.index("STATUS") if color and "STATUS" in headers else -1
+    for number, row in enumerate([headers, *rows]):
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+        if number > 0 and status_at >= 0:
+            cell = row[status_at]
+            cells[status_at] = paint_status(cell) + cells[status_at][len(cell) :]
+        out.write("  ".join(cells).rstrip() + "\n")
 
 
-def print_fields(fields: Sequence[tuple[str, str]], out: TextIO | None = None) -> None:
-    """``name: value`` lines with the values aligned."""
+def print_fields(
+    fields: Sequence[tuple[str, str]], out: TextIO | None = None, *, color: bool = False
+) -> None:
+    """``name: value`` lines with the values aligned; with ``color``, ``status`` coloured."""
     out = out or sys.stdout
     width = max((len(name) for name, _ in fields), default=0) + 1
     for name, value in fields:
-        out.write(f"{(name + ':').ljust(width)} {value}\n")
+        shown_value = paint_status(value) if color and name == "status" else value
+        out.write(f"{(name + ':').ljust(width)} {shown_value}\n")
+
+
+def use_color(args: argparse.Namespace) -> bool:
+    return color_wanted(args, sys.stdout)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

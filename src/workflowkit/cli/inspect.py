@@ -28,6 +28,7 @@ from .common import (
     print_table,
     relative,
     require_run,
+    use_color,
     with_world,
 )
 
@@ -129,6 +130,7 @@ def inspect_runs(args: argparse.Namespace) -> int:
             ]
             for r in runs
         ],
+        color=use_color(args),
     )
     if next_cursor is not None:
         print(f"\nmore: --cursor {next_cursor}")
@@ -161,7 +163,7 @@ def inspect_run(args: argparse.Namespace) -> int:
         ("output", one_line(data["output"])),
         ("error", one_line(data["error"])),
     ]
-    print_fields(fields)
+    print_fields(fields, color=use_color(args))
     return 0
 
 
@@ -218,7 +220,9 @@ def inspect_steps(args: argparse.Namespace) -> int:
             ]
         )
     print_table(
-        ["STEP ID", "NAME", "STATUS", "ATTEMPT", "CREATED", "DURATION", "OUTPUT/ERROR"], rows
+        ["STEP ID", "NAME", "STATUS", "ATTEMPT", "CREATED", "DURATION", "OUTPUT/ERROR"],
+        rows,
+        color=use_color(args),
     )
     return 0
 
@@ -238,7 +242,7 @@ def inspect_events(args: argparse.Namespace) -> int:
         rows.append(
             [str(e.seq), str(e.type), e.correlation_id or "-", relative(e.created_at, now), detail]
         )
-    print_table(["SEQ", "TYPE", "CORRELATION ID", "AT", "DETAIL"], rows)
+    print_table(["SEQ", "TYPE", "CORRELATION ID", "AT", "DETAIL"], rows, color=use_color(args))
     return 0
 
 
@@ -263,6 +267,7 @@ def inspect_sleeps(args: argparse.Namespace) -> int:
             ]
             for w in waits
         ],
+        color=use_color(args),
     )
     return 0
 
@@ -294,5 +299,6 @@ def inspect_hooks(args: argparse.Namespace) -> int:
             ]
             for h in hooks
         ],
+        color=use_color(args),
     )
     return 0

@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="World URL (default: $WORKFLOWKIT_WORLD, else .workflowkit/workflowkit.db)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        help="no colours in tables (also off when NO_COLOR is set or stdout is not a terminal)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     worker.add_parser(commands)
     inspect.add_parser(commands)
