@@ -7,6 +7,8 @@ stored is ever imported, constructed or executed here.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +39,50 @@ def shown(payload: bytes | None) -> Any:
         return serde.display(payload)
     except Exception as exc:  # a corrupt or foreign payload must not break the listing
         return {"$undisplayable": describe(exc), "$bytes": len(payload)}
+
+
+# -- times for people --------------------------------------------------------------------
+
+
+def relative(moment: datetime | None, now: datetime | None = None) -> str:
+    """``"3m ago"``, ``"in 2h"``, ``"just now"``; ``"-"`` for None."""
+    if moment is None:
+        return "-"
+    now = now or datetime.now(UTC)
+    seconds = (now - moment).total_seconds()
+    if abs(seconds) < 1:
+        return "just now"
+    span = span_text(abs(seconds))
+    return f"{span} ago" if seconds > 0 else f"in {span}"
+
+
+def span_text(seconds: float) -> str:
+    """A short rendering of a length of time: ``"45s"``, ``"3m"``, ``"2h"``, ``"4d"``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms" if seconds >= 0.001 else "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    return span_text(max(0.0, (end - start).total_seconds()))
+
+
+def one_line(value: Any, width: int = 80) -> str:
+    """A decoded payload shortened to one line; errors as ``Type: message``."""
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping) and "$error" in value:
+        kind = str(value.get("$type", "Error")).rsplit(":", 1)[-1]
+        text = f"{kind}: {value['$error']}"
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # -- shapes --------------------------------------------------------------------------------

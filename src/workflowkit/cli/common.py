@@ -8,7 +8,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +17,10 @@ from .. import operations
 from ..durations import parse_duration
 from ..errors import WorkflowRunNotFoundError
 from ..inspection import describe as describe
+from ..inspection import duration as duration
+from ..inspection import one_line as one_line
+from ..inspection import relative as relative
+from ..inspection import span_text as span_text
 from ..worlds import open_world
 from ..worlds.base import RunRecord, World
 from ..worlds.sqlite import DEFAULT_PATH, path_from_url
@@ -139,48 +143,7 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
         ) from exc
 
 
-def relative(moment: datetime | None, now: datetime | None = None) -> str:
-    """``"3m ago"``, ``"in 2h"``, ``"just now"``; ``"-"`` for None."""
-    if moment is None:
-        return "-"
-    now = now or datetime.now(UTC)
-    seconds = (now - moment).total_seconds()
-    if abs(seconds) < 1:
-        return "just now"
-    span = span_text(abs(seconds))
-    return f"{span} ago" if seconds > 0 else f"in {span}"
-
-
-def span_text(seconds: float) -> str:
-    """A short rendering of a length of time: ``"45s"``, ``"3m"``, ``"2h"``, ``"4d"``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms" if seconds >= 0.001 else "0s"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
-
-
-def duration(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return "-"
-    return span_text(max(0.0, (end - start).total_seconds()))
-
-
 # -- payloads ------------------------------------------------------------------------------
-
-
-def one_line(value: Any, width: int = 80) -> str:
-    """A decoded payload shortened to one line; errors as ``Type: message``."""
-    if value is None:
-        return "-"
-    if isinstance(value, Mapping) and "$error" in value:
-        kind = str(value.get("$type", "Error")).rsplit(":", 1)[-1]
-        text = f"{kind}: {value['$error']}"
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # -- output --------------------------------------------------------------------------------
