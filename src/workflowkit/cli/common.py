@@ -67,6 +67,12 @@ def open_existing(url: str | None) -> World:
     silently show an empty database): that is ``workflowkit db migrate``'s job.
     """
     url = resolved_url(url)
+    require_database(url)
+    return open_world_or_fail(url)
+
+
+def require_database(url: str | None) -> None:
+    """Fail (``CliError``) if ``url`` names a SQLite file that does not exist."""
     if is_sqlite(url):
         path = path_from_url(url)
         if not path.exists():
@@ -74,7 +80,6 @@ def open_existing(url: str | None) -> World:
                 f"no workflowkit database at {path} (pass --world, set WORKFLOWKIT_WORLD, "
                 "or create it with `workflowkit db migrate`)"
             )
-    return open_world_or_fail(url)
 
 
 def open_world_or_fail(url: str | None) -> World:

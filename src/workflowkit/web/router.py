@@ -6,9 +6,11 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..worlds.base import World
 from .http import HttpError, Request, Response
 
-Handler = Callable[[Request, Mapping[str, str]], Awaitable[Response]]
+# (the World, the request, the path parameters) -> the response
+Handler = Callable[[World, Request, Mapping[str, str]], Awaitable[Response]]
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
