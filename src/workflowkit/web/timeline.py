@@ -23,7 +23,7 @@ class Payload:
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    item_id: str  # unique on the page: "run", "step_x#2", "wait_x", "hook_x"
+    item_id: str  # unique on the page: "run", "step_x-2" (attempt 2), "wait_x", "hook_x"
     kind: str  # "run" | "step" | "sleep" | "hook"
     label: str
     state: str  # completed, failed, retrying, running, pending, waiting, received, ...
@@ -88,7 +88,7 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
             attempt = int(e.attrs.get("attempt", len(step.attempts) + 1))
             inputs = (Payload("input", step.input),) if step.input is not None else ()
             step.open = Bar(
-                f"{cid}#{attempt}",
+                f"{cid}-{attempt}",
                 "step",
                 step.name,
                 "running",
@@ -155,7 +155,7 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
                 inputs = (Payload("input", step.input),) if step.input is not None else ()
                 attempts = [
                     Bar(
-                        f"{cid}#0",
+                        f"{cid}-0",
                         "step",
                         step.name,
                         "pending",
