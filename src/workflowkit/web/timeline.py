@@ -169,6 +169,10 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
             bars.extend(attempts)
         else:
             bars.append(others[index[cid]])
+    if run.status.terminal and run.completed_at is not None:
+        # What was still open when the run ended (a hook never disposed, an abandoned
+        # attempt) ends with it.
+        bars = [b if b.end is not None else replace(b, end=run.completed_at) for b in bars]
     ends = [b.end for b in bars if b.end is not None]
     until = run.completed_at if run.status.terminal and run.completed_at else now
     until = max([until, *ends])
