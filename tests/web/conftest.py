@@ -1,63 +1,15 @@
-"""A SQLite World seeded by really running workflows, and the dashboard serving it.
-
-Seeding happens once per session; each test (or browser module) gets its own copy of the
-files, so actions taken from the dashboard do not disturb other tests.
-"""
+"""Fixtures of the dashboard tests: the seeded database (see web_seed.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
-import web_workflows as wf
+from web_seed import Seeded, copy_seed, seed
 
 import workflowkit
-from workflowkit.api import start
-from workflowkit.runtime.runtime import get_runtime
-from workflowkit.worlds.base import EventType, World
-
-
-@dataclass(frozen=True)
-class Seeded:
-    url: str
-    path: Path
-    order: str  # completed; its charge step took three attempts
-    hostile: str  # completed with the output "<script>alert(1)</script>"
-    failed: str
-    sleeping: str  # on a 1-hour sleep
-    waiting: str  # on the hook "approval:d-1"
-
-
-async def until_event(world: World, run_id: str, kind: EventType) -> None:
-    for _ in range(500):
-        if any(e.type is kind for e in await world.get_events(run_id)):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no {kind} in {run_id}")
-
-
-async def _seed() -> tuple[str, ...]:
-    ids = []
-    for workflow, arg in ((wf.order, "book"), (wf.hostile, wf.HOSTILE), (wf.fail, "bob")):
-        run = await start(workflow, arg)  # one at a time: the list's order is then known
-        with contextlib.suppress(workflowkit.WorkflowRunFailedError):
-            await run.return_value(timeout=10)
-        ids.append(run.run_id)
-    sleeping = await start(wf.nap, "cy")
-    await until_event(get_runtime().world, sleeping.run_id, EventType.WAIT_CREATED)
-    waiting = await start(wf.approve, "d-1")
-    await until_event(get_runtime().world, waiting.run_id, EventType.HOOK_CREATED)
-    return (*ids, sleeping.run_id, waiting.run_id)
 
 
 @pytest.fixture(scope="session")
@@ -65,48 +17,13 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tup
     folder = tmp_path_factory.mktemp("web-seed")
     workflowkit.configure(f"sqlite:///{folder / 'wk.db'}", poll_interval=0.05)
     try:
-        ids = asyncio.run(_seed())
+        ids = asyncio.run(seed())
     finally:
         workflowkit.shutdown()
     return folder, ids
-
-
-def copy_seed(template: tuple[Path, tuple[str, ...]], into: Path) -> Seeded:
-    folder, ids = template
-    for file in folder.glob("wk.db*"):
-        shutil.copy(file, into / file.name)
-    path = into / "wk.db"
-    return Seeded(f"sqlite:///{path}", path, *ids)
 
 
 @pytest.fixture
 def seeded(seeded_template: tuple[Path, tuple[str, ...]], tmp_path: Path) -> Iterator[Seeded]:
     yield copy_seed(seeded_template, tmp_path)
     workflowkit.shutdown()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` with a real uvicorn on a free loopback port; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)

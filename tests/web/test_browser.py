@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import web_workflows as wf
+from web_seed import Seeded, copy_seed, serve
 
 import workflowkit
 import workflowkit.sync as wk
-from conftest import Seeded, copy_seed, serve
 from workflowkit.web import create_app
 
 CHROMIUM = "/usr/bin/chromium"

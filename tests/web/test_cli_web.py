@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from web_seed import Seeded, free_port
 
-from conftest import Seeded, free_port
 from workflowkit.cli.main import main
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 import web_workflows as wf
+from web_seed import Seeded
 
-from conftest import Seeded
 from workflowkit.web import Dashboard, create_app
 from workflowkit.worlds import open_world
 
