@@ -6,11 +6,11 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from ..inspection import stream_json
 from ..streams import Readable, chunk_json
 from ..worlds.base import StreamChunk, StreamInfo, World
 from .common import (
     add_json_flag,
-    iso,
     one_line,
     print_json,
     print_table,
@@ -39,16 +39,6 @@ def add_parser(sub: Any) -> None:
     )
     add_json_flag(cmd)
     cmd.set_defaults(handler=inspect_streams)
-
-
-def stream_json(info: StreamInfo) -> dict[str, Any]:
-    return {
-        "namespace": info.name or None,
-        "length": info.length,
-        "closed": info.closed,
-        "created_at": iso(info.created_at),
-        "updated_at": iso(info.updated_at),
-    }
 
 
 def inspect_streams(args: argparse.Namespace) -> int:
