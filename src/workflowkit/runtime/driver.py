@@ -52,6 +52,7 @@ class RunDriver:
         self.executor: RunExecutor | None = None
         self.outbox: list[tuple[NewEvent, asyncio.Future[bool] | None]] = []
         self.steps: dict[str, asyncio.Task[None]] = {}
+        self.remote: set[str] = set()  # steps queued for, or running on, other workers
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.wake = asyncio.Event()
         self.needs_load = True
@@ -133,7 +134,20 @@ class RunDriver:
         executor = RunExecutor(self.run_id, workflow, events[0].payload or b"")
         self.executor = executor
         executor.replay(events, time.time())
+        await self._find_remote_steps(executor)
         await self._commit(executor.take_effects(), [])
+
+    async def _find_remote_steps(self, executor: RunExecutor) -> None:
+        """Pending steps not running here may be queued or running elsewhere: ask the World."""
+        self.remote = set()
+        unknown = [
+            op.correlation_id
+            for op in executor.pending()
+            if op.kind == "step" and op.correlation_id not in self.steps
+        ]
+        if unknown:
+            steps = await self.world.list_steps(self.run_id)
+            self.remote = {s.step_id for s in steps if s.elsewhere and s.step_id in unknown}
 
     async def _catch_up(self) -> None:
         """Deliver events someone else appended (a hook payload, a wake-up, a cancel)."""
@@ -146,7 +160,12 @@ class RunDriver:
                 return
             if event.type in DELIVERY_EVENTS and executor is not None:
                 self._cancel_timer(event.correlation_id)
+                self.remote.discard(event.correlation_id or "")
                 executor.deliver(event.type, event.correlation_id, event.payload, event.created_at)
+            elif event.type is EventType.STEP_STARTED and executor is not None:
+                executor.step_attempts[event.correlation_id or ""] = int(
+                    event.attrs.get("attempt", 1)
+                )
         self.remote_seq = max(self.remote_seq, self.known_seq)
         if executor is not None:
             await self._commit(executor.take_effects(), [])
@@ -178,25 +197,40 @@ class RunDriver:
         now = time.time()
         immediate: list[tuple[Op, int]] = []
         delayed: list[tuple[Op, int]] = []
+        spilled: dict[float, list[str]] = {}  # no free slot here: for other workers, by delay
         for op in effects.steps:
-            if op.done or op.correlation_id in self.steps:
+            cid = op.correlation_id
+            if op.done or cid in self.steps or cid in self.remote:
                 continue
-            attempt = executor.step_attempts.get(op.correlation_id, 0) + 1
-            later = executor.step_retry_at.get(op.correlation_id, 0.0) > now
-            (delayed if later else immediate).append((op, attempt))
+            attempt = executor.step_attempts.get(cid, 0) + 1
+            delay = max(0.0, executor.step_retry_at.get(cid, 0.0) - now)
+            if not self.worker.take_slot():
+                spilled.setdefault(delay, []).append(cid)
+                continue
+            (delayed if delay else immediate).append((op, attempt))
         start_events = [
             NewEvent(EventType.STEP_STARTED, op.correlation_id, None, {"attempt": attempt})
             for op, attempt in immediate
         ]
-        refused = await self._append([e for e, _ in items] + effects.events + start_events)
+        try:
+            refused = await self._append([e for e, _ in items] + effects.events + start_events)
+        except BaseException:
+            for _ in [*immediate, *delayed]:
+                self.worker.release_slot()
+            raise
         for event, future in items:
             if future is not None and not future.done():
                 future.set_result(id(event) not in refused)
         if self.done:
+            for _ in [*immediate, *delayed]:
+                self.worker.release_slot()
             return
+        await self._offer(spilled)
         for (op, attempt), event in zip(immediate, start_events, strict=True):
             if not refused or id(event) not in refused:
                 self._launch(op, attempt)
+            else:
+                self.worker.release_slot()
         for op, attempt in delayed:
             self._launch(op, attempt, delay=executor.step_retry_at[op.correlation_id] - now)
         if self.needs_load:
@@ -204,6 +238,15 @@ class RunDriver:
         for op in effects.waits:
             if not op.done and not op.cancelled:
                 self._arm(op)
+
+    async def _offer(self, spilled: dict[float, list[str]]) -> None:
+        """Queue steps this worker has no room for, for whichever worker has."""
+        for delay, step_ids in spilled.items():
+            await self.world.queue_steps(
+                self.run_id, step_ids, owner=self.worker.worker_id, delay=delay
+            )
+            self.remote.update(step_ids)
+            self.worker.note_spilled()
 
     async def _append(self, events: list[NewEvent]) -> set[int]:
         """Append, and check the log holds exactly what this driver believes; else reload.
@@ -241,6 +284,8 @@ class RunDriver:
             op.step, op.correlation_id, op.input, attempt, self.executor.metadata, self.world
         )
         task = asyncio.get_running_loop().create_task(self._run_step(job, delay))
+        # A done callback, not a finally: a task cancelled before it ran never enters one.
+        task.add_done_callback(self._step_done)
         self.steps[op.correlation_id] = task
 
     async def _run_step(self, job: Attempt, delay: float) -> None:
@@ -273,6 +318,9 @@ class RunDriver:
             if not queued and self.steps.get(job.step_id) is asyncio.current_task():
                 del self.steps[job.step_id]
                 self.poke()
+
+    def _step_done(self, task: asyncio.Task[None]) -> None:
+        self.worker.release_slot()
 
     async def _record(self, event: NewEvent) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -347,6 +395,7 @@ class RunDriver:
         for task in self.steps.values():
             task.cancel()
         self.steps.clear()
+        self.remote.clear()
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()

@@ -183,6 +183,26 @@ class StepRecord:
     started_at: datetime | None
     completed_at: datetime | None
     retry_at: datetime | None
+    executor: str | None = None  # the worker running it for another worker's run, if any
+    queued_at: datetime | None = None  # offered to any worker from then on, if it is
+
+    @property
+    def elsewhere(self) -> bool:
+        """Queued for, or running on, a worker other than its run's owner."""
+        return self.queued_at is not None or self.executor is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StepClaim:
+    """A step attempt a worker took from the step queue, with what it needs to run it."""
+
+    run_id: str
+    step_id: str
+    step_name: str
+    attempt: int
+    input: bytes
+    workflow_name: str
+    run_started_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +234,7 @@ class RunChange:
     last_seq: int
     status: RunStatus
     writer: str | None = None  # the worker whose append this was, if any
+    steps_queued: bool = False  # steps were offered to any worker (claim_steps has work)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +363,9 @@ class World(Protocol):
 
     async def register_worker(self, info: WorkerInfo) -> None: ...
 
-    async def unregister_worker(self, worker_id: str) -> None: ...
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Forget the worker; steps it claimed and did not finish are queued again at once."""
+        ...
 
     async def claim_runs(
         self, worker: WorkerInfo, *, limit: int, lease_seconds: float
@@ -350,7 +373,9 @@ class World(Protocol):
         """Take up to ``limit`` due runs whose lease is free, expired, or held by a dead process."""
         ...
 
-    async def renew_leases(self, worker_id: str, lease_seconds: float) -> None: ...
+    async def renew_leases(self, worker_id: str, lease_seconds: float) -> None:
+        """Extend the leases of the runs and the claimed steps ``worker_id`` holds."""
+        ...
 
     async def release_run(
         self, run_id: str, owner: str, wake_at: datetime | None, known_seq: int | None = None
@@ -364,6 +389,32 @@ class World(Protocol):
 
     async def next_wake_at(self) -> datetime | None:
         """When the earliest unowned run becomes due, for a worker deciding how long to idle."""
+        ...
+
+    async def queue_steps(
+        self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
+    ) -> None:
+        """Offer created, not yet started steps to any worker, ``delay`` seconds from now.
+
+        For a run owner with no room to run them itself; refused (``LeaseLostError``) unless
+        ``owner`` holds the run.
+        """
+        ...
+
+    async def claim_steps(
+        self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[StepClaim]:
+        """Take up to ``limit`` steps this worker can run: queued ones that are due, and
+        ones whose executor's lease expired or whose process died. Each gets its next
+        ``step_started`` in the log and a lease held by ``worker``."""
+        ...
+
+    async def finish_step(
+        self, run_id: str, outcome: NewEvent, *, executor: str, retry_after: float | None = None
+    ) -> bool:
+        """Record a claimed step's outcome (completed, failed, or retrying and queued again
+        ``retry_after`` seconds from now) if ``executor`` still holds its lease; False if it
+        does not (the step was taken over, or its run ended) and nothing was written."""
         ...
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...

@@ -43,6 +43,7 @@ from .base import (
     RunChange,
     RunRecord,
     RunStatus,
+    StepClaim,
     StepRecord,
     StepStatus,
     StreamChange,
@@ -57,9 +58,15 @@ from .dbthread import DbThread, Job, WorldClosedError, retry_busy
 from .rows import dump_attrs, load_attrs, pid_alive, run_status
 
 log = logging.getLogger("workflowkit.sqlite")
-SCHEMA_VERSION = 3
-# Versions this one upgrades in place: every change since only added tables.
-_UPGRADABLE = frozenset({2})
+SCHEMA_VERSION = 4
+# Columns added since schema 2, for upgrading older files in place (tables are created
+# by the schema script itself).
+_ADDED_COLUMNS = (
+    ("steps", "executor", "TEXT"),
+    ("steps", "lease_until", "REAL"),
+    ("steps", "queued_at", "REAL"),
+)
+_UPGRADABLE = frozenset({2, 3})
 DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
 
 _SCHEMA = """
@@ -106,8 +113,13 @@ CREATE TABLE IF NOT EXISTS steps (
     started_at REAL,
     completed_at REAL,
     retry_at REAL,
+    executor TEXT,
+    lease_until REAL,
+    queued_at REAL,
     PRIMARY KEY (run_id, step_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS steps_queued ON steps (queued_at) WHERE queued_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS steps_executor ON steps (executor) WHERE executor IS NOT NULL;
 CREATE TABLE IF NOT EXISTS waits (
     run_id TEXT NOT NULL,
     wait_id TEXT NOT NULL,
@@ -173,6 +185,10 @@ def _check_schema_version(conn: sqlite3.Connection, path: Path) -> None:
         return
     found = int(row[0])
     if found in _UPGRADABLE:
+        for table, column, kind in _ADDED_COLUMNS:
+            present = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         return
     if found > SCHEMA_VERSION:
@@ -521,7 +537,7 @@ class SQLiteWorld:
                 "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq),"
                 "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.output_seq),"
                 "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.error_seq),"
-                "s.created_at, s.started_at, s.completed_at, s.retry_at "
+                "s.created_at, s.started_at, s.completed_at, s.retry_at, s.executor, s.queued_at "
                 "FROM steps s WHERE s.run_id = ? ORDER BY s.input_seq",
                 (run_id,),
             )
@@ -596,6 +612,11 @@ class SQLiteWorld:
             conn.execute(
                 "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?", (worker_id,)
             )
+            conn.execute(
+                "UPDATE steps SET executor = NULL, lease_until = NULL, queued_at = ? "
+                "WHERE executor = ?",
+                (time.time(), worker_id),
+            )
             conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
 
         await self._write(unregister)
@@ -635,6 +656,10 @@ class SQLiteWorld:
                 "UPDATE runs SET lease_until = ? WHERE owner = ?", (now + lease_seconds, worker_id)
             )
             conn.execute(
+                "UPDATE steps SET lease_until = ? WHERE executor = ?",
+                (now + lease_seconds, worker_id),
+            )
+            conn.execute(
                 "UPDATE workers SET heartbeat_at = ? WHERE worker_id = ?", (now, worker_id)
             )
 
@@ -660,6 +685,114 @@ class SQLiteWorld:
             )
 
         await self._write(release)
+
+    # -- the step queue ----------------------------------------------------------------------
+
+    async def queue_steps(
+        self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
+    ) -> None:
+        def queue(conn: sqlite3.Connection) -> _Changed:
+            row = conn.execute(
+                "SELECT owner, status, (SELECT max(seq) FROM events WHERE run_id = ?) FROM runs "
+                "WHERE run_id = ?",
+                (run_id, run_id),
+            ).fetchone()
+            if row is None:
+                raise WorkflowRunNotFoundError(run_id)
+            if row[0] != owner:
+                raise LeaseLostError(run_id, owner)
+            when = time.time() + delay
+            conn.executemany(
+                # Pending, or left running by a worker that died: not held by an executor.
+                "UPDATE steps SET queued_at = ? WHERE run_id = ? AND step_id = ? "
+                "AND status IN ('pending', 'running') AND executor IS NULL",
+                [(when, run_id, step_id) for step_id in step_ids],
+            )
+            conn.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (time.time(), run_id))
+            change = RunChange(run_id, int(row[2] or 0), run_status(row[1]), owner, True)
+            return _Changed(None, [change])
+
+        await self._write(queue)
+
+    async def claim_steps(
+        self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[StepClaim]:
+        names = frozenset(step_names)
+
+        def claim(conn: sqlite3.Connection) -> _Changed:
+            now = time.time()
+            dead = _dead_local_workers(conn, worker)
+            marks = ",".join("?" for _ in dead)
+            dead_clause = f" OR s.executor IN ({marks})" if dead else ""
+            rows = conn.execute(
+                "SELECT s.run_id, s.step_id, s.step_name, s.attempt, r.workflow_name, "
+                "coalesce(r.started_at, r.created_at), "
+                "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq) "
+                f"FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE r.status IN {_ACTIVE} "
+                "AND (s.queued_at <= ? OR (s.executor IS NOT NULL AND s.status = 'running' "
+                f"AND (s.lease_until < ?{dead_clause}))) "
+                "ORDER BY coalesce(s.queued_at, s.lease_until) LIMIT ?",
+                (now, now, *dead, max(limit * 4, 64)),
+            ).fetchall()
+            claims: list[StepClaim] = []
+            changes: list[RunChange] = []
+            for run_id, step_id, name, attempt, workflow, started, payload in rows:
+                if name not in names or len(claims) >= limit:
+                    continue
+                start = NewEvent(EventType.STEP_STARTED, step_id, None, {"attempt": attempt + 1})
+                result = _append(conn, run_id, [start], None, now)
+                if not result.events:
+                    continue
+                conn.execute(
+                    "UPDATE steps SET executor = ?, lease_until = ?, queued_at = NULL "
+                    "WHERE run_id = ? AND step_id = ?",
+                    (worker.worker_id, now + lease_seconds, run_id, step_id),
+                )
+                claims.append(
+                    StepClaim(
+                        run_id,
+                        step_id,
+                        name,
+                        attempt + 1,
+                        bytes(payload or b""),
+                        workflow,
+                        _dt(started),
+                    )
+                )
+                changes.append(
+                    # No writer: the run's owner (maybe this very worker) must hear of it.
+                    RunChange(run_id, result.events[-1].seq, result.run_status)
+                )
+            return _Changed(claims, changes)
+
+        found: list[StepClaim] = await self._write(claim)
+        return found
+
+    async def finish_step(
+        self, run_id: str, outcome: NewEvent, *, executor: str, retry_after: float | None = None
+    ) -> bool:
+        def finish(conn: sqlite3.Connection) -> _Changed:
+            row = conn.execute(
+                "SELECT executor, status FROM steps WHERE run_id = ? AND step_id = ?",
+                (run_id, outcome.correlation_id),
+            ).fetchone()
+            if row is None or row[0] != executor or row[1] != "running":
+                return _Changed(False, [])
+            result = _append(conn, run_id, [outcome], None, time.time())
+            if not result.events:
+                return _Changed(False, [])
+            queued = None if retry_after is None else time.time() + retry_after
+            conn.execute(
+                "UPDATE steps SET executor = NULL, lease_until = NULL, queued_at = ? "
+                "WHERE run_id = ? AND step_id = ?",
+                (queued, run_id, outcome.correlation_id),
+            )
+            seq, status = result.events[-1].seq, result.run_status
+            # No writer: the run's owner (maybe this very worker) must hear of it.
+            return _Changed(True, [RunChange(run_id, seq, status, None, queued is not None)])
+
+        recorded: bool = await self._write(finish)
+        return recorded
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -1062,4 +1195,6 @@ def _step_from_row(row: Sequence[Any]) -> StepRecord:
         started_at=from_timestamp(row[9]),
         completed_at=from_timestamp(row[10]),
         retry_at=from_timestamp(row[11]),
+        executor=row[12],
+        queued_at=from_timestamp(row[13]),
     )
