@@ -59,7 +59,7 @@ async def fan_out(n: int) -> list[int]:
 async def test_steps_beyond_the_slots_go_through_the_queue(two_slots: Runtime) -> None:
     run = await start(fan_out, 20)
     assert await run.return_value(timeout=30) == [i * i for i in range(20)]
-    assert CALLS == Counter(range(20))  # every body once
+    assert dict(CALLS) == dict.fromkeys(range(20), 1)  # every body once
     events = await two_slots.world.get_events(run.run_id)
     completed = [e.correlation_id for e in events if e.type is EventType.STEP_COMPLETED]
     assert len(completed) == len(set(completed)) == 20
