@@ -67,11 +67,13 @@ def world_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
 )
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     kind, mode = request.param
+    marker = request.node.get_closest_marker("worker_options")
     rt = workflowkit.configure(
         world_url(request, kind, tmp_path),
         cache_runs=mode == "cached",
         poll_interval=0.2,
         lease_seconds=5,
+        **(marker.kwargs if marker else {}),
     )
     yield rt
     workflowkit.shutdown()

@@ -9,13 +9,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-import workflowkit
-from conftest import world_url
 from workflowkit import RetryableError, get_step_metadata, step, workflow
 from workflowkit.api import start
 from workflowkit.runtime.runtime import Runtime
@@ -25,22 +21,12 @@ CALLS: Counter[int] = Counter()
 LOCK = threading.Lock()
 
 
-@pytest.fixture(
-    params=[("sqlite", True), ("sqlite", False), ("postgres", True), ("postgres", False)],
-    ids=["sqlite-cached", "sqlite-replay", "postgres-cached", "postgres-replay"],
-)
-def two_slots(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
-    kind, cached = request.param
-    rt = workflowkit.configure(
-        world_url(request, kind, tmp_path),
-        cache_runs=cached,
-        poll_interval=0.2,
-        lease_seconds=5,
-        step_slots=2,
-    )
+pytestmark = pytest.mark.worker_options(step_slots=2)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_calls() -> None:
     CALLS.clear()
-    yield rt
-    workflowkit.shutdown()
 
 
 @step
@@ -56,16 +42,16 @@ async def fan_out(n: int) -> list[int]:
     return list(await asyncio.gather(*(square(i) for i in range(n))))
 
 
-async def test_steps_beyond_the_slots_go_through_the_queue(two_slots: Runtime) -> None:
+async def test_steps_beyond_the_slots_go_through_the_queue(runtime: Runtime) -> None:
     run = await start(fan_out, 20)
     assert await run.return_value(timeout=30) == [i * i for i in range(20)]
     assert dict(CALLS) == dict.fromkeys(range(20), 1)  # every body once
-    events = await two_slots.world.get_events(run.run_id)
+    events = await runtime.world.get_events(run.run_id)
     completed = [e.correlation_id for e in events if e.type is EventType.STEP_COMPLETED]
     assert len(completed) == len(set(completed)) == 20
-    steps = await two_slots.world.list_steps(run.run_id)
+    steps = await runtime.world.list_steps(run.run_id)
     assert not any(s.elsewhere for s in steps)  # nothing left queued or claimed
-    assert two_slots.worker is not None and two_slots.worker.running_steps == 0
+    assert runtime.worker is not None and runtime.worker.running_steps == 0
 
 
 @step(max_retries=3)
@@ -80,8 +66,8 @@ async def flaky_fan_out(n: int) -> list[int]:
     return list(await asyncio.gather(*(flaky(i) for i in range(n))))
 
 
-async def test_queued_steps_retry_through_the_queue(two_slots: Runtime) -> None:
+async def test_queued_steps_retry_through_the_queue(runtime: Runtime) -> None:
     run = await start(flaky_fan_out, 8)
     assert await run.return_value(timeout=30) == list(range(8))
-    steps = await two_slots.world.list_steps(run.run_id)
+    steps = await runtime.world.list_steps(run.run_id)
     assert [s.attempt for s in steps] == [2] * 8
