@@ -9,10 +9,17 @@ determinism check). PostgreSQL tests use a fresh schema in ``WORKFLOWKIT_TEST_PO
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+import uvicorn
 
 import workflowkit
 from workflowkit.ids import new_id
@@ -60,11 +67,13 @@ def world_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
 )
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     kind, mode = request.param
+    marker = request.node.get_closest_marker("worker_options")
     rt = workflowkit.configure(
         world_url(request, kind, tmp_path),
         cache_runs=mode == "cached",
         poll_interval=0.2,
         lease_seconds=5,
+        **(marker.kwargs if marker else {}),
     )
     yield rt
     workflowkit.shutdown()
@@ -76,3 +85,61 @@ def cached_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[R
     rt = workflowkit.configure(world_url(request, request.param, tmp_path), poll_interval=0.2)
     yield rt
     workflowkit.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def serve_asgi() -> Iterator[Callable[[Any], str]]:
+    """Serve an ASGI app with a real uvicorn on a free port; returns its base URL."""
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def serve(app: Any) -> str:
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(5)
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def serve_wsgi() -> Iterator[Callable[[Any], str]]:
+    """Serve a WSGI app with wsgiref (a thread per request); returns its base URL."""
+    servers: list[WSGIServer] = []
+
+    def serve(app: Any) -> str:
+        server = make_server(
+            "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

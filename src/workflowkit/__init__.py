@@ -17,6 +17,8 @@ from .errors import (
     ReplayDivergenceError,
     RetryableError,
     SerializationError,
+    StreamClosedError,
+    StreamError,
     WebhookInvalidRespondWithError,
     WebhookResponseNotSentError,
     WorkflowIOError,
@@ -31,6 +33,7 @@ from .http_fetch import fetch
 from .primitives import sleep
 from .registry import Step, Workflow, step, workflow
 from .runtime.runtime import configure, shutdown
+from .streams import Readable, Writable, get_writable
 from .webhooks import Request, Response, Webhook, create_webhook
 
 __version__ = "0.1.0"
@@ -44,6 +47,7 @@ __all__ = [
     "HookNotFoundError",
     "InvalidWorkflowFunctionError",
     "NotInWorkflowError",
+    "Readable",
     "RemoteError",
     "ReplayDivergenceError",
     "Request",
@@ -52,6 +56,8 @@ __all__ = [
     "SerializationError",
     "Step",
     "StepMetadata",
+    "StreamClosedError",
+    "StreamError",
     "Webhook",
     "WebhookInvalidRespondWithError",
     "WebhookResponseNotSentError",
@@ -63,6 +69,7 @@ __all__ = [
     "WorkflowRunCancelledError",
     "WorkflowRunFailedError",
     "WorkflowRunNotFoundError",
+    "Writable",
     "configure",
     "create_hook",
     "create_webhook",
@@ -70,6 +77,7 @@ __all__ = [
     "fetch",
     "get_step_metadata",
     "get_workflow_metadata",
+    "get_writable",
     "shutdown",
     "sleep",
     "step",

@@ -27,6 +27,7 @@ from .ids import new_id
 from .registry import Workflow
 from .runtime.executor import encode_input
 from .runtime.runtime import Runtime, get_runtime
+from .streams import Readable
 from .webhooks import ACCEPTED, Request, Response
 from .worlds.base import EventType, NewEvent, RunRecord, RunStatus
 
@@ -93,6 +94,7 @@ class Run(Generic[R]):
         return str((await self._record()).status)
 
     async def info(self) -> RunInfo:
+        """The run's workflow name, status and times, in one read."""
         r = await self._record()
         return RunInfo(
             r.run_id, r.workflow_name, r.status, r.created_at, r.started_at, r.completed_at
@@ -132,6 +134,15 @@ class Run(Generic[R]):
         await self.runtime.world.append(self.run_id, [NewEvent(EventType.RUN_CANCELLED)])
         self.runtime.notify()
 
+    def get_readable(self, namespace: str | None = None, start_index: int = 0) -> Readable:
+        """The run's stream ``namespace``, live: iterate with ``async for``.
+
+        Iteration ends when the stream is closed or the run ends. A negative ``start_index``
+        starts that many chunks before the current end; after an interruption, start again
+        from the reader's ``index`` to miss nothing and see nothing twice.
+        """
+        return Readable(self.runtime.world, self.run_id, namespace, start_index)
+
     async def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
         """Complete the run's pending sleeps now (all, or those named); the ids woken."""
         await self._record()
@@ -149,7 +160,12 @@ class Run(Generic[R]):
 
 
 async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]:
-    """Start a durable run of ``workflow`` with these arguments; returns at once."""
+    """Start a durable run of ``workflow`` with these arguments; returns at once.
+
+    The arguments are encoded before anything is written: ``SerializationError`` if one
+    cannot be stored, ``InvalidWorkflowFunctionError`` if ``workflow`` is not a ``@workflow``.
+    A worker (embedded in this process unless ``WORKFLOWKIT_EMBEDDED_WORKER=0``) runs it.
+    """
     if not isinstance(workflow, Workflow):
         raise InvalidWorkflowFunctionError(
             f"start() needs a function decorated with @workflow, got {workflow!r}"

@@ -19,6 +19,12 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The ASGI app: ``/.well-known/workflow/v1/webhook/{token}`` (any method) and ``/health``.
+
+    A webhook request is delivered with ``workflowkit.api.resume_webhook``; the caller gets
+    ``202``, the webhook's static response, or a manual webhook's response. Unknown tokens
+    get ``404``, bodies over ``WORKFLOWKIT_MAX_WEBHOOK_BODY`` (1 MiB) ``413``, both as JSON.
+    """
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return

@@ -17,6 +17,7 @@ from .errors import NotInWorkflowError
 
 if TYPE_CHECKING:
     from .runtime.executor import RunExecutor
+    from .streams import StepStreams
     from .worlds.base import World
 
 
@@ -36,6 +37,7 @@ class StepMetadata:
     started_at: datetime
     workflow: WorkflowMetadata
     world: World | None = field(default=None, repr=False, compare=False)
+    streams: StepStreams | None = field(default=None, repr=False, compare=False)
 
 
 class _Local(threading.local):

@@ -1,7 +1,7 @@
 """Every public exception of workflowkit.
 
-Each class carries a ``slug`` naming its page under ``docs/errors/`` so a message can
-point the user at the fix.
+Each class carries a ``slug``: the anchor of its section on the errors page, so a message
+can point the user at the cause and the fix (``exc.docs_url``, ``docs_url_for(cls)``).
 """
 
 from __future__ import annotations
@@ -9,29 +9,52 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+# The one place the documentation's address lives; each error's section is an anchor on it.
 DOCS_BASE = "https://workflowkit.dev/errors/"
 
 
-class WorkflowKitError(Exception):
-    """Base class of the errors workflowkit raises itself."""
+def docs_url_for(cls: type[BaseException]) -> str | None:
+    """The errors page section about ``cls``, or None for exceptions that are not ours."""
+    slug = getattr(cls, "slug", None)
+    return f"{DOCS_BASE}#{slug}" if isinstance(slug, str) else None
 
-    slug: ClassVar[str] = "index"
+
+def with_docs_link(exc: BaseException) -> str:
+    """``str(exc)`` followed by the link to its section, for messages shown to people."""
+    url = docs_url_for(type(exc))
+    return f"{exc} (see {url})" if url else str(exc)
+
+
+class _Documented:
+    """Gives an error class the URL of its section on the errors page."""
+
+    slug: ClassVar[str]
 
     @property
     def docs_url(self) -> str:
-        return f"{DOCS_BASE}{self.slug}"
+        return f"{DOCS_BASE}#{self.slug}"
+
+
+class WorkflowKitError(_Documented, Exception):
+    """Base class of the errors workflowkit raises itself: ``except WorkflowKitError``."""
+
+    slug: ClassVar[str] = "workflowkit-error"
 
 
 # -- errors raised by user code to steer retries ------------------------------------------
 
 
-class FatalError(Exception):
-    """Raise from a step to fail it at once, without retrying."""
+class FatalError(_Documented, Exception):
+    """Raise from a step to fail it at once, without retrying.
+
+    The workflow sees the ``FatalError`` at the ``await`` of the step; uncaught, it fails
+    the run.
+    """
 
     slug: ClassVar[str] = "fatal-error"
 
 
-class RetryableError(Exception):
+class RetryableError(_Documented, Exception):
     """Raise from a step to retry it after ``retry_after``.
 
     ``retry_after`` is seconds (int/float), a duration string (``"1m"``, ``"30 seconds"``),
@@ -56,6 +79,8 @@ class RetryableError(Exception):
 
 
 class WorkflowRunNotFoundError(WorkflowKitError, LookupError):
+    """No run has this id in the World the process is configured with."""
+
     slug = "workflow-run-not-found"
 
     def __init__(self, run_id: str) -> None:
@@ -79,6 +104,8 @@ class WorkflowRunFailedError(WorkflowKitError):
 
 
 class WorkflowRunCancelledError(WorkflowKitError):
+    """``Run.return_value()`` of a run that was cancelled."""
+
     slug = "workflow-run-cancelled"
 
     def __init__(self, run_id: str) -> None:
@@ -100,10 +127,14 @@ class WorkflowNotRegisteredError(WorkflowKitError, LookupError):
 
 
 class InvalidWorkflowFunctionError(WorkflowKitError, TypeError):
+    """``start()`` got something that is not a ``@workflow``, or ``@workflow`` a plain ``def``."""
+
     slug = "start-invalid-workflow-function"
 
 
 class HookNotFoundError(WorkflowKitError, LookupError):
+    """No active hook holds this token (never created, disposed, or its run ended)."""
+
     slug = "hook-not-found"
 
     def __init__(self, token: str) -> None:
@@ -112,6 +143,8 @@ class HookNotFoundError(WorkflowKitError, LookupError):
 
 
 class HookConflictError(WorkflowKitError):
+    """Another active hook already holds the token; raised where the workflow awaits."""
+
     slug = "hook-conflict"
 
     def __init__(self, token: str, holder_run_id: str | None = None) -> None:
@@ -142,11 +175,13 @@ class SerializationError(WorkflowKitError, TypeError):
     slug = "serialization-failed"
 
 
-class RemoteError(Exception):
+class RemoteError(_Documented, Exception):
     """Stands in for an exception whose class cannot be rebuilt where it is decoded.
 
     Keeps the original type name, message, args and traceback text.
     """
+
+    slug: ClassVar[str] = "remote-error"
 
     def __init__(
         self,
@@ -190,7 +225,9 @@ class EventLogError(WorkflowKitError):
 
 
 class RunTerminalError(EventLogError):
-    slug = "event-log"
+    """An event for a run that already completed, failed or was cancelled."""
+
+    slug = "run-terminal"
 
     def __init__(self, run_id: str, status: str) -> None:
         super().__init__(f"run {run_id} is already {status}; no further events are accepted")
@@ -202,3 +239,21 @@ class CorruptDataError(WorkflowKitError):
     """A stored row cannot be read back."""
 
     slug = "corrupt-data"
+
+
+class StreamError(WorkflowKitError):
+    """A stream was used where it cannot be: written from workflow code, or outside a step."""
+
+    slug = "stream-error"
+
+
+class StreamClosedError(StreamError):
+    """A write to a stream that was closed, or whose run has ended."""
+
+    slug = "stream-closed"
+
+    def __init__(self, run_id: str, name: str, reason: str = "it was closed") -> None:
+        label = "the default stream" if not name else f"stream {name!r}"
+        super().__init__(f"cannot write to {label} of run {run_id}: {reason}")
+        self.run_id = run_id
+        self.name = name

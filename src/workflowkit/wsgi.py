@@ -17,6 +17,11 @@ StartResponse = Callable[..., Any]
 
 
 def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """The WSGI counterpart of ``workflowkit.asgi.app``: the same routes and answers.
+
+    It reads the full path (``SCRIPT_NAME`` + ``PATH_INFO``), so it works mounted under
+    ``/.well-known/workflow/v1`` or at the root.
+    """
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     target = http.route(path)
     if target.kind == "health":

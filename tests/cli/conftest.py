@@ -45,10 +45,12 @@ async def _seed() -> tuple[str, str, str, str]:
     failed = await start(wf.fail, "bob")
     with pytest.raises(workflowkit.WorkflowRunFailedError):
         await failed.return_value(timeout=10)
-    sleeping = await start(wf.nap, "cy")
-    waiting = await start(wf.approve, "d-1")
     world = get_runtime().world
+    sleeping = await start(wf.nap, "cy")
+    # Ids made in the same millisecond sort at random: start the next run only once this
+    # one is under way, so the tests can rely on the newest-first order.
     await _until_event(world, sleeping.run_id, EventType.WAIT_CREATED)
+    waiting = await start(wf.approve, "d-1")
     await _until_event(world, waiting.run_id, EventType.HOOK_CREATED)
     return completed.run_id, failed.run_id, sleeping.run_id, waiting.run_id
 

@@ -6,8 +6,10 @@ import asyncio
 import importlib.util
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
@@ -96,3 +98,31 @@ def test_flask_app(cached_runtime: Runtime) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert state["result"] == "ada@example.com is active"
+
+
+async def test_report_streaming(cached_runtime: Runtime, serve_asgi: Callable[[Any], str]) -> None:
+    example = load("report_streaming")
+    base = serve_asgi(example.app)
+    async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+        created = await client.post("/reports")
+        assert created.status_code == 303
+        page_url = created.headers["location"]
+        run_id = page_url.rsplit("/", 1)[1]
+        page = await client.get(page_url)
+        assert page.status_code == 200 and f"/reports/{run_id}/events" in page.text
+        assert (await client.get("/reports/<script>")).status_code == 404
+        # Follow a few events, drop the connection (a reload), and come back.
+        seen: list[str] = []
+        async with client.stream("GET", f"/reports/{run_id}/events") as events:
+            async for line in events.aiter_lines():
+                if line.startswith("id: "):
+                    seen.append(line[4:])
+                if len(seen) == 3:
+                    break
+        assert seen == ["0", "1", "2"]
+        reply = await client.get(f"/reports/{run_id}/events", headers={"Last-Event-ID": seen[-1]})
+    ids = [line[4:] for line in reply.text.splitlines() if line.startswith("id: ")]
+    assert ids == [str(i) for i in range(3, 9)]  # 4 sections x 2 updates, then "published"
+    assert "event: end" in reply.text and '"status":"published"' in reply.text
+    result = await workflowkit.api.get_run(run_id).return_value(timeout=10)
+    assert result.startswith("revenue: ok")

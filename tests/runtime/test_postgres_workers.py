@@ -30,12 +30,13 @@ def pg_world(pg_schema: str, tmp_path: Path) -> Iterator[str]:
     sys.path.remove(str(HERE))
 
 
-def spawn_worker(url: str, lease: str = "30") -> subprocess.Popen[str]:
+def spawn_worker(url: str, lease: str = "30", slots: int = 256) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE), os.environ.get("PYTHONPATH", "")]),
         "WORKFLOWKIT_WORLD": url,
         "WORKFLOWKIT_LEASE_SECONDS": lease,
+        "WORKFLOWKIT_STEP_SLOTS": str(slots),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "workflowkit", "worker", "worker_app", "crash_app"],
@@ -131,3 +132,57 @@ async def test_a_worker_killed_during_a_sleep(pg_world: str, tmp_path: Path) -> 
     assert ended - started >= 1.5
     assert len(list(tmp_path.glob("first.*"))) == 1
     assert len(list(tmp_path.glob("last.*"))) == 1
+
+
+def step_marks(directory: Path, run_key: str) -> list[tuple[int, str]]:
+    """(step index, pid) for every body that ran."""
+    found = []
+    for path in directory.glob(f"sq-{run_key}-*"):
+        name, pid, _ = path.name.rsplit(".", 2)
+        found.append((int(name.rsplit("-", 1)[1]), pid))
+    return found
+
+
+@pytest.mark.slow
+async def test_one_run_s_steps_spread_over_workers(pg_world: str, tmp_path: Path) -> None:
+    import worker_app
+
+    workflowkit.configure(pg_world, embedded_worker=False)
+    workers = [spawn_worker(pg_world, slots=2) for _ in range(3)]
+    try:
+        run = await start(worker_app.fan_out, str(tmp_path), "spread", 24, 0.1)
+        result = await run.return_value(timeout=60)
+    finally:
+        errors = stop(workers)
+    assert result == [i * i for i in range(24)]
+    assert all(proc.returncode == 0 for proc in workers), errors
+    marks = step_marks(tmp_path, "spread")
+    assert sorted(i for i, _ in marks) == list(range(24))  # every body ran exactly once
+    assert len({pid for _, pid in marks}) == 3  # ... on all three workers
+
+
+@pytest.mark.slow
+async def test_steps_of_a_killed_executor_are_taken_over(pg_world: str, tmp_path: Path) -> None:
+    import worker_app
+
+    workflowkit.configure(pg_world, embedded_worker=False)
+    first, second = spawn_worker(pg_world, lease="2", slots=2), spawn_worker(pg_world, slots=2)
+    try:
+        run = await start(worker_app.fan_out, str(tmp_path), "kill", 12, 0.5)
+        deadline = time.monotonic() + 30
+        while not any(pid == str(first.pid) for _, pid in step_marks(tmp_path, "kill")):
+            assert time.monotonic() < deadline, "the first worker never ran a step"
+            await asyncio.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        result = await run.return_value(timeout=60)
+    finally:
+        errors = stop([second])
+        if first.poll() is None:
+            first.kill()
+    assert result == [i * i for i in range(12)]
+    assert second.returncode == 0, errors
+    assert {i for i, _ in step_marks(tmp_path, "kill")} == set(range(12))
+    events = await get_run(run.run_id).runtime.world.get_events(run.run_id)
+    completed = [e.correlation_id for e in events if e.type.value == "step_completed"]
+    assert len(completed) == len(set(completed)) == 12  # each result recorded once

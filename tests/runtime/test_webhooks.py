@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from collections.abc import Callable
 
 import fastapi
 import httpx
 import pytest
-import uvicorn
 
 import workflowkit.asgi
 import workflowkit.wsgi
@@ -50,31 +46,11 @@ async def plain_hook(token: str) -> None:
     await create_hook(token=token)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def asgi_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    yield from _serve_asgi(workflowkit.asgi.app, monkeypatch)
-
-
-def _serve_asgi(app: object, monkeypatch: pytest.MonkeyPatch, prefix: str = "") -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("WORKFLOWKIT_BASE_URL", base + prefix)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield base
-    server.should_exit = True
-    thread.join(5)
+def asgi_server(serve_asgi: Callable[[object], str], monkeypatch: pytest.MonkeyPatch) -> str:
+    base = serve_asgi(workflowkit.asgi.app)
+    monkeypatch.setenv("WORKFLOWKIT_BASE_URL", base)
+    return base
 
 
 async def url_of(key: str) -> str:
@@ -164,7 +140,10 @@ async def test_hundred_concurrent_requests_to_hundred_webhooks(
 
 @pytest.mark.parametrize("mount_at", ["/.well-known/workflow/v1", ""])
 async def test_mounted_in_fastapi(
-    cached_runtime: Runtime, monkeypatch: pytest.MonkeyPatch, mount_at: str
+    cached_runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    serve_asgi: Callable[[object], str],
+    mount_at: str,
 ) -> None:
     api = fastapi.FastAPI()
 
@@ -173,46 +152,38 @@ async def test_mounted_in_fastapi(
         return {"hello": "world"}
 
     api.mount(mount_at or "/", workflowkit.asgi.app)
-    for base in _serve_asgi(api, monkeypatch):
-        run = await start(receives, f"fastapi{mount_at}")
-        url = await url_of(f"fastapi{mount_at}")
-        async with httpx.AsyncClient() as client:
-            assert (await client.get(base + "/hello")).json() == {"hello": "world"}
-            assert (await client.post(url, content=b"via fastapi")).status_code == 202
-        assert (await run.return_value(timeout=10))["body"] == "via fastapi"
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    base = serve_asgi(api)
+    monkeypatch.setenv("WORKFLOWKIT_BASE_URL", base)
+    run = await start(receives, f"fastapi{mount_at}")
+    url = await url_of(f"fastapi{mount_at}")
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(base + "/hello")).json() == {"hello": "world"}
+        assert (await client.post(url, content=b"via fastapi")).status_code == 202
+    assert (await run.return_value(timeout=10))["body"] == "via fastapi"
 
 
 def test_wsgi_app_under_a_real_server(
-    cached_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    cached_runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    serve_wsgi: Callable[[object], str],
 ) -> None:
     from workflowkit import sync
 
-    server = make_server("127.0.0.1", 0, workflowkit.wsgi.app, handler_class=_Quiet)
-    base = f"http://127.0.0.1:{server.server_port}"
+    base = serve_wsgi(workflowkit.wsgi.app)
     monkeypatch.setenv("WORKFLOWKIT_BASE_URL", base)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        run = sync.start(static_reply, "wsgi")
-        deadline = time.monotonic() + 10
-        while "wsgi" not in URLS:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        url = URLS.pop("wsgi")
-        reply = httpx.post(url, json={"n": 3})
-        assert reply.status_code == 201 and reply.json() == {"ok": True}
-        assert run.return_value(timeout=10) == "3"
-        assert httpx.get(base + "/.well-known/workflow/v1/health").json() == {"ok": True}
-        assert httpx.post(base + "/.well-known/workflow/v1/webhook/nope").status_code == 404
-        monkeypatch.setenv("WORKFLOWKIT_MAX_WEBHOOK_BODY", "10")
-        assert httpx.post(url, content=b"x" * 11).status_code == 413
-    finally:
-        server.shutdown()
+    run = sync.start(static_reply, "wsgi")
+    deadline = time.monotonic() + 10
+    while "wsgi" not in URLS:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    url = URLS.pop("wsgi")
+    reply = httpx.post(url, json={"n": 3})
+    assert reply.status_code == 201 and reply.json() == {"ok": True}
+    assert run.return_value(timeout=10) == "3"
+    assert httpx.get(base + "/.well-known/workflow/v1/health").json() == {"ok": True}
+    assert httpx.post(base + "/.well-known/workflow/v1/webhook/nope").status_code == 404
+    monkeypatch.setenv("WORKFLOWKIT_MAX_WEBHOOK_BODY", "10")
+    assert httpx.post(url, content=b"x" * 11).status_code == 413
 
 
 async def test_resume_webhook_without_a_server(runtime: Runtime) -> None:

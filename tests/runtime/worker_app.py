@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -44,3 +45,16 @@ def after(directory: str) -> str:
 @workflow(name="worker_app.slow_then_after")
 async def slow_then_after(directory: str) -> list[str]:
     return [await slow(directory), await after(directory)]
+
+
+@step(name="worker_app.slow_square")
+def slow_square(directory: str, run_key: str, index: int, seconds: float) -> int:
+    mark(directory, f"sq-{run_key}-{index}")
+    time.sleep(seconds)
+    return index * index
+
+
+@workflow(name="worker_app.fan_out")
+async def fan_out(directory: str, run_key: str, count: int, seconds: float) -> list[int]:
+    calls = (slow_square(directory, run_key, i, seconds) for i in range(count))
+    return list(await asyncio.gather(*calls))

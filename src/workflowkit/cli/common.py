@@ -8,17 +8,23 @@ import json
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from .. import serde
+from .. import operations
 from ..durations import parse_duration
-from ..errors import WorkflowRunNotFoundError
+from ..errors import WorkflowRunNotFoundError, with_docs_link
+from ..inspection import duration as duration
+from ..inspection import one_line as one_line
+from ..inspection import relative as relative
+from ..inspection import span_text as span_text
 from ..worlds import open_world
 from ..worlds.base import RunRecord, World
 from ..worlds.sqlite import DEFAULT_PATH, path_from_url
+from .color import status as paint_status
+from .color import wanted as color_wanted
 
 T = TypeVar("T")
 
@@ -60,6 +66,12 @@ def open_existing(url: str | None) -> World:
     silently show an empty database): that is ``workflowkit db migrate``'s job.
     """
     url = resolved_url(url)
+    require_database(url)
+    return open_world_or_fail(url)
+
+
+def require_database(url: str | None) -> None:
+    """Fail (``CliError``) if ``url`` names a SQLite file that does not exist."""
     if is_sqlite(url):
         path = path_from_url(url)
         if not path.exists():
@@ -67,7 +79,6 @@ def open_existing(url: str | None) -> World:
                 f"no workflowkit database at {path} (pass --world, set WORKFLOWKIT_WORLD, "
                 "or create it with `workflowkit db migrate`)"
             )
-    return open_world_or_fail(url)
 
 
 def open_world_or_fail(url: str | None) -> World:
@@ -107,15 +118,16 @@ def with_world(
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """One line for the terminal, with the link to the error's docs section."""
+    text = with_docs_link(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def require_run(world: World, run_id: str) -> RunRecord:
-    record = await world.get_run(run_id)
-    if record is None:
-        raise CliError(str(WorkflowRunNotFoundError(run_id)))
-    return record
+    try:
+        return await operations.require_run(world, run_id)
+    except WorkflowRunNotFoundError as exc:
+        raise CliError(with_docs_link(exc)) from None
 
 
 # -- times ---------------------------------------------------------------------------------
@@ -141,62 +153,7 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
         ) from exc
 
 
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def relative(moment: datetime | None, now: datetime | None = None) -> str:
-    """``"3m ago"``, ``"in 2h"``, ``"just now"``; ``"-"`` for None."""
-    if moment is None:
-        return "-"
-    now = now or datetime.now(UTC)
-    seconds = (now - moment).total_seconds()
-    if abs(seconds) < 1:
-        return "just now"
-    span = span_text(abs(seconds))
-    return f"{span} ago" if seconds > 0 else f"in {span}"
-
-
-def span_text(seconds: float) -> str:
-    """A short rendering of a length of time: ``"45s"``, ``"3m"``, ``"2h"``, ``"4d"``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms" if seconds >= 0.001 else "0s"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
-
-
-def duration(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return "-"
-    return span_text(max(0.0, (end - start).total_seconds()))
-
-
 # -- payloads ------------------------------------------------------------------------------
-
-
-def shown(payload: bytes | None) -> Any:
-    """A stored payload as JSON-compatible data; never constructs user classes."""
-    if payload is None:
-        return None
-    try:
-        return serde.display(payload)
-    except Exception as exc:  # a corrupt or foreign payload must not break the listing
-        return {"$undisplayable": describe(exc), "$bytes": len(payload)}
-
-
-def one_line(value: Any, width: int = 80) -> str:
-    """A decoded payload shortened to one line; errors as ``Type: message``."""
-    if value is None:
-        return "-"
-    if isinstance(value, Mapping) and "$error" in value:
-        kind = str(value.get("$type", "Error")).rsplit(":", 1)[-1]
-        text = f"{kind}: {value['$error']}"
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # -- output --------------------------------------------------------------------------------
@@ -209,42 +166,45 @@ def print_json(data: Any, out: TextIO | None = None) -> None:
 
 
 def print_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO | None = None
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    out: TextIO | None = None,
+    *,
+    color: bool = False,
 ) -> None:
-    """Plain-text columns, left-aligned, two spaces apart; the last column is not padded."""
+    """Plain-text columns, left-aligned, two spaces apart; the last column is not padded.
+
+    With ``color``, the cells of a ``STATUS`` column are coloured (after padding is worked
+    out, so the escape codes do not upset the alignment).
+    """
     out = out or sys.stdout
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    for row in [headers, *rows]:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+    status_at = headers.index("STATUS") if color and "STATUS" in headers else -1
+    for number, row in enumerate([headers, *rows]):
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+        if number > 0 and status_at >= 0:
+            cell = row[status_at]
+            cells[status_at] = paint_status(cell) + cells[status_at][len(cell) :]
+        out.write("  ".join(cells).rstrip() + "\n")
 
 
-def print_fields(fields: Sequence[tuple[str, str]], out: TextIO | None = None) -> None:
-    """``name: value`` lines with the values aligned."""
+def print_fields(
+    fields: Sequence[tuple[str, str]], out: TextIO | None = None, *, color: bool = False
+) -> None:
+    """``name: value`` lines with the values aligned; with ``color``, ``status`` coloured."""
     out = out or sys.stdout
     width = max((len(name) for name, _ in fields), default=0) + 1
     for name, value in fields:
-        out.write(f"{(name + ':').ljust(width)} {value}\n")
+        shown_value = paint_status(value) if color and name == "status" else value
+        out.write(f"{(name + ':').ljust(width)} {shown_value}\n")
+
+
+def use_color(args: argparse.Namespace) -> bool:
+    return color_wanted(args, sys.stdout)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (shapes in docs/cli.md)")
-
-
-def run_json(record: RunRecord) -> dict[str, Any]:
-    """The JSON shape of a run, shared by ``inspect runs``, ``inspect run`` and ``cancel``."""
-    return {
-        "run_id": record.run_id,
-        "workflow_name": record.workflow_name,
-        "status": str(record.status),
-        "created_at": iso(record.created_at),
-        "started_at": iso(record.started_at),
-        "completed_at": iso(record.completed_at),
-        "updated_at": iso(record.updated_at),
-        "input": shown(record.input),
-        "output": shown(record.output),
-        "error": shown(record.error),
-    }

@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
-from .. import serde
+from .. import operations, serde
 from ..errors import HookNotFoundError
-from ..ids import new_id
+from ..inspection import run_json
+from ..operations import ACTIVE, CancelOutcome, WebhookTokenError, cancel_runs, matching_runs
 from ..runtime.executor import encode_input
-from ..worlds.base import EventType, NewEvent, RunRecord, RunStatus, World
+from ..worlds.base import RunRecord, RunStatus, World
 from .common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -25,11 +25,8 @@ from .common import (
     describe,
     print_json,
     require_run,
-    run_json,
     with_world,
 )
-
-_ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
 
 
 def add_parser(commands: Any) -> None:
@@ -61,7 +58,7 @@ def add_parser(commands: Any) -> None:
     cancel.add_argument("run_ids", nargs="*", metavar="RUN_ID")
     cancel.add_argument(
         "--status",
-        choices=[str(s) for s in _ACTIVE],
+        choices=[str(s) for s in ACTIVE],
         help="bulk: only runs in this status (default: pending and running)",
     )
     cancel.add_argument("--workflow", metavar="NAME", help="bulk: only runs of this workflow")
@@ -102,44 +99,6 @@ def add_parser(commands: Any) -> None:
 # -- cancel --------------------------------------------------------------------------------
 
 
-@dataclass
-class CancelOutcome:
-    cancelled: list[str] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-
-async def cancel_runs(world: World, records: list[RunRecord]) -> CancelOutcome:
-    outcome = CancelOutcome()
-    for record in records:
-        if record.status.terminal:
-            outcome.skipped.append({"run_id": record.run_id, "status": str(record.status)})
-            continue
-        result = await world.append(record.run_id, [NewEvent(EventType.RUN_CANCELLED)])
-        if result.events:
-            outcome.cancelled.append(record.run_id)
-        else:  # it ended in the meantime
-            outcome.skipped.append({"run_id": record.run_id, "status": str(result.run_status)})
-    return outcome
-
-
-async def matching_runs(
-    world: World, statuses: tuple[RunStatus, ...], workflow: str | None
-) -> list[RunRecord]:
-    found: list[RunRecord] = []
-    for status in statuses:
-        before: str | None = None
-        while True:
-            page = await world.list_runs(
-                workflow_name=workflow, status=status, limit=500, before=before
-            )
-            found.extend(page)
-            if len(page) < 500:
-                break
-            before = page[-1].run_id
-    found.sort(key=lambda r: r.run_id, reverse=True)
-    return found
-
-
 def interactive() -> bool:
     """Whether we can ask the user (stdin is a terminal)."""
     try:
@@ -174,7 +133,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
         outcome = with_world(args, by_id)
     else:
-        statuses = (RunStatus(args.status),) if args.status else _ACTIVE
+        statuses = (RunStatus(args.status),) if args.status else ACTIVE
 
         async def select(world: World) -> list[RunRecord]:
             return await matching_runs(world, statuses, args.workflow)
@@ -204,12 +163,13 @@ def run_cancel(args: argparse.Namespace) -> int:
         outcome = with_world(args, cancel_them) if records else CancelOutcome()
 
     if args.json:
-        print_json({"cancelled": outcome.cancelled, "skipped": outcome.skipped})
+        passed = [{"run_id": x.run_id, "status": x.status} for x in outcome.skipped]
+        print_json({"cancelled": list(outcome.cancelled), "skipped": passed})
         return 0
     for run_id in outcome.cancelled:
         print(f"cancelled {run_id}")
-    for skipped in outcome.skipped:
-        print(f"{skipped['run_id']} is already {skipped['status']}: not cancelled")
+    for passed_over in outcome.skipped:
+        print(f"{passed_over.run_id} is already {passed_over.status}: not cancelled")
     if not outcome.cancelled and not outcome.skipped:
         print("no matching runs")
     return 0
@@ -219,22 +179,15 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_wake_up(args: argparse.Namespace) -> int:
-    async def action(world: World) -> tuple[RunRecord, list[str], list[str]]:
-        record = await require_run(world, args.run_id)
-        pending = [w.wait_id for w in await world.list_waits(record.run_id) if not w.completed_at]
-        wanted = pending if args.wait_ids is None else [w for w in pending if w in args.wait_ids]
-        missing = [] if args.wait_ids is None else [w for w in args.wait_ids if w not in pending]
-        if not wanted or record.status.terminal:
-            return record, [], missing
-        events = [NewEvent(EventType.WAIT_COMPLETED, wait_id) for wait_id in wanted]
-        result = await world.append(record.run_id, events)
-        woken = [str(e.correlation_id) for e in result.events]
-        return record, woken, missing + [w for w in wanted if w not in woken]
+    async def action(world: World) -> operations.WakeOutcome:
+        await require_run(world, args.run_id)
+        return await operations.wake_up(world, args.run_id, args.wait_ids)
 
-    record, woken, missing = with_world(args, action)
+    outcome = with_world(args, action)
+    record, woken, missing = outcome.run, outcome.woken, outcome.not_pending
     code = EXIT_FAILURE if missing else 0
     if args.json:
-        print_json({"run_id": record.run_id, "woken": woken, "not_pending": missing})
+        print_json({"run_id": record.run_id, "woken": list(woken), "not_pending": list(missing)})
         return code
     for wait_id in woken:
         print(f"woke {wait_id}")
@@ -260,18 +213,10 @@ def run_resume_hook(args: argparse.Namespace) -> int:
         raise CliError(f"--json: cannot store this payload: {describe(exc)}", EXIT_USAGE) from None
 
     async def action(world: World) -> tuple[str, str]:
-        hook = await world.get_hook_by_token(args.token)
-        if hook is None:
-            raise CliError(str(HookNotFoundError(args.token)))
-        if hook.is_webhook:
-            raise CliError(
-                f"token {args.token!r} belongs to a webhook: send an HTTP request to it instead"
-            )
-        result = await world.append(
-            hook.run_id, [NewEvent(EventType.HOOK_RECEIVED, hook.hook_id, encoded)]
-        )
-        if not result.events:  # disposed, or its run ended, in the meantime
-            raise CliError(str(HookNotFoundError(args.token)))
+        try:
+            hook = await operations.resume_hook(world, args.token, encoded)
+        except (HookNotFoundError, WebhookTokenError) as exc:
+            raise CliError(str(exc)) from None
         return hook.hook_id, hook.run_id
 
     hook_id, run_id = with_world(args, action)
@@ -286,10 +231,9 @@ def run_start(args: argparse.Namespace) -> int:
     if not isinstance(keywords, dict):
         raise CliError("--kwargs must be a JSON object", EXIT_USAGE)
     payload = encode_input(tuple(positional), keywords, what=f"workflow {args.name}")
-    run_id = new_id("wrun")
 
     async def action(world: World) -> RunRecord:
-        return await world.create_run(run_id, args.name, payload, {"name": args.name})
+        return await operations.start_by_name(world, args.name, payload)
 
     record = with_world(args, action, create=True)
     if args.json:

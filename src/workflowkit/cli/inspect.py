@@ -1,26 +1,27 @@
-"""``workflowkit inspect ...``: read runs, steps, events, hooks and sleeps from the World."""
+"""``workflowkit inspect ...``: read runs, steps, events, hooks, sleeps and streams."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from ..ids import ulid
-from ..worlds.base import (
-    Event,
-    HookRecord,
-    RunRecord,
-    RunStatus,
-    StepRecord,
-    WaitRecord,
-    World,
+from ..inspection import (
+    event_json,
+    find_runs,
+    hook_json,
+    iso,
+    run_json,
+    shown,
+    step_json,
+    wait_json,
 )
+from ..worlds.base import HookRecord, RunRecord, RunStatus, StepRecord, WaitRecord, World
+from . import streams
 from .common import (
     add_json_flag,
     duration,
-    iso,
     one_line,
     parse_moment,
     print_fields,
@@ -28,23 +29,16 @@ from .common import (
     print_table,
     relative,
     require_run,
-    run_json,
-    shown,
+    use_color,
     with_world,
 )
-
-# Run ids are ULIDs made by the starting process, ``created_at`` is the World's clock: a
-# cursor derived from a time allows this much skew between the two.
-_CLOCK_SKEW = timedelta(minutes=5)
-_BATCH = 200
-
 
 T = TypeVar("T")
 
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
-        "inspect", help="show runs, steps, events, hooks and sleeps", description=__doc__
+        "inspect", help="show runs, steps, events, hooks, sleeps and streams", description=__doc__
     )
     sub = parser.add_subparsers(dest="inspect_command", required=True, metavar="WHAT")
 
@@ -89,6 +83,8 @@ def add_parser(commands: Any) -> None:
     add_json_flag(hooks)
     hooks.set_defaults(handler=inspect_hooks)
 
+    streams.add_parser(sub)
+
 
 def _positive(text: str) -> int:
     try:
@@ -101,59 +97,6 @@ def _positive(text: str) -> int:
 
 
 # -- runs ----------------------------------------------------------------------------------
-
-
-def _id_bound(moment: datetime) -> str:
-    """The smallest run id created at ``moment`` (ids are ``wrun_`` + ULID)."""
-    ms = max(0, int(moment.timestamp() * 1000))
-    return "wrun_" + ulid(ms)[:10] + "0" * 16
-
-
-async def find_runs(
-    world: World,
-    *,
-    workflow: str | None,
-    status: RunStatus | None,
-    limit: int,
-    cursor: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> tuple[list[RunRecord], str | None]:
-    """Up to ``limit`` matching runs, newest first, and the cursor of the next page (if any).
-
-    The World filters by workflow and status and pages by run id; the time window is
-    applied here, using run ids (time-ordered ULIDs) to skip ahead and stop early.
-    """
-    before = cursor
-    if until is not None:
-        bound = _id_bound(until + _CLOCK_SKEW)
-        before = bound if before is None else min(before, bound)
-    stop_id = None if since is None else _id_bound(since - _CLOCK_SKEW)
-    found: list[RunRecord] = []
-    batch = limit + 1 if since is None and until is None else max(limit + 1, _BATCH)
-    while True:
-        page = await world.list_runs(
-            workflow_name=workflow, status=status, limit=batch, before=before
-        )
-        for record in page:
-            if stop_id is not None and record.run_id < stop_id:
-                return _page(found, limit)
-            if since is not None and record.created_at < since:
-                continue
-            if until is not None and record.created_at >= until:
-                continue
-            found.append(record)
-            if len(found) > limit:
-                return _page(found, limit)
-        if len(page) < batch:
-            return _page(found, limit)
-        before = page[-1].run_id
-
-
-def _page(found: list[RunRecord], limit: int) -> tuple[list[RunRecord], str | None]:
-    if len(found) > limit:
-        return found[:limit], found[limit - 1].run_id
-    return found, None
 
 
 def inspect_runs(args: argparse.Namespace) -> int:
@@ -190,6 +133,7 @@ def inspect_runs(args: argparse.Namespace) -> int:
             ]
             for r in runs
         ],
+        color=use_color(args),
     )
     if next_cursor is not None:
         print(f"\nmore: --cursor {next_cursor}")
@@ -222,7 +166,7 @@ def inspect_run(args: argparse.Namespace) -> int:
         ("output", one_line(data["output"])),
         ("error", one_line(data["error"])),
     ]
-    print_fields(fields)
+    print_fields(fields, color=use_color(args))
     return 0
 
 
@@ -238,22 +182,6 @@ def _until(wait: WaitRecord, now: datetime) -> str:
 
 
 # -- steps, events, sleeps, hooks ----------------------------------------------------------
-
-
-def step_json(step: StepRecord) -> dict[str, Any]:
-    return {
-        "step_id": step.step_id,
-        "step_name": step.step_name,
-        "status": str(step.status),
-        "attempt": step.attempt,
-        "created_at": iso(step.created_at),
-        "started_at": iso(step.started_at),
-        "completed_at": iso(step.completed_at),
-        "retry_at": iso(step.retry_at),
-        "input": shown(step.input),
-        "output": shown(step.output),
-        "error": shown(step.error),
-    }
 
 
 def _items_of_run(
@@ -295,21 +223,11 @@ def inspect_steps(args: argparse.Namespace) -> int:
             ]
         )
     print_table(
-        ["STEP ID", "NAME", "STATUS", "ATTEMPT", "CREATED", "DURATION", "OUTPUT/ERROR"], rows
+        ["STEP ID", "NAME", "STATUS", "ATTEMPT", "CREATED", "DURATION", "OUTPUT/ERROR"],
+        rows,
+        color=use_color(args),
     )
     return 0
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "event_id": event.event_id,
-        "type": str(event.type),
-        "correlation_id": event.correlation_id,
-        "created_at": iso(event.created_at),
-        "attrs": dict(event.attrs),
-        "payload": shown(event.payload),
-    }
 
 
 def inspect_events(args: argparse.Namespace) -> int:
@@ -327,18 +245,8 @@ def inspect_events(args: argparse.Namespace) -> int:
         rows.append(
             [str(e.seq), str(e.type), e.correlation_id or "-", relative(e.created_at, now), detail]
         )
-    print_table(["SEQ", "TYPE", "CORRELATION ID", "AT", "DETAIL"], rows)
+    print_table(["SEQ", "TYPE", "CORRELATION ID", "AT", "DETAIL"], rows, color=use_color(args))
     return 0
-
-
-def wait_json(wait: WaitRecord) -> dict[str, Any]:
-    return {
-        "wait_id": wait.wait_id,
-        "status": "waiting" if wait.completed_at is None else "completed",
-        "resume_at": iso(wait.resume_at),
-        "created_at": iso(wait.created_at),
-        "completed_at": iso(wait.completed_at),
-    }
 
 
 def inspect_sleeps(args: argparse.Namespace) -> int:
@@ -362,19 +270,9 @@ def inspect_sleeps(args: argparse.Namespace) -> int:
             ]
             for w in waits
         ],
+        color=use_color(args),
     )
     return 0
-
-
-def hook_json(hook: HookRecord) -> dict[str, Any]:
-    return {
-        "hook_id": hook.hook_id,
-        "run_id": hook.run_id,
-        "token": hook.token,
-        "is_webhook": hook.is_webhook,
-        "created_at": iso(hook.created_at),
-        "metadata": shown(hook.metadata),
-    }
 
 
 def inspect_hooks(args: argparse.Namespace) -> int:
@@ -404,5 +302,6 @@ def inspect_hooks(args: argparse.Namespace) -> int:
             ]
             for h in hooks
         ],
+        color=use_color(args),
     )
     return 0

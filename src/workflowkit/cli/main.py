@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import control, db, health, inspect, worker
+from . import control, db, health, inspect, web, worker
 from .common import CliError, describe
 
 
@@ -24,12 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="World URL (default: $WORKFLOWKIT_WORLD, else .workflowkit/workflowkit.db)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        help="no colours in tables (also off when NO_COLOR is set or stdout is not a terminal)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     worker.add_parser(commands)
     inspect.add_parser(commands)
     control.add_parser(commands)
     health.add_parser(commands)
     db.add_parser(commands)
+    web.add_parser(commands)
     return parser
 
 

@@ -27,6 +27,14 @@ def add_parser(commands: Any) -> None:
         default=30.0,
         help="seconds running steps get to finish on shutdown before runs are handed back",
     )
+    parser.add_argument(
+        "--step-slots",
+        type=int,
+        default=None,
+        metavar="N",
+        help="steps run at once here; more go to other workers (default $WORKFLOWKIT_STEP_SLOTS "
+        "or 256)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -42,13 +50,18 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as exc:
             print(f"workflowkit worker: cannot import {name!r}: {exc}", file=sys.stderr)
             return 2
-    asyncio.run(_serve(args.world, args.grace, early_stop))
+    if args.step_slots is not None and args.step_slots < 1:
+        print("workflowkit worker: --step-slots must be at least 1", file=sys.stderr)
+        return 2
+    asyncio.run(_serve(args.world, args.grace, args.step_slots, early_stop))
     return 0
 
 
-async def _serve(world_url: str | None, grace: float, early_stop: threading.Event) -> None:
+async def _serve(
+    world_url: str | None, grace: float, step_slots: int | None, early_stop: threading.Event
+) -> None:
     world = open_world(world_url)
-    worker = Worker(world)
+    worker = Worker(world, step_slots=step_slots)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from ..errors import WorkflowNotRegisteredError
 from ..worlds.base import (
     DELIVERY_EVENTS,
-    Event,
     EventType,
     LeaseLostError,
     NewEvent,
@@ -34,6 +33,7 @@ log = logging.getLogger("workflowkit.worker")
 _TERMINAL_EVENTS = frozenset(
     {EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
 )
+_FINAL_STEP_EVENTS = frozenset({EventType.STEP_COMPLETED, EventType.STEP_FAILED})
 
 
 def _at(timestamp: float) -> datetime:
@@ -54,6 +54,7 @@ class RunDriver:
         self.executor: RunExecutor | None = None
         self.outbox: list[tuple[NewEvent, asyncio.Future[bool] | None]] = []
         self.steps: dict[str, asyncio.Task[None]] = {}
+        self.remote: set[str] = set()  # steps queued for, or running on, other workers
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.wake = asyncio.Event()
         self.needs_load = True
@@ -135,7 +136,20 @@ class RunDriver:
         executor = RunExecutor(self.run_id, workflow, events[0].payload or b"")
         self.executor = executor
         executor.replay(events, self.now())
+        await self._find_remote_steps(executor)
         await self._commit(executor.take_effects(), [])
+
+    async def _find_remote_steps(self, executor: RunExecutor) -> None:
+        """Pending steps not running here may be queued or running elsewhere: ask the World."""
+        self.remote = set()
+        unknown = [
+            op.correlation_id
+            for op in executor.pending()
+            if op.kind == "step" and op.correlation_id not in self.steps
+        ]
+        if unknown:
+            steps = await self.world.list_steps(self.run_id)
+            self.remote = {s.step_id for s in steps if s.elsewhere and s.step_id in unknown}
 
     async def _catch_up(self) -> None:
         """Deliver events someone else appended (a hook payload, a wake-up, a cancel)."""
@@ -148,7 +162,12 @@ class RunDriver:
                 return
             if event.type in DELIVERY_EVENTS and executor is not None:
                 self._cancel_timer(event.correlation_id)
+                self.remote.discard(event.correlation_id or "")
                 executor.deliver(event.type, event.correlation_id, event.payload, event.created_at)
+            elif event.type is EventType.STEP_STARTED and executor is not None:
+                executor.step_attempts[event.correlation_id or ""] = int(
+                    event.attrs.get("attempt", 1)
+                )
         self.remote_seq = max(self.remote_seq, self.known_seq)
         if executor is not None:
             await self._commit(executor.take_effects(), [])
@@ -162,6 +181,11 @@ class RunDriver:
             if event.type in DELIVERY_EVENTS:
                 executor.deliver(event.type, event.correlation_id, event.payload, event.created_at)
         await self._commit(executor.take_effects(), items)
+        for event, _ in items:
+            if event.type in _FINAL_STEP_EVENTS:
+                task = self.steps.get(event.correlation_id or "")
+                if task is not None and task.done():
+                    del self.steps[event.correlation_id or ""]
         if not self.worker.cache_runs and not self.done:
             self.needs_load = True  # determinism check mode: rebuild from the log every time
 
@@ -175,25 +199,40 @@ class RunDriver:
         now = self.now()
         immediate: list[tuple[Op, int]] = []
         delayed: list[tuple[Op, int]] = []
+        spilled: dict[float, list[str]] = {}  # no free slot here: for other workers, by delay
         for op in effects.steps:
-            if op.done or op.correlation_id in self.steps:
+            cid = op.correlation_id
+            if op.done or cid in self.steps or cid in self.remote:
                 continue
-            attempt = executor.step_attempts.get(op.correlation_id, 0) + 1
-            later = executor.step_retry_at.get(op.correlation_id, 0.0) > now
-            (delayed if later else immediate).append((op, attempt))
+            attempt = executor.step_attempts.get(cid, 0) + 1
+            delay = max(0.0, executor.step_retry_at.get(cid, 0.0) - now)
+            if not self.worker.take_slot():
+                spilled.setdefault(delay, []).append(cid)
+                continue
+            (delayed if delay else immediate).append((op, attempt))
         start_events = [
             NewEvent(EventType.STEP_STARTED, op.correlation_id, None, {"attempt": attempt})
             for op, attempt in immediate
         ]
-        accepted = await self._append([e for e, _ in items] + effects.events + start_events)
+        try:
+            refused = await self._append([e for e, _ in items] + effects.events + start_events)
+        except BaseException:
+            for _ in [*immediate, *delayed]:
+                self.worker.release_slot()
+            raise
         for event, future in items:
             if future is not None and not future.done():
-                future.set_result(id(event) in accepted)
+                future.set_result(id(event) not in refused)
         if self.done:
+            for _ in [*immediate, *delayed]:
+                self.worker.release_slot()
             return
+        await self._offer(spilled)
         for (op, attempt), event in zip(immediate, start_events, strict=True):
-            if id(event) in accepted:
+            if not refused or id(event) not in refused:
                 self._launch(op, attempt)
+            else:
+                self.worker.release_slot()
         for op, attempt in delayed:
             self._launch(op, attempt, delay=executor.step_retry_at[op.correlation_id] - now)
         if self.needs_load:
@@ -202,24 +241,31 @@ class RunDriver:
             if not op.done and not op.cancelled:
                 self._arm(op)
 
-    async def _append(self, events: list[NewEvent]) -> dict[int, Event]:
-        """Append, and check the log holds exactly what this driver believes; else reload."""
+    async def _offer(self, spilled: dict[float, list[str]]) -> None:
+        """Queue steps this worker has no room for, for whichever worker has."""
+        for delay, step_ids in spilled.items():
+            await self.world.queue_steps(
+                self.run_id, step_ids, owner=self.worker.worker_id, delay=delay
+            )
+            self.remote.update(step_ids)
+            self.worker.note_spilled()
+
+    async def _append(self, events: list[NewEvent]) -> set[int]:
+        """Append, and check the log holds exactly what this driver believes; else reload.
+
+        Returns the ``id()`` of each event the store refused (usually none).
+        """
         if not events:
-            return {}
+            return set()
         result = await self.world.append(self.run_id, events, owner=self.worker.worker_id)
-        rejected = {id(r.event) for r in result.rejected}
-        accepted: dict[int, Event] = {}
-        stored = iter(result.events)
-        for event in events:
-            if id(event) not in rejected:
-                accepted[id(event)] = next(stored)
+        refused = {id(r.event) for r in result.rejected}
         expected = self.known_seq + 1
         contiguous = not result.events or result.events[0].seq == expected
         if result.events:
             self.known_seq = max(self.known_seq, result.events[-1].seq)
         if result.run_status.terminal:
             self._finish()
-            return accepted
+            return refused
         for stored_event in result.events:
             if stored_event.type is EventType.HOOK_CONFLICT and self.executor is not None:
                 # The store refused the token; workflow code learns it like any delivery.
@@ -230,7 +276,7 @@ class RunDriver:
         if result.rejected or not contiguous:
             log.debug("run %s: log moved under us (%s); replaying", self.run_id, result.rejected)
             self.needs_load = True
-        return accepted
+        return refused
 
     # -- steps and timers --------------------------------------------------------------------
 
@@ -240,9 +286,12 @@ class RunDriver:
             op.step, op.correlation_id, op.input, attempt, self.executor.metadata, self.world
         )
         task = asyncio.get_running_loop().create_task(self._run_step(job, delay))
+        # A done callback, not a finally: a task cancelled before it ran never enters one.
+        task.add_done_callback(self._step_done)
         self.steps[op.correlation_id] = task
 
     async def _run_step(self, job: Attempt, delay: float) -> None:
+        queued = False  # a final outcome waits in the outbox; _flush forgets the task
         try:
             while True:
                 if delay > 0:
@@ -256,16 +305,24 @@ class RunDriver:
                 event = NewEvent(
                     event.type, event.correlation_id, event.payload, event.attrs, _at(self.now())
                 )
-                if not await self._record(event) or retry is None:
+                if retry is None:  # a final outcome: nothing to wait for
+                    self.outbox.append((event, None))
+                    queued = True
+                    self.poke()
+                    return
+                if not await self._record(event):
                     return
                 job = Attempt(
                     job.step, job.step_id, job.input, job.attempt + 1, job.workflow, job.world
                 )
                 delay = max(retry, 0.000001)
         finally:
-            if self.steps.get(job.step_id) is asyncio.current_task():
+            if not queued and self.steps.get(job.step_id) is asyncio.current_task():
                 del self.steps[job.step_id]
                 self.poke()
+
+    def _step_done(self, task: asyncio.Task[None]) -> None:
+        self.worker.release_slot()
 
     async def _record(self, event: NewEvent) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -340,6 +397,7 @@ class RunDriver:
         for task in self.steps.values():
             task.cancel()
         self.steps.clear()
+        self.remote.clear()
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()

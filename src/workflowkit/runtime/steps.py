@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 from collections.abc import Callable, Coroutine
@@ -14,9 +15,10 @@ from typing import Any, cast
 from .. import serde
 from ..context import StepMetadata, WorkflowMetadata, set_step
 from ..durations import parse_duration
-from ..errors import FatalError, RetryableError, SerializationError
+from ..errors import FatalError, RetryableError, SerializationError, StreamClosedError
 from ..registry import Step
-from ..worlds.base import EventType, NewEvent, World
+from ..streams import StepStreams
+from ..worlds.base import ChunkWriter, EventType, NewEvent, World
 from .executor import encode_error
 
 DEFAULT_RETRY_DELAY = 1.0
@@ -40,6 +42,11 @@ async def run_attempt(
     ``clock`` is the World's clock, which the retry's due time is measured on.
     """
     started = datetime.now(UTC)
+    streams = None
+    if attempt.world is not None:
+        writer = ChunkWriter(attempt.step_id, attempt.attempt)
+        run_id = attempt.workflow.workflow_run_id
+        streams = StepStreams(attempt.world, asyncio.get_running_loop(), run_id, writer)
     metadata = StepMetadata(
         attempt.step_id,
         attempt.step.name,
@@ -47,14 +54,20 @@ async def run_attempt(
         started,
         attempt.workflow,
         attempt.world,
+        streams,
     )
     try:
         args, kwargs = serde.decode(attempt.input)
         value = await _call(attempt.step, tuple(args), dict(kwargs), metadata, pool)
         output = serde.encode(value, path=f"return value of step {attempt.step.name}")
+        if streams is not None:  # what the step wrote is stored before its result
+            await streams.finish(succeeded=True)
     except asyncio.CancelledError:
         raise
     except BaseException as error:
+        if streams is not None:
+            with contextlib.suppress(Exception):
+                await streams.finish(succeeded=False)
         return _failure(attempt, error, clock())
     return NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output), None
 
@@ -78,7 +91,9 @@ async def _call(
 
 def _failure(attempt: Attempt, error: BaseException, now: float) -> tuple[NewEvent, float | None]:
     payload = encode_error(error)
-    fatal = isinstance(error, FatalError | SerializationError) or not isinstance(error, Exception)
+    fatal = isinstance(
+        error, FatalError | SerializationError | StreamClosedError
+    ) or not isinstance(error, Exception)
     if fatal or attempt.attempt > attempt.step.max_retries:
         return NewEvent(EventType.STEP_FAILED, attempt.step_id, payload), None
     delay = retry_delay(error)

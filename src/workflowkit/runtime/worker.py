@@ -1,4 +1,8 @@
-"""The worker: claims due runs from the World, keeps them in memory, renews their leases."""
+"""The worker: claims due runs from the World, keeps them in memory, renews their leases.
+
+It also runs steps of other workers' runs: a run's owner that has no free step slot offers
+new steps to the World's step queue, and any worker with room claims them under a lease.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ import socket
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
+from ..context import WorkflowMetadata
 from ..ids import new_id
 from ..registry import REGISTRY, Registry
-from ..worlds.base import RunChange, WorkerInfo, World
+from ..urls import base_url
+from ..worlds.base import NewEvent, RunChange, StepClaim, WorkerInfo, World
 from .determinism import install as install_determinism
 from .driver import RunDriver
+from .steps import Attempt, run_attempt
 
 log = logging.getLogger("workflowkit.worker")
 
@@ -33,6 +41,7 @@ class Worker:
         evict_after: float = 5.0,
         poll_interval: float = 1.0,
         step_threads: int = 32,
+        step_slots: int | None = None,
         cache_runs: bool | None = None,
         virtual_clock: bool = False,
     ) -> None:
@@ -57,6 +66,13 @@ class Worker:
             else os.environ.get("WORKFLOWKIT_RUN_CACHE", "1") not in {"0", "false", "no"}
         )
         self.pool = ThreadPoolExecutor(step_threads, thread_name_prefix="workflowkit-step")
+        # Steps this worker runs at once (its runs' and claimed ones); beyond that a run's new
+        # steps go to the World's step queue for any worker with room.
+        self.step_slots = step_slots or int(os.environ.get("WORKFLOWKIT_STEP_SLOTS", "256"))
+        self.running_steps = 0
+        self.claimed: dict[str, asyncio.Task[None]] = {}  # step id -> its task
+        self._steps_wanted = True  # the step queue may hold work for us
+        self._spilled = False  # this worker has queued steps it did not run itself
         self.drivers: dict[str, RunDriver] = {}
         self.stopping = False
         self._wake: asyncio.Event | None = None
@@ -78,6 +94,7 @@ class Worker:
             while not self.stopping:
                 try:
                     claimed = await self._claim()
+                    claimed += await self._claim_steps()
                     if claimed and len(self.drivers) < self.max_runs:
                         continue
                     await self._idle()
@@ -116,9 +133,77 @@ class Worker:
         if wake_at is not None:
             timeout = min(timeout, max(0.0, wake_at.timestamp() - self.world.now()))
         if timeout > 0:
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                # The fallback poll also finds delayed retries and steps whose executor died.
+                self._steps_wanted = True
         self._wake.clear()
+
+    # -- steps of any run ------------------------------------------------------------------------
+
+    def take_slot(self) -> bool:
+        if self.running_steps >= self.step_slots:
+            return False
+        self.running_steps += 1
+        return True
+
+    def release_slot(self) -> None:
+        self.running_steps -= 1
+        if self._spilled:  # this worker queued steps: now it has room for one itself
+            self._steps_wanted = True
+        if self._steps_wanted:
+            self.notify()
+
+    def note_spilled(self) -> None:
+        self._spilled = True
+
+    async def _claim_steps(self) -> int:
+        room = self.step_slots - self.running_steps
+        if not self._steps_wanted or room <= 0 or self.stopping:
+            return 0
+        self._steps_wanted = False
+        claims = await self.world.claim_steps(
+            self.info,
+            list(self.registry.steps),
+            limit=min(room, 64),
+            lease_seconds=self.lease_seconds,
+        )
+        loop = asyncio.get_running_loop()
+        for claim in claims:
+            self.running_steps += 1
+            self.claimed[claim.step_id] = loop.create_task(self._run_claim(claim))
+        if len(claims) == min(room, 64):
+            self._steps_wanted = True  # there may be more
+        else:
+            self._spilled = False  # the queue holds nothing more for us
+        return len(claims)
+
+    async def _run_claim(self, claim: StepClaim) -> None:
+        try:
+            step = self.registry.steps[claim.step_name]
+            workflow = WorkflowMetadata(
+                claim.run_id, claim.workflow_name, claim.run_started_at, base_url()
+            )
+            attempt = Attempt(step, claim.step_id, claim.input, claim.attempt, workflow, self.world)
+            event, retry = await run_attempt(attempt, self.pool, self.world.now)
+            at = datetime.fromtimestamp(self.world.now(), UTC)  # the World's clock, not ours
+            outcome = NewEvent(event.type, event.correlation_id, event.payload, event.attrs, at)
+            recorded = await self.world.finish_step(
+                claim.run_id, outcome, executor=self.worker_id, retry_after=retry
+            )
+            if not recorded:
+                log.info(
+                    "step %s of run %s: lease lost; result dropped", claim.step_id, claim.run_id
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The lease runs out and another worker (or this one) runs the step again.
+            log.exception("step %s of run %s could not be recorded", claim.step_id, claim.run_id)
+        finally:
+            self.claimed.pop(claim.step_id, None)
+            self.release_slot()
 
     async def _renew_forever(self) -> None:
         while True:
@@ -141,6 +226,8 @@ class Worker:
     def _on_changes(self, changes: Sequence[RunChange]) -> None:
         claim = False
         for change in changes:
+            if change.steps_queued:
+                self._steps_wanted = claim = True
             driver = self.drivers.get(change.run_id)
             if driver is not None:
                 driver.on_change(change.last_seq)
@@ -178,11 +265,15 @@ class Worker:
         if self._wake is not None:
             self._wake.set()
         deadline = time.monotonic() + grace
-        while any(d.busy for d in self.drivers.values()) and time.monotonic() < deadline:
+        while (
+            any(d.busy for d in self.drivers.values()) or self.claimed
+        ) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         for driver in list(self.drivers.values()):
             await driver.hand_back()
         self.drivers.clear()
+        for task in list(self.claimed.values()):
+            task.cancel()  # unregistering below queues these steps again at once
         with contextlib.suppress(Exception):
             await self.world.unregister_worker(self.worker_id)
         self.pool.shutdown(wait=False, cancel_futures=True)

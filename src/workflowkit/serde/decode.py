@@ -18,7 +18,15 @@ from workflowkit.errors import SerializationError
 from . import tags
 from .classes import REGISTRY, ClassEntry, resolve
 from .exceptions import create_exception, rebuild_exception, type_name_of
-from .format import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, MODE_PLAIN, parse_head, split
+from .format import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_SIZE,
+    MODE_PLAIN,
+    PLAIN_PREFIX,
+    PREFIX_LEN,
+    parse_head,
+    split,
+)
 from .tags import TAG, Json, get_dict, get_int, get_list, get_str, malformed
 
 _MISSING: Final = object()
@@ -377,6 +385,22 @@ def decode(
     max_depth: int | None = None,
 ) -> Any:
     """Rebuild the value ``encode`` wrote; ``SerializationError`` for anything else."""
+    if (
+        type(data) is bytes
+        and max_size is None
+        and max_depth is None
+        and data.startswith(PLAIN_PREFIX)
+        and len(data) <= DEFAULT_MAX_SIZE
+    ):
+        # The hot path (plain JSON data, default limits): no frame, no memoryview.
+        try:
+            head = data[PREFIX_LEN:].decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            pass  # the general path below explains what is wrong
+        else:
+            root = parse_head(head)
+            check_plain_depth(head, root, DEFAULT_MAX_DEPTH)
+            return root
     frame = read_frame(data, max_size, max_depth)
     if frame.plain:
         return frame.root

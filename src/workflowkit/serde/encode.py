@@ -825,6 +825,8 @@ def encode(
 ) -> bytes:
     """Encode ``value`` to bytes, or raise ``SerializationError`` naming where ``value``
     holds something that cannot be encoded (``path`` names ``value`` itself)."""
+    if max_size is None and max_depth is None and _small_plain(value, 0, []):
+        return PLAIN_PREFIX + dump_head(value)  # the hot path: small JSON-shaped values
     encoder = Encoder(DEFAULT_MAX_DEPTH if max_depth is None else max_depth)
     try:
         data = encoder.run(value)
@@ -836,3 +838,38 @@ def encode(
         ) from None
     check_size(len(data), DEFAULT_MAX_SIZE if max_size is None else max_size)
     return data
+
+
+def _small_plain(value: object, depth: int, seen: list[int]) -> bool:
+    """Whether ``value`` is a small tree of JSON values that ``run`` would write plain.
+
+    Small means at most 3 levels and 16 items per container, so the check costs less than
+    the encoder it skips; anything else (and any doubt) takes the general path.
+    """
+    t = type(value)
+    if t is list:
+        items: Any = value
+    elif t is dict:
+        items = value
+        if TAG in items:
+            return False
+        for key in items:
+            if type(key) is not str:
+                return False
+        items = items.values()
+    else:
+        return t is str or t is bool or value is None or (
+            (t is int or t is float) and -BIG_INT < value < BIG_INT  # type: ignore[operator]
+        )
+    if depth >= 3 or len(value) > 16 or id(value) in seen:  # type: ignore[arg-type]
+        return False  # big, or shared: shared containers need references
+    seen.append(id(value))
+    for item in items:
+        k = type(item)
+        if k is str or k is bool or item is None:
+            continue
+        if (k is int or k is float) and -BIG_INT < item < BIG_INT:
+            continue
+        if not _small_plain(item, depth + 1, seen):
+            return False
+    return True

@@ -30,6 +30,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def workflow_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
+    """A fresh World and embedded worker for one test, configured process-wide.
+
+    Options from ``@pytest.mark.workflowkit(...)`` go to ``workflowkit.configure``.
+    """
     marker = request.node.get_closest_marker("workflowkit")
     options: dict[str, Any] = dict(marker.kwargs) if marker else {}
     base = os.environ.get("WORKFLOWKIT_TEST_WORLD", "")

@@ -183,6 +183,26 @@ class StepRecord:
     started_at: datetime | None
     completed_at: datetime | None
     retry_at: datetime | None
+    executor: str | None = None  # the worker running it for another worker's run, if any
+    queued_at: datetime | None = None  # offered to any worker from then on, if it is
+
+    @property
+    def elsewhere(self) -> bool:
+        """Queued for, or running on, a worker other than its run's owner."""
+        return self.queued_at is not None or self.executor is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StepClaim:
+    """A step attempt a worker took from the step queue, with what it needs to run it."""
+
+    run_id: str
+    step_id: str
+    step_name: str
+    attempt: int
+    input: bytes
+    workflow_name: str
+    run_started_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +234,7 @@ class RunChange:
     last_seq: int
     status: RunStatus
     writer: str | None = None  # the worker whose append this was, if any
+    steps_queued: bool = False  # steps were offered to any worker (claim_steps has work)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +245,69 @@ class WorkerInfo:
 
 
 ChangeListener = Callable[[Sequence[RunChange]], None]
+
+
+class ChunkKind(StrEnum):
+    """How a stream chunk's bytes are stored: raw bytes, UTF-8 text, or a codec payload."""
+
+    BYTES = "b"
+    TEXT = "s"
+    VALUE = "v"
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    kind: ChunkKind
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkWriter:
+    """The step attempt writing chunks; they stay visible only while that attempt is the
+    step's current one and has not failed."""
+
+    step_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    index: int
+    kind: ChunkKind
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPage:
+    """Visible chunks from a range of a stream. Read on from ``next_index``; ``done`` means
+    the stream is closed (or its run ended) and nothing follows."""
+
+    chunks: Sequence[StreamChunk]
+    next_index: int
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    run_id: str
+    name: str
+    length: int  # chunks written, including those of failed attempts
+    closed: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChange:
+    """Tells readers a stream grew or closed."""
+
+    run_id: str
+    name: str
+    length: int
+    closed: bool
+
+
+StreamListener = Callable[[Sequence[StreamChange]], None]
 
 
 @runtime_checkable
@@ -279,7 +363,9 @@ class World(Protocol):
 
     async def register_worker(self, info: WorkerInfo) -> None: ...
 
-    async def unregister_worker(self, worker_id: str) -> None: ...
+    async def unregister_worker(self, worker_id: str) -> None:
+        """Forget the worker; steps it claimed and did not finish are queued again at once."""
+        ...
 
     async def claim_runs(
         self, worker: WorkerInfo, *, limit: int, lease_seconds: float
@@ -287,7 +373,9 @@ class World(Protocol):
         """Take up to ``limit`` due runs whose lease is free, expired, or held by a dead process."""
         ...
 
-    async def renew_leases(self, worker_id: str, lease_seconds: float) -> None: ...
+    async def renew_leases(self, worker_id: str, lease_seconds: float) -> None:
+        """Extend the leases of the runs and the claimed steps ``worker_id`` holds."""
+        ...
 
     async def release_run(
         self, run_id: str, owner: str, wake_at: datetime | None, known_seq: int | None = None
@@ -303,6 +391,32 @@ class World(Protocol):
         """When the earliest unowned run becomes due, for a worker deciding how long to idle."""
         ...
 
+    async def queue_steps(
+        self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
+    ) -> None:
+        """Offer created, not yet started steps to any worker, ``delay`` seconds from now.
+
+        For a run owner with no room to run them itself; refused (``LeaseLostError``) unless
+        ``owner`` holds the run.
+        """
+        ...
+
+    async def claim_steps(
+        self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[StepClaim]:
+        """Take up to ``limit`` steps this worker can run: queued ones that are due, and
+        ones whose executor's lease expired or whose process died. Each gets its next
+        ``step_started`` in the log and a lease held by ``worker``."""
+        ...
+
+    async def finish_step(
+        self, run_id: str, outcome: NewEvent, *, executor: str, retry_after: float | None = None
+    ) -> bool:
+        """Record a claimed step's outcome (completed, failed, or retrying and queued again
+        ``retry_after`` seconds from now) if ``executor`` still holds its lease; False if it
+        does not (the step was taken over, or its run ended) and nothing was written."""
+        ...
+
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
 
     def now(self) -> float:
@@ -312,6 +426,37 @@ class World(Protocol):
         than their local clock, so machines with skewed clocks agree with the store.
         """
         ...
+
+    async def write_stream(
+        self,
+        run_id: str,
+        name: str,
+        chunks: Sequence[NewChunk],
+        *,
+        writer: ChunkWriter | None = None,
+        close: bool = False,
+    ) -> int:
+        """Append chunks in order (then close the stream if asked); the stream's new length.
+
+        Raises ``StreamClosedError`` if the stream is closed or its run has ended, and
+        ``WorkflowRunNotFoundError`` for an unknown run.
+        """
+        ...
+
+    async def read_stream(
+        self, run_id: str, name: str, start_index: int, limit: int = 1000
+    ) -> StreamPage:
+        """Visible chunks with index in ``[start, start + limit)``.
+
+        A negative ``start_index`` -n starts at the n-th visible chunk from the end. A chunk
+        written by a step attempt is visible while that attempt runs and after it completes,
+        never once it failed, or after a later attempt started.
+        """
+        ...
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]: ...
+
+    def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]: ...
 
     def attach_worker_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """The loop a worker runs on; a backend may serve calls from it inline, without a

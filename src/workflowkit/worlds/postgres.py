@@ -61,17 +61,24 @@ from .base import (
     STEP_TRANSITIONS,
     AppendResult,
     ChangeListener,
+    ChunkWriter,
     Event,
     EventType,
     HookRecord,
     LeaseLostError,
+    NewChunk,
     NewEvent,
     Rejected,
     RunChange,
     RunRecord,
     RunStatus,
+    StepClaim,
     StepRecord,
     StepStatus,
+    StreamChange,
+    StreamInfo,
+    StreamListener,
+    StreamPage,
     WaitRecord,
     WorkerInfo,
 )
@@ -86,6 +93,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError(
         "the PostgreSQL World needs psycopg 3: pip install 'workflowkit[postgres]'"
     ) from exc
+
+from . import postgres_streams as streams
 
 T = TypeVar("T")
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -188,6 +197,18 @@ CREATE TABLE webhook_responses (
 );
 """,
     ),
+    (3, "streams", streams.MIGRATION),
+    (
+        4,
+        "step_queue",
+        """
+ALTER TABLE steps ADD COLUMN executor text;
+ALTER TABLE steps ADD COLUMN lease_until timestamptz;
+ALTER TABLE steps ADD COLUMN queued_at timestamptz;
+CREATE INDEX steps_queued ON steps (queued_at) WHERE queued_at IS NOT NULL;
+CREATE INDEX steps_executor ON steps (executor) WHERE executor IS NOT NULL;
+""",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -248,10 +269,11 @@ def _rolled_back(exc: BaseException) -> bool:
 
 @dataclass(slots=True)
 class _Outcome:
-    """A transaction body's value plus the run changes to announce once it committed."""
+    """A transaction body's value plus the changes to announce once it committed."""
 
     value: Any
     changes: list[RunChange]
+    stream_changes: Sequence[StreamChange] = ()
 
 
 _Body = Callable[[Conn, bool], Awaitable[_Outcome]]
@@ -278,6 +300,7 @@ class PostgresWorld:
         self._heartbeat = listen_heartbeat
         self._instance = uuid.uuid4().hex
         self._listeners: list[ChangeListener] = []
+        self._stream_listeners: list[StreamListener] = []
         self._listeners_lock = threading.Lock()
         self._listen_task: asyncio.Task[None] | None = None
         self._listen_seen: datetime | None = None
@@ -469,6 +492,8 @@ class PostgresWorld:
             break
         if outcome.changes:
             self._notify(outcome.changes)
+        if outcome.stream_changes:
+            self._notify_streams(outcome.stream_changes)
         return outcome.value
 
     async def _resolve(
@@ -531,6 +556,28 @@ class PostgresWorld:
             except Exception:
                 log.exception("change listener failed")
 
+    def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]:
+        with self._listeners_lock:
+            self._stream_listeners.append(listener)
+        if not self._closed:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._start_listening)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock, contextlib.suppress(ValueError):
+                self._stream_listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify_streams(self, changes: Sequence[StreamChange]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._stream_listeners)
+        for listener in listeners:
+            try:
+                listener(changes)
+            except Exception:
+                log.exception("stream listener failed")
+
     def _start_listening(self) -> None:
         if self._listen_task is None and not self._closed:
             self._listen_task = self._loop.create_task(self._listen_forever())
@@ -543,15 +590,35 @@ class PostgresWorld:
                 str(change.last_seq),
                 change.status,
                 change.writer or "",
+                "q" if change.steps_queued else "",
             )
         )
 
+    def _stream_payload(self, change: StreamChange) -> str:
+        # The name goes last: it may contain the separator.
+        closed = "1" if change.closed else "0"
+        fields = (self._instance, "stream", change.run_id, str(change.length), closed, change.name)
+        return "|".join(fields)
+
     def _on_notify(self, payload: str) -> None:
-        parts = payload.split("|")
-        if len(parts) != 5 or parts[0] == self._instance:
+        if payload.startswith(self._instance):
             return  # ours: local listeners heard it straight after the commit
+        parts = payload.split("|", 5)
+        if len(parts) == 6 and parts[1] == "stream":
+            try:
+                stream = StreamChange(parts[2], parts[5], int(parts[3]), parts[4] == "1")
+            except ValueError:
+                log.warning("ignoring malformed notification %r", payload)
+                return
+            self._notify_streams([stream])
+            return
+        parts = payload.split("|")
+        if len(parts) != 6:
+            return
         try:
-            change = RunChange(parts[1], int(parts[2]), RunStatus(parts[3]), parts[4] or None)
+            change = RunChange(
+                parts[1], int(parts[2]), RunStatus(parts[3]), parts[4] or None, parts[5] == "q"
+            )
         except ValueError:
             log.warning("ignoring malformed notification %r", payload)
             return
@@ -600,6 +667,9 @@ class PostgresWorld:
         rows = await cur.fetchall()
         if rows:
             self._notify([RunChange(r[0], int(r[1] or 0), run_status(r[2])) for r in rows])
+        stream_changes = await streams.changed_since(conn, since)
+        if stream_changes:
+            self._notify_streams(stream_changes)
 
     async def _send(self, conn: Conn, changes: Sequence[RunChange]) -> None:
         for change in changes:
@@ -742,7 +812,7 @@ class PostgresWorld:
                 "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq),"
                 "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.output_seq),"
                 "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.error_seq),"
-                "s.created_at, s.started_at, s.completed_at, s.retry_at "
+                "s.created_at, s.started_at, s.completed_at, s.retry_at, s.executor, s.queued_at "
                 "FROM steps s WHERE s.run_id = %s ORDER BY s.input_seq",
                 (run_id,),
             )
@@ -832,6 +902,11 @@ class PostgresWorld:
             await conn.execute(
                 "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = %s", (worker_id,)
             )
+            await conn.execute(
+                "UPDATE steps SET executor = NULL, lease_until = NULL, "
+                "queued_at = clock_timestamp() WHERE executor = %s",
+                (worker_id,),
+            )
             await conn.execute("DELETE FROM workers WHERE worker_id = %s", (worker_id,))
 
         await self._write("unregister_worker", unregister)
@@ -871,6 +946,11 @@ class PostgresWorld:
             await conn.execute(
                 "UPDATE runs SET lease_until = clock_timestamp() + %s * interval '1 second' "
                 "WHERE owner = %s",
+                (float(lease_seconds), worker_id),
+            )
+            await conn.execute(
+                "UPDATE steps SET lease_until = clock_timestamp() + %s * interval '1 second' "
+                "WHERE executor = %s",
                 (float(lease_seconds), worker_id),
             )
             await conn.execute(
@@ -915,6 +995,186 @@ class PostgresWorld:
 
         result: datetime | None = await self._call(self._read(fetch, "next_wake_at"))
         return result
+
+    # -- the step queue ------------------------------------------------------------------------
+
+    async def queue_steps(
+        self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
+    ) -> None:
+        async def body(conn: Conn, retry: bool) -> _Outcome:
+            cur = await conn.execute(
+                "SELECT owner, status FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise WorkflowRunNotFoundError(run_id)
+            if row[0] != owner:
+                raise LeaseLostError(run_id, owner)
+            await conn.execute(
+                "UPDATE steps SET queued_at = clock_timestamp() + %s * interval '1 second' "
+                "WHERE run_id = %s AND step_id = ANY(%s) AND status IN ('pending', 'running') "
+                "AND executor IS NULL",
+                (float(delay), run_id, list(step_ids)),
+            )
+            await conn.execute(
+                "UPDATE runs SET updated_at = clock_timestamp() WHERE run_id = %s", (run_id,)
+            )
+            seq = await _max_seq(conn, run_id)
+            change = RunChange(run_id, seq, run_status(row[1]), owner, steps_queued=True)
+            await self._send(conn, [change])
+            return _Outcome(None, [change])
+
+        await self._call(self._transaction(body, what="queue_steps", idempotent=True))
+
+    async def claim_steps(
+        self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[StepClaim]:
+        async def body(conn: Conn, retry: bool) -> _Outcome:
+            dead = await _dead_local_workers(conn, worker)
+            cur = await conn.execute(
+                "SELECT s.run_id, s.step_id, s.step_name, s.attempt, r.workflow_name, "
+                "coalesce(r.started_at, r.created_at), "
+                "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq) "
+                "FROM steps s JOIN runs r ON r.run_id = s.run_id "
+                f"WHERE r.status IN {_ACTIVE} AND s.step_name = ANY(%s) "
+                "AND (s.queued_at <= clock_timestamp() OR (s.executor IS NOT NULL "
+                "AND s.status = 'running' AND (s.lease_until < clock_timestamp() "
+                "OR s.executor = ANY(%s)))) "
+                "ORDER BY coalesce(s.queued_at, s.lease_until) LIMIT %s "
+                "FOR UPDATE OF s SKIP LOCKED",
+                (list(step_names), dead, limit),
+            )
+            claims: list[StepClaim] = []
+            changes: list[RunChange] = []
+            for run_id, step_id, name, attempt, workflow, started, payload in await cur.fetchall():
+                start = NewEvent(EventType.STEP_STARTED, step_id, None, {"attempt": attempt + 1})
+                result, _ = await _append(conn, run_id, [start], None)
+                if not result.events:
+                    continue
+                await conn.execute(
+                    "UPDATE steps SET executor = %s, queued_at = NULL, "
+                    "lease_until = clock_timestamp() + %s * interval '1 second' "
+                    "WHERE run_id = %s AND step_id = %s",
+                    (worker.worker_id, float(lease_seconds), run_id, step_id),
+                )
+                claims.append(
+                    StepClaim(
+                        run_id,
+                        step_id,
+                        name,
+                        attempt + 1,
+                        bytes(payload or b""),
+                        workflow,
+                        _utc(started),
+                    )
+                )
+                changes.append(
+                    # No writer: the run's owner (maybe this very worker) must hear of it.
+                    RunChange(run_id, result.events[-1].seq, result.run_status)
+                )
+            await self._send(conn, changes)
+            return _Outcome(claims, changes)
+
+        async def recover(conn: Conn, outcome: _Outcome) -> _Outcome | None:
+            # The claims that committed are those whose lease this worker holds now.
+            held = []
+            for claim in outcome.value:
+                cur = await conn.execute(
+                    "SELECT executor, attempt FROM steps WHERE run_id = %s AND step_id = %s",
+                    (claim.run_id, claim.step_id),
+                )
+                row = await cur.fetchone()
+                if row is not None and (row[0], row[1]) == (worker.worker_id, claim.attempt):
+                    held.append(claim)
+            return _Outcome(held, outcome.changes)
+
+        coro = self._transaction(body, what="claim_steps", recover=recover)
+        result: list[StepClaim] = await self._call(coro)
+        return result
+
+    async def finish_step(
+        self, run_id: str, outcome: NewEvent, *, executor: str, retry_after: float | None = None
+    ) -> bool:
+        async def body(conn: Conn, retry: bool) -> _Outcome:
+            cur = await conn.execute(
+                "SELECT executor, status FROM steps WHERE run_id = %s AND step_id = %s FOR UPDATE",
+                (run_id, outcome.correlation_id),
+            )
+            row = await cur.fetchone()
+            if row is None or row[0] != executor or row[1] != "running":
+                return _Outcome(None, [])
+            result, _ = await _append(conn, run_id, [outcome], None)
+            if not result.events:
+                return _Outcome(None, [])
+            await conn.execute(
+                "UPDATE steps SET executor = NULL, lease_until = NULL, queued_at = CASE "
+                "WHEN %s::float8 IS NULL THEN NULL "
+                "ELSE clock_timestamp() + %s::float8 * interval '1 second' END "
+                "WHERE run_id = %s AND step_id = %s",
+                (retry_after, retry_after, run_id, outcome.correlation_id),
+            )
+            change = RunChange(
+                run_id,
+                result.events[-1].seq,
+                result.run_status,
+                None,  # no writer: the run's owner (maybe this very worker) must hear of it
+                steps_queued=retry_after is not None,
+            )
+            await self._send(conn, [change])
+            return _Outcome(result.events[-1], [change])
+
+        async def recover(conn: Conn, found: _Outcome) -> _Outcome | None:
+            event: Event | None = found.value
+            if event is None:
+                return found
+            return found if await _has_event(conn, run_id, event.seq, event.event_id) else None
+
+        coro = self._transaction(body, what="finish_step", recover=recover)
+        recorded = await self._call(coro)
+        return recorded is not None
+
+    # -- streams -----------------------------------------------------------------------------
+
+    async def write_stream(
+        self,
+        run_id: str,
+        name: str,
+        chunks: Sequence[NewChunk],
+        *,
+        writer: ChunkWriter | None = None,
+        close: bool = False,
+    ) -> int:
+        async def body(conn: Conn, retry: bool) -> _Outcome:
+            change, start = await streams.write(conn, run_id, name, chunks, writer, close)
+            await conn.execute(
+                "SELECT pg_notify(%s, %s)", (self.channel, self._stream_payload(change))
+            )
+            return _Outcome((change.length, start), [], (change,))
+
+        async def recover(conn: Conn, outcome: _Outcome) -> _Outcome | None:
+            if not chunks:
+                return outcome  # closing is idempotent
+            start = outcome.value[1]
+            found = await streams.committed(conn, run_id, name, start, chunks[0], writer)
+            return outcome if found else None
+
+        coro = self._transaction(body, what="write_stream", recover=recover)
+        length, _ = await self._call(coro)
+        return int(length)
+
+    async def read_stream(
+        self, run_id: str, name: str, start_index: int, limit: int = 1000
+    ) -> StreamPage:
+        page: StreamPage = await self._call(
+            self._read(lambda c: streams.read(c, run_id, name, start_index, limit), "read_stream")
+        )
+        return page
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]:
+        found: list[StreamInfo] = await self._call(
+            self._read(lambda c: streams.list_streams(c, run_id), "list_streams")
+        )
+        return found
 
     async def close(self) -> None:
         if self._closed:
@@ -1387,4 +1647,6 @@ def _step_from_row(row: Sequence[Any]) -> StepRecord:
         started_at=_utc_or_none(row[9]),
         completed_at=_utc_or_none(row[10]),
         retry_at=_utc_or_none(row[11]),
+        executor=row[12],
+        queued_at=_utc_or_none(row[13]),
     )

@@ -10,9 +10,12 @@ from typing import Any
 from ..errors import CorruptDataError
 from .base import RunStatus
 
+# One encoder for every call: json.dumps with options builds a new one each time.
+_ATTRS_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
 
 def dump_attrs(attrs: Mapping[str, Any]) -> str | None:
-    return json.dumps(attrs, separators=(",", ":")) if attrs else None
+    return _ATTRS_ENCODER.encode(attrs) if attrs else None
 
 
 def load_attrs(text: str | None) -> dict[str, Any]:

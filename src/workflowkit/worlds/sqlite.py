@@ -22,7 +22,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..errors import CorruptDataError, WorkflowRunNotFoundError
-from ..ids import new_id
+from ..ids import new_id, new_ids
+from . import sqlite_streams as streams
 from .base import (
     DELIVERY_EVENTS,
     RUN_TARGET,
@@ -31,17 +32,24 @@ from .base import (
     STEP_TRANSITIONS,
     AppendResult,
     ChangeListener,
+    ChunkWriter,
     Event,
     EventType,
     HookRecord,
     LeaseLostError,
+    NewChunk,
     NewEvent,
     Rejected,
     RunChange,
     RunRecord,
     RunStatus,
+    StepClaim,
     StepRecord,
     StepStatus,
+    StreamChange,
+    StreamInfo,
+    StreamListener,
+    StreamPage,
     WaitRecord,
     WorkerInfo,
     from_timestamp,
@@ -50,7 +58,15 @@ from .dbthread import DbThread, Job, WorldClosedError, retry_busy
 from .rows import dump_attrs, load_attrs, pid_alive, run_status
 
 log = logging.getLogger("workflowkit.sqlite")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
+# Columns added since schema 2, for upgrading older files in place (tables are created
+# by the schema script itself).
+_ADDED_COLUMNS = (
+    ("steps", "executor", "TEXT"),
+    ("steps", "lease_until", "REAL"),
+    ("steps", "queued_at", "REAL"),
+)
+_UPGRADABLE = frozenset({2, 3})
 DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
 
 _SCHEMA = """
@@ -97,8 +113,13 @@ CREATE TABLE IF NOT EXISTS steps (
     started_at REAL,
     completed_at REAL,
     retry_at REAL,
+    executor TEXT,
+    lease_until REAL,
+    queued_at REAL,
     PRIMARY KEY (run_id, step_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS steps_queued ON steps (queued_at) WHERE queued_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS steps_executor ON steps (executor) WHERE executor IS NOT NULL;
 CREATE TABLE IF NOT EXISTS waits (
     run_id TEXT NOT NULL,
     wait_id TEXT NOT NULL,
@@ -163,6 +184,13 @@ def _check_schema_version(conn: sqlite3.Connection, path: Path) -> None:
     if row is None or int(row[0]) == SCHEMA_VERSION:
         return
     found = int(row[0])
+    if found in _UPGRADABLE:
+        for table, column, kind in _ADDED_COLUMNS:
+            present = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        return
     if found > SCHEMA_VERSION:
         raise CorruptDataError(
             f"{path} was written by a newer workflowkit (schema {found}; this version knows "
@@ -189,6 +217,7 @@ class SQLiteWorld:
         self.path = Path(path) if path is not None else DEFAULT_PATH
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._listeners: list[ChangeListener] = []
+        self._stream_listeners: list[StreamListener] = []
         self._listeners_lock = threading.Lock()
         self._init_schema()
         self._seen_version: int | None = None
@@ -241,7 +270,7 @@ class SQLiteWorld:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     _check_schema_version(conn, self.path)
-                    for statement in _SCHEMA.split(";"):
+                    for statement in (_SCHEMA + streams.SCHEMA).split(";"):
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(
@@ -265,12 +294,17 @@ class SQLiteWorld:
             outcomes = self._run_jobs(conn, batch, isolate=True)
             assert outcomes is not None
         changes: dict[str, RunChange] = {}
+        stream_changes: dict[tuple[str, str], StreamChange] = {}
         for result, _ in outcomes:
             if isinstance(result, _Changed):
                 for change in result.changes:
                     changes[change.run_id] = change
+                for stream_change in result.stream_changes:
+                    stream_changes[stream_change.run_id, stream_change.name] = stream_change
         if changes:
             self._notify(list(changes.values()))
+        if stream_changes:
+            self._notify_streams(list(stream_changes.values()))
         return [(r.value if isinstance(r, _Changed) else r, e) for r, e in outcomes]
 
     def _run_jobs(
@@ -366,9 +400,28 @@ class SQLiteWorld:
             except Exception:
                 log.exception("change listener failed")
 
+    def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]:
+        with self._listeners_lock:
+            self._stream_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock, contextlib.suppress(ValueError):
+                self._stream_listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify_streams(self, changes: Sequence[StreamChange]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._stream_listeners)
+        for listener in listeners:
+            try:
+                listener(changes)
+            except Exception:
+                log.exception("stream listener failed")
+
     def _notice_other_processes(self, conn: sqlite3.Connection) -> None:
         """Runs on the writer's connection, whose data_version moves only for other writers."""
-        if not self._listeners:
+        if not self._listeners and not self._stream_listeners:
             return
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version == self._seen_version:
@@ -384,6 +437,10 @@ class SQLiteWorld:
         ).fetchall()
         if rows:
             self._notify([RunChange(r[0], int(r[1] or 0), run_status(r[2])) for r in rows])
+        if self._stream_listeners:
+            stream_changes = streams.changed_since(conn, since - 1.0)
+            if stream_changes:
+                self._notify_streams(stream_changes)
 
     def _checkpoint_forever(self) -> None:
         conn = _connect(self.path)
@@ -484,7 +541,7 @@ class SQLiteWorld:
                 "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq),"
                 "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.output_seq),"
                 "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.error_seq),"
-                "s.created_at, s.started_at, s.completed_at, s.retry_at "
+                "s.created_at, s.started_at, s.completed_at, s.retry_at, s.executor, s.queued_at "
                 "FROM steps s WHERE s.run_id = ? ORDER BY s.input_seq",
                 (run_id,),
             )
@@ -559,6 +616,11 @@ class SQLiteWorld:
             conn.execute(
                 "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?", (worker_id,)
             )
+            conn.execute(
+                "UPDATE steps SET executor = NULL, lease_until = NULL, queued_at = ? "
+                "WHERE executor = ?",
+                (time.time(), worker_id),
+            )
             conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
 
         await self._write(unregister)
@@ -598,6 +660,10 @@ class SQLiteWorld:
                 "UPDATE runs SET lease_until = ? WHERE owner = ?", (now + lease_seconds, worker_id)
             )
             conn.execute(
+                "UPDATE steps SET lease_until = ? WHERE executor = ?",
+                (now + lease_seconds, worker_id),
+            )
+            conn.execute(
                 "UPDATE workers SET heartbeat_at = ? WHERE worker_id = ?", (now, worker_id)
             )
 
@@ -624,6 +690,144 @@ class SQLiteWorld:
 
         await self._write(release)
 
+    # -- the step queue ----------------------------------------------------------------------
+
+    async def queue_steps(
+        self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
+    ) -> None:
+        def queue(conn: sqlite3.Connection) -> _Changed:
+            row = conn.execute(
+                "SELECT owner, status, (SELECT max(seq) FROM events WHERE run_id = ?) FROM runs "
+                "WHERE run_id = ?",
+                (run_id, run_id),
+            ).fetchone()
+            if row is None:
+                raise WorkflowRunNotFoundError(run_id)
+            if row[0] != owner:
+                raise LeaseLostError(run_id, owner)
+            when = time.time() + delay
+            conn.executemany(
+                # Pending, or left running by a worker that died: not held by an executor.
+                "UPDATE steps SET queued_at = ? WHERE run_id = ? AND step_id = ? "
+                "AND status IN ('pending', 'running') AND executor IS NULL",
+                [(when, run_id, step_id) for step_id in step_ids],
+            )
+            conn.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (time.time(), run_id))
+            change = RunChange(run_id, int(row[2] or 0), run_status(row[1]), owner, True)
+            return _Changed(None, [change])
+
+        await self._write(queue)
+
+    async def claim_steps(
+        self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[StepClaim]:
+        names = frozenset(step_names)
+
+        def claim(conn: sqlite3.Connection) -> _Changed:
+            now = time.time()
+            dead = _dead_local_workers(conn, worker)
+            marks = ",".join("?" for _ in dead)
+            dead_clause = f" OR s.executor IN ({marks})" if dead else ""
+            rows = conn.execute(
+                "SELECT s.run_id, s.step_id, s.step_name, s.attempt, r.workflow_name, "
+                "coalesce(r.started_at, r.created_at), "
+                "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq) "
+                f"FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE r.status IN {_ACTIVE} "
+                "AND (s.queued_at <= ? OR (s.executor IS NOT NULL AND s.status = 'running' "
+                f"AND (s.lease_until < ?{dead_clause}))) "
+                "ORDER BY coalesce(s.queued_at, s.lease_until) LIMIT ?",
+                (now, now, *dead, max(limit * 4, 64)),
+            ).fetchall()
+            claims: list[StepClaim] = []
+            changes: list[RunChange] = []
+            for run_id, step_id, name, attempt, workflow, started, payload in rows:
+                if name not in names or len(claims) >= limit:
+                    continue
+                start = NewEvent(EventType.STEP_STARTED, step_id, None, {"attempt": attempt + 1})
+                result = _append(conn, run_id, [start], None, now)
+                if not result.events:
+                    continue
+                conn.execute(
+                    "UPDATE steps SET executor = ?, lease_until = ?, queued_at = NULL "
+                    "WHERE run_id = ? AND step_id = ?",
+                    (worker.worker_id, now + lease_seconds, run_id, step_id),
+                )
+                claims.append(
+                    StepClaim(
+                        run_id,
+                        step_id,
+                        name,
+                        attempt + 1,
+                        bytes(payload or b""),
+                        workflow,
+                        _dt(started),
+                    )
+                )
+                changes.append(
+                    # No writer: the run's owner (maybe this very worker) must hear of it.
+                    RunChange(run_id, result.events[-1].seq, result.run_status)
+                )
+            return _Changed(claims, changes)
+
+        found: list[StepClaim] = await self._write(claim)
+        return found
+
+    async def finish_step(
+        self, run_id: str, outcome: NewEvent, *, executor: str, retry_after: float | None = None
+    ) -> bool:
+        def finish(conn: sqlite3.Connection) -> _Changed:
+            row = conn.execute(
+                "SELECT executor, status FROM steps WHERE run_id = ? AND step_id = ?",
+                (run_id, outcome.correlation_id),
+            ).fetchone()
+            if row is None or row[0] != executor or row[1] != "running":
+                return _Changed(False, [])
+            result = _append(conn, run_id, [outcome], None, time.time())
+            if not result.events:
+                return _Changed(False, [])
+            queued = None if retry_after is None else time.time() + retry_after
+            conn.execute(
+                "UPDATE steps SET executor = NULL, lease_until = NULL, queued_at = ? "
+                "WHERE run_id = ? AND step_id = ?",
+                (queued, run_id, outcome.correlation_id),
+            )
+            seq, status = result.events[-1].seq, result.run_status
+            # No writer: the run's owner (maybe this very worker) must hear of it.
+            return _Changed(True, [RunChange(run_id, seq, status, None, queued is not None)])
+
+        recorded: bool = await self._write(finish)
+        return recorded
+
+    # -- streams ---------------------------------------------------------------------------
+
+    async def write_stream(
+        self,
+        run_id: str,
+        name: str,
+        chunks: Sequence[NewChunk],
+        *,
+        writer: ChunkWriter | None = None,
+        close: bool = False,
+    ) -> int:
+        def write(conn: sqlite3.Connection) -> _Changed:
+            change = streams.write(conn, run_id, name, chunks, writer, close, time.time())
+            return _Changed(change.length, (), (change,))
+
+        length: int = await self._write(write)
+        return length
+
+    async def read_stream(
+        self, run_id: str, name: str, start_index: int, limit: int = 1000
+    ) -> StreamPage:
+        page: StreamPage = await self._read(
+            lambda c: streams.read(c, run_id, name, start_index, limit)
+        )
+        return page
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]:
+        found: list[StreamInfo] = await self._read(lambda c: streams.list_streams(c, run_id))
+        return found
+
     async def next_wake_at(self) -> datetime | None:
         def query(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
@@ -649,13 +853,19 @@ class SQLiteWorld:
 
 
 class _Changed:
-    """A job's return value plus the run changes to announce once it is committed."""
+    """A job's return value plus the changes to announce once it is committed."""
 
-    __slots__ = ("changes", "value")
+    __slots__ = ("changes", "stream_changes", "value")
 
-    def __init__(self, value: Any, changes: list[RunChange]) -> None:
+    def __init__(
+        self,
+        value: Any,
+        changes: Sequence[RunChange],
+        stream_changes: Sequence[StreamChange] = (),
+    ) -> None:
         self.value = value
         self.changes = changes
+        self.stream_changes = stream_changes
 
 
 def _last_seq(result: AppendResult, conn: sqlite3.Connection, run_id: str) -> int:
@@ -689,6 +899,7 @@ def _append(
     seq = int(row[2] or 0)
     accepted: list[Event] = []
     rejected: list[Rejected] = []
+    event_ids = new_ids("evnt", len(events))
     for new in events:
         at = new.created_at.timestamp() if new.created_at is not None else now
         applied = (
@@ -704,7 +915,7 @@ def _append(
             Event(
                 run_id,
                 seq,
-                new_id("evnt"),
+                event_ids[len(accepted)],
                 applied.type,
                 applied.correlation_id,
                 applied.payload,
@@ -988,4 +1199,6 @@ def _step_from_row(row: Sequence[Any]) -> StepRecord:
         started_at=from_timestamp(row[9]),
         completed_at=from_timestamp(row[10]),
         retry_at=from_timestamp(row[11]),
+        executor=row[12],
+        queued_at=from_timestamp(row[13]),
     )

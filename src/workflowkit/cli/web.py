@@ -1,0 +1,80 @@
+"""``workflowkit web``: serve the web dashboard (needs uvicorn: the ``web`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from typing import Any
+
+from .common import EXIT_USAGE, CliError, require_database, resolved_url, safe_url, world_url
+
+DEFAULT_PORT = 3456
+TOKEN_ENV = "WORKFLOWKIT_WEB_TOKEN"
+
+
+def add_parser(commands: Any) -> None:
+    web = commands.add_parser(
+        "web",
+        help="serve the web dashboard (http://127.0.0.1:3456 by default)",
+        description="Serve the web dashboard: runs, a run's timeline and event log, actions. "
+        "Binds 127.0.0.1 unless told otherwise; any other address needs an access token.",
+    )
+    web.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    web.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
+    web.add_argument(
+        "--world",
+        default=argparse.SUPPRESS,  # leaves a --world given before the command in place
+        help="World URL (the same as --world before the command)",
+    )
+    web.add_argument(
+        "--token",
+        help=f"access token every request must carry (default: ${TOKEN_ENV}); "
+        "required to bind anything but a loopback address",
+    )
+    web.set_defaults(handler=run_web)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def run_web(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    if token is None and not is_loopback(args.host):
+        raise CliError(
+            f"refusing to serve the dashboard on {args.host} without an access token: "
+            f"pass --token (or set {TOKEN_ENV}), or bind 127.0.0.1",
+            EXIT_USAGE,
+        )
+    if not 0 < args.port < 65536:
+        raise CliError(f"--port must be 1..65535, got {args.port}", EXIT_USAGE)
+    try:
+        import uvicorn
+    except ImportError:
+        raise CliError("the dashboard needs uvicorn: pip install 'workflowkit[web]'") from None
+    from ..web import create_app  # imported here: plain CLI commands need none of it
+    from ..web.auth import loopback_hosts
+
+    url = resolved_url(world_url(args))
+    require_database(url)
+    # Without a token, only requests addressed to this machine's loopback names are served,
+    # which stops a web page that re-points its own domain here (DNS rebinding).
+    hosts = None if token is not None else loopback_hosts([args.host])
+    app = create_app(url, token=token, allowed_hosts=hosts)
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    note = " (access token required)" if token else ""
+    print(
+        f"workflowkit dashboard: http://{shown_host}:{args.port}/{note} "
+        f"on {safe_url(url)}; Ctrl-C stops it",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0

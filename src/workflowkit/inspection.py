@@ -1,0 +1,228 @@
+"""Reading runs for people: the JSON shapes of World records, and paging through runs.
+
+Shared by the CLI (``--json`` output, documented in docs/cli.md) and the web dashboard, so
+both show a run the same way. Payloads are rendered by ``serde.display``: nothing a run
+stored is ever imported, constructed or executed here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import serde
+from .ids import ulid
+from .worlds.base import (
+    Event,
+    HookRecord,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StreamInfo,
+    WaitRecord,
+    World,
+)
+
+# Run ids are ULIDs made by the starting process, ``created_at`` is the World's clock: a
+# cursor derived from a time allows this much skew between the two.
+_CLOCK_SKEW = timedelta(minutes=5)
+_BATCH = 200
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def shown(payload: bytes | None) -> Any:
+    """A stored payload as JSON-compatible data; never constructs user classes."""
+    if payload is None:
+        return None
+    try:
+        return serde.display(payload)
+    except Exception as exc:  # a corrupt or foreign payload must not break the listing
+        return {"$undisplayable": describe(exc), "$bytes": len(payload)}
+
+
+# -- times for people --------------------------------------------------------------------
+
+
+def relative(moment: datetime | None, now: datetime | None = None) -> str:
+    """``"3m ago"``, ``"in 2h"``, ``"just now"``; ``"-"`` for None."""
+    if moment is None:
+        return "-"
+    now = now or datetime.now(UTC)
+    seconds = (now - moment).total_seconds()
+    if abs(seconds) < 1:
+        return "just now"
+    span = span_text(abs(seconds))
+    return f"{span} ago" if seconds > 0 else f"in {span}"
+
+
+def span_text(seconds: float) -> str:
+    """A short rendering of a length of time: ``"45s"``, ``"3m"``, ``"2h"``, ``"4d"``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms" if seconds >= 0.001 else "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    return span_text(max(0.0, (end - start).total_seconds()))
+
+
+def one_line(value: Any, width: int = 80) -> str:
+    """A decoded payload shortened to one line; errors as ``Type: message``."""
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping) and "$error" in value:
+        kind = str(value.get("$type", "Error")).rsplit(":", 1)[-1]
+        text = f"{kind}: {value['$error']}"
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- shapes --------------------------------------------------------------------------------
+
+
+def run_json(record: RunRecord) -> dict[str, Any]:
+    """The JSON shape of a run, shared by ``inspect runs``, ``inspect run`` and ``cancel``."""
+    return {
+        "run_id": record.run_id,
+        "workflow_name": record.workflow_name,
+        "status": str(record.status),
+        "created_at": iso(record.created_at),
+        "started_at": iso(record.started_at),
+        "completed_at": iso(record.completed_at),
+        "updated_at": iso(record.updated_at),
+        "input": shown(record.input),
+        "output": shown(record.output),
+        "error": shown(record.error),
+    }
+
+
+def step_json(step: StepRecord) -> dict[str, Any]:
+    return {
+        "step_id": step.step_id,
+        "step_name": step.step_name,
+        "status": str(step.status),
+        "attempt": step.attempt,
+        "created_at": iso(step.created_at),
+        "started_at": iso(step.started_at),
+        "completed_at": iso(step.completed_at),
+        "retry_at": iso(step.retry_at),
+        "input": shown(step.input),
+        "output": shown(step.output),
+        "error": shown(step.error),
+    }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "event_id": event.event_id,
+        "type": str(event.type),
+        "correlation_id": event.correlation_id,
+        "created_at": iso(event.created_at),
+        "attrs": dict(event.attrs),
+        "payload": shown(event.payload),
+    }
+
+
+def wait_json(wait: WaitRecord) -> dict[str, Any]:
+    return {
+        "wait_id": wait.wait_id,
+        "status": "waiting" if wait.completed_at is None else "completed",
+        "resume_at": iso(wait.resume_at),
+        "created_at": iso(wait.created_at),
+        "completed_at": iso(wait.completed_at),
+    }
+
+
+def hook_json(hook: HookRecord) -> dict[str, Any]:
+    return {
+        "hook_id": hook.hook_id,
+        "run_id": hook.run_id,
+        "token": hook.token,
+        "is_webhook": hook.is_webhook,
+        "created_at": iso(hook.created_at),
+        "metadata": shown(hook.metadata),
+    }
+
+
+# -- paging --------------------------------------------------------------------------------
+
+
+def stream_json(info: StreamInfo) -> dict[str, Any]:
+    return {
+        "namespace": info.name or None,
+        "length": info.length,
+        "closed": info.closed,
+        "created_at": iso(info.created_at),
+        "updated_at": iso(info.updated_at),
+    }
+
+
+def _id_bound(moment: datetime) -> str:
+    """The smallest run id created at ``moment`` (ids are ``wrun_`` + ULID)."""
+    ms = max(0, int(moment.timestamp() * 1000))
+    return "wrun_" + ulid(ms)[:10] + "0" * 16
+
+
+async def find_runs(
+    world: World,
+    *,
+    workflow: str | None,
+    status: RunStatus | None,
+    limit: int,
+    cursor: str | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[list[RunRecord], str | None]:
+    """Up to ``limit`` matching runs, newest first, and the cursor of the next page (if any).
+
+    The World filters by workflow and status and pages by run id; the time window is
+    applied here, using run ids (time-ordered ULIDs) to skip ahead and stop early.
+    """
+    before = cursor
+    if until is not None:
+        bound = _id_bound(until + _CLOCK_SKEW)
+        before = bound if before is None else min(before, bound)
+    stop_id = None if since is None else _id_bound(since - _CLOCK_SKEW)
+    found: list[RunRecord] = []
+    batch = limit + 1 if since is None and until is None else max(limit + 1, _BATCH)
+    while True:
+        page = await world.list_runs(
+            workflow_name=workflow, status=status, limit=batch, before=before
+        )
+        for record in page:
+            if stop_id is not None and record.run_id < stop_id:
+                return _page(found, limit)
+            if since is not None and record.created_at < since:
+                continue
+            if until is not None and record.created_at >= until:
+                continue
+            found.append(record)
+            if len(found) > limit:
+                return _page(found, limit)
+        if len(page) < batch:
+            return _page(found, limit)
+        before = page[-1].run_id
+
+
+def _page(found: list[RunRecord], limit: int) -> tuple[list[RunRecord], str | None]:
+    if len(found) > limit:
+        return found[:limit], found[limit - 1].run_id
+    return found, None

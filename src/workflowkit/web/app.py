@@ -1,0 +1,132 @@
+"""The dashboard as an ASGI application: auth, routing, errors, and the World's lifetime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from ..worlds import open_world
+from ..worlds.base import World
+from . import endpoints, pages, static
+from .auth import Guard, csrf_token
+from .http import (
+    HttpError,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    html_response,
+    json_response,
+    parse_request,
+    read_body,
+    send_response,
+)
+from .layout import error_page
+from .router import Route, resolve, route
+
+log = logging.getLogger("workflowkit.web")
+
+ROUTES: tuple[Route, ...] = (
+    route("GET", "/", pages.runs),
+    route("GET", "/runs/{run_id}", pages.run),
+    route("GET", "/static/{name}", static.asset),
+    route("GET", "/api/runs", endpoints.list_runs),
+    route("POST", "/api/runs/cancel", endpoints.cancel_many),
+    route("GET", "/api/runs/{run_id}", endpoints.get_run),
+    route("GET", "/api/runs/{run_id}/state", endpoints.run_state),
+    route("POST", "/api/runs/{run_id}/cancel", endpoints.cancel_one),
+    route("POST", "/api/runs/{run_id}/wake-up", endpoints.wake_up),
+    route("POST", "/api/runs/{run_id}/rerun", endpoints.rerun),
+    route("POST", "/api/hooks/resume", endpoints.resume_hook),
+)
+
+
+class Dashboard:
+    """The ASGI app ``create_app`` returns; ``await close()`` when mounted elsewhere."""
+
+    def __init__(
+        self,
+        world: World | str | None = None,
+        *,
+        token: str | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+    ) -> None:
+        if token is not None and not token.strip():
+            raise ValueError("token must not be empty (pass None for no token)")
+        self._url = world if not isinstance(world, World) else None
+        self._world = world if isinstance(world, World) else None
+        self._owns_world = self._world is None
+        hosts = None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
+        self.guard = Guard(token, hosts)
+
+    @property
+    def world(self) -> World:
+        if self._world is None:  # opened on first use, on the serving event loop
+            self._world = open_world(self._url)
+        return self._world
+
+    async def close(self) -> None:
+        if self._owns_world and self._world is not None:
+            world, self._world = self._world, None
+            await world.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            request = parse_request(scope, await read_body(receive))
+        except HttpError as exc:
+            await send_response(send, json_response({"error": exc.message}, exc.status))
+            return
+        await send_response(send, await self.handle(request))
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            early = self.guard.admit(request)
+            if early is not None:
+                return early
+            handler, params = resolve(ROUTES, request)
+            return await handler(self.world, request, params)
+        except HttpError as exc:
+            return _error(request, exc.status, exc.message)
+        except Exception:
+            log.exception("dashboard: %s %s failed", request.method, request.path)
+            return _error(request, 500, "the dashboard failed to answer; see its log")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if request.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+        return json_response({"error": message}, status)
+    token, cookies = csrf_token(request)
+    page = error_page(request.base, token, status, message)
+    return html_response(page, status).with_headers(*cookies)
+
+
+def create_app(
+    world: World | str | None = None,
+    *,
+    token: str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+) -> Dashboard:
+    """The web dashboard as an ASGI app.
+
+    ``world`` is a World or its URL (default: ``$WORKFLOWKIT_WORLD``, else the SQLite file
+    under ``.workflowkit/``); a World opened here is closed at lifespan shutdown or by
+    ``await app.close()``. With ``token``, every request must carry it (see docs/dashboard.md).
+    ``allowed_hosts`` (host names without port) refuses requests for any other ``Host``.
+    """
+    return Dashboard(world, token=token, allowed_hosts=allowed_hosts)

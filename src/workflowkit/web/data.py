@@ -1,0 +1,221 @@
+"""What the pages and JSON endpoints show, read from the World.
+
+Queries only: filtering and paging the runs list, and everything about one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from ..inspection import find_runs
+from ..streams import chunk_json
+from ..worlds.base import (
+    Event,
+    HookRecord,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StreamInfo,
+    WaitRecord,
+    World,
+)
+from . import timeline
+from .http import HttpError, Request
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 200
+_ID_PREFIX = "wrun_"
+_ID_LENGTH = len(_ID_PREFIX) + 26
+_RECENT = 500  # how many recent runs the workflow filter's suggestions come from
+STREAM_TAIL = 50  # the run page shows this many of each stream's latest chunks
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    workflow: str | None = None
+    status: RunStatus | None = None
+    search: str | None = None  # a run id or the start of one
+    cursor: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+    @classmethod
+    def from_request(cls, request: Request) -> RunFilter:
+        status_text = request.arg("status")
+        status = None
+        if status_text is not None:
+            try:
+                status = RunStatus(status_text)
+            except ValueError:
+                choices = ", ".join(str(s) for s in RunStatus)
+                raise HttpError(400, f"status must be one of {choices}") from None
+        limit_text = request.arg("limit")
+        limit = DEFAULT_LIMIT
+        if limit_text is not None:
+            if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+                raise HttpError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+            limit = int(limit_text)
+        return cls(request.arg("workflow"), status, request.arg("q"), request.arg("cursor"), limit)
+
+    def query(self, **changes: str | None) -> str:
+        """This filter as a query string, with ``changes`` (None drops a parameter)."""
+        values: dict[str, str | None] = {
+            "q": self.search,
+            "workflow": self.workflow,
+            "status": None if self.status is None else str(self.status),
+            "limit": None if self.limit == DEFAULT_LIMIT else str(self.limit),
+            "cursor": self.cursor,
+        }
+        values.update(changes)
+        return urlencode({k: v for k, v in values.items() if v})
+
+    @property
+    def active(self) -> bool:
+        return any((self.workflow, self.status, self.search))
+
+
+@dataclass(frozen=True, slots=True)
+class RunsPage:
+    filter: RunFilter
+    runs: tuple[RunRecord, ...]
+    next_cursor: str | None
+    workflows: tuple[str, ...]  # names of recent runs' workflows, for the filter
+
+    @property
+    def version(self) -> str:
+        """Changes whenever a run on this page changes (what live updates poll for)."""
+        digest = hashlib.sha256()
+        for r in self.runs:
+            digest.update(f"{r.run_id}:{r.status}:{r.last_seq};".encode())
+        return digest.hexdigest()[:16]
+
+
+async def runs_page(world: World, wanted: RunFilter, *, suggestions: bool = True) -> RunsPage:
+    if wanted.search is not None:
+        runs, next_cursor = await _search(world, wanted)
+    else:
+        runs, next_cursor = await find_runs(
+            world,
+            workflow=wanted.workflow,
+            status=wanted.status,
+            limit=wanted.limit,
+            cursor=wanted.cursor,
+        )
+    names: tuple[str, ...] = ()
+    if suggestions:
+        recent = await world.list_runs(limit=_RECENT)
+        names = tuple(sorted({r.workflow_name for r in recent}))
+    return RunsPage(wanted, tuple(runs), next_cursor, names)
+
+
+def normalise_search(text: str) -> str:
+    """``"01J8..."``, ``"wrun_01j8"`` -> ``"wrun_01J8..."`` (ids are upper-case ULIDs)."""
+    text = text.strip()
+    rest = text[len(_ID_PREFIX) :] if text.lower().startswith(_ID_PREFIX) else text
+    return _ID_PREFIX + rest.upper()
+
+
+async def _search(world: World, wanted: RunFilter) -> tuple[list[RunRecord], str | None]:
+    """Runs whose id starts with the search text (all of an id finds that one run).
+
+    Ids sort as text, so the matches are one contiguous stretch of the id order: start just
+    above the prefix and stop at the first id that does not match.
+    """
+    assert wanted.search is not None
+    prefix = normalise_search(wanted.search)
+    if len(prefix) >= _ID_LENGTH:
+        record = await world.get_run(prefix[:_ID_LENGTH])
+        found = [record] if record is not None and _matches(record, wanted) else []
+        return found, None
+    before = prefix + "~"  # "~" sorts after every ULID character
+    if wanted.cursor is not None:
+        before = min(before, wanted.cursor)
+    page = await world.list_runs(
+        workflow_name=wanted.workflow,
+        status=wanted.status,
+        limit=wanted.limit + 1,
+        before=before,
+    )
+    found = [r for r in page if r.run_id.startswith(prefix)]
+    if len(found) > wanted.limit:
+        return found[: wanted.limit], found[wanted.limit - 1].run_id
+    return found, None
+
+
+def _matches(record: RunRecord, wanted: RunFilter) -> bool:
+    if wanted.workflow is not None and record.workflow_name != wanted.workflow:
+        return False
+    return wanted.status is None or record.status is wanted.status
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """One run and everything recorded about it, as of ``now``."""
+
+    run: RunRecord
+    steps: tuple[StepRecord, ...]
+    waits: tuple[WaitRecord, ...]
+    hooks: tuple[HookRecord, ...]
+    events: tuple[Event, ...]
+    timeline: timeline.Timeline
+    now: datetime
+    streams: tuple[StreamView, ...] = ()
+    selected: str | None = None  # the timeline item whose details are open
+
+    @property
+    def version(self) -> str:
+        return run_version(self.run, [s.info for s in self.streams])
+
+    @property
+    def pending_waits(self) -> tuple[WaitRecord, ...]:
+        return tuple(w for w in self.waits if w.completed_at is None)
+
+    def select(self, item: str | None) -> RunView:
+        known = {bar.item_id for bar in self.timeline.bars}
+        return replace(self, selected=item if item in known else None)
+
+
+async def require_run(world: World, run_id: str) -> RunRecord:
+    record = await world.get_run(run_id)
+    if record is None:
+        raise HttpError(404, f"no run with id {run_id!r}")
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class StreamView:
+    """A stream of the run and its latest chunks (index, JSON rendering)."""
+
+    info: StreamInfo
+    tail: tuple[tuple[int, Any], ...]
+
+
+def run_version(record: RunRecord, streams: Sequence[StreamInfo]) -> str:
+    """Changes whenever the run's log or one of its streams does."""
+    return f"{record.status}:{record.last_seq}:{sum(s.length for s in streams)}"
+
+
+async def stream_views(world: World, run_id: str) -> tuple[StreamView, ...]:
+    views = []
+    for info in await world.list_streams(run_id):
+        page = await world.read_stream(run_id, info.name, -STREAM_TAIL, STREAM_TAIL)
+        tail = tuple((c.index, chunk_json(c)) for c in page.chunks)
+        views.append(StreamView(info, tail))
+    return tuple(views)
+
+
+async def run_view(world: World, run_id: str, now: datetime) -> RunView:
+    # The run is read first, so the log holds at least what its ``last_seq`` (the page's
+    # version) says: a later poll that sees a newer version brings the rest.
+    record = await require_run(world, run_id)
+    events = tuple(await world.get_events(run_id))
+    steps = tuple(await world.list_steps(run_id))
+    waits = tuple(await world.list_waits(run_id))
+    hooks = tuple(await world.list_hooks(run_id))
+    streams = await stream_views(world, run_id)
+    line = timeline.build(record, events, now)
+    return RunView(record, steps, waits, hooks, events, line, now, streams)

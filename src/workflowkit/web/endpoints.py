@@ -1,0 +1,181 @@
+"""The JSON endpoints: the runs list and a run (what live updates poll), and the actions.
+
+Shapes are those of ``workflowkit inspect --json`` (docs/cli.md), so scripts can use either.
+Actions are POSTs (CSRF-checked in ``auth``) that append events as the CLI does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .. import operations, serde
+from ..errors import HookNotFoundError, WorkflowRunNotFoundError
+from ..inspection import (
+    describe,
+    event_json,
+    hook_json,
+    iso,
+    run_json,
+    shown,
+    step_json,
+    stream_json,
+    wait_json,
+)
+from ..worlds.base import World, utcnow
+from . import data
+from .http import HttpError, Request, Response, json_response
+from .timeline import Bar
+
+
+async def list_runs(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    view = await data.runs_page(world, data.RunFilter.from_request(request), suggestions=False)
+    return json_response(
+        {
+            "runs": [run_json(r) for r in view.runs],
+            "next_cursor": view.next_cursor,
+            "version": view.version,
+        }
+    )
+
+
+async def get_run(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    view = await data.run_view(world, params["run_id"], utcnow())
+    return json_response(
+        {
+            "run": run_json(view.run),
+            "steps": [step_json(s) for s in view.steps],
+            "sleeps": [wait_json(w) for w in view.waits],
+            "hooks": [hook_json(h) for h in view.hooks],
+            "events": [event_json(e) for e in view.events],
+            "timeline": [_bar_json(b) for b in view.timeline.bars],
+            "streams": [
+                {**stream_json(s.info), "tail": [{"index": i, "value": v} for i, v in s.tail]}
+                for s in view.streams
+            ],
+            "version": view.version,
+        }
+    )
+
+
+async def run_state(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    """What a run page polls: cheap, and its ``version`` changes whenever the run does."""
+    record = await data.require_run(world, params["run_id"])
+    streams = await world.list_streams(record.run_id)
+    return json_response(
+        {
+            "run_id": record.run_id,
+            "status": str(record.status),
+            "last_seq": record.last_seq,
+            "version": data.run_version(record, streams),
+        }
+    )
+
+
+def _bar_json(bar: Bar) -> dict[str, Any]:
+    return {
+        "item_id": bar.item_id,
+        "kind": bar.kind,
+        "label": bar.label,
+        "state": bar.state,
+        "attempt": bar.attempt,
+        "correlation_id": bar.correlation_id,
+        "start": iso(bar.start),
+        "end": iso(bar.end),
+        "facts": dict(bar.facts),
+        "payloads": [{"label": p.label, "value": shown(p.data)} for p in bar.payloads],
+    }
+
+
+# -- actions -------------------------------------------------------------------------------
+
+
+async def cancel_many(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    body = _object(request)
+    ids = body.get("run_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise HttpError(400, 'send {"run_ids": ["wrun_...", ...]}: a non-empty list of run ids')
+    records = []
+    for run_id in ids:
+        records.append(await data.require_run(world, run_id))
+    return _cancelled(await operations.cancel_runs(world, records))
+
+
+async def cancel_one(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    record = await data.require_run(world, params["run_id"])
+    return _cancelled(await operations.cancel_runs(world, [record]))
+
+
+def _cancelled(outcome: operations.CancelOutcome) -> Response:
+    return json_response(
+        {
+            "cancelled": list(outcome.cancelled),
+            "skipped": [{"run_id": s.run_id, "status": s.status} for s in outcome.skipped],
+        }
+    )
+
+
+async def wake_up(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    body = _object(request)
+    wait_ids = body.get("wait_ids")
+    if wait_ids is not None and (
+        not isinstance(wait_ids, list) or not all(isinstance(w, str) for w in wait_ids)
+    ):
+        raise HttpError(400, '"wait_ids" must be a list of sleep ids (or left out for all)')
+    try:
+        outcome = await operations.wake_up(world, params["run_id"], wait_ids)
+    except WorkflowRunNotFoundError as exc:
+        raise HttpError(404, str(exc)) from None
+    return json_response(
+        {
+            "run_id": outcome.run.run_id,
+            "woken": list(outcome.woken),
+            "not_pending": list(outcome.not_pending),
+        }
+    )
+
+
+async def rerun(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    try:
+        record = await operations.rerun(world, params["run_id"])
+    except WorkflowRunNotFoundError as exc:
+        raise HttpError(404, str(exc)) from None
+    return json_response({"run": run_json(record)}, status=201)
+
+
+async def resume_hook(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    """Deliver a payload: ``{"token": ..., "payload": value}`` or ``"payload_json": text``."""
+    body = _object(request)
+    token = body.get("token")
+    if not isinstance(token, str) or not token:
+        raise HttpError(400, '"token" is required: the token of the hook to resume')
+    if ("payload" in body) == ("payload_json" in body):
+        raise HttpError(400, 'send the payload as "payload" (a JSON value) or "payload_json"')
+    value = body.get("payload")
+    if "payload_json" in body:
+        text = body["payload_json"]
+        if not isinstance(text, str):
+            raise HttpError(400, '"payload_json" must be a string of JSON text')
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise HttpError(400, f"the payload is not valid JSON: {exc}") from None
+    try:
+        encoded = serde.encode(value, path="payload")
+    except Exception as exc:  # e.g. nested too deep
+        raise HttpError(400, f"cannot store this payload: {describe(exc)}") from None
+    try:
+        hook = await operations.resume_hook(world, token, encoded)
+    except HookNotFoundError as exc:
+        raise HttpError(404, str(exc)) from None
+    except operations.WebhookTokenError as exc:
+        raise HttpError(400, str(exc)) from None
+    return json_response({"hook_id": hook.hook_id, "run_id": hook.run_id})
+
+
+def _object(request: Request) -> dict[str, Any]:
+    body = request.json()
+    if not isinstance(body, dict):
+        raise HttpError(400, "the request body must be a JSON object")
+    return body

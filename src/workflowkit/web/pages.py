@@ -1,0 +1,39 @@
+"""The HTML pages: the runs list and a run (whole, or only their live part)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..worlds.base import World, utcnow
+from . import data
+from .auth import csrf_token
+from .html import Markup
+from .http import Request, Response, html_response
+from .layout import page
+from .list_page import runs_body, runs_live
+from .run_page import run_body, run_live
+
+
+async def runs(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    wanted = data.RunFilter.from_request(request)
+    live_only = request.arg("fragment") is not None
+    view = await data.runs_page(world, wanted, suggestions=not live_only)
+    now = utcnow()
+    if live_only:
+        return html_response(runs_live(request.base, view, now))
+    return _page(request, "Runs", runs_body(request.base, view, now))
+
+
+async def run(world: World, request: Request, params: Mapping[str, str]) -> Response:
+    view = await data.run_view(world, params["run_id"], utcnow())
+    view = view.select(request.arg("item"))
+    if request.arg("fragment") is not None:
+        return html_response(run_live(request.base, view))
+    return _page(
+        request, f"{view.run.workflow_name} {view.run.run_id}", run_body(request.base, view)
+    )
+
+
+def _page(request: Request, title: str, body: Markup) -> Response:
+    token, cookies = csrf_token(request)
+    return html_response(page(request.base, title, token, body)).with_headers(*cookies)

@@ -1,0 +1,208 @@
+"""The run page's panels. Each is a title and a function of the run's ``RunView``.
+
+A new panel is one function here and one entry in ``RUN_PANELS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..inspection import iso, one_line, shown, span_text
+from .data import RunView
+from .html import Markup, attrs, esc, h, join, pretty
+from .layout import badge, moment, payload
+from .timeline import Bar, Timeline
+
+
+@dataclass(frozen=True, slots=True)
+class Panel:
+    key: str  # the section's id on the page
+    title: str
+    render: Callable[[str, RunView], Markup]  # (base, view) -> the section's content
+
+
+def timeline_panel(base: str, view: RunView) -> Markup:
+    t = view.timeline
+    span = (t.until - t.origin).total_seconds()
+    ticks = join(
+        h('<span class="tick" style="left:{}%">{}</span>', f"{p:g}", _offset(span * p / 100))
+        for p in (0, 25, 50, 75, 100)
+    )
+    rows = join(_track(t, bar, view) for bar in t.bars)
+    hint = "" if view.selected else "Click a bar to see its input, output or error."
+    details = join(_details(bar, view) for bar in t.bars)
+    return h(
+        '<div class="timeline"><div class="axis">{}</div><ol class="tracks">{}</ol></div>'
+        '<div id="details" class="details"><p class="hint">{}</p>{}</div>',
+        ticks,
+        rows,
+        hint,
+        details,
+    )
+
+
+def _track(t: Timeline, bar: Bar, view: RunView) -> Markup:
+    end = bar.end or view.now
+    left = t.offset(bar.start)
+    width = max(0.4, t.offset(end) - left)
+    label = bar.label if bar.attempt is None else f"{bar.label} #{bar.attempt}"
+    link = attrs(href=f"?item={bar.item_id}#details", data_item=bar.item_id)
+    selected = " selected" if bar.item_id == view.selected else ""
+    return h(
+        '<li class="track k-{}{}" data-kind="{}" data-state="{}"><a class="label"{}>{}</a>'
+        '<div class="lane"><a class="bar s-{}"{} style="left:{}%;width:{}%" title="{}"></a>'
+        '</div><span class="took">{}</span></li>',
+        bar.kind,
+        selected,
+        bar.kind,
+        bar.state,
+        link,
+        label,
+        bar.state,
+        link,
+        f"{left:.3f}",
+        f"{width:.3f}",
+        f"{label}: {bar.state}",
+        span_text((end - bar.start).total_seconds()) + ("" if bar.end else "…"),
+    )
+
+
+def _offset(seconds: float) -> str:
+    return "0" if seconds <= 0 else "+" + span_text(seconds)
+
+
+def _details(bar: Bar, view: RunView) -> Markup:
+    facts: list[tuple[str, Markup]] = [
+        ("kind", esc(bar.kind)),
+        ("state", badge(bar.state)),
+        ("started", moment(bar.start, view.now)),
+        ("ended", moment(bar.end, view.now)),
+    ]
+    if bar.correlation_id:
+        facts.insert(0, ("id", esc(bar.correlation_id)))
+    if bar.attempt is not None:
+        facts.append(("attempt", esc(bar.attempt)))
+    facts.extend((name, esc(value)) for name, value in bar.facts)
+    rows = join(h("<dt>{}</dt><dd>{}</dd>", name, value) for name, value in facts)
+    payloads = join(payload(p.label, p.data) for p in bar.payloads)
+    if not bar.payloads:
+        payloads = Markup('<p class="none">nothing recorded yet</p>')
+    return h(
+        '<section class="item"{}><h3>{}</h3><dl>{}</dl>{}</section>',
+        attrs(data_item_detail=bar.item_id, hidden=bar.item_id != view.selected),
+        bar.label,
+        rows,
+        payloads,
+    )
+
+
+def hooks_panel(base: str, view: RunView) -> Markup:
+    if not view.hooks:
+        return Markup('<p class="none">no active hooks</p>')
+    items = []
+    for hook in view.hooks:
+        meta = shown(hook.metadata)
+        head = h(
+            '<dl><dt>token</dt><dd class="token">{}</dd><dt>kind</dt><dd>{}</dd>'
+            "<dt>created</dt><dd>{}</dd><dt>metadata</dt><dd><code>{}</code></dd></dl>",
+            hook.token,
+            "webhook" if hook.is_webhook else "hook",
+            moment(hook.created_at, view.now),
+            one_line(meta, 120),
+        )
+        if hook.is_webhook:
+            form = Markup('<p class="none">a webhook: send an HTTP request to its URL</p>')
+        else:
+            form = h(
+                '<form class="resume"{}><label>Payload (JSON)<textarea name="payload"'
+                ' rows="3" spellcheck="false"{}>{}</textarea></label>'
+                '<button type="submit">Resume hook</button></form>',
+                attrs(data_url=f"{base}/api/hooks/resume", data_token=hook.token),
+                attrs(id=f"payload-{hook.hook_id}"),
+                "{}",
+            )
+        items.append(h('<li class="hook" data-token="{}">{}{}</li>', hook.token, head, form))
+    return h('<ul class="hooks">{}</ul>', join(items))
+
+
+def events_panel(base: str, view: RunView) -> Markup:
+    origin = view.run.created_at
+    rows = []
+    for e in view.events:
+        data = shown(e.payload)
+        cell = Markup("")
+        if e.payload is not None:
+            cell = h(
+                "<details><summary>{}</summary><pre>{}</pre></details>",
+                one_line(data, 60),
+                pretty(data),
+            )
+        rows.append(
+            h(
+                '<tr data-type="{}"><td>{}</td><td title="{}">{}</td><td>{}</td><td>{}</td>'
+                "<td><code>{}</code></td><td>{}</td></tr>",
+                str(e.type),
+                e.seq,
+                iso(e.created_at),
+                _at(origin, e.created_at),
+                str(e.type),
+                e.correlation_id or "",
+                one_line(dict(e.attrs), 60) if e.attrs else "",
+                cell,
+            )
+        )
+    return h(
+        '<table class="events"><thead><tr><th>Seq</th><th>At</th><th>Type</th>'
+        "<th>Correlation id</th><th>Attrs</th><th>Payload</th></tr></thead>"
+        "<tbody>{}</tbody></table>",
+        join(rows),
+    )
+
+
+def streams_panel(base: str, view: RunView) -> Markup:
+    if not view.streams:
+        return Markup('<p class="none">nothing written to a stream</p>')
+    items = []
+    for stream in view.streams:
+        info = stream.info
+        shown_count = len(stream.tail)
+        note = (
+            f"the last {shown_count} of {info.length} chunks"
+            if shown_count < info.length
+            else f"{info.length} chunks"
+        )
+        chunks = join(
+            h('<li value="{}"><code>{}</code></li>', index, _chunk_text(value))
+            for index, value in stream.tail
+        )
+        items.append(
+            h(
+                '<li class="stream" data-namespace="{}"><h3>{} {}</h3><p class="note">{}</p>'
+                '<ol class="chunks" start="{}">{}</ol></li>',
+                info.name,
+                info.name or "default",
+                badge("closed" if info.closed else "open"),
+                note,
+                stream.tail[0][0] if stream.tail else 0,
+                chunks,
+            )
+        )
+    return h('<ul class="streams">{}</ul>', join(items))
+
+
+def _chunk_text(value: object) -> str:
+    return value if isinstance(value, str) else one_line(value, 200)
+
+
+def _at(origin: datetime, moment_: datetime) -> str:
+    return _offset((moment_ - origin).total_seconds())
+
+
+RUN_PANELS: tuple[Panel, ...] = (
+    Panel("timeline", "Timeline", timeline_panel),
+    Panel("hooks", "Hooks", hooks_panel),
+    Panel("streams", "Streams", streams_panel),
+    Panel("events", "Event log", events_panel),
+)

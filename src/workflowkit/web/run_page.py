@@ -1,0 +1,57 @@
+"""The run page: the run's header and actions, then its panels (see ``panels.RUN_PANELS``)."""
+
+from __future__ import annotations
+
+from .data import RunView
+from .html import Markup, attrs, h, join
+from .layout import badge, button, moment, took
+from .panels import RUN_PANELS
+
+
+def run_body(base: str, view: RunView) -> Markup:
+    crumbs = h('<nav class="crumbs"><a href="{}/">Runs</a> / {}</nav>', base, view.run.run_id)
+    return h("{}{}", crumbs, run_live(base, view))
+
+
+def run_live(base: str, view: RunView) -> Markup:
+    """The part of the run page that live updates replace."""
+    run = view.run
+    api = f"{base}/api/runs/{run.run_id}"
+    actions = []
+    if not run.status.terminal:
+        actions.append(button("Cancel run", "cancel", f"{api}/cancel", "Cancel this run?"))
+        if view.pending_waits:
+            actions.append(button("Wake up sleeps", "wake-up", f"{api}/wake-up"))
+    actions.append(
+        button("Re-run with the same input", "rerun", f"{api}/rerun", "Start a new run?")
+    )
+    end = run.completed_at or (None if run.status.terminal else view.now)
+    head = h(
+        '<section class="run-head"><h1>{} {}</h1><dl><dt>run</dt><dd class="id">{}</dd>'
+        "<dt>created</dt><dd>{}</dd><dt>started</dt><dd>{}</dd><dt>completed</dt><dd>{}</dd>"
+        '<dt>duration</dt><dd>{}</dd></dl><div class="actions">{}</div></section>',
+        run.workflow_name,
+        badge(str(run.status)),
+        run.run_id,
+        moment(run.created_at, view.now),
+        moment(run.started_at, view.now),
+        moment(run.completed_at, view.now),
+        took(run.started_at, end),
+        join(actions),
+    )
+    panels = join(
+        h(
+            '<section class="panel" id="{}"><h2>{}</h2>{}</section>',
+            p.key,
+            p.title,
+            p.render(base, view),
+        )
+        for p in RUN_PANELS
+    )
+    live = attrs(
+        data_live="run",
+        data_poll=f"{api}/state",
+        data_version=view.version,
+        data_active=not run.status.terminal,
+    )
+    return h('<div id="live"{}>{}{}</div>', live, head, panels)

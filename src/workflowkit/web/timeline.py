@@ -1,0 +1,208 @@
+"""The run's trace: each step attempt, sleep and hook as a bar on the run's time axis.
+
+Derived from the event log alone, so a step that was retried shows one bar per attempt
+(``step_started`` opens an attempt; ``step_retrying``, ``step_failed`` or
+``step_completed`` closes it), and a step started again while running (its worker died)
+shows the lost attempt as ``interrupted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from ..worlds.base import Event, EventType, RunRecord, from_timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    label: str  # "input", "output", "error", "metadata", "payload"
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    item_id: str  # unique on the page: "run", "step_x-2" (attempt 2), "wait_x", "hook_x"
+    kind: str  # "run" | "step" | "sleep" | "hook"
+    label: str
+    state: str  # completed, failed, retrying, running, pending, waiting, received, ...
+    start: datetime
+    end: datetime | None  # None: still open
+    correlation_id: str | None = None
+    attempt: int | None = None
+    facts: tuple[tuple[str, str], ...] = ()
+    payloads: tuple[Payload, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    origin: datetime
+    until: datetime  # the right end of the axis
+    bars: tuple[Bar, ...]
+
+    def offset(self, moment: datetime) -> float:
+        """Where ``moment`` sits on the axis, 0..100 (percent)."""
+        span = (self.until - self.origin).total_seconds()
+        if span <= 0:
+            return 0.0
+        return max(0.0, min(100.0, (moment - self.origin).total_seconds() / span * 100))
+
+
+@dataclass
+class _Step:
+    """Collects one step's events while the log is read (local to ``build``)."""
+
+    step_id: str
+    name: str
+    created: datetime
+    input: bytes | None
+    attempts: list[Bar] = field(default_factory=list)
+    open: Bar | None = None
+
+
+def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
+    steps: dict[str, _Step] = {}
+    others: list[Bar] = []  # sleeps and hooks, in order of creation
+    index: dict[str, int] = {}  # correlation id -> position in ``others``
+    order: list[str] = []  # step ids and other ids in order of creation
+
+    def close(step: _Step, state: str, at: datetime, payload: Payload | None) -> None:
+        if step.open is None:
+            return
+        extra = (payload,) if payload is not None else ()
+        step.attempts.append(
+            replace(step.open, state=state, end=at, payloads=step.open.payloads + extra)
+        )
+        step.open = None
+
+    for e in events:
+        cid = e.correlation_id or ""
+        if e.type is EventType.STEP_CREATED:
+            name = str(e.attrs.get("name", "step"))
+            steps[cid] = _Step(cid, name, e.created_at, e.payload)
+            order.append(cid)
+        elif e.type is EventType.STEP_STARTED and cid in steps:
+            step = steps[cid]
+            close(step, "interrupted", e.created_at, None)
+            attempt = int(e.attrs.get("attempt", len(step.attempts) + 1))
+            inputs = (Payload("input", step.input),) if step.input is not None else ()
+            step.open = Bar(
+                f"{cid}-{attempt}",
+                "step",
+                step.name,
+                "running",
+                e.created_at,
+                None,
+                cid,
+                attempt,
+                payloads=inputs,
+            )
+        elif e.type in _STEP_ENDS and cid in steps:
+            state, label = _STEP_ENDS[e.type]
+            payload = Payload(label, e.payload) if e.payload is not None else None
+            close(steps[cid], state, e.created_at, payload)
+        elif e.type is EventType.WAIT_CREATED:
+            resume = from_timestamp(_number(e.attrs.get("resume_at")))
+            facts = (("resumes at", resume.isoformat()),) if resume else ()
+            index[cid] = len(others)
+            order.append(cid)
+            others.append(
+                Bar(cid, "sleep", "sleep", "waiting", e.created_at, None, cid, facts=facts)
+            )
+        elif e.type is EventType.WAIT_COMPLETED and cid in index:
+            bar = others[index[cid]]
+            others[index[cid]] = replace(bar, state="completed", end=e.created_at)
+        elif e.type in (EventType.HOOK_CREATED, EventType.HOOK_CONFLICT):
+            token = str(e.attrs.get("token", ""))
+            kind = "webhook" if e.attrs.get("webhook") else "hook"
+            conflict = e.type is EventType.HOOK_CONFLICT
+            payloads = (Payload("metadata", e.payload),) if e.payload is not None else ()
+            index[cid] = len(others)
+            order.append(cid)
+            others.append(
+                Bar(
+                    cid,
+                    "hook",
+                    f"{kind} {token}",
+                    "conflict" if conflict else "waiting",
+                    e.created_at,
+                    e.created_at if conflict else None,
+                    cid,
+                    facts=(("token", token), ("kind", kind)),
+                    payloads=payloads,
+                )
+            )
+        elif e.type is EventType.HOOK_RECEIVED and cid in index:
+            bar = others[index[cid]]
+            received = (Payload("payload", e.payload),) if e.payload is not None else ()
+            others[index[cid]] = replace(
+                bar,
+                state="received",
+                payloads=bar.payloads + received,
+                facts=(*bar.facts, ("received", e.created_at.isoformat())),
+            )
+        elif e.type is EventType.HOOK_DISPOSED and cid in index:
+            bar = others[index[cid]]
+            others[index[cid]] = replace(bar, end=e.created_at)
+
+    bars = [_run_bar(run)]
+    for cid in order:
+        if cid in steps:
+            step = steps[cid]
+            attempts = step.attempts + ([step.open] if step.open is not None else [])
+            if not attempts:
+                inputs = (Payload("input", step.input),) if step.input is not None else ()
+                attempts = [
+                    Bar(
+                        f"{cid}-0",
+                        "step",
+                        step.name,
+                        "pending",
+                        step.created,
+                        None,
+                        cid,
+                        None,
+                        payloads=inputs,
+                    )
+                ]
+            bars.extend(attempts)
+        else:
+            bars.append(others[index[cid]])
+    if run.status.terminal and run.completed_at is not None:
+        # What was still open when the run ended (a hook never disposed, an abandoned
+        # attempt) ends with it.
+        bars = [b if b.end is not None else replace(b, end=run.completed_at) for b in bars]
+    ends = [b.end for b in bars if b.end is not None]
+    until = run.completed_at if run.status.terminal and run.completed_at else now
+    until = max([until, *ends])
+    return Timeline(run.created_at, until, tuple(bars))
+
+
+_STEP_ENDS = {
+    EventType.STEP_RETRYING: ("retrying", "error"),
+    EventType.STEP_FAILED: ("failed", "error"),
+    EventType.STEP_COMPLETED: ("completed", "output"),
+}
+
+
+def _run_bar(run: RunRecord) -> Bar:
+    payloads = [Payload("input", run.input)]
+    if run.output is not None:
+        payloads.append(Payload("output", run.output))
+    if run.error is not None:
+        payloads.append(Payload("error", run.error))
+    end = run.completed_at if run.status.terminal else None
+    return Bar(
+        "run",
+        "run",
+        run.workflow_name,
+        str(run.status),
+        run.created_at,
+        end,
+        payloads=tuple(payloads),
+    )
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

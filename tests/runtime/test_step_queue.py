@@ -1,0 +1,73 @@
+"""A worker with no free step slot offers a run's steps to the World's step queue.
+
+Here one worker takes them back itself as its slots free up; tests/runtime/test_step_fanout.py
+has several worker processes sharing one run's steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+
+import pytest
+
+from workflowkit import RetryableError, get_step_metadata, step, workflow
+from workflowkit.api import start
+from workflowkit.runtime.runtime import Runtime
+from workflowkit.worlds.base import EventType
+
+CALLS: Counter[int] = Counter()
+LOCK = threading.Lock()
+
+
+pytestmark = pytest.mark.worker_options(step_slots=2)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_calls() -> None:
+    CALLS.clear()
+
+
+@step
+async def square(i: int) -> int:
+    with LOCK:
+        CALLS[i] += 1
+    await asyncio.sleep(0.01)
+    return i * i
+
+
+@workflow
+async def fan_out(n: int) -> list[int]:
+    return list(await asyncio.gather(*(square(i) for i in range(n))))
+
+
+async def test_steps_beyond_the_slots_go_through_the_queue(runtime: Runtime) -> None:
+    run = await start(fan_out, 20)
+    assert await run.return_value(timeout=30) == [i * i for i in range(20)]
+    assert dict(CALLS) == dict.fromkeys(range(20), 1)  # every body once
+    events = await runtime.world.get_events(run.run_id)
+    completed = [e.correlation_id for e in events if e.type is EventType.STEP_COMPLETED]
+    assert len(completed) == len(set(completed)) == 20
+    steps = await runtime.world.list_steps(run.run_id)
+    assert not any(s.elsewhere for s in steps)  # nothing left queued or claimed
+    assert runtime.worker is not None and runtime.worker.running_steps == 0
+
+
+@step(max_retries=3)
+async def flaky(i: int) -> int:
+    if get_step_metadata().attempt < 2:
+        raise RetryableError("once more", retry_after=0.05)
+    return i
+
+
+@workflow
+async def flaky_fan_out(n: int) -> list[int]:
+    return list(await asyncio.gather(*(flaky(i) for i in range(n))))
+
+
+async def test_queued_steps_retry_through_the_queue(runtime: Runtime) -> None:
+    run = await start(flaky_fan_out, 8)
+    assert await run.return_value(timeout=30) == list(range(8))
+    steps = await runtime.world.list_steps(run.run_id)
+    assert [s.attempt for s in steps] == [2] * 8

@@ -1,0 +1,61 @@
+"""The shortcuts for small JSON-shaped values write and read exactly what the general
+path does (they are an optimisation, never a second format)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import any_text
+
+from workflowkit import serde
+from workflowkit.serde.decode import Decoder, read_frame
+from workflowkit.serde.encode import Encoder
+from workflowkit.serde.format import DEFAULT_MAX_DEPTH
+
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | any_text
+small = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=20) | st.dictionaries(any_text, inner, max_size=20),
+    max_leaves=40,
+)
+
+
+def general_encode(value: Any) -> bytes:
+    return Encoder(DEFAULT_MAX_DEPTH).run(value)
+
+
+def general_decode(data: bytes) -> Any:
+    frame = read_frame(data, None, None)
+    return frame.root if frame.plain else Decoder(frame.blob, frame.depth_limit).value(
+        frame.root, 1
+    )
+
+
+@given(small)
+def test_same_bytes_and_same_value(value: Any) -> None:
+    data = serde.encode(value)
+    assert data == general_encode(value)
+    assert repr(serde.decode(data)) == repr(general_decode(data))
+
+
+def test_values_the_shortcut_must_leave_alone() -> None:
+    shared = [1]
+    for value in (
+        [shared, shared],  # shared references
+        {"$": 1},  # the tag key
+        {1: "a"},  # non-str keys
+        [math.nan, math.inf],  # not JSON
+        [2**70],  # big ints
+        [[[[1]]]],  # deeper than the shortcut looks
+        list(range(40)),  # bigger
+        (1, 2),  # tuples
+    ):
+        data = serde.encode(value)
+        assert data == general_encode(value)
+        decoded = serde.decode(data)
+        assert repr(decoded) == repr(value)
+    twice = serde.decode(serde.encode([shared, shared]))
+    assert twice[0] is twice[1]

@@ -1,0 +1,224 @@
+"""The dashboard end to end in a real browser: headless Debian Chromium driven by Playwright.
+
+One server, one worker and one browser serve the whole module, on one copy of the seeded
+database; each test acts on runs of its own so the order of tests does not matter.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import web_workflows as wf
+from web_seed import Seeded, copy_seed, serve
+
+import workflowkit
+import workflowkit.sync as wk
+from workflowkit.web import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip(
+        f"{CHROMIUM} is missing (scripts/test installs Debian's chromium)",
+        allow_module_level=True,
+    )
+playwright = pytest.importorskip("playwright.sync_api")
+expect = playwright.expect
+Browser = playwright.Browser
+Page = playwright.Page
+
+
+@dataclass(frozen=True)
+class Site:
+    url: str
+    seeded: Seeded
+    browser: Browser
+
+
+@pytest.fixture(scope="module")
+def site(
+    seeded_template: tuple[Path, tuple[str, ...]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    seeded = copy_seed(seeded_template, tmp_path_factory.mktemp("browser"))
+    # A worker on the same database carries runs on after the page acts on them.
+    workflowkit.configure(seeded.url, poll_interval=0.05)
+    app = create_app(seeded.url)
+    try:
+        with serve(app) as url, playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+            try:
+                yield Site(url, seeded, browser)
+            finally:
+                browser.close()
+    finally:
+        workflowkit.shutdown()
+
+
+@pytest.fixture
+def page(site: Site) -> Iterator[Page]:
+    context = site.browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    context.close()
+    assert errors == []  # no script errors on any page
+
+
+def rows(page: Page) -> list[str]:
+    return page.locator("#live tbody tr[data-run-id]").evaluate_all(
+        "rows => rows.map(r => r.dataset.runId)"
+    )
+
+
+def test_list_shows_runs(site: Site, page: Page) -> None:
+    page.goto(site.url + "/")
+    s = site.seeded
+    for run_id in (s.order, s.hostile, s.failed, s.sleeping, s.waiting):
+        expect(page.locator(f'tr[data-run-id="{run_id}"]')).to_be_visible()
+    row = page.locator(f'tr[data-run-id="{s.failed}"]')
+    expect(row.locator(".badge")).to_have_text("failed")
+    expect(page.locator(f'tr[data-run-id="{s.hostile}"] td').nth(2)).to_have_text("web.hostile")
+
+
+def test_filtering(site: Site, page: Page) -> None:
+    s = site.seeded
+    page.goto(site.url + "/")
+    page.select_option('select[name="status"]', "failed")
+    page.click('form.filters button[type="submit"]')
+    page.wait_for_url(re.compile(r"status=failed"))
+    assert rows(page) == [s.failed]
+
+    page.click("a.reset")
+    page.fill('input[name="workflow"]', "web.order")
+    page.press('input[name="workflow"]', "Enter")
+    page.wait_for_url(re.compile(r"workflow=web.order"))
+    assert s.order in rows(page)
+    assert all(
+        t == "web.order" for t in page.locator("#live tbody tr td:nth-child(3)").all_inner_texts()
+    )
+
+    page.goto(site.url + "/")
+    page.fill('input[name="q"]', s.hostile[5:].lower())
+    page.press('input[name="q"]', "Enter")
+    page.wait_for_url(re.compile(r"q="))
+    assert rows(page) == [s.hostile]
+
+
+def test_timeline_shows_steps_in_order(site: Site, page: Page) -> None:
+    page.goto(f"{site.url}/runs/{site.seeded.order}")
+    labels = page.locator(".track .label").all_inner_texts()
+    assert [x.rsplit(":", 1)[-1] for x in labels] == [
+        "web.order",
+        "reserve #1",
+        "charge #1",
+        "charge #2",
+        "charge #3",
+        "ship #1",
+    ]
+    states = page.locator(".track").evaluate_all("ts => ts.map(t => t.dataset.state)")
+    assert states == ["completed", "completed", "retrying", "retrying", "completed", "completed"]
+    # Clicking a bar shows that attempt's details without leaving the page.
+    page.locator(".track").nth(3).locator(".bar").click()
+    detail = page.locator("[data-item-detail]:visible")
+    expect(detail).to_have_count(1)
+    expect(detail).to_contain_text("card declined for book")
+    expect(detail.locator(".traceback")).to_contain_text("RetryableError")
+    assert re.search(r"item=step_\w+-2", page.url)
+    page.locator(".track").nth(5).locator(".label").click()
+    expect(page.locator("[data-item-detail]:visible")).to_contain_text('"shipped book"')
+
+
+def test_hostile_output_is_text(site: Site, page: Page) -> None:
+    page.goto(f"{site.url}/runs/{site.seeded.hostile}?item=run")
+    output = page.locator("[data-item-detail=run] pre.json").last
+    expect(output).to_have_text(f'"{wf.HOSTILE}"')
+    assert page.evaluate("document.scripts.length") == 1  # only the dashboard's own
+
+
+def test_cancel_from_the_page(site: Site, page: Page) -> None:
+    run_id = site.seeded.sleeping
+    page.goto(f"{site.url}/runs/{run_id}")
+    expect(page.locator(".run-head .badge")).to_have_text("running")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click('button[data-action="cancel"]')
+    expect(page.locator(".run-head .badge")).to_have_text("cancelled")
+    expect(page.locator('button[data-action="cancel"]')).to_have_count(0)
+    assert wk.get_run(run_id).status() == "cancelled"
+
+
+def test_resume_hook_from_the_page(site: Site, page: Page) -> None:
+    run_id = site.seeded.waiting
+    page.goto(f"{site.url}/runs/{run_id}")
+    form = page.locator('li.hook[data-token="approval:d-1"] form.resume')
+    form.locator("textarea").fill('{"approved": true, "by": "ada"}')
+    form.locator("button").click()
+    expect(page.locator("#flash")).to_contain_text("delivered to hook")
+    # The worker finishes the run; the page follows without a reload.
+    expect(page.locator(".run-head .badge")).to_have_text("completed")
+    assert wk.get_run(run_id).return_value(timeout=10) == {
+        "doc": "d-1",
+        "decision": {"approved": True, "by": "ada"},
+    }
+
+
+def test_live_status_change(site: Site, page: Page) -> None:
+    run = wk.start(wf.approve, "live-1")
+    page.goto(f"{site.url}/runs/{run.run_id}")
+    expect(page.locator(".run-head .badge")).to_have_text("running")
+    expect(page.locator("li.hook")).to_have_count(1)
+    page.evaluate("window.__sameDocument = true")
+    wk.resume_hook("approval:live-1", {"ok": True})  # from outside the page
+    expect(page.locator(".run-head .badge")).to_have_text("completed")
+    expect(page.locator("li.hook")).to_have_count(0)
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+
+    page.goto(site.url + "/?workflow=web.approve")
+    page.evaluate("window.__sameDocument = true")
+    newer = wk.start(wf.approve, "live-2")
+    expect(page.locator(f'tr[data-run-id="{newer.run_id}"]')).to_be_visible()
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_bulk_cancel(site: Site, page: Page) -> None:
+    first, second = wk.start(wf.approve, "bulk-1"), wk.start(wf.approve, "bulk-2")
+    page.goto(site.url + "/?status=running")
+    for run in (first, second):
+        page.check(f'tr[data-run-id="{run.run_id}"] input[type=checkbox]')
+    button = page.locator('button[data-action="bulk-cancel"]')
+    expect(button).to_have_text("Cancel selected (2)")
+    asked: list[str] = []
+
+    def accept(dialog: playwright.Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    button.click()
+    expect(page.locator("#flash")).to_contain_text("cancelled")
+    assert asked == ["Cancel 2 run(s)?"]
+    for run in (first, second):
+        expect(page.locator(f'tr[data-run-id="{run.run_id}"]')).to_have_count(0)
+        assert run.status() == "cancelled"
+
+
+def test_streams_panel_follows_live(site: Site, page: Page) -> None:
+    run = wk.start(wf.talk, "talk-1")
+    page.goto(f"{site.url}/runs/{run.run_id}")
+    stream = page.locator('li.stream[data-namespace=""]')
+    expect(stream.locator("ol.chunks li")).to_have_count(2)
+    expect(stream.locator("ol.chunks li").nth(1)).to_have_text(wf.HOSTILE)  # text, not markup
+    expect(stream.locator(".badge")).to_have_text("open")
+    expect(page.locator('li.hook[data-token="talk-1"]')).to_have_count(1)
+    page.evaluate("window.__sameDocument = true")
+    wk.resume_hook("talk-1", None)
+    expect(stream.locator("ol.chunks li")).to_have_count(3)
+    expect(stream.locator("ol.chunks li").nth(2)).to_have_text("line 2")
+    expect(stream.locator(".badge")).to_have_text("closed")  # the run ended
+    assert page.evaluate("window.__sameDocument") is True

@@ -1,0 +1,337 @@
+"""The dashboard over plain HTTP (httpx against the ASGI app) on a World seeded by real runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import web_workflows as wf
+from web_seed import Seeded
+
+from workflowkit.web import Dashboard, create_app
+from workflowkit.worlds import open_world
+
+HTML = {"accept": "text/html"}
+
+
+@pytest.fixture
+async def app(seeded: Seeded) -> AsyncIterator[Dashboard]:
+    dashboard = create_app(seeded.url)
+    yield dashboard
+    await dashboard.close()
+
+
+@pytest.fixture
+async def client(app: Dashboard) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+async def csrf(client: httpx.AsyncClient) -> dict[str, str]:
+    """The header a page's script sends with a POST (after a page set the cookie)."""
+    page = await client.get("/", headers=HTML)
+    token = re.search(r'name="workflowkit-csrf" content="([^"]+)"', page.text)
+    assert token is not None and client.cookies["workflowkit_csrf"] == token.group(1)
+    return {"x-workflowkit-csrf": token.group(1)}
+
+
+def ids(data: dict[str, Any]) -> list[str]:
+    return [r["run_id"] for r in data["runs"]]
+
+
+def row_ids(html: str) -> list[str]:
+    return re.findall(r'<tr data-run-id="([^"]+)"', html)
+
+
+# -- the runs list -------------------------------------------------------------------------
+
+
+async def test_runs_json_newest_first_with_filters(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    data = (await client.get("/api/runs")).json()
+    assert ids(data) == [
+        seeded.waiting,
+        seeded.sleeping,
+        seeded.failed,
+        seeded.hostile,
+        seeded.order,
+    ]
+    assert data["next_cursor"] is None
+    first = data["runs"][-1]
+    assert first["workflow_name"] == "web.order" and first["status"] == "completed"
+    assert first["output"] == "shipped book" and first["input"] == [["book"], {}]
+
+    assert ids((await client.get("/api/runs?status=failed")).json()) == [seeded.failed]
+    assert ids((await client.get("/api/runs?workflow=web.nap")).json()) == [seeded.sleeping]
+    both = await client.get("/api/runs", params={"workflow": "web.nap", "status": "completed"})
+    assert ids(both.json()) == []
+
+
+async def test_search_by_run_id(client: httpx.AsyncClient, seeded: Seeded) -> None:
+    exact = await client.get("/api/runs", params={"q": seeded.failed})
+    assert ids(exact.json()) == [seeded.failed]
+    # Without the prefix, in lower case: still found.
+    loose = await client.get("/api/runs", params={"q": seeded.failed[5:].lower()})
+    assert ids(loose.json()) == [seeded.failed]
+    # The start of an id finds the runs whose id starts so (here: all of them share one).
+    common = seeded.order[:12]
+    found = ids((await client.get("/api/runs", params={"q": common})).json())
+    assert seeded.order in found and all(i.startswith(common) for i in found)
+    assert ids((await client.get("/api/runs", params={"q": "wrun_ZZZZ"})).json()) == []
+    html = (await client.get("/", params={"q": seeded.failed}, headers=HTML)).text
+    assert row_ids(html) == [seeded.failed]
+
+
+async def test_pagination_with_cursor(client: httpx.AsyncClient, seeded: Seeded) -> None:
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        data = (await client.get("/api/runs", params=params)).json()
+        assert len(data["runs"]) <= 2
+        seen += ids(data)
+        cursor = data["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [seeded.waiting, seeded.sleeping, seeded.failed, seeded.hostile, seeded.order]
+
+    page = (await client.get("/?limit=2", headers=HTML)).text
+    assert row_ids(page) == [seeded.waiting, seeded.sleeping]
+    older = re.search(r'class="older" href="([^"]+)"', page)
+    assert older is not None
+    page2 = (await client.get(older.group(1).replace("&amp;", "&"), headers=HTML)).text
+    assert row_ids(page2) == [seeded.failed, seeded.hostile]
+    assert 'class="newest"' in page2
+
+
+async def test_list_html_filters(client: httpx.AsyncClient, seeded: Seeded) -> None:
+    html = (await client.get("/?status=running", headers=HTML)).text
+    assert row_ids(html) == [seeded.waiting, seeded.sleeping]
+    assert '<option value="running" selected>' in html
+    assert '<span class="badge s-running">running</span>' in html
+    assert '<option value="web.order"></option>' in html  # the workflow suggestions
+    none = (await client.get("/?workflow=nothing.here", headers=HTML)).text
+    assert row_ids(none) == [] and "no runs match these filters" in none
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [("status=done", "status must be one of"), ("limit=0", "limit must be a whole number")],
+)
+async def test_bad_filters_are_400(client: httpx.AsyncClient, query: str, message: str) -> None:
+    response = await client.get(f"/api/runs?{query}")
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+# -- a run ---------------------------------------------------------------------------------
+
+
+async def test_hostile_payload_is_shown_as_text(client: httpx.AsyncClient, seeded: Seeded) -> None:
+    html = (await client.get(f"/runs/{seeded.hostile}", headers=HTML)).text
+    assert wf.HOSTILE not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script" not in html.replace('<script src="/static/dashboard.js" defer>', "")
+    data = (await client.get(f"/api/runs/{seeded.hostile}")).json()
+    assert data["run"]["output"] == wf.HOSTILE
+    # The page forbids inline scripts even if something slipped through.
+    response = await client.get(f"/runs/{seeded.hostile}", headers=HTML)
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+async def test_timeline_shows_each_attempt_in_order(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    data = (await client.get(f"/api/runs/{seeded.order}")).json()
+    bars = [
+        (b["kind"], b["label"].rsplit(":", 1)[-1], b["attempt"], b["state"])
+        for b in data["timeline"]
+    ]
+    assert bars == [
+        ("run", "web.order", None, "completed"),
+        ("step", "reserve", 1, "completed"),
+        ("step", "charge", 1, "retrying"),
+        ("step", "charge", 2, "retrying"),
+        ("step", "charge", 3, "completed"),
+        ("step", "ship", 1, "completed"),
+    ]
+    retry = data["timeline"][2]
+    error = next(p["value"] for p in retry["payloads"] if p["label"] == "error")
+    assert error["$error"] == "card declined for book" and "Traceback" in error["traceback"]
+    starts = [b["start"] for b in data["timeline"][1:]]
+    assert starts == sorted(starts)
+    types = [e["type"] for e in data["events"]]
+    assert types[0] == "run_created" and types[-1] == "run_completed"
+
+    html = (await client.get(f"/runs/{seeded.order}?item=run", headers=HTML)).text
+    labels = re.findall(r'<a class="label"[^>]*>([^<]+)</a>', html)
+    assert [x.rsplit(":", 1)[-1] for x in labels] == [
+        "web.order",
+        "reserve #1",
+        "charge #1",
+        "charge #2",
+        "charge #3",
+        "ship #1",
+    ]
+    # The selected item's details are open; the others are hidden.
+    assert re.search(r'data-item-detail="run">', html)
+    assert re.search(r'data-item-detail="step_\w+-2" hidden>', html)
+
+
+async def test_failed_run_shows_error_and_traceback(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    html = (await client.get(f"/runs/{seeded.failed}?item=run", headers=HTML)).text
+    assert '<span class="badge s-failed">failed</span>' in html
+    assert "boom: bob" in html and 'class="traceback"' in html
+
+
+async def test_unknown_run_is_404(client: httpx.AsyncClient) -> None:
+    page = await client.get("/runs/wrun_NOPE", headers=HTML)
+    assert page.status_code == 404 and "no run with id" in page.text
+    assert page.headers["content-type"].startswith("text/html")
+    api = await client.get("/api/runs/wrun_NOPE")
+    assert api.status_code == 404 and api.json() == {"error": "no run with id 'wrun_NOPE'"}
+    assert (await client.get("/api/runs/wrun_NOPE/state")).status_code == 404
+    headers = await csrf(client)
+    for action in ("cancel", "wake-up", "rerun"):
+        response = await client.post(f"/api/runs/wrun_NOPE/{action}", headers=headers)
+        assert response.status_code == 404, action
+    assert (await client.get("/no/such/page")).status_code == 404
+
+
+# -- actions -------------------------------------------------------------------------------
+
+
+async def test_actions(client: httpx.AsyncClient, seeded: Seeded) -> None:
+    headers = await csrf(client)
+    woke = await client.post(f"/api/runs/{seeded.sleeping}/wake-up", headers=headers)
+    assert woke.status_code == 200 and len(woke.json()["woken"]) == 1
+
+    bad = await client.post(
+        "/api/hooks/resume",
+        headers=headers,
+        json={"token": "approval:d-1", "payload_json": "{not json"},
+    )
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
+    missing = await client.post(
+        "/api/hooks/resume", headers=headers, json={"token": "nobody", "payload": 1}
+    )
+    assert missing.status_code == 404 and "no active hook" in missing.json()["error"]
+    resumed = await client.post(
+        "/api/hooks/resume",
+        headers=headers,
+        json={"token": "approval:d-1", "payload_json": '{"ok": true}'},
+    )
+    assert resumed.status_code == 200 and resumed.json()["run_id"] == seeded.waiting
+
+    again = await client.post(f"/api/runs/{seeded.order}/rerun", headers=headers)
+    assert again.status_code == 201
+    new = again.json()["run"]
+    assert new["workflow_name"] == "web.order" and new["run_id"] != seeded.order
+    world = open_world(seeded.url)
+    try:
+        old_record, new_record = (
+            await world.get_run(seeded.order),
+            await world.get_run(new["run_id"]),
+        )
+        assert old_record is not None and new_record is not None
+        assert new_record.input == old_record.input  # the very same stored bytes
+        assert [e.type for e in await world.get_events(seeded.sleeping)][-1] == "wait_completed"
+    finally:
+        await world.close()
+
+    bulk = await client.post(
+        "/api/runs/cancel",
+        headers=headers,
+        json={"run_ids": [seeded.sleeping, seeded.failed]},
+    )
+    assert bulk.json() == {
+        "cancelled": [seeded.sleeping],
+        "skipped": [{"run_id": seeded.failed, "status": "failed"}],
+    }
+    empty = await client.post("/api/runs/cancel", headers=headers, json={"run_ids": []})
+    assert empty.status_code == 400 and "run_ids" in empty.json()["error"]
+
+
+# -- auth and CSRF -------------------------------------------------------------------------
+
+
+async def test_token_auth(seeded: Seeded) -> None:
+    app = create_app(seeded.url, token="s3cret")
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            denied = await c.get("/", headers=HTML)
+            assert denied.status_code == 401 and "?token=" in denied.text
+            assert (await c.get("/api/runs")).status_code == 401
+            assert (await c.get("/static/dashboard.js")).status_code == 401
+            wrong = await c.get("/api/runs", headers={"authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            bearer = await c.get("/api/runs", headers={"authorization": "Bearer s3cret"})
+            assert bearer.status_code == 200
+
+            once = await c.get(f"/runs/{seeded.order}?token=s3cret&item=run")
+            assert once.status_code == 303
+            assert once.headers["location"] == f"/runs/{seeded.order}?item=run"
+            cookie = once.headers["set-cookie"]
+            assert "workflowkit_token=s3cret" in cookie and "HttpOnly" in cookie
+            assert (await c.get(once.headers["location"], headers=HTML)).status_code == 200
+            assert (await c.get("/api/runs")).status_code == 200  # the cookie does it now
+    finally:
+        await app.close()
+
+
+async def test_csrf_refused(client: httpx.AsyncClient, seeded: Seeded) -> None:
+    url = f"/api/runs/{seeded.sleeping}/cancel"
+    bare = await client.post(url)
+    assert bare.status_code == 403 and "CSRF" in bare.json()["error"]
+    headers = await csrf(client)
+    wrong = await client.post(url, headers={"x-workflowkit-csrf": "guess"})
+    assert wrong.status_code == 403
+    cross = await client.post(url, headers={**headers, "origin": "http://evil.example"})
+    assert cross.status_code == 403 and "cross-site" in cross.json()["error"]
+    state = (await client.get(f"/api/runs/{seeded.sleeping}/state")).json()
+    assert state["status"] == "running"  # nothing was cancelled
+
+    ok = await client.post(url, headers={**headers, "origin": "http://testserver"})
+    assert ok.status_code == 200 and ok.json()["cancelled"] == [seeded.sleeping]
+
+
+async def test_host_check(seeded: Seeded) -> None:
+    app = create_app(seeded.url, allowed_hosts=["127.0.0.1", "localhost"])
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:3456") as c:
+            assert (await c.get("/")).status_code == 200
+            rebound = await c.get("/", headers={"host": "evil.example:3456"})
+            assert rebound.status_code == 400 and "unexpected Host" in rebound.json()["error"]
+    finally:
+        await app.close()
+
+
+async def test_mounted_under_a_prefix(seeded: Seeded) -> None:
+    from fastapi import FastAPI
+
+    dashboard = create_app(seeded.url)
+    outer = FastAPI()
+    outer.mount("/ops/workflows", dashboard)
+    transport = httpx.ASGITransport(app=outer)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            page = await c.get("/ops/workflows/", headers=HTML)
+            assert page.status_code == 200
+            links = re.findall(r'(?:href|src|data-url|data-poll)="([^"]+)"', page.text)
+            internal = [x for x in links if x.startswith("/")]
+            assert internal and all(x.startswith("/ops/workflows/") for x in internal)
+            assert "Path=/ops/workflows" in page.headers["set-cookie"]
+            run = await c.get(f"/ops/workflows/runs/{seeded.order}", headers=HTML)
+            assert run.status_code == 200 and "/ops/workflows/api/runs/" in run.text
+            js = await c.get("/ops/workflows/static/dashboard.js")
+            assert js.status_code == 200 and "text/javascript" in js.headers["content-type"]
+    finally:
+        await dashboard.close()
