@@ -23,6 +23,7 @@ from .base import (
     StreamInfo,
     StreamPage,
 )
+from .rows import VISIBLE_CHUNK
 
 Conn = AsyncConnection[tuple[Any, ...]]
 
@@ -50,13 +51,6 @@ CREATE TABLE stream_chunks (
 );
 """
 
-# Same rule as the SQLite World: a step attempt's chunks show while it is the step's latest
-# attempt and has not failed.
-_VISIBLE = (
-    "(c.step_id IS NULL OR EXISTS (SELECT 1 FROM steps s WHERE s.run_id = c.run_id "
-    "AND s.step_id = c.step_id AND s.attempt = c.attempt "
-    "AND s.status IN ('running', 'completed')))"
-)
 
 
 async def write(
@@ -142,7 +136,8 @@ async def read(conn: Conn, run_id: str, name: str, start_index: int, limit: int)
     end = min(start + limit, length)
     cur = await conn.execute(
         f"SELECT c.idx, c.kind, c.data FROM stream_chunks c WHERE c.run_id = %s "
-        f"AND c.name = %s AND c.idx >= %s AND c.idx < %s AND {_VISIBLE} ORDER BY c.idx".encode(),
+        f"AND c.name = %s AND c.idx >= %s AND c.idx < %s AND {VISIBLE_CHUNK} "
+        "ORDER BY c.idx".encode(),
         (run_id, name, start, end),
     )
     chunks = [StreamChunk(int(r[0]), ChunkKind(r[1]), bytes(r[2])) for r in await cur.fetchall()]
@@ -154,8 +149,8 @@ async def _resolve_start(conn: Conn, run_id: str, name: str, start_index: int) -
     if start_index >= 0:
         return start_index
     cur = await conn.execute(
-        f"SELECT c.idx FROM stream_chunks c WHERE c.run_id = %s AND c.name = %s AND {_VISIBLE} "
-        "ORDER BY c.idx DESC LIMIT 1 OFFSET %s".encode(),
+        "SELECT c.idx FROM stream_chunks c WHERE c.run_id = %s AND c.name = %s "
+        f"AND {VISIBLE_CHUNK} ORDER BY c.idx DESC LIMIT 1 OFFSET %s".encode(),
         (run_id, name, -start_index - 1),
     )
     row = await cur.fetchone()

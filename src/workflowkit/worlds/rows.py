@@ -14,6 +14,16 @@ from .base import RunStatus
 _ATTRS_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
+# The SQL condition (on stream_chunks aliased ``c``) for a chunk readers may see: written
+# outside a step, or by the step's latest attempt while it runs or after it completed.
+# Both Worlds use it, so chunks of failed or abandoned attempts stay hidden alike.
+VISIBLE_CHUNK = (
+    "(c.step_id IS NULL OR EXISTS (SELECT 1 FROM steps s WHERE s.run_id = c.run_id "
+    "AND s.step_id = c.step_id AND s.attempt = c.attempt "
+    "AND s.status IN ('running', 'completed')))"
+)
+
+
 def dump_attrs(attrs: Mapping[str, Any]) -> str | None:
     return _ATTRS_ENCODER.encode(attrs) if attrs else None
 

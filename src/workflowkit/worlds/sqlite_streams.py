@@ -21,6 +21,7 @@ from .base import (
     StreamInfo,
     StreamPage,
 )
+from .rows import VISIBLE_CHUNK
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -46,13 +47,6 @@ CREATE TABLE IF NOT EXISTS stream_chunks (
 );
 """
 
-# A chunk from a step attempt shows only while that attempt is the step's latest and has
-# not failed: chunks of failed or abandoned attempts never reach new readers.
-_VISIBLE = (
-    "(c.step_id IS NULL OR EXISTS (SELECT 1 FROM steps s WHERE s.run_id = c.run_id "
-    "AND s.step_id = c.step_id AND s.attempt = c.attempt "
-    "AND s.status IN ('running', 'completed')))"
-)
 
 
 def write(
@@ -113,7 +107,7 @@ def read(
     end = min(start + limit, length)
     rows = conn.execute(
         f"SELECT c.idx, c.kind, c.data FROM stream_chunks c WHERE c.run_id = ? AND c.name = ? "
-        f"AND c.idx >= ? AND c.idx < ? AND {_VISIBLE} ORDER BY c.idx",
+        f"AND c.idx >= ? AND c.idx < ? AND {VISIBLE_CHUNK} ORDER BY c.idx",
         (run_id, name, start, end),
     ).fetchall()
     chunks = [StreamChunk(int(r[0]), ChunkKind(r[1]), bytes(r[2])) for r in rows]
@@ -125,7 +119,7 @@ def _resolve_start(conn: sqlite3.Connection, run_id: str, name: str, start_index
     if start_index >= 0:
         return start_index
     row = conn.execute(
-        f"SELECT c.idx FROM stream_chunks c WHERE c.run_id = ? AND c.name = ? AND {_VISIBLE} "
+        f"SELECT c.idx FROM stream_chunks c WHERE c.run_id = ? AND c.name = ? AND {VISIBLE_CHUNK} "
         "ORDER BY c.idx DESC LIMIT 1 OFFSET ?",
         (run_id, name, -start_index - 1),
     ).fetchone()
