@@ -8,7 +8,15 @@ from unittest import mock
 
 import pytest
 
-from workflowkit import Request, create_hook, create_webhook, sleep, step, workflow
+from workflowkit import (
+    Request,
+    RetryableError,
+    create_hook,
+    create_webhook,
+    sleep,
+    step,
+    workflow,
+)
 from workflowkit.api import get_run, resume_hook, resume_webhook, start
 from workflowkit.runtime.runtime import Runtime
 from workflowkit.testing import wait_for_hook, wait_for_sleep
@@ -79,6 +87,51 @@ async def test_virtual_time_only_jumps_when_nothing_else_can_happen(
 ) -> None:
     run = await start(deadline_race)
     assert await run.return_value(timeout=10) == "done"
+
+
+FLAKY_CALLS: list[int] = []
+
+
+@step
+async def flaky_api(fail_times: int) -> int:
+    FLAKY_CALLS.append(1)
+    if len(FLAKY_CALLS) <= fail_times:
+        raise RetryableError("rate limited", retry_after="1 hour")
+    return len(FLAKY_CALLS)
+
+
+@workflow
+async def patient_caller() -> int:
+    return await flaky_api(2)
+
+
+@pytest.mark.workflowkit(virtual_clock=True)
+async def test_virtual_clock_skips_retry_delays(workflow_runtime: Runtime) -> None:
+    FLAKY_CALLS.clear()
+    started = time.monotonic()
+    run = await start(patient_caller)
+    assert await run.return_value(timeout=10) == 3
+    assert time.monotonic() - started < 5
+    steps = await workflow_runtime.world.list_steps(run.run_id)
+    assert [s.attempt for s in steps] == [3]
+
+
+@workflow
+async def retry_against_a_sleep() -> str:
+    attempt = asyncio.ensure_future(flaky_api(1))  # its retry is due in an hour
+    nap = asyncio.ensure_future(sleep("10 minutes"))
+    done, _ = await asyncio.wait([attempt, nap], return_when=asyncio.FIRST_COMPLETED)
+    first = "sleep" if nap in done else "step"
+    await attempt
+    return first
+
+
+@pytest.mark.workflowkit(virtual_clock=True)
+async def test_virtual_clock_fires_timers_in_due_order(workflow_runtime: Runtime) -> None:
+    FLAKY_CALLS.clear()
+    run = await start(retry_against_a_sleep)
+    assert await run.return_value(timeout=10) == "sleep"
+    assert len(FLAKY_CALLS) == 2
 
 
 @workflow

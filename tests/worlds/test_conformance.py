@@ -106,6 +106,55 @@ async def test_step_lifecycle_records_result_once(world: World) -> None:
     assert step.input == b"args"
 
 
+async def test_steps_created_and_started_in_one_batch(world: World) -> None:
+    # The hot path: a worker records new steps and their starts together.
+    run_id = await new_run(world)
+    a, b = new_id("step"), new_id("step")
+    result = await world.append(
+        run_id,
+        [
+            NewEvent(EventType.RUN_STARTED),
+            NewEvent(EventType.STEP_CREATED, a, b"a", {"name": "s"}),
+            NewEvent(EventType.STEP_CREATED, b, b"b", {"name": "s"}),
+            NewEvent(EventType.STEP_STARTED, a, None, {"attempt": 1}),
+            NewEvent(EventType.STEP_STARTED, b, None, {"attempt": 1}),
+        ],
+    )
+    assert not result.rejected and len(result.events) == 5
+    steps = {s.step_id: s for s in await world.list_steps(run_id)}
+    for step_id in (a, b):
+        step = steps[step_id]
+        assert step.status is StepStatus.RUNNING and step.attempt == 1
+        assert step.started_at is not None
+
+    # Created again in a batch that also starts it: the creation is refused and the start
+    # is judged against the existing row (a restart of a running step, like a takeover).
+    again = await world.append(
+        run_id,
+        [
+            NewEvent(EventType.STEP_CREATED, a, b"other", {"name": "s"}),
+            NewEvent(EventType.STEP_STARTED, a, None, {"attempt": 2}),
+        ],
+    )
+    assert [r.event.type for r in again.rejected] == [EventType.STEP_CREATED]
+    step = {s.step_id: s for s in await world.list_steps(run_id)}[a]
+    assert step.attempt == 2 and step.input == b"a"
+
+    # A run that ends between a step's creation and its start never starts it.
+    c = new_id("step")
+    ended = await world.append(
+        run_id,
+        [
+            NewEvent(EventType.STEP_CREATED, c, b"c", {"name": "s"}),
+            NewEvent(EventType.RUN_CANCELLED),
+            NewEvent(EventType.STEP_STARTED, c, None, {"attempt": 1}),
+        ],
+    )
+    assert [r.event.type for r in ended.rejected] == [EventType.STEP_STARTED]
+    step = {s.step_id: s for s in await world.list_steps(run_id)}[c]
+    assert step.status is StepStatus.PENDING and step.started_at is None
+
+
 async def test_step_events_need_an_existing_step(world: World) -> None:
     run_id = await new_run(world)
     await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])

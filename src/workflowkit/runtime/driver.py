@@ -40,6 +40,11 @@ def _at(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+def _open(gate: asyncio.Future[None]) -> None:
+    if not gate.done():
+        gate.set_result(None)
+
+
 class RunDriver:
     def __init__(self, worker: Worker, record: RunRecord) -> None:
         self.worker = worker
@@ -56,6 +61,8 @@ class RunDriver:
         self.steps: dict[str, asyncio.Task[None]] = {}
         self.remote: set[str] = set()  # steps queued for, or running on, other workers
         self.timers: dict[str, asyncio.TimerHandle] = {}
+        # Steps waiting out a retry delay: when the next attempt is due, and what wakes it.
+        self.retry_gates: dict[str, tuple[float, asyncio.Future[None]]] = {}
         self.wake = asyncio.Event()
         self.needs_load = True
         self.done = False
@@ -295,7 +302,7 @@ class RunDriver:
         try:
             while True:
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await self._retry_gate(job.step_id, delay)
                     started = NewEvent(
                         EventType.STEP_STARTED, job.step_id, None, {"attempt": job.attempt}
                     )
@@ -320,6 +327,27 @@ class RunDriver:
             if not queued and self.steps.get(job.step_id) is asyncio.current_task():
                 del self.steps[job.step_id]
                 self.poke()
+
+    async def _retry_gate(self, step_id: str, delay: float) -> None:
+        """Wait out a retry delay; on the virtual clock, until the run has nothing else to do."""
+        loop = asyncio.get_running_loop()
+        gate: asyncio.Future[None] = loop.create_future()
+        handle = None
+        if self.worker.virtual_clock:
+            self.retry_gates[step_id] = (self._virtual_now() + delay, gate)
+            self.poke()  # the run may now be idle but for timers: let the pump skip ahead
+        else:
+            handle = loop.call_later(delay, _open, gate)
+        try:
+            await gate
+        finally:
+            self.retry_gates.pop(step_id, None)
+            if handle is not None:
+                handle.cancel()
+
+    def _virtual_now(self) -> float:
+        executor_now = self.executor.now() if self.executor is not None else 0.0
+        return max(self.now(), executor_now)
 
     def _step_done(self, task: asyncio.Task[None]) -> None:
         self.worker.release_slot()
@@ -353,17 +381,15 @@ class RunDriver:
     async def _release_if_idle(self) -> bool:
         """Leave memory once idle for ``evict_after`` seconds with no timer due by then."""
         executor = self.executor
-        if executor is None or self.busy or self.worker.stopping:
+        if executor is None or self.outbox or self.worker.stopping:
+            return False
+        if self.worker.virtual_clock and self._skip_ahead(executor):
+            return False
+        if self.steps:
             return False
         pending = list(executor.pending())
         if any(op.kind == "step" for op in pending):
             return False
-        if self.worker.virtual_clock:
-            timers = [op for op in pending if op.kind == "wait" and not op.cancelled]
-            if timers:
-                due = min(timers, key=lambda op: op.resume_at)
-                self._fire(due.correlation_id, at=due.resume_at)  # skip ahead in time
-                return False
         waits = [op.resume_at for op in pending if op.kind == "wait" and not op.cancelled]
         earliest = min(waits) if waits else None
         now, evict_after = self.now(), self.worker.evict_after
@@ -381,6 +407,30 @@ class RunDriver:
         self._drop()
         await self.world.release_run(self.run_id, self.worker.worker_id, wake_at, self.known_seq)
         return True
+
+    def _skip_ahead(self, executor: RunExecutor) -> bool:
+        """Virtual clock: with nothing left but timers, fire the earliest; whether one fired.
+
+        Timers are sleeps and retry delays. Never while a step runs, here or elsewhere.
+        """
+        gated = self.retry_gates
+        if len(self.steps) > len(gated):
+            return False
+        pending = list(executor.pending())
+        if any(op.kind == "step" and op.correlation_id not in gated for op in pending):
+            return False
+        waits = [op for op in pending if op.kind == "wait" and not op.cancelled]
+        first_wait = min(waits, key=lambda op: op.resume_at, default=None)
+        first_gate = min(gated, key=lambda step_id: gated[step_id][0], default=None)
+        if first_gate is not None and (
+            first_wait is None or gated[first_gate][0] < first_wait.resume_at
+        ):
+            _open(gated.pop(first_gate)[1])
+            return True
+        if first_wait is not None:
+            self._fire(first_wait.correlation_id, at=first_wait.resume_at)
+            return True
+        return False
 
     def _idle_check_due(self) -> None:
         self.idle_check = None
