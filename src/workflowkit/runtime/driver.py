@@ -63,7 +63,11 @@ class RunDriver:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         # Steps waiting out a retry delay: when the next attempt is due, and what wakes it.
         self.retry_gates: dict[str, tuple[float, asyncio.Future[None]]] = {}
-        self.wake = asyncio.Event()
+        # What the pump waits on when idle: a bare future (an asyncio.Event looks the running
+        # loop up, a system call, on every wait; the pump does that once per step).
+        self.loop = asyncio.get_running_loop()
+        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None
         self.needs_load = True
         self.done = False
         self.pump_task: asyncio.Task[None] | None = None
@@ -73,12 +77,24 @@ class RunDriver:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.pump_task = asyncio.get_running_loop().create_task(
+        self.pump_task = self.loop.create_task(
             self._pump(), name=f"workflowkit-run-{self.run_id}"
         )
 
     def poke(self) -> None:
-        self.wake.set()
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _sleep_until_poked(self) -> None:
+        if not self._woken:
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._woken = False
 
     def on_change(self, last_seq: int) -> None:
         if last_seq > self.remote_seq:
@@ -105,8 +121,7 @@ class RunDriver:
                 elif await self._release_if_idle():
                     return
                 else:
-                    await self.wake.wait()
-                    self.wake.clear()
+                    await self._sleep_until_poked()
         except LeaseLostError:
             log.warning("run %s: lease lost to another worker; dropping it", self.run_id)
             self._drop()
@@ -147,12 +162,15 @@ class RunDriver:
         await self._commit(executor.take_effects(), [])
 
     async def _find_remote_steps(self, executor: RunExecutor) -> None:
-        """Pending steps not running here may be queued or running elsewhere: ask the World."""
+        """Pending steps not running here may be queued or running elsewhere: ask the World.
+
+        Only steps the log already holds can be; one the replay has just created cannot.
+        """
         self.remote = set()
         unknown = [
             op.correlation_id
             for op in executor.pending()
-            if op.kind == "step" and op.correlation_id not in self.steps
+            if op.kind == "step" and op.logged is not None and op.correlation_id not in self.steps
         ]
         if unknown:
             steps = await self.world.list_steps(self.run_id)
@@ -292,7 +310,7 @@ class RunDriver:
         job = Attempt(
             op.step, op.correlation_id, op.input, attempt, self.executor.metadata, self.world
         )
-        task = asyncio.get_running_loop().create_task(self._run_step(job, delay))
+        task = self.loop.create_task(self._run_step(job, delay))
         # A done callback, not a finally: a task cancelled before it ran never enters one.
         task.add_done_callback(self._step_done)
         self.steps[op.correlation_id] = task
@@ -353,7 +371,7 @@ class RunDriver:
         self.worker.release_slot()
 
     async def _record(self, event: NewEvent) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool] = self.loop.create_future()
         self.outbox.append((event, future))
         self.poke()
         return await future
@@ -362,7 +380,7 @@ class RunDriver:
         if op.correlation_id in self.timers or self.worker.virtual_clock:
             return
         delay = max(0.0, op.resume_at - self.now())
-        handle = asyncio.get_running_loop().call_later(delay, self._fire, op.correlation_id)
+        handle = self.loop.call_later(delay, self._fire, op.correlation_id)
         self.timers[op.correlation_id] = handle
 
     def _fire(self, wait_id: str, at: float | None = None) -> None:

@@ -227,6 +227,7 @@ class SQLiteWorld:
         self._write_lock = threading.Lock()
         self._write_conn = self._open_writer()
         self._inline_loop: asyncio.AbstractEventLoop | None = None
+        self._inline_thread: int | None = None
         self._inline_jobs: list[Job[sqlite3.Connection]] = []
         self._writer: DbThread[sqlite3.Connection] = DbThread(
             "workflowkit-sqlite-writer",
@@ -348,11 +349,14 @@ class SQLiteWorld:
         return time.time()
 
     def attach_worker_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        # Called on the loop's own thread. Code on that thread runs on that loop, and the
+        # thread id is cheaper to check per write than looking the running loop up.
         self._inline_loop = loop
+        self._inline_thread = None if loop is None else threading.get_ident()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        if loop is not self._inline_loop:
+        loop = self._inline_loop
+        if loop is None or threading.get_ident() != self._inline_thread:
             return await self._writer.call(fn)
         if self._closed:
             raise WorldClosedError("this World is closed")
@@ -842,7 +846,7 @@ class SQLiteWorld:
         if self._closed:
             return
         self._closed = True
-        self._inline_loop = None
+        self._inline_loop = self._inline_thread = None
         self._writer.stop()
         self._reader.stop()
         self._stop.set()
