@@ -483,15 +483,21 @@ class PostgresWorld:
         what: str,
         idempotent: bool = False,
         recover: _Recover | None = None,
+        begins: bool = False,
     ) -> Any:
-        """Run ``body`` in a transaction, retrying what surely did not commit."""
+        """Run ``body`` in a transaction, retrying what surely did not commit.
+
+        With ``begins``, the body sends BEGIN itself, in the pipeline of its first statements:
+        a round trip less, which matters most when this thread waits for the GIL after each.
+        """
         delay, started, retry = 0.05, time.monotonic(), False
         while True:
             committing = False
             outcome: _Outcome | None = None
             try:
                 async with self._pool.connection() as conn:
-                    await conn.execute("BEGIN")
+                    if not begins:
+                        await conn.execute("BEGIN")
                     try:
                         outcome = await body(conn, retry)
                     except BaseException:
@@ -775,7 +781,7 @@ class PostgresWorld:
         """One append, one transaction."""
 
         async def body(conn: Conn, retry: bool) -> _Outcome:
-            result, notify = await _append(conn, run_id, events, owner)
+            result, notify = await _append(conn, run_id, events, owner, begin=True)
             last = result.events[-1].seq if result.events else await _max_seq(conn, run_id)
             change = RunChange(run_id, last, result.run_status, writer=owner)
             if notify:
@@ -789,7 +795,9 @@ class PostgresWorld:
             first = result.events[0]
             return outcome if await _has_event(conn, run_id, first.seq, first.event_id) else None
 
-        appended: AppendResult = await self._transaction(body, what="append", recover=recover)
+        appended: AppendResult = await self._transaction(
+            body, what="append", recover=recover, begins=True
+        )
         return appended
 
     async def _append_together(self, jobs: list[AppendJob]) -> Sequence[Outcome]:
@@ -819,7 +827,7 @@ class PostgresWorld:
 
         try:
             outcomes: list[Outcome] = await self._transaction(
-                body, what=f"a batch of {len(jobs)} appends", recover=recover
+                body, what=f"a batch of {len(jobs)} appends", recover=recover, begins=True
             )
             return outcomes
         except (WorldUnavailableError, AmbiguousCommitError, WorldClosedError, PoolClosed):
@@ -1315,13 +1323,19 @@ async def _max_seq(conn: Conn, run_id: str) -> int:
 
 
 async def _append(
-    conn: Conn, run_id: str, events: Sequence[NewEvent], owner: str | None
+    conn: Conn,
+    run_id: str,
+    events: Sequence[NewEvent],
+    owner: str | None,
+    *,
+    begin: bool = False,
 ) -> tuple[AppendResult, bool]:
     """Apply ``events``; the result and whether other processes should hear of it.
 
     Round trips: a batch of step and wait events only (the hot path: a step's result and
     the next step's creation and start) costs two, each a pipeline: the lock with the
-    state the batch touches, then every write. Others apply event by event.
+    state the batch touches (and BEGIN, with ``begin``), then every write. Others apply
+    event by event.
     """
     rows = rows_touched(events)
     # The row lock serialises appenders to this run, so seq stays contiguous, and everything
@@ -1329,6 +1343,8 @@ async def _append(
     # The log and that state are read by statements after the lock: one that waited for the
     # lock still has its old snapshot.
     async with conn.pipeline():
+        if begin:
+            await conn.execute("BEGIN")
         lock = await conn.execute(
             "SELECT status, owner FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
         )

@@ -301,10 +301,10 @@ class _Heads:
 async def append_many(
     conn: Conn, jobs: Sequence[AppendJob], channel: str, payload: Callable[[RunChange], str]
 ) -> list[Verdict]:
-    """Decide and write ``jobs`` (each on a different run) inside the caller's transaction.
+    """Decide and write ``jobs`` (each on a different run) in a transaction this begins.
 
-    Two round trips whatever the number of jobs, as for one: lock every run and read what the
-    jobs touch, then send every write, event and NOTIFY. A job whose run is missing or not
+    Two round trips whatever the number of jobs, as for one: BEGIN, lock every run and read
+    what the jobs touch, then send every write, event and NOTIFY. A job whose run is missing or not
     held by its owner gets its error and writes nothing; the others go on.
     """
     heads = await _read_heads(conn, jobs)
@@ -341,6 +341,7 @@ async def _read_heads(conn: Conn, jobs: Sequence[AppendJob]) -> _Heads:
     # log and rows are read by statements after the lock: one that waited for the lock
     # still had the old snapshot.
     async with conn.pipeline():
+        await conn.execute("BEGIN")
         lock = await conn.execute(
             "SELECT run_id, status, owner FROM runs WHERE run_id = ANY(%s) "
             "ORDER BY run_id FOR UPDATE",
