@@ -17,7 +17,9 @@ not cancel the database work it started: a write runs to its commit or rollback.
 Semantics mirror ``SQLiteWorld``: an append locks the run row (``FOR UPDATE``) so appenders to
 one run serialise and ``seq`` stays contiguous; the shared transition rules come from
 ``base``. Times for leases and due runs come from the database clock
-(``clock_timestamp()``), so workers on machines with skewed clocks agree.
+(``clock_timestamp()``), so workers on machines with skewed clocks agree. Appends of step and
+wait events that arrive while another is in flight are committed together (group commit,
+``postgres_batch``).
 
 Change notification: local listeners are told right after a commit; other processes learn
 through ``NOTIFY`` sent inside the committing transaction (so it is delivered only if the

@@ -420,6 +420,7 @@ class AppendQueue:
         self._waiting: deque[tuple[AppendJob, asyncio.Future[AppendResult]]] = deque()
         self._busy = False
         self._closed = False
+        # Held so the draining task is not garbage collected: the loop keeps weak references.
         self._drainer: asyncio.Task[None] | None = None
 
     async def submit(self, job: AppendJob) -> AppendResult:
