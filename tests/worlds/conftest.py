@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from workflowkit.worlds.base import World
@@ -23,3 +25,24 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         )
     yield instance
     await instance.close()
+
+
+@pytest.fixture
+def flaky_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Make the next COMMIT fail on the client side: ``after`` the server committed it
+    (the reply was lost) or ``before`` it was sent; ``through`` lets one pass first."""
+    real = psycopg.AsyncConnection.execute
+    plan: list[str] = []
+
+    async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if query == "COMMIT" and plan:
+            when = plan.pop(0)
+            if when == "through":
+                return await real(self, query, *args, **kwargs)
+            if when == "after":
+                await real(self, query, *args, **kwargs)
+            raise psycopg.OperationalError("connection lost (simulated)")
+        return await real(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", execute)
+    yield plan.append

@@ -8,7 +8,7 @@ import asyncio
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
@@ -247,25 +247,6 @@ async def test_callable_from_many_event_loops(pg_url: str, pg_schema: str) -> No
 
 
 # -- failures: retried when nothing committed, never doubled when the commit was lost ----------
-
-
-@pytest.fixture
-def flaky_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
-    """Make the next COMMIT fail on the client side: ``after`` the server committed it
-    (the reply was lost) or ``before`` it was sent."""
-    real = psycopg.AsyncConnection.execute
-    plan: list[str] = []
-
-    async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        if query == "COMMIT" and plan:
-            when = plan.pop(0)
-            if when == "after":
-                await real(self, query, *args, **kwargs)
-            raise psycopg.OperationalError("connection lost (simulated)")
-        return await real(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncConnection, "execute", execute)
-    yield plan.append
 
 
 @pytest.mark.parametrize("when", ["after", "before"])

@@ -17,7 +17,9 @@ not cancel the database work it started: a write runs to its commit or rollback.
 Semantics mirror ``SQLiteWorld``: an append locks the run row (``FOR UPDATE``) so appenders to
 one run serialise and ``seq`` stays contiguous; the shared transition rules come from
 ``base``. Times for leases and due runs come from the database clock
-(``clock_timestamp()``), so workers on machines with skewed clocks agree.
+(``clock_timestamp()``), so workers on machines with skewed clocks agree. Appends of step and
+wait events that arrive while another is in flight are committed together (group commit,
+``postgres_batch``).
 
 Change notification: local listeners are told right after a commit; other processes learn
 through ``NOTIFY`` sent inside the committing transaction (so it is delivered only if the
@@ -54,10 +56,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import CorruptDataError, WorkflowRunNotFoundError
 from ..ids import new_id
 from .base import (
-    DELIVERY_EVENTS,
     RUN_TARGET,
     RUN_TRANSITIONS,
-    STEP_TARGET,
     STEP_TRANSITIONS,
     AppendResult,
     ChangeListener,
@@ -95,6 +95,20 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from . import postgres_streams as streams
+from .postgres_batch import (
+    AppendJob,
+    AppendQueue,
+    Outcome,
+    RowPlan,
+    append_many,
+    check_writes,
+    insert_events,
+    plan_rows,
+    row_write,
+    rows_touched,
+    send_writes,
+    touch_run,
+)
 
 T = TypeVar("T")
 Conn = AsyncConnection[tuple[Any, ...]]
@@ -104,6 +118,13 @@ DEFAULT_SCHEMA = "workflowkit"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 _ACTIVE = "('pending', 'running')"
 _IDLE_TIMEOUT = "25P03"  # idle_in_transaction_session_timeout ended the session
+# A worker's runs, locked in run_id order: the order a batch of appends locks them in
+# (postgres_batch). A plain ``UPDATE ... WHERE owner = $1`` locks them in whatever order the
+# scan finds them, so it could deadlock with the worker's own batch, and a deadlock costs
+# both sides deadlock_timeout (1 s) before one is retried.
+_HELD_IN_ORDER = (
+    "held AS MATERIALIZED (SELECT run_id FROM runs WHERE owner = %s ORDER BY run_id FOR UPDATE)"
+)
 
 # -- migrations ------------------------------------------------------------------------------
 # Each migration runs once, in order, inside one transaction holding an advisory lock, and is
@@ -307,6 +328,10 @@ class PostgresWorld:
         # Database clock minus local clock; read at open, refreshed by the LISTEN heartbeat.
         self._clock_offset = 0.0
         self._closed = False
+        self._appends = AppendQueue(
+            lambda job: self._append_alone(job.run_id, job.events, job.owner),
+            self._append_together,
+        )
         # A client frozen inside a transaction (SIGSTOP, a VM paused) would hold its row
         # locks for as long as it stays frozen, and claims skip locked runs: the server ends
         # such a session after this long, so its runs can be taken over.
@@ -460,15 +485,21 @@ class PostgresWorld:
         what: str,
         idempotent: bool = False,
         recover: _Recover | None = None,
+        begins: bool = False,
     ) -> Any:
-        """Run ``body`` in a transaction, retrying what surely did not commit."""
+        """Run ``body`` in a transaction, retrying what surely did not commit.
+
+        With ``begins``, the body sends BEGIN itself, in the pipeline of its first statements:
+        a round trip less, which matters most when this thread waits for the GIL after each.
+        """
         delay, started, retry = 0.05, time.monotonic(), False
         while True:
             committing = False
             outcome: _Outcome | None = None
             try:
                 async with self._pool.connection() as conn:
-                    await conn.execute("BEGIN")
+                    if not begins:
+                        await conn.execute("BEGIN")
                     try:
                         outcome = await body(conn, retry)
                     except BaseException:
@@ -738,8 +769,21 @@ class PostgresWorld:
     async def append(
         self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
     ) -> AppendResult:
+        rows = rows_touched(events)
+        coro: Coroutine[Any, Any, AppendResult]
+        if rows is None:
+            coro = self._append_alone(run_id, events, owner)
+        else:
+            coro = self._appends.submit(AppendJob(run_id, events, owner, *rows))
+        return await self._call(coro)
+
+    async def _append_alone(
+        self, run_id: str, events: Sequence[NewEvent], owner: str | None
+    ) -> AppendResult:
+        """One append, one transaction."""
+
         async def body(conn: Conn, retry: bool) -> _Outcome:
-            result, notify = await _append(conn, run_id, events, owner)
+            result, notify = await _append(conn, run_id, events, owner, begin=True)
             last = result.events[-1].seq if result.events else await _max_seq(conn, run_id)
             change = RunChange(run_id, last, result.run_status, writer=owner)
             if notify:
@@ -753,9 +797,53 @@ class PostgresWorld:
             first = result.events[0]
             return outcome if await _has_event(conn, run_id, first.seq, first.event_id) else None
 
-        coro = self._transaction(body, what="append", recover=recover)
-        appended: AppendResult = await self._call(coro)
+        appended: AppendResult = await self._transaction(
+            body, what="append", recover=recover, begins=True
+        )
         return appended
+
+    async def _append_together(self, jobs: list[AppendJob]) -> Sequence[Outcome]:
+        """Appends of row events to different runs, one transaction for all (group commit).
+
+        If the transaction fails as a whole for a reason that is not the database being away
+        (a statement one job's data makes fail), each job is appended on its own instead, so
+        only the job at fault fails.
+        """
+
+        async def body(conn: Conn, retry: bool) -> _Outcome:
+            verdicts = await append_many(conn, jobs, self.channel, self._payload)
+            changes = [v.change for v in verdicts if v.change is not None]
+            return _Outcome([v.result for v in verdicts], changes)
+
+        async def recover(conn: Conn, outcome: _Outcome) -> _Outcome | None:
+            # One transaction: either every job's events are in the log or none is, so the
+            # first event written tells for all of them.
+            written = [
+                r.events[0] for r in outcome.value if isinstance(r, AppendResult) and r.events
+            ]
+            if not written:
+                return outcome  # it wrote nothing that could be lost or doubled
+            first = written[0]
+            found = await _has_event(conn, first.run_id, first.seq, first.event_id)
+            return outcome if found else None
+
+        try:
+            outcomes: list[Outcome] = await self._transaction(
+                body, what=f"a batch of {len(jobs)} appends", recover=recover, begins=True
+            )
+            return outcomes
+        except (WorldUnavailableError, AmbiguousCommitError, WorldClosedError, PoolClosed):
+            raise  # about the database or the World, not one job: every job shares it
+        except Exception as exc:
+            log.warning(
+                "PostgreSQL World: a batch of %d appends failed (%s); appending each alone",
+                len(jobs),
+                exc,
+            )
+        return await asyncio.gather(
+            *(self._append_alone(job.run_id, job.events, job.owner) for job in jobs),
+            return_exceptions=True,
+        )
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         result: RunRecord | None = await self._call(
@@ -900,7 +988,9 @@ class PostgresWorld:
     async def unregister_worker(self, worker_id: str) -> None:
         async def unregister(conn: Conn) -> None:
             await conn.execute(
-                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = %s", (worker_id,)
+                f"WITH {_HELD_IN_ORDER} UPDATE runs r SET owner = NULL, lease_until = NULL "
+                "FROM held WHERE r.run_id = held.run_id",
+                (worker_id,),
             )
             await conn.execute(
                 "UPDATE steps SET executor = NULL, lease_until = NULL, "
@@ -944,9 +1034,10 @@ class PostgresWorld:
     async def renew_leases(self, worker_id: str, lease_seconds: float) -> None:
         async def renew(conn: Conn) -> None:
             await conn.execute(
-                "UPDATE runs SET lease_until = clock_timestamp() + %s * interval '1 second' "
-                "WHERE owner = %s",
-                (float(lease_seconds), worker_id),
+                f"WITH {_HELD_IN_ORDER} UPDATE runs r "
+                "SET lease_until = clock_timestamp() + %s * interval '1 second' "
+                "FROM held WHERE r.run_id = held.run_id",
+                (worker_id, float(lease_seconds)),
             )
             await conn.execute(
                 "UPDATE steps SET lease_until = clock_timestamp() + %s * interval '1 second' "
@@ -1182,6 +1273,7 @@ class PostgresWorld:
         self._closed = True
 
         async def shutdown() -> None:
+            self._appends.close()
             task, self._listen_task = self._listen_task, None
             if task is not None:
                 task.cancel()
@@ -1233,20 +1325,28 @@ async def _max_seq(conn: Conn, run_id: str) -> int:
 
 
 async def _append(
-    conn: Conn, run_id: str, events: Sequence[NewEvent], owner: str | None
+    conn: Conn,
+    run_id: str,
+    events: Sequence[NewEvent],
+    owner: str | None,
+    *,
+    begin: bool = False,
 ) -> tuple[AppendResult, bool]:
     """Apply ``events``; the result and whether other processes should hear of it.
 
     Round trips: a batch of step and wait events only (the hot path: a step's result and
     the next step's creation and start) costs two, each a pipeline: the lock with the
-    state the batch touches, then every write. Others apply event by event.
+    state the batch touches (and BEGIN, with ``begin``), then every write. Others apply
+    event by event.
     """
-    rows = _rows_touched(events)
+    rows = rows_touched(events)
     # The row lock serialises appenders to this run, so seq stays contiguous, and everything
     # that changes steps and waits holds it: the state read below stays true until commit.
     # The log and that state are read by statements after the lock: one that waited for the
     # lock still has its old snapshot.
     async with conn.pipeline():
+        if begin:
+            await conn.execute("BEGIN")
         lock = await conn.execute(
             "SELECT status, owner FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
         )
@@ -1273,26 +1373,49 @@ async def _append(
     assert log_row is not None
     seq = int(log_row[0] or 0)
     now: datetime = log_row[1]
-    states = None if touched is None else {(r[0], r[1]): r[2] for r in await touched.fetchall()}
-    writes: list[tuple[str, tuple[Any, ...]]] = []
-    accepted: list[Event] = []
-    rejected: list[Rejected] = []
+    if touched is not None:
+        states = {(r[0], r[1]): r[2] for r in await touched.fetchall()}
+        plan = plan_rows(run_id, status, seq, now, events, states)
+    else:
+        plan, status = await _apply_each(conn, run_id, status, seq, now, events)
+    # The hot path (a worker recording its own steps) leaves the runs row alone and tells
+    # nobody else; other writers and status changes bump updated_at and notify.
+    announce = bool(plan.accepted) and (owner is None or status is not initial_status)
+    result = AppendResult(plan.accepted, plan.rejected, status)
+    if not plan.accepted:
+        return result, announce
+    if announce:
+        plan.writes.append(touch_run(run_id, plan.accepted, owner, status))
+    async with conn.pipeline():
+        sent = await send_writes(conn, plan.writes)
+        await insert_events(conn, plan.accepted)
+    check_writes(sent, f"run {run_id}")
+    return result, announce
+
+
+async def _apply_each(
+    conn: Conn,
+    run_id: str,
+    status: RunStatus,
+    seq: int,
+    now: datetime,
+    events: Sequence[NewEvent],
+) -> tuple[RowPlan, RunStatus]:
+    """Apply events that are not all row events one by one; the plan (its writes already
+    done) and the run's status after them."""
+    plan = RowPlan()
     for new in events:
         at = new.created_at if new.created_at is not None else now
         applied: NewEvent | str
         if status.terminal:
             applied = f"run is {status}"
-        elif states is not None:
-            applied = _decide(new, states)
-            if not isinstance(applied, str):
-                writes.append(_write(run_id, seq + 1, new, at))
         else:
             applied = await _apply(conn, run_id, status, seq + 1, new, at)
         if isinstance(applied, str):
-            rejected.append(Rejected(new, applied))
+            plan.rejected.append(Rejected(new, applied))
             continue
         seq += 1
-        accepted.append(
+        plan.accepted.append(
             Event(
                 run_id,
                 seq,
@@ -1307,135 +1430,7 @@ async def _append(
         if applied.type in RUN_TARGET:
             status = RUN_TARGET[applied.type]
             await _apply_run(conn, run_id, applied.type, seq, at)
-    # The hot path (a worker recording its own steps) leaves the runs row alone and tells
-    # nobody else; other writers and status changes bump updated_at and notify.
-    announce = bool(accepted) and (owner is None or status is not initial_status)
-    if not accepted:
-        return AppendResult(accepted, rejected, status), announce
-    async with conn.pipeline():
-        written = [await conn.execute(query, params) for query, params in writes]
-        async with conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, "
-                "attrs, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        run_id,
-                        e.seq,
-                        e.event_id,
-                        str(e.type),
-                        e.correlation_id,
-                        e.payload,
-                        dump_attrs(e.attrs),
-                        e.created_at,
-                    )
-                    for e in accepted
-                ],
-            )
-        if announce:
-            delivered = any(e.type in DELIVERY_EVENTS for e in accepted)
-            wake = delivered and owner is None and not status.terminal
-            await conn.execute(
-                "UPDATE runs SET updated_at = clock_timestamp()"
-                f"{', wake_at = clock_timestamp()' if wake else ''} WHERE run_id = %s",
-                (run_id,),
-            )
-    if any(cur.rowcount != 1 for cur in written):
-        # Decided from state read under the run lock, so this cannot happen unless something
-        # wrote steps or waits without that lock; roll back rather than record a lie.
-        raise CorruptDataError(f"run {run_id}: steps or waits changed without the run lock")
-    return AppendResult(accepted, rejected, status), announce
-
-
-# Events whose whole effect is one write to one row of steps or waits, decided by that row's
-# current state alone.
-_ROW_EVENTS = frozenset(
-    {EventType.STEP_CREATED, *STEP_TRANSITIONS, EventType.WAIT_CREATED, EventType.WAIT_COMPLETED}
-)
-
-
-def _rows_touched(events: Sequence[NewEvent]) -> tuple[list[str], list[str]] | None:
-    """The step ids and wait ids of a batch made only of row events; None for any other."""
-    steps: list[str] = []
-    waits: list[str] = []
-    for new in events:
-        if new.type not in _ROW_EVENTS or new.correlation_id is None:
-            return None
-        is_wait = new.type in (EventType.WAIT_CREATED, EventType.WAIT_COMPLETED)
-        (waits if is_wait else steps).append(new.correlation_id)
-    return steps, waits
-
-
-def _decide(new: NewEvent, states: dict[tuple[str, str], str]) -> NewEvent | str:
-    """``_apply``'s verdict on a row event, from the row's state; updates ``states``."""
-    kind, cid = new.type, str(new.correlation_id)
-    if kind is EventType.STEP_CREATED:
-        if ("step", cid) in states:
-            return f"step {cid} already exists"
-        states["step", cid] = str(StepStatus.PENDING)
-        return new
-    if kind is EventType.WAIT_CREATED:
-        if ("wait", cid) in states:
-            return f"wait {cid} already exists"
-        states["wait", cid] = "waiting"
-        return new
-    if kind is EventType.WAIT_COMPLETED:
-        if states.get(("wait", cid)) != "waiting":
-            return f"wait {cid} is not waiting"
-        states["wait", cid] = "completed"
-        return new
-    current = states.get(("step", cid))
-    if current is None:
-        return f"step {cid} does not exist"
-    if StepStatus(current) not in STEP_TRANSITIONS[kind]:
-        return f"step {cid} is {current}, cannot apply {kind}"
-    states["step", cid] = str(STEP_TARGET[kind])
-    return new
-
-
-def _write(run_id: str, seq: int, new: NewEvent, at: datetime) -> tuple[str, tuple[Any, ...]]:
-    """The statement recording row event ``new`` (the ``seq``-th of the run's log)."""
-    kind, cid = new.type, new.correlation_id
-    if kind is EventType.STEP_CREATED:
-        return (
-            "INSERT INTO steps (step_id, run_id, step_name, status, attempt, input_seq, "
-            "created_at) VALUES (%s, %s, %s, 'pending', 0, %s, %s) ON CONFLICT DO NOTHING",
-            (cid, run_id, str(new.attrs.get("name", "")), seq, at),
-        )
-    if kind is EventType.WAIT_CREATED:
-        return (
-            "INSERT INTO waits (wait_id, run_id, resume_at, created_at) "
-            "VALUES (%s, %s, to_timestamp(%s::float8), %s) ON CONFLICT DO NOTHING",
-            (cid, run_id, float(new.attrs["resume_at"]), at),
-        )
-    if kind is EventType.WAIT_COMPLETED:
-        return (
-            "UPDATE waits SET completed_at = %s WHERE run_id = %s AND wait_id = %s "
-            "AND completed_at IS NULL",
-            (at, run_id, cid),
-        )
-    allowed = ",".join(f"'{status}'" for status in STEP_TRANSITIONS[kind])
-    target = str(STEP_TARGET[kind])
-    where = f"WHERE run_id = %s AND step_id = %s AND status IN ({allowed})"
-    if kind is EventType.STEP_STARTED:
-        attempt = new.attrs.get("attempt")
-        return (
-            "UPDATE steps SET status = %s, attempt = coalesce(%s::integer, attempt + 1), "
-            f"started_at = coalesce(started_at, %s), retry_at = NULL {where}",
-            (target, None if attempt is None else int(attempt), at, run_id, cid),
-        )
-    if kind is EventType.STEP_RETRYING:
-        retry_at = new.attrs.get("retry_at")
-        return (
-            "UPDATE steps SET status = %s, error_seq = %s, "
-            f"retry_at = to_timestamp(%s::float8) {where}",
-            (target, seq, None if retry_at is None else float(retry_at), run_id, cid),
-        )
-    column = "output_seq" if kind is EventType.STEP_COMPLETED else "error_seq"
-    return (
-        f"UPDATE steps SET status = %s, {column} = %s, completed_at = %s {where}",
-        (target, seq, at, run_id, cid),
-    )
+    return plan, status
 
 
 async def _apply_run(conn: Conn, run_id: str, kind: EventType, seq: int, at: datetime) -> None:
@@ -1475,15 +1470,15 @@ async def _apply(
     if cid is None:
         return f"{kind} needs a correlation id"
     if kind is EventType.STEP_CREATED:
-        cur = await conn.execute(*_write(run_id, seq, new, at))
+        cur = await conn.execute(*row_write(run_id, seq, new, at))
         return new if cur.rowcount else f"step {cid} already exists"
     if kind in STEP_TRANSITIONS:
         return await _apply_step(conn, run_id, seq, new, at)
     if kind is EventType.WAIT_CREATED:
-        cur = await conn.execute(*_write(run_id, seq, new, at))
+        cur = await conn.execute(*row_write(run_id, seq, new, at))
         return new if cur.rowcount else f"wait {cid} already exists"
     if kind is EventType.WAIT_COMPLETED:
-        cur = await conn.execute(*_write(run_id, seq, new, at))
+        cur = await conn.execute(*row_write(run_id, seq, new, at))
         return new if cur.rowcount else f"wait {cid} is not waiting"
     if kind is EventType.HOOK_CREATED:
         token = str(new.attrs["token"])
@@ -1522,7 +1517,7 @@ async def _apply_step(
     conn: Conn, run_id: str, seq: int, new: NewEvent, at: datetime
 ) -> NewEvent | str:
     cid, kind = new.correlation_id, new.type
-    cur = await conn.execute(*_write(run_id, seq, new, at))
+    cur = await conn.execute(*row_write(run_id, seq, new, at))
     if cur.rowcount:
         return new
     cur = await conn.execute(
