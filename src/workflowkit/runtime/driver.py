@@ -348,14 +348,13 @@ class RunDriver:
 
     async def _retry_gate(self, step_id: str, delay: float) -> None:
         """Wait out a retry delay; on the virtual clock, until the run has nothing else to do."""
-        loop = asyncio.get_running_loop()
-        gate: asyncio.Future[None] = loop.create_future()
+        gate: asyncio.Future[None] = self.loop.create_future()
         handle = None
         if self.worker.virtual_clock:
             self.retry_gates[step_id] = (self._virtual_now() + delay, gate)
             self.poke()  # the run may now be idle but for timers: let the pump skip ahead
         else:
-            handle = loop.call_later(delay, _open, gate)
+            handle = self.loop.call_later(delay, _open, gate)
         try:
             await gate
         finally:

@@ -46,7 +46,7 @@ from .base import (
     StepStatus,
 )
 from .dbthread import WorldClosedError
-from .rows import dump_attrs, run_status
+from .rows import event_row, run_status
 
 Conn = AsyncConnection[tuple[Any, ...]]
 
@@ -250,19 +250,7 @@ async def insert_events(conn: Conn, events: Sequence[Event]) -> None:
     async with conn.cursor() as cursor:
         await cursor.executemany(
             _INSERT_EVENT,
-            [
-                (
-                    e.run_id,
-                    e.seq,
-                    e.event_id,
-                    str(e.type),
-                    e.correlation_id,
-                    e.payload,
-                    dump_attrs(e.attrs),
-                    e.created_at,
-                )
-                for e in events
-            ],
+            [event_row(e, e.created_at) for e in events],
         )
 
 

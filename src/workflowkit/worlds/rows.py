@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import CorruptDataError
-from .base import RunStatus
+from .base import Event, RunStatus
 
 # One encoder for every call: json.dumps with options builds a new one each time.
 _ATTRS_ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -26,6 +26,20 @@ VISIBLE_CHUNK = (
 
 def dump_attrs(attrs: Mapping[str, Any]) -> str | None:
     return _ATTRS_ENCODER.encode(attrs) if attrs else None
+
+
+def event_row(event: Event, created_at: Any) -> tuple[Any, ...]:
+    """The ``events`` columns in table order; ``created_at`` in the World's own time type."""
+    return (
+        event.run_id,
+        event.seq,
+        event.event_id,
+        str(event.type),
+        event.correlation_id,
+        event.payload,
+        dump_attrs(event.attrs),
+        created_at,
+    )
 
 
 def load_attrs(text: str | None) -> dict[str, Any]:

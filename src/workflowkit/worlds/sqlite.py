@@ -55,7 +55,7 @@ from .base import (
     from_timestamp,
 )
 from .dbthread import DbThread, Job, WorldClosedError, retry_busy
-from .rows import dump_attrs, load_attrs, pid_alive, run_status
+from .rows import dump_attrs, event_row, load_attrs, pid_alive, run_status
 
 log = logging.getLogger("workflowkit.sqlite")
 SCHEMA_VERSION = 4
@@ -935,19 +935,7 @@ def _append(
     conn.executemany(
         "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, attrs, "
         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                run_id,
-                e.seq,
-                e.event_id,
-                str(e.type),
-                e.correlation_id,
-                e.payload,
-                dump_attrs(e.attrs),
-                e.created_at.timestamp(),
-            )
-            for e in accepted
-        ],
+        [event_row(e, e.created_at.timestamp()) for e in accepted],
     )
     # The hot path (a worker recording its own steps) leaves the runs row alone; other
     # writers and status changes bump updated_at so other processes notice them.
