@@ -71,3 +71,36 @@ async def test_queued_steps_retry_through_the_queue(runtime: Runtime) -> None:
     assert await run.return_value(timeout=30) == list(range(8))
     steps = await runtime.world.list_steps(run.run_id)
     assert [s.attempt for s in steps] == [2] * 8
+
+
+@step
+async def stall(i: int) -> int:
+    await asyncio.sleep(30)
+    return i
+
+
+@workflow
+async def stalled_fan_out(n: int) -> list[int]:
+    return list(await asyncio.gather(*(stall(i) for i in range(n))))
+
+
+async def _slots_in_use(runtime: Runtime, expected: int) -> None:
+    worker = runtime.worker
+    assert worker is not None
+    for _ in range(500):
+        if worker.running_steps == expected:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{worker.running_steps} step slots in use, expected {expected}")
+
+
+async def test_a_cancelled_run_gives_its_step_slots_back(runtime: Runtime) -> None:
+    run = await start(stalled_fan_out, 2)
+    await _slots_in_use(runtime, 2)  # both steps running
+    await run.cancel()
+    await _slots_in_use(runtime, 0)
+    # Released once each, not twice: the slots are usable, and the count stays at zero.
+    again = await start(fan_out, 4)
+    assert await again.return_value(timeout=30) == [0, 1, 4, 9]
+    await asyncio.sleep(0.05)
+    assert runtime.worker is not None and runtime.worker.running_steps == 0

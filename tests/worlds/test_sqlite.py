@@ -13,6 +13,7 @@ import pytest
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
 from workflowkit.worlds import open_world
+from workflowkit.worlds.base import EventType, NewEvent, RunChange
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
 
 SRC = Path(__file__).parents[2] / "src"
@@ -131,3 +132,31 @@ def test_other_schema_versions_are_refused_clearly(tmp_path: Path, version: str,
     conn.close()
     with pytest.raises(CorruptDataError, match=hint):
         SQLiteWorld(db)
+
+
+async def test_worker_loop_appends_share_a_commit_or_commit_at_once(tmp_path: Path) -> None:
+    """On the worker's loop, appends made in one turn share one transaction; an append
+    with nothing else queued commits without waiting for the next turn."""
+    world = SQLiteWorld(tmp_path / "w.db")
+    world.attach_worker_loop(asyncio.get_running_loop())
+    batches: list[list[RunChange]] = []
+    unsubscribe = world.subscribe(lambda changes: batches.append(list(changes)))
+    try:
+        runs = [new_id("wrun") for _ in range(10)]
+        for run_id in runs:
+            await world.create_run(run_id, "wf", b"", {})
+        batches.clear()
+        started = [NewEvent(EventType.RUN_STARTED)]
+        await asyncio.gather(*(world.append(run_id, started) for run_id in runs))
+        assert [sorted(c.run_id for c in batch) for batch in batches] == [sorted(runs)]
+
+        batches.clear()
+        lone = world.append(runs[0], [NewEvent(EventType.RUN_CANCELLED)])
+        with pytest.raises(StopIteration) as done:
+            lone.send(None)  # finishes in this call: no suspension, no extra loop turn
+        assert done.value.value.run_status.terminal
+        assert len(batches) == 1
+    finally:
+        unsubscribe()
+        world.attach_worker_loop(None)
+        await world.close()

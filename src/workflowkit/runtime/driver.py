@@ -311,7 +311,7 @@ class RunDriver:
             op.step, op.correlation_id, op.input, attempt, self.executor.metadata, self.world
         )
         task = self.loop.create_task(self._run_step(job, delay))
-        # A done callback, not a finally: a task cancelled before it ran never enters one.
+        # Also a done callback: a task cancelled before it ran never enters its finally.
         task.add_done_callback(self._step_done)
         self.steps[op.correlation_id] = task
 
@@ -342,9 +342,15 @@ class RunDriver:
                 )
                 delay = max(retry, 0.000001)
         finally:
-            if not queued and self.steps.get(job.step_id) is asyncio.current_task():
+            task = asyncio.current_task()
+            if not queued and self.steps.get(job.step_id) is task:
                 del self.steps[job.step_id]
                 self.poke()
+            # Give the slot back here rather than in a done callback: that callback would be
+            # one more turn of the loop per step, and would keep the next append from
+            # committing at once (see SQLiteWorld._write).
+            if task is not None and task.remove_done_callback(self._step_done):
+                self.worker.release_slot()
 
     async def _retry_gate(self, step_id: str, delay: float) -> None:
         """Wait out a retry delay; on the virtual clock, until the run has nothing else to do."""

@@ -360,6 +360,13 @@ class SQLiteWorld:
             return await self._writer.call(fn)
         if self._closed:
             raise WorldClosedError("this World is closed")
+        if not self._inline_jobs and not getattr(loop, "_ready", True):
+            # Nothing else is queued on the loop, so no other write could join this commit
+            # by waiting for the next turn: commit now and save the loop a round.
+            ((result, error),) = self._locked_transaction(self._write_conn, [Job(fn, None, None)])
+            if error is not None:
+                raise error
+            return result
         future: asyncio.Future[Any] = loop.create_future()
         self._inline_jobs.append(Job(fn, loop, future))
         if len(self._inline_jobs) == 1:
