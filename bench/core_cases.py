@@ -31,7 +31,10 @@ from core_common import (
 import workflowkit
 from workflowkit import sleep, step, workflow
 from workflowkit.api import Run, get_run, start
+from workflowkit.ids import new_id
 from workflowkit.runtime.runtime import Runtime
+from workflowkit.worlds.base import EventType, NewEvent
+from workflowkit.worlds.sqlite import SQLiteWorld
 
 RESULT_TIMEOUT = 600.0
 
@@ -126,7 +129,7 @@ class Bench:
 
     async def chain_overhead(self) -> dict[str, Any]:
         """(b) one chain of ``chain_steps`` steps, start → result, divided by the steps."""
-        self.configure()
+        rt = self.configure()
         n = self.sizes.chain_steps
         await (await start(chain, 1, self.kind)).return_value(timeout=RESULT_TIMEOUT)  # warm
         totals: list[float] = []
@@ -136,7 +139,15 @@ class Bench:
             await run.return_value(timeout=RESULT_TIMEOUT)
             totals.append(time.perf_counter() - began)
         total = median(totals)
-        return {"per_step_us": total / n * 1e6, "total_ms": total * 1e3, "steps": n}
+        world_only = world_appends(self.workdir / "world-only.db", n)
+        on_worker_loop = asyncio.run_coroutine_threadsafe(world_only, rt.loop)
+        world_us = await asyncio.wrap_future(on_worker_loop)
+        return {
+            "per_step_us": total / n * 1e6,
+            "world_us_per_step": world_us,
+            "total_ms": total * 1e3,
+            "steps": n,
+        }
 
     async def many(self, make: Callable[[], Awaitable[Run[Any]]], n: int) -> tuple[float, float]:
         """Start ``n`` runs at once, wait for all; (seconds to start them, seconds to done)."""
@@ -214,6 +225,41 @@ class Bench:
             "configure_ms": configured * 1e3,
             "to_completed_ms": done * 1e3,
         }
+
+
+async def world_appends(path: Path, n: int) -> float:
+    """µs per step for the SQLite World alone recording what one chained step records.
+
+    The same three events the runtime appends per step (the previous step's result, the
+    next step's creation and start), on the worker's loop as the runtime's appends are, with
+    no workflow and no step body. A file of its own, so no worker takes the run. (b) minus
+    this is the runtime's share.
+    """
+    world = SQLiteWorld(path)
+    world.attach_worker_loop(asyncio.get_running_loop())
+    try:
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "bench.world_only", b"", {})
+        await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+        created = {"name": "bench.add_one", "digest": "0123456789abcdef"}
+        previous: str | None = None
+        began = time.perf_counter()
+        for _ in range(n):
+            step_id = new_id("step")
+            events = [
+                NewEvent(EventType.STEP_CREATED, step_id, b"\x01" * 16, created),
+                NewEvent(EventType.STEP_STARTED, step_id, None, {"attempt": 1}),
+            ]
+            if previous is not None:
+                events.insert(0, NewEvent(EventType.STEP_COMPLETED, previous, b"\x01" * 8))
+            result = await world.append(run_id, events)
+            if result.rejected:
+                raise RuntimeError(f"world-only append refused: {result.rejected}")
+            previous = step_id
+        return (time.perf_counter() - began) / n * 1e6
+    finally:
+        world.attach_worker_loop(None)
+        await world.close()
 
 
 CASES: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {

@@ -14,6 +14,7 @@ from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
 from workflowkit.worlds import open_world
 from workflowkit.worlds.base import EventType, NewEvent, RunChange
+from workflowkit.worlds import sqlite as sqlite_world
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
 
 SRC = Path(__file__).parents[2] / "src"
@@ -159,4 +160,27 @@ async def test_worker_loop_appends_share_a_commit_or_commit_at_once(tmp_path: Pa
     finally:
         unsubscribe()
         world.attach_worker_loop(None)
+        await world.close()
+
+
+async def test_wal_stays_bounded_under_steady_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A passive checkpoint never catches up with a writer that never pauses; the WAL must
+    still be truncated, or it grows with every write (and a restart pays for all of it)."""
+    monkeypatch.setattr(sqlite_world, "WAL_LIMIT_BYTES", 256 * 1024)
+    world = SQLiteWorld(tmp_path / "w.db", checkpoint_interval=0.02)
+    wal = tmp_path / "w.db-wal"
+    try:
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"", {})
+        await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+        largest = 0
+        for _ in range(1500):
+            step = NewEvent(EventType.STEP_CREATED, new_id("step"), b"x" * 4000, {"name": "s"})
+            await world.append(run_id, [step])
+            largest = max(largest, wal.stat().st_size)
+        # Never truncated, these writes leave about 48 MB of WAL; truncated, a few MB.
+        assert largest < 16 * 1024 * 1024, f"WAL reached {largest} bytes"
+    finally:
         await world.close()

@@ -68,6 +68,8 @@ _ADDED_COLUMNS = (
 )
 _UPGRADABLE = frozenset({2, 3})
 DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
+# Past this size the checkpointer truncates the WAL (see SQLiteWorld._checkpoint).
+WAL_LIMIT_BYTES = 16 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -213,8 +215,16 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SQLiteWorld:
     """The World on a local SQLite file (``WORKFLOWKIT_WORLD=sqlite:///path``)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.01):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        poll_interval: float = 0.01,
+        checkpoint_interval: float = 1.0,
+    ):
         self.path = Path(path) if path is not None else DEFAULT_PATH
+        self._wal_path = self.path.with_name(self.path.name + "-wal")
+        self._checkpoint_interval = checkpoint_interval
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._listeners: list[ChangeListener] = []
         self._stream_listeners: list[StreamListener] = []
@@ -455,14 +465,25 @@ class SQLiteWorld:
 
     def _checkpoint_forever(self) -> None:
         conn = _connect(self.path)
+        # A blocking checkpoint holds new writers back while it waits for readers: give up
+        # soon and try again next time rather than stall the writers for long.
+        conn.execute("PRAGMA busy_timeout = 100")
         try:
-            while not self._stop.wait(1.0):
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            while not self._stop.wait(self._checkpoint_interval):
+                self._checkpoint(conn)
+            self._checkpoint(conn)
         finally:
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            # A passive checkpoint never catches up with a writer that never pauses, and the
+            # WAL starts over only once it has: it would grow without bound under steady
+            # load. Past the limit, finish the job and truncate; the passive pass has
+            # already copied nearly everything, so writers wait only briefly.
+            if _file_size(self._wal_path) > WAL_LIMIT_BYTES:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- runs and events -------------------------------------------------------------------
 
@@ -883,6 +904,13 @@ def _last_seq(result: AppendResult, conn: sqlite3.Connection, run_id: str) -> in
     if result.events:
         return result.events[-1].seq
     return _max_seq(conn, run_id)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _max_seq(conn: sqlite3.Connection, run_id: str) -> int:
