@@ -13,8 +13,8 @@ import pytest
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
 from workflowkit.worlds import open_world
-from workflowkit.worlds.base import EventType, NewEvent, RunChange
 from workflowkit.worlds import sqlite as sqlite_world
+from workflowkit.worlds.base import EventType, NewEvent, RunChange
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
 
 SRC = Path(__file__).parents[2] / "src"
