@@ -372,7 +372,8 @@ class SQLiteWorld:
             raise WorldClosedError("this World is closed")
         if not self._inline_jobs and not getattr(loop, "_ready", True):
             # Nothing else is queued on the loop, so no other write could join this commit
-            # by waiting for the next turn: commit now and save the loop a round.
+            # by waiting for the next turn: commit now and save the loop a round. (``_ready``
+            # is asyncio's queue of callbacks; a loop without one takes the batched path.)
             ((result, error),) = self._locked_transaction(self._write_conn, [Job(fn, None, None)])
             if error is not None:
                 raise error
