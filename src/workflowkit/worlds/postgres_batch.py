@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from psycopg import AsyncConnection, AsyncCursor
 
 from ..errors import CorruptDataError, WorkflowRunNotFoundError
-from ..ids import new_id
+from ..ids import new_ids
 from .base import (
     DELIVERY_EVENTS,
     STEP_TARGET,
@@ -197,6 +197,7 @@ def plan_rows(
     """Decide row events from the state read under the run lock; ``seq`` is the log's head."""
     plan = RowPlan()
     layers: dict[tuple[str, str], int] = {}
+    event_ids = new_ids("evnt", len(events))  # one draw; refused events leave theirs unused
     for new in events:
         at = new.created_at if new.created_at is not None else now
         verdict = f"run is {status}" if status.terminal else decide(new, states)
@@ -211,7 +212,7 @@ def plan_rows(
             Event(
                 run_id,
                 seq,
-                new_id("evnt"),
+                event_ids[len(plan.accepted)],
                 new.type,
                 new.correlation_id,
                 new.payload,
