@@ -75,6 +75,25 @@ class RetryableError(_Documented, Exception):
         return (type(self), (str(self), self.retry_after))
 
 
+class StepExitError(WorkflowKitError):
+    """A step raised ``SystemExit``, ``KeyboardInterrupt`` or another ``BaseException``.
+
+    Such an exception would end the worker's process; instead the attempt is recorded as
+    failed (and retried like any other), and workflow code sees this error in its place.
+    """
+
+    slug = "step-exit"
+
+    def __init__(self, type_name: str, message: str) -> None:
+        detail = f"{type_name}({message})" if message else type_name
+        super().__init__(
+            f"the step raised {detail}, which would end the worker's process; it was "
+            "recorded as a failed attempt instead (raise an Exception to fail a step)"
+        )
+        self.type_name = type_name
+        self.message = message
+
+
 # -- errors the client API raises -------------------------------------------------------
 
 

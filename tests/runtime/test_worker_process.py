@@ -99,3 +99,22 @@ async def test_sigterm_lets_the_running_step_finish(app: Path) -> None:
     assert await run.return_value(timeout=30) == ["slow done", "after done"]
     assert len(list(app.glob("slow.*"))) == 1
     assert len(list(app.glob("after.*"))) == 1
+
+
+@pytest.mark.slow
+async def test_a_step_calling_sys_exit_does_not_end_the_worker(app: Path) -> None:
+    import worker_app
+
+    db = app / "wk.db"
+    workflowkit.configure(f"sqlite:///{db}", embedded_worker=False)
+    proc = spawn_worker(db)
+    try:
+        exiting = await start(worker_app.step_exits, 3)
+        assert await exiting.return_value(timeout=30) == "StepExitError"
+        after = await start(worker_app.five_steps, str(app), "after")
+        assert await after.return_value(timeout=30) == 10
+        assert proc.poll() is None, "the worker process ended"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, errors = proc.communicate(timeout=30)
+    assert proc.returncode == 0, errors

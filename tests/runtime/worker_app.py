@@ -58,3 +58,17 @@ def slow_square(directory: str, run_key: str, index: int, seconds: float) -> int
 async def fan_out(directory: str, run_key: str, count: int, seconds: float) -> list[int]:
     calls = (slow_square(directory, run_key, i, seconds) for i in range(count))
     return list(await asyncio.gather(*calls))
+
+
+@step(name="worker_app.exits", max_retries=1)
+def exits(code: int) -> None:
+    raise SystemExit(code)
+
+
+@workflow(name="worker_app.step_exits")
+async def step_exits(code: int) -> str:
+    try:
+        await exits(code)
+    except Exception as exc:
+        return type(exc).__name__
+    return "no error"

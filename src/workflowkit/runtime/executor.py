@@ -25,7 +25,12 @@ from typing import Any, Literal
 
 from .. import serde
 from ..context import WorkflowMetadata, set_executor
-from ..errors import HookConflictError, ReplayDivergenceError, SerializationError
+from ..errors import (
+    HookConflictError,
+    ReplayDivergenceError,
+    SerializationError,
+    StepExitError,
+)
 from ..ids import new_id
 from ..registry import Step, Workflow
 from ..urls import base_url
@@ -485,7 +490,11 @@ def _settle(future: asyncio.Future[Any], value: Any) -> None:
         future.set_result(value)
 
 
-def _as_exception(value: Any) -> BaseException:
-    if isinstance(value, BaseException):
+def _as_exception(value: Any) -> Exception:
+    """What workflow code sees for a failed step: never a ``SystemExit`` or the like, which
+    would end the worker instead of failing the run."""
+    if isinstance(value, Exception):
         return value
+    if isinstance(value, BaseException):
+        return StepExitError(type(value).__qualname__, str(value))
     return RuntimeError(f"step failed with {value!r}")

@@ -62,7 +62,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             while ready:
                 handle = ready.popleft()
                 if not handle._cancelled:
-                    handle._run()
+                    # Workflow code that calls sys.exit() (or the like): its task holds the
+                    # exception and fails the run; it must not end the worker. (A try costs
+                    # nothing here; contextlib.suppress would cost a call per callback.)
+                    try:  # noqa: SIM105
+                        handle._run()
+                    except (SystemExit, KeyboardInterrupt):
+                        pass
         finally:
             self._running = False
             asyncio._set_running_loop(previous)

@@ -62,9 +62,9 @@ async def run_attempt(
         output = serde.encode(value, path=f"return value of step {attempt.step.name}")
         if streams is not None:  # what the step wrote is stored before its result
             await streams.finish(succeeded=True)
-    except asyncio.CancelledError:
-        raise
     except BaseException as error:
+        if isinstance(error, asyncio.CancelledError) and _cancelled_by_worker():
+            raise
         if streams is not None:
             with contextlib.suppress(Exception):
                 await streams.finish(succeeded=False)
@@ -89,11 +89,18 @@ async def _call(
     return await asyncio.get_running_loop().run_in_executor(pool, call)
 
 
+def _cancelled_by_worker() -> bool:
+    """Whether the step's task was asked to stop, rather than the step raising
+    ``CancelledError`` itself (which is a failure of that attempt)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
 def _failure(attempt: Attempt, error: BaseException, now: float) -> tuple[NewEvent, float | None]:
     payload = encode_error(error)
-    fatal = isinstance(
-        error, FatalError | SerializationError | StreamClosedError
-    ) or not isinstance(error, Exception)
+    # A BaseException (sys.exit(), KeyboardInterrupt) is a failed attempt like any other:
+    # letting it through would end the worker, and every worker that claims the run after.
+    fatal = isinstance(error, FatalError | SerializationError | StreamClosedError)
     if fatal or attempt.attempt > attempt.step.max_retries:
         return NewEvent(EventType.STEP_FAILED, attempt.step_id, payload), None
     delay = retry_delay(error)
