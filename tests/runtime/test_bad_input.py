@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 
 from workflowkit import SerializationError, Workflow, WorkflowRunFailedError, step, workflow
 from workflowkit.api import start
+from workflowkit.registry import REGISTRY
 from workflowkit.runtime.runtime import Runtime
 
 
@@ -80,10 +82,17 @@ async def _unregistered_body() -> str:
     return "never"
 
 
-async def test_unregistered_workflow_fails_its_run_with_its_name(runtime: Runtime) -> None:
+async def test_a_run_no_worker_can_execute_waits_for_one(runtime: Runtime) -> None:
+    """Routing: a worker claims only runs of workflows it has registered. A run nobody here
+    can execute stays pending, unowned, never failed; it runs once a worker has it."""
     ghost: Workflow[[], str] = Workflow(_unregistered_body, "ghosts:not_imported")
     run = await start(ghost)
-    with pytest.raises(WorkflowRunFailedError) as info:
-        await run.return_value(timeout=10)
-    assert "WorkflowNotRegisteredError" in info.value.error_type
-    assert "ghosts:not_imported" in info.value.error_message
+    await asyncio.sleep(1.0)  # several of the worker's polls (0.2 s)
+    record = await runtime.world.get_run(run.run_id)
+    assert record is not None and record.status == "pending" and record.owner is None
+    assert len(await runtime.world.get_events(run.run_id)) == 1  # run_created only
+    REGISTRY.add_workflow(ghost)
+    try:
+        assert await run.return_value(timeout=10) == "never"
+    finally:
+        del REGISTRY.workflows[ghost.name]

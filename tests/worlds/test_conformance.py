@@ -224,17 +224,17 @@ async def test_claims_and_leases(world: World) -> None:
     await world.register_worker(a)
     await world.register_worker(b)
     run_id = await new_run(world)
-    claimed = await world.claim_runs(a, limit=10, lease_seconds=30)
+    claimed = await world.claim_runs(a, ["wf"], limit=10, lease_seconds=30)
     assert [r.run_id for r in claimed] == [run_id]
-    assert await world.claim_runs(b, limit=10, lease_seconds=30) == []
+    assert await world.claim_runs(b, ["wf"], limit=10, lease_seconds=30) == []
     with pytest.raises(LeaseLostError):
         await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=b.worker_id)
     assert (await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=a.worker_id)).events
     # Released with a future wake time: nobody can claim it before then.
     later = datetime.now(UTC) + timedelta(seconds=60)
     await world.release_run(run_id, a.worker_id, later)
-    assert await world.claim_runs(b, limit=10, lease_seconds=30) == []
-    next_wake = await world.next_wake_at()
+    assert await world.claim_runs(b, ["wf"], limit=10, lease_seconds=30) == []
+    next_wake = await world.next_wake_at(["wf"])
     assert next_wake is not None and abs((next_wake - later).total_seconds()) < 0.01
 
 
@@ -243,9 +243,11 @@ async def test_expired_lease_is_taken_over(world: World) -> None:
     await world.register_worker(a)
     await world.register_worker(b)
     run_id = await new_run(world)
-    assert await world.claim_runs(a, limit=1, lease_seconds=0.05)
+    assert await world.claim_runs(a, ["wf"], limit=1, lease_seconds=0.05)
     await asyncio.sleep(0.1)
-    assert [r.run_id for r in await world.claim_runs(b, limit=1, lease_seconds=30)] == [run_id]
+    assert [r.run_id for r in await world.claim_runs(b, ["wf"], limit=1, lease_seconds=30)] == [
+        run_id
+    ]
     with pytest.raises(LeaseLostError):
         await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=a.worker_id)
 
@@ -254,11 +256,11 @@ async def test_renewed_lease_is_kept(world: World) -> None:
     a, b = worker("a"), worker("b")
     await world.register_worker(a)
     await new_run(world)
-    assert await world.claim_runs(a, limit=1, lease_seconds=0.2)
+    assert await world.claim_runs(a, ["wf"], limit=1, lease_seconds=0.2)
     for _ in range(3):
         await asyncio.sleep(0.1)
         await world.renew_leases(a.worker_id, 0.2)
-    assert await world.claim_runs(b, limit=1, lease_seconds=30) == []
+    assert await world.claim_runs(b, ["wf"], limit=1, lease_seconds=30) == []
 
 
 async def test_dead_local_worker_runs_are_taken_at_once(world: World) -> None:
@@ -267,26 +269,30 @@ async def test_dead_local_worker_runs_are_taken_at_once(world: World) -> None:
     await world.register_worker(dead)
     await world.register_worker(alive)
     run_id = await new_run(world)
-    assert await world.claim_runs(dead, limit=1, lease_seconds=3600)
-    assert [r.run_id for r in await world.claim_runs(alive, limit=1, lease_seconds=30)] == [run_id]
+    assert await world.claim_runs(dead, ["wf"], limit=1, lease_seconds=3600)
+    assert [r.run_id for r in await world.claim_runs(alive, ["wf"], limit=1, lease_seconds=30)] == [
+        run_id
+    ]
 
 
 async def test_release_does_not_lose_a_wakeup(world: World) -> None:
     a = worker()
     await world.register_worker(a)
     run_id = await new_run(world)
-    (record,) = await world.claim_runs(a, limit=1, lease_seconds=30)
+    (record,) = await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30)
     # Someone appends while the worker decides to let go of the run.
     await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
     await world.release_run(run_id, a.worker_id, None, known_seq=record.last_seq)
-    assert [r.run_id for r in await world.claim_runs(a, limit=1, lease_seconds=30)] == [run_id]
+    assert [r.run_id for r in await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30)] == [
+        run_id
+    ]
 
 
 async def test_delivery_without_owner_makes_run_due(world: World) -> None:
     a = worker()
     await world.register_worker(a)
     run_id = await new_run(world)
-    await world.claim_runs(a, limit=1, lease_seconds=30)
+    await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30)
     wait_id = new_id("wait")
     await world.append(
         run_id,
@@ -297,9 +303,11 @@ async def test_delivery_without_owner_makes_run_due(world: World) -> None:
         owner=a.worker_id,
     )
     await world.release_run(run_id, a.worker_id, None)
-    assert await world.claim_runs(a, limit=1, lease_seconds=30) == []
+    assert await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30) == []
     await world.append(run_id, [NewEvent(EventType.WAIT_COMPLETED, wait_id)])
-    assert [r.run_id for r in await world.claim_runs(a, limit=1, lease_seconds=30)] == [run_id]
+    assert [r.run_id for r in await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30)] == [
+        run_id
+    ]
 
 
 async def test_list_runs_filters_and_pages(world: World) -> None:
@@ -342,3 +350,18 @@ async def test_concurrent_appends_share_commits(world: World) -> None:
     await asyncio.gather(*(many(r) for r in runs))
     for run_id in runs:
         assert [e.seq for e in await world.get_events(run_id)] == list(range(1, 23))
+
+
+async def test_claims_only_runs_of_the_named_workflows(world: World) -> None:
+    a = worker()
+    await world.register_worker(a)
+    mine = await new_run(world, "mine")
+    theirs = await new_run(world, "theirs")
+    claimed = await world.claim_runs(a, ["mine", "other"], limit=10, lease_seconds=30)
+    assert [r.run_id for r in claimed] == [mine]
+    # The run nobody here can execute does not count as due for this worker either.
+    assert await world.next_wake_at(["mine"]) is None
+    assert await world.next_wake_at(["theirs"]) is not None
+    assert await world.claim_runs(a, [], limit=10, lease_seconds=30) == []
+    record = await world.get_run(theirs)
+    assert record is not None and record.owner is None and record.status is RunStatus.PENDING

@@ -91,7 +91,7 @@ async def test_two_worlds_claim_each_run_exactly_once(
 
     async def claim_until_empty(world: PostgresWorld, info: WorkerInfo) -> None:
         while True:
-            got = await world.claim_runs(info, limit=7, lease_seconds=60)
+            got = await world.claim_runs(info, ["wf"], limit=7, lease_seconds=60)
             if not got:
                 return
             for record in got:
@@ -177,7 +177,7 @@ async def test_other_worlds_hear_changes_through_notify(
     await first.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=None)
     someone = worker("someone")
     await first.register_worker(someone)
-    assert await first.claim_runs(someone, limit=1, lease_seconds=30)
+    assert await first.claim_runs(someone, ["wf"], limit=1, lease_seconds=30)
     await first.append(run_id, [NewEvent(EventType.RUN_CANCELLED)], owner=someone.worker_id)
     await _until(lambda: len([c for c in heard_there if c.run_id == run_id]) >= 3)
     there = [c for c in heard_there if c.run_id == run_id]
@@ -281,7 +281,7 @@ async def test_lost_commit_of_claim_returns_what_the_worker_holds(
         info = worker("a")
         await world.register_worker(info)
         flaky_commit("after")
-        claimed = await world.claim_runs(info, limit=5, lease_seconds=30)
+        claimed = await world.claim_runs(info, ["wf"], limit=5, lease_seconds=30)
         assert [r.run_id for r in claimed] == [run_id]
     finally:
         await world.close()

@@ -83,7 +83,9 @@ async def running_runs(s: Setup, count: int) -> list[tuple[str, str]]:
         await s.world.create_run(run_id, "wf", b"", {})
     held: set[str] = set()
     while len(held) < count:
-        held |= {r.run_id for r in await s.world.claim_runs(s.me, limit=count, lease_seconds=60)}
+        held |= {
+            r.run_id for r in await s.world.claim_runs(s.me, ["wf"], limit=count, lease_seconds=60)
+        }
     for run_id, step_id in runs:
         await s.world.append(
             run_id,
@@ -427,7 +429,9 @@ async def test_lease_renewal_and_a_batch_lock_runs_in_the_same_order(
         await s.world.create_run(run_id, "wf", b"", {})
     held: set[str] = set()
     while len(held) < len(runs):
-        held |= {r.run_id for r in await s.world.claim_runs(s.me, limit=20, lease_seconds=60)}
+        held |= {
+            r.run_id for r in await s.world.claim_runs(s.me, ["wf"], limit=20, lease_seconds=60)
+        }
     for run_id, step_id in reversed(runs):  # the last update decides where a row lies
         await s.world.append(
             run_id,

@@ -33,7 +33,7 @@ async def owned_run_with_steps(
     run_id = new_id("wrun")
     await world.create_run(run_id, "wf", b"input", {})
     await world.register_worker(owner)
-    claimed = await world.claim_runs(owner, limit=10, lease_seconds=30)
+    claimed = await world.claim_runs(owner, ["wf"], limit=10, lease_seconds=30)
     assert run_id in [r.run_id for r in claimed]
     step_ids = [new_id("step") for _ in names]
     events = [NewEvent(EventType.RUN_STARTED)] + [

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ..errors import WorkflowNotRegisteredError
 from ..worlds.base import (
     DELIVERY_EVENTS,
     EventType,
@@ -23,7 +22,7 @@ from ..worlds.base import (
     NewEvent,
     RunRecord,
 )
-from .executor import Effects, Op, RunExecutor, encode_error
+from .executor import Effects, Op, RunExecutor
 from .steps import Attempt, run_attempt
 
 if TYPE_CHECKING:
@@ -151,9 +150,10 @@ class RunDriver:
             return
         workflow = self.worker.registry.workflow(self.workflow_name)
         if workflow is None:
-            error = encode_error(WorkflowNotRegisteredError(self.workflow_name))
-            await self._append([NewEvent(EventType.RUN_FAILED, payload=error)])
-            self._finish()
+            # Claims ask only for registered workflows, so this is a registry that changed
+            # meanwhile: hand the run back for a worker that has it, never fail it.
+            self._drop()
+            await self.world.release_run(self.run_id, self.worker.worker_id, _at(self.now()))
             return
         executor = RunExecutor(self.run_id, workflow, events[0].payload or b"")
         self.executor = executor

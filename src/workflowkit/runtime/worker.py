@@ -116,7 +116,10 @@ class Worker:
         if room <= 0:
             return 0
         records = await self.world.claim_runs(
-            self.info, limit=min(room, 256), lease_seconds=self.lease_seconds
+            self.info,
+            list(self.registry.workflows),  # only runs this worker can execute
+            limit=min(room, 256),
+            lease_seconds=self.lease_seconds,
         )
         for record in records:
             if record.run_id in self.drivers or self.stopping:
@@ -129,7 +132,7 @@ class Worker:
     async def _idle(self) -> None:
         assert self._wake is not None
         timeout = self.poll_interval
-        wake_at = await self.world.next_wake_at()
+        wake_at = await self.world.next_wake_at(list(self.registry.workflows))
         if wake_at is not None:
             timeout = min(timeout, max(0.0, wake_at.timestamp() - self.world.now()))
         if timeout > 0:

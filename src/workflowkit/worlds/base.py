@@ -368,9 +368,15 @@ class World(Protocol):
         ...
 
     async def claim_runs(
-        self, worker: WorkerInfo, *, limit: int, lease_seconds: float
+        self,
+        worker: WorkerInfo,
+        workflow_names: Sequence[str],
+        *,
+        limit: int,
+        lease_seconds: float,
     ) -> list[RunRecord]:
-        """Take up to ``limit`` due runs whose lease is free, expired, or held by a dead process."""
+        """Take up to ``limit`` due runs of the named workflows (those the worker can run)
+        whose lease is free, expired, or held by a dead process."""
         ...
 
     async def renew_leases(self, worker_id: str, lease_seconds: float) -> None:
@@ -387,8 +393,9 @@ class World(Protocol):
         """
         ...
 
-    async def next_wake_at(self) -> datetime | None:
-        """When the earliest unowned run becomes due, for a worker deciding how long to idle."""
+    async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
+        """When the earliest unowned run of the named workflows becomes due, for a worker
+        deciding how long to idle."""
         ...
 
     async def queue_steps(

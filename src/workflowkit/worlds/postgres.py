@@ -1002,7 +1002,12 @@ class PostgresWorld:
         await self._write("unregister_worker", unregister)
 
     async def claim_runs(
-        self, worker: WorkerInfo, *, limit: int, lease_seconds: float
+        self,
+        worker: WorkerInfo,
+        workflow_names: Sequence[str],
+        *,
+        limit: int,
+        lease_seconds: float,
     ) -> list[RunRecord]:
         candidates: list[str] = []
 
@@ -1011,12 +1016,12 @@ class PostgresWorld:
             cur = await conn.execute(
                 "WITH due AS (SELECT run_id FROM runs WHERE wake_at <= clock_timestamp() "
                 f"AND status IN {_ACTIVE} AND (owner IS NULL OR lease_until < clock_timestamp() "
-                "OR owner = ANY(%s)) ORDER BY wake_at LIMIT %s FOR UPDATE SKIP LOCKED) "
-                "UPDATE runs r SET owner = %s, "
+                "OR owner = ANY(%s)) AND workflow_name = ANY(%s) ORDER BY wake_at LIMIT %s "
+                "FOR UPDATE SKIP LOCKED) UPDATE runs r SET owner = %s, "
                 "lease_until = clock_timestamp() + %s * interval '1 second', "
                 "wake_at = clock_timestamp() FROM due WHERE r.run_id = due.run_id "
                 "RETURNING r.run_id",
-                (dead, limit, worker.worker_id, float(lease_seconds)),
+                (dead, list(workflow_names), limit, worker.worker_id, float(lease_seconds)),
             )
             ids = [row[0] for row in await cur.fetchall()]
             candidates[:] = ids
@@ -1076,10 +1081,12 @@ class PostgresWorld:
 
         await self._write("release_run", release)
 
-    async def next_wake_at(self) -> datetime | None:
+    async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
         async def fetch(conn: Conn) -> datetime | None:
             cur = await conn.execute(
-                f"SELECT min(wake_at) FROM runs WHERE owner IS NULL AND status IN {_ACTIVE}"
+                f"SELECT min(wake_at) FROM runs WHERE owner IS NULL AND status IN {_ACTIVE} "
+                "AND workflow_name = ANY(%s)",
+                (list(workflow_names),),
             )
             row = await cur.fetchone()
             return None if row is None else _utc_or_none(row[0])

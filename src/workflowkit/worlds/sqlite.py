@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -162,6 +163,8 @@ _RUN_COLUMNS = (
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.error_seq)"
 )
 _ACTIVE = "('pending', 'running')"
+# A list of names passed as one JSON parameter: any number of them, one statement text.
+_NAMES = "(SELECT value FROM json_each(?))"
 
 
 def path_from_url(url: str | None) -> Path:
@@ -659,8 +662,15 @@ class SQLiteWorld:
         await self._write(unregister)
 
     async def claim_runs(
-        self, worker: WorkerInfo, *, limit: int, lease_seconds: float
+        self,
+        worker: WorkerInfo,
+        workflow_names: Sequence[str],
+        *,
+        limit: int,
+        lease_seconds: float,
     ) -> list[RunRecord]:
+        names = _json_list(workflow_names)
+
         def claim(conn: sqlite3.Connection) -> list[RunRecord]:
             now = time.time()
             dead = _dead_local_workers(conn, worker)
@@ -669,8 +679,8 @@ class SQLiteWorld:
             rows = conn.execute(
                 f"SELECT r.run_id FROM runs r WHERE r.wake_at <= ? AND r.status IN {_ACTIVE} "
                 f"AND (r.owner IS NULL OR r.lease_until < ?{dead_clause}) "
-                "ORDER BY r.wake_at LIMIT ?",
-                (now, now, *dead, limit),
+                f"AND r.workflow_name IN {_NAMES} ORDER BY r.wake_at LIMIT ?",
+                (now, now, *dead, names, limit),
             ).fetchall()
             claimed = []
             for (run_id,) in rows:
@@ -861,10 +871,14 @@ class SQLiteWorld:
         found: list[StreamInfo] = await self._read(lambda c: streams.list_streams(c, run_id))
         return found
 
-    async def next_wake_at(self) -> datetime | None:
+    async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
+        names = _json_list(workflow_names)
+
         def query(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
-                f"SELECT min(wake_at) FROM runs WHERE owner IS NULL AND status IN {_ACTIVE}"
+                f"SELECT min(wake_at) FROM runs WHERE owner IS NULL AND status IN {_ACTIVE} "
+                f"AND workflow_name IN {_NAMES}",
+                (names,),
             ).fetchone()
             return None if row is None else row[0]
 
@@ -905,6 +919,10 @@ def _last_seq(result: AppendResult, conn: sqlite3.Connection, run_id: str) -> in
     if result.events:
         return result.events[-1].seq
     return _max_seq(conn, run_id)
+
+
+def _json_list(names: Sequence[str]) -> str:
+    return json.dumps(list(names))
 
 
 def _file_size(path: Path) -> int:
