@@ -123,6 +123,7 @@ class Cluster:
     bin: Path
     data: Path
     port: int
+    options: str = ""
 
     @property
     def url(self) -> str:
@@ -138,6 +139,12 @@ class Cluster:
         """``pg_ctl restart -m fast`` (clean) or ``-m immediate`` (a crash, then recovery)."""
         self.pg_ctl("restart", "-m", mode, "-l", str(self.data / "server.log"))
 
+    def outage(self, seconds: float) -> None:
+        """The server crashes and stays down for ``seconds`` before it comes back."""
+        self.pg_ctl("stop", "-m", "immediate")
+        time.sleep(seconds)
+        self.pg_ctl("start", "-o", self.options, "-l", str(self.data / "server.log"))
+
 
 @contextlib.contextmanager
 def private_cluster() -> Iterator[Cluster]:
@@ -149,7 +156,12 @@ def private_cluster() -> Iterator[Cluster]:
         pytest.skip("needs PostgreSQL's server binaries (initdb, pg_ctl)")
     root = Path(tempfile.mkdtemp(prefix="wk-pg-"))
     data = root / "data"
-    cluster = Cluster(pg_bin, data, _free_port())
+    port = _free_port()
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c full_page_writes=off -c max_connections=60 -c shared_buffers=32MB"
+    )
+    cluster = Cluster(pg_bin, data, port, options)
     try:
         if os.geteuid() == 0:
             shutil.chown(root, "postgres", "postgres")
@@ -170,10 +182,6 @@ def private_cluster() -> Iterator[Cluster]:
             ],
             check=True,
             capture_output=True,
-        )
-        options = (
-            f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=60 -c shared_buffers=32MB"
         )
         cluster.pg_ctl("start", "-o", options, "-l", str(data / "server.log"))
         yield cluster

@@ -19,9 +19,11 @@ import pytest
 from pg_procs import HERE, Cluster, kill_all, private_cluster, spawn, stop
 
 import workflowkit
+from workflowkit import step, workflow
 from workflowkit.api import start
 from workflowkit.runtime.runtime import get_runtime
 from workflowkit.worlds.base import EventType
+from workflowkit.worlds.postgres import PostgresWorld
 
 RUNS = 300
 STEPS = 5
@@ -93,3 +95,35 @@ async def test_database_restarts_mid_load_lose_nothing(cluster: Cluster, tmp_pat
             assert 1 <= executions <= attempts[step_id], (run.run_id, step_id, executions)
             repeated += executions > 1
     print(f"{repeated} of {RUNS * STEPS} step bodies ran more than once")
+
+
+@step(name="outage.tick")
+def tick(index: int) -> int:
+    time.sleep(0.02)
+    return index
+
+
+@workflow(name="outage.ticks")
+async def ticks(count: int) -> int:
+    total = 0
+    for index in range(count):
+        total += await tick(index)
+    return total
+
+
+@pytest.mark.slow
+async def test_an_outage_past_the_retry_window_stalls_no_run(cluster: Cluster) -> None:
+    """The database stays away longer than the World retries: drivers give up on their runs
+    and cannot even hand them back. The worker must not keep renewing those leases: once
+    the database is back, every run resumes (here, or on any worker) and completes."""
+    world = PostgresWorld(f"{cluster.url}?schema=wk", retry_for=1.0)
+    workflowkit.configure(world, lease_seconds=2, poll_interval=0.2)
+    try:
+        runs = [await start(ticks, 30) for _ in range(40)]
+        await asyncio.sleep(0.5)  # every run is under way
+        await asyncio.to_thread(cluster.outage, 6.0)
+        results = [await run.return_value(timeout=60) for run in runs]
+        assert results == [sum(range(30))] * len(runs)
+    finally:
+        workflowkit.shutdown()
+        await world.close()

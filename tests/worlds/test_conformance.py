@@ -255,12 +255,26 @@ async def test_expired_lease_is_taken_over(world: World) -> None:
 async def test_renewed_lease_is_kept(world: World) -> None:
     a, b = worker("a"), worker("b")
     await world.register_worker(a)
-    await new_run(world)
+    run_id = await new_run(world)
     assert await world.claim_runs(a, ["wf"], limit=1, lease_seconds=0.2)
     for _ in range(3):
         await asyncio.sleep(0.1)
-        await world.renew_leases(a.worker_id, 0.2)
+        await world.renew_leases(a.worker_id, [run_id], [], 0.2)
     assert await world.claim_runs(b, ["wf"], limit=1, lease_seconds=30) == []
+
+
+async def test_renewal_keeps_only_the_runs_named(world: World) -> None:
+    """A run its worker no longer works on (its driver failed while the store was away) is
+    not renewed with the others: its lease runs out and another worker takes it over."""
+    a, b = worker("a"), worker("b")
+    await world.register_worker(a)
+    kept, forgotten = await new_run(world), await new_run(world)
+    assert len(await world.claim_runs(a, ["wf"], limit=2, lease_seconds=0.2)) == 2
+    for _ in range(3):
+        await asyncio.sleep(0.1)
+        await world.renew_leases(a.worker_id, [kept], [], 0.2)
+    taken = await world.claim_runs(b, ["wf"], limit=2, lease_seconds=30)
+    assert [r.run_id for r in taken] == [forgotten]
 
 
 async def test_dead_local_worker_runs_are_taken_at_once(world: World) -> None:

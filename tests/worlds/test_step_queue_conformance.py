@@ -150,10 +150,10 @@ async def test_renewal_keeps_a_step_lease(world: World) -> None:
     run_id, steps = await owned_run_with_steps(world, owner, "a")
     await world.register_worker(executor)
     await world.queue_steps(run_id, steps, owner=owner.worker_id)
-    await world.claim_steps(executor, ["a"], limit=1, lease_seconds=0.3)
+    (claim,) = await world.claim_steps(executor, ["a"], limit=1, lease_seconds=0.3)
     for _ in range(3):
         await asyncio.sleep(0.15)
-        await world.renew_leases(executor.worker_id, 0.3)
+        await world.renew_leases(executor.worker_id, [], [claim.step_id], 0.3)
     assert await world.claim_steps(worker(), ["a"], limit=1, lease_seconds=30) == []
 
 

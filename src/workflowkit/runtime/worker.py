@@ -212,7 +212,11 @@ class Worker:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                await self.world.renew_leases(self.worker_id, self.lease_seconds)
+                # Only what this worker is working on: a run it lost track of (its driver
+                # failed while the World was away) must not stay held by it forever.
+                await self.world.renew_leases(
+                    self.worker_id, list(self.drivers), list(self.claimed), self.lease_seconds
+                )
             except Exception:
                 log.exception("could not renew leases")
 

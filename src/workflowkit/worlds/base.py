@@ -379,8 +379,20 @@ class World(Protocol):
         whose lease is free, expired, or held by a dead process."""
         ...
 
-    async def renew_leases(self, worker_id: str, lease_seconds: float) -> None:
-        """Extend the leases of the runs and the claimed steps ``worker_id`` holds."""
+    async def renew_leases(
+        self,
+        worker_id: str,
+        run_ids: Sequence[str],
+        step_ids: Sequence[str],
+        lease_seconds: float,
+    ) -> None:
+        """Extend ``worker_id``'s leases of these runs and claimed steps (those it is working
+        on), and note that it is alive.
+
+        Only what the worker names: anything else it still holds in the store (a run whose
+        driver failed while the store was away) keeps its old lease, which runs out, so
+        the run is taken over rather than held forever by a worker that forgot it.
+        """
         ...
 
     async def release_run(

@@ -118,7 +118,8 @@ DEFAULT_SCHEMA = "workflowkit"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 _ACTIVE = "('pending', 'running')"
 _IDLE_TIMEOUT = "25P03"  # idle_in_transaction_session_timeout ended the session
-# A worker's runs, locked in run_id order: the order a batch of appends locks them in
+# A worker's runs (all of them here; lease renewal names some), locked in run_id order: the
+# order a batch of appends locks them in
 # (postgres_batch). A plain ``UPDATE ... WHERE owner = $1`` locks them in whatever order the
 # scan finds them, so it could deadlock with the worker's own batch, and a deadlock costs
 # both sides deadlock_timeout (1 s) before one is retried.
@@ -388,6 +389,9 @@ class PostgresWorld:
             min_size=min_size,
             max_size=max_size,
             kwargs=self._connect_kwargs,
+            # Waiting for a connection counts against the retry budget: with the pool's own
+            # default (30 s) a call could wait that long before its retries even began.
+            timeout=self.retry_for,
             open=False,
             name=f"workflowkit-{self.schema}",
         )
@@ -1036,18 +1040,25 @@ class PostgresWorld:
         result: list[RunRecord] = await self._call(coro)
         return result
 
-    async def renew_leases(self, worker_id: str, lease_seconds: float) -> None:
+    async def renew_leases(
+        self,
+        worker_id: str,
+        run_ids: Sequence[str],
+        step_ids: Sequence[str],
+        lease_seconds: float,
+    ) -> None:
         async def renew(conn: Conn) -> None:
             await conn.execute(
-                f"WITH {_HELD_IN_ORDER} UPDATE runs r "
+                "WITH held AS MATERIALIZED (SELECT run_id FROM runs WHERE owner = %s "
+                "AND run_id = ANY(%s) ORDER BY run_id FOR UPDATE) UPDATE runs r "
                 "SET lease_until = clock_timestamp() + %s * interval '1 second' "
                 "FROM held WHERE r.run_id = held.run_id",
-                (worker_id, float(lease_seconds)),
+                (worker_id, list(run_ids), float(lease_seconds)),
             )
             await conn.execute(
                 "UPDATE steps SET lease_until = clock_timestamp() + %s * interval '1 second' "
-                "WHERE executor = %s",
-                (float(lease_seconds), worker_id),
+                "WHERE executor = %s AND step_id = ANY(%s)",
+                (float(lease_seconds), worker_id, list(step_ids)),
             )
             await conn.execute(
                 "UPDATE workers SET heartbeat_at = clock_timestamp() WHERE worker_id = %s",

@@ -163,7 +163,7 @@ _RUN_COLUMNS = (
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.error_seq)"
 )
 _ACTIVE = "('pending', 'running')"
-# A list of names passed as one JSON parameter: any number of them, one statement text.
+# A list of names or ids passed as one JSON parameter: any number, one statement text.
 _NAMES = "(SELECT value FROM json_each(?))"
 
 
@@ -696,15 +696,24 @@ class SQLiteWorld:
         result: list[RunRecord] = await self._write(claim)
         return result
 
-    async def renew_leases(self, worker_id: str, lease_seconds: float) -> None:
+    async def renew_leases(
+        self,
+        worker_id: str,
+        run_ids: Sequence[str],
+        step_ids: Sequence[str],
+        lease_seconds: float,
+    ) -> None:
+        runs, steps = _json_list(run_ids), _json_list(step_ids)
+
         def renew(conn: sqlite3.Connection) -> None:
             now = time.time()
             conn.execute(
-                "UPDATE runs SET lease_until = ? WHERE owner = ?", (now + lease_seconds, worker_id)
+                f"UPDATE runs SET lease_until = ? WHERE owner = ? AND run_id IN {_NAMES}",
+                (now + lease_seconds, worker_id, runs),
             )
             conn.execute(
-                "UPDATE steps SET lease_until = ? WHERE executor = ?",
-                (now + lease_seconds, worker_id),
+                f"UPDATE steps SET lease_until = ? WHERE executor = ? AND step_id IN {_NAMES}",
+                (now + lease_seconds, worker_id, steps),
             )
             conn.execute(
                 "UPDATE workers SET heartbeat_at = ? WHERE worker_id = ?", (now, worker_id)
