@@ -458,9 +458,8 @@ async def test_lease_renewal_and_a_batch_lock_runs_in_the_same_order(
             assert time.monotonic() < deadline, "the batch never reached the middle run"
             await asyncio.sleep(0.01)
         (batch_pid,) = await _blocked_by(watcher, ext)
-        renewal = asyncio.ensure_future(
-            s.world.renew_leases(s.me.worker_id, [r for r, _ in runs], [], 60)
-        )
+        held_runs = [run_id for run_id, _ in runs]
+        renewal = asyncio.ensure_future(s.world.renew_leases(s.me.worker_id, held_runs, [], 60))
         while not (await _blocked_by(watcher, batch_pid) | await _blocked_by(watcher, ext)) - {
             batch_pid
         }:
