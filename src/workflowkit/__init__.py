@@ -7,11 +7,14 @@ sleep and transition is recorded in an event log, so runs survive crashes and re
 
 from .context import StepMetadata, WorkflowMetadata, get_step_metadata, get_workflow_metadata
 from .errors import (
+    AmbiguousCommitError,
     CorruptDataError,
     FatalError,
     HookConflictError,
+    HookDisposedError,
     HookNotFoundError,
     InvalidWorkflowFunctionError,
+    LeaseLostError,
     NotInWorkflowError,
     RemoteError,
     ReplayDivergenceError,
@@ -22,12 +25,16 @@ from .errors import (
     StreamError,
     WebhookInvalidRespondWithError,
     WebhookResponseNotSentError,
+    WebhookTokenError,
     WorkflowIOError,
     WorkflowKitError,
     WorkflowNotRegisteredError,
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
     WorkflowRunNotFoundError,
+    WorldClosedError,
+    WorldError,
+    WorldUnavailableError,
 )
 from .hooks import Hook, HookDefinition, create_hook, define_hook
 from .http_fetch import fetch
@@ -40,13 +47,16 @@ from .webhooks import Request, Response, Webhook, create_webhook
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousCommitError",
     "CorruptDataError",
     "FatalError",
     "Hook",
     "HookConflictError",
     "HookDefinition",
+    "HookDisposedError",
     "HookNotFoundError",
     "InvalidWorkflowFunctionError",
+    "LeaseLostError",
     "NotInWorkflowError",
     "Readable",
     "RemoteError",
@@ -63,6 +73,7 @@ __all__ = [
     "Webhook",
     "WebhookInvalidRespondWithError",
     "WebhookResponseNotSentError",
+    "WebhookTokenError",
     "Workflow",
     "WorkflowIOError",
     "WorkflowKitError",
@@ -71,6 +82,9 @@ __all__ = [
     "WorkflowRunCancelledError",
     "WorkflowRunFailedError",
     "WorkflowRunNotFoundError",
+    "WorldClosedError",
+    "WorldError",
+    "WorldUnavailableError",
     "Writable",
     "configure",
     "create_hook",

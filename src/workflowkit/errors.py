@@ -173,6 +173,27 @@ class HookConflictError(WorkflowKitError):
         self.holder_run_id = holder_run_id
 
 
+class HookDisposedError(WorkflowKitError, LookupError):
+    """Workflow code awaited a hook after it was disposed (or its run ended)."""
+
+    slug = "hook-disposed"
+
+    def __init__(self) -> None:
+        super().__init__("this hook is disposed: it receives no more payloads")
+
+
+class WebhookTokenError(WorkflowKitError, ValueError):
+    """A hook payload was sent to a webhook's token (webhooks take HTTP requests)."""
+
+    slug = "webhook-token"
+
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            f"token {token!r} belongs to a webhook: send an HTTP request to it instead"
+        )
+        self.token = token
+
+
 class WebhookInvalidRespondWithError(WorkflowKitError, ValueError):
     """``create_webhook(respond_with=...)`` or ``request.respond_with(...)`` misused."""
 
@@ -237,23 +258,6 @@ class NotInWorkflowError(WorkflowKitError, RuntimeError):
     slug = "not-in-workflow"
 
 
-class EventLogError(WorkflowKitError):
-    """The store refused an event (a transition out of a terminal state, a lost lease)."""
-
-    slug = "event-log"
-
-
-class RunTerminalError(EventLogError):
-    """An event for a run that already completed, failed or was cancelled."""
-
-    slug = "run-terminal"
-
-    def __init__(self, run_id: str, status: str) -> None:
-        super().__init__(f"run {run_id} is already {status}; no further events are accepted")
-        self.run_id = run_id
-        self.status = status
-
-
 class CorruptDataError(WorkflowKitError):
     """A stored row cannot be read back."""
 
@@ -276,3 +280,42 @@ class StreamClosedError(StreamError):
         super().__init__(f"cannot write to {label} of run {run_id}: {reason}")
         self.run_id = run_id
         self.name = name
+
+
+# -- errors about the World (the store) --------------------------------------------------
+
+
+class WorldError(WorkflowKitError):
+    """The World (the store) could not do what was asked; the subclasses say why."""
+
+    slug = "world-error"
+
+
+class WorldClosedError(WorldError, RuntimeError):
+    """A call reached a World after it was closed."""
+
+    slug = "world-closed"
+
+
+class WorldUnavailableError(WorldError, ConnectionError):
+    """The database could not be reached within the World's retry budget."""
+
+    slug = "world-unavailable"
+
+
+class AmbiguousCommitError(WorldError, ConnectionError):
+    """The connection was lost while a write committed, and whether it did is unknown."""
+
+    slug = "ambiguous-commit"
+
+
+class LeaseLostError(WorldError):
+    """A worker wrote for a run it no longer holds (its lease expired and was taken over,
+    or the run was handed back)."""
+
+    slug = "lease-lost"
+
+    def __init__(self, run_id: str, owner: str) -> None:
+        super().__init__(f"worker {owner} does not hold the lease of run {run_id}")
+        self.run_id = run_id
+        self.owner = owner

@@ -12,8 +12,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .context import current_executor
-from .errors import NotInWorkflowError
-from .runtime.executor import HookDisposed, Op, RunExecutor
+from .errors import HookDisposedError, NotInWorkflowError
+from .runtime.executor import Op, RunExecutor
 
 if TYPE_CHECKING:
     from .api import HookInfo
@@ -54,7 +54,7 @@ class Hook(Generic[T]):
     async def __anext__(self) -> T:
         try:
             return await self
-        except HookDisposed:
+        except HookDisposedError:
             raise StopAsyncIteration from None
 
     def dispose(self) -> None:

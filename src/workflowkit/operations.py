@@ -9,21 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import HookNotFoundError, WorkflowRunNotFoundError
+from .errors import HookNotFoundError, WebhookTokenError, WorkflowRunNotFoundError
 from .ids import new_id
 from .worlds.base import EventType, HookRecord, NewEvent, RunRecord, RunStatus, World
 
 ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
-
-
-class WebhookTokenError(ValueError):
-    """A hook payload was sent to a webhook's token (webhooks take HTTP requests)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__(
-            f"token {token!r} belongs to a webhook: send an HTTP request to it instead"
-        )
-        self.token = token
 
 
 async def require_run(world: World, run_id: str) -> RunRecord:

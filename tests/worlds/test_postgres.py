@@ -290,7 +290,7 @@ async def test_lost_commit_of_claim_returns_what_the_worker_holds(
 async def test_unreachable_database_is_a_clear_error_after_the_retry_budget(
     pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workflowkit.worlds.postgres import WorldUnavailableError
+    from workflowkit.errors import WorldUnavailableError
 
     world = PostgresWorld(pg_url, schema=pg_schema, retry_for=0.3)
     try:
@@ -311,7 +311,7 @@ async def test_unreachable_database_is_a_clear_error_after_the_retry_budget(
 async def test_close_ends_calls_that_are_still_retrying(
     pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workflowkit.worlds.dbthread import WorldClosedError
+    from workflowkit.errors import WorldClosedError
 
     world = PostgresWorld(pg_url, schema=pg_schema)
 

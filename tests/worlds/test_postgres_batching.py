@@ -22,12 +22,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from workflowkit.errors import WorkflowRunNotFoundError
+from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
 from workflowkit.worlds.base import (
     AppendResult,
     EventType,
-    LeaseLostError,
     NewEvent,
     RunChange,
     StepStatus,

@@ -10,11 +10,10 @@ import sys
 
 import pytest
 
-from workflowkit.errors import WorkflowRunNotFoundError
+from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
 from workflowkit.worlds.base import (
     EventType,
-    LeaseLostError,
     NewEvent,
     StepStatus,
     WorkerInfo,

@@ -12,9 +12,9 @@ import sys
 from typing import Any
 
 from .. import operations, serde
-from ..errors import HookNotFoundError
+from ..errors import HookNotFoundError, WebhookTokenError
 from ..inspection import run_json
-from ..operations import ACTIVE, CancelOutcome, WebhookTokenError, cancel_runs, matching_runs
+from ..operations import ACTIVE, CancelOutcome, cancel_runs, matching_runs
 from ..runtime.executor import encode_input
 from ..worlds.base import RunRecord, RunStatus, World
 from .common import (

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from ..errors import LeaseLostError
 from ..worlds.base import (
     DELIVERY_EVENTS,
     EventType,
-    LeaseLostError,
     NewEvent,
     RunRecord,
 )
@@ -146,7 +146,7 @@ class RunDriver:
         self.known_seq = events[-1].seq if events else 0
         self.remote_seq = max(self.remote_seq, self.known_seq)
         if any(e.type in _TERMINAL_EVENTS for e in events):
-            self._finish()
+            self._drop()
             return
         workflow = self.worker.registry.workflow(self.workflow_name)
         if workflow is None:
@@ -183,7 +183,7 @@ class RunDriver:
         for event in events:
             self.known_seq = event.seq
             if event.type in _TERMINAL_EVENTS:
-                self._finish()
+                self._drop()
                 return
             if event.type in DELIVERY_EVENTS and executor is not None:
                 self._cancel_timer(event.correlation_id)
@@ -289,7 +289,7 @@ class RunDriver:
         if result.events:
             self.known_seq = max(self.known_seq, result.events[-1].seq)
         if result.run_status.terminal:
-            self._finish()
+            self._drop()
             return refused
         for stored_event in result.events:
             if stored_event.type is EventType.HOOK_CONFLICT and self.executor is not None:
@@ -458,9 +458,6 @@ class RunDriver:
     def _idle_check_due(self) -> None:
         self.idle_check = None
         self.poke()
-
-    def _finish(self) -> None:
-        self._drop()
 
     def _drop(self) -> None:
         self.done = True

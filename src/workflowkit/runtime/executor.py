@@ -27,6 +27,7 @@ from .. import serde
 from ..context import WorkflowMetadata, set_executor
 from ..errors import (
     HookConflictError,
+    HookDisposedError,
     ReplayDivergenceError,
     SerializationError,
     StepExitError,
@@ -46,9 +47,12 @@ class _Diverged(BaseException):
     """Unwinds workflow code after replay stopped matching the log."""
 
 
+OpKind = Literal["step", "wait", "hook"]
+
+
 @dataclass(slots=True, eq=False)
 class Op:
-    kind: str  # "step" | "wait" | "hook"
+    kind: OpKind
     correlation_id: str
     name: str
     digest: str
@@ -244,7 +248,7 @@ class RunExecutor:
         while op.hook.waiters:
             waiter = op.hook.waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(op.hook.error or HookDisposed())
+                waiter.set_exception(op.hook.error or HookDisposedError())
 
     def _run(self) -> None:
         assert self.loop is not None
@@ -332,7 +336,7 @@ class RunExecutor:
         if state.buffer:
             _settle(future, state.buffer.popleft())
         elif state.error is not None or state.disposed:
-            future.set_exception(state.error or HookDisposed())
+            future.set_exception(state.error or HookDisposedError())
         else:
             state.waiters.append(future)
         return future
@@ -376,7 +380,7 @@ class RunExecutor:
         if op is not None:
             op.cancelled = True
 
-    def _create(self, kind: str, name: str, digest: str) -> Op:
+    def _create(self, kind: OpKind, name: str, digest: str) -> Op:
         if self._cursor < len(self._logged):
             logged = self._logged[self._cursor]
             self._cursor += 1
@@ -393,7 +397,7 @@ class RunExecutor:
                 raise _Diverged()
             op = Op(kind, str(logged.correlation_id), name, digest, logged=logged)
         else:
-            op = Op(kind, new_id(_ID_PREFIX[kind]), name, digest)
+            op = Op(kind, new_id(kind), name, digest)
         self.ops[op.correlation_id] = op
         return op
 
@@ -436,23 +440,11 @@ class RunExecutor:
             loop.close()
 
 
-class HookDisposed(LookupError):
-    """Awaited a hook after it was disposed (or the run ended)."""
-
-    def __init__(self) -> None:
-        super().__init__("this hook is disposed: it receives no more payloads")
-
-
-_KIND_OF_CREATION = {
+_KIND_OF_CREATION: dict[EventType, OpKind] = {
     EventType.STEP_CREATED: "step",
     EventType.WAIT_CREATED: "wait",
     EventType.HOOK_CREATED: "hook",
     EventType.HOOK_CONFLICT: "hook",
-}
-_ID_PREFIX: dict[str, Literal["step", "wait", "hook"]] = {
-    "step": "step",
-    "wait": "wait",
-    "hook": "hook",
 }
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import operations, serde
-from ..errors import HookNotFoundError, WorkflowRunNotFoundError
+from ..errors import HookNotFoundError, WebhookTokenError, WorkflowRunNotFoundError
 from ..inspection import (
     describe,
     event_json,
@@ -169,7 +169,7 @@ async def resume_hook(world: World, request: Request, params: Mapping[str, str])
         hook = await operations.resume_hook(world, token, encoded)
     except HookNotFoundError as exc:
         raise HttpError(404, str(exc)) from None
-    except operations.WebhookTokenError as exc:
+    except WebhookTokenError as exc:
         raise HttpError(400, str(exc)) from None
     return json_response({"hook_id": hook.hook_id, "run_id": hook.run_id})
 

@@ -108,10 +108,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def to_timestamp(moment: datetime | None) -> float | None:
-    return None if moment is None else moment.timestamp()
-
-
 def from_timestamp(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
@@ -483,12 +479,3 @@ class World(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-class LeaseLostError(Exception):
-    """The worker no longer holds the run (lease expired and taken, or run released)."""
-
-    def __init__(self, run_id: str, owner: str) -> None:
-        super().__init__(f"worker {owner} does not hold the lease of run {run_id}")
-        self.run_id = run_id
-        self.owner = owner

@@ -13,8 +13,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+from ..errors import WorldClosedError
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -26,14 +28,9 @@ class Job(Generic[C]):
     fn: Callable[[C], Any]
     loop: asyncio.AbstractEventLoop | None
     future: asyncio.Future[Any] | None
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 _IDLE: Any = object()  # stands for "no job came in time"
-
-
-class WorldClosedError(RuntimeError):
-    """A call reached a World after it was closed."""
 
 
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -161,11 +158,6 @@ class DbThread(threading.Thread, Generic[C]):
             if job.future is not None and job.loop is not None:
                 with contextlib.suppress(RuntimeError):  # the caller's loop is closed
                     job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
-            for callback in job.after_commit:
-                try:
-                    callback()
-                except Exception:
-                    log.exception("after-commit callback failed")
 
 
 def retry_busy(action: Callable[[], T], *, what: str) -> T:

@@ -53,7 +53,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import CorruptDataError, WorkflowRunNotFoundError
+from ..errors import (
+    AmbiguousCommitError,
+    CorruptDataError,
+    LeaseLostError,
+    WorkflowRunNotFoundError,
+    WorldClosedError,
+    WorldUnavailableError,
+)
 from ..ids import new_id
 from .base import (
     RUN_TARGET,
@@ -65,7 +72,6 @@ from .base import (
     Event,
     EventType,
     HookRecord,
-    LeaseLostError,
     NewChunk,
     NewEvent,
     Rejected,
@@ -82,7 +88,6 @@ from .base import (
     WaitRecord,
     WorkerInfo,
 )
-from .dbthread import WorldClosedError
 from .rows import dump_attrs, load_attrs, pid_alive, run_status
 
 try:
@@ -242,14 +247,6 @@ _RUN_COLUMNS = (
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.output_seq), "
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.error_seq)"
 )
-
-
-class WorldUnavailableError(ConnectionError):
-    """The database could not be reached within the World's retry budget."""
-
-
-class AmbiguousCommitError(ConnectionError):
-    """The connection was lost while a write committed, and whether it did is unknown."""
 
 
 def parse_url(url: str, schema: str | None = None) -> tuple[str, str]:

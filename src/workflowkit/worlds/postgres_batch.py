@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection, AsyncCursor
 
-from ..errors import CorruptDataError, WorkflowRunNotFoundError
+from ..errors import CorruptDataError, LeaseLostError, WorkflowRunNotFoundError, WorldClosedError
 from ..ids import new_ids
 from .base import (
     DELIVERY_EVENTS,
@@ -38,14 +38,12 @@ from .base import (
     AppendResult,
     Event,
     EventType,
-    LeaseLostError,
     NewEvent,
     Rejected,
     RunChange,
     RunStatus,
     StepStatus,
 )
-from .dbthread import WorldClosedError
 from .rows import event_row, run_status
 
 Conn = AsyncConnection[tuple[Any, ...]]

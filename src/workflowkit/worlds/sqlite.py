@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ..errors import CorruptDataError, WorkflowRunNotFoundError
+from ..errors import CorruptDataError, LeaseLostError, WorkflowRunNotFoundError, WorldClosedError
 from ..ids import new_id, new_ids
 from . import sqlite_streams as streams
 from .base import (
@@ -37,7 +37,6 @@ from .base import (
     Event,
     EventType,
     HookRecord,
-    LeaseLostError,
     NewChunk,
     NewEvent,
     Rejected,
@@ -55,7 +54,7 @@ from .base import (
     WorkerInfo,
     from_timestamp,
 )
-from .dbthread import DbThread, Job, WorldClosedError, retry_busy
+from .dbthread import DbThread, Job, retry_busy
 from .rows import dump_attrs, event_row, load_attrs, pid_alive, run_status
 
 log = logging.getLogger("workflowkit.sqlite")
