@@ -33,7 +33,7 @@ from workflowkit import sleep, step, workflow
 from workflowkit.api import Run, get_run, start
 from workflowkit.ids import new_id
 from workflowkit.runtime.runtime import Runtime
-from workflowkit.worlds.base import EventType, NewEvent
+from workflowkit.worlds.records import EventType, NewEvent, WorkerInfo
 from workflowkit.worlds.sqlite import SQLiteWorld
 
 RESULT_TIMEOUT = 600.0
@@ -236,11 +236,14 @@ async def world_appends(path: Path, n: int) -> float:
     this is the runtime's share.
     """
     world = SQLiteWorld(path)
-    world.attach_worker_loop(asyncio.get_running_loop())
+    me = WorkerInfo(new_id("wrkr"), "bench", os.getpid())
     try:
         run_id = new_id("wrun")
         await world.create_run(run_id, "bench.world_only", b"", {})
-        await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+        await world.register_worker(me)
+        await world.claim_runs(me, ["bench.world_only"], limit=1, lease_seconds=3600)
+        owner = me.worker_id  # a worker's appends, as the runtime's are
+        await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=owner)
         created = {"name": "bench.add_one", "digest": "0123456789abcdef"}
         previous: str | None = None
         began = time.perf_counter()
@@ -252,13 +255,12 @@ async def world_appends(path: Path, n: int) -> float:
             ]
             if previous is not None:
                 events.insert(0, NewEvent(EventType.STEP_COMPLETED, previous, b"\x01" * 8))
-            result = await world.append(run_id, events)
+            result = await world.append(run_id, events, owner=owner)
             if result.rejected:
                 raise RuntimeError(f"world-only append refused: {result.rejected}")
             previous = step_id
         return (time.perf_counter() - began) / n * 1e6
     finally:
-        world.attach_worker_loop(None)
         await world.close()
 
 

@@ -29,7 +29,7 @@ from .runtime.executor import encode_input
 from .runtime.runtime import Runtime, get_runtime
 from .streams import Readable
 from .webhooks import ACCEPTED, Request, Response
-from .worlds.base import EventType, NewEvent, RunRecord, RunStatus
+from .worlds.records import EventType, NewEvent, RunRecord, RunStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")

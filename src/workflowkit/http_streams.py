@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import WorkflowRunNotFoundError
 from .runtime.runtime import get_runtime
 from .streams import Readable, chunk_json
-from .worlds.base import ChunkKind, StreamChunk
+from .worlds.records import ChunkKind, StreamChunk
 
 if TYPE_CHECKING:
     import flask

@@ -14,7 +14,8 @@ from typing import Any
 
 from . import serde
 from .ids import ulid
-from .worlds.base import (
+from .worlds.base import World
+from .worlds.records import (
     Event,
     HookRecord,
     RunRecord,
@@ -22,7 +23,6 @@ from .worlds.base import (
     StepRecord,
     StreamInfo,
     WaitRecord,
-    World,
 )
 
 # Run ids are ULIDs made by the starting process, ``created_at`` is the World's clock: a

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from .errors import HookNotFoundError, WebhookTokenError, WorkflowRunNotFoundError
 from .ids import new_id
-from .worlds.base import EventType, HookRecord, NewEvent, RunRecord, RunStatus, World
+from .worlds.base import World
+from .worlds.records import EventType, HookRecord, NewEvent, RunRecord, RunStatus
 
 ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
 
@@ -77,9 +78,7 @@ class WakeOutcome:
     not_pending: tuple[str, ...]  # asked for, but not a pending sleep of the run
 
 
-async def wake_up(
-    world: World, run_id: str, wait_ids: Sequence[str] | None = None
-) -> WakeOutcome:
+async def wake_up(world: World, run_id: str, wait_ids: Sequence[str] | None = None) -> WakeOutcome:
     """End the run's pending sleeps now: all of them, or those in ``wait_ids``."""
     record = await require_run(world, run_id)
     pending = [w.wait_id for w in await world.list_waits(run_id) if not w.completed_at]

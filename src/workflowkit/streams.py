@@ -21,15 +21,8 @@ from typing import Any
 from . import serde
 from .context import current_executor, current_step, in_workflow
 from .errors import NotInWorkflowError, SerializationError, StreamClosedError, StreamError
-from .worlds.base import (
-    ChunkKind,
-    ChunkWriter,
-    NewChunk,
-    RunChange,
-    StreamChange,
-    StreamChunk,
-    World,
-)
+from .worlds.base import World
+from .worlds.records import ChunkKind, ChunkWriter, NewChunk, RunChange, StreamChange, StreamChunk
 
 # A writer waits for its flush once this much is queued, so a fast producer cannot
 # outrun storage without bound.

@@ -18,7 +18,8 @@ import pytest
 import workflowkit
 from workflowkit.api import start
 from workflowkit.runtime.runtime import get_runtime
-from workflowkit.worlds.base import EventType, World
+from workflowkit.worlds.base import World
+from workflowkit.worlds.records import EventType
 
 
 @dataclass(frozen=True)

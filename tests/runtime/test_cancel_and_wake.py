@@ -11,7 +11,7 @@ import pytest
 from workflowkit import WorkflowRunCancelledError, sleep, step, workflow
 from workflowkit.api import start
 from workflowkit.runtime.runtime import Runtime
-from workflowkit.worlds.base import EventType
+from workflowkit.worlds.records import EventType
 
 AFTER_SLEEP: list[str] = []
 

@@ -13,7 +13,7 @@ import pytest
 from workflowkit import serde
 from workflowkit.registry import REGISTRY
 from workflowkit.runtime.executor import RunExecutor
-from workflowkit.worlds.base import Event, EventType
+from workflowkit.worlds.records import Event, EventType
 
 LOGS = sorted((Path(__file__).parents[1] / "fixtures" / "event_logs").glob("*.json"))
 

@@ -12,7 +12,7 @@ import workflowkit
 from workflowkit import sleep, step, workflow
 from workflowkit.api import start
 from workflowkit.runtime.runtime import Runtime
-from workflowkit.worlds.base import EventType
+from workflowkit.worlds.records import EventType
 
 
 @pytest.fixture

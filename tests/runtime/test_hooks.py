@@ -23,7 +23,7 @@ from workflowkit import (
 )
 from workflowkit.api import get_hook_by_token, resume_hook, start
 from workflowkit.runtime.runtime import Runtime
-from workflowkit.worlds.base import EventType
+from workflowkit.worlds.records import EventType
 
 PROCESSED: list[str] = []
 

@@ -19,7 +19,7 @@ from pg_procs import HERE, kill_all, spawn, stop, wait_for_text
 import workflowkit
 from workflowkit.api import get_run, start
 from workflowkit.runtime.runtime import get_runtime
-from workflowkit.worlds.base import EventType
+from workflowkit.worlds.records import EventType
 
 PG_URL = os.environ.get("WORKFLOWKIT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -22,8 +22,8 @@ import workflowkit
 from workflowkit import step, workflow
 from workflowkit.api import start
 from workflowkit.runtime.runtime import get_runtime
-from workflowkit.worlds.base import EventType
 from workflowkit.worlds.postgres import PostgresWorld
+from workflowkit.worlds.records import EventType
 
 RUNS = 300
 STEPS = 5

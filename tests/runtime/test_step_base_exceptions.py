@@ -14,7 +14,7 @@ import pytest
 from workflowkit import StepExitError, WorkflowRunFailedError, step, workflow
 from workflowkit.api import get_run, start
 from workflowkit.runtime.runtime import Runtime
-from workflowkit.worlds.base import EventType
+from workflowkit.worlds.records import EventType
 
 ATTEMPTS: Counter[str] = Counter()
 

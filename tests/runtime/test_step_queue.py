@@ -15,7 +15,7 @@ import pytest
 from workflowkit import RetryableError, get_step_metadata, step, workflow
 from workflowkit.api import start
 from workflowkit.runtime.runtime import Runtime
-from workflowkit.worlds.base import EventType
+from workflowkit.worlds.records import EventType
 
 CALLS: Counter[int] = Counter()
 LOCK = threading.Lock()

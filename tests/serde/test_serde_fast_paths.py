@@ -29,8 +29,8 @@ def general_encode(value: Any) -> bytes:
 
 def general_decode(data: bytes) -> Any:
     frame = read_frame(data, None, None)
-    return frame.root if frame.plain else Decoder(frame.blob, frame.depth_limit).value(
-        frame.root, 1
+    return (
+        frame.root if frame.plain else Decoder(frame.blob, frame.depth_limit).value(frame.root, 1)
     )
 
 

@@ -23,7 +23,8 @@ import web_workflows as wf
 import workflowkit
 from workflowkit.api import start
 from workflowkit.runtime.runtime import get_runtime
-from workflowkit.worlds.base import EventType, World
+from workflowkit.worlds.base import World
+from workflowkit.worlds.records import EventType
 
 
 @dataclass(frozen=True)

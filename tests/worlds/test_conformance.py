@@ -12,14 +12,14 @@ import pytest
 
 from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
-from workflowkit.worlds.base import (
+from workflowkit.worlds.base import World
+from workflowkit.worlds.records import (
     EventType,
     NewEvent,
     RunChange,
     RunStatus,
     StepStatus,
     WorkerInfo,
-    World,
 )
 
 

@@ -18,8 +18,8 @@ from psycopg import sql
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
 from workflowkit.worlds import open_world
-from workflowkit.worlds.base import EventType, NewEvent, RunChange, RunStatus, WorkerInfo
 from workflowkit.worlds.postgres import SCHEMA_VERSION, PostgresWorld, parse_url
+from workflowkit.worlds.records import EventType, NewEvent, RunChange, RunStatus, WorkerInfo
 
 
 def worker(name: str) -> WorkerInfo:

@@ -24,7 +24,9 @@ from psycopg import sql
 
 from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
-from workflowkit.worlds.base import (
+from workflowkit.worlds.postgres import PostgresWorld
+from workflowkit.worlds.postgres_batch import AppendJob
+from workflowkit.worlds.records import (
     AppendResult,
     EventType,
     NewEvent,
@@ -32,8 +34,6 @@ from workflowkit.worlds.base import (
     StepStatus,
     WorkerInfo,
 )
-from workflowkit.worlds.postgres import PostgresWorld
-from workflowkit.worlds.postgres_batch import AppendJob
 
 Append = tuple[str, Sequence[NewEvent], str | None]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
 from workflowkit.worlds import open_world
 from workflowkit.worlds import sqlite as sqlite_world
-from workflowkit.worlds.base import EventType, NewEvent, RunChange
+from workflowkit.worlds.records import EventType, NewEvent, RunChange, WorkerInfo
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
 
 SRC = Path(__file__).parents[2] / "src"
@@ -72,7 +73,7 @@ WRITER = """
 import asyncio, sys
 sys.path.insert(0, {src!r})
 from workflowkit.ids import new_id
-from workflowkit.worlds.base import EventType, NewEvent
+from workflowkit.worlds.records import EventType, NewEvent
 from workflowkit.worlds.sqlite import SQLiteWorld
 
 async def main():
@@ -136,30 +137,32 @@ def test_other_schema_versions_are_refused_clearly(tmp_path: Path, version: str,
 
 
 async def test_worker_loop_appends_share_a_commit_or_commit_at_once(tmp_path: Path) -> None:
-    """On the worker's loop, appends made in one turn share one transaction; an append
+    """A worker's appends made in one turn of its loop share one transaction; an append
     with nothing else queued commits without waiting for the next turn."""
     world = SQLiteWorld(tmp_path / "w.db")
-    world.attach_worker_loop(asyncio.get_running_loop())
+    me = WorkerInfo(new_id("wrkr"), "here", os.getpid())
     batches: list[list[RunChange]] = []
     unsubscribe = world.subscribe(lambda changes: batches.append(list(changes)))
     try:
         runs = [new_id("wrun") for _ in range(10)]
         for run_id in runs:
             await world.create_run(run_id, "wf", b"", {})
+        await world.register_worker(me)
+        assert len(await world.claim_runs(me, ["wf"], limit=10, lease_seconds=60)) == 10
         batches.clear()
         started = [NewEvent(EventType.RUN_STARTED)]
-        await asyncio.gather(*(world.append(run_id, started) for run_id in runs))
+        owner = me.worker_id
+        await asyncio.gather(*(world.append(run_id, started, owner=owner) for run_id in runs))
         assert [sorted(c.run_id for c in batch) for batch in batches] == [sorted(runs)]
 
         batches.clear()
-        lone = world.append(runs[0], [NewEvent(EventType.RUN_CANCELLED)])
+        lone = world.append(runs[0], [NewEvent(EventType.RUN_CANCELLED)], owner=owner)
         with pytest.raises(StopIteration) as done:
             lone.send(None)  # finishes in this call: no suspension, no extra loop turn
         assert done.value.value.run_status.terminal
         assert len(batches) == 1
     finally:
         unsubscribe()
-        world.attach_worker_loop(None)
         await world.close()
 
 

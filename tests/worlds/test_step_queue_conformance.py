@@ -12,13 +12,8 @@ import pytest
 
 from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
-from workflowkit.worlds.base import (
-    EventType,
-    NewEvent,
-    StepStatus,
-    WorkerInfo,
-    World,
-)
+from workflowkit.worlds.base import World
+from workflowkit.worlds.records import EventType, NewEvent, StepStatus, WorkerInfo
 
 
 def worker(pid: int | None = None) -> WorkerInfo:

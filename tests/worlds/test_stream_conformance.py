@@ -10,14 +10,14 @@ import pytest
 
 from workflowkit.errors import StreamClosedError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
-from workflowkit.worlds.base import (
+from workflowkit.worlds.base import World
+from workflowkit.worlds.records import (
     ChunkKind,
     ChunkWriter,
     EventType,
     NewChunk,
     NewEvent,
     StreamChange,
-    World,
 )
 
 

@@ -21,7 +21,8 @@ from ..inspection import one_line as one_line
 from ..inspection import relative as relative
 from ..inspection import span_text as span_text
 from ..worlds import open_world
-from ..worlds.base import RunRecord, World
+from ..worlds.base import World
+from ..worlds.records import RunRecord
 from ..worlds.sqlite import DEFAULT_PATH, path_from_url
 from .color import status as paint_status
 from .color import wanted as color_wanted

@@ -16,7 +16,8 @@ from ..errors import HookNotFoundError, WebhookTokenError
 from ..inspection import run_json
 from ..operations import ACTIVE, CancelOutcome, cancel_runs, matching_runs
 from ..runtime.executor import encode_input
-from ..worlds.base import RunRecord, RunStatus, World
+from ..worlds.base import World
+from ..worlds.records import RunRecord, RunStatus
 from .common import (
     EXIT_FAILURE,
     EXIT_USAGE,

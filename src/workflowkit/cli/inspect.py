@@ -17,7 +17,8 @@ from ..inspection import (
     step_json,
     wait_json,
 )
-from ..worlds.base import HookRecord, RunRecord, RunStatus, StepRecord, WaitRecord, World
+from ..worlds.base import World
+from ..worlds.records import HookRecord, RunRecord, RunStatus, StepRecord, WaitRecord
 from . import streams
 from .common import (
     add_json_flag,

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..inspection import stream_json
 from ..streams import Readable, chunk_json
-from ..worlds.base import StreamChunk, StreamInfo, World
+from ..worlds.base import World
+from ..worlds.records import StreamChunk, StreamInfo
 from .common import (
     add_json_flag,
     one_line,

@@ -16,12 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..errors import LeaseLostError
-from ..worlds.base import (
-    DELIVERY_EVENTS,
-    EventType,
-    NewEvent,
-    RunRecord,
-)
+from ..worlds.records import DELIVERY_EVENTS, EventType, NewEvent, RunRecord
 from .executor import Effects, Op, RunExecutor
 from .steps import Attempt, run_attempt
 
@@ -76,9 +71,7 @@ class RunDriver:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.pump_task = self.loop.create_task(
-            self._pump(), name=f"workflowkit-run-{self.run_id}"
-        )
+        self.pump_task = self.loop.create_task(self._pump(), name=f"workflowkit-run-{self.run_id}")
 
     def poke(self) -> None:
         self._woken = True

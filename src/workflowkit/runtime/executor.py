@@ -35,7 +35,7 @@ from ..errors import (
 from ..ids import new_id
 from ..registry import Step, Workflow
 from ..urls import base_url
-from ..worlds.base import CREATION_EVENTS, DELIVERY_EVENTS, Event, EventType, NewEvent
+from ..worlds.records import CREATION_EVENTS, DELIVERY_EVENTS, Event, EventType, NewEvent
 from .loop import WorkflowLoop
 
 

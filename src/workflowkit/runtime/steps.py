@@ -18,7 +18,8 @@ from ..durations import parse_duration
 from ..errors import FatalError, RetryableError, SerializationError, StreamClosedError
 from ..registry import Step
 from ..streams import StepStreams
-from ..worlds.base import ChunkWriter, EventType, NewEvent, World
+from ..worlds.base import World
+from ..worlds.records import ChunkWriter, EventType, NewEvent
 from .executor import encode_error
 
 DEFAULT_RETRY_DELAY = 1.0

@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from ..worlds.base import RunChange, World
+from ..worlds.base import World
+from ..worlds.records import RunChange
 
 
 class TerminalWaiters:

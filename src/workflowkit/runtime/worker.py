@@ -20,7 +20,8 @@ from ..context import WorkflowMetadata
 from ..ids import new_id
 from ..registry import REGISTRY, Registry
 from ..urls import base_url
-from ..worlds.base import NewEvent, RunChange, StepClaim, WorkerInfo, World
+from ..worlds.base import World
+from ..worlds.records import NewEvent, RunChange, StepClaim, WorkerInfo
 from .determinism import install as install_determinism
 from .driver import RunDriver
 from .steps import Attempt, run_attempt
@@ -85,7 +86,6 @@ class Worker:
         """Claim and execute runs until ``stop()``."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self.world.attach_worker_loop(self._loop)
         await self.world.register_worker(self.info)
         unsubscribe = self.world.subscribe(self._listener)
         renewer = self._loop.create_task(self._renew_forever())
@@ -106,7 +106,6 @@ class Worker:
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         finally:
             unsubscribe()
-            self.world.attach_worker_loop(None)
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer

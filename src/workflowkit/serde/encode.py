@@ -858,8 +858,13 @@ def _small_plain(value: object, depth: int, seen: list[int]) -> bool:
                 return False
         items = items.values()
     else:
-        return t is str or t is bool or value is None or (
-            (t is int or t is float) and -BIG_INT < value < BIG_INT  # type: ignore[operator]
+        return (
+            t is str
+            or t is bool
+            or value is None
+            or (
+                (t is int or t is float) and -BIG_INT < value < BIG_INT  # type: ignore[operator]
+            )
         )
     if depth >= 3 or len(value) > 16 or id(value) in seen:  # type: ignore[arg-type]
         return False  # big, or shared: shared containers need references

@@ -14,7 +14,8 @@ from urllib.parse import urlencode
 
 from ..inspection import find_runs
 from ..streams import chunk_json
-from ..worlds.base import (
+from ..worlds.base import World
+from ..worlds.records import (
     Event,
     HookRecord,
     RunRecord,
@@ -22,7 +23,6 @@ from ..worlds.base import (
     StepRecord,
     StreamInfo,
     WaitRecord,
-    World,
 )
 from . import timeline
 from .http import HttpError, Request

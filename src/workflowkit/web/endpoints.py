@@ -23,7 +23,8 @@ from ..inspection import (
     stream_json,
     wait_json,
 )
-from ..worlds.base import World, utcnow
+from ..worlds.base import World
+from ..worlds.records import utcnow
 from . import data
 from .http import HttpError, Request, Response, json_response
 from .timeline import Bar

@@ -14,7 +14,7 @@ def page(base: str, title: str, csrf: str, body: Markup) -> str:
     return h(
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>{} · workflowkit</title><link rel=\"icon\" href=\"data:,\">"
+        '<title>{} · workflowkit</title><link rel="icon" href="data:,">'
         '<link rel="stylesheet" href="{}/static/dashboard.css">'
         '<meta name="workflowkit-csrf" content="{}">'
         '<script src="{}/static/dashboard.js" defer></script></head>'

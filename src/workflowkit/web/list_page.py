@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..worlds.base import RunRecord, RunStatus
+from ..worlds.records import RunRecord, RunStatus
 from .data import RunsPage
 from .html import Markup, attrs, h, join
 from .layout import badge, moment, took

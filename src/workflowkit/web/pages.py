@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..worlds.base import World, utcnow
+from ..worlds.base import World
+from ..worlds.records import utcnow
 from . import data
 from .auth import csrf_token
 from .html import Markup

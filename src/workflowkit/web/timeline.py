@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ..worlds.base import Event, EventType, RunRecord, from_timestamp
+from ..worlds.records import Event, EventType, RunRecord, from_timestamp
 
 
 @dataclass(frozen=True, slots=True)

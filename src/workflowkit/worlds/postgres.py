@@ -62,12 +62,12 @@ from ..errors import (
     WorldUnavailableError,
 )
 from ..ids import new_id
-from .base import (
+from .base import ChangeListener, StreamListener
+from .records import (
     RUN_TARGET,
     RUN_TRANSITIONS,
     STEP_TRANSITIONS,
     AppendResult,
-    ChangeListener,
     ChunkWriter,
     Event,
     EventType,
@@ -83,7 +83,6 @@ from .base import (
     StepStatus,
     StreamChange,
     StreamInfo,
-    StreamListener,
     StreamPage,
     WaitRecord,
     WorkerInfo,
@@ -706,9 +705,6 @@ class PostgresWorld:
     async def _send(self, conn: Conn, changes: Sequence[RunChange]) -> None:
         for change in changes:
             await conn.execute("SELECT pg_notify(%s, %s)", (self.channel, self._payload(change)))
-
-    def attach_worker_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Every call goes through the World's own loop; nothing to do."""
 
     # -- runs and events ---------------------------------------------------------------------
 

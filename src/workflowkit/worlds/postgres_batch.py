@@ -31,7 +31,7 @@ from psycopg import AsyncConnection, AsyncCursor
 
 from ..errors import CorruptDataError, LeaseLostError, WorkflowRunNotFoundError, WorldClosedError
 from ..ids import new_ids
-from .base import (
+from .records import (
     DELIVERY_EVENTS,
     STEP_TARGET,
     STEP_TRANSITIONS,

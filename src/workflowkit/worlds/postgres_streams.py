@@ -13,7 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ..errors import StreamClosedError, WorkflowRunNotFoundError
-from .base import (
+from .records import (
     ChunkKind,
     ChunkWriter,
     NewChunk,
@@ -50,7 +50,6 @@ CREATE TABLE stream_chunks (
     PRIMARY KEY (run_id, name, idx)
 );
 """
-
 
 
 async def write(

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import CorruptDataError
-from .base import Event, RunStatus
+from .records import Event, RunStatus
 
 # One encoder for every call: json.dumps with options builds a new one each time.
 _ATTRS_ENCODER = json.JSONEncoder(separators=(",", ":"))

@@ -25,14 +25,15 @@ from urllib.parse import unquote, urlparse
 from ..errors import CorruptDataError, LeaseLostError, WorkflowRunNotFoundError, WorldClosedError
 from ..ids import new_id, new_ids
 from . import sqlite_streams as streams
-from .base import (
+from .base import ChangeListener, StreamListener
+from .dbthread import DbThread, Job, retry_busy
+from .records import (
     DELIVERY_EVENTS,
     RUN_TARGET,
     RUN_TRANSITIONS,
     STEP_TARGET,
     STEP_TRANSITIONS,
     AppendResult,
-    ChangeListener,
     ChunkWriter,
     Event,
     EventType,
@@ -48,13 +49,11 @@ from .base import (
     StepStatus,
     StreamChange,
     StreamInfo,
-    StreamListener,
     StreamPage,
     WaitRecord,
     WorkerInfo,
     from_timestamp,
 )
-from .dbthread import DbThread, Job, retry_busy
 from .rows import dump_attrs, event_row, load_attrs, pid_alive, run_status
 
 log = logging.getLogger("workflowkit.sqlite")
@@ -234,13 +233,12 @@ class SQLiteWorld:
         self._init_schema()
         self._seen_version: int | None = None
         self._seen_at = time.time()
-        # One write connection, used by the writer thread and, for the worker's own loop,
-        # inline on that loop (no thread hop on the hot path); the lock keeps them apart.
+        # One write connection, used by the writer thread and, for a worker's writes, inline
+        # on the worker's loop (no thread hop on the hot path); the lock keeps them apart.
         self._write_lock = threading.Lock()
         self._write_conn = self._open_writer()
-        self._inline_loop: asyncio.AbstractEventLoop | None = None
-        self._inline_thread: int | None = None
-        self._inline_jobs: list[Job[sqlite3.Connection]] = []
+        # A worker's writes queued on its loop for the commit at the end of the loop's turn.
+        self._inline_jobs: dict[asyncio.AbstractEventLoop, list[Job[sqlite3.Connection]]] = {}
         self._writer: DbThread[sqlite3.Connection] = DbThread(
             "workflowkit-sqlite-writer",
             lambda: self._write_conn,
@@ -360,35 +358,33 @@ class SQLiteWorld:
         # One machine: its clock is the store's clock.
         return time.time()
 
-    def attach_worker_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        # Called on the loop's own thread. Code on that thread runs on that loop, and the
-        # thread id is cheaper to check per write than looking the running loop up.
-        self._inline_loop = loop
-        self._inline_thread = None if loop is None else threading.get_ident()
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        loop = self._inline_loop
-        if loop is None or threading.get_ident() != self._inline_thread:
+    async def _write(self, fn: Callable[[sqlite3.Connection], Any], *, worker: bool = False) -> Any:
+        """Run ``fn`` in a write transaction: on the writer thread, or, for a write a worker
+        makes (the hot path), inline on the calling loop's thread."""
+        if not worker:
             return await self._writer.call(fn)
         if self._closed:
             raise WorldClosedError("this World is closed")
-        if not self._inline_jobs and not getattr(loop, "_ready", True):
-            # Nothing else is queued on the loop, so no other write could join this commit
-            # by waiting for the next turn: commit now and save the loop a round. (``_ready``
-            # is asyncio's queue of callbacks; a loop without one takes the batched path.)
+        loop = asyncio.get_running_loop()
+        jobs = self._inline_jobs.get(loop)
+        if not jobs and _loop_is_idle(loop):
+            # No other write could join this commit by waiting for the next turn: commit
+            # now and save the loop a round.
             ((result, error),) = self._locked_transaction(self._write_conn, [Job(fn, None, None)])
             if error is not None:
                 raise error
             return result
         future: asyncio.Future[Any] = loop.create_future()
-        self._inline_jobs.append(Job(fn, loop, future))
-        if len(self._inline_jobs) == 1:
+        if jobs is None:
+            jobs = self._inline_jobs[loop] = []
+        jobs.append(Job(fn, loop, future))
+        if len(jobs) == 1:
             # Everything the loop queues before this callback runs shares one commit.
-            loop.call_soon(self._flush_inline)
+            loop.call_soon(self._flush_inline, loop)
         return await future
 
-    def _flush_inline(self) -> None:
-        jobs, self._inline_jobs = self._inline_jobs, []
+    def _flush_inline(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs = self._inline_jobs.pop(loop, [])
         try:
             outcomes = self._locked_transaction(self._write_conn, jobs)
         except BaseException as exc:  # the transaction itself failed: every job did
@@ -522,7 +518,7 @@ class SQLiteWorld:
             )
             return _Changed(result, [change])
 
-        result: AppendResult = await self._write(append)
+        result: AppendResult = await self._write(append, worker=owner is not None)
         return result
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -644,7 +640,7 @@ class SQLiteWorld:
                 (info.worker_id, info.hostname, info.pid, now, now),
             )
 
-        await self._write(register)
+        await self._write(register, worker=True)
 
     async def unregister_worker(self, worker_id: str) -> None:
         def unregister(conn: sqlite3.Connection) -> None:
@@ -658,7 +654,7 @@ class SQLiteWorld:
             )
             conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
 
-        await self._write(unregister)
+        await self._write(unregister, worker=True)
 
     async def claim_runs(
         self,
@@ -692,7 +688,7 @@ class SQLiteWorld:
                     claimed.append(record)
             return claimed
 
-        result: list[RunRecord] = await self._write(claim)
+        result: list[RunRecord] = await self._write(claim, worker=True)
         return result
 
     async def renew_leases(
@@ -718,7 +714,7 @@ class SQLiteWorld:
                 "UPDATE workers SET heartbeat_at = ? WHERE worker_id = ?", (now, worker_id)
             )
 
-        await self._write(renew)
+        await self._write(renew, worker=True)
 
     async def release_run(
         self, run_id: str, owner: str, wake_at: datetime | None, known_seq: int | None = None
@@ -739,7 +735,7 @@ class SQLiteWorld:
                 (wake, run_id),
             )
 
-        await self._write(release)
+        await self._write(release, worker=True)
 
     # -- the step queue ----------------------------------------------------------------------
 
@@ -767,7 +763,7 @@ class SQLiteWorld:
             change = RunChange(run_id, int(row[2] or 0), run_status(row[1]), owner, True)
             return _Changed(None, [change])
 
-        await self._write(queue)
+        await self._write(queue, worker=True)
 
     async def claim_steps(
         self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
@@ -820,7 +816,7 @@ class SQLiteWorld:
                 )
             return _Changed(claims, changes)
 
-        found: list[StepClaim] = await self._write(claim)
+        found: list[StepClaim] = await self._write(claim, worker=True)
         return found
 
     async def finish_step(
@@ -846,7 +842,7 @@ class SQLiteWorld:
             # No writer: the run's owner (maybe this very worker) must hear of it.
             return _Changed(True, [RunChange(run_id, seq, status, None, queued is not None)])
 
-        recorded: bool = await self._write(finish)
+        recorded: bool = await self._write(finish, worker=True)
         return recorded
 
     # -- streams ---------------------------------------------------------------------------
@@ -864,7 +860,7 @@ class SQLiteWorld:
             change = streams.write(conn, run_id, name, chunks, writer, close, time.time())
             return _Changed(change.length, (), (change,))
 
-        length: int = await self._write(write)
+        length: int = await self._write(write, worker=writer is not None)
         return length
 
     async def read_stream(
@@ -897,7 +893,6 @@ class SQLiteWorld:
         if self._closed:
             return
         self._closed = True
-        self._inline_loop = self._inline_thread = None
         self._writer.stop()
         self._reader.stop()
         self._stop.set()
@@ -931,6 +926,16 @@ def _last_seq(result: AppendResult, conn: sqlite3.Connection, run_id: str) -> in
 
 def _json_list(names: Sequence[str]) -> str:
     return json.dumps(list(names))
+
+
+def _loop_is_idle(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether nothing else is queued to run on ``loop`` this turn.
+
+    Reads asyncio's own queue of ready callbacks (``_ready``): a private attribute, so a
+    loop without it (uvloop, say) counts as busy, and its writes take the batched path,
+    which is correct, one loop turn slower.
+    """
+    return not getattr(loop, "_ready", True)
 
 
 def _file_size(path: Path) -> int:

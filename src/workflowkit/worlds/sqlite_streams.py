@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ..errors import StreamClosedError, WorkflowRunNotFoundError
-from .base import (
+from .records import (
     ChunkKind,
     ChunkWriter,
     NewChunk,
@@ -46,7 +46,6 @@ CREATE TABLE IF NOT EXISTS stream_chunks (
     PRIMARY KEY (run_id, name, idx)
 );
 """
-
 
 
 def write(

@@ -1,0 +1,298 @@
+"""The World's records: run, step, wait and hook states, events, and what the World hands out.
+
+Plain frozen dataclasses and enums, shared by every backend and by the runtime; the contract
+the backends fulfil is in ``workflowkit.worlds.base``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_RUN
+
+
+_TERMINAL_RUN = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class EventType(StrEnum):
+    RUN_CREATED = "run_created"
+    RUN_STARTED = "run_started"
+    RUN_COMPLETED = "run_completed"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    STEP_CREATED = "step_created"
+    STEP_STARTED = "step_started"
+    STEP_RETRYING = "step_retrying"
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"
+    HOOK_CREATED = "hook_created"
+    HOOK_CONFLICT = "hook_conflict"
+    HOOK_RECEIVED = "hook_received"
+    HOOK_DISPOSED = "hook_disposed"
+    WAIT_CREATED = "wait_created"
+    WAIT_COMPLETED = "wait_completed"
+
+
+# Events that hand a result to workflow code; replay delivers them in log order.
+DELIVERY_EVENTS = frozenset(
+    {
+        EventType.STEP_COMPLETED,
+        EventType.STEP_FAILED,
+        EventType.WAIT_COMPLETED,
+        EventType.HOOK_RECEIVED,
+        EventType.HOOK_CONFLICT,
+    }
+)
+# Events that record workflow code creating an operation; replay matches them in order.
+CREATION_EVENTS = frozenset(
+    {
+        EventType.STEP_CREATED,
+        EventType.WAIT_CREATED,
+        EventType.HOOK_CREATED,
+        EventType.HOOK_CONFLICT,
+    }
+)
+
+# Which run states each run event may leave from; anything else is refused.
+RUN_TRANSITIONS: Mapping[EventType, frozenset[RunStatus]] = {
+    EventType.RUN_STARTED: frozenset({RunStatus.PENDING}),
+    EventType.RUN_COMPLETED: frozenset({RunStatus.RUNNING}),
+    EventType.RUN_FAILED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+    EventType.RUN_CANCELLED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+}
+RUN_TARGET: Mapping[EventType, RunStatus] = {
+    EventType.RUN_STARTED: RunStatus.RUNNING,
+    EventType.RUN_COMPLETED: RunStatus.COMPLETED,
+    EventType.RUN_FAILED: RunStatus.FAILED,
+    EventType.RUN_CANCELLED: RunStatus.CANCELLED,
+}
+# A step may be started again while running: a worker that died mid-step leaves it so.
+STEP_TRANSITIONS: Mapping[EventType, frozenset[StepStatus]] = {
+    EventType.STEP_STARTED: frozenset({StepStatus.PENDING, StepStatus.RUNNING}),
+    EventType.STEP_RETRYING: frozenset({StepStatus.RUNNING}),
+    EventType.STEP_COMPLETED: frozenset({StepStatus.RUNNING}),
+    EventType.STEP_FAILED: frozenset({StepStatus.RUNNING}),
+}
+STEP_TARGET: Mapping[EventType, StepStatus] = {
+    EventType.STEP_STARTED: StepStatus.RUNNING,
+    EventType.STEP_RETRYING: StepStatus.PENDING,
+    EventType.STEP_COMPLETED: StepStatus.COMPLETED,
+    EventType.STEP_FAILED: StepStatus.FAILED,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def from_timestamp(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append. ``payload`` is codec-encoded; ``attrs`` holds small JSON fields."""
+
+    type: EventType
+    correlation_id: str | None = None
+    payload: bytes | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    run_id: str
+    seq: int
+    event_id: str
+    type: EventType
+    correlation_id: str | None
+    payload: bytes | None
+    attrs: Mapping[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    event: NewEvent
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    events: Sequence[Event]
+    rejected: Sequence[Rejected]
+    run_status: RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    workflow_name: str
+    status: RunStatus
+    input: bytes
+    output: bytes | None
+    error: bytes | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    last_seq: int
+    owner: str | None = None
+    wake_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    step_id: str
+    run_id: str
+    step_name: str
+    status: StepStatus
+    attempt: int
+    input: bytes | None
+    output: bytes | None
+    error: bytes | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    retry_at: datetime | None
+    executor: str | None = None  # the worker running it for another worker's run, if any
+    queued_at: datetime | None = None  # offered to any worker from then on, if it is
+
+    @property
+    def elsewhere(self) -> bool:
+        """Queued for, or running on, a worker other than its run's owner."""
+        return self.queued_at is not None or self.executor is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StepClaim:
+    """A step attempt a worker took from the step queue, with what it needs to run it."""
+
+    run_id: str
+    step_id: str
+    step_name: str
+    attempt: int
+    input: bytes
+    workflow_name: str
+    run_started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WaitRecord:
+    wait_id: str
+    run_id: str
+    resume_at: datetime
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class HookRecord:
+    """An active hook. ``metadata`` is the codec-encoded value given at creation, if any."""
+
+    hook_id: str
+    run_id: str
+    token: str
+    metadata: bytes | None
+    created_at: datetime
+    is_webhook: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """Tells listeners that a run's log grew; ``last_seq`` lets them skip what they know."""
+
+    run_id: str
+    last_seq: int
+    status: RunStatus
+    writer: str | None = None  # the worker whose append this was, if any
+    steps_queued: bool = False  # steps were offered to any worker (claim_steps has work)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    worker_id: str
+    hostname: str
+    pid: int
+
+
+class ChunkKind(StrEnum):
+    """How a stream chunk's bytes are stored: raw bytes, UTF-8 text, or a codec payload."""
+
+    BYTES = "b"
+    TEXT = "s"
+    VALUE = "v"
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    kind: ChunkKind
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkWriter:
+    """The step attempt writing chunks; they stay visible only while that attempt is the
+    step's current one and has not failed."""
+
+    step_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    index: int
+    kind: ChunkKind
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPage:
+    """Visible chunks from a range of a stream. Read on from ``next_index``; ``done`` means
+    the stream is closed (or its run ended) and nothing follows."""
+
+    chunks: Sequence[StreamChunk]
+    next_index: int
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    run_id: str
+    name: str
+    length: int  # chunks written, including those of failed attempts
+    closed: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChange:
+    """Tells readers a stream grew or closed."""
+
+    run_id: str
+    name: str
+    length: int
+    closed: bool
