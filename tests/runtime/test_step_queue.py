@@ -50,7 +50,7 @@ async def test_steps_beyond_the_slots_go_through_the_queue(runtime: Runtime) -> 
     completed = [e.correlation_id for e in events if e.type is EventType.STEP_COMPLETED]
     assert len(completed) == len(set(completed)) == 20
     steps = await runtime.world.list_steps(run.run_id)
-    assert not any(s.elsewhere for s in steps)  # nothing left queued or claimed
+    assert not any(s.in_step_queue for s in steps)  # nothing left queued or claimed
     assert runtime.worker is not None and runtime.worker.running_steps == 0
 
 

@@ -45,7 +45,7 @@ async def test_queued_steps_are_claimed_once_with_their_input(world: World) -> N
     await world.register_worker(other)
     await world.queue_steps(run_id, [first, second], owner=owner.worker_id)
     steps = {s.step_id: s for s in await world.list_steps(run_id)}
-    assert steps[first].queued_at is not None and steps[first].elsewhere
+    assert steps[first].queued_at is not None and steps[first].in_step_queue
 
     claims = await world.claim_steps(other, ["a", "b"], limit=1, lease_seconds=30)
     assert len(claims) == 1
@@ -58,7 +58,7 @@ async def test_queued_steps_are_claimed_once_with_their_input(world: World) -> N
 
     steps = {s.step_id: s for s in await world.list_steps(run_id)}
     assert steps[claim.step_id].status is StepStatus.RUNNING
-    assert steps[claim.step_id].executor == other.worker_id
+    assert steps[claim.step_id].claimed_by == other.worker_id
     assert steps[claim.step_id].queued_at is None
     started = [e for e in await world.get_events(run_id) if e.type is EventType.STEP_STARTED]
     assert sorted(e.correlation_id or "" for e in started) == sorted([first, second])
@@ -96,13 +96,13 @@ async def test_finish_records_once_and_only_for_the_lease_holder(world: World) -
     await world.queue_steps(run_id, steps, owner=owner.worker_id)
     (claim,) = await world.claim_steps(executor, ["a"], limit=1, lease_seconds=30)
     done = NewEvent(EventType.STEP_COMPLETED, claim.step_id, b"out")
-    assert not await world.finish_step(run_id, done, executor="wrkr_impostor")
-    assert await world.finish_step(run_id, done, executor=executor.worker_id)
-    assert not await world.finish_step(run_id, done, executor=executor.worker_id)  # twice
+    assert not await world.finish_step(run_id, done, claimer="wrkr_impostor")
+    assert await world.finish_step(run_id, done, claimer=executor.worker_id)
+    assert not await world.finish_step(run_id, done, claimer=executor.worker_id)  # twice
     completed = [e for e in await world.get_events(run_id) if e.type is EventType.STEP_COMPLETED]
     assert len(completed) == 1
     (step,) = await world.list_steps(run_id)
-    assert step.status is StepStatus.COMPLETED and step.output == b"out" and not step.elsewhere
+    assert step.status is StepStatus.COMPLETED and step.output == b"out" and not step.in_step_queue
     # The run's owner still holds the run: a remote result does not take it away.
     record = await world.get_run(run_id)
     assert record is not None and record.owner == owner.worker_id
@@ -116,7 +116,7 @@ async def test_retrying_queues_the_step_again(world: World) -> None:
     retrying = NewEvent(
         EventType.STEP_RETRYING, claim.step_id, b"err", {"attempt": 1, "retry_at": 0}
     )
-    assert await world.finish_step(run_id, retrying, executor=executor.worker_id, retry_after=0.2)
+    assert await world.finish_step(run_id, retrying, claimer=executor.worker_id, retry_after=0.2)
     assert await world.claim_steps(worker(), ["a"], limit=1, lease_seconds=30) == []
     await asyncio.sleep(0.3)
     (again,) = await world.claim_steps(worker(), ["a"], limit=1, lease_seconds=30)
@@ -133,9 +133,9 @@ async def test_an_expired_step_lease_is_taken_over(world: World) -> None:
     (second,) = await world.claim_steps(fast, ["a"], limit=1, lease_seconds=30)
     assert (second.step_id, second.attempt) == (first.step_id, 2)
     late = NewEvent(EventType.STEP_COMPLETED, first.step_id, b"late")
-    assert not await world.finish_step(run_id, late, executor=slow.worker_id)  # lost its lease
+    assert not await world.finish_step(run_id, late, claimer=slow.worker_id)  # lost its lease
     assert await world.finish_step(
-        run_id, NewEvent(EventType.STEP_COMPLETED, first.step_id, b"ok"), executor=fast.worker_id
+        run_id, NewEvent(EventType.STEP_COMPLETED, first.step_id, b"ok"), claimer=fast.worker_id
     )
 
 

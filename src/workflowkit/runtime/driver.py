@@ -167,7 +167,7 @@ class RunDriver:
         ]
         if unknown:
             steps = await self.world.list_steps(self.run_id)
-            self.remote = {s.step_id for s in steps if s.elsewhere and s.step_id in unknown}
+            self.remote = {s.step_id for s in steps if s.in_step_queue and s.step_id in unknown}
 
     async def _catch_up(self) -> None:
         """Deliver events someone else appended (a hook payload, a wake-up, a cancel)."""

@@ -192,7 +192,7 @@ class Worker:
             at = datetime.fromtimestamp(self.world.now(), UTC)  # the World's clock, not ours
             outcome = NewEvent(event.type, event.correlation_id, event.payload, event.attrs, at)
             recorded = await self.world.finish_step(
-                claim.run_id, outcome, executor=self.worker_id, retry_after=retry
+                claim.run_id, outcome, claimer=self.worker_id, retry_after=retry
             )
             if not recorded:
                 log.info(

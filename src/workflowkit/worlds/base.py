@@ -148,15 +148,15 @@ class World(Protocol):
         self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
     ) -> list[StepClaim]:
         """Take up to ``limit`` steps this worker can run: queued ones that are due, and
-        ones whose executor's lease expired or whose process died. Each gets its next
+        ones whose claimer's lease expired or whose process died. Each gets its next
         ``step_started`` in the log and a lease held by ``worker``."""
         ...
 
     async def finish_step(
-        self, run_id: str, outcome: NewEvent, *, executor: str, retry_after: float | None = None
+        self, run_id: str, outcome: NewEvent, *, claimer: str, retry_after: float | None = None
     ) -> bool:
         """Record a claimed step's outcome (completed, failed, or retrying and queued again
-        ``retry_after`` seconds from now) if ``executor`` still holds its lease; False if it
+        ``retry_after`` seconds from now) if ``claimer`` still holds its lease; False if it
         does not (the step was taken over, or its run ended) and nothing was written."""
         ...
 

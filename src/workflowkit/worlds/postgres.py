@@ -1195,7 +1195,7 @@ class PostgresWorld:
         return result
 
     async def finish_step(
-        self, run_id: str, outcome: NewEvent, *, executor: str, retry_after: float | None = None
+        self, run_id: str, outcome: NewEvent, *, claimer: str, retry_after: float | None = None
     ) -> bool:
         async def body(conn: Conn, retry: bool) -> _Outcome:
             cur = await conn.execute(
@@ -1203,7 +1203,7 @@ class PostgresWorld:
                 (run_id, outcome.correlation_id),
             )
             row = await cur.fetchone()
-            if row is None or row[0] != executor or row[1] != "running":
+            if row is None or row[0] != claimer or row[1] != "running":
                 return _Outcome(None, [])
             result, _ = await _append(conn, run_id, [outcome], None)
             if not result.events:
@@ -1653,6 +1653,6 @@ def _step_from_row(row: Sequence[Any]) -> StepRecord:
         started_at=_utc_or_none(row[9]),
         completed_at=_utc_or_none(row[10]),
         retry_at=_utc_or_none(row[11]),
-        executor=row[12],
+        claimed_by=row[12],
         queued_at=_utc_or_none(row[13]),
     )

@@ -177,13 +177,13 @@ class StepRecord:
     started_at: datetime | None
     completed_at: datetime | None
     retry_at: datetime | None
-    executor: str | None = None  # the worker running it for another worker's run, if any
+    claimed_by: str | None = None  # the worker that claimed it from the step queue, if any
     queued_at: datetime | None = None  # offered to any worker from then on, if it is
 
     @property
-    def elsewhere(self) -> bool:
-        """Queued for, or running on, a worker other than its run's owner."""
-        return self.queued_at is not None or self.executor is not None
+    def in_step_queue(self) -> bool:
+        """Waiting in the step queue, or claimed from it by a worker (maybe another one)."""
+        return self.queued_at is not None or self.claimed_by is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -754,7 +754,7 @@ class SQLiteWorld:
                 raise LeaseLostError(run_id, owner)
             when = time.time() + delay
             conn.executemany(
-                # Pending, or left running by a worker that died: not held by an executor.
+                # Pending, or left running by a worker that died: not claimed by a worker.
                 "UPDATE steps SET queued_at = ? WHERE run_id = ? AND step_id = ? "
                 "AND status IN ('pending', 'running') AND executor IS NULL",
                 [(when, run_id, step_id) for step_id in step_ids],
@@ -820,14 +820,14 @@ class SQLiteWorld:
         return found
 
     async def finish_step(
-        self, run_id: str, outcome: NewEvent, *, executor: str, retry_after: float | None = None
+        self, run_id: str, outcome: NewEvent, *, claimer: str, retry_after: float | None = None
     ) -> bool:
         def finish(conn: sqlite3.Connection) -> _Changed:
             row = conn.execute(
                 "SELECT executor, status FROM steps WHERE run_id = ? AND step_id = ?",
                 (run_id, outcome.correlation_id),
             ).fetchone()
-            if row is None or row[0] != executor or row[1] != "running":
+            if row is None or row[0] != claimer or row[1] != "running":
                 return _Changed(False, [])
             result = _append(conn, run_id, [outcome], None, time.time())
             if not result.events:
@@ -1322,6 +1322,6 @@ def _step_from_row(row: Sequence[Any]) -> StepRecord:
         started_at=from_timestamp(row[9]),
         completed_at=from_timestamp(row[10]),
         retry_at=from_timestamp(row[11]),
-        executor=row[12],
+        claimed_by=row[12],
         queued_at=from_timestamp(row[13]),
     )
