@@ -160,6 +160,32 @@ async def test_dispose_releases_the_token_for_reuse(runtime: Runtime) -> None:
     assert kinds.count(EventType.HOOK_DISPOSED) == 2
 
 
+@step
+async def echo(value: str) -> str:
+    return value
+
+
+@workflow
+async def dispose_then_work(token: str) -> list[str]:
+    with create_hook(token=token) as hook:
+        got = [await hook]
+    return [*got, await echo("a"), await echo("b")]
+
+
+async def test_a_run_that_disposed_a_hook_replays_without_disposing_it_again(
+    runtime: Runtime,
+) -> None:
+    """Replay re-runs the dispose after the payload; it must not record a second
+    ``hook_disposed`` (the World refuses it, and the run would reload forever)."""
+    token = uuid.uuid4().hex
+    run = await start(dispose_then_work, token)
+    await hook_ready(runtime, token)
+    await resume_hook(token, "payload")
+    assert await run.return_value(timeout=10) == ["payload", "a", "b"]
+    kinds = [e.type for e in await runtime.world.get_events(run.run_id)]
+    assert kinds.count(EventType.HOOK_DISPOSED) == 1
+
+
 @workflow
 async def holds(token: str) -> None:
     await create_hook(token=token)

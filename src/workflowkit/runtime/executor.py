@@ -121,6 +121,11 @@ class RunExecutor:
     def replay(self, log: Sequence[Event], now: float) -> None:
         """Rebuild the run from its log; afterwards ``take_effects`` holds what comes next."""
         self._logged = [e for e in log if e.type in CREATION_EVENTS]
+        # Known before the code runs: replayed code disposes a hook before the loop below
+        # reaches the hook_disposed that recorded it.
+        self._disposed_in_log = {
+            e.correlation_id for e in log if e.type is EventType.HOOK_DISPOSED and e.correlation_id
+        }
         started = next((e for e in log if e.type is EventType.RUN_STARTED), None)
         # Through datetime even when new, so live and replayed runs see the same microseconds.
         start_ts = (started.created_at if started else _utc(now)).timestamp()
@@ -136,8 +141,6 @@ class RunExecutor:
                 attempt = int(event.attrs.get("attempt", 1))
                 self.step_attempts[event.correlation_id] = attempt
                 self.step_retry_at.pop(event.correlation_id, None)
-            elif event.type is EventType.HOOK_DISPOSED and event.correlation_id:
-                self._disposed_in_log.add(event.correlation_id)
             elif event.type is EventType.STEP_RETRYING and event.correlation_id:
                 retry_at = event.attrs.get("retry_at")
                 if retry_at is not None:
