@@ -306,15 +306,13 @@ class Child:
         """The run waits on its hook: in memory with nothing to do, or released to the store."""
         driver = self.rt.worker.drivers.get(run_id) if self.rt.worker is not None else None
         if driver is not None:
-            executor = driver.executor
             return not (
                 driver.done
                 or driver.busy
                 or driver.needs_load
-                or driver.wake.is_set()
-                or driver.remote_seq > driver.known_seq
-                or executor is None
-                or executor.has_effects()
+                or driver.world_seq > driver.known_seq
+                or driver.conflicts
+                or driver.executor is None
             )
         record = await self.rt.world.get_run(run_id)
         return record is not None and record.owner is None

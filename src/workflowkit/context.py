@@ -1,24 +1,26 @@
 """Where code is running: inside workflow code, inside a step, or neither.
 
 Workflow code only ever runs while the runtime steps a run's loop on one thread, so a
-thread-local marks it exactly. Step code runs in tasks and threads of its own and carries
-its metadata in a context variable.
+thread-local marks it exactly, holding the run's executor. Step code runs in tasks and
+threads of its own and carries its metadata in a context variable.
+
+This module sits below everything workflow code calls into (the registry, the determinism
+shims, streams, ``sleep``) and below the runtime that answers those calls, so it knows the
+executor only as the ``WorkflowExecutor`` protocol: what those callers need of it.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .errors import NotInWorkflowError
-
-if TYPE_CHECKING:
-    from .runtime.executor import RunExecutor
-    from .streams import StepStreams
-    from .worlds.base import World
+from .worlds.base import World
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,23 +39,59 @@ class StepMetadata:
     started_at: datetime
     workflow: WorkflowMetadata
     world: World | None = field(default=None, repr=False, compare=False)
-    streams: StepStreams | None = field(default=None, repr=False, compare=False)
+
+
+class DurableStep(Protocol):
+    """A step as the runtime runs it: ``registry.Step`` is one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fn(self) -> Callable[..., Any]: ...
+
+    @property
+    def is_async(self) -> bool: ...
+
+    @property
+    def max_retries(self) -> int: ...
+
+
+class WorkflowExecutor(Protocol):
+    """The executor of the run whose workflow code this thread is running, as the code it
+    calls sees it. ``runtime.executor.RunExecutor`` implements it."""
+
+    @property
+    def metadata(self) -> WorkflowMetadata: ...
+
+    @property
+    def random(self) -> random.Random:
+        """Seeded by the run: what the ``random`` module answers in workflow code."""
+        ...
+
+    def now(self) -> float:
+        """The run's virtual time: what ``time.time()`` answers in workflow code."""
+        ...
+
+    def call_step(
+        self, step: DurableStep, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Awaitable[Any]: ...
 
 
 class _Local(threading.local):
-    executor: RunExecutor | None = None
+    executor: WorkflowExecutor | None = None
 
 
 _local = _Local()
 _step: ContextVar[StepMetadata | None] = ContextVar("workflowkit_step", default=None)
 
 
-def current_executor() -> RunExecutor | None:
-    """The run whose workflow code this thread is executing right now, if any."""
+def current_executor() -> WorkflowExecutor | None:
+    """The executor of the run whose workflow code this thread is running, if any."""
     return _local.executor
 
 
-def set_executor(executor: RunExecutor | None) -> RunExecutor | None:
+def set_executor(executor: WorkflowExecutor | None) -> WorkflowExecutor | None:
     previous = _local.executor
     _local.executor = executor
     return previous

@@ -93,7 +93,7 @@ def create_hook(token: str | None = None, metadata: Any = None) -> Hook[Any]:
     by ``get_hook_by_token``.
     """
     executor = current_executor()
-    if executor is None:
+    if not isinstance(executor, RunExecutor):
         raise NotInWorkflowError(
             "create_hook() works only in workflow code; resume hooks from elsewhere with "
             "workflowkit.api.resume_hook"

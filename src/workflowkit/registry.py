@@ -14,6 +14,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from .context import current_executor
 from .errors import InvalidWorkflowFunctionError
+from .runtime.determinism import install_datetime_shim
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -120,7 +121,7 @@ def workflow(
 
     def wrap(f: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
         wf = Workflow(f, name or durable_name(f))
-        _pin_datetime(f)
+        install_datetime_shim(f)
         REGISTRY.add_workflow(wf)
         return wf
 
@@ -161,9 +162,3 @@ def step(
         return st
 
     return wrap if fn is None else wrap(fn)
-
-
-def _pin_datetime(fn: Callable[..., Any]) -> None:
-    from .runtime.determinism import install_datetime_shim
-
-    install_datetime_shim(fn)

@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
@@ -132,10 +133,10 @@ class Writable:
                 "workflow code cannot write to a stream (a write would not replay): pass the "
                 "handle from get_writable() to a step and write there"
             )
-        step = current_step()
-        if step is None or step.streams is None:
+        streams = _attempt_streams.get()
+        if streams is None:
             raise StreamError("a stream can be written only inside a step of a workflow run")
-        return step.streams.buffer(self.run_id, self.name)
+        return streams.buffer(self.run_id, self.name)
 
 
 def encode_chunk(chunk: object) -> NewChunk:
@@ -214,7 +215,10 @@ _DONE = _Done()
 
 
 class StepStreams:
-    """The streams one step attempt writes to; the runtime settles them when it ends."""
+    """The streams one step attempt writes to; the runtime settles them when it ends.
+
+    The runtime makes them the attempt's own with ``set_step_streams`` in the step's context.
+    """
 
     def __init__(
         self, world: World, loop: asyncio.AbstractEventLoop, run_id: str, writer: ChunkWriter
@@ -354,6 +358,16 @@ class _Buffer:
                     future.set_result(None)
                 else:
                     future.set_exception(error)
+
+
+_attempt_streams: ContextVar[StepStreams | None] = ContextVar(
+    "workflowkit_step_streams", default=None
+)
+
+
+def set_step_streams(streams: StepStreams | None) -> None:
+    """The streams the running step attempt writes to (set in the step's own context)."""
+    _attempt_streams.set(streams)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -17,6 +17,7 @@ from . import serde
 from .context import current_executor, current_step
 from .errors import NotInWorkflowError, WebhookInvalidRespondWithError
 from .hooks import Hook
+from .runtime.executor import RunExecutor
 from .urls import webhook_url
 
 Headers = tuple[tuple[str, str], ...]
@@ -137,7 +138,7 @@ def create_webhook(respond_with: Response | Literal["manual"] | None = None) -> 
     ``await request.respond_with(Response(...))``.
     """
     executor = current_executor()
-    if executor is None:
+    if not isinstance(executor, RunExecutor):
         raise NotInWorkflowError("create_webhook() works only in workflow code")
     if (
         respond_with is not None

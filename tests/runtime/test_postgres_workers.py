@@ -162,7 +162,7 @@ async def test_one_run_s_steps_spread_over_workers(pg_world: str, tmp_path: Path
 
 
 @pytest.mark.slow
-async def test_steps_of_a_killed_executor_are_taken_over(pg_world: str, tmp_path: Path) -> None:
+async def test_steps_of_a_killed_claimer_are_taken_over(pg_world: str, tmp_path: Path) -> None:
     import worker_app
 
     workflowkit.configure(pg_world, embedded_worker=False)

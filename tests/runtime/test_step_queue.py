@@ -1,6 +1,6 @@
-"""A worker with no free step slot offers a run's steps to the World's step queue.
+"""A worker with no free step slot queues a run's steps in the World's step queue.
 
-Here one worker takes them back itself as its slots free up; tests/runtime/test_step_fanout.py
+Here one worker takes them back itself as its slots free up; tests/runtime/test_postgres_workers.py
 has several worker processes sharing one run's steps.
 """
 

@@ -4,6 +4,9 @@ Hot path: a finished step's event is delivered to the in-memory workflow code at
 the event together with whatever the code did next (new steps, and their ``step_started``)
 is appended in one batch. Replay from the log happens only on a cold start, or when the log
 turns out to hold something this driver did not expect (another writer got in between).
+
+The driver reaches its run's code only through the executor's ``activate`` (events in,
+effects out) and ``pending()``; it reaches its worker only through ``RunHost``.
 """
 
 from __future__ import annotations
@@ -11,23 +14,63 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ..errors import LeaseLostError
-from ..worlds.records import DELIVERY_EVENTS, EventType, NewEvent, RunRecord
-from .executor import Effects, Op, RunExecutor
+from ..registry import Workflow
+from ..worlds.base import World
+from ..worlds.records import DELIVERY_EVENTS, Event, EventType, NewEvent, RunRecord
+from .executor import Effects, RunExecutor, StepStart, Timer
 from .steps import Attempt, run_attempt
-
-if TYPE_CHECKING:
-    from .worker import Worker
 
 log = logging.getLogger("workflowkit.worker")
 _TERMINAL_EVENTS = frozenset(
     {EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
 )
-_FINAL_STEP_EVENTS = frozenset({EventType.STEP_COMPLETED, EventType.STEP_FAILED})
+_STEP_OUTCOMES = frozenset(
+    {EventType.STEP_COMPLETED, EventType.STEP_FAILED, EventType.STEP_RETRYING}
+)
+# One of this worker's own events to append, with a future told whether the store took it
+# (None: nobody waits to know).
+Outgoing = tuple[NewEvent, asyncio.Future[bool] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConfig:
+    """What every driver of one worker shares, fixed for the worker's life."""
+
+    world: World
+    worker_id: str
+    step_pool: Executor  # the threads synchronous steps run on
+    evict_after: float  # seconds a run with nothing to do stays in memory
+    cache_runs: bool  # False: replay the run from its log after every event (a check)
+    virtual_clock: bool  # tests: with only timers left, time jumps to the next one
+
+
+class RunHost(Protocol):
+    """The worker holding a driver's run, as the driver sees it; ``Worker`` is the host.
+
+    Step slots are the worker's: its own runs' steps and steps it claimed share them.
+    """
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def take_slot(self) -> bool: ...
+
+    def release_slot(self) -> None: ...
+
+    def note_queued(self) -> None:
+        """Steps went to the World's step queue for want of a slot here."""
+        ...
+
+    def forget(self, driver: RunDriver) -> None:
+        """The driver has stopped; its run is no longer in memory."""
+        ...
 
 
 def _at(timestamp: float) -> datetime:
@@ -40,20 +83,25 @@ def _open(gate: asyncio.Future[None]) -> None:
 
 
 class RunDriver:
-    def __init__(self, worker: Worker, record: RunRecord) -> None:
-        self.worker = worker
-        self.world = worker.world
+    def __init__(
+        self, host: RunHost, config: DriverConfig, record: RunRecord, workflow: Workflow[Any, Any]
+    ) -> None:
+        self.host = host
+        self.config = config
+        self.world = config.world
         # Every timestamp and due time comes from the World's clock, never the local one: on
         # PostgreSQL the database clock, which all workers share whatever their own clocks say.
-        self.now = worker.world.now
+        self.now = config.world.now
         self.run_id = record.run_id
-        self.workflow_name = record.workflow_name
-        self.known_seq = 0
-        self.remote_seq = record.last_seq
+        self.workflow = workflow
+        self.known_seq = 0  # the end of the log as this driver knows it
+        self.world_seq = record.last_seq  # the end of the log as the World last told
         self.executor: RunExecutor | None = None
-        self.outbox: list[tuple[NewEvent, asyncio.Future[bool] | None]] = []
-        self.steps: dict[str, asyncio.Task[None]] = {}
-        self.remote: set[str] = set()  # steps queued for, or running on, other workers
+        self.outbox: list[Outgoing] = []
+        # Hook conflicts the store recorded for this driver's appends: code yet to learn them.
+        self.conflicts: list[Event] = []
+        self.steps: dict[str, asyncio.Task[None]] = {}  # steps running (or due) here
+        self.queued: set[str] = set()  # steps in the World's step queue, or claimed from it
         self.timers: dict[str, asyncio.TimerHandle] = {}
         # Steps waiting out a retry delay: when the next attempt is due, and what wakes it.
         self.retry_gates: dict[str, tuple[float, asyncio.Future[None]]] = {}
@@ -89,8 +137,8 @@ class RunDriver:
         self._woken = False
 
     def on_change(self, last_seq: int) -> None:
-        if last_seq > self.remote_seq:
-            self.remote_seq = last_seq
+        if last_seq > self.world_seq:
+            self.world_seq = last_seq
             self.poke()
 
     @property
@@ -100,16 +148,10 @@ class RunDriver:
     async def _pump(self) -> None:
         try:
             while not self.done:
-                if self.needs_load or self.remote_seq > self.known_seq or self.outbox:
+                work = self._next_work()
+                if work is not None:
                     self.idle_since = None
-                if self.needs_load:
-                    await self._load()
-                elif self.remote_seq > self.known_seq:
-                    await self._catch_up()
-                elif self.outbox:
-                    await self._flush()
-                elif self.executor is not None and self.executor.has_effects():
-                    await self._commit(self.executor.take_effects(), [])
+                    await work()
                 elif await self._release_if_idle():
                     return
                 else:
@@ -123,13 +165,26 @@ class RunDriver:
         except Exception:
             log.exception("run %s: driver failed; it will be picked up again", self.run_id)
             self._drop()
-            retry_at = _at(self.now() + 1.0)
             with contextlib.suppress(Exception):
-                await self.world.release_run(self.run_id, self.worker.worker_id, retry_at)
+                await self.world.release_run(
+                    self.run_id, self.config.worker_id, _at(self.now() + 1.0)
+                )
         finally:
-            self.worker.forget(self)
+            self.host.forget(self)
 
-    # -- the three ways events come in -----------------------------------------------------
+    def _next_work(self) -> Callable[[], Awaitable[None]] | None:
+        """What to do next, most urgent first; None when there is nothing."""
+        if self.needs_load:
+            return self._load
+        if self.world_seq > self.known_seq:
+            return self._catch_up
+        if self.outbox:
+            return self._flush
+        if self.conflicts:
+            return self._deliver_conflicts
+        return None
+
+    # -- the ways events come in -----------------------------------------------------------
 
     async def _load(self) -> None:
         """Cold start: replay the whole log, then carry on from where it ends."""
@@ -137,136 +192,128 @@ class RunDriver:
         self._reset_executor()
         events = await self.world.get_events(self.run_id)
         self.known_seq = events[-1].seq if events else 0
-        self.remote_seq = max(self.remote_seq, self.known_seq)
+        self.world_seq = max(self.world_seq, self.known_seq)
         if any(e.type in _TERMINAL_EVENTS for e in events):
             self._drop()
             return
-        workflow = self.worker.registry.workflow(self.workflow_name)
-        if workflow is None:
-            # Claims ask only for registered workflows, so this is a registry that changed
-            # meanwhile: hand the run back for a worker that has it, never fail it.
-            self._drop()
-            await self.world.release_run(self.run_id, self.worker.worker_id, _at(self.now()))
-            return
-        executor = RunExecutor(self.run_id, workflow, events[0].payload or b"")
-        self.executor = executor
-        executor.replay(events, self.now())
-        await self._find_remote_steps(executor)
-        await self._commit(executor.take_effects(), [])
+        self.executor = RunExecutor(self.run_id, self.workflow, events[0].payload or b"")
+        effects = self.executor.activate(events, self.now())
+        await self._find_queued_steps(effects.steps)
+        await self._commit(effects)
 
-    async def _find_remote_steps(self, executor: RunExecutor) -> None:
-        """Pending steps not running here may be queued or running elsewhere: ask the World.
+    async def _find_queued_steps(self, starts: Sequence[StepStart]) -> None:
+        """Steps the log already holds may be queued, or running elsewhere: ask the World.
 
-        Only steps the log already holds can be; one the replay has just created cannot.
+        A step the replay has just created cannot be, so a new run asks nothing.
         """
-        self.remote = set()
-        unknown = [
-            op.correlation_id
-            for op in executor.pending()
-            if op.kind == "step" and op.logged is not None and op.correlation_id not in self.steps
-        ]
-        if unknown:
+        self.queued = set()
+        logged = {s.step_id for s in starts if s.replayed and s.step_id not in self.steps}
+        if logged:
             steps = await self.world.list_steps(self.run_id)
-            self.remote = {s.step_id for s in steps if s.in_step_queue and s.step_id in unknown}
+            self.queued = {s.step_id for s in steps if s.in_step_queue and s.step_id in logged}
 
     async def _catch_up(self) -> None:
-        """Deliver events someone else appended (a hook payload, a wake-up, a cancel)."""
+        """Deliver events someone else appended (a hook payload, a wake-up, a step result)."""
         events = await self.world.get_events(self.run_id, after_seq=self.known_seq)
-        executor = self.executor
+        if any(e.type in _TERMINAL_EVENTS for e in events):
+            self._drop()
+            return
+        if events:
+            self.known_seq = events[-1].seq
+        self.world_seq = max(self.world_seq, self.known_seq)
         for event in events:
-            self.known_seq = event.seq
-            if event.type in _TERMINAL_EVENTS:
-                self._drop()
-                return
-            if event.type in DELIVERY_EVENTS and executor is not None:
+            if event.type in DELIVERY_EVENTS:
                 self._cancel_timer(event.correlation_id)
-                self.remote.discard(event.correlation_id or "")
-                executor.deliver(event.type, event.correlation_id, event.payload, event.created_at)
-            elif event.type is EventType.STEP_STARTED and executor is not None:
-                executor.step_attempts[event.correlation_id or ""] = int(
-                    event.attrs.get("attempt", 1)
-                )
-        self.remote_seq = max(self.remote_seq, self.known_seq)
-        if executor is not None:
-            await self._commit(executor.take_effects(), [])
+                self.queued.discard(event.correlation_id or "")
+        await self._activate(events)
 
     async def _flush(self) -> None:
         """Deliver this worker's own outcomes (steps, timers) and record them with what follows."""
         items, self.outbox = self.outbox, []
-        executor = self.executor
-        assert executor is not None
+        await self._activate([event for event, _ in items], items)
         for event, _ in items:
-            if event.type in DELIVERY_EVENTS:
-                executor.deliver(event.type, event.correlation_id, event.payload, event.created_at)
-        await self._commit(executor.take_effects(), items)
-        for event, _ in items:
-            if event.type in _FINAL_STEP_EVENTS:
+            if event.type in _STEP_OUTCOMES:
                 task = self.steps.get(event.correlation_id or "")
-                if task is not None and task.done():
+                if task is not None and task.done():  # not a retry's next attempt
                     del self.steps[event.correlation_id or ""]
-        if not self.worker.cache_runs and not self.done:
+        if not self.config.cache_runs and not self.done:
             self.needs_load = True  # determinism check mode: rebuild from the log every time
+
+    async def _deliver_conflicts(self) -> None:
+        events, self.conflicts = self.conflicts, []
+        await self._activate(events)
+
+    async def _activate(
+        self, events: Sequence[Event | NewEvent], outgoing: Sequence[Outgoing] = ()
+    ) -> None:
+        assert self.executor is not None
+        await self._commit(self.executor.activate(events, self.now()), outgoing)
 
     # -- recording ---------------------------------------------------------------------------
 
-    async def _commit(
-        self, effects: Effects, items: Sequence[tuple[NewEvent, asyncio.Future[bool] | None]]
-    ) -> None:
-        executor = self.executor
-        assert executor is not None
+    async def _commit(self, effects: Effects, outgoing: Sequence[Outgoing] = ()) -> None:
+        """Append ``outgoing`` and the effects' events, then start steps and arm timers."""
         now = self.now()
-        immediate: list[tuple[Op, int]] = []
-        delayed: list[tuple[Op, int]] = []
-        spilled: dict[float, list[str]] = {}  # no free slot here: for other workers, by delay
-        for op in effects.steps:
-            cid = op.correlation_id
-            if op.done or cid in self.steps or cid in self.remote:
-                continue
-            attempt = executor.step_attempts.get(cid, 0) + 1
-            delay = max(0.0, executor.step_retry_at.get(cid, 0.0) - now)
-            if not self.worker.take_slot():
-                spilled.setdefault(delay, []).append(cid)
-                continue
-            (delayed if delay else immediate).append((op, attempt))
-        start_events = [
-            NewEvent(EventType.STEP_STARTED, op.correlation_id, None, {"attempt": attempt})
-            for op, attempt in immediate
+        here, later, to_queue = self._place(effects.steps, outgoing, now)
+        starts = [
+            NewEvent(EventType.STEP_STARTED, s.step_id, None, {"attempt": s.attempt}) for s in here
         ]
         try:
-            refused = await self._append([e for e, _ in items] + effects.events + start_events)
+            refused = await self._append([*(e for e, _ in outgoing), *effects.events, *starts])
         except BaseException:
-            for _ in [*immediate, *delayed]:
-                self.worker.release_slot()
+            self._release_slots(len(here) + len(later))
             raise
-        for event, future in items:
+        for event, future in outgoing:
             if future is not None and not future.done():
                 future.set_result(id(event) not in refused)
         if self.done:
-            for _ in [*immediate, *delayed]:
-                self.worker.release_slot()
+            self._release_slots(len(here) + len(later))
             return
-        await self._offer(spilled)
-        for (op, attempt), event in zip(immediate, start_events, strict=True):
-            if not refused or id(event) not in refused:
-                self._launch(op, attempt)
+        await self._queue_steps(to_queue)
+        for start, event in zip(here, starts, strict=True):
+            if id(event) in refused:
+                self.host.release_slot()
             else:
-                self.worker.release_slot()
-        for op, attempt in delayed:
-            self._launch(op, attempt, delay=executor.step_retry_at[op.correlation_id] - now)
-        if self.needs_load:
-            return
-        for op in effects.waits:
-            if not op.done and not op.cancelled:
-                self._arm(op)
+                self._launch(start)
+        for start in later:
+            self._launch(start, delay=start.due_at - now)
+        if not self.needs_load:
+            for timer in effects.timers:
+                self._arm(timer)
 
-    async def _offer(self, spilled: dict[float, list[str]]) -> None:
-        """Queue steps this worker has no room for, for whichever worker has."""
-        for delay, step_ids in spilled.items():
+    def _place(
+        self, starts: Sequence[StepStart], outgoing: Sequence[Outgoing], now: float
+    ) -> tuple[list[StepStart], list[StepStart], dict[float, list[str]]]:
+        """Where each step attempt runs: here now, here later (a retry), or, with no free
+        slot here, in the World's step queue (step ids by delay)."""
+        here: list[StepStart] = []
+        later: list[StepStart] = []
+        to_queue: dict[float, list[str]] = {}
+        for start in starts:
+            step_id = start.step_id
+            if step_id in self.queued or (
+                step_id in self.steps and not _reported(step_id, outgoing)
+            ):
+                continue  # already running here or elsewhere
+            delay = max(0.0, start.due_at - now)
+            if not self.host.take_slot():
+                to_queue.setdefault(delay, []).append(step_id)
+            else:
+                (later if delay else here).append(start)
+        return here, later, to_queue
+
+    def _release_slots(self, count: int) -> None:
+        for _ in range(count):
+            self.host.release_slot()
+
+    async def _queue_steps(self, by_delay: dict[float, list[str]]) -> None:
+        """Queue steps this worker has no slot for, for whichever worker has one."""
+        for delay, step_ids in by_delay.items():
             await self.world.queue_steps(
-                self.run_id, step_ids, owner=self.worker.worker_id, delay=delay
+                self.run_id, step_ids, owner=self.config.worker_id, delay=delay
             )
-            self.remote.update(step_ids)
-            self.worker.note_spilled()
+            self.queued.update(step_ids)
+            self.host.note_queued()
 
     async def _append(self, events: list[NewEvent]) -> set[int]:
         """Append, and check the log holds exactly what this driver believes; else reload.
@@ -275,7 +322,7 @@ class RunDriver:
         """
         if not events:
             return set()
-        result = await self.world.append(self.run_id, events, owner=self.worker.worker_id)
+        result = await self.world.append(self.run_id, events, owner=self.config.worker_id)
         refused = {id(r.event) for r in result.rejected}
         expected = self.known_seq + 1
         contiguous = not result.events or result.events[0].seq == expected
@@ -284,13 +331,10 @@ class RunDriver:
         if result.run_status.terminal:
             self._drop()
             return refused
-        for stored_event in result.events:
-            if stored_event.type is EventType.HOOK_CONFLICT and self.executor is not None:
-                # The store refused the token; workflow code learns it like any delivery.
-                holder = stored_event.attrs.get("holder_run_id")
-                self.executor.record_conflict(
-                    str(stored_event.correlation_id), str(holder) if holder else None
-                )
+        for stored in result.events:
+            if stored.type is EventType.HOOK_CONFLICT:
+                # The store refused the hook's token; the code learns it like any delivery.
+                self.conflicts.append(stored)
         if result.rejected or not contiguous:
             log.debug("run %s: log moved under us (%s); replaying", self.run_id, result.rejected)
             self.needs_load = True
@@ -298,58 +342,46 @@ class RunDriver:
 
     # -- steps and timers --------------------------------------------------------------------
 
-    def _launch(self, op: Op, attempt: int, delay: float = 0.0) -> None:
-        assert op.step is not None and op.input is not None and self.executor is not None
-        job = Attempt(
-            op.step, op.correlation_id, op.input, attempt, self.executor.metadata, self.world
-        )
+    def _launch(self, start: StepStart, delay: float = 0.0) -> None:
+        assert self.executor is not None
+        metadata = self.executor.metadata
+        job = Attempt(start.step, start.step_id, start.input, start.attempt, metadata, self.world)
         task = self.loop.create_task(self._run_step(job, delay))
         # Also a done callback: a task cancelled before it ran never enters its finally.
         task.add_done_callback(self._step_done)
-        self.steps[op.correlation_id] = task
+        self.steps[start.step_id] = task
 
     async def _run_step(self, job: Attempt, delay: float) -> None:
-        queued = False  # a final outcome waits in the outbox; _flush forgets the task
+        reported = False  # its outcome waits in the outbox; _flush forgets the task
         try:
-            while True:
-                if delay > 0:
-                    await self._retry_gate(job.step_id, delay)
-                    started = NewEvent(
-                        EventType.STEP_STARTED, job.step_id, None, {"attempt": job.attempt}
-                    )
-                    if not await self._record(started):
-                        return
-                event, retry = await run_attempt(job, self.worker.pool, self.now)
-                event = NewEvent(
-                    event.type, event.correlation_id, event.payload, event.attrs, _at(self.now())
-                )
-                if retry is None:  # a final outcome: nothing to wait for
-                    self.outbox.append((event, None))
-                    queued = True
-                    self.poke()
-                    return
-                if not await self._record(event):
-                    return
-                job = Attempt(
-                    job.step, job.step_id, job.input, job.attempt + 1, job.workflow, job.world
-                )
-                delay = max(retry, 0.000001)
+            if delay > 0 and not await self._start_when_due(job, delay):
+                return
+            outcome = await run_attempt(job, self.config.step_pool, self.now)
+            self.outbox.append((outcome.event, None))
+            reported = True
+            self.poke()
         finally:
             task = asyncio.current_task()
-            if not queued and self.steps.get(job.step_id) is task:
+            if not reported and self.steps.get(job.step_id) is task:
                 del self.steps[job.step_id]
                 self.poke()
             # Give the slot back here rather than in a done callback: that callback would be
             # one more turn of the loop per step, and would keep the next append from
             # committing at once (see SQLiteWorld._write).
             if task is not None and task.remove_done_callback(self._step_done):
-                self.worker.release_slot()
+                self.host.release_slot()
+
+    async def _start_when_due(self, job: Attempt, delay: float) -> bool:
+        """Wait out a retry delay, then record the attempt's start; whether it was."""
+        await self._retry_gate(job.step_id, delay)
+        started = NewEvent(EventType.STEP_STARTED, job.step_id, None, {"attempt": job.attempt})
+        return await self._record(started)
 
     async def _retry_gate(self, step_id: str, delay: float) -> None:
         """Wait out a retry delay; on the virtual clock, until the run has nothing else to do."""
         gate: asyncio.Future[None] = self.loop.create_future()
         handle = None
-        if self.worker.virtual_clock:
+        if self.config.virtual_clock:
             self.retry_gates[step_id] = (self._virtual_now() + delay, gate)
             self.poke()  # the run may now be idle but for timers: let the pump skip ahead
         else:
@@ -366,7 +398,7 @@ class RunDriver:
         return max(self.now(), executor_now)
 
     def _step_done(self, task: asyncio.Task[None]) -> None:
-        self.worker.release_slot()
+        self.host.release_slot()
 
     async def _record(self, event: NewEvent) -> bool:
         future: asyncio.Future[bool] = self.loop.create_future()
@@ -374,12 +406,11 @@ class RunDriver:
         self.poke()
         return await future
 
-    def _arm(self, op: Op) -> None:
-        if op.correlation_id in self.timers or self.worker.virtual_clock:
+    def _arm(self, timer: Timer) -> None:
+        if timer.wait_id in self.timers or self.config.virtual_clock:
             return
-        delay = max(0.0, op.resume_at - self.now())
-        handle = self.loop.call_later(delay, self._fire, op.correlation_id)
-        self.timers[op.correlation_id] = handle
+        delay = max(0.0, timer.resume_at - self.now())
+        self.timers[timer.wait_id] = self.loop.call_later(delay, self._fire, timer.wait_id)
 
     def _fire(self, wait_id: str, at: float | None = None) -> None:
         self.timers.pop(wait_id, None)
@@ -397,32 +428,39 @@ class RunDriver:
     async def _release_if_idle(self) -> bool:
         """Leave memory once idle for ``evict_after`` seconds with no timer due by then."""
         executor = self.executor
-        if executor is None or self.outbox or self.worker.stopping:
+        if executor is None or self.outbox or self.host.stopping:
             return False
-        if self.worker.virtual_clock and self._skip_ahead(executor):
+        if self.config.virtual_clock and self._skip_ahead(executor):
             return False
         if self.steps:
             return False
-        pending = list(executor.pending())
-        if any(op.kind == "step" for op in pending):
+        pending = executor.pending()
+        if pending.steps:
             return False
-        waits = [op.resume_at for op in pending if op.kind == "wait" and not op.cancelled]
-        earliest = min(waits) if waits else None
-        now, evict_after = self.now(), self.worker.evict_after
-        if earliest is not None and earliest - now <= evict_after:
+        wake_at = min((timer.resume_at for timer in pending.timers), default=None)
+        now = self.now()
+        if wake_at is not None and wake_at - now <= self.config.evict_after:
             return False
+        if not self._idle_long_enough(now):
+            return False
+        self._drop()
+        await self.world.release_run(
+            self.run_id,
+            self.config.worker_id,
+            None if wake_at is None else _at(wake_at),
+            self.known_seq,
+        )
+        return True
+
+    def _idle_long_enough(self, now: float) -> bool:
+        """Whether the run has had nothing to do for ``evict_after`` seconds (if not yet,
+        the pump looks again when it will have)."""
         if self.idle_since is None:
             self.idle_since = now
-        remaining = self.idle_since + evict_after - now
-        if remaining > 0:
-            if self.idle_check is None:
-                loop = asyncio.get_running_loop()
-                self.idle_check = loop.call_later(remaining, self._idle_check_due)
-            return False
-        wake_at = None if earliest is None else _at(earliest)
-        self._drop()
-        await self.world.release_run(self.run_id, self.worker.worker_id, wake_at, self.known_seq)
-        return True
+        remaining = self.idle_since + self.config.evict_after - now
+        if remaining > 0 and self.idle_check is None:
+            self.idle_check = self.loop.call_later(remaining, self._idle_check_due)
+        return remaining <= 0
 
     def _skip_ahead(self, executor: RunExecutor) -> bool:
         """Virtual clock: with nothing left but timers, fire the earliest; whether one fired.
@@ -432,11 +470,10 @@ class RunDriver:
         gated = self.retry_gates
         if len(self.steps) > len(gated):
             return False
-        pending = list(executor.pending())
-        if any(op.kind == "step" and op.correlation_id not in gated for op in pending):
+        pending = executor.pending()
+        if any(step_id not in gated for step_id in pending.steps):
             return False
-        waits = [op for op in pending if op.kind == "wait" and not op.cancelled]
-        first_wait = min(waits, key=lambda op: op.resume_at, default=None)
+        first_wait = min(pending.timers, key=lambda timer: timer.resume_at, default=None)
         first_gate = min(gated, key=lambda step_id: gated[step_id][0], default=None)
         if first_gate is not None and (
             first_wait is None or gated[first_gate][0] < first_wait.resume_at
@@ -444,7 +481,7 @@ class RunDriver:
             _open(gated.pop(first_gate)[1])
             return True
         if first_wait is not None:
-            self._fire(first_wait.correlation_id, at=first_wait.resume_at)
+            self._fire(first_wait.wait_id, at=first_wait.resume_at)
             return True
         return False
 
@@ -460,10 +497,7 @@ class RunDriver:
         for task in self.steps.values():
             task.cancel()
         self.steps.clear()
-        self.remote.clear()
-        for handle in self.timers.values():
-            handle.cancel()
-        self.timers.clear()
+        self.queued.clear()
         for _, future in self.outbox:
             if future is not None and not future.done():
                 future.set_result(False)
@@ -474,6 +508,7 @@ class RunDriver:
         if self.executor is not None:
             self.executor.discard()
             self.executor = None
+        self.conflicts.clear()
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
@@ -485,4 +520,10 @@ class RunDriver:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.pump_task
         with contextlib.suppress(Exception):
-            await self.world.release_run(self.run_id, self.worker.worker_id, _at(self.now()))
+            await self.world.release_run(self.run_id, self.config.worker_id, _at(self.now()))
+
+
+def _reported(step_id: str, outgoing: Sequence[Outgoing]) -> bool:
+    """Whether the step's task, though still listed, has ended and reported its outcome
+    (a retry's next attempt then starts like any other)."""
+    return any(e.correlation_id == step_id and e.type in _STEP_OUTCOMES for e, _ in outgoing)

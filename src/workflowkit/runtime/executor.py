@@ -1,8 +1,13 @@
 """One run's workflow code, its operations, and replay against the event log.
 
-The executor is a pure state machine: it never touches storage. The worker hands it the
-log (cold resume) or one event at a time (live), and takes from it the events to append,
-the steps to start and the timers to arm.
+The executor is a pure state machine: it never touches storage. Its driver hands it events
+through one door, ``activate(events, now)``: the run's whole log first (a cold start
+replays it), then, live, the events that follow, in log order. Each activation runs the
+workflow code until it waits and returns the ``Effects``: the events to append, the step
+attempts to start (with their attempt number and due time: attempts and retry times are
+the executor's to keep, read from the events it is given) and the timers to arm. Between
+activations the driver may only read ``metadata``, ``now()`` and ``pending()``, and at the
+end ``discard()`` the executor.
 
 Replay rules: operations the code creates are matched, in creation order, against the
 creation events of the log (same kind, durable name and argument digest, else
@@ -18,13 +23,13 @@ import random
 import secrets
 import traceback
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .. import serde
-from ..context import WorkflowMetadata, set_executor
+from ..context import DurableStep, WorkflowMetadata, set_executor
 from ..errors import (
     HookConflictError,
     HookDisposedError,
@@ -33,10 +38,54 @@ from ..errors import (
     StepExitError,
 )
 from ..ids import new_id
-from ..registry import Step, Workflow
+from ..registry import Workflow
 from ..urls import base_url
 from ..worlds.records import CREATION_EVENTS, DELIVERY_EVENTS, Event, EventType, NewEvent
 from .loop import WorkflowLoop
+
+# -- what goes in and out of an activation ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepStart:
+    """A step attempt to start once ``due_at`` (on the World's clock; 0 for now) has come."""
+
+    step_id: str
+    step: DurableStep
+    input: bytes
+    attempt: int
+    due_at: float
+    # Replay matched its step_created in the log: it may be queued, or running elsewhere.
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A sleep's timer: when due, append ``wait_completed`` for ``wait_id``."""
+
+    wait_id: str
+    resume_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What the workflow code did in one activation, for the driver to carry out."""
+
+    events: Sequence[NewEvent]
+    steps: Sequence[StepStart]
+    timers: Sequence[Timer]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What the run is waiting for: steps, timers not cancelled, and hooks."""
+
+    steps: tuple[str, ...]
+    timers: tuple[Timer, ...]
+    hooks: tuple[str, ...]
+
+
+# -- operations ------------------------------------------------------------------------------
 
 
 class _Discarded(BaseException):
@@ -58,12 +107,12 @@ class Op:
     digest: str
     future: asyncio.Future[Any] | None = None
     timer: asyncio.TimerHandle | None = None
-    step: Step[Any, Any] | None = None
+    step: DurableStep | None = None
     input: bytes | None = None
     resume_at: float = 0.0
     done: bool = False
     cancelled: bool = False
-    logged: Event | None = None  # its creation event, when replay matched one
+    logged: Event | NewEvent | None = None  # its creation event, when replay matched one
     hook: HookState | None = None
 
 
@@ -78,48 +127,110 @@ class HookState:
     disposed: bool = False
 
 
-@dataclass(slots=True)
-class Effects:
-    events: list[NewEvent] = field(default_factory=list)
-    steps: list[Op] = field(default_factory=list)
-    waits: list[Op] = field(default_factory=list)
-
-
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
 class RunExecutor:
+    """Runs one run's workflow code on its own ``WorkflowLoop``.
+
+    Read-only for its driver: ``metadata`` (for the run's steps), ``finished`` and
+    ``divergence``; workflow code reaches ``random``, ``now()`` and the operations below
+    through ``workflowkit.context``.
+    """
+
     def __init__(self, run_id: str, workflow: Workflow[Any, Any], input: bytes) -> None:
         self.run_id = run_id
-        self.workflow = workflow
-        self._input = input
         self.random = random.Random(run_id)
-        self.loop: WorkflowLoop | None = None
-        self.metadata = WorkflowMetadata(
-            workflow_run_id=run_id,
-            workflow_name=workflow.name,
-            workflow_started_at=_utc(0),
-            url=base_url(),
-        )
-        self.ops: dict[str, Op] = {}  # pending operations only; finished ones leave
-        self._finished_ops: set[str] = set()
-        self._timers: dict[int, Op] = {}
-        self._logged: list[Event] = []
-        self._cursor = 0
-        self._effects = Effects()
-        self._task: asyncio.Task[Any] | None = None
+        self.metadata = WorkflowMetadata(run_id, workflow.name, _utc(0), base_url())
         self.finished = False
         self.divergence: ReplayDivergenceError | None = None
-        self.step_attempts: dict[str, int] = {}
+        self._workflow = workflow
+        self._input = input
+        self._loop: WorkflowLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._ops: dict[str, Op] = {}  # pending operations only; finished ones leave
+        self._finished_ops: set[str] = set()
+        self._timers: dict[int, Op] = {}
+        # Replay: the log's creation events, matched in order as the code creates operations.
+        self._logged: list[Event | NewEvent] = []
+        self._cursor = 0
         self._disposed_in_log: set[str] = set()
-        self._conflict_holder: dict[str, str | None] = {}
-        self.step_retry_at: dict[str, float] = {}
+        # Per step: the attempt started last, and when a retrying step's next one is due.
+        self._attempts: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
+        # What the current activation produced.
+        self._events: list[NewEvent] = []
+        self._to_start: dict[str, Op] = {}
+        self._to_arm: list[Op] = []
 
-    # -- starting and replaying ------------------------------------------------------------
+    # -- the door --------------------------------------------------------------------------
 
-    def replay(self, log: Sequence[Event], now: float) -> None:
-        """Rebuild the run from its log; afterwards ``take_effects`` holds what comes next."""
+    def activate(self, events: Sequence[Event | NewEvent], now: float) -> Effects:
+        """Hand the run events in log order and run its code until it waits again.
+
+        The first activation replays: its events are the run's log from the start, and
+        ``now`` (the World's clock) stamps ``run_started`` for a run that never started.
+        """
+        if self._loop is None:
+            self._replay(events, now)
+        else:
+            for event in events:
+                self._apply(event)
+        return self._take_effects()
+
+    def pending(self) -> Pending:
+        ops = self._ops.values()
+        return Pending(
+            tuple(op.correlation_id for op in ops if op.kind == "step"),
+            tuple(
+                Timer(op.correlation_id, op.resume_at)
+                for op in ops
+                if op.kind == "wait" and not op.cancelled
+            ),
+            tuple(op.correlation_id for op in ops if op.kind == "hook"),
+        )
+
+    def now(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
+    def discard(self) -> None:
+        """Drop the run's coroutines without letting their cleanup code create operations."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.discarding = True
+        previous = set_executor(self)
+        try:
+            for task in list(loop.tasks):
+                coro = task.get_coro()
+                with contextlib.suppress(Exception, _Discarded):
+                    coro.close()
+        finally:
+            set_executor(previous)
+            loop.close()
+
+    def _take_effects(self) -> Effects:
+        steps = [self._step_start(op) for op in self._to_start.values() if not op.done]
+        timers = [
+            Timer(op.correlation_id, op.resume_at)
+            for op in self._to_arm
+            if not op.done and not op.cancelled
+        ]
+        effects = Effects(self._events, steps, timers)
+        self._events, self._to_start, self._to_arm = [], {}, []
+        return effects
+
+    def _step_start(self, op: Op) -> StepStart:
+        assert op.step is not None and op.input is not None
+        step_id = op.correlation_id
+        attempt = self._attempts.get(step_id, 0) + 1
+        due_at = self._retry_at.get(step_id, 0.0)
+        return StepStart(step_id, op.step, op.input, attempt, due_at, op.logged is not None)
+
+    # -- replaying and applying events -------------------------------------------------------
+
+    def _replay(self, log: Sequence[Event | NewEvent], now: float) -> None:
         self._logged = [e for e in log if e.type in CREATION_EVENTS]
         # Known before the code runs: replayed code disposes a hook before the loop below
         # reaches the hook_disposed that recorded it.
@@ -128,23 +239,14 @@ class RunExecutor:
         }
         started = next((e for e in log if e.type is EventType.RUN_STARTED), None)
         # Through datetime even when new, so live and replayed runs see the same microseconds.
-        start_ts = (started.created_at if started else _utc(now)).timestamp()
+        start = started.created_at if started and started.created_at else _utc(now)
         if started is None:
-            self._effects.events.append(NewEvent(EventType.RUN_STARTED, created_at=_utc(start_ts)))
-        self._start(start_ts)
+            self._events.append(NewEvent(EventType.RUN_STARTED, created_at=start))
+        self._start(start.timestamp())
         for event in log:
             if self.finished:
                 break
-            if event.type in DELIVERY_EVENTS:
-                self.deliver(event.type, event.correlation_id, event.payload, event.created_at)
-            elif event.type is EventType.STEP_STARTED and event.correlation_id:
-                attempt = int(event.attrs.get("attempt", 1))
-                self.step_attempts[event.correlation_id] = attempt
-                self.step_retry_at.pop(event.correlation_id, None)
-            elif event.type is EventType.STEP_RETRYING and event.correlation_id:
-                retry_at = event.attrs.get("retry_at")
-                if retry_at is not None:
-                    self.step_retry_at[event.correlation_id] = float(retry_at)
+            self._apply(event)
         if not self.finished and self._cursor < len(self._logged):
             missing = self._logged[self._cursor]
             self._diverge(
@@ -154,85 +256,93 @@ class RunExecutor:
         self._logged = []
 
     def _start(self, start_ts: float) -> None:
-        self.loop = WorkflowLoop(self, start_ts)  # type: ignore[abstract]
+        self._loop = WorkflowLoop(self, start_ts)  # type: ignore[abstract]
         self.metadata = WorkflowMetadata(
-            self.run_id, self.workflow.name, _utc(start_ts), self.metadata.url
+            self.run_id, self._workflow.name, _utc(start_ts), self.metadata.url
         )
         try:
             args, kwargs = serde.decode(self._input)
         except SerializationError as exc:
             self._finish_failed(exc)
             return
-        self._task = self.loop.create_task(self._main(tuple(args), dict(kwargs)))
+        self._task = self._loop.create_task(self._main(tuple(args), dict(kwargs)))
         self._run()
 
     async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return await self.workflow.fn(*args, **kwargs)
+        return await self._workflow.fn(*args, **kwargs)
+
+    def _apply(self, event: Event | NewEvent) -> None:
+        kind = event.type
+        if kind in DELIVERY_EVENTS:
+            self._deliver(event)
+        elif kind is EventType.STEP_STARTED:
+            step_id = event.correlation_id or ""
+            self._attempts[step_id] = int(event.attrs.get("attempt", 1))
+            self._retry_at.pop(step_id, None)
+        elif kind is EventType.STEP_RETRYING:
+            self._retry(event)
+
+    def _retry(self, event: Event | NewEvent) -> None:
+        """A step attempt failed and the step will run again: start it when due."""
+        step_id = event.correlation_id or ""
+        attempt = event.attrs.get("attempt")
+        if attempt is not None:
+            self._attempts[step_id] = int(attempt)
+        retry_at = event.attrs.get("retry_at")
+        if retry_at is not None:
+            self._retry_at[step_id] = float(retry_at)
+        op = self._ops.get(step_id)
+        if op is not None:
+            self._to_start[step_id] = op
 
     # -- delivering events -----------------------------------------------------------------
 
-    def deliver(
-        self,
-        kind: EventType,
-        correlation_id: str | None,
-        payload: bytes | None,
-        created_at: datetime | None,
-    ) -> None:
+    def _deliver(self, event: Event | NewEvent) -> None:
         """Hand one delivery event to the workflow code and run it until it waits again."""
-        if self.finished or self.loop is None:
+        if self.finished or self._loop is None:
             return
-        if created_at is not None:
-            self.loop.set_time(created_at.timestamp())
+        if event.created_at is not None:
+            self._loop.set_time(event.created_at.timestamp())
+        kind, correlation_id = event.type, event.correlation_id or ""
         if kind is EventType.HOOK_RECEIVED or kind is EventType.HOOK_CONFLICT:
-            self._deliver_to_hook(kind, correlation_id, payload)
+            self._deliver_to_hook(event)
             return
-        op = self.ops.pop(correlation_id or "", None)
-        if op is None and correlation_id in self._finished_ops:
-            return
+        op = self._ops.pop(correlation_id, None)
         if op is None:
-            self._diverge(
-                f"the event log delivers {kind} for {correlation_id}, an operation the "
-                "workflow code did not create"
-            )
-            return
-        op.done = True
-        self._finished_ops.add(op.correlation_id)
-        if kind is EventType.WAIT_COMPLETED:
-            if op.timer is not None:
-                self._timers.pop(id(op.timer), None)
-                self.loop.fire(op.timer)
-        elif op.future is not None and not op.future.done():
-            try:
-                value = serde.decode(payload) if payload is not None else None
-            except SerializationError as exc:
-                op.future.set_exception(exc)
-            else:
-                if kind is EventType.STEP_FAILED:
-                    op.future.set_exception(_as_exception(value))
-                else:
-                    op.future.set_result(value)
-        self._run()
-
-    def _deliver_to_hook(
-        self, kind: EventType, correlation_id: str | None, payload: bytes | None
-    ) -> None:
-        op = self.ops.get(correlation_id or "")
-        if op is None or op.hook is None:
             if correlation_id not in self._finished_ops:
                 self._diverge(
-                    f"the event log delivers {kind} to {correlation_id}, a hook the "
+                    f"the event log delivers {kind} for {correlation_id}, an operation the "
                     "workflow code did not create"
                 )
             return
+        op.done = True
+        self._finished_ops.add(correlation_id)
+        if kind is EventType.WAIT_COMPLETED:
+            if op.timer is not None:
+                self._timers.pop(id(op.timer), None)
+                self._loop.fire(op.timer)
+        elif op.future is not None and not op.future.done():
+            _resolve(op.future, kind, event.payload)
+        self._run()
+
+    def _deliver_to_hook(self, event: Event | NewEvent) -> None:
+        op = self._ops.get(event.correlation_id or "")
+        if op is None or op.hook is None:
+            if event.correlation_id not in self._finished_ops:
+                self._diverge(
+                    f"the event log delivers {event.type} to {event.correlation_id}, a hook "
+                    "the workflow code did not create"
+                )
+            return
         state = op.hook
-        if kind is EventType.HOOK_CONFLICT:
-            state.error = HookConflictError(
-                state.token, self._conflict_holder.get(op.correlation_id)
-            )
+        if event.type is EventType.HOOK_CONFLICT:
+            # The store turned the hook_created into this: another run holds the token.
+            holder = event.attrs.get("holder_run_id")
+            state.error = HookConflictError(state.token, str(holder) if holder else None)
             self._close_hook(op)
         else:
             try:
-                value: Any = serde.decode(payload) if payload is not None else None
+                value: Any = serde.decode(event.payload) if event.payload is not None else None
             except SerializationError as exc:
                 value = _Undecodable(exc)
             while state.waiters and state.waiters[0].done():
@@ -246,7 +356,7 @@ class RunExecutor:
     def _close_hook(self, op: Op) -> None:
         """No more payloads: fail whoever still waits, and stop counting the hook as pending."""
         assert op.hook is not None
-        self.ops.pop(op.correlation_id, None)
+        self._ops.pop(op.correlation_id, None)
         self._finished_ops.add(op.correlation_id)
         while op.hook.waiters:
             waiter = op.hook.waiters.popleft()
@@ -254,10 +364,10 @@ class RunExecutor:
                 waiter.set_exception(op.hook.error or HookDisposedError())
 
     def _run(self) -> None:
-        assert self.loop is not None
+        assert self._loop is not None
         previous = set_executor(self)
         try:
-            self.loop.run_ready()
+            self._loop.run_ready()
         finally:
             set_executor(previous)
         if self.divergence is not None and not self.finished:
@@ -279,62 +389,50 @@ class RunExecutor:
             self._finish_failed(exc)
             return
         self.finished = True
-        self._effects.events.append(NewEvent(EventType.RUN_COMPLETED, payload=output))
+        self._events.append(NewEvent(EventType.RUN_COMPLETED, payload=output))
 
     def _finish_failed(self, error: BaseException) -> None:
         self.finished = True
-        self._effects.events.append(NewEvent(EventType.RUN_FAILED, payload=encode_error(error)))
+        self._events.append(NewEvent(EventType.RUN_FAILED, payload=encode_error(error)))
 
     # -- operations created by workflow code -------------------------------------------------
 
     def call_step(
-        self, st: Step[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+        self, step: DurableStep, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> asyncio.Future[Any]:
-        if self.loop is None or self.loop.discarding:
+        if self._loop is None or self._loop.discarding:
             raise _Discarded()
-        payload = encode_input(args, kwargs, what=f"step {st.name}")
-        op = self._create("step", st.name, serde.digest(payload))
-        op.step, op.input = st, payload
-        op.future = self.loop.create_future()
+        payload = encode_input(args, kwargs, what=f"step {step.name}")
+        op = self._create("step", step.name, serde.digest(payload))
+        op.step, op.input = step, payload
+        op.future = self._loop.create_future()
         if op.logged is None:
-            self._effects.events.append(
-                NewEvent(
-                    EventType.STEP_CREATED,
-                    op.correlation_id,
-                    payload,
-                    {"name": st.name, "digest": op.digest},
-                )
-            )
-        self._effects.steps.append(op)
+            attrs = {"name": step.name, "digest": op.digest}
+            self._events.append(NewEvent(EventType.STEP_CREATED, op.correlation_id, payload, attrs))
+        self._to_start[op.correlation_id] = op
         return op.future
 
     def create_hook(self, token: str | None, metadata: Any, *, webhook: bool = False) -> Op:
-        if self.loop is None or self.loop.discarding:
+        if self._loop is None or self._loop.discarding:
             raise _Discarded()
         payload = None if metadata is None else serde.encode(metadata, path="metadata")
         op = self._create("hook", "hook", token or "")
         if op.logged is not None:
             token = str(op.logged.attrs.get("token", token))
-            if op.logged.type is EventType.HOOK_CONFLICT:
-                holder = op.logged.attrs.get("holder_run_id")
-                self._conflict_holder[op.correlation_id] = str(holder) if holder else None
         else:
             # Unguessable by default, and recorded, so a replay sees the same token.
             token = token or secrets.token_urlsafe(24)
             attrs: dict[str, Any] = {"name": "hook", "digest": op.digest, "token": token}
             if webhook:
                 attrs["webhook"] = True
-            self._effects.events.append(
-                NewEvent(EventType.HOOK_CREATED, op.correlation_id, payload, attrs)
-            )
-        assert token is not None
+            self._events.append(NewEvent(EventType.HOOK_CREATED, op.correlation_id, payload, attrs))
         op.hook = HookState(token)
         return op
 
     def next_payload(self, op: Op) -> asyncio.Future[Any]:
         """A future for the hook's next payload (already resolved if one is buffered)."""
-        assert self.loop is not None and op.hook is not None
-        future = self.loop.create_future()
+        assert self._loop is not None and op.hook is not None
+        future = self._loop.create_future()
         state = op.hook
         if state.buffer:
             _settle(future, state.buffer.popleft())
@@ -350,16 +448,11 @@ class RunExecutor:
             return
         op.hook.disposed = True
         if op.hook.error is None and op.correlation_id not in self._disposed_in_log:
-            self._effects.events.append(NewEvent(EventType.HOOK_DISPOSED, op.correlation_id))
+            self._events.append(NewEvent(EventType.HOOK_DISPOSED, op.correlation_id))
         self._close_hook(op)
 
-    def record_conflict(self, correlation_id: str, holder_run_id: str | None) -> None:
-        """The store turned this run's new hook into a conflict; tell the waiting code."""
-        self._conflict_holder[correlation_id] = holder_run_id
-        self.deliver(EventType.HOOK_CONFLICT, correlation_id, None, None)
-
     def schedule_timer(self, handle: asyncio.TimerHandle) -> None:
-        if self.loop is None or self.loop.discarding:
+        if self._loop is None or self._loop.discarding:
             raise _Discarded()
         op = self._create("wait", "sleep", "")
         op.timer = handle
@@ -368,15 +461,9 @@ class RunExecutor:
             op.resume_at = float(op.logged.attrs.get("resume_at", handle.when()))
         else:
             op.resume_at = handle.when()
-            self._effects.events.append(
-                NewEvent(
-                    EventType.WAIT_CREATED,
-                    op.correlation_id,
-                    None,
-                    {"resume_at": op.resume_at, "name": "sleep"},
-                )
-            )
-        self._effects.waits.append(op)
+            attrs = {"resume_at": op.resume_at, "name": "sleep"}
+            self._events.append(NewEvent(EventType.WAIT_CREATED, op.correlation_id, None, attrs))
+        self._to_arm.append(op)
 
     def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
         op = self._timers.get(id(handle))
@@ -401,46 +488,14 @@ class RunExecutor:
             op = Op(kind, str(logged.correlation_id), name, digest, logged=logged)
         else:
             op = Op(kind, new_id(kind), name, digest)
-        self.ops[op.correlation_id] = op
+        self._ops[op.correlation_id] = op
         return op
 
     def _diverge(self, message: str) -> None:
         if self.divergence is None:
             self.divergence = ReplayDivergenceError(f"run {self.run_id}: {message}")
-            if self.loop is not None and not self.loop.is_running():
+            if self._loop is not None and not self._loop.is_running():
                 self._finish_failed(self.divergence)
-
-    # -- what the worker asks ----------------------------------------------------------------
-
-    def has_effects(self) -> bool:
-        effects = self._effects
-        return bool(effects.events or effects.steps or effects.waits)
-
-    def take_effects(self) -> Effects:
-        effects, self._effects = self._effects, Effects()
-        return effects
-
-    def pending(self) -> Iterable[Op]:
-        return self.ops.values()
-
-    def now(self) -> float:
-        return self.loop.time() if self.loop is not None else 0.0
-
-    def discard(self) -> None:
-        """Drop the run's coroutines without letting their cleanup code create operations."""
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            return
-        loop.discarding = True
-        previous = set_executor(self)
-        try:
-            for task in list(loop.tasks):
-                coro = task.get_coro()
-                with contextlib.suppress(Exception, _Discarded):
-                    coro.close()
-        finally:
-            set_executor(previous)
-            loop.close()
 
 
 _KIND_OF_CREATION: dict[EventType, OpKind] = {
@@ -469,6 +524,19 @@ def encode_error(error: BaseException) -> bytes:
         text = "".join(traceback.format_exception(error))
         fallback = RuntimeError(f"{type(error).__qualname__}: {error}\n{text}")
         return serde.encode(fallback, path="error")
+
+
+def _resolve(future: asyncio.Future[Any], kind: EventType, payload: bytes | None) -> None:
+    """Settle a step's future with its recorded result or error."""
+    try:
+        value = serde.decode(payload) if payload is not None else None
+    except SerializationError as exc:
+        future.set_exception(exc)
+        return
+    if kind is EventType.STEP_FAILED:
+        future.set_exception(_as_exception(value))
+    else:
+        future.set_result(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,8 @@
-"""Running one attempt of a step and turning its outcome into the event to record."""
+"""Running one attempt of a step and turning its outcome into the event to record.
+
+The same code serves a run's own driver and a worker that claimed the step from the step
+queue; both record the event as built here, stamped with the World's clock.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from .. import serde
-from ..context import StepMetadata, WorkflowMetadata, set_step
+from ..context import DurableStep, StepMetadata, WorkflowMetadata, set_step
 from ..durations import parse_duration
 from ..errors import FatalError, RetryableError, SerializationError, StreamClosedError
-from ..registry import Step
-from ..streams import StepStreams
+from ..streams import StepStreams, set_step_streams
 from ..worlds.base import World
 from ..worlds.records import ChunkWriter, EventType, NewEvent
 from .executor import encode_error
@@ -27,67 +30,75 @@ DEFAULT_RETRY_DELAY = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    step: Step[Any, Any]
+    step: DurableStep
     step_id: str
     input: bytes
     attempt: int
     workflow: WorkflowMetadata
-    world: World | None = None
+    world: World
 
 
-async def run_attempt(
-    attempt: Attempt, pool: Executor, clock: Callable[[], float]
-) -> tuple[NewEvent, float | None]:
-    """Run the step once; the event recording the outcome, and the retry delay if retrying.
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ended: the event to record and, if the step will be retried, the
+    delay before its next attempt (the event's ``retry_at`` is that delay from its time)."""
 
-    ``clock`` is the World's clock, which the retry's due time is measured on.
+    event: NewEvent
+    retry_after: float | None = None
+
+
+async def run_attempt(attempt: Attempt, step_pool: Executor, clock: Callable[[], float]) -> Outcome:
+    """Run the step once (a synchronous step on a thread of ``step_pool``).
+
+    ``clock`` is the World's clock: it stamps the event and measures the retry's due time.
     """
-    started = datetime.now(UTC)
-    streams = None
-    if attempt.world is not None:
-        writer = ChunkWriter(attempt.step_id, attempt.attempt)
-        run_id = attempt.workflow.workflow_run_id
-        streams = StepStreams(attempt.world, asyncio.get_running_loop(), run_id, writer)
+    run_id = attempt.workflow.workflow_run_id
+    writer = ChunkWriter(attempt.step_id, attempt.attempt)
+    streams = StepStreams(attempt.world, asyncio.get_running_loop(), run_id, writer)
     metadata = StepMetadata(
         attempt.step_id,
         attempt.step.name,
         attempt.attempt,
-        started,
+        datetime.now(UTC),
         attempt.workflow,
         attempt.world,
-        streams,
     )
     try:
         args, kwargs = serde.decode(attempt.input)
-        value = await _call(attempt.step, tuple(args), dict(kwargs), metadata, pool)
+        value = await _call(attempt.step, tuple(args), dict(kwargs), metadata, streams, step_pool)
         output = serde.encode(value, path=f"return value of step {attempt.step.name}")
-        if streams is not None:  # what the step wrote is stored before its result
-            await streams.finish(succeeded=True)
+        await streams.finish(succeeded=True)  # what the step wrote is stored before its result
     except BaseException as error:
         if isinstance(error, asyncio.CancelledError) and _cancelled_by_worker():
             raise
-        if streams is not None:
-            with contextlib.suppress(Exception):
-                await streams.finish(succeeded=False)
+        with contextlib.suppress(Exception):
+            await streams.finish(succeeded=False)
         return _failure(attempt, error, clock())
-    return NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output), None
+    completed = NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output, created_at=_at(clock()))
+    return Outcome(completed)
 
 
 async def _call(
-    st: Step[Any, Any],
+    st: DurableStep,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     metadata: StepMetadata,
-    pool: Executor,
+    streams: StepStreams,
+    step_pool: Executor,
 ) -> Any:
     if st.is_async:
         # The caller is a task of its own, so its context is the step's alone.
-        set_step(metadata)
+        _enter(metadata, streams)
         return await cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
     context = contextvars.copy_context()
-    context.run(set_step, metadata)
+    context.run(_enter, metadata, streams)
     call = functools.partial(context.run, st.fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(pool, call)
+    return await asyncio.get_running_loop().run_in_executor(step_pool, call)
+
+
+def _enter(metadata: StepMetadata, streams: StepStreams) -> None:
+    set_step(metadata)
+    set_step_streams(streams)
 
 
 def _cancelled_by_worker() -> bool:
@@ -97,22 +108,18 @@ def _cancelled_by_worker() -> bool:
     return task is None or task.cancelling() > 0
 
 
-def _failure(attempt: Attempt, error: BaseException, now: float) -> tuple[NewEvent, float | None]:
+def _failure(attempt: Attempt, error: BaseException, now: float) -> Outcome:
     payload = encode_error(error)
     # A BaseException (sys.exit(), KeyboardInterrupt) is a failed attempt like any other:
     # letting it through would end the worker, and every worker that claims the run after.
     fatal = isinstance(error, FatalError | SerializationError | StreamClosedError)
     if fatal or attempt.attempt > attempt.step.max_retries:
-        return NewEvent(EventType.STEP_FAILED, attempt.step_id, payload), None
+        failed = NewEvent(EventType.STEP_FAILED, attempt.step_id, payload, created_at=_at(now))
+        return Outcome(failed)
     delay = retry_delay(error)
-    retry_at = now + delay
-    event = NewEvent(
-        EventType.STEP_RETRYING,
-        attempt.step_id,
-        payload,
-        {"attempt": attempt.attempt, "retry_at": retry_at},
-    )
-    return event, delay
+    attrs = {"attempt": attempt.attempt, "retry_at": now + delay}
+    retrying = NewEvent(EventType.STEP_RETRYING, attempt.step_id, payload, attrs, _at(now))
+    return Outcome(retrying, delay)
 
 
 def retry_delay(error: BaseException) -> float:
@@ -126,3 +133,7 @@ def retry_delay(error: BaseException) -> float:
     if isinstance(after, timedelta | str):
         return parse_duration(after)
     return max(0.0, float(after))
+
+
+def _at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)

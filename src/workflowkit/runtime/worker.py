@@ -1,7 +1,8 @@
 """The worker: claims due runs from the World, keeps them in memory, renews their leases.
 
-It also runs steps of other workers' runs: a run's owner that has no free step slot offers
-new steps to the World's step queue, and any worker with room claims them under a lease.
+It also runs steps of other workers' runs: a run's driver with no free step slot queues new
+steps in the World's step queue, and any worker with a free slot claims them under a lease
+(it is then the step's claimer).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from ..ids import new_id
 from ..registry import REGISTRY, Registry
 from ..urls import base_url
 from ..worlds.base import World
-from ..worlds.records import NewEvent, RunChange, StepClaim, WorkerInfo
+from ..worlds.records import RunChange, RunRecord, StepClaim, WorkerInfo
 from .determinism import install as install_determinism
-from .driver import RunDriver
+from .driver import DriverConfig, RunDriver
 from .steps import Attempt, run_attempt
 
 log = logging.getLogger("workflowkit.worker")
@@ -55,25 +56,22 @@ class Worker:
         self.lease_seconds = lease_seconds or float(
             os.environ.get("WORKFLOWKIT_LEASE_SECONDS", "30")
         )
-        self.evict_after = evict_after
         self.poll_interval = poll_interval
-        # Tests: when a run has nothing to do but wait for timers, time jumps to the next one.
-        self.virtual_clock = virtual_clock
+        self.step_pool = ThreadPoolExecutor(step_threads, thread_name_prefix="workflowkit-step")
         # Without the run cache every event replays the run from the log: slow, but a
         # thorough check that workflow code is deterministic.
-        self.cache_runs = (
-            cache_runs
-            if cache_runs is not None
-            else os.environ.get("WORKFLOWKIT_RUN_CACHE", "1") not in {"0", "false", "no"}
+        if cache_runs is None:
+            cache_runs = os.environ.get("WORKFLOWKIT_RUN_CACHE", "1") not in {"0", "false", "no"}
+        self.driver_config = DriverConfig(
+            world, self.worker_id, self.step_pool, evict_after, cache_runs, virtual_clock
         )
-        self.pool = ThreadPoolExecutor(step_threads, thread_name_prefix="workflowkit-step")
         # Steps this worker runs at once (its runs' and claimed ones); beyond that a run's new
-        # steps go to the World's step queue for any worker with room.
+        # steps go to the World's step queue for any worker with a free slot.
         self.step_slots = step_slots or int(os.environ.get("WORKFLOWKIT_STEP_SLOTS", "256"))
         self.running_steps = 0
-        self.claimed: dict[str, asyncio.Task[None]] = {}  # step id -> its task
+        self.claimed: dict[str, asyncio.Task[None]] = {}  # step id -> the task running it
         self._steps_wanted = True  # the step queue may hold work for us
-        self._spilled = False  # this worker has queued steps it did not run itself
+        self._queued_steps = False  # this worker queued steps it did not run itself
         self.drivers: dict[str, RunDriver] = {}
         self.stopping = False
         self._wake: asyncio.Event | None = None
@@ -121,12 +119,21 @@ class Worker:
             lease_seconds=self.lease_seconds,
         )
         for record in records:
-            if record.run_id in self.drivers or self.stopping:
-                continue
-            driver = RunDriver(self, record)
-            self.drivers[record.run_id] = driver
-            driver.start()
+            if record.run_id not in self.drivers and not self.stopping:
+                await self._drive(record)
         return len(records)
+
+    async def _drive(self, record: RunRecord) -> None:
+        workflow = self.registry.workflow(record.workflow_name)
+        if workflow is None:
+            # Claims ask only for registered workflows, so this is a registry that changed
+            # meanwhile: hand the run back for a worker that has it, never fail it.
+            at = datetime.fromtimestamp(self.world.now(), UTC)
+            await self.world.release_run(record.run_id, self.worker_id, at)
+            return
+        driver = RunDriver(self, self.driver_config, record, workflow)
+        self.drivers[record.run_id] = driver
+        driver.start()
 
     async def _idle(self) -> None:
         assert self._wake is not None
@@ -138,11 +145,11 @@ class Worker:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
-                # The fallback poll also finds delayed retries and steps whose executor died.
+                # The fallback poll also finds delayed retries and steps whose claimer died.
                 self._steps_wanted = True
         self._wake.clear()
 
-    # -- steps of any run ------------------------------------------------------------------------
+    # -- step slots and the step queue ----------------------------------------------------------
 
     def take_slot(self) -> bool:
         if self.running_steps >= self.step_slots:
@@ -152,13 +159,13 @@ class Worker:
 
     def release_slot(self) -> None:
         self.running_steps -= 1
-        if self._spilled:  # this worker queued steps: now it has room for one itself
+        if self._queued_steps:  # this worker queued steps: now it has a slot for one itself
             self._steps_wanted = True
         if self._steps_wanted:
             self.notify()
 
-    def note_spilled(self) -> None:
-        self._spilled = True
+    def note_queued(self) -> None:
+        self._queued_steps = True
 
     async def _claim_steps(self) -> int:
         room = self.step_slots - self.running_steps
@@ -178,7 +185,7 @@ class Worker:
         if len(claims) == min(room, 64):
             self._steps_wanted = True  # there may be more
         else:
-            self._spilled = False  # the queue holds nothing more for us
+            self._queued_steps = False  # the queue holds nothing more for us
         return len(claims)
 
     async def _run_claim(self, claim: StepClaim) -> None:
@@ -188,11 +195,9 @@ class Worker:
                 claim.run_id, claim.workflow_name, claim.run_started_at, base_url()
             )
             attempt = Attempt(step, claim.step_id, claim.input, claim.attempt, workflow, self.world)
-            event, retry = await run_attempt(attempt, self.pool, self.world.now)
-            at = datetime.fromtimestamp(self.world.now(), UTC)  # the World's clock, not ours
-            outcome = NewEvent(event.type, event.correlation_id, event.payload, event.attrs, at)
+            outcome = await run_attempt(attempt, self.step_pool, self.world.now)
             recorded = await self.world.finish_step(
-                claim.run_id, outcome, claimer=self.worker_id, retry_after=retry
+                claim.run_id, outcome.event, claimer=self.worker_id, retry_after=outcome.retry_after
             )
             if not recorded:
                 log.info(
@@ -284,4 +289,4 @@ class Worker:
             task.cancel()  # unregistering below queues these steps again at once
         with contextlib.suppress(Exception):
             await self.world.unregister_worker(self.worker_id)
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.step_pool.shutdown(wait=False, cancel_futures=True)
