@@ -202,9 +202,9 @@ class RunDriver:
         await self._commit(effects)
 
     async def _find_queued_steps(self, starts: Sequence[StepStart]) -> None:
-        """Steps the log already holds may be queued, or running elsewhere: ask the World.
-
-        A step the replay has just created cannot be, so a new run asks nothing.
+        """Steps the log already holds may be queued (waiting in the World's step queue, or
+        claimed from it): ask the World. A step the replay has just created cannot be, so a
+        new run asks nothing.
         """
         self.queued = set()
         logged = {s.step_id for s in starts if s.replayed and s.step_id not in self.steps}
@@ -294,7 +294,7 @@ class RunDriver:
             if step_id in self.queued or (
                 step_id in self.steps and not _reported(step_id, outgoing)
             ):
-                continue  # already running here or elsewhere
+                continue  # already running here, or queued
             delay = max(0.0, start.due_at - now)
             if not self.host.take_slot():
                 to_queue.setdefault(delay, []).append(step_id)
@@ -465,7 +465,7 @@ class RunDriver:
     def _skip_ahead(self, executor: RunExecutor) -> bool:
         """Virtual clock: with nothing left but timers, fire the earliest; whether one fired.
 
-        Timers are sleeps and retry delays. Never while a step runs, here or elsewhere.
+        Timers are sleeps and retry delays. Never while a step runs here or is queued.
         """
         gated = self.retry_gates
         if len(self.steps) > len(gated):

@@ -55,7 +55,7 @@ class StepStart:
     input: bytes
     attempt: int
     due_at: float
-    # Replay matched its step_created in the log: it may be queued, or running elsewhere.
+    # Replay matched its step_created in the log: it may be queued already.
     replayed: bool
 
 
@@ -134,9 +134,10 @@ def _utc(ts: float) -> datetime:
 class RunExecutor:
     """Runs one run's workflow code on its own ``WorkflowLoop``.
 
-    Read-only for its driver: ``metadata`` (for the run's steps), ``finished`` and
-    ``divergence``; workflow code reaches ``random``, ``now()`` and the operations below
-    through ``workflowkit.context``.
+    Its driver calls ``activate``, ``pending``, ``now`` and ``discard``, and reads
+    ``metadata`` (the run's steps carry it); ``finished`` and ``divergence`` tell how the
+    run ended. Workflow code reaches ``random``, ``now`` and the operations it creates
+    (``call_step``, ``create_hook``, timers) through ``workflowkit.context`` and the loop.
     """
 
     def __init__(self, run_id: str, workflow: Workflow[Any, Any], input: bytes) -> None:
@@ -180,6 +181,7 @@ class RunExecutor:
         return self._take_effects()
 
     def pending(self) -> Pending:
+        """What the run waits for; the driver decides from it whether to leave memory."""
         ops = self._ops.values()
         return Pending(
             tuple(op.correlation_id for op in ops if op.kind == "step"),

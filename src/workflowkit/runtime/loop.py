@@ -41,7 +41,6 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._running = False
         self._closed = False
         self.discarding = False
-        self.errors: list[dict[str, Any]] = []
         # Our own record of this loop's tasks: asyncio.all_tasks() would walk every task
         # of every run in the process.
         self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
@@ -151,7 +150,6 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         if self.discarding or self._closed:
             return  # tasks of a run evicted from memory are dropped on purpose
-        self.errors.append(context)
         log.error(
             "unhandled error in workflow code: %s",
             context.get("message"),

@@ -36,10 +36,11 @@ class Runtime:
         embedded_worker: bool | None = None,
         **worker_options: Any,
     ) -> None:
-        self.world: World = (
-            world if world is not None and not isinstance(world, str) else (open_world(world))
-        )
-        self._owns_world = not (world is not None and not isinstance(world, str))
+        self.world: World
+        if world is None or isinstance(world, str):
+            self.world, self._owns_world = open_world(world), True
+        else:
+            self.world, self._owns_world = world, False
         embedded = _embedded_default() if embedded_worker is None else embedded_worker
         self.worker = Worker(self.world, **worker_options) if embedded else None
         self.waiters = TerminalWaiters(self.world)
@@ -77,6 +78,7 @@ class Runtime:
             if self._worker_future is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wrap_future(self._worker_future)
+            self.waiters.unsubscribe()  # a World we do not own lives on: stop listening to it
             if self._owns_world:
                 await self.world.close()
 

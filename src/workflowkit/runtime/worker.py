@@ -76,7 +76,6 @@ class Worker:
         self.stopping = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._unsubscribe: object = None
 
     # -- running -----------------------------------------------------------------------------
 
