@@ -197,9 +197,10 @@ class RunDriver:
             self._drop()
             return
         self.executor = RunExecutor(self.run_id, self.workflow, events[0].payload or b"")
-        effects = self.executor.activate(events, self.now())
+        now = self.now()
+        effects = self.executor.activate(events, now)
         await self._find_queued_steps(effects.steps)
-        await self._commit(effects)
+        await self._commit(effects, (), now)
 
     async def _find_queued_steps(self, starts: Sequence[StepStart]) -> None:
         """Steps the log already holds may be queued (waiting in the World's step queue, or
@@ -247,19 +248,22 @@ class RunDriver:
         self, events: Sequence[Event | NewEvent], outgoing: Sequence[Outgoing] = ()
     ) -> None:
         assert self.executor is not None
-        await self._commit(self.executor.activate(events, self.now()), outgoing)
+        now = self.now()
+        await self._commit(self.executor.activate(events, now), outgoing, now)
 
     # -- recording ---------------------------------------------------------------------------
 
-    async def _commit(self, effects: Effects, outgoing: Sequence[Outgoing] = ()) -> None:
+    async def _commit(self, effects: Effects, outgoing: Sequence[Outgoing], now: float) -> None:
         """Append ``outgoing`` and the effects' events, then start steps and arm timers."""
-        now = self.now()
         here, later, to_queue = self._place(effects.steps, outgoing, now)
         starts = [
             NewEvent(EventType.STEP_STARTED, s.step_id, None, {"attempt": s.attempt}) for s in here
         ]
+        events = [event for event, _ in outgoing]
+        events += effects.events
+        events += starts
         try:
-            refused = await self._append([*(e for e, _ in outgoing), *effects.events, *starts])
+            refused = await self._append(events)
         except BaseException:
             self._release_slots(len(here) + len(later))
             raise
@@ -271,7 +275,7 @@ class RunDriver:
             return
         await self._queue_steps(to_queue)
         for start, event in zip(here, starts, strict=True):
-            if id(event) in refused:
+            if refused and id(event) in refused:
                 self.host.release_slot()
             else:
                 self._launch(start)

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .. import serde
 from ..context import DurableStep, WorkflowMetadata, set_executor
@@ -44,10 +44,11 @@ from ..worlds.records import CREATION_EVENTS, DELIVERY_EVENTS, Event, EventType,
 from .loop import WorkflowLoop
 
 # -- what goes in and out of an activation ---------------------------------------------------
+# Named tuples rather than frozen dataclasses: as immutable, and four times cheaper to build,
+# which shows on the hot path (an activation per step).
 
 
-@dataclass(frozen=True, slots=True)
-class StepStart:
+class StepStart(NamedTuple):
     """A step attempt to start once ``due_at`` (on the World's clock; 0 for now) has come."""
 
     step_id: str
@@ -59,16 +60,14 @@ class StepStart:
     replayed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Timer:
+class Timer(NamedTuple):
     """A sleep's timer: when due, append ``wait_completed`` for ``wait_id``."""
 
     wait_id: str
     resume_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Effects:
+class Effects(NamedTuple):
     """What the workflow code did in one activation, for the driver to carry out."""
 
     events: Sequence[NewEvent]
@@ -176,8 +175,7 @@ class RunExecutor:
         if self._loop is None:
             self._replay(events, now)
         else:
-            for event in events:
-                self._apply(event)
+            self._apply(events)
         return self._take_effects()
 
     def pending(self) -> Pending:
@@ -236,19 +234,15 @@ class RunExecutor:
         self._logged = [e for e in log if e.type in CREATION_EVENTS]
         # Known before the code runs: replayed code disposes a hook before the loop below
         # reaches the hook_disposed that recorded it.
-        self._disposed_in_log = {
-            e.correlation_id for e in log if e.type is EventType.HOOK_DISPOSED and e.correlation_id
-        }
+        disposed = EventType.HOOK_DISPOSED  # a local: an enum attribute is a lookup per event
+        self._disposed_in_log = {e.correlation_id or "" for e in log if e.type is disposed}
         started = next((e for e in log if e.type is EventType.RUN_STARTED), None)
         # Through datetime even when new, so live and replayed runs see the same microseconds.
         start = started.created_at if started and started.created_at else _utc(now)
         if started is None:
             self._events.append(NewEvent(EventType.RUN_STARTED, created_at=start))
         self._start(start.timestamp())
-        for event in log:
-            if self.finished:
-                break
-            self._apply(event)
+        self._apply(log)
         if not self.finished and self._cursor < len(self._logged):
             missing = self._logged[self._cursor]
             self._diverge(
@@ -273,16 +267,23 @@ class RunExecutor:
     async def _main(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return await self._workflow.fn(*args, **kwargs)
 
-    def _apply(self, event: Event | NewEvent) -> None:
-        kind = event.type
-        if kind in DELIVERY_EVENTS:
-            self._deliver(event)
-        elif kind is EventType.STEP_STARTED:
-            step_id = event.correlation_id or ""
-            self._attempts[step_id] = int(event.attrs.get("attempt", 1))
-            self._retry_at.pop(step_id, None)
-        elif kind is EventType.STEP_RETRYING:
-            self._retry(event)
+    def _apply(self, events: Sequence[Event | NewEvent]) -> None:
+        """Deliveries go to the code, one at a time; step_started and step_retrying keep
+        each step's attempts and retry times. One loop serves replay and live alike."""
+        # Locals: an enum attribute is a lookup, and a replay applies tens of thousands.
+        started, retrying = EventType.STEP_STARTED, EventType.STEP_RETRYING
+        for event in events:
+            if self.finished:
+                return
+            kind = event.type
+            if kind in DELIVERY_EVENTS:
+                self._deliver(event)
+            elif kind is started:
+                step_id = event.correlation_id or ""
+                self._attempts[step_id] = int(event.attrs.get("attempt", 1))
+                self._retry_at.pop(step_id, None)
+            elif kind is retrying:
+                self._retry(event)
 
     def _retry(self, event: Event | NewEvent) -> None:
         """A step attempt failed and the step will run again: start it when due."""
@@ -324,7 +325,15 @@ class RunExecutor:
                 self._timers.pop(id(op.timer), None)
                 self._loop.fire(op.timer)
         elif op.future is not None and not op.future.done():
-            _resolve(op.future, kind, event.payload)
+            try:
+                value = serde.decode(event.payload) if event.payload is not None else None
+            except SerializationError as exc:
+                op.future.set_exception(exc)
+            else:
+                if kind is EventType.STEP_FAILED:
+                    op.future.set_exception(_as_exception(value))
+                else:
+                    op.future.set_result(value)
         self._run()
 
     def _deliver_to_hook(self, event: Event | NewEvent) -> None:
@@ -526,19 +535,6 @@ def encode_error(error: BaseException) -> bytes:
         text = "".join(traceback.format_exception(error))
         fallback = RuntimeError(f"{type(error).__qualname__}: {error}\n{text}")
         return serde.encode(fallback, path="error")
-
-
-def _resolve(future: asyncio.Future[Any], kind: EventType, payload: bytes | None) -> None:
-    """Settle a step's future with its recorded result or error."""
-    try:
-        value = serde.decode(payload) if payload is not None else None
-    except SerializationError as exc:
-        future.set_exception(exc)
-        return
-    if kind is EventType.STEP_FAILED:
-        future.set_exception(_as_exception(value))
-    else:
-        future.set_result(value)
 
 
 @dataclass(frozen=True, slots=True)

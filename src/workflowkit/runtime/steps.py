@@ -12,9 +12,8 @@ import contextvars
 import functools
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from .. import serde
 from ..context import DurableStep, StepMetadata, WorkflowMetadata, set_step
@@ -28,8 +27,13 @@ from .executor import encode_error
 DEFAULT_RETRY_DELAY = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+# Named tuples rather than frozen dataclasses: as immutable, and four times cheaper to build;
+# one of each is built for every step.
+
+
+class Attempt(NamedTuple):
+    """One attempt of a step, and what running it needs."""
+
     step: DurableStep
     step_id: str
     input: bytes
@@ -38,8 +42,7 @@ class Attempt:
     world: World
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How an attempt ended: the event to record and, if the step will be retried, the
     delay before its next attempt (the event's ``retry_at`` is that delay from its time)."""
 
@@ -88,7 +91,8 @@ async def _call(
 ) -> Any:
     if st.is_async:
         # The caller is a task of its own, so its context is the step's alone.
-        _enter(metadata, streams)
+        set_step(metadata)
+        set_step_streams(streams)
         return await cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
     context = contextvars.copy_context()
     context.run(_enter, metadata, streams)
