@@ -41,11 +41,7 @@ RESULT_TIMEOUT = 600.0
 # -- steps and workflows (explicit durable names: the same in every process) ----------------
 
 
-# workflowkit's ``step(*, name=...)`` overload does not type-check on an ``async def`` under
-# mypy (R is inferred as Never): hence the ignores below; reported to the runtime's owner.
-
-
-@step(name="bench.add_one")  # type: ignore[arg-type]
+@step(name="bench.add_one")
 async def add_one(x: int) -> int:
     return step_body(x)
 
@@ -55,7 +51,7 @@ def add_one_sync(x: int) -> int:
     return step_body(x)
 
 
-@step(name="bench.mark")  # type: ignore[arg-type]
+@step(name="bench.mark")
 async def mark(path: str) -> float:
     return marker_body(path)
 
