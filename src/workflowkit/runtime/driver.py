@@ -376,7 +376,7 @@ class RunDriver:
                 self.host.release_slot()
 
     async def _start_when_due(self, job: Attempt, delay: float) -> bool:
-        """Wait out a retry delay, then record the attempt's start; whether it was."""
+        """Wait until the attempt is due, then record its start; whether the store took it."""
         await self._retry_gate(job.step_id, delay)
         started = NewEvent(EventType.STEP_STARTED, job.step_id, None, {"attempt": job.attempt})
         return await self._record(started)
