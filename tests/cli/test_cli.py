@@ -275,7 +275,7 @@ def test_health(capsys: pytest.CaptureFixture[str], seeded: Seeded, tmp_path: Pa
 def test_db_migrate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new' / 'wk.db'}"
     code, out, _ = run_cli(capsys, "--world", url, "db", "migrate")
-    assert code == 0 and "created schema version" in out
+    assert code == 0 and "applied migration 0001_initial" in out
     assert (tmp_path / "new" / "wk.db").exists()
     code, out, _ = run_cli(capsys, "--world", url, "db", "migrate", "--json")
     assert code == 0

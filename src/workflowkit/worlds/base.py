@@ -34,12 +34,11 @@ ChangeListener = Callable[[Sequence[RunChange]], None]
 StreamListener = Callable[[Sequence[StreamChange]], None]
 
 
-@runtime_checkable
-class World(Protocol):
-    """Storage, scheduling and change notification for workflow runs.
+class EventLog(Protocol):
+    """The append-only log of each run and the rows materialised from it.
 
-    All methods are coroutines callable from any event loop; listeners are called from a
-    backend thread and must hand work over thread-safely.
+    Appending events and updating the run, step, wait and hook rows they touch happen in
+    one transaction, decided by the rules in ``worlds.apply``.
     """
 
     async def create_run(
@@ -84,6 +83,11 @@ class World(Protocol):
         ...
 
     async def get_webhook_response(self, reply_to: str) -> bytes | None: ...
+
+
+class Leases(Protocol):
+    """Which worker executes which run: registration, claims under a lease, renewal,
+    hand-back, and the clock all of it is measured on."""
 
     async def register_worker(self, info: WorkerInfo) -> None: ...
 
@@ -134,6 +138,18 @@ class World(Protocol):
         deciding how long to idle."""
         ...
 
+    def now(self) -> float:
+        """The World's clock, in Unix seconds: what due times and leases are measured on.
+
+        Workers stamp events and compute due times (sleeps, retry delays) with it rather
+        than their local clock, so machines with skewed clocks agree with the store.
+        """
+        ...
+
+
+class StepQueue(Protocol):
+    """Steps a run's owner has no room for, offered to any worker that has the step's code."""
+
     async def queue_steps(
         self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
     ) -> None:
@@ -160,15 +176,9 @@ class World(Protocol):
         does not (the step was taken over, or its run ended) and nothing was written."""
         ...
 
-    def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
 
-    def now(self) -> float:
-        """The World's clock, in Unix seconds: what due times and leases are measured on.
-
-        Workers stamp events and compute due times (sleeps, retry delays) with it rather
-        than their local clock, so machines with skewed clocks agree with the store.
-        """
-        ...
+class Streams(Protocol):
+    """Output a run streams while it runs, in chunks, outside the event log."""
 
     async def write_stream(
         self,
@@ -199,6 +209,23 @@ class World(Protocol):
 
     async def list_streams(self, run_id: str) -> list[StreamInfo]: ...
 
+
+class ChangeFeed(Protocol):
+    """Who hears of changes: every append and stream write, also other processes', soon after it
+    commits. Listeners are called from a backend thread and must hand work over
+    thread-safely."""
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
+
     def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]: ...
+
+
+@runtime_checkable
+class World(EventLog, Leases, StepQueue, Streams, ChangeFeed, Protocol):
+    """Storage, scheduling and change notification for workflow runs: what a backend
+    implements. Every method is a coroutine callable from any event loop, except ``now``
+    and the ``subscribe`` pair. The conformance suite (``tests/worlds``) is the proof that a
+    backend is right.
+    """
 
     async def close(self) -> None: ...

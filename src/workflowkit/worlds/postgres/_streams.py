@@ -1,4 +1,4 @@
-"""Stream storage for the PostgreSQL World: chunk tables and their queries.
+"""Streams in the PostgreSQL World: chunk tables and their queries.
 
 Writers of one stream serialise on its ``streams`` row (``FOR UPDATE``), so indexes stay
 dense and in commit order. Each function runs inside the World's transaction or read.
@@ -12,8 +12,9 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from ..errors import StreamClosedError, WorkflowRunNotFoundError
-from .records import (
+from ...errors import StreamClosedError, WorkflowRunNotFoundError
+from .._sql import VISIBLE_CHUNK
+from ..records import (
     ChunkKind,
     ChunkWriter,
     NewChunk,
@@ -23,33 +24,8 @@ from .records import (
     StreamInfo,
     StreamPage,
 )
-from .rows import VISIBLE_CHUNK
 
 Conn = AsyncConnection[tuple[Any, ...]]
-
-MIGRATION = """
-CREATE TABLE streams (
-    run_id text NOT NULL,
-    name text NOT NULL,
-    length integer NOT NULL,
-    closed_at timestamptz,
-    created_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-CREATE INDEX streams_updated ON streams (updated_at);
-CREATE TABLE stream_chunks (
-    run_id text NOT NULL,
-    name text NOT NULL,
-    idx integer NOT NULL,
-    kind text NOT NULL,
-    data bytea NOT NULL,
-    step_id text,
-    attempt integer,
-    created_at timestamptz NOT NULL,
-    PRIMARY KEY (run_id, name, idx)
-);
-"""
 
 
 async def write(

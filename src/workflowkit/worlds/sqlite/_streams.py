@@ -1,4 +1,4 @@
-"""Stream storage for the SQLite World: chunks live in their own tables, not the event log.
+"""Streams in the SQLite World: chunks live in their own tables, not the event log.
 
 Each function runs inside a transaction (writes) or on the reader connection (reads) the
 World hands it.
@@ -10,8 +10,9 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from ..errors import StreamClosedError, WorkflowRunNotFoundError
-from .records import (
+from ...errors import StreamClosedError, WorkflowRunNotFoundError
+from .._sql import VISIBLE_CHUNK
+from ..records import (
     ChunkKind,
     ChunkWriter,
     NewChunk,
@@ -21,31 +22,6 @@ from .records import (
     StreamInfo,
     StreamPage,
 )
-from .rows import VISIBLE_CHUNK
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS streams (
-    run_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    length INTEGER NOT NULL,
-    closed_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (run_id, name)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS streams_updated ON streams (updated_at);
-CREATE TABLE IF NOT EXISTS stream_chunks (
-    run_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    data BLOB NOT NULL,
-    step_id TEXT,
-    attempt INTEGER,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (run_id, name, idx)
-);
-"""
 
 
 def write(
