@@ -36,13 +36,13 @@ from .errors import (
     WorldError,
     WorldUnavailableError,
 )
-from .hooks import Hook, HookDefinition, create_hook, define_hook
+from .hooks import Hook, HookDefinition, Webhook, create_hook, create_webhook, define_hook
 from .http_fetch import fetch
 from .primitives import sleep
 from .registry import Step, Workflow, step, workflow
 from .runtime.runtime import configure, shutdown
 from .streams import Readable, Writable, get_writable
-from .webhooks import Request, Response, Webhook, create_webhook
+from .webhooks import Request, Response
 
 __version__ = "0.1.0"
 

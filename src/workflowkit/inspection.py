@@ -8,7 +8,7 @@ stored is ever imported, constructed or executed here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -226,3 +226,22 @@ def _page(found: list[RunRecord], limit: int) -> tuple[list[RunRecord], str | No
     if len(found) > limit:
         return found[:limit], found[limit - 1].run_id
     return found, None
+
+
+async def matching_runs(
+    world: World, statuses: Sequence[RunStatus], workflow: str | None
+) -> list[RunRecord]:
+    """Every run in one of ``statuses`` (of ``workflow`` if given), newest first."""
+    found: list[RunRecord] = []
+    for status in statuses:
+        before: str | None = None
+        while True:
+            page = await world.list_runs(
+                workflow_name=workflow, status=status, limit=_BATCH, before=before
+            )
+            found.extend(page)
+            if len(page) < _BATCH:
+                break
+            before = page[-1].run_id
+    found.sort(key=lambda r: r.run_id, reverse=True)
+    return found

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from . import api, http
+from . import _http, _webhook_app
 from .runtime.runtime import get_runtime
 from .webhooks import Request, Response
+
+__all__ = ["app"]
 
 StartResponse = Callable[..., Any]
 
@@ -23,21 +25,21 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     ``/.well-known/workflow/v1`` or at the root.
     """
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    target = http.route(path)
+    target = _webhook_app.target(path)
     if target.kind == "health":
-        return _reply(start_response, http.HEALTHY)
+        return _reply(start_response, _webhook_app.HEALTHY)
     if target.kind == "missing":
-        return _reply(start_response, http.error(404, "not found"))
-    limit = http.max_body()
+        return _reply(start_response, _http.error(404, "not found"))
+    limit = _webhook_app.max_body()
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        return _reply(start_response, http.error(400, "malformed Content-Length"))
+        return _reply(start_response, _http.error(400, "malformed Content-Length"))
     if length > limit:
-        return _reply(start_response, http.too_large(limit))
+        return _reply(start_response, _http.too_large(limit))
     body = environ["wsgi.input"].read(length) if length else b""
     request = _request(environ, path, body)
-    response = get_runtime().call(http.answer(request, target.token, api.resume_webhook))
+    response = get_runtime().call(_webhook_app.answer(request, target.token))
     return _reply(start_response, response)
 
 

@@ -16,9 +16,10 @@ import pytest
 
 import workflowkit
 from conftest import Seeded
-from workflowkit.api import get_run
+from workflowkit.api import HookInfo, get_run, start
 from workflowkit.cli import control
 from workflowkit.cli.main import main
+from workflowkit.testing import wait_for_hook
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -254,6 +255,32 @@ def test_resume_hook_errors(capsys: pytest.CaptureFixture[str], seeded: Seeded) 
         capsys, "--world", seeded.url, "resume-hook", "no-such-token", "--json", "1"
     )
     assert code == 1 and "no active hook with token 'no-such-token'" in err
+
+
+def test_resume_hook_refuses_a_webhook_token(
+    capsys: pytest.CaptureFixture[str], seeded: Seeded
+) -> None:
+    hook = waiting_webhook(seeded)
+    code, out, err = run_cli(
+        capsys, "--world", seeded.url, "resume-hook", hook.token, "--json", '{"ok": true}'
+    )
+    assert code == 1 and out == ""
+    assert f"token {hook.token!r} belongs to a webhook" in err and "Traceback" not in err
+    events = cli_json(capsys, seeded, "inspect", "events", "--run", hook.run_id)["events"]
+    assert "hook_received" not in [e["type"] for e in events]
+
+
+def waiting_webhook(seeded: Seeded) -> HookInfo:
+    """Start a run that waits on a webhook; its hook, once the run is parked there."""
+    workflowkit.configure(seeded.url, poll_interval=0.05)
+
+    async def hook() -> HookInfo:
+        return await wait_for_hook(await start(wf.webhook))
+
+    try:
+        return asyncio.run(hook())
+    finally:
+        workflowkit.shutdown()
 
 
 # -- health and db -------------------------------------------------------------------------

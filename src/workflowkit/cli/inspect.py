@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from .._operations import require_run
 from ..inspection import (
     event_json,
     find_runs,
@@ -29,7 +30,6 @@ from .common import (
     print_json,
     print_table,
     relative,
-    require_run,
     use_color,
     with_world,
 )

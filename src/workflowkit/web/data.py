@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from .._operations import require_run
 from ..inspection import find_runs
 from ..streams import chunk_json
 from ..worlds.base import World
@@ -25,7 +26,7 @@ from ..worlds.records import (
     WaitRecord,
 )
 from . import timeline
-from .http import HttpError, Request
+from .requests import DashboardRequest, HttpError
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 200
@@ -44,7 +45,7 @@ class RunFilter:
     limit: int = DEFAULT_LIMIT
 
     @classmethod
-    def from_request(cls, request: Request) -> RunFilter:
+    def from_request(cls, request: DashboardRequest) -> RunFilter:
         status_text = request.arg("status")
         status = None
         if status_text is not None:
@@ -179,13 +180,6 @@ class RunView:
         return replace(self, selected=item if item in known else None)
 
 
-async def require_run(world: World, run_id: str) -> RunRecord:
-    record = await world.get_run(run_id)
-    if record is None:
-        raise HttpError(404, f"no run with id {run_id!r}")
-    return record
-
-
 @dataclass(frozen=True, slots=True)
 class StreamView:
     """A stream of the run and its latest chunks (index, JSON rendering)."""
@@ -211,7 +205,7 @@ async def stream_views(world: World, run_id: str) -> tuple[StreamView, ...]:
 async def run_view(world: World, run_id: str, now: datetime) -> RunView:
     # The run is read first, so the log holds at least what its ``last_seq`` (the page's
     # version) says: a later poll that sees a newer version brings the rest.
-    record = await require_run(world, run_id)
+    record = await require_run(world, run_id)  # WorkflowRunNotFoundError: a 404
     events = tuple(await world.get_events(run_id))
     steps = tuple(await world.list_steps(run_id))
     waits = tuple(await world.list_waits(run_id))
