@@ -74,33 +74,6 @@ CREATION_EVENTS = frozenset(
     }
 )
 
-# Which run states each run event may leave from; anything else is refused.
-RUN_TRANSITIONS: Mapping[EventType, frozenset[RunStatus]] = {
-    EventType.RUN_STARTED: frozenset({RunStatus.PENDING}),
-    EventType.RUN_COMPLETED: frozenset({RunStatus.RUNNING}),
-    EventType.RUN_FAILED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
-    EventType.RUN_CANCELLED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
-}
-RUN_TARGET: Mapping[EventType, RunStatus] = {
-    EventType.RUN_STARTED: RunStatus.RUNNING,
-    EventType.RUN_COMPLETED: RunStatus.COMPLETED,
-    EventType.RUN_FAILED: RunStatus.FAILED,
-    EventType.RUN_CANCELLED: RunStatus.CANCELLED,
-}
-# A step may be started again while running: a worker that died mid-step leaves it so.
-STEP_TRANSITIONS: Mapping[EventType, frozenset[StepStatus]] = {
-    EventType.STEP_STARTED: frozenset({StepStatus.PENDING, StepStatus.RUNNING}),
-    EventType.STEP_RETRYING: frozenset({StepStatus.RUNNING}),
-    EventType.STEP_COMPLETED: frozenset({StepStatus.RUNNING}),
-    EventType.STEP_FAILED: frozenset({StepStatus.RUNNING}),
-}
-STEP_TARGET: Mapping[EventType, StepStatus] = {
-    EventType.STEP_STARTED: StepStatus.RUNNING,
-    EventType.STEP_RETRYING: StepStatus.PENDING,
-    EventType.STEP_COMPLETED: StepStatus.COMPLETED,
-    EventType.STEP_FAILED: StepStatus.FAILED,
-}
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

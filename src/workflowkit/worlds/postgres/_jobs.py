@@ -23,7 +23,6 @@ from .. import _sql
 from .._rows import (
     event_from_row,
     hook_from_row,
-    pid_alive,
     run_from_row,
     run_status,
     step_from_row,
@@ -47,14 +46,11 @@ from ..apply import (
     RunState,
     StartRun,
     StartStep,
-    StepCandidate,
     TouchRun,
     UnclaimStep,
     Write,
     check_owner,
     plan_append,
-    plan_claim_step,
-    plan_finish_step,
 )
 from ..records import (
     AppendResult,
@@ -63,11 +59,9 @@ from ..records import (
     NewEvent,
     RunChange,
     RunRecord,
-    StepClaim,
     StepRecord,
     StepStatus,
     WaitRecord,
-    WorkerInfo,
 )
 from ._feed import Feed
 from ._transactions import Conn
@@ -77,7 +71,7 @@ def _time(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-def _moment(value: datetime) -> datetime:
+def moment(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
@@ -85,7 +79,7 @@ DIALECT = _sql.Dialect(
     placeholder="%s",
     time=_time,
     stamp=lambda value: value,
-    moment=_moment,
+    moment=moment,
     in_list="= ANY(?)",
     list_param=list,
 )
@@ -301,110 +295,13 @@ async def queue_create_run(conn: Conn, plan: CreatePlan, feed: Feed) -> None:
     await feed.send(conn, [plan.change])
 
 
-# -- scheduling ------------------------------------------------------------------------------
-
-
-async def dead_local_workers(conn: Conn, me: WorkerInfo) -> list[str]:
-    """Workers on this host whose process is gone: their leases need not be waited out."""
-    cur = await conn.execute(
-        "SELECT worker_id, pid FROM workers WHERE hostname = %s AND worker_id != %s",
-        (me.hostname, me.worker_id),
-    )
-    dead = [
-        worker_id for worker_id, pid in await cur.fetchall() if pid != me.pid and not pid_alive(pid)
-    ]
-    if dead:
-        await conn.execute("DELETE FROM workers WHERE worker_id = ANY(%s)", (dead,))
-    return dead
-
-
-async def max_seq(conn: Conn, run_id: str) -> int:
-    cur = await conn.execute("SELECT max(seq) FROM events WHERE run_id = %s", (run_id,))
-    row = await cur.fetchone()
-    return int(row[0] or 0) if row else 0
-
-
-# -- the step queue --------------------------------------------------------------------------
-
-
-async def claim_steps(
-    conn: Conn,
-    worker: WorkerInfo,
-    step_names: Sequence[str],
-    limit: int,
-    lease_seconds: float,
-    feed: Feed,
-) -> tuple[list[StepClaim], list[AppendPlan]]:
-    """The steps this worker claims, and the plans whose writes go with the COMMIT."""
-    dead = await dead_local_workers(conn, worker)
-    cur = await conn.execute(
-        "SELECT s.run_id, s.step_id, s.step_name, s.attempt, r.workflow_name, "
-        "coalesce(r.started_at, r.created_at), "
-        "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq) "
-        "FROM steps s JOIN runs r ON r.run_id = s.run_id "
-        f"WHERE r.status IN {ACTIVE} AND s.step_name = ANY(%s) "
-        "AND (s.queued_at <= clock_timestamp() OR (s.claimed_by IS NOT NULL "
-        "AND s.status = 'running' AND (s.lease_until < clock_timestamp() "
-        "OR s.claimed_by = ANY(%s)))) "
-        "ORDER BY coalesce(s.queued_at, s.lease_until) LIMIT %s "
-        "FOR UPDATE OF s SKIP LOCKED",
-        (list(step_names), dead, limit),
-    )
-    candidates = [
-        StepCandidate(
-            run_id, step_id, name, attempt, workflow, _moment(started), bytes(data or b"")
-        )
-        for run_id, step_id, name, attempt, workflow, started, data in await cur.fetchall()
-    ]
-    by_run: dict[str, list[str]] = {}
-    for candidate in candidates:
-        by_run.setdefault(candidate.run_id, []).append(candidate.step_id)
-    if not by_run:
-        return [], []
-    jobs = [AppendJob(run, (), None, Lookups(steps, [], [], [])) for run, steps in by_run.items()]
-    states, now = await read_states(conn, jobs, feed.channel, begin=False)
-    claims: list[StepClaim] = []
-    plans: list[AppendPlan] = []
-    for candidate in candidates:
-        state = states.get(candidate.run_id)
-        if state is None:
-            continue
-        # Claims of one run share its state, so each sees the ones before it.
-        plan, claim = plan_claim_step(candidate, state, worker.worker_id, lease_seconds, now)
-        plans.append(plan)
-        if claim is not None:
-            claims.append(claim)
-    return claims, plans
-
-
-async def finish_step(
-    conn: Conn,
-    run_id: str,
-    outcome: NewEvent,
-    claimer: str,
-    retry_after: float | None,
-    feed: Feed,
-) -> AppendPlan | None:
-    cur = await conn.execute(
-        "SELECT claimed_by FROM steps WHERE run_id = %s AND step_id = %s FOR UPDATE",
-        (run_id, outcome.correlation_id),
-    )
-    row = await cur.fetchone()
-    job = AppendJob(run_id, (outcome,), None, Lookups([str(outcome.correlation_id)], [], [], []))
-    states, now = await read_states(conn, [job], feed.channel, begin=False)
-    state = states.get(run_id)
-    if row is None or state is None:
-        return None
-    return plan_finish_step(run_id, state, row[0], outcome, claimer, retry_after, now)
-
-
 # -- reads -----------------------------------------------------------------------------------
 
 
 async def get_run(conn: Conn, run_id: str) -> RunRecord | None:
     cur = await conn.execute(DIALECT.sql(_sql.SELECT_RUN), (run_id,))
     row = await cur.fetchone()
-    return None if row is None else run_from_row(row, _moment)
+    return None if row is None else run_from_row(row, moment)
 
 
 async def get_runs(conn: Conn, run_ids: Sequence[str]) -> list[RunRecord]:
@@ -415,33 +312,33 @@ async def get_runs(conn: Conn, run_ids: Sequence[str]) -> list[RunRecord]:
         "ORDER BY r.wake_at, r.run_id",
         (list(run_ids),),
     )
-    return [run_from_row(row, _moment) for row in await cur.fetchall()]
+    return [run_from_row(row, moment) for row in await cur.fetchall()]
 
 
 async def list_runs(conn: Conn, query: str, params: tuple[Any, ...]) -> list[RunRecord]:
     cur = await conn.execute(DIALECT.sql(query).encode(), params)
-    return [run_from_row(row, _moment) for row in await cur.fetchall()]
+    return [run_from_row(row, moment) for row in await cur.fetchall()]
 
 
 async def get_events(conn: Conn, run_id: str, after_seq: int) -> list[Event]:
     cur = await conn.execute(DIALECT.sql(_sql.SELECT_EVENTS), (run_id, after_seq))
     cache: dict[str, Any] = {}
-    return [event_from_row(row, _moment, cache) for row in await cur.fetchall()]
+    return [event_from_row(row, moment, cache) for row in await cur.fetchall()]
 
 
 async def list_steps(conn: Conn, run_id: str) -> list[StepRecord]:
     cur = await conn.execute(DIALECT.sql(_sql.SELECT_STEPS), (run_id,))
-    return [step_from_row(row, _moment) for row in await cur.fetchall()]
+    return [step_from_row(row, moment) for row in await cur.fetchall()]
 
 
 async def list_waits(conn: Conn, run_id: str) -> list[WaitRecord]:
     cur = await conn.execute(DIALECT.sql(_sql.SELECT_WAITS), (run_id,))
-    return [wait_from_row(row, _moment) for row in await cur.fetchall()]
+    return [wait_from_row(row, moment) for row in await cur.fetchall()]
 
 
 async def list_hooks(conn: Conn, where: str, params: tuple[Any, ...]) -> list[HookRecord]:
     cur = await conn.execute(DIALECT.sql(_sql.SELECT_HOOKS.format(where=where)).encode(), params)
-    return [hook_from_row(row, _moment) for row in await cur.fetchall()]
+    return [hook_from_row(row, moment) for row in await cur.fetchall()]
 
 
 async def webhook_response(conn: Conn, reply_to: str) -> bytes | None:

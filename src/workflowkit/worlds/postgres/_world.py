@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from psycopg_pool import PoolClosed
 
 from ...errors import (
     AmbiguousCommitError,
-    LeaseLostError,
-    WorkflowRunNotFoundError,
     WorldClosedError,
     WorldUnavailableError,
 )
-from .. import _migrations, _sql
+from .. import _sql
 from .._listeners import Listeners
 from ..apply import AppendPlan, lookups, plan_create_run
 from ..base import ChangeListener, StreamListener
@@ -39,7 +37,6 @@ from ..records import (
     HookRecord,
     NewChunk,
     NewEvent,
-    RunChange,
     RunRecord,
     RunStatus,
     StepClaim,
@@ -50,50 +47,17 @@ from ..records import (
     WorkerInfo,
 )
 from . import _jobs, _streams
+from . import _scheduling as sched
 from ._batch import AppendQueue
 from ._batch import Outcome as BatchOutcome
 from ._feed import Clock, Feed
-from ._jobs import ACTIVE, AppendJob
+from ._jobs import AppendJob
 from ._loop import WorldLoop
+from ._schema import MIGRATIONS, connect_kwargs, migrate, open_pool, parse_url
 from ._transactions import Conn, Database, Outcome
-
-try:
-    from psycopg import sql
-    from psycopg_pool import AsyncConnectionPool, PoolClosed
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "the PostgreSQL World needs psycopg 3: pip install 'workflowkit[postgres]'"
-    ) from exc
 
 T = TypeVar("T")
 log = logging.getLogger("workflowkit.postgres")
-DEFAULT_SCHEMA = "workflowkit"
-MIGRATIONS = _migrations.load("workflowkit.worlds.postgres")
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
-# A worker's runs, locked in run_id order: the order appends lock them in (``_jobs``). A
-# plain ``UPDATE ... WHERE owner = $1`` locks them in whatever order the scan finds them,
-# so it could deadlock with the worker's own batch (costing both deadlock_timeout, 1 s).
-_HELD_IN_ORDER = (
-    "held AS MATERIALIZED (SELECT run_id FROM runs WHERE owner = %s {also} "
-    "ORDER BY run_id FOR UPDATE)"
-)
-
-
-def parse_url(url: str, schema: str | None = None) -> tuple[str, str]:
-    """Split ``postgresql://...?schema=name`` into a libpq URL and the schema name."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"postgresql", "postgres"}:
-        raise ValueError(f"not a PostgreSQL URL: {url!r}")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in query if k != "schema"]
-    from_url = [v for k, v in query if k == "schema"]
-    name = schema or (from_url[-1] if from_url else DEFAULT_SCHEMA)
-    if not _SCHEMA_NAME.fullmatch(name):
-        raise ValueError(
-            f"invalid schema name {name!r}: use lower-case letters, digits and underscores"
-        )
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(kept), parts.fragment))
-    return conninfo, name
 
 
 class PostgresWorld:
@@ -114,35 +78,25 @@ class PostgresWorld:
     ) -> None:
         self.conninfo, self.schema = parse_url(url, schema)
         self.retry_for = retry_for
-        # A client frozen inside a transaction (SIGSTOP, a VM paused) would hold its row
-        # locks for as long as it stays frozen, and claims skip locked runs: the server ends
-        # such a session after this long, so its runs can be taken over.
-        idle_ms = max(1, int(idle_in_transaction_timeout * 1000))
-        connect_kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "options": f"-c search_path={self.schema} -c TimeZone=UTC "
-            f"-c idle_in_transaction_session_timeout={idle_ms}",
-        }
+        kwargs = connect_kwargs(self.schema, idle_in_transaction_timeout)
         self._listeners = Listeners()
         self._clock = Clock()
+        channel = f"workflowkit_{self.schema}"
         self._feed = Feed(
-            self.conninfo,
-            connect_kwargs,
-            f"workflowkit_{self.schema}",
-            self._listeners,
-            self._clock,
-            listen_heartbeat,
+            self.conninfo, kwargs, channel, self._listeners, self._clock, listen_heartbeat
         )
         self._appends = AppendQueue(self._append_alone, self._append_together)
         self._loop = WorldLoop()
         try:
-            pool = self._loop.run_sync(self._open_pool(connect_kwargs, min_size, max_size))
+            pool = self._loop.run_sync(
+                open_pool(self.conninfo, kwargs, self.schema, (min_size, max_size), retry_for)
+            )
         except BaseException:
             self._loop.stop()
             raise
         self._db = Database(pool, self._listeners, retry_for)
         try:
-            self._loop.run_sync(self._migrate())
+            self._loop.run_sync(self._write("migrate", lambda c: migrate(c, self.schema, channel)))
             self._loop.run_sync(self._db.read(self._clock.read, "read the database clock"))
         except BaseException:
             self._loop.run_sync(pool.close())
@@ -160,53 +114,12 @@ class PostgresWorld:
         """The database clock, estimated locally (within half a round trip)."""
         return self._clock.now()
 
-    async def _open_pool(
-        self, connect_kwargs: dict[str, Any], min_size: int, max_size: int
-    ) -> AsyncConnectionPool[Conn]:
-        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            self.conninfo,
-            min_size=min_size,
-            max_size=max_size,
-            kwargs=connect_kwargs,
-            # Waiting for a connection counts against the retry budget: with the pool's own
-            # default (30 s) a call could wait that long before its retries even began.
-            timeout=self.retry_for,
-            open=False,
-            name=f"workflowkit-{self.schema}",
-        )
-        try:
-            await pool.open(wait=True, timeout=self.retry_for)
-        except BaseException:
-            await pool.close()
-            raise
-        return pool
-
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return await self._loop.call(coro)
 
-    async def _migrate(self) -> None:
-        async def body(conn: Conn, retry: bool) -> Outcome:
-            # Serialise concurrent starters (several workers booting at once).
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.channel,))
-            await conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-            )
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS migrations (version integer PRIMARY KEY, "
-                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
-            )
-            cur = await conn.execute("SELECT coalesce(max(version), 0) FROM migrations")
-            row = await cur.fetchone()
-            where = f"PostgreSQL schema {self.schema!r}"
-            for migration in _migrations.to_apply(MIGRATIONS, int(row[0]) if row else 0, where):
-                _migrations.note(migration, where)
-                await conn.execute(migration.sql.encode())
-                await conn.execute(
-                    _jobs.DIALECT.sql(_migrations.RECORD), (migration.version, migration.name)
-                )
-            return Outcome(None)
-
-        await self._db.transaction(body, idempotent=True, what="migrate")
+    async def _write(self, what: str, fn: Callable[[Conn], Awaitable[Any]]) -> None:
+        """An idempotent write, on the World's loop: safe to repeat after a lost commit."""
+        await self._db.write(what, fn)
 
     # -- change notification -----------------------------------------------------------------
 
@@ -394,32 +307,12 @@ class PostgresWorld:
     # -- scheduling --------------------------------------------------------------------------
 
     async def register_worker(self, info: WorkerInfo) -> None:
-        async def register(conn: Conn) -> None:
-            await conn.execute(
-                "INSERT INTO workers (worker_id, hostname, pid, started_at, heartbeat_at) "
-                "VALUES (%s, %s, %s, clock_timestamp(), clock_timestamp()) "
-                "ON CONFLICT (worker_id) DO UPDATE SET hostname = excluded.hostname, "
-                "pid = excluded.pid, heartbeat_at = excluded.heartbeat_at",
-                (info.worker_id, info.hostname, info.pid),
-            )
-
-        await self._call(self._db.write("register_worker", register))
+        await self._call(self._write("register_worker", lambda c: sched.register_worker(c, info)))
 
     async def unregister_worker(self, worker_id: str) -> None:
-        async def unregister(conn: Conn) -> None:
-            await conn.execute(
-                f"WITH {_HELD_IN_ORDER.format(also='')} UPDATE runs r SET owner = NULL, "
-                "lease_until = NULL FROM held WHERE r.run_id = held.run_id",
-                (worker_id,),
-            )
-            await conn.execute(
-                "UPDATE steps SET claimed_by = NULL, lease_until = NULL, "
-                "queued_at = clock_timestamp() WHERE claimed_by = %s",
-                (worker_id,),
-            )
-            await conn.execute("DELETE FROM workers WHERE worker_id = %s", (worker_id,))
-
-        await self._call(self._db.write("unregister_worker", unregister))
+        await self._call(
+            self._write("unregister_worker", lambda c: sched.unregister_worker(c, worker_id))
+        )
 
     async def claim_runs(
         self,
@@ -429,26 +322,15 @@ class PostgresWorld:
         limit: int,
         lease_seconds: float,
     ) -> list[RunRecord]:
-        candidates: list[str] = []
+        claimed: list[RunRecord] = []
 
         async def body(conn: Conn, retry: bool) -> Outcome:
-            dead = await _jobs.dead_local_workers(conn, worker)
-            cur = await conn.execute(
-                "WITH due AS (SELECT run_id FROM runs WHERE wake_at <= clock_timestamp() "
-                f"AND status IN {ACTIVE} AND (owner IS NULL OR lease_until < clock_timestamp() "
-                "OR owner = ANY(%s)) AND workflow_name = ANY(%s) ORDER BY wake_at LIMIT %s "
-                "FOR UPDATE SKIP LOCKED) UPDATE runs r SET owner = %s, "
-                "lease_until = clock_timestamp() + %s * interval '1 second', "
-                "wake_at = clock_timestamp() FROM due WHERE r.run_id = due.run_id "
-                "RETURNING r.run_id",
-                (dead, list(workflow_names), limit, worker.worker_id, float(lease_seconds)),
-            )
-            candidates[:] = [row[0] for row in await cur.fetchall()]
-            return Outcome(await _jobs.get_runs(conn, candidates))
+            claimed[:] = await sched.claim_runs(conn, worker, workflow_names, limit, lease_seconds)
+            return Outcome(claimed)
 
         async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
             # Whatever of the candidates this worker holds now is its to run.
-            held = await _jobs.get_runs(conn, candidates)
+            held = await _jobs.get_runs(conn, [r.run_id for r in claimed])
             return Outcome([r for r in held if r.owner == worker.worker_id])
 
         coro = self._db.transaction(body, what="claim_runs", recover=recover)
@@ -462,61 +344,26 @@ class PostgresWorld:
         step_ids: Sequence[str],
         lease_seconds: float,
     ) -> None:
-        async def renew(conn: Conn) -> None:
-            await conn.execute(
-                f"WITH {_HELD_IN_ORDER.format(also='AND run_id = ANY(%s)')} UPDATE runs r "
-                "SET lease_until = clock_timestamp() + %s * interval '1 second' "
-                "FROM held WHERE r.run_id = held.run_id",
-                (worker_id, list(run_ids), float(lease_seconds)),
+        await self._call(
+            self._write(
+                "renew_leases",
+                lambda c: sched.renew_leases(c, worker_id, run_ids, step_ids, lease_seconds),
             )
-            await conn.execute(
-                "UPDATE steps SET lease_until = clock_timestamp() + %s * interval '1 second' "
-                "WHERE claimed_by = %s AND step_id = ANY(%s)",
-                (float(lease_seconds), worker_id, list(step_ids)),
-            )
-            await conn.execute(
-                "UPDATE workers SET heartbeat_at = clock_timestamp() WHERE worker_id = %s",
-                (worker_id,),
-            )
-
-        await self._call(self._db.write("renew_leases", renew))
+        )
 
     async def release_run(
         self, run_id: str, owner: str, wake_at: datetime | None, known_seq: int | None = None
     ) -> None:
-        async def release(conn: Conn) -> None:
-            cur = await conn.execute(
-                "SELECT owner FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
+        await self._call(
+            self._write(
+                "release_run", lambda c: sched.release_run(c, run_id, owner, wake_at, known_seq)
             )
-            row = await cur.fetchone()
-            if row is None or row[0] != owner:
-                return
-            if known_seq is not None and await _jobs.max_seq(conn, run_id) > known_seq:
-                # Something arrived after the worker last looked: due at once.
-                await conn.execute(
-                    "UPDATE runs SET owner = NULL, lease_until = NULL, "
-                    "wake_at = clock_timestamp() WHERE run_id = %s",
-                    (run_id,),
-                )
-                return
-            await conn.execute(
-                "UPDATE runs SET owner = NULL, lease_until = NULL, wake_at = %s WHERE run_id = %s",
-                (wake_at, run_id),
-            )
-
-        await self._call(self._db.write("release_run", release))
+        )
 
     async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
-        async def fetch(conn: Conn) -> datetime | None:
-            cur = await conn.execute(
-                f"SELECT min(wake_at) FROM runs WHERE owner IS NULL AND status IN {ACTIVE} "
-                "AND workflow_name = ANY(%s)",
-                (list(workflow_names),),
-            )
-            row = await cur.fetchone()
-            return None if row is None or row[0] is None else _jobs.DIALECT.moment(row[0])
-
-        result: datetime | None = await self._read(fetch, "next_wake_at")
+        result: datetime | None = await self._read(
+            lambda c: sched.next_wake_at(c, workflow_names), "next_wake_at"
+        )
         return result
 
     # -- the step queue ------------------------------------------------------------------------
@@ -525,26 +372,7 @@ class PostgresWorld:
         self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
     ) -> None:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            cur = await conn.execute(
-                "SELECT owner, status FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise WorkflowRunNotFoundError(run_id)
-            if row[0] != owner:
-                raise LeaseLostError(run_id, owner)
-            await conn.execute(
-                "UPDATE steps SET queued_at = clock_timestamp() + %s * interval '1 second' "
-                "WHERE run_id = %s AND step_id = ANY(%s) AND status IN ('pending', 'running') "
-                "AND claimed_by IS NULL",
-                (float(delay), run_id, list(step_ids)),
-            )
-            await conn.execute(
-                "UPDATE runs SET updated_at = clock_timestamp() WHERE run_id = %s", (run_id,)
-            )
-            seq = await _jobs.max_seq(conn, run_id)
-            change = RunChange(run_id, seq, RunStatus(row[1]), owner, steps_queued=True)
-            await self._feed.send(conn, [change])
+            change = await sched.queue_steps(conn, run_id, step_ids, owner, delay, self._feed)
             return Outcome(None, [change])
 
         await self._call(self._db.transaction(body, what="queue_steps", idempotent=True))
@@ -553,23 +381,14 @@ class PostgresWorld:
         self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
     ) -> list[StepClaim]:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            claims, plans = await _jobs.claim_steps(
+            claims, plans = await sched.claim_steps(
                 conn, worker, step_names, limit, lease_seconds, self._feed
             )
             changes = [plan.change for plan in plans if plan.result.events]
             return Outcome(claims, changes, writes=self._writes(plans))
 
         async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
-            # The claims that committed are those whose lease this worker holds now.
-            held = []
-            for claim in outcome.value:
-                cur = await conn.execute(
-                    "SELECT claimed_by, attempt FROM steps WHERE run_id = %s AND step_id = %s",
-                    (claim.run_id, claim.step_id),
-                )
-                row = await cur.fetchone()
-                if row is not None and (row[0], row[1]) == (worker.worker_id, claim.attempt):
-                    held.append(claim)
+            held = await sched.claims_held(conn, outcome.value, worker.worker_id)
             return Outcome(held, outcome.changes)
 
         coro = self._db.transaction(body, what="claim_steps", recover=recover)
@@ -580,7 +399,7 @@ class PostgresWorld:
         self, run_id: str, outcome: NewEvent, *, claimer: str, retry_after: float | None = None
     ) -> bool:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            plan = await _jobs.finish_step(conn, run_id, outcome, claimer, retry_after, self._feed)
+            plan = await sched.finish_step(conn, run_id, outcome, claimer, retry_after, self._feed)
             if plan is None:
                 return Outcome(None)
             return Outcome(plan.result.events[-1], [plan.change], writes=self._writes([plan]))
