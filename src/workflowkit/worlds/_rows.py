@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import CorruptDataError
 from .records import (
+    ChunkKind,
     Event,
     EventType,
     HookRecord,
@@ -18,6 +19,10 @@ from .records import (
     RunStatus,
     StepRecord,
     StepStatus,
+    StreamChange,
+    StreamChunk,
+    StreamInfo,
+    StreamPage,
     WaitRecord,
 )
 
@@ -142,3 +147,25 @@ def event_from_row(row: Sequence[Any], moment: Moment, attrs_cache: dict[str, An
             cached = attrs_cache[text] = load_attrs(text)
         attrs = cached
     return Event(row[0], row[1], row[2], kind, row[4], _blob(row[5]), attrs, moment(row[7]))
+
+
+def stream_info_from_row(run_id: str, row: Sequence[Any], moment: Moment) -> StreamInfo:
+    """A row of ``SELECT_STREAMS``."""
+    closed = row[2] is not None or run_status(row[5]).terminal
+    return StreamInfo(run_id, row[0], int(row[1]), closed, moment(row[3]), moment(row[4]))
+
+
+def stream_change_from_row(row: Sequence[Any]) -> StreamChange:
+    """A row of ``SELECT_CHANGED_STREAMS``."""
+    return StreamChange(row[0], row[1], int(row[2]), row[3] is not None)
+
+
+def stream_page(
+    head: Sequence[Any], start: int, end: int, rows: Sequence[Sequence[Any]]
+) -> StreamPage:
+    """The visible chunks ``rows`` of ``[start, end)``, given the ``SELECT_STREAM_HEAD`` row."""
+    length = int(head[1] or 0)
+    closed = head[2] is not None or run_status(head[0]).terminal
+    chunks = [StreamChunk(int(r[0]), ChunkKind(r[1]), bytes(r[2])) for r in rows]
+    next_index = max(start, end)
+    return StreamPage(chunks, next_index, closed and next_index >= length)

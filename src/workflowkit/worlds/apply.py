@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from ..errors import LeaseLostError, WorkflowRunNotFoundError
+from ..errors import LeaseLostError, StreamClosedError, WorkflowRunNotFoundError
 from ..ids import new_ids
 from .records import (
     DELIVERY_EVENTS,
@@ -556,3 +556,27 @@ def plan_finish_step(
     # No writer: the run's owner (maybe this very worker) must hear of it.
     plan.change = RunChange(run_id, state.last_seq, state.status, None, queued_at is not None)
     return plan
+
+
+# -- streams ---------------------------------------------------------------------------------
+
+
+def may_write_stream(
+    run_id: str,
+    name: str,
+    run_status: RunStatus | None,
+    closed: bool,
+    has_chunks: bool,
+    close: bool,
+) -> bool:
+    """Whether a stream write goes ahead (False: closing a closed stream again, which is
+    allowed and changes nothing); raises for a write that is refused."""
+    if run_status is None:
+        raise WorkflowRunNotFoundError(run_id)
+    if run_status.terminal:
+        raise StreamClosedError(run_id, name, f"the run is {run_status}")
+    if closed:
+        if not has_chunks and close:
+            return False
+        raise StreamClosedError(run_id, name)
+    return True

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncClientCursor
@@ -63,28 +62,9 @@ from ..records import (
     StepStatus,
     WaitRecord,
 )
+from ._dialect import DIALECT, moment
 from ._feed import Feed
 from ._transactions import Conn
-
-
-def _time(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
-
-
-def moment(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-DIALECT = _sql.Dialect(
-    placeholder="%s",
-    time=_time,
-    stamp=lambda value: value,
-    moment=moment,
-    in_list="= ANY(?)",
-    list_param=list,
-)
-ACTIVE = "('pending', 'running')"
-
 
 # -- appends ---------------------------------------------------------------------------------
 

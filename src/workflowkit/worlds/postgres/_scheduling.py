@@ -17,8 +17,9 @@ from ...errors import LeaseLostError, WorkflowRunNotFoundError
 from .._rows import pid_alive
 from ..apply import AppendPlan, Lookups, StepCandidate, plan_claim_step, plan_finish_step
 from ..records import NewEvent, RunChange, RunRecord, RunStatus, StepClaim, WorkerInfo
+from ._dialect import ACTIVE, moment
 from ._feed import Feed
-from ._jobs import ACTIVE, AppendJob, get_runs, moment, read_states
+from ._jobs import AppendJob, get_runs, read_states
 from ._transactions import Conn
 
 _HELD_IN_ORDER = (

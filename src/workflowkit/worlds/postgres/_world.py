@@ -427,7 +427,9 @@ class PostgresWorld:
         close: bool = False,
     ) -> int:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            change, start = await _streams.write(conn, run_id, name, chunks, writer, close)
+            change, start = await _streams.write(
+                conn, run_id, name, chunks, writer, close, self.now()
+            )
             await self._feed.send_stream(conn, change)
             return Outcome((change.length, start), (), (change,))
 
