@@ -96,7 +96,8 @@ async def rerun(world: World, run_id: str) -> RunRecord:
 
 
 async def _create_run(world: World, name: str, payload: bytes) -> RunRecord:
-    return await world.create_run(new_id("wrun"), name, payload, {"name": name})
+    created = await world.create_run(new_id("wrun"), name, payload, {"name": name})
+    return created.record
 
 
 # -- cancelling ----------------------------------------------------------------------------

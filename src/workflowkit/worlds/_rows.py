@@ -15,6 +15,7 @@ from .records import (
     Event,
     EventType,
     HookRecord,
+    RunOptions,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -24,6 +25,8 @@ from .records import (
     StreamInfo,
     StreamPage,
     WaitRecord,
+    WorkerInfo,
+    WorkerRecord,
 )
 
 # A time column's value -> an aware UTC datetime (Unix seconds in SQLite, timestamptz in
@@ -92,6 +95,14 @@ def run_from_row(row: Sequence[Any], moment: Moment) -> RunRecord:
         input=bytes(row[10] or b""),
         output=_blob(row[11]),
         error=_blob(row[12]),
+        options=RunOptions(
+            deadline=_maybe(moment, row[13]),
+            queue=row[14],
+            key=row[15],
+            priority=int(row[16]),
+            parent_run_id=row[17],
+            detached=bool(row[18]),
+        ),
     )
 
 
@@ -169,3 +180,10 @@ def stream_page(
     chunks = [StreamChunk(int(r[0]), ChunkKind(r[1]), bytes(r[2])) for r in rows]
     next_index = max(start, end)
     return StreamPage(chunks, next_index, closed and next_index >= length)
+
+
+def worker_from_row(row: Sequence[Any], moment: Moment) -> WorkerRecord:
+    """A row of ``SELECT_WORKERS``."""
+    workflows = tuple(json.loads(row[3] or "[]"))
+    info = WorkerInfo(row[0], row[1], int(row[2]), workflows, float(row[4]))
+    return WorkerRecord(info, moment(row[5]), moment(row[6]))

@@ -8,6 +8,7 @@ each statement is written once, here, with ``?`` placeholders.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +35,7 @@ from .apply import (
     UnclaimStep,
     Write,
 )
-from .records import ChunkWriter, Event, NewChunk, RunStatus, StepStatus
+from .records import ChunkWriter, Event, NewChunk, RunStatus, StepStatus, WorkerInfo
 
 
 class Statement(NamedTuple):
@@ -161,11 +162,25 @@ def _delete_run_hooks(w: DeleteRunHooks, time: _Time) -> _Rendered:
 
 
 def _insert_run(w: InsertRun, time: _Time) -> _Rendered:
-    at = time(w.at)
+    at, o = time(w.at), w.options
+    deadline = None if o.deadline is None else time(o.deadline.timestamp())
     return (
-        "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, wake_at) "
-        "VALUES (?, ?, 'pending', ?, ?, ?)",
-        (w.run_id, w.workflow_name, at, at, at),
+        "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, wake_at, "
+        "deadline, queue, queue_key, priority, parent_run_id, detached) "
+        "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            w.run_id,
+            w.workflow_name,
+            at,
+            at,
+            time(w.wake_at),
+            deadline,
+            o.queue,
+            o.key,
+            o.priority,
+            o.parent_run_id,
+            o.detached,
+        ),
         True,
     )
 
@@ -316,7 +331,8 @@ RUN_COLUMNS = (
     "r.wake_at, "
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = 1), "
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.output_seq), "
-    "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.error_seq)"
+    "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.error_seq), "
+    "r.deadline, r.queue, r.queue_key, r.priority, r.parent_run_id, r.detached"
 )
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_id = ?"
 SELECT_EVENTS = (
@@ -340,6 +356,42 @@ SELECT_HOOKS = (
     "LEFT JOIN events e ON e.run_id = h.run_id AND e.seq = h.created_seq "
     "WHERE {where} ORDER BY h.created_at, h.hook_id"
 )
+# -- workers ---------------------------------------------------------------------------------
+
+UPSERT_WORKER = (
+    "INSERT INTO workers (worker_id, hostname, pid, workflows, lease_seconds, started_at, "
+    "heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET "
+    "hostname = excluded.hostname, pid = excluded.pid, workflows = excluded.workflows, "
+    "lease_seconds = excluded.lease_seconds, heartbeat_at = excluded.heartbeat_at"
+)
+SELECT_WORKERS = (
+    "SELECT worker_id, hostname, pid, workflows, lease_seconds, started_at, heartbeat_at "
+    "FROM workers ORDER BY started_at, worker_id"
+)
+# A pending run waiting for its start time (and held by nobody) is due now instead.
+WAKE_RUN = (
+    "UPDATE runs SET wake_at = ?, updated_at = ? WHERE run_id = ? AND status = 'pending' "
+    "AND owner IS NULL AND wake_at > ?"
+)
+
+
+def next_wake_at(dialect: Dialect) -> str:
+    """The earliest time an unowned active run becomes due for workers of the workflows in
+    the list parameter, or reaches its deadline (whatever its workflow)."""
+    return dialect.sql(
+        "SELECT min(t) FROM (SELECT wake_at AS t FROM runs WHERE owner IS NULL "
+        f"AND status IN ('pending', 'running') AND workflow_name {dialect.in_list} "
+        "UNION ALL SELECT deadline FROM runs WHERE owner IS NULL "
+        "AND status IN ('pending', 'running') AND deadline IS NOT NULL) AS due"
+    )
+
+
+def worker_params(info: WorkerInfo, now: Any) -> tuple[Any, ...]:
+    """``UPSERT_WORKER`` parameters."""
+    workflows = json.dumps(sorted(info.workflows))
+    return (info.worker_id, info.hostname, info.pid, workflows, info.lease_seconds, now, now)
+
+
 # -- streams ---------------------------------------------------------------------------------
 
 # The run's status, and the stream's length and closing time (NULL if it has no row yet).

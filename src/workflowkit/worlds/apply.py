@@ -23,11 +23,13 @@ from ..ids import new_ids
 from .records import (
     DELIVERY_EVENTS,
     AppendResult,
+    CreatedRun,
     Event,
     EventType,
     NewEvent,
     Rejected,
     RunChange,
+    RunOptions,
     RunRecord,
     RunStatus,
     StepClaim,
@@ -180,11 +182,13 @@ class DeleteHook(NamedTuple):
 
 
 class InsertRun(NamedTuple):
-    """A new run: pending, due at once."""
+    """A new run: pending, due at ``wake_at``."""
 
     run_id: str
     workflow_name: str
     at: float
+    wake_at: float
+    options: RunOptions
 
 
 class StartRun(NamedTuple):
@@ -254,16 +258,31 @@ Write = (
 
 @dataclass(slots=True)
 class CreatePlan:
-    record: RunRecord
-    event: Event  # its run_created
-    writes: list[Write]
-    change: RunChange
+    """What creating a run does: nothing but return the run if its id exists (``created``
+    is False), else its row and its ``run_created`` event."""
+
+    result: CreatedRun
+    event: Event | None = None
+    writes: list[Write] = field(default_factory=list)
+    change: RunChange | None = None
 
 
 def plan_create_run(
-    run_id: str, workflow_name: str, input: bytes, attrs: Mapping[str, Any], now: float
+    run_id: str,
+    workflow_name: str,
+    input: bytes,
+    attrs: Mapping[str, Any],
+    options: RunOptions,
+    start_at: float | None,
+    now: float,
+    existing: RunRecord | None,
 ) -> CreatePlan:
+    """``existing``: the run with this id, read under a lock on the id (None if there is
+    none); starting it again changes nothing, whatever its state."""
+    if existing is not None:
+        return CreatePlan(CreatedRun(existing, False))
     at = datetime.fromtimestamp(now, UTC)
+    wake_at = now if start_at is None else start_at
     event = Event(run_id, 1, new_ids("evnt", 1)[0], EventType.RUN_CREATED, None, input, attrs, at)
     record = RunRecord(
         run_id=run_id,
@@ -278,10 +297,12 @@ def plan_create_run(
         updated_at=at,
         last_seq=1,
         owner=None,
-        wake_at=at,
+        wake_at=datetime.fromtimestamp(wake_at, UTC),
+        options=options,
     )
+    writes: list[Write] = [InsertRun(run_id, workflow_name, now, wake_at, options)]
     change = RunChange(run_id, 1, RunStatus.PENDING)
-    return CreatePlan(record, event, [InsertRun(run_id, workflow_name, now)], change)
+    return CreatePlan(CreatedRun(record, True), event, writes, change)
 
 
 # -- deciding an append ----------------------------------------------------------------------

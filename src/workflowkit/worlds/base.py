@@ -12,13 +12,16 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from .records import (
+    NO_OPTIONS,
     AppendResult,
     ChunkWriter,
+    CreatedRun,
     Event,
     HookRecord,
     NewChunk,
     NewEvent,
     RunChange,
+    RunOptions,
     RunRecord,
     RunStatus,
     StepClaim,
@@ -28,6 +31,7 @@ from .records import (
     StreamPage,
     WaitRecord,
     WorkerInfo,
+    WorkerRecord,
 )
 
 ChangeListener = Callable[[Sequence[RunChange]], None]
@@ -42,8 +46,20 @@ class EventLog(Protocol):
     """
 
     async def create_run(
-        self, run_id: str, workflow_name: str, input: bytes, attrs: Mapping[str, Any]
-    ) -> RunRecord: ...
+        self,
+        run_id: str,
+        workflow_name: str,
+        input: bytes,
+        attrs: Mapping[str, Any],
+        options: RunOptions = NO_OPTIONS,
+        *,
+        start_at: datetime | None = None,
+    ) -> CreatedRun:
+        """Create a pending run with its ``run_created`` event, due at ``start_at`` (now if
+        None). If a run with ``run_id`` exists, whatever its state, nothing is written and
+        that run comes back with ``created`` False: starting is idempotent, also when many
+        processes race to start one id."""
+        ...
 
     async def append(
         self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
@@ -103,8 +119,9 @@ class Leases(Protocol):
         limit: int,
         lease_seconds: float,
     ) -> list[RunRecord]:
-        """Take up to ``limit`` due runs of the named workflows (those the worker can run)
-        whose lease is free, expired, or held by a dead process."""
+        """Take up to ``limit`` runs whose lease is free, expired, or held by a dead process,
+        and that are due and of the named workflows (those the worker can run), or past
+        their deadline whatever their workflow (failing one needs no code of it)."""
         ...
 
     async def renew_leases(
@@ -133,9 +150,18 @@ class Leases(Protocol):
         """
         ...
 
+    async def list_workers(self) -> list[WorkerRecord]:
+        """The registered workers, with what each can execute and its last heartbeat."""
+        ...
+
+    async def wake_run(self, run_id: str) -> bool:
+        """Make a pending run that waits for its start time (and that nobody holds) due now;
+        whether it was waiting."""
+        ...
+
     async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
-        """When the earliest unowned run of the named workflows becomes due, for a worker
-        deciding how long to idle."""
+        """When the earliest unowned run of the named workflows becomes due (or any unowned
+        run reaches its deadline), for a worker deciding how long to idle."""
         ...
 
     def now(self) -> float:

@@ -134,6 +134,37 @@ class RunRecord:
     last_seq: int
     owner: str | None = None
     wake_at: datetime | None = None
+    options: RunOptions = field(default_factory=lambda: RunOptions())
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How a run was started, besides its workflow and input (and its start time, which
+    its ``wake_at`` holds until it starts).
+
+    ``deadline``: the run fails with ``WorkflowTimeoutError`` once it passes. ``queue``,
+    ``key`` and ``priority`` place it for flow control. A child run names its
+    ``parent_run_id``; a ``detached`` one is not cancelled with its parent.
+    """
+
+    deadline: datetime | None = None
+    queue: str | None = None
+    key: str | None = None
+    priority: int = 0
+    parent_run_id: str | None = None
+    detached: bool = False
+
+
+NO_OPTIONS = RunOptions()  # a run started with none
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedRun:
+    """What ``create_run`` returns: the run, and whether this call created it (False: a run
+    with that id existed already, and nothing was written)."""
+
+    record: RunRecord
+    created: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,9 +237,27 @@ class RunChange:
 
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
+    """A worker process, as it registers: ``workflows`` are the workflows it can execute,
+    ``lease_seconds`` how long its leases last (it counts as live while its heartbeat is
+    younger than that)."""
+
     worker_id: str
     hostname: str
     pid: int
+    workflows: tuple[str, ...] = ()
+    lease_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A registered worker and when it last showed it was alive."""
+
+    info: WorkerInfo
+    started_at: datetime
+    heartbeat_at: datetime
+
+    def live(self, now: datetime) -> bool:
+        return (now - self.heartbeat_at).total_seconds() < self.info.lease_seconds
 
 
 class ChunkKind(StrEnum):

@@ -268,8 +268,24 @@ async def has_event(conn: Conn, run_id: str, seq: int, event_id: str) -> bool:
     return row is not None and row[0] == event_id
 
 
+async def begin_and_lock_run(conn: Conn, run_id: str, channel: str) -> RunRecord | None:
+    """BEGIN, then lock the run id (an advisory lock: the row may not exist yet) and read
+    the run: processes starting one id at once are decided one after the other."""
+    cur = AsyncClientCursor(conn)
+    await cur.execute(
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s)); "
+        + DIALECT.sql(_sql.SELECT_RUN),
+        (channel, run_id, run_id),
+    )
+    cur.nextset()
+    cur.nextset()
+    row = await cur.fetchone()
+    return None if row is None else run_from_row(row, moment)
+
+
 async def queue_create_run(conn: Conn, plan: CreatePlan, feed: Feed) -> None:
     """Queue, on the pipeline that ends with COMMIT, what creates a run."""
+    assert plan.event is not None and plan.change is not None
     await _send_writes(conn, plan.writes)
     await conn.execute(DIALECT.sql(_sql.INSERT_EVENT), _sql.event_params(plan.event, DIALECT.stamp))
     await feed.send(conn, [plan.change])

@@ -14,10 +14,19 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ...errors import LeaseLostError, WorkflowRunNotFoundError
-from .._rows import pid_alive
+from .. import _sql
+from .._rows import pid_alive, worker_from_row
 from ..apply import AppendPlan, Lookups, StepCandidate, plan_claim_step, plan_finish_step
-from ..records import NewEvent, RunChange, RunRecord, RunStatus, StepClaim, WorkerInfo
-from ._dialect import ACTIVE, moment
+from ..records import (
+    NewEvent,
+    RunChange,
+    RunRecord,
+    RunStatus,
+    StepClaim,
+    WorkerInfo,
+    WorkerRecord,
+)
+from ._dialect import ACTIVE, DIALECT, moment
 from ._feed import Feed
 from ._jobs import AppendJob, get_runs, read_states
 from ._transactions import Conn
@@ -28,14 +37,23 @@ _HELD_IN_ORDER = (
 )
 
 
-async def register_worker(conn: Conn, info: WorkerInfo) -> None:
-    await conn.execute(
-        "INSERT INTO workers (worker_id, hostname, pid, started_at, heartbeat_at) "
-        "VALUES (%s, %s, %s, clock_timestamp(), clock_timestamp()) "
-        "ON CONFLICT (worker_id) DO UPDATE SET hostname = excluded.hostname, "
-        "pid = excluded.pid, heartbeat_at = excluded.heartbeat_at",
-        (info.worker_id, info.hostname, info.pid),
-    )
+async def register_worker(conn: Conn, info: WorkerInfo, now: float) -> None:
+    await conn.execute(DIALECT.sql(_sql.UPSERT_WORKER), _sql.worker_params(info, DIALECT.time(now)))
+
+
+async def list_workers(conn: Conn) -> list[WorkerRecord]:
+    cur = await conn.execute(_sql.SELECT_WORKERS)
+    return [worker_from_row(row, moment) for row in await cur.fetchall()]
+
+
+async def wake_run(conn: Conn, run_id: str, now: float, feed: Feed) -> RunChange | None:
+    at = DIALECT.time(now)
+    cur = await conn.execute(DIALECT.sql(_sql.WAKE_RUN), (at, at, run_id, at))
+    if not cur.rowcount:
+        return None
+    change = RunChange(run_id, await max_seq(conn, run_id), RunStatus.PENDING)
+    await feed.send(conn, [change])
+    return change
 
 
 async def unregister_worker(conn: Conn, worker_id: str) -> None:
@@ -57,9 +75,10 @@ async def claim_runs(
 ) -> list[RunRecord]:
     dead = await dead_local_workers(conn, worker)
     cur = await conn.execute(
-        "WITH due AS (SELECT run_id FROM runs WHERE wake_at <= clock_timestamp() "
-        f"AND status IN {ACTIVE} AND (owner IS NULL OR lease_until < clock_timestamp() "
-        "OR owner = ANY(%s)) AND workflow_name = ANY(%s) ORDER BY wake_at LIMIT %s "
+        f"WITH due AS (SELECT run_id FROM runs WHERE status IN {ACTIVE} "
+        "AND (owner IS NULL OR lease_until < clock_timestamp() OR owner = ANY(%s)) "
+        "AND ((wake_at <= clock_timestamp() AND workflow_name = ANY(%s)) "
+        "OR deadline <= clock_timestamp()) ORDER BY wake_at LIMIT %s "
         "FOR UPDATE SKIP LOCKED) UPDATE runs r SET owner = %s, "
         "lease_until = clock_timestamp() + %s * interval '1 second', "
         "wake_at = clock_timestamp() FROM due WHERE r.run_id = due.run_id "
@@ -110,11 +129,7 @@ async def release_run(
 
 
 async def next_wake_at(conn: Conn, workflow_names: Sequence[str]) -> datetime | None:
-    cur = await conn.execute(
-        f"SELECT min(wake_at) FROM runs WHERE owner IS NULL AND status IN {ACTIVE} "
-        "AND workflow_name = ANY(%s)",
-        (list(workflow_names),),
-    )
+    cur = await conn.execute(_sql.next_wake_at(DIALECT), (list(workflow_names),))
     row = await cur.fetchone()
     return None if row is None or row[0] is None else moment(row[0])
 

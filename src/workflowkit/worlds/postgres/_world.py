@@ -31,12 +31,15 @@ from .._listeners import Listeners
 from ..apply import AppendPlan, lookups, plan_create_run
 from ..base import ChangeListener, StreamListener
 from ..records import (
+    NO_OPTIONS,
     AppendResult,
     ChunkWriter,
+    CreatedRun,
     Event,
     HookRecord,
     NewChunk,
     NewEvent,
+    RunOptions,
     RunRecord,
     RunStatus,
     StepClaim,
@@ -45,6 +48,7 @@ from ..records import (
     StreamPage,
     WaitRecord,
     WorkerInfo,
+    WorkerRecord,
 )
 from . import _jobs, _streams
 from . import _scheduling as sched
@@ -134,31 +138,45 @@ class PostgresWorld:
     # -- runs and events ---------------------------------------------------------------------
 
     async def create_run(
-        self, run_id: str, workflow_name: str, input: bytes, attrs: Mapping[str, Any]
-    ) -> RunRecord:
-        created: list[Event] = []
+        self,
+        run_id: str,
+        workflow_name: str,
+        input: bytes,
+        attrs: Mapping[str, Any],
+        options: RunOptions = NO_OPTIONS,
+        *,
+        start_at: datetime | None = None,
+    ) -> CreatedRun:
+        attempts: list[Event] = []  # the run_created each attempt chose (its id, before writing)
+        start = None if start_at is None else start_at.timestamp()
 
         async def body(conn: Conn, retry: bool) -> Outcome:
-            if retry and created:  # an earlier attempt may have committed after all
-                existing = await _jobs.get_run(conn, run_id)
-                first = created[0]
-                if existing is not None and await _jobs.has_event(conn, run_id, 1, first.event_id):
-                    return Outcome(existing)
-            plan = plan_create_run(run_id, workflow_name, input, attrs, self.now())
-            created[:] = [plan.event]
+            existing = await _jobs.begin_and_lock_run(conn, run_id, self.channel)
+            # An earlier attempt of this call may have committed after all.
+            earlier = attempts[-1].event_id if attempts else None
+            if existing is not None and earlier and await _jobs.has_event(conn, run_id, 1, earlier):
+                return Outcome(CreatedRun(existing, True))
+            plan = plan_create_run(
+                run_id, workflow_name, input, attrs, options, start, self.now(), existing
+            )
+            if plan.event is None or plan.change is None:
+                return Outcome(plan.result)
+            attempts.append(plan.event)
 
             async def writes(conn: Conn) -> None:
                 await _jobs.queue_create_run(conn, plan, self._feed)
 
-            return Outcome(plan.record, [plan.change], writes=writes)
+            return Outcome(plan.result, [plan.change], writes=writes)
 
         async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
-            found = await _jobs.has_event(conn, run_id, 1, created[0].event_id)
+            if not outcome.value.created:
+                return outcome  # it wrote nothing
+            found = await _jobs.has_event(conn, run_id, 1, attempts[-1].event_id)
             return outcome if found else None
 
-        coro = self._db.transaction(body, what="create_run", recover=recover)
-        result: RunRecord = await self._call(coro)
-        return result
+        coro = self._db.transaction(body, what="create_run", recover=recover, begins=True)
+        created: CreatedRun = await self._call(coro)
+        return created
 
     async def append(
         self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
@@ -307,7 +325,21 @@ class PostgresWorld:
     # -- scheduling --------------------------------------------------------------------------
 
     async def register_worker(self, info: WorkerInfo) -> None:
-        await self._call(self._write("register_worker", lambda c: sched.register_worker(c, info)))
+        await self._call(
+            self._write("register_worker", lambda c: sched.register_worker(c, info, self.now()))
+        )
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        result: list[WorkerRecord] = await self._read(sched.list_workers, "list_workers")
+        return result
+
+    async def wake_run(self, run_id: str) -> bool:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            change = await sched.wake_run(conn, run_id, self.now(), self._feed)
+            return Outcome(change is not None, [] if change is None else [change])
+
+        woken: bool = await self._call(self._db.transaction(body, what="wake_run", idempotent=True))
+        return woken
 
     async def unregister_worker(self, worker_id: str) -> None:
         await self._call(

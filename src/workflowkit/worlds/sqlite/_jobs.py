@@ -22,6 +22,7 @@ from .._rows import (
     run_status,
     step_from_row,
     wait_from_row,
+    worker_from_row,
 )
 from ..apply import (
     AppendPlan,
@@ -40,11 +41,13 @@ from ..records import (
     HookRecord,
     NewEvent,
     RunChange,
+    RunOptions,
     RunRecord,
     StepClaim,
     StepRecord,
     WaitRecord,
     WorkerInfo,
+    WorkerRecord,
 )
 from ._writer import Changed
 
@@ -76,11 +79,16 @@ def create_run(
     workflow_name: str,
     input: bytes,
     attrs: Mapping[str, Any],
+    options: RunOptions,
+    start_at: float | None,
     now: float,
 ) -> Changed:
-    plan = plan_create_run(run_id, workflow_name, input, attrs, now)
+    existing = get_run(conn, run_id)  # the single writer is the id's lock
+    plan = plan_create_run(run_id, workflow_name, input, attrs, options, start_at, now, existing)
+    if plan.event is None or plan.change is None:
+        return Changed(plan.result)
     _execute(conn, plan.writes, [plan.event])
-    return Changed(plan.record, [plan.change])
+    return Changed(plan.result, [plan.change])
 
 
 def append(
@@ -138,10 +146,11 @@ def claim_runs(
 ) -> list[RunRecord]:
     dead = _dead_local_workers(conn, worker)
     rows = conn.execute(
-        f"SELECT r.run_id FROM runs r WHERE r.wake_at <= ? AND r.status IN {_ACTIVE} "
+        f"SELECT r.run_id FROM runs r WHERE r.status IN {_ACTIVE} "
         f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
-        f"AND r.workflow_name {DIALECT.in_list} ORDER BY r.wake_at LIMIT ?",
-        (now, now, json.dumps(dead), names, limit),
+        f"AND ((r.wake_at <= ? AND r.workflow_name {DIALECT.in_list}) OR r.deadline <= ?) "
+        "ORDER BY r.wake_at LIMIT ?",
+        (now, json.dumps(dead), now, names, now, limit),
     ).fetchall()
     claimed = []
     for (run_id,) in rows:
@@ -296,3 +305,7 @@ def list_waits(conn: sqlite3.Connection, run_id: str) -> list[WaitRecord]:
 def list_hooks(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[HookRecord]:
     rows = conn.execute(_sql.SELECT_HOOKS.format(where=where), params)
     return [hook_from_row(row, _moment) for row in rows]
+
+
+def list_workers(conn: sqlite3.Connection) -> list[WorkerRecord]:
+    return [worker_from_row(row, _moment) for row in conn.execute(_sql.SELECT_WORKERS)]

@@ -22,12 +22,16 @@ from .. import _sql
 from .._listeners import Listeners
 from ..base import ChangeListener, StreamListener
 from ..records import (
+    NO_OPTIONS,
     AppendResult,
     ChunkWriter,
+    CreatedRun,
     Event,
     HookRecord,
     NewChunk,
     NewEvent,
+    RunChange,
+    RunOptions,
     RunRecord,
     RunStatus,
     StepClaim,
@@ -36,6 +40,7 @@ from ..records import (
     StreamPage,
     WaitRecord,
     WorkerInfo,
+    WorkerRecord,
     from_timestamp,
 )
 from . import _jobs, _streams
@@ -108,12 +113,24 @@ class SQLiteWorld:
     # -- runs and events -------------------------------------------------------------------
 
     async def create_run(
-        self, run_id: str, workflow_name: str, input: bytes, attrs: Mapping[str, Any]
-    ) -> RunRecord:
-        record: RunRecord = await self._write(
-            lambda c: _jobs.create_run(c, run_id, workflow_name, input, attrs, time.time())
-        )
-        return record
+        self,
+        run_id: str,
+        workflow_name: str,
+        input: bytes,
+        attrs: Mapping[str, Any],
+        options: RunOptions = NO_OPTIONS,
+        *,
+        start_at: datetime | None = None,
+    ) -> CreatedRun:
+        start = None if start_at is None else start_at.timestamp()
+
+        def create(conn: sqlite3.Connection) -> Changed:
+            return _jobs.create_run(
+                conn, run_id, workflow_name, input, attrs, options, start, time.time()
+            )
+
+        created: CreatedRun = await self._write(create)
+        return created
 
     async def append(
         self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
@@ -190,15 +207,25 @@ class SQLiteWorld:
     # -- scheduling ----------------------------------------------------------------------
 
     async def register_worker(self, info: WorkerInfo) -> None:
-        def register(conn: sqlite3.Connection) -> None:
-            now = time.time()
-            conn.execute(
-                "INSERT OR REPLACE INTO workers (worker_id, hostname, pid, started_at, "
-                "heartbeat_at) VALUES (?, ?, ?, ?, ?)",
-                (info.worker_id, info.hostname, info.pid, now, now),
-            )
+        await self._write(
+            lambda c: c.execute(_sql.UPSERT_WORKER, _sql.worker_params(info, time.time())),
+            worker=True,
+        )
 
-        await self._write(register, worker=True)
+    async def list_workers(self) -> list[WorkerRecord]:
+        result: list[WorkerRecord] = await self._read(_jobs.list_workers)
+        return result
+
+    async def wake_run(self, run_id: str) -> bool:
+        def wake(conn: sqlite3.Connection) -> Changed:
+            now = time.time()
+            if not conn.execute(_sql.WAKE_RUN, (now, now, run_id, now)).rowcount:
+                return Changed(False)
+            head = conn.execute(_sql.SELECT_HEAD, (run_id,)).fetchone()
+            return Changed(True, [RunChange(run_id, int(head[2] or 0), RunStatus.PENDING)])
+
+        woken: bool = await self._write(wake)
+        return woken
 
     async def unregister_worker(self, worker_id: str) -> None:
         def unregister(conn: sqlite3.Connection) -> None:
@@ -268,11 +295,7 @@ class SQLiteWorld:
         names = DIALECT.list_param(workflow_names)
 
         def query(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
-                f"SELECT min(wake_at) FROM runs WHERE owner IS NULL AND status IN {_ACTIVE} "
-                f"AND workflow_name {DIALECT.in_list}",
-                (names,),
-            ).fetchone()
+            row = conn.execute(_sql.next_wake_at(DIALECT), (names,)).fetchone()
             return None if row is None else row[0]
 
         value: float | None = await self._read(query)
