@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from . import serde
-from .ids import ulid
 from .worlds.base import World
 from .worlds.records import (
     Event,
@@ -25,9 +24,6 @@ from .worlds.records import (
     WaitRecord,
 )
 
-# Run ids are ULIDs made by the starting process, ``created_at`` is the World's clock: a
-# cursor derived from a time allows this much skew between the two.
-_CLOCK_SKEW = timedelta(minutes=5)
 _BATCH = 200
 
 
@@ -175,12 +171,6 @@ def stream_json(info: StreamInfo) -> dict[str, Any]:
     }
 
 
-def _id_bound(moment: datetime) -> str:
-    """The smallest run id created at ``moment`` (ids are ``wrun_`` + ULID)."""
-    ms = max(0, int(moment.timestamp() * 1000))
-    return "wrun_" + ulid(ms)[:10] + "0" * 16
-
-
 async def find_runs(
     world: World,
     *,
@@ -191,35 +181,16 @@ async def find_runs(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> tuple[list[RunRecord], str | None]:
-    """Up to ``limit`` matching runs, newest first, and the cursor of the next page (if any).
-
-    The World filters by workflow and status and pages by run id; the time window is
-    applied here, using run ids (time-ordered ULIDs) to skip ahead and stop early.
-    """
-    before = cursor
-    if until is not None:
-        bound = _id_bound(until + _CLOCK_SKEW)
-        before = bound if before is None else min(before, bound)
-    stop_id = None if since is None else _id_bound(since - _CLOCK_SKEW)
-    found: list[RunRecord] = []
-    batch = limit + 1 if since is None and until is None else max(limit + 1, _BATCH)
-    while True:
-        page = await world.list_runs(
-            workflow_name=workflow, status=status, limit=batch, before=before
-        )
-        for record in page:
-            if stop_id is not None and record.run_id < stop_id:
-                return _page(found, limit)
-            if since is not None and record.created_at < since:
-                continue
-            if until is not None and record.created_at >= until:
-                continue
-            found.append(record)
-            if len(found) > limit:
-                return _page(found, limit)
-        if len(page) < batch:
-            return _page(found, limit)
-        before = page[-1].run_id
+    """Up to ``limit`` matching runs, newest first, and the cursor of the next page (if any)."""
+    found = await world.list_runs(
+        workflow_name=workflow,
+        status=status,
+        limit=limit + 1,
+        before=cursor,
+        since=since,
+        until=until,
+    )
+    return _page(found, limit)
 
 
 def _page(found: list[RunRecord], limit: int) -> tuple[list[RunRecord], str | None]:
@@ -243,5 +214,5 @@ async def matching_runs(
             if len(page) < _BATCH:
                 break
             before = page[-1].run_id
-    found.sort(key=lambda r: r.run_id, reverse=True)
+    found.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
     return found

@@ -452,3 +452,19 @@ async def test_a_run_past_its_deadline_is_claimed_by_any_worker(world: World) ->
     assert await world.next_wake_at(["wf"]) is not None
     claimed = await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30)
     assert [r.run_id for r in claimed] == ["overdue"]
+
+
+async def test_runs_are_listed_newest_first_whatever_their_ids(world: World) -> None:
+    """User-chosen ids do not sort by time: the list is by creation time, then id."""
+    for run_id in ["zeta", "alpha", "mid", "wrun_0"]:
+        await world.create_run(run_id, "wf", b"", {})
+        await asyncio.sleep(0.002)
+    ids = [r.run_id for r in await world.list_runs()]
+    assert ids == ["wrun_0", "mid", "alpha", "zeta"]
+    first = await world.list_runs(limit=2)
+    rest = await world.list_runs(limit=2, before=first[-1].run_id)
+    assert [r.run_id for r in first + rest] == ids
+    created = {r.run_id: r.created_at for r in await world.list_runs()}
+    window = await world.list_runs(since=created["alpha"], until=created["wrun_0"])
+    assert [r.run_id for r in window] == ["mid", "alpha"]
+    assert [r.run_id for r in await world.list_runs(id_prefix="al")] == ["alpha"]

@@ -31,7 +31,6 @@ from .requests import DashboardRequest, HttpError
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 200
 _ID_PREFIX = "wrun_"
-_ID_LENGTH = len(_ID_PREFIX) + 26
 _RECENT = 500  # how many recent runs the workflow filter's suggestions come from
 STREAM_TAIL = 50  # the run page shows this many of each stream's latest chunks
 
@@ -113,44 +112,35 @@ async def runs_page(world: World, wanted: RunFilter, *, suggestions: bool = True
     return RunsPage(wanted, tuple(runs), next_cursor, names)
 
 
-def normalise_search(text: str) -> str:
-    """``"01J8..."``, ``"wrun_01j8"`` -> ``"wrun_01J8..."`` (ids are upper-case ULIDs)."""
+def search_prefixes(text: str) -> list[str]:
+    """The id prefixes a search means: the text as typed, and, when it could be part of a
+    generated id (``wrun_`` and an upper-case ULID), that id's spelling (``"01j8"`` ->
+    ``"wrun_01J8"``)."""
     text = text.strip()
     rest = text[len(_ID_PREFIX) :] if text.lower().startswith(_ID_PREFIX) else text
-    return _ID_PREFIX + rest.upper()
+    generated = _ID_PREFIX + rest.upper()
+    if not rest.isalnum() or generated == text:
+        return [text]
+    return [text, generated]
 
 
 async def _search(world: World, wanted: RunFilter) -> tuple[list[RunRecord], str | None]:
-    """Runs whose id starts with the search text (all of an id finds that one run).
-
-    Ids sort as text, so the matches are one contiguous stretch of the id order: start just
-    above the prefix and stop at the first id that does not match.
-    """
+    """Runs whose id starts with the search text (all of an id finds that one run)."""
     assert wanted.search is not None
-    prefix = normalise_search(wanted.search)
-    if len(prefix) >= _ID_LENGTH:
-        record = await world.get_run(prefix[:_ID_LENGTH])
-        found = [record] if record is not None and _matches(record, wanted) else []
-        return found, None
-    before = prefix + "~"  # "~" sorts after every ULID character
-    if wanted.cursor is not None:
-        before = min(before, wanted.cursor)
-    page = await world.list_runs(
-        workflow_name=wanted.workflow,
-        status=wanted.status,
-        limit=wanted.limit + 1,
-        before=before,
-    )
-    found = [r for r in page if r.run_id.startswith(prefix)]
-    if len(found) > wanted.limit:
-        return found[: wanted.limit], found[wanted.limit - 1].run_id
-    return found, None
-
-
-def _matches(record: RunRecord, wanted: RunFilter) -> bool:
-    if wanted.workflow is not None and record.workflow_name != wanted.workflow:
-        return False
-    return wanted.status is None or record.status is wanted.status
+    page: list[RunRecord] = []
+    for prefix in search_prefixes(wanted.search):
+        page = await world.list_runs(
+            workflow_name=wanted.workflow,
+            status=wanted.status,
+            id_prefix=prefix,
+            limit=wanted.limit + 1,
+            before=wanted.cursor,
+        )
+        if page:
+            break
+    if len(page) > wanted.limit:
+        return page[: wanted.limit], page[wanted.limit - 1].run_id
+    return page, None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from .apply import (
     UnclaimStep,
     Write,
 )
-from .records import ChunkWriter, Event, NewChunk, RunStatus, StepStatus, WorkerInfo
+from .records import ChunkWriter, Event, NewChunk, RunQuery, RunStatus, StepStatus, WorkerInfo
 
 
 class Statement(NamedTuple):
@@ -426,23 +426,40 @@ VISIBLE_CHUNK = (
 )
 
 
-def list_runs(
-    workflow_name: str | None, status: RunStatus | None, before: str | None, limit: int
-) -> tuple[str, tuple[Any, ...]]:
-    """Runs newest first, filtered and paged (``before`` a run id); SQL with ``?``."""
+def list_runs(dialect: Dialect, query: RunQuery) -> tuple[str, tuple[Any, ...]]:
+    """Runs newest first (by creation time, then id), filtered, paged after ``before``."""
     clauses: list[str] = []
     params: list[Any] = []
     for clause, value in (
-        ("r.workflow_name = ?", workflow_name),
-        ("r.status = ?", None if status is None else str(status)),
-        ("r.run_id < ?", before),
+        ("r.workflow_name = ?", query.workflow_name),
+        ("r.status = ?", None if query.status is None else str(query.status)),
+        ("r.parent_run_id = ?", query.parent_run_id),
+        ("r.created_at >= ?", _when(dialect, query.since)),
+        ("r.created_at < ?", _when(dialect, query.until)),
+        ("substr(r.run_id, 1, length(?)) = ?", query.id_prefix),
+        (
+            "(r.created_at < b.created_at OR (r.created_at = b.created_at "
+            "AND r.run_id < b.run_id))",
+            query.before,
+        ),
     ):
         if value is not None:
             clauses.append(clause)
-            params.append(value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT {RUN_COLUMNS} FROM runs r {where} ORDER BY r.run_id DESC LIMIT ?"
-    return sql, (*params, limit)
+            params.extend([value] * clause.count("?"))
+    after = ""
+    if query.before is not None:  # the cursor run is joined, to compare with its place
+        after = "JOIN runs b ON b.run_id = ? "
+        params.insert(0, query.before)
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    sql = (
+        f"SELECT {RUN_COLUMNS} FROM runs r {after}{where}"
+        "ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?"
+    )
+    return dialect.sql(sql), (*params, query.limit)
+
+
+def _when(dialect: Dialect, moment: datetime | None) -> Any:
+    return None if moment is None else dialect.time(moment.timestamp())
 
 
 SELECT_CHUNKS = (

@@ -80,7 +80,16 @@ class EventLog(Protocol):
         status: RunStatus | None = None,
         limit: int = 100,
         before: str | None = None,
-    ) -> list[RunRecord]: ...
+        parent_run_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        id_prefix: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first (by creation time, then run id) matching every filter given:
+        their workflow, status, parent run, creation time in ``[since, until)`` and id
+        prefix; up to
+        ``limit`` of them, after the run ``before`` (the last of the previous page)."""
+        ...
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]: ...
 

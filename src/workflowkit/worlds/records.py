@@ -159,6 +159,22 @@ NO_OPTIONS = RunOptions()  # a run started with none
 
 
 @dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Which runs ``list_runs`` returns: newest first (by creation time, then run id), those
+    matching every filter given, up to ``limit``, after the run ``before`` (a cursor: the
+    last run of the previous page)."""
+
+    workflow_name: str | None = None
+    status: RunStatus | None = None
+    parent_run_id: str | None = None
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+    id_prefix: str | None = None  # run ids that start with it
+    before: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class CreatedRun:
     """What ``create_run`` returns: the run, and whether this call created it (False: a run
     with that id existed already, and nothing was written)."""

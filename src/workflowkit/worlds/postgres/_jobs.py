@@ -312,7 +312,7 @@ async def get_runs(conn: Conn, run_ids: Sequence[str]) -> list[RunRecord]:
 
 
 async def list_runs(conn: Conn, query: str, params: tuple[Any, ...]) -> list[RunRecord]:
-    cur = await conn.execute(DIALECT.sql(query).encode(), params)
+    cur = await conn.execute(query.encode(), params)
     return [run_from_row(row, moment) for row in await cur.fetchall()]
 
 

@@ -40,6 +40,7 @@ from ..records import (
     NewChunk,
     NewEvent,
     RunOptions,
+    RunQuery,
     RunRecord,
     RunStatus,
     StepClaim,
@@ -54,6 +55,7 @@ from . import _jobs, _streams
 from . import _scheduling as sched
 from ._batch import AppendQueue
 from ._batch import Outcome as BatchOutcome
+from ._dialect import DIALECT
 from ._feed import Clock, Feed
 from ._jobs import AppendJob
 from ._loop import WorldLoop
@@ -259,10 +261,17 @@ class PostgresWorld:
         status: RunStatus | None = None,
         limit: int = 100,
         before: str | None = None,
+        parent_run_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        id_prefix: str | None = None,
     ) -> list[RunRecord]:
-        query, params = _sql.list_runs(workflow_name, status, before, limit)
+        query = RunQuery(
+            workflow_name, status, parent_run_id, since, until, id_prefix, before, limit
+        )
+        sql, params = _sql.list_runs(DIALECT, query)
         result: list[RunRecord] = await self._read(
-            lambda c: _jobs.list_runs(c, query, params), "list_runs"
+            lambda c: _jobs.list_runs(c, sql, params), "list_runs"
         )
         return result
 

@@ -58,7 +58,9 @@ def _moment(value: float) -> datetime:
 
 DIALECT = _sql.Dialect(
     placeholder="?",
-    time=float,
+    # Whole microseconds, as datetimes hold them: a time read back and passed in again (a
+    # filter, a cursor) then compares equal to the stored one.
+    time=lambda value: round(value, 6),
     stamp=datetime.timestamp,
     moment=_moment,
     in_list="IN (SELECT value FROM json_each(?))",

@@ -32,6 +32,7 @@ from ..records import (
     NewEvent,
     RunChange,
     RunOptions,
+    RunQuery,
     RunRecord,
     RunStatus,
     StepClaim,
@@ -153,8 +154,15 @@ class SQLiteWorld:
         status: RunStatus | None = None,
         limit: int = 100,
         before: str | None = None,
+        parent_run_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        id_prefix: str | None = None,
     ) -> list[RunRecord]:
-        sql, params = _sql.list_runs(workflow_name, status, before, limit)
+        query = RunQuery(
+            workflow_name, status, parent_run_id, since, until, id_prefix, before, limit
+        )
+        sql, params = _sql.list_runs(DIALECT, query)
         result: list[RunRecord] = await self._read(lambda c: _jobs.list_runs(c, sql, params))
         return result
 
