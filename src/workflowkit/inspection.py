@@ -22,6 +22,7 @@ from .worlds.records import (
     StepRecord,
     StreamInfo,
     WaitRecord,
+    WorkerRecord,
 )
 
 _BATCH = 200
@@ -93,8 +94,9 @@ def one_line(value: Any, width: int = 80) -> str:
 # -- shapes --------------------------------------------------------------------------------
 
 
-def run_json(record: RunRecord) -> dict[str, Any]:
+def run_json(record: RunRecord, waiting_for: str | None = None) -> dict[str, Any]:
     """The JSON shape of a run, shared by ``inspect runs``, ``inspect run`` and ``cancel``."""
+    options = record.options
     return {
         "run_id": record.run_id,
         "workflow_name": record.workflow_name,
@@ -103,10 +105,34 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "started_at": iso(record.started_at),
         "completed_at": iso(record.completed_at),
         "updated_at": iso(record.updated_at),
+        "waiting_for": waiting_for,
+        "deadline": iso(options.deadline),
+        "queue": options.queue,
+        "key": options.key,
+        "priority": options.priority,
+        "parent_run_id": options.parent_run_id,
+        "detached": options.detached,
         "input": shown(record.input),
         "output": shown(record.output),
         "error": shown(record.error),
     }
+
+
+def waiting_for(record: RunRecord, workers: Sequence[WorkerRecord], now: datetime) -> str | None:
+    """Why a run that nobody holds is not going on, in words; None if nothing holds it up
+    (it is held, has ended, or a live worker can take it as soon as it is due)."""
+    if record.status.terminal or record.owner is not None:
+        return None
+    if record.status is RunStatus.PENDING and record.wake_at is not None and record.wake_at > now:
+        return f"its start, {relative(record.wake_at, now)}"
+    if not has_worker(record.workflow_name, workers, now):
+        return f"a worker: no worker has workflow `{record.workflow_name}`"
+    return None
+
+
+def has_worker(workflow_name: str, workers: Sequence[WorkerRecord], now: datetime) -> bool:
+    """Whether a live worker has registered the workflow (so can run it)."""
+    return any(w.live(now) and workflow_name in w.info.workflows for w in workers)
 
 
 def step_json(step: StepRecord) -> dict[str, Any]:

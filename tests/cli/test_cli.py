@@ -90,7 +90,8 @@ def test_inspect_runs_human(capsys: pytest.CaptureFixture[str], seeded: Seeded) 
     code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "runs", "--limit", "2")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["RUN", "ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"]
+    # (a last column, WAITING FOR, says no live worker has these workflows)
+    assert lines[0].split()[:6] == ["RUN", "ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"]
     assert seeded.waiting in lines[1] and "cli.approve" in lines[1]
     assert "ago" in lines[1] or "just now" in lines[1]
     # columns are aligned: every row puts WORKFLOW at the same offset
@@ -341,3 +342,29 @@ def test_start_by_name(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> No
     assert code == 2 and "JSON array" in err
     code, _, err = run_cli(capsys, "--world", seeded.url, "start", "cli.greet", "--args", "[")
     assert code == 2 and "invalid JSON" in err
+
+
+def test_start_warns_when_no_live_worker_has_the_workflow(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from workflowkit.worlds.records import WorkerInfo
+    from workflowkit.worlds.sqlite import SQLiteWorld
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    code, out, err = run_cli(capsys, "--world", url, "start", "nobody.has.this")
+    assert code == 0 and out.startswith("started ")
+    assert "no live worker has registered workflow 'nobody.has.this'" in err
+    run_id = out.split()[1]
+    code, out, _ = run_cli(capsys, "--world", url, "inspect", "run", run_id)
+    assert "no worker has workflow `nobody.has.this`" in out
+
+    async def register() -> None:
+        world = SQLiteWorld(tmp_path / "w.db")
+        await world.register_worker(WorkerInfo("wrkr_x", "h", 1, ("nobody.has.this",)))
+        await world.close()
+
+    asyncio.run(register())
+    code, _, err = run_cli(capsys, "--world", url, "start", "nobody.has.this")
+    assert code == 0 and "warning" not in err
+    data = json.loads(run_cli(capsys, "--world", url, "inspect", "run", run_id, "--json")[1])
+    assert data["waiting_for"] is None

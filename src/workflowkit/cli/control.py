@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import _operations
 from .._operations import CancelOutcome
 from ..errors import SerializationError
-from ..inspection import matching_runs, run_json
+from ..inspection import has_worker, matching_runs, run_json, waiting_for
 from ..worlds.base import World
-from ..worlds.records import RunRecord, RunStatus
+from ..worlds.records import RunRecord, RunStatus, WorkerRecord
 from .common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -212,12 +213,21 @@ def run_start(args: argparse.Namespace) -> int:
     if not isinstance(keywords, dict):
         raise CliError("--kwargs must be a JSON object", EXIT_USAGE)
 
-    async def action(world: World) -> RunRecord:
-        return await _operations.start_by_name(world, args.name, positional, keywords)
+    async def action(world: World) -> tuple[RunRecord, list[WorkerRecord]]:
+        record = await _operations.start_by_name(world, args.name, positional, keywords)
+        return record, await world.list_workers()
 
-    record = with_world(args, action, create=True)
+    record, workers = with_world(args, action, create=True)
+    now = datetime.now(UTC)
+    if not has_worker(args.name, workers, now):
+        # Started all the same: a worker that has it may come (a deploy in progress).
+        print(
+            f"warning: no live worker has registered workflow {args.name!r}; the run stays "
+            "pending until one that imports it starts (workflowkit worker MODULE)",
+            file=sys.stderr,
+        )
     if args.json:
-        print_json(run_json(record))
+        print_json(run_json(record, waiting_for(record, workers, now)))
     else:
         print(f"started {record.run_id} ({args.name})")
     return 0
