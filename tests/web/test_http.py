@@ -17,6 +17,7 @@ from workflowkit.api import start
 from workflowkit.testing import wait_for_hook
 from workflowkit.web import Dashboard, create_app
 from workflowkit.worlds import open_world
+from workflowkit.worlds.records import RunOptions
 
 HTML = {"accept": "text/html"}
 
@@ -355,3 +356,20 @@ async def test_mounted_under_a_prefix(seeded: Seeded) -> None:
             assert js.status_code == 200 and "text/javascript" in js.headers["content-type"]
     finally:
         await dashboard.close()
+
+
+async def test_a_run_page_says_what_the_run_waits_for_and_links_its_family(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    world = open_world(seeded.url)
+    try:
+        await world.create_run("parent-1", "nobody.has.this", b"", {})
+        child = RunOptions(parent_run_id="parent-1")
+        await world.create_run("child-1", "nobody.has.this", b"", {}, child)
+    finally:
+        await world.close()
+    page = (await client.get("/runs/parent-1", headers=HTML)).text
+    assert "Waiting for a worker: no worker has workflow `nobody.has.this`" in page
+    assert 'href="/runs/child-1"' in page
+    child_page = (await client.get("/runs/child-1", headers=HTML)).text
+    assert 'href="/runs/parent-1"' in child_page
