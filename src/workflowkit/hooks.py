@@ -145,7 +145,7 @@ class HookDefinition(Generic[T]):
             from pydantic import TypeAdapter
         except ImportError as exc:  # pragma: no cover - pydantic is an optional dependency
             raise ImportError(
-                "define_hook(schema=...) needs pydantic: pip install pydantic"
+                "define_hook(schema=...) needs pydantic: pip install 'workflowkit[pydantic]'"
             ) from exc
         self.schema = schema
         self._adapter: Any = TypeAdapter(schema)

@@ -1,6 +1,6 @@
 """The scale-out World on PostgreSQL: ``PostgresWorld`` (``WORKFLOWKIT_WORLD=postgresql://...``).
 
-Needs the ``postgres`` extra (psycopg 3 and its pool).
+Needs the ``postgres`` extra (psycopg 3 and its pool) or ``postgres-binary``.
 """
 
 try:
@@ -8,7 +8,8 @@ try:
     import psycopg_pool  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "the PostgreSQL World needs psycopg 3: pip install 'workflowkit[postgres]'"
+        "the PostgreSQL World needs psycopg 3 and libpq: pip install 'workflowkit[postgres]' "
+        f"(libpq from your system) or 'workflowkit[postgres-binary]' (libpq bundled); {exc}"
     ) from exc
 
 from ._schema import DEFAULT_SCHEMA, parse_url
