@@ -1,17 +1,20 @@
-"""Settings read from the environment: parsed once here, checked at start-up, shown safely.
+"""Settings read from the environment: parsed here, checked at start-up, shown safely.
 
-Every ``WORKFLOWKIT_*`` variable a process reads is parsed by a function of this module, so
-a value is understood the same way wherever it is used, and a value that makes no sense is
-a ``ConfigurationError`` naming the variable, what it holds and what it takes (never a
-``ValueError`` from ``int()`` deep in a request, nor a silent fallback).
+Each ``WORKFLOWKIT_*`` setting has a function here that parses it, so a value is understood
+the same way wherever it is used, and a value that makes no sense is a
+``ConfigurationError`` naming the variable, what it holds and what it takes (never a
+``ValueError`` from ``int()`` deep in a request, nor a silent fallback). Three are read
+where they are used and only checked here: the World URL (``worlds.open_world``), the
+base URL (``urls.base_url``) and the serde limits (read when ``workflowkit.serde`` is
+imported, which warns and falls back).
 
 ``check_settings()`` reads them all when a process starts using workflowkit: a runtime is
 created (``configure()``, the first ``start()``) or ``workflowkit worker`` starts, each of
 which then opens the World its URL names (``open_world`` refuses a malformed one). An ASGI
 server starting ``workflowkit.asgi.app`` runs ``check()`` (its lifespan startup): the same,
 and the form of ``WORKFLOWKIT_WORLD``. So a mistake stops the process at once instead of
-failing every request. The webhook apps read their settings
-again for each request (a test may change them), with the same functions.
+failing every request. The webhook apps read their settings again for each request (a
+test may change them), with the same functions.
 
 ``redact_url`` is the one way a World URL is shown, in messages and logs alike.
 """
