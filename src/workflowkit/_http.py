@@ -11,21 +11,29 @@ name: the dashboard has a table of ``web.router.Route`` (method, path pattern, h
 webhook apps ask ``_webhook_app.target(path)`` what a path names.
 
 What is here is written once for both: the ASGI plumbing (where an app is mounted, reading
-a body up to a limit, sending a ``Response``, the lifespan protocol) and the JSON error
-answer (``{"error": message}``) that the WSGI webhook app sends too.
+a body up to a limit, sending a ``Response``, the lifespan protocol), the check of a
+declared ``Content-Length`` and the JSON error answer (``{"error": message}``) that the WSGI
+webhook app uses too.
+
+Failure model of a request body: it is handed on whole or not at all. A body over the limit
+is refused as soon as that is known (from its ``Content-Length``, else while reading) and
+the rest is not read; a body shorter than it said, or cut off by a disconnect, is dropped.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .errors import with_docs_link
 from .webhooks import Headers, Response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Body = bytes | Response | None  # what read_body found: the body, a refusal, or nobody there
 
 
 def mount_point(scope: Scope) -> tuple[str, str]:
@@ -49,21 +57,49 @@ def too_large(limit: int) -> Response:
     return error(413, f"request body over the {limit} byte limit")
 
 
-async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body; None once it grows over ``limit`` bytes (the rest is not read)."""
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def declared_length(raw: str | None, limit: int) -> int | Response | None:
+    """The body length a request announces (``Content-Length``), checked before any reading.
+
+    None when it announces none. The answer refusing the request when the value is not a
+    whole number of bytes (400: a sign, a list, hex, spaces inside) or is over ``limit``
+    (413: nothing of the body is read).
+    """
+    if raw is None:
+        return None
+    text = raw.strip(" \t")
+    if not _DIGITS.fullmatch(text):
+        return error(400, f"invalid Content-Length {raw[:40]!r}: it must be a number of bytes")
+    if len(text.lstrip("0")) > len(str(limit)) or int(text) > limit:
+        return too_large(limit)
+    return int(text)
+
+
+async def read_body(receive: Receive, limit: int, length: int | None = None) -> Body:
+    """The whole request body, up to ``limit`` bytes (``length``: what it announced).
+
+    A ``Response`` refusing it when it grows over ``limit`` (413; the rest is not read) or
+    does not match ``length`` (400). None when the client disconnected before the body
+    ended: a part of a body is never handed on, and nobody is left to answer.
+    """
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b"".join(chunks)
+            return None
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None
+            return too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            break
+    if length is not None and size != length:
+        return error(400, f"the body is {size} bytes, not the {length} its Content-Length says")
+    return b"".join(chunks)
 
 
 async def send_response(send: Send, response: Response, extra: Headers = ()) -> None:
@@ -78,12 +114,25 @@ async def send_response(send: Send, response: Response, extra: Headers = ()) -> 
 
 
 async def serve_lifespan(
-    receive: Receive, send: Send, on_shutdown: Callable[[], Awaitable[None]] | None = None
+    receive: Receive,
+    send: Send,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    on_startup: Callable[[], None] | None = None,
 ) -> None:
-    """Answer the server's startup and shutdown messages (calling ``on_shutdown`` first)."""
+    """Answer the server's startup and shutdown messages.
+
+    ``on_startup`` runs first at startup; if it raises, the startup fails with its message
+    (the server logs it and does not start). ``on_shutdown`` runs first at shutdown.
+    """
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            try:
+                if on_startup is not None:
+                    on_startup()
+            except Exception as exc:
+                await send({"type": "lifespan.startup.failed", "message": with_docs_link(exc)})
+                return
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if on_shutdown is not None:

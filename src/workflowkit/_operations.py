@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import serde
+from . import _settings, serde
 from .errors import (
     HookNotFoundError,
     InvalidWorkflowFunctionError,
@@ -190,18 +189,36 @@ async def resume_webhook(
     after ``response_timeout`` seconds, default ``$WORKFLOWKIT_WEBHOOK_RESPONSE_TIMEOUT``
     or 30, or as soon as the run ends without one).
     """
+    hook = await require_webhook(world, token)
+    return await deliver_to_webhook(world, hook, request, response_timeout=response_timeout)
+
+
+async def require_webhook(world: World, token: str) -> HookRecord:
+    """The active webhook holding ``token``; ``HookNotFoundError`` if none does.
+
+    The HTTP apps ask this before they read a request's body: an unknown token costs them
+    nothing more than its headers.
+    """
     hook = await require_hook(world, token)
     if not hook.is_webhook:
         raise HookNotFoundError(token)
+    return hook
+
+
+async def deliver_to_webhook(
+    world: World, hook: HookRecord, request: Request, *, response_timeout: float | None = None
+) -> Response:
+    """``resume_webhook`` once the webhook was looked up (``require_webhook``)."""
     reply = serde.decode(hook.metadata) if hook.metadata is not None else None
-    manual = reply == "manual"
-    if manual:
-        request = dataclasses.replace(request, reply_to=new_id("wrsp"))
-    await _deliver(world, hook, serde.encode(request, path="request"))
-    if not manual:
+    if reply != "manual":
+        await _deliver(world, hook, serde.encode(request, path="request"))
         return reply if isinstance(reply, Response) else ACCEPTED
-    assert request.reply_to is not None
-    return await _await_response(world, hook.run_id, request.reply_to, response_timeout)
+    # Read before delivering: a bad setting must not leave a request delivered unanswered.
+    timeout = _settings.webhook_response_timeout() if response_timeout is None else response_timeout
+    reply_to = new_id("wrsp")
+    request = dataclasses.replace(request, reply_to=reply_to)
+    await _deliver(world, hook, serde.encode(request, path="request"))
+    return await _await_response(world, hook.run_id, reply_to, timeout)
 
 
 async def _deliver(world: World, hook: HookRecord, payload: bytes) -> None:
@@ -218,11 +235,7 @@ async def _stored_response(world: World, reply_to: str) -> Response | None:
     return response if isinstance(response, Response) else None
 
 
-async def _await_response(
-    world: World, run_id: str, reply_to: str, timeout: float | None
-) -> Response:
-    if timeout is None:
-        timeout = float(os.environ.get("WORKFLOWKIT_WEBHOOK_RESPONSE_TIMEOUT", "30"))
+async def _await_response(world: World, run_id: str, reply_to: str, timeout: float) -> Response:
     deadline, pause = time.monotonic() + timeout, 0.002
     while True:
         response = await _stored_response(world, reply_to)

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
+from .._settings import redact_url
 from ..durations import parse_duration
 from ..errors import (
     HookNotFoundError,
@@ -24,7 +24,7 @@ from ..inspection import duration as duration
 from ..inspection import one_line as one_line
 from ..inspection import relative as relative
 from ..inspection import span_text as span_text
-from ..worlds import open_world
+from ..worlds import check_url, open_world
 from ..worlds.base import World
 from ..worlds.sqlite import DEFAULT_PATH, path_from_url
 from .color import status as paint_status
@@ -58,7 +58,8 @@ def world_url(args: argparse.Namespace) -> str | None:
 
 
 def is_sqlite(url: str | None) -> bool:
-    return url is None or url.startswith("sqlite:") or "://" not in url
+    """Whether ``url`` names a SQLite World (``ConfigurationError`` if it names none)."""
+    return check_url(url) == "sqlite"
 
 
 def resolved_url(url: str | None) -> str | None:
@@ -101,11 +102,7 @@ def safe_url(url: str | None) -> str:
     """``url`` for messages: the password (if any) replaced by ``***``."""
     if url is None:
         return f"(default: sqlite:///{DEFAULT_PATH})"
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redact_url(url)
 
 
 def with_world(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from .. import _settings
 from ..context import WorkflowMetadata
 from ..ids import new_id
 from ..registry import REGISTRY, Registry
@@ -52,24 +53,18 @@ class Worker:
         self.worker_id = new_id("wrkr")
         self.info = WorkerInfo(self.worker_id, socket.gethostname(), os.getpid())
         self.max_runs = max_runs
-        self.lease_seconds = lease_seconds or float(
-            os.environ.get("WORKFLOWKIT_LEASE_SECONDS", "30")
-        )
+        self.lease_seconds = lease_seconds or _settings.lease_seconds()
         self.evict_after = evict_after
         self.poll_interval = poll_interval
         # Tests: when a run has nothing to do but wait for timers, time jumps to the next one.
         self.virtual_clock = virtual_clock
         # Without the run cache every event replays the run from the log: slow, but a
         # thorough check that workflow code is deterministic.
-        self.cache_runs = (
-            cache_runs
-            if cache_runs is not None
-            else os.environ.get("WORKFLOWKIT_RUN_CACHE", "1") not in {"0", "false", "no"}
-        )
+        self.cache_runs = cache_runs if cache_runs is not None else _settings.run_cache()
         self.pool = ThreadPoolExecutor(step_threads, thread_name_prefix="workflowkit-step")
         # Steps this worker runs at once (its runs' and claimed ones); beyond that a run's new
         # steps go to the World's step queue for any worker with room.
-        self.step_slots = step_slots or int(os.environ.get("WORKFLOWKIT_STEP_SLOTS", "256"))
+        self.step_slots = step_slots or _settings.step_slots()
         self.running_steps = 0
         self.claimed: dict[str, asyncio.Task[None]] = {}  # step id -> its task
         self._steps_wanted = True  # the step queue may hold work for us

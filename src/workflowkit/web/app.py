@@ -84,7 +84,9 @@ class Dashboard:
             return
         body = await _http.read_body(receive, MAX_BODY)
         if body is None:
-            response = _http.too_large(MAX_BODY)
+            return  # the client left before its request ended: nothing to act on
+        if isinstance(body, Response):
+            response = body
         else:
             response = await self.handle(parse_request(scope, body))
         await _http.send_response(send, response, safety_headers(response))

@@ -4,34 +4,55 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from ..._settings import redact_url
+from ...errors import ConfigurationError
 from .. import _migrations
 from ._transactions import Conn
 
 DEFAULT_SCHEMA = "workflowkit"
 MIGRATIONS = _migrations.load("workflowkit.worlds.postgres")
+# One host of a URL's host list: a name or an IPv6 address in brackets, and a numeric port.
+_HOST = re.compile(r"(\[[^\]]*\]|[^:\[\]/]*)(:[0-9]*)?")
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 _RECORD = _migrations.RECORD.replace("?", "%s")
 
 
 def parse_url(url: str, schema: str | None = None) -> tuple[str, str]:
-    """Split ``postgresql://...?schema=name`` into a libpq URL and the schema name."""
+    """Split ``postgresql://...?schema=name`` into a libpq URL and the schema name.
+
+    A URL of another form (a slash missing, a port that is not a number) is a
+    ``ConfigurationError`` showing it with the password redacted: libpq's own errors
+    would quote parts of it, password included.
+    """
+    shown = redact_url(url)
     parts = urlsplit(url)
     if parts.scheme not in {"postgresql", "postgres"}:
-        raise ValueError(f"not a PostgreSQL URL: {url!r}")
+        raise ConfigurationError(f"not a PostgreSQL URL: {shown!r}")
+    hosts = parts.netloc.rpartition("@")[2].split(",")  # libpq takes host:port,host:port
+    if not url[len(parts.scheme) :].startswith("://") or not all(map(_HOST.fullmatch, hosts)):
+        raise ConfigurationError(
+            f"malformed PostgreSQL URL {shown!r}: write postgresql://user:password@host:port/"
+            "database (with a /, ? or @ in the password written %2F, %3F, %40)"
+        )
     query = parse_qsl(parts.query, keep_blank_values=True)
     kept = [(k, v) for k, v in query if k != "schema"]
     from_url = [v for k, v in query if k == "schema"]
     name = schema or (from_url[-1] if from_url else DEFAULT_SCHEMA)
     if not _SCHEMA_NAME.fullmatch(name):
-        raise ValueError(
+        raise ConfigurationError(
             f"invalid schema name {name!r}: use lower-case letters, digits and underscores"
         )
-    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(kept), parts.fragment))
+    # Not urlunsplit: it drops the "//" of an empty host (postgresql:///db, the local socket).
+    conninfo = f"postgresql://{parts.netloc}{parts.path}"
+    if kept:
+        conninfo += f"?{urlencode(kept)}"
+    if parts.fragment:
+        conninfo += f"#{parts.fragment}"
     return conninfo, name
 
 

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from ...errors import CorruptDataError
+from ...errors import CorruptDataError, WorldOpenError
 from .. import _migrations
 from ._threads import retry_busy
 
@@ -37,13 +37,20 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def prepare(path: Path) -> None:
-    """Make ``path`` a database of the current schema (WAL mode, migrations applied)."""
-    conn = connect(path)
+    """Make ``path`` a database of the current schema (WAL mode, migrations applied).
+
+    A file SQLite cannot open or read (not a database, damaged, a directory, unreadable)
+    is a ``WorldOpenError`` naming it, not a bare ``sqlite3`` error.
+    """
     try:
-        retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), what="enable WAL")
-        retry_busy(lambda: _migrate(conn, path), what="migrate")
-    finally:
-        conn.close()
+        conn = connect(path)
+        try:
+            retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), what="enable WAL")
+            retry_busy(lambda: _migrate(conn, path), what="migrate")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise WorldOpenError(str(path), f"{type(exc).__name__}: {exc}") from exc
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

@@ -16,8 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlsplit
 
+from ..._settings import redact_url
+from ...errors import ConfigurationError
 from .. import _sql
 from .._listeners import Listeners
 from ..base import ChangeListener, StreamListener
@@ -55,15 +57,23 @@ _ACTIVE = "('pending', 'running')"
 
 
 def path_from_url(url: str | None) -> Path:
-    """``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` or a plain path."""
+    """``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` or a plain path.
+
+    Any other ``sqlite:`` form (a host, fewer slashes, no path, a query) is a
+    ``ConfigurationError``: it is not guessed at.
+    """
     if not url:
         return DEFAULT_PATH
-    if url.startswith("sqlite:"):
-        parsed = urlparse(url)
-        # sqlite:///rel.db -> "rel.db"; sqlite:////abs.db -> "/abs.db"
-        raw = unquote(parsed.netloc + parsed.path)
-        return Path(raw[1:] if raw.startswith("/") else raw)
-    return Path(url)
+    if url[:7].lower() != "sqlite:":
+        return Path(url)
+    path = urlsplit(url).path
+    if not url[7:].startswith("///") or "?" in url or "#" in url or len(path) < 2:
+        raise ConfigurationError(
+            f"malformed SQLite URL {redact_url(url)!r}: write sqlite:///relative/file.db, "
+            "sqlite:////absolute/file.db or a plain path (a file name with ? or # in it "
+            "is written %3F or %23)"
+        )
+    return Path(unquote(path[1:]))  # "/rel.db" -> "rel.db"; "//abs.db" -> "/abs.db"
 
 
 class SQLiteWorld:
