@@ -118,7 +118,8 @@ def main() -> None:
     doc = typical_dict()
     print(
         f"2KB dict: a typical document, {len(json.dumps(doc))} bytes of JSON; 2KB typed: the "
-        "same with datetimes, Decimals and sets (ratio to json on the plain one); 1 MiB bytes\n"
+        "same with datetimes, Decimals and sets (ratio to json on the plain one); 1 MiB bytes; "
+        "1000 bytes: a list of 1000 values of 64 bytes each (one blob segment each)\n"
     )
     header = (
         f"{'payload':<12} {'codec':<18} {'op':<7} {'µs/op':>10} {'ops/s':>10} "
@@ -127,7 +128,12 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     reference: dict[str, float] = {}
-    payloads = (("2KB dict", doc), ("2KB typed", typed_dict()), ("1MiB bytes", os.urandom(1 << 20)))
+    payloads = (
+        ("2KB dict", doc),
+        ("2KB typed", typed_dict()),
+        ("1MiB bytes", os.urandom(1 << 20)),
+        ("1000 bytes", [os.urandom(64) for _ in range(1000)]),
+    )
     for name, value in payloads:
         rows = bench(value)
         if name == "2KB dict":

@@ -7,7 +7,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.workflowkit-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # pip 25.1 is the first to install PEP 735 dependency groups (`--group`), where the
+  # project's own tools live: they are not extras, so a user's install never sees them.
+  .venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+  .venv/bin/python -m pip install --quiet --group dev -e ".[postgres-binary,web,http,pydantic]"
   touch "$stamp"
 fi

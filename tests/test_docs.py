@@ -326,9 +326,12 @@ def page_run(tmp_path: Path, seeded_database: Path) -> Iterator[dict[str, PageRu
 # -- the tests -------------------------------------------------------------------------------
 
 
-def test_site_builds_strictly(tmp_path: Path) -> None:
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The MkDocs site, built once (strict: a broken link or #anchor fails the build)."""
+    site = tmp_path_factory.mktemp("site")
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -336,8 +339,30 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "index.html").exists()
-    assert (tmp_path / "errors" / "index.html").exists()
+    return site
+
+
+def mkdocs_config() -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    return config
+
+
+def test_site_builds_strictly(built_site: Path) -> None:
+    assert (built_site / "index.html").exists()
+    assert (built_site / "errors" / "index.html").exists()
+
+
+def site_page(site: Path, url: str) -> tuple[Path, str]:
+    """The built file a published URL of the site serves, and the URL's #anchor."""
+    site_url = mkdocs_config()["site_url"]
+    assert url.startswith(site_url), f"{url} is not on the site ({site_url})"
+    path, _, anchor = url[len(site_url) :].partition("#")
+    assert path == "" or path.endswith("/"), f"{url}: pages are directories (end with /)"
+    return site / path / "index.html", anchor
+
+
+def has_anchor(page: Path, anchor: str) -> bool:
+    return re.search(rf'\bid="{re.escape(anchor)}"', page.read_text()) is not None
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
@@ -399,6 +424,40 @@ def test_every_error_class_has_its_section(cls: type[BaseException]) -> None:
     heading = re.search(rf"^#+ {cls.__name__} \{{#{re.escape(slug)}\}}$", page, re.M)
     assert heading, f"docs/errors.md needs a heading `### {cls.__name__} {{#{slug}}}`"
     assert errors.docs_url_for(cls) == f"{errors.DOCS_BASE}#{slug}"
+
+
+def test_error_links_lead_to_their_section_of_the_built_site(built_site: Path) -> None:
+    errors_page = mkdocs_config()["site_url"] + "errors/"
+    assert errors_page == errors.DOCS_BASE, "errors.DOCS_BASE must be site_url + errors/"
+    for cls in error_classes():
+        url = errors.docs_url_for(cls)
+        assert url is not None
+        page, anchor = site_page(built_site, url)
+        assert page.exists(), f"{cls.__name__} links to {url}, which the site does not have"
+        assert has_anchor(page, anchor), f"{cls.__name__} links to {url}: no such anchor"
+
+
+MARKDOWN_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\((?P<url>[^)\s]+)\)")
+
+
+def test_readme_links_work_on_the_package_index(built_site: Path) -> None:
+    """The README is the package's page on the index: relative links break there."""
+    config = mkdocs_config()
+    site_url, repo_url = config["site_url"], config["repo_url"]
+    source_file = re.compile(rf"{re.escape(repo_url)}/(?:blob|tree)/main/(?P<path>[^#]+)")
+    links = [m["url"] for m in MARKDOWN_LINK.finditer((ROOT / "README.md").read_text())]
+    assert links
+    for url in links:
+        assert url.startswith("https://"), f"README.md: {url!r} must be an absolute https link"
+        if url.startswith(site_url):
+            page, anchor = site_page(built_site, url)
+            assert page.exists(), f"README.md links to {url}, which the site does not have"
+            assert not anchor or has_anchor(page, anchor), f"README.md: no anchor for {url}"
+        elif url.startswith(repo_url + "/"):
+            match = source_file.fullmatch(url)
+            issues = url == f"{repo_url}/issues"
+            assert match or issues, f"README.md: {url} should link a file on the main branch"
+            assert issues or (ROOT / match["path"]).exists(), f"README.md: no {match['path']}"
 
 
 def test_error_slugs_are_unique() -> None:

@@ -8,6 +8,7 @@ sleep and transition is recorded in an event log, so runs survive crashes and re
 from .context import StepMetadata, WorkflowMetadata, get_step_metadata, get_workflow_metadata
 from .errors import (
     AmbiguousCommitError,
+    ConfigurationError,
     CorruptDataError,
     FatalError,
     HookConflictError,
@@ -34,20 +35,22 @@ from .errors import (
     WorkflowRunNotFoundError,
     WorldClosedError,
     WorldError,
+    WorldOpenError,
     WorldUnavailableError,
 )
-from .hooks import Hook, HookDefinition, create_hook, define_hook
+from .hooks import Hook, HookDefinition, Webhook, create_hook, create_webhook, define_hook
 from .http_fetch import fetch
 from .primitives import sleep
 from .registry import Step, Workflow, step, workflow
 from .runtime.runtime import configure, shutdown
 from .streams import Readable, Writable, get_writable
-from .webhooks import Request, Response, Webhook, create_webhook
+from .webhooks import Request, Response
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousCommitError",
+    "ConfigurationError",
     "CorruptDataError",
     "FatalError",
     "Hook",
@@ -84,6 +87,7 @@ __all__ = [
     "WorkflowRunNotFoundError",
     "WorldClosedError",
     "WorldError",
+    "WorldOpenError",
     "WorldUnavailableError",
     "Writable",
     "configure",

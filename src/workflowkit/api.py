@@ -1,35 +1,31 @@
-"""The client API: start runs, look them up, wait for them, cancel them, wake them."""
+"""The client API: start runs, look them up, wait for them, cancel them, wake them.
+
+Every write goes through ``workflowkit._operations``, which the CLI and the dashboard call
+too; this module adds the ``Run`` handle, waiting for a run to end, and decoded values.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
-from . import serde
+from . import _operations, serde
 from .errors import (
-    HookNotFoundError,
-    InvalidWorkflowFunctionError,
     RemoteError,
     SerializationError,
-    WebhookResponseNotSentError,
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
-    WorkflowRunNotFoundError,
 )
-from .ids import new_id
 from .registry import Workflow
-from .runtime.executor import encode_input
 from .runtime.runtime import Runtime, get_runtime
 from .streams import Readable
-from .webhooks import ACCEPTED, Request, Response
-from .worlds.records import EventType, NewEvent, RunRecord, RunStatus
+from .webhooks import Request, Response
+from .worlds.records import HookRecord, RunRecord, RunStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -84,10 +80,7 @@ class Run(Generic[R]):
         return get_runtime()
 
     async def _record(self) -> RunRecord:
-        record = await self.runtime.world.get_run(self.run_id)
-        if record is None:
-            raise WorkflowRunNotFoundError(self.run_id)
-        return record
+        return await _operations.require_run(self.runtime.world, self.run_id)
 
     async def status(self) -> str:
         """``"pending" | "running" | "completed" | "failed" | "cancelled"``."""
@@ -118,21 +111,20 @@ class Run(Generic[R]):
         Raises ``WorkflowRunFailedError``, ``WorkflowRunCancelledError``,
         ``WorkflowRunNotFoundError``, or ``TimeoutError`` after ``timeout`` seconds.
         """
-        record = await wait_terminal(self.runtime, self.run_id, timeout)
+        record = await _wait_terminal(self.runtime, self.run_id, timeout)
         if record.status is RunStatus.COMPLETED:
             value = serde.decode(record.output) if record.output is not None else None
             return cast(R, value)
         if record.status is RunStatus.CANCELLED:
             raise WorkflowRunCancelledError(self.run_id)
-        raise failed_error(self.run_id, record.error)
+        raise _failed_error(self.run_id, record.error)
 
     async def cancel(self) -> None:
-        """Cancel the run: no new steps start, in-flight step results are discarded."""
-        record = await self._record()
-        if record.status.terminal:
-            return
-        await self.runtime.world.append(self.run_id, [NewEvent(EventType.RUN_CANCELLED)])
-        self.runtime.notify()
+        """Cancel the run: no new steps start, in-flight step results are discarded.
+
+        A run that already ended is left as it is.
+        """
+        await _operations.cancel(self.runtime.world, [self.run_id])
 
     def get_readable(self, namespace: str | None = None, start_index: int = 0) -> Readable:
         """The run's stream ``namespace``, live: iterate with ``async for``.
@@ -145,18 +137,8 @@ class Run(Generic[R]):
 
     async def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
         """Complete the run's pending sleeps now (all, or those named); the ids woken."""
-        await self._record()
-        waits = await self.runtime.world.list_waits(self.run_id)
-        pending = [w.wait_id for w in waits if w.completed_at is None]
-        if correlation_ids is not None:
-            wanted = set(correlation_ids)
-            pending = [w for w in pending if w in wanted]
-        if not pending:
-            return []
-        events = [NewEvent(EventType.WAIT_COMPLETED, wait_id) for wait_id in pending]
-        result = await self.runtime.world.append(self.run_id, events)
-        self.runtime.notify()
-        return [str(e.correlation_id) for e in result.events]
+        outcome = await _operations.wake_up(self.runtime.world, self.run_id, correlation_ids)
+        return list(outcome.woken)
 
 
 async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]:
@@ -166,44 +148,29 @@ async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> 
     cannot be stored, ``InvalidWorkflowFunctionError`` if ``workflow`` is not a ``@workflow``.
     A worker (embedded in this process unless ``WORKFLOWKIT_EMBEDDED_WORKER=0``) runs it.
     """
-    if not isinstance(workflow, Workflow):
-        raise InvalidWorkflowFunctionError(
-            f"start() needs a function decorated with @workflow, got {workflow!r}"
-        )
-    payload = encode_input(args, kwargs, what=f"workflow {workflow.name}")
-    runtime = get_runtime()
-    run_id = new_id("wrun")
-    await runtime.world.create_run(run_id, workflow.name, payload, {"name": workflow.name})
-    runtime.notify()
+    record = await _operations.start(get_runtime().world, workflow, args, kwargs)
+    return Run(record.run_id)
+
+
+def get_run(run_id: str) -> Run[Any]:
+    """A handle on an existing run (no I/O; methods raise if it does not exist)."""
     return Run(run_id)
 
 
 async def get_hook_by_token(token: str) -> HookInfo:
     """The active hook holding ``token``; ``HookNotFoundError`` if none does."""
-    record = await get_runtime().world.get_hook_by_token(token)
-    if record is None:
-        raise HookNotFoundError(token)
-    metadata = serde.decode(record.metadata) if record.metadata is not None else None
-    return HookInfo(record.hook_id, record.run_id, record.token, metadata, record.created_at)
+    return _hook_info(await _operations.require_hook(get_runtime().world, token))
 
 
 async def resume_hook(token: str, payload: Any) -> HookInfo:
     """Deliver ``payload`` to the hook holding ``token`` and wake its run.
 
     The payload is recorded (``hook_received``) before the run is woken. Raises
-    ``HookNotFoundError`` for an unknown or disposed token and ``SerializationError`` (with
-    nothing written) for a payload that cannot be stored.
+    ``HookNotFoundError`` for an unknown or disposed token, ``WebhookTokenError`` for a
+    webhook's token (send it a ``Request`` with ``resume_webhook``), and
+    ``SerializationError`` (with nothing written) for a payload that cannot be stored.
     """
-    encoded = serde.encode(payload, path="payload")
-    runtime = get_runtime()
-    info = await get_hook_by_token(token)
-    result = await runtime.world.append(
-        info.run_id, [NewEvent(EventType.HOOK_RECEIVED, info.hook_id, encoded)]
-    )
-    if not result.events:
-        raise HookNotFoundError(token)  # disposed, or its run ended, in the meantime
-    runtime.notify()
-    return info
+    return _hook_info(await _operations.resume_hook(get_runtime().world, token, payload))
 
 
 async def resume_webhook(
@@ -216,67 +183,18 @@ async def resume_webhook(
     ``response_timeout`` seconds, default ``$WORKFLOWKIT_WEBHOOK_RESPONSE_TIMEOUT`` or 30).
     This is what the HTTP apps do for each request; tests can call it directly.
     """
-    runtime = get_runtime()
-    record = await runtime.world.get_hook_by_token(token)
-    if record is None or not record.is_webhook:
-        raise HookNotFoundError(token)
-    reply = serde.decode(record.metadata) if record.metadata is not None else None
-    manual = reply == "manual"
-    if manual:
-        request = dataclasses.replace(request, reply_to=new_id("wrsp"))
-    encoded = serde.encode(request, path="request")
-    result = await runtime.world.append(
-        record.run_id, [NewEvent(EventType.HOOK_RECEIVED, record.hook_id, encoded)]
+    world = get_runtime().world
+    return await _operations.resume_webhook(
+        world, token, request, response_timeout=response_timeout
     )
-    if not result.events:
-        raise HookNotFoundError(token)
-    runtime.notify()
-    if not manual:
-        return reply if isinstance(reply, Response) else ACCEPTED
-    assert request.reply_to is not None
-    return await _await_response(runtime, record.run_id, request.reply_to, response_timeout)
 
 
-async def _stored_response(runtime: Runtime, reply_to: str) -> Response | None:
-    payload = await runtime.world.get_webhook_response(reply_to)
-    response = serde.decode(payload) if payload is not None else None
-    return response if isinstance(response, Response) else None
+def _hook_info(record: HookRecord) -> HookInfo:
+    metadata = serde.decode(record.metadata) if record.metadata is not None else None
+    return HookInfo(record.hook_id, record.run_id, record.token, metadata, record.created_at)
 
 
-async def _await_response(
-    runtime: Runtime, run_id: str, reply_to: str, timeout: float | None
-) -> Response:
-    if timeout is None:
-        timeout = float(os.environ.get("WORKFLOWKIT_WEBHOOK_RESPONSE_TIMEOUT", "30"))
-    deadline, pause = time.monotonic() + timeout, 0.002
-    while True:
-        response = await _stored_response(runtime, reply_to)
-        if response is not None:
-            return response
-        record = await runtime.world.get_run(run_id)
-        if record is None or record.status.terminal:
-            # The response may have landed between the two reads: look once more.
-            response = await _stored_response(runtime, reply_to)
-            if response is not None:
-                return response
-            raise WebhookResponseNotSentError(
-                f"run {run_id} ended without sending a response to this request"
-            )
-        if time.monotonic() > deadline:
-            raise WebhookResponseNotSentError(
-                f"run {run_id} sent no response within {timeout} s: a step must call "
-                "await request.respond_with(Response(...))"
-            )
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.05)
-
-
-def get_run(run_id: str) -> Run[Any]:
-    """A handle on an existing run (no I/O; methods raise if it does not exist)."""
-    return Run(run_id)
-
-
-async def wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) -> RunRecord:
+async def _wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) -> RunRecord:
     """Wait for a run to reach a terminal state, woken by store notifications."""
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
@@ -289,9 +207,7 @@ async def wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) ->
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
-            record = await runtime.world.get_run(run_id)
-            if record is None:
-                raise WorkflowRunNotFoundError(run_id)
+            record = await _operations.require_run(runtime.world, run_id)
             if record.status.terminal:
                 return record
             wait = 1.0
@@ -306,7 +222,7 @@ async def wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) ->
         unsubscribe()
 
 
-def failed_error(run_id: str, payload: bytes | None) -> WorkflowRunFailedError:
+def _failed_error(run_id: str, payload: bytes | None) -> WorkflowRunFailedError:
     """The client-side error for a failed run, from its stored error."""
     try:
         error = serde.decode(payload) if payload is not None else None
@@ -319,13 +235,10 @@ def failed_error(run_id: str, payload: bytes | None) -> WorkflowRunFailedError:
     elif isinstance(error, BaseException):
         name = f"{type(error).__module__}.{type(error).__qualname__}"
         name = name.removeprefix("builtins.")
-        result = WorkflowRunFailedError(run_id, name, str(error), traceback_text(error))
+        traceback = serde.exception_traceback(error)
+        result = WorkflowRunFailedError(run_id, name, str(error), traceback)
     else:
         result = WorkflowRunFailedError(run_id, "UnknownError", repr(error))
     if isinstance(error, BaseException):
         result.__cause__ = error
     return result
-
-
-def traceback_text(error: BaseException) -> str:
-    return serde.exception_traceback(error)

@@ -282,6 +282,19 @@ class StreamClosedError(StreamError):
         self.name = name
 
 
+# -- errors about configuration -----------------------------------------------------------
+
+
+class ConfigurationError(WorkflowKitError, ValueError):
+    """A setting (an environment variable, or a World URL) is not one workflowkit can use.
+
+    Raised at start-up (``configure()``, the first ``start()``, a worker, the ASGI app's
+    lifespan), naming the setting, what it holds (credentials redacted) and what it takes.
+    """
+
+    slug = "configuration"
+
+
 # -- errors about the World (the store) --------------------------------------------------
 
 
@@ -295,6 +308,20 @@ class WorldClosedError(WorldError, RuntimeError):
     """A call reached a World after it was closed."""
 
     slug = "world-closed"
+
+
+class WorldOpenError(WorldError):
+    """The World's database file cannot be opened: it is not a database, damaged, or unreadable."""
+
+    slug = "world-open"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"cannot open the SQLite World at {path}: {reason} (if the file is damaged or "
+            "not a workflowkit database, move it away and restore it from a backup)"
+        )
+        self.path = path
+        self.reason = reason
 
 
 class WorldUnavailableError(WorldError, ConnectionError):

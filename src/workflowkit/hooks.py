@@ -1,22 +1,27 @@
-"""Hooks: workflow code waits for payloads that the outside world sends in.
+"""Hooks and webhooks: workflow code waits for payloads that the outside world sends in.
 
 ``create_hook()`` in a workflow makes a hook with a token; ``workflowkit.api.resume_hook``
-(anywhere else) delivers a payload to it. Every payload is recorded in the event log before
-the run is woken, so a hook survives restarts like everything else.
+(anywhere else) delivers a payload to it. ``create_webhook()`` makes a hook whose payloads
+are ``Request`` objects, reachable at
+``{WORKFLOWKIT_BASE_URL}/.well-known/workflow/v1/webhook/{token}`` once
+``workflowkit.asgi.app`` (or ``workflowkit.wsgi.app``) is served; its caller gets
+``202 Accepted``, the static ``Response`` it was created with, or a step's response. Every
+payload is recorded in the event log before the run is woken, so a hook survives restarts
+like everything else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, cast
 
+from .api import HookInfo, resume_hook
 from .context import current_executor
-from .errors import HookDisposedError, NotInWorkflowError
+from .errors import HookDisposedError, NotInWorkflowError, WebhookInvalidRespondWithError
 from .runtime.executor import Op, RunExecutor
-
-if TYPE_CHECKING:
-    from .api import HookInfo
+from .urls import webhook_url
+from .webhooks import Request, Response
 
 T = TypeVar("T")
 
@@ -101,6 +106,37 @@ def create_hook(token: str | None = None, metadata: Any = None) -> Hook[Any]:
     return Hook(executor, executor.create_hook(token, metadata))
 
 
+class Webhook(Hook[Request]):
+    """A hook resumed over HTTP; ``await webhook`` yields the next ``Request``."""
+
+    @property
+    def url(self) -> str:
+        return webhook_url(self.token)
+
+
+def create_webhook(respond_with: Response | Literal["manual"] | None = None) -> Webhook:
+    """Create a webhook in workflow code. Its token is random and cannot be chosen.
+
+    Every request gets ``202 Accepted`` with an empty body, or the ``Response`` given as
+    ``respond_with``. With ``respond_with="manual"`` the caller waits until a step calls
+    ``await request.respond_with(Response(...))``.
+    """
+    executor = current_executor()
+    if not isinstance(executor, RunExecutor):
+        raise NotInWorkflowError("create_webhook() works only in workflow code")
+    if (
+        respond_with is not None
+        and respond_with != "manual"
+        and not isinstance(respond_with, Response)
+    ):
+        raise WebhookInvalidRespondWithError(
+            "respond_with must be a workflowkit.Response, 'manual', or None (202 Accepted), "
+            f"not {respond_with!r}"
+        )
+    op = executor.create_hook(None, respond_with, webhook=True)
+    return Webhook(executor, op)
+
+
 class HookDefinition(Generic[T]):
     """A hook whose payloads are validated (and converted) by a pydantic-compatible schema."""
 
@@ -109,7 +145,7 @@ class HookDefinition(Generic[T]):
             from pydantic import TypeAdapter
         except ImportError as exc:  # pragma: no cover - pydantic is an optional dependency
             raise ImportError(
-                "define_hook(schema=...) needs pydantic: pip install pydantic"
+                "define_hook(schema=...) needs pydantic: pip install 'workflowkit[pydantic]'"
             ) from exc
         self.schema = schema
         self._adapter: Any = TypeAdapter(schema)
@@ -122,9 +158,10 @@ class HookDefinition(Generic[T]):
         return cast(T, self._adapter.validate_python(payload))
 
     async def resume(self, token: str, payload: Any) -> HookInfo:
-        """Validate, then deliver: nothing is written for a payload that does not fit."""
-        from .api import resume_hook
+        """Validate, then deliver: nothing is written for a payload that does not fit.
 
+        As ``workflowkit.api.resume_hook``: ``WebhookTokenError`` for a webhook's token.
+        """
         return await resume_hook(token, self.validate(payload))
 
 

@@ -2,7 +2,8 @@
 
 In workflow code ``await fetch(url)`` is a durable step: retried like any step on a network
 error, its ``Response`` recorded, so a replay never repeats the request. Outside a workflow
-(in a step, in a test) it is a plain HTTP call. It uses httpx (``pip install httpx``).
+(in a step, in a test) it is a plain HTTP call. It uses httpx, which the ``http`` extra
+installs (``pip install 'workflowkit[http]'``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async def fetch(
     try:
         import httpx
     except ImportError as exc:  # pragma: no cover - httpx is an optional dependency
-        raise ImportError("workflowkit.fetch needs httpx: pip install httpx") from exc
+        raise ImportError("workflowkit.fetch needs httpx: pip install 'workflowkit[http]'") from exc
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
         reply = await client.request(
             method, url, headers=headers, params=params, json=json, content=content

@@ -19,6 +19,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import _operations
 from .errors import WorkflowRunNotFoundError
 from .runtime.runtime import get_runtime
 from .streams import Readable, chunk_json
@@ -145,8 +146,13 @@ def event_stream_sync(
         runtime.call(frames.aclose())
 
 
-async def _known_run(run_id: str) -> bool:
-    return await get_runtime().world.get_run(run_id) is not None
+async def _unknown_run(run_id: str) -> str | None:
+    """The error message for a run that does not exist; None if it does."""
+    try:
+        await _operations.require_run(get_runtime().world, run_id)
+    except WorkflowRunNotFoundError as exc:
+        return str(exc)
+    return None
 
 
 async def sse_response(
@@ -165,8 +171,8 @@ async def sse_response(
         )
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    if not await _known_run(run_id):
-        return JSONResponse({"error": str(WorkflowRunNotFoundError(run_id))}, status_code=404)
+    if (unknown := await _unknown_run(run_id)) is not None:
+        return JSONResponse({"error": unknown}, status_code=404)
     return StreamingResponse(
         event_stream(run_id, namespace, start_index=start),
         media_type="text/event-stream",
@@ -188,8 +194,8 @@ async def stream_response(
         start = start_index_from(None, request.query_params.get("start_index"))
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    if not await _known_run(run_id):
-        return JSONResponse({"error": str(WorkflowRunNotFoundError(run_id))}, status_code=404)
+    if (unknown := await _unknown_run(run_id)) is not None:
+        return JSONResponse({"error": unknown}, status_code=404)
     return StreamingResponse(_body_stream(run_id, namespace, start), media_type=media_type)
 
 
@@ -204,8 +210,8 @@ def flask_sse_response(run_id: str, namespace: str | None = None) -> flask.Respo
         )
     except ValueError as exc:
         return flask.Response(json.dumps({"error": str(exc)}), 400, mimetype="application/json")
-    if not get_runtime().call(_known_run(run_id)):
-        body = json.dumps({"error": str(WorkflowRunNotFoundError(run_id))})
+    if (unknown := get_runtime().call(_unknown_run(run_id))) is not None:
+        body = json.dumps({"error": unknown})
         return flask.Response(body, 404, mimetype="application/json")
     return flask.Response(
         event_stream_sync(run_id, namespace, start_index=start),

@@ -8,12 +8,11 @@ stored is ever imported, constructed or executed here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from . import serde
-from .ids import ulid
 from .worlds.base import World
 from .worlds.records import (
     Event,
@@ -23,11 +22,9 @@ from .worlds.records import (
     StepRecord,
     StreamInfo,
     WaitRecord,
+    WorkerRecord,
 )
 
-# Run ids are ULIDs made by the starting process, ``created_at`` is the World's clock: a
-# cursor derived from a time allows this much skew between the two.
-_CLOCK_SKEW = timedelta(minutes=5)
 _BATCH = 200
 
 
@@ -97,8 +94,9 @@ def one_line(value: Any, width: int = 80) -> str:
 # -- shapes --------------------------------------------------------------------------------
 
 
-def run_json(record: RunRecord) -> dict[str, Any]:
+def run_json(record: RunRecord, waiting_for: str | None = None) -> dict[str, Any]:
     """The JSON shape of a run, shared by ``inspect runs``, ``inspect run`` and ``cancel``."""
+    options = record.options
     return {
         "run_id": record.run_id,
         "workflow_name": record.workflow_name,
@@ -107,10 +105,34 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "started_at": iso(record.started_at),
         "completed_at": iso(record.completed_at),
         "updated_at": iso(record.updated_at),
+        "waiting_for": waiting_for,
+        "deadline": iso(options.deadline),
+        "queue": options.queue,
+        "key": options.key,
+        "priority": options.priority,
+        "parent_run_id": options.parent_run_id,
+        "detached": options.detached,
         "input": shown(record.input),
         "output": shown(record.output),
         "error": shown(record.error),
     }
+
+
+def waiting_for(record: RunRecord, workers: Sequence[WorkerRecord], now: datetime) -> str | None:
+    """Why a run that nobody holds is not going on, in words; None if nothing holds it up
+    (it is held, has ended, or a live worker can take it as soon as it is due)."""
+    if record.status.terminal or record.owner is not None:
+        return None
+    if record.status is RunStatus.PENDING and record.wake_at is not None and record.wake_at > now:
+        return f"its start, {relative(record.wake_at, now)}"
+    if not has_worker(record.workflow_name, workers, now):
+        return f"a worker: no worker has workflow `{record.workflow_name}`"
+    return None
+
+
+def has_worker(workflow_name: str, workers: Sequence[WorkerRecord], now: datetime) -> bool:
+    """Whether a live worker has registered the workflow (so can run it)."""
+    return any(w.live(now) and workflow_name in w.info.workflows for w in workers)
 
 
 def step_json(step: StepRecord) -> dict[str, Any]:
@@ -175,12 +197,6 @@ def stream_json(info: StreamInfo) -> dict[str, Any]:
     }
 
 
-def _id_bound(moment: datetime) -> str:
-    """The smallest run id created at ``moment`` (ids are ``wrun_`` + ULID)."""
-    ms = max(0, int(moment.timestamp() * 1000))
-    return "wrun_" + ulid(ms)[:10] + "0" * 16
-
-
 async def find_runs(
     world: World,
     *,
@@ -191,38 +207,38 @@ async def find_runs(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> tuple[list[RunRecord], str | None]:
-    """Up to ``limit`` matching runs, newest first, and the cursor of the next page (if any).
-
-    The World filters by workflow and status and pages by run id; the time window is
-    applied here, using run ids (time-ordered ULIDs) to skip ahead and stop early.
-    """
-    before = cursor
-    if until is not None:
-        bound = _id_bound(until + _CLOCK_SKEW)
-        before = bound if before is None else min(before, bound)
-    stop_id = None if since is None else _id_bound(since - _CLOCK_SKEW)
-    found: list[RunRecord] = []
-    batch = limit + 1 if since is None and until is None else max(limit + 1, _BATCH)
-    while True:
-        page = await world.list_runs(
-            workflow_name=workflow, status=status, limit=batch, before=before
-        )
-        for record in page:
-            if stop_id is not None and record.run_id < stop_id:
-                return _page(found, limit)
-            if since is not None and record.created_at < since:
-                continue
-            if until is not None and record.created_at >= until:
-                continue
-            found.append(record)
-            if len(found) > limit:
-                return _page(found, limit)
-        if len(page) < batch:
-            return _page(found, limit)
-        before = page[-1].run_id
+    """Up to ``limit`` matching runs, newest first, and the cursor of the next page (if any)."""
+    found = await world.list_runs(
+        workflow_name=workflow,
+        status=status,
+        limit=limit + 1,
+        before=cursor,
+        since=since,
+        until=until,
+    )
+    return _page(found, limit)
 
 
 def _page(found: list[RunRecord], limit: int) -> tuple[list[RunRecord], str | None]:
     if len(found) > limit:
         return found[:limit], found[limit - 1].run_id
     return found, None
+
+
+async def matching_runs(
+    world: World, statuses: Sequence[RunStatus], workflow: str | None
+) -> list[RunRecord]:
+    """Every run in one of ``statuses`` (of ``workflow`` if given), newest first."""
+    found: list[RunRecord] = []
+    for status in statuses:
+        before: str | None = None
+        while True:
+            page = await world.list_runs(
+                workflow_name=workflow, status=status, limit=_BATCH, before=before
+            )
+            found.extend(page)
+            if len(page) < _BATCH:
+                break
+            before = page[-1].run_id
+    found.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
+    return found

@@ -1,24 +1,21 @@
-"""Webhooks: hooks that are resumed by HTTP requests to a URL of their own.
+"""The HTTP messages of webhooks: the ``Request`` a webhook receives, the ``Response`` it sends.
 
-``create_webhook()`` in a workflow gives a hook whose payloads are ``Request`` objects,
-reachable at ``{WORKFLOWKIT_BASE_URL}/.well-known/workflow/v1/webhook/{token}`` once
-``workflowkit.asgi.app`` (or ``workflowkit.wsgi.app``) is served. The caller gets
-``202 Accepted`` or the static ``Response`` the webhook was created with.
+``Response`` is also what ``fetch`` returns and what the webhook apps and the dashboard
+answer with: one response type throughout (see ``workflowkit._http``). Both are recorded in
+event logs under their class ids (``workflowkit.webhooks:Request``), so they stay in this
+module. Webhooks themselves (``create_webhook``) are in ``workflowkit.hooks``.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import serde
-from .context import current_executor, current_step
+from .context import current_step
 from .errors import NotInWorkflowError, WebhookInvalidRespondWithError
-from .hooks import Hook
-from .runtime.executor import RunExecutor
-from .urls import webhook_url
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -120,34 +117,3 @@ class Response:
 
 
 ACCEPTED = Response(202)
-
-
-class Webhook(Hook[Request]):
-    """A hook resumed over HTTP; ``await webhook`` yields the next ``Request``."""
-
-    @property
-    def url(self) -> str:
-        return webhook_url(self.token)
-
-
-def create_webhook(respond_with: Response | Literal["manual"] | None = None) -> Webhook:
-    """Create a webhook in workflow code. Its token is random and cannot be chosen.
-
-    Every request gets ``202 Accepted`` with an empty body, or the ``Response`` given as
-    ``respond_with``. With ``respond_with="manual"`` the caller waits until a step calls
-    ``await request.respond_with(Response(...))``.
-    """
-    executor = current_executor()
-    if not isinstance(executor, RunExecutor):
-        raise NotInWorkflowError("create_webhook() works only in workflow code")
-    if (
-        respond_with is not None
-        and respond_with != "manual"
-        and not isinstance(respond_with, Response)
-    ):
-        raise WebhookInvalidRespondWithError(
-            "respond_with must be a workflowkit.Response, 'manual', or None (202 Accepted), "
-            f"not {respond_with!r}"
-        )
-    op = executor.create_hook(None, respond_with, webhook=True)
-    return Webhook(executor, op)

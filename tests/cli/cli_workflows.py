@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflowkit import FatalError, create_hook, sleep, step, workflow
+from workflowkit import FatalError, create_hook, create_webhook, sleep, step, workflow
 
 
 @step
@@ -38,3 +38,9 @@ async def approve(doc: str) -> Any:
     hook = create_hook(token=f"approval:{doc}", metadata={"doc": doc})
     decision = await hook
     return {"doc": doc, "decision": decision}
+
+
+@workflow(name="cli.webhook")
+async def webhook() -> str:
+    request = await create_webhook()
+    return request.text()

@@ -16,9 +16,10 @@ import pytest
 
 import workflowkit
 from conftest import Seeded
-from workflowkit.api import get_run
+from workflowkit.api import HookInfo, get_run, start
 from workflowkit.cli import control
 from workflowkit.cli.main import main
+from workflowkit.testing import wait_for_hook
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -89,7 +90,8 @@ def test_inspect_runs_human(capsys: pytest.CaptureFixture[str], seeded: Seeded) 
     code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "runs", "--limit", "2")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["RUN", "ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"]
+    # (a last column, WAITING FOR, says no live worker has these workflows)
+    assert lines[0].split()[:6] == ["RUN", "ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"]
     assert seeded.waiting in lines[1] and "cli.approve" in lines[1]
     assert "ago" in lines[1] or "just now" in lines[1]
     # columns are aligned: every row puts WORKFLOW at the same offset
@@ -256,6 +258,32 @@ def test_resume_hook_errors(capsys: pytest.CaptureFixture[str], seeded: Seeded) 
     assert code == 1 and "no active hook with token 'no-such-token'" in err
 
 
+def test_resume_hook_refuses_a_webhook_token(
+    capsys: pytest.CaptureFixture[str], seeded: Seeded
+) -> None:
+    hook = waiting_webhook(seeded)
+    code, out, err = run_cli(
+        capsys, "--world", seeded.url, "resume-hook", hook.token, "--json", '{"ok": true}'
+    )
+    assert code == 1 and out == ""
+    assert f"token {hook.token!r} belongs to a webhook" in err and "Traceback" not in err
+    events = cli_json(capsys, seeded, "inspect", "events", "--run", hook.run_id)["events"]
+    assert "hook_received" not in [e["type"] for e in events]
+
+
+def waiting_webhook(seeded: Seeded) -> HookInfo:
+    """Start a run that waits on a webhook; its hook, once the run is parked there."""
+    workflowkit.configure(seeded.url, poll_interval=0.05)
+
+    async def hook() -> HookInfo:
+        return await wait_for_hook(await start(wf.webhook))
+
+    try:
+        return asyncio.run(hook())
+    finally:
+        workflowkit.shutdown()
+
+
 # -- health and db -------------------------------------------------------------------------
 
 
@@ -275,7 +303,7 @@ def test_health(capsys: pytest.CaptureFixture[str], seeded: Seeded, tmp_path: Pa
 def test_db_migrate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new' / 'wk.db'}"
     code, out, _ = run_cli(capsys, "--world", url, "db", "migrate")
-    assert code == 0 and "created schema version" in out
+    assert code == 0 and "applied migration 0001_initial" in out
     assert (tmp_path / "new" / "wk.db").exists()
     code, out, _ = run_cli(capsys, "--world", url, "db", "migrate", "--json")
     assert code == 0
@@ -314,3 +342,29 @@ def test_start_by_name(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> No
     assert code == 2 and "JSON array" in err
     code, _, err = run_cli(capsys, "--world", seeded.url, "start", "cli.greet", "--args", "[")
     assert code == 2 and "invalid JSON" in err
+
+
+def test_start_warns_when_no_live_worker_has_the_workflow(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from workflowkit.worlds.records import WorkerInfo
+    from workflowkit.worlds.sqlite import SQLiteWorld
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    code, out, err = run_cli(capsys, "--world", url, "start", "nobody.has.this")
+    assert code == 0 and out.startswith("started ")
+    assert "no live worker has registered workflow 'nobody.has.this'" in err
+    run_id = out.split()[1]
+    code, out, _ = run_cli(capsys, "--world", url, "inspect", "run", run_id)
+    assert "no worker has workflow `nobody.has.this`" in out
+
+    async def register() -> None:
+        world = SQLiteWorld(tmp_path / "w.db")
+        await world.register_worker(WorkerInfo("wrkr_x", "h", 1, ("nobody.has.this",)))
+        await world.close()
+
+    asyncio.run(register())
+    code, _, err = run_cli(capsys, "--world", url, "start", "nobody.has.this")
+    assert code == 0 and "warning" not in err
+    data = json.loads(run_cli(capsys, "--world", url, "inspect", "run", run_id, "--json")[1])
+    assert data["waiting_for"] is None

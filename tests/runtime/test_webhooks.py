@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import fastapi
 import httpx
@@ -12,10 +12,22 @@ import pytest
 
 import workflowkit.asgi
 import workflowkit.wsgi
-from workflowkit import Request, Response, create_hook, create_webhook, step, workflow
-from workflowkit.api import resume_webhook, start
+from workflowkit import (
+    Request,
+    Response,
+    WebhookTokenError,
+    create_hook,
+    create_webhook,
+    define_hook,
+    step,
+    sync,
+    workflow,
+)
+from workflowkit.api import resume_hook, resume_webhook, start
 from workflowkit.errors import HookNotFoundError
 from workflowkit.runtime.runtime import Runtime
+from workflowkit.testing import wait_for_hook
+from workflowkit.worlds.records import EventType
 
 URLS: dict[str, str] = {}
 
@@ -283,3 +295,26 @@ async def test_resume_webhook_default_reply(runtime: Runtime) -> None:
     response = await resume_webhook(token, Request("GET", "http://x/?a=1"))
     assert response.status == 202 and response.body == b""
     assert (await run.return_value(timeout=10))["query"] == {"a": "1"}
+
+
+# A webhook takes HTTP requests; a plain payload sent to its token is refused the same way
+# by every client entry point (the CLI's and the dashboard's are tested with them).
+RESUMERS: dict[str, Callable[[str, object], Awaitable[object]]] = {
+    "api.resume_hook": resume_hook,
+    "sync.resume_hook": lambda token, payload: asyncio.to_thread(sync.resume_hook, token, payload),
+    "HookDefinition.resume": define_hook(schema=dict).resume,
+}
+
+
+@pytest.mark.parametrize("entry", list(RESUMERS))
+async def test_a_hook_payload_for_a_webhook_token_is_refused(
+    cached_runtime: Runtime, entry: str
+) -> None:
+    run = await start(receives, f"refuse-{entry}")
+    token = (await wait_for_hook(run)).token
+    with pytest.raises(WebhookTokenError, match="belongs to a webhook"):
+        await RESUMERS[entry](token, {"ok": True})
+    events = await cached_runtime.world.get_events(run.run_id)
+    assert EventType.HOOK_RECEIVED not in [e.type for e in events]
+    assert (await resume_webhook(token, Request("POST", "http://x/", (), b"hi"))).status == 202
+    assert (await run.return_value(timeout=10))["body"] == "hi"

@@ -181,6 +181,26 @@ def test_truncated_binary_segment() -> None:
         display(data[:-1])
 
 
+def test_binary_segments_cannot_reuse_blob_bytes() -> None:
+    # Each bytes node used to copy whatever blob range it named, as often as it was named:
+    # a 1.1 MB payload decoded into 2.1 GB. Segments are laid end to end by encode(), so
+    # their lengths add up to the blob's at most; more is refused before anything is copied.
+    blob = b"x" * 10_000
+    node = b'{"$":"bytes","o":0,"n":10000}'
+    amplified = b"wk1t[" + b",".join([node] * 500) + b"]\n" + blob  # 25 KB -> 5 MB
+    with pytest.raises(SerializationError, match="binary segments overlap"):
+        decode(amplified)
+    overlapping = b'wk1t[{"$":"bytes","o":0,"n":6},{"$":"bytearray","o":4,"n":6}]\n' + b"0123456789"
+    with pytest.raises(SerializationError, match="binary segments overlap"):
+        decode(overlapping)
+    # What encode() writes always decodes: many segments, empty ones, a value shared by
+    # reference (written once), bytes inside other values.
+    shared = os.urandom(300)
+    value = [b"", os.urandom(64), bytearray(b"ba"), shared, {"k": (shared, b"")}, shared]
+    decoded = decode(encode(value))
+    assert decoded == value and decoded[3] is decoded[5] is decoded[4]["k"][0]
+
+
 def test_malformed_heads() -> None:
     cases = [
         b"wk1j",

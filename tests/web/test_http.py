@@ -11,8 +11,13 @@ import pytest
 import web_workflows as wf
 from web_seed import Seeded
 
+import workflowkit
+from workflowkit import WebhookTokenError
+from workflowkit.api import start
+from workflowkit.testing import wait_for_hook
 from workflowkit.web import Dashboard, create_app
 from workflowkit.worlds import open_world
+from workflowkit.worlds.records import RunOptions
 
 HTML = {"accept": "text/html"}
 
@@ -192,10 +197,11 @@ async def test_failed_run_shows_error_and_traceback(
 
 async def test_unknown_run_is_404(client: httpx.AsyncClient) -> None:
     page = await client.get("/runs/wrun_NOPE", headers=HTML)
-    assert page.status_code == 404 and "no run with id" in page.text
+    assert page.status_code == 404 and "no workflow run with id" in page.text
     assert page.headers["content-type"].startswith("text/html")
     api = await client.get("/api/runs/wrun_NOPE")
-    assert api.status_code == 404 and api.json() == {"error": "no run with id 'wrun_NOPE'"}
+    assert api.status_code == 404
+    assert api.json() == {"error": "no workflow run with id 'wrun_NOPE'"}  # errors.py's words
     assert (await client.get("/api/runs/wrun_NOPE/state")).status_code == 404
     headers = await csrf(client)
     for action in ("cancel", "wake-up", "rerun"):
@@ -256,6 +262,21 @@ async def test_actions(client: httpx.AsyncClient, seeded: Seeded) -> None:
     }
     empty = await client.post("/api/runs/cancel", headers=headers, json={"run_ids": []})
     assert empty.status_code == 400 and "run_ids" in empty.json()["error"]
+
+
+async def test_resuming_a_webhook_token_with_a_payload_is_refused(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    workflowkit.configure(seeded.url, poll_interval=0.05)  # stopped by the seeded fixture
+    run = await start(wf.webhook)
+    hook = await wait_for_hook(run)
+    refused = await client.post(
+        "/api/hooks/resume", headers=await csrf(client), json={"token": hook.token, "payload": 1}
+    )
+    assert refused.status_code == 400
+    assert refused.json() == {"error": str(WebhookTokenError(hook.token))}
+    events = (await client.get(f"/api/runs/{run.run_id}")).json()["events"]
+    assert "hook_received" not in [e["type"] for e in events]
 
 
 # -- auth and CSRF -------------------------------------------------------------------------
@@ -335,3 +356,20 @@ async def test_mounted_under_a_prefix(seeded: Seeded) -> None:
             assert js.status_code == 200 and "text/javascript" in js.headers["content-type"]
     finally:
         await dashboard.close()
+
+
+async def test_a_run_page_says_what_the_run_waits_for_and_links_its_family(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    world = open_world(seeded.url)
+    try:
+        await world.create_run("parent-1", "nobody.has.this", b"", {})
+        child = RunOptions(parent_run_id="parent-1")
+        await world.create_run("child-1", "nobody.has.this", b"", {}, child)
+    finally:
+        await world.close()
+    page = (await client.get("/runs/parent-1", headers=HTML)).text
+    assert "Waiting for a worker: no worker has workflow `nobody.has.this`" in page
+    assert 'href="/runs/child-1"' in page
+    child_page = (await client.get("/runs/child-1", headers=HTML)).text
+    assert 'href="/runs/parent-1"' in child_page

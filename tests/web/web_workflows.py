@@ -8,6 +8,7 @@ from workflowkit import (
     FatalError,
     RetryableError,
     create_hook,
+    create_webhook,
     get_step_metadata,
     get_writable,
     sleep,
@@ -87,3 +88,9 @@ async def talk(token: str) -> None:
     await say(["line 1", HOSTILE])
     await create_hook(token=token)
     await say(["line 2"])
+
+
+@workflow(name="web.webhook")
+async def webhook() -> str:
+    request = await create_webhook()
+    return request.text()

@@ -17,6 +17,7 @@ from workflowkit.worlds.records import (
     EventType,
     NewEvent,
     RunChange,
+    RunOptions,
     RunStatus,
     StepStatus,
     WorkerInfo,
@@ -48,7 +49,46 @@ async def test_create_and_get_run(world: World) -> None:
 
 async def test_create_run_returns_what_is_stored(world: World) -> None:
     created = await world.create_run(new_id("wrun"), "wf", b"input", {"name": "wf"})
-    assert await world.get_run(created.run_id) == created
+    assert created.created
+    assert await world.get_run(created.record.run_id) == created.record
+
+
+async def test_creating_an_existing_run_id_returns_that_run_and_writes_nothing(
+    world: World,
+) -> None:
+    first = await world.create_run("order-1", "wf", b"first", {})
+    await world.append("order-1", [NewEvent(EventType.RUN_CANCELLED)])
+    again = await world.create_run("order-1", "other", b"second", {})
+    assert first.created and not again.created
+    assert again.record.input == b"first" and again.record.status is RunStatus.CANCELLED
+    assert len(await world.get_events("order-1")) == 2  # run_created, run_cancelled
+
+
+async def test_concurrent_creates_of_one_id_make_one_run(world: World) -> None:
+    results = await asyncio.gather(
+        *(world.create_run("race-1", "wf", str(i).encode(), {}) for i in range(20))
+    )
+    assert sum(r.created for r in results) == 1
+    winner = next(r.record for r in results if r.created)
+    assert all(r.record.input == winner.input for r in results)
+    assert len(await world.get_events("race-1")) == 1
+
+
+async def test_run_options_are_stored_and_a_delayed_run_is_not_due_before_its_start(
+    world: World,
+) -> None:
+    a = worker()
+    await world.register_worker(a)
+    start_at = datetime.now(UTC) + timedelta(seconds=60)
+    deadline = datetime.now(UTC) + timedelta(hours=1)
+    options = RunOptions(deadline, "billing", "customer-7", 5, "wrun_parent", True)
+    created = await world.create_run("delayed", "wf", b"", {}, options, start_at=start_at)
+    record = await world.get_run("delayed")
+    assert record == created.record and record.options == options
+    assert record.wake_at is not None and abs((record.wake_at - start_at).total_seconds()) < 0.01
+    assert record.options.deadline is not None
+    assert abs((record.options.deadline - deadline).total_seconds()) < 0.01
+    assert await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30) == []
 
 
 async def test_run_lifecycle_and_terminal_states(world: World) -> None:
@@ -378,3 +418,53 @@ async def test_claims_only_runs_of_the_named_workflows(world: World) -> None:
     assert await world.claim_runs(a, [], limit=10, lease_seconds=30) == []
     record = await world.get_run(theirs)
     assert record is not None and record.owner is None and record.status is RunStatus.PENDING
+
+
+async def test_workers_register_what_they_can_execute(world: World) -> None:
+    info = WorkerInfo(new_id("wrkr"), "host-a", 42, ("a.wf", "b.wf"), 12.0)
+    await world.register_worker(info)
+    await world.register_worker(WorkerInfo(info.worker_id, "host-a", 42, ("c.wf",), 12.0))
+    (found,) = [w for w in await world.list_workers() if w.info.worker_id == info.worker_id]
+    assert found.info.workflows == ("c.wf",) and found.info.lease_seconds == 12.0
+    assert found.live(datetime.now(UTC)) and not found.live(datetime.now(UTC) + timedelta(1))
+
+
+async def test_a_delayed_run_woken_is_due_at_once(world: World) -> None:
+    a = worker()
+    await world.register_worker(a)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await world.create_run("sleepy", "wf", b"", {}, start_at=later)
+    assert await world.next_wake_at(["wf"]) == (await world.get_run("sleepy")).wake_at  # type: ignore[union-attr]
+    assert await world.wake_run("sleepy")
+    assert not await world.wake_run("sleepy")  # due already
+    assert [r.run_id for r in await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30)] == [
+        "sleepy"
+    ]
+
+
+async def test_a_run_past_its_deadline_is_claimed_by_any_worker(world: World) -> None:
+    """Failing a run that timed out needs none of its code: any worker takes it."""
+    a = worker()
+    await world.register_worker(a)
+    options = RunOptions(deadline=datetime.now(UTC) - timedelta(seconds=1))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await world.create_run("overdue", "nobody.has.this", b"", {}, options, start_at=later)
+    assert await world.next_wake_at(["wf"]) is not None
+    claimed = await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30)
+    assert [r.run_id for r in claimed] == ["overdue"]
+
+
+async def test_runs_are_listed_newest_first_whatever_their_ids(world: World) -> None:
+    """User-chosen ids do not sort by time: the list is by creation time, then id."""
+    for run_id in ["zeta", "alpha", "mid", "wrun_0"]:
+        await world.create_run(run_id, "wf", b"", {})
+        await asyncio.sleep(0.002)
+    ids = [r.run_id for r in await world.list_runs()]
+    assert ids == ["wrun_0", "mid", "alpha", "zeta"]
+    first = await world.list_runs(limit=2)
+    rest = await world.list_runs(limit=2, before=first[-1].run_id)
+    assert [r.run_id for r in first + rest] == ids
+    created = {r.run_id: r.created_at for r in await world.list_runs()}
+    window = await world.list_runs(since=created["alpha"], until=created["wrun_0"])
+    assert [r.run_id for r in window] == ["mid", "alpha"]
+    assert [r.run_id for r in await world.list_runs(id_prefix="al")] == ["alpha"]

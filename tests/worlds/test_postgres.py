@@ -5,6 +5,7 @@ and retries that never double a write."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -18,7 +19,7 @@ from psycopg import sql
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
 from workflowkit.worlds import open_world
-from workflowkit.worlds.postgres import SCHEMA_VERSION, PostgresWorld, parse_url
+from workflowkit.worlds.postgres import PostgresWorld, parse_url
 from workflowkit.worlds.records import EventType, NewEvent, RunChange, RunStatus, WorkerInfo
 
 
@@ -72,7 +73,7 @@ async def test_migrations_are_versioned_and_run_once(pg_url: str, pg_schema: str
     await PostgresWorld(pg_url, schema=pg_schema).close()  # a second start changes nothing
     table = sql.Identifier(pg_schema, "migrations")
     rows = _query(pg_url, sql.SQL("SELECT version FROM {} ORDER BY version").format(table))
-    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+    assert [r[0] for r in rows] == list(range(1, PostgresWorld.schema_version + 1))
     _query(pg_url, sql.SQL("INSERT INTO {} (version, name) VALUES (999, 'future')").format(table))
     with pytest.raises(CorruptDataError, match="upgrade workflowkit"):
         PostgresWorld(pg_url, schema=pg_schema)
@@ -338,16 +339,18 @@ async def test_a_client_frozen_inside_a_transaction_loses_its_locks(
     try:
         run_id = new_id("wrun")
         await world.create_run(run_id, "wf", b"in", {})
-        real = psycopg.AsyncConnection.execute
+        real = psycopg.AsyncConnection.pipeline
         frozen = threading.Event()
 
-        async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-            if query == "COMMIT" and not frozen.is_set():
+        @contextlib.asynccontextmanager
+        async def pipeline(self: Any) -> AsyncIterator[Any]:
+            if not frozen.is_set():  # the append read its run, locked: now the writes
                 frozen.set()
                 await asyncio.sleep(1.5)  # frozen, holding the run's row lock
-            return await real(self, query, *args, **kwargs)
+            async with real(self) as p:
+                yield p
 
-        monkeypatch.setattr(psycopg.AsyncConnection, "execute", execute)
+        monkeypatch.setattr(psycopg.AsyncConnection, "pipeline", pipeline)
         appending = asyncio.ensure_future(world.append(run_id, [NewEvent(EventType.RUN_STARTED)]))
         await asyncio.to_thread(frozen.wait, 10)
         await asyncio.sleep(0.6)

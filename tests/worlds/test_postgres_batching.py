@@ -25,7 +25,7 @@ from psycopg import sql
 from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
 from workflowkit.worlds.postgres import PostgresWorld
-from workflowkit.worlds.postgres_batch import AppendJob
+from workflowkit.worlds.postgres._jobs import AppendJob
 from workflowkit.worlds.records import (
     AppendResult,
     EventType,
@@ -257,9 +257,9 @@ async def test_a_statement_failing_for_one_job_falls_back_to_each_alone(
 ) -> None:
     runs = await running_runs(s, 5)
     (bad_run, bad_step), *fine = runs
-    # A wake-up time PostgreSQL cannot store: the INSERT fails in the database, which
-    # aborts the whole transaction.
-    far = NewEvent(EventType.WAIT_CREATED, new_id("wait"), None, {"resume_at": 1e300})
+    # A step name PostgreSQL cannot store (its text holds no NUL): the statement fails,
+    # which aborts the whole transaction.
+    far = NewEvent(EventType.STEP_CREATED, new_id("step"), b"in", {"name": "bad\x00name"})
     caplog.set_level(logging.WARNING, "workflowkit.postgres")
     outcomes = await batched(
         s,

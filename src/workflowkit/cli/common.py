@@ -11,18 +11,21 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-from .. import operations
+from .._settings import redact_url
 from ..durations import parse_duration
-from ..errors import WorkflowRunNotFoundError, with_docs_link
+from ..errors import (
+    HookNotFoundError,
+    WebhookTokenError,
+    WorkflowRunNotFoundError,
+    with_docs_link,
+)
 from ..inspection import duration as duration
 from ..inspection import one_line as one_line
 from ..inspection import relative as relative
 from ..inspection import span_text as span_text
-from ..worlds import open_world
+from ..worlds import check_url, open_world
 from ..worlds.base import World
-from ..worlds.records import RunRecord
 from ..worlds.sqlite import DEFAULT_PATH, path_from_url
 from .color import status as paint_status
 from .color import wanted as color_wanted
@@ -32,6 +35,9 @@ T = TypeVar("T")
 # Exit codes: 0 success, 1 failure (unknown run, unreachable World, ...), 2 bad usage.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+
+# What the user named that does not exist, or is the wrong kind of thing: one line, exit 1.
+_NAMED_WRONG = (WorkflowRunNotFoundError, HookNotFoundError, WebhookTokenError)
 
 
 class CliError(Exception):
@@ -52,7 +58,8 @@ def world_url(args: argparse.Namespace) -> str | None:
 
 
 def is_sqlite(url: str | None) -> bool:
-    return url is None or url.startswith("sqlite:") or "://" not in url
+    """Whether ``url`` names a SQLite World (``ConfigurationError`` if it names none)."""
+    return check_url(url) == "sqlite"
 
 
 def resolved_url(url: str | None) -> str | None:
@@ -95,23 +102,25 @@ def safe_url(url: str | None) -> str:
     """``url`` for messages: the password (if any) replaced by ``***``."""
     if url is None:
         return f"(default: sqlite:///{DEFAULT_PATH})"
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redact_url(url)
 
 
 def with_world(
     args: argparse.Namespace, action: Callable[[World], Awaitable[T]], *, create: bool = False
 ) -> T:
-    """Open the World, run ``action`` on it in a fresh event loop, close it."""
+    """Open the World, run ``action`` on it in a fresh event loop, close it.
+
+    An unknown run id or hook token, or a webhook's token given a hook payload, raised by
+    ``workflowkit._operations``, ends the command with its message and docs link (exit 1).
+    """
     url = world_url(args)
     world = open_world_or_fail(resolved_url(url)) if create else open_existing(url)
 
     async def go() -> T:
         try:
             return await action(world)
+        except _NAMED_WRONG as exc:
+            raise CliError(with_docs_link(exc)) from None
         finally:
             await world.close()
 
@@ -122,13 +131,6 @@ def describe(exc: BaseException) -> str:
     """One line for the terminal, with the link to the error's docs section."""
     text = with_docs_link(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-async def require_run(world: World, run_id: str) -> RunRecord:
-    try:
-        return await operations.require_run(world, run_id)
-    except WorkflowRunNotFoundError as exc:
-        raise CliError(with_docs_link(exc)) from None
 
 
 # -- times ---------------------------------------------------------------------------------
@@ -152,9 +154,6 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither an ISO datetime nor a duration like '30m' or '2 days'"
         ) from exc
-
-
-# -- payloads ------------------------------------------------------------------------------
 
 
 # -- output --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``workflowkit start``, ``cancel``, ``wake-up``, ``resume-hook``: act on runs from outside.
 
-These write to the World directly (the same events the client API appends); a worker
-serving that World picks the change up. No worker is started here.
+These call ``workflowkit._operations`` on the World, as the client API does, so they follow
+the same rules; a worker serving that World picks the change up. No worker is started here.
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
-from .. import operations, serde
-from ..errors import HookNotFoundError, WebhookTokenError
-from ..inspection import run_json
-from ..operations import ACTIVE, CancelOutcome, cancel_runs, matching_runs
-from ..runtime.executor import encode_input
+from .. import _operations
+from .._operations import CancelOutcome
+from ..errors import SerializationError
+from ..inspection import has_worker, matching_runs, run_json, waiting_for
 from ..worlds.base import World
-from ..worlds.records import RunRecord, RunStatus
+from ..worlds.records import RunRecord, RunStatus, WorkerRecord
 from .common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -25,9 +25,10 @@ from .common import (
     add_json_flag,
     describe,
     print_json,
-    require_run,
     with_world,
 )
+
+ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)  # what bulk cancel may select
 
 
 def add_parser(commands: Any) -> None:
@@ -125,66 +126,55 @@ def run_cancel(args: argparse.Namespace) -> int:
             "cancel what? give a RUN_ID, or --status/--workflow to cancel matching runs",
             EXIT_USAGE,
         )
-
     if args.run_ids:
-
-        async def by_id(world: World) -> CancelOutcome:
-            records = [await require_run(world, run_id) for run_id in args.run_ids]
-            return await cancel_runs(world, records)
-
-        outcome = with_world(args, by_id)
+        outcome = with_world(args, lambda world: _operations.cancel(world, args.run_ids))
     else:
         statuses = (RunStatus(args.status),) if args.status else ACTIVE
+        records = with_world(args, lambda world: matching_runs(world, statuses, args.workflow))
+        if records and not args.yes and not _confirmed(args, records):
+            print("nothing cancelled", file=sys.stderr)
+            return EXIT_FAILURE
+        outcome = CancelOutcome()
+        if records:
+            outcome = with_world(args, lambda world: _operations.cancel_runs(world, records))
+    _print_cancelled(args, outcome)
+    return 0
 
-        async def select(world: World) -> list[RunRecord]:
-            return await matching_runs(world, statuses, args.workflow)
 
-        records = with_world(args, select)
-        if records and not args.yes:
-            what = f"{len(records)} run(s)" + (
-                f" of workflow {args.workflow!r}" if args.workflow else ""
-            )
-            if not interactive():
-                raise CliError(
-                    f"refusing to cancel {what} without confirmation: stdin is not a terminal; "
-                    "pass --yes to confirm",
-                    EXIT_USAGE,
-                )
-            for record in records[:20]:
-                print(f"  {record.run_id}  {record.workflow_name}  {record.status}")
-            if len(records) > 20:
-                print(f"  ... and {len(records) - 20} more")
-            if not confirm(f"Cancel {what}?"):
-                print("nothing cancelled", file=sys.stderr)
-                return EXIT_FAILURE
+def _confirmed(args: argparse.Namespace, records: list[RunRecord]) -> bool:
+    """Whether the user agrees to cancel ``records`` (asked on the terminal)."""
+    what = f"{len(records)} run(s)" + (f" of workflow {args.workflow!r}" if args.workflow else "")
+    if not interactive():
+        raise CliError(
+            f"refusing to cancel {what} without confirmation: stdin is not a terminal; "
+            "pass --yes to confirm",
+            EXIT_USAGE,
+        )
+    for record in records[:20]:
+        print(f"  {record.run_id}  {record.workflow_name}  {record.status}")
+    if len(records) > 20:
+        print(f"  ... and {len(records) - 20} more")
+    return confirm(f"Cancel {what}?")
 
-        async def cancel_them(world: World) -> CancelOutcome:
-            return await cancel_runs(world, records)
 
-        outcome = with_world(args, cancel_them) if records else CancelOutcome()
-
+def _print_cancelled(args: argparse.Namespace, outcome: CancelOutcome) -> None:
     if args.json:
         passed = [{"run_id": x.run_id, "status": x.status} for x in outcome.skipped]
         print_json({"cancelled": list(outcome.cancelled), "skipped": passed})
-        return 0
+        return
     for run_id in outcome.cancelled:
         print(f"cancelled {run_id}")
     for passed_over in outcome.skipped:
         print(f"{passed_over.run_id} is already {passed_over.status}: not cancelled")
     if not outcome.cancelled and not outcome.skipped:
         print("no matching runs")
-    return 0
 
 
 # -- wake-up -------------------------------------------------------------------------------
 
 
 def run_wake_up(args: argparse.Namespace) -> int:
-    async def action(world: World) -> operations.WakeOutcome:
-        await require_run(world, args.run_id)
-        return await operations.wake_up(world, args.run_id, args.wait_ids)
-
-    outcome = with_world(args, action)
+    outcome = with_world(args, lambda world: _operations.wake_up(world, args.run_id, args.wait_ids))
     record, woken, missing = outcome.run, outcome.woken, outcome.not_pending
     code = EXIT_FAILURE if missing else 0
     if args.json:
@@ -209,19 +199,10 @@ def run_resume_hook(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         raise CliError(f"--json: invalid JSON payload: {exc}", EXIT_USAGE) from None
     try:
-        encoded = serde.encode(payload, path="payload")
-    except Exception as exc:  # e.g. nested too deep
+        hook = with_world(args, lambda world: _operations.resume_hook(world, args.token, payload))
+    except SerializationError as exc:
         raise CliError(f"--json: cannot store this payload: {describe(exc)}", EXIT_USAGE) from None
-
-    async def action(world: World) -> tuple[str, str]:
-        try:
-            hook = await operations.resume_hook(world, args.token, encoded)
-        except (HookNotFoundError, WebhookTokenError) as exc:
-            raise CliError(str(exc)) from None
-        return hook.hook_id, hook.run_id
-
-    hook_id, run_id = with_world(args, action)
-    print(f"delivered to hook {hook_id} of run {run_id}")
+    print(f"delivered to hook {hook.hook_id} of run {hook.run_id}")
     return 0
 
 
@@ -231,14 +212,22 @@ def run_start(args: argparse.Namespace) -> int:
         raise CliError("--args must be a JSON array", EXIT_USAGE)
     if not isinstance(keywords, dict):
         raise CliError("--kwargs must be a JSON object", EXIT_USAGE)
-    payload = encode_input(tuple(positional), keywords, what=f"workflow {args.name}")
 
-    async def action(world: World) -> RunRecord:
-        return await operations.start_by_name(world, args.name, payload)
+    async def action(world: World) -> tuple[RunRecord, list[WorkerRecord]]:
+        record = await _operations.start_by_name(world, args.name, positional, keywords)
+        return record, await world.list_workers()
 
-    record = with_world(args, action, create=True)
+    record, workers = with_world(args, action, create=True)
+    now = datetime.now(UTC)
+    if not has_worker(args.name, workers, now):
+        # Started all the same: a worker that has it may come (a deploy in progress).
+        print(
+            f"warning: no live worker has registered workflow {args.name!r}; the run stays "
+            "pending until one that imports it starts (workflowkit worker MODULE)",
+            file=sys.stderr,
+        )
     if args.json:
-        print_json(run_json(record))
+        print_json(run_json(record, waiting_for(record, workers, now)))
     else:
         print(f"started {record.run_id} ({args.name})")
     return 0

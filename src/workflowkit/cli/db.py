@@ -5,16 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 from ..worlds.base import World
-from ..worlds.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
-from ..worlds.sqlite import path_from_url
 from .common import (
     add_json_flag,
-    is_sqlite,
     open_world_or_fail,
     print_json,
     resolved_url,
@@ -34,20 +29,6 @@ def add_parser(commands: Any) -> None:
     migrate.set_defaults(handler=run_migrate)
 
 
-def sqlite_version(path: Path) -> int | None:
-    """The schema version recorded in a SQLite file; None if it has none (or no file)."""
-    if not path.exists():
-        return None
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
-    return None if row is None else int(row[0])
-
-
 class _Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -59,10 +40,9 @@ class _Collect(logging.Handler):
 
 def run_migrate(args: argparse.Namespace) -> int:
     url = resolved_url(world_url(args))
-    before = sqlite_version(path_from_url(url)) if is_sqlite(url) else None
-    # The PostgreSQL World logs each migration it applies: collect those records.
+    # Opening a World applies the migrations it lacks, and logs each: collect those records.
     collect = _Collect()
-    logger = logging.getLogger("workflowkit.postgres")
+    logger = logging.getLogger("workflowkit.worlds")
     saved = logger.level, logger.propagate
     logger.addHandler(collect)
     logger.setLevel(logging.INFO)
@@ -73,18 +53,11 @@ def run_migrate(args: argparse.Namespace) -> int:
         logger.removeHandler(collect)
         logger.level, logger.propagate = saved
     applied = [
-        "applied migration " + m.removeprefix("applying migration ").split(" to schema ")[0]
+        "applied migration " + m.removeprefix("applying migration ").split(" to ")[0]
         for m in collect.messages
         if m.startswith("applying migration ")
     ]
-    if is_sqlite(url):
-        version = SQLITE_SCHEMA_VERSION
-        if before is None:
-            applied = [f"created schema version {version}"]
-    else:
-        from ..worlds.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
-
-        version = PG_SCHEMA_VERSION
+    version = getattr(world, "schema_version", None)
     _close(world)
     if args.json:
         print_json({"world": repr(world), "schema_version": version, "applied": applied})

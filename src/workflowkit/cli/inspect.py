@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from .._operations import require_run
 from ..inspection import (
     event_json,
     find_runs,
@@ -16,9 +18,17 @@ from ..inspection import (
     shown,
     step_json,
     wait_json,
+    waiting_for,
 )
 from ..worlds.base import World
-from ..worlds.records import HookRecord, RunRecord, RunStatus, StepRecord, WaitRecord
+from ..worlds.records import (
+    HookRecord,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    WaitRecord,
+    WorkerRecord,
+)
 from . import streams
 from .common import (
     add_json_flag,
@@ -29,7 +39,6 @@ from .common import (
     print_json,
     print_table,
     relative,
-    require_run,
     use_color,
     with_world,
 )
@@ -103,8 +112,10 @@ def _positive(text: str) -> int:
 def inspect_runs(args: argparse.Namespace) -> int:
     status = RunStatus(args.status) if args.status else None
 
-    async def action(world: World) -> tuple[list[RunRecord], str | None]:
-        return await find_runs(
+    async def action(
+        world: World,
+    ) -> tuple[list[RunRecord], str | None, list[WorkerRecord]]:
+        runs, cursor = await find_runs(
             world,
             workflow=args.workflow,
             status=status,
@@ -113,50 +124,67 @@ def inspect_runs(args: argparse.Namespace) -> int:
             since=args.since,
             until=args.until,
         )
+        return runs, cursor, await world.list_workers()
 
-    runs, next_cursor = with_world(args, action)
+    runs, next_cursor, workers = with_world(args, action)
+    now = datetime.now(UTC)
+    waits = [waiting_for(r, workers, now) for r in runs]
     if args.json:
-        print_json({"runs": [run_json(r) for r in runs], "next_cursor": next_cursor})
+        shapes = [run_json(r, w) for r, w in zip(runs, waits, strict=True)]
+        print_json({"runs": shapes, "next_cursor": next_cursor})
         return 0
     if not runs:
         print("no runs")
         return 0
-    now = datetime.now(UTC)
-    print_table(
-        ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"],
+    header = ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION"]
+    rows = [
         [
-            [
-                r.run_id,
-                r.workflow_name,
-                str(r.status),
-                relative(r.created_at, now),
-                duration(r.started_at, r.completed_at or (None if r.status.terminal else now)),
-            ]
-            for r in runs
-        ],
-        color=use_color(args),
-    )
+            r.run_id,
+            r.workflow_name,
+            str(r.status),
+            relative(r.created_at, now),
+            duration(r.started_at, r.completed_at or (None if r.status.terminal else now)),
+        ]
+        for r in runs
+    ]
+    if any(waits):
+        header.append("WAITING FOR")
+        for row, wait in zip(rows, waits, strict=True):
+            row.append(wait or "")
+    print_table(header, rows, color=use_color(args))
     if next_cursor is not None:
         print(f"\nmore: --cursor {next_cursor}")
     return 0
 
 
 def inspect_run(args: argparse.Namespace) -> int:
-    async def action(world: World) -> tuple[RunRecord, list[StepRecord], list[WaitRecord]]:
+    async def action(world: World) -> RunDetails:
         record = await require_run(world, args.run_id)
-        return record, await world.list_steps(record.run_id), await world.list_waits(record.run_id)
+        return RunDetails(
+            record,
+            await world.list_steps(record.run_id),
+            await world.list_waits(record.run_id),
+            await world.list_workers(),
+            await world.list_runs(parent_run_id=record.run_id, limit=1000),
+        )
 
-    record, steps, waits = with_world(args, action)
-    if args.json:
-        print_json(run_json(record))
-        return 0
+    details = with_world(args, action)
+    record, steps, waits = details.run, details.steps, details.waits
     now = datetime.now(UTC)
-    data = run_json(record)
+    data = run_json(record, waiting_for(record, details.workers, now))
+    children = [c.run_id for c in details.children]
+    if args.json:
+        print_json({**data, "children": children})
+        return 0
     pending_waits = [w for w in waits if w.completed_at is None]
     fields = [
         ("run", record.run_id),
         ("workflow", record.workflow_name),
         ("status", str(record.status)),
+        ("waiting for", data["waiting_for"] or "-"),
+        ("parent", record.options.parent_run_id or "-"),
+        ("children", ", ".join(children) or "-"),
+        ("deadline", relative(record.options.deadline, now)),
         ("created", f"{relative(record.created_at, now)} ({iso(record.created_at)})"),
         ("started", relative(record.started_at, now)),
         ("completed", relative(record.completed_at, now)),
@@ -169,6 +197,15 @@ def inspect_run(args: argparse.Namespace) -> int:
     ]
     print_fields(fields, color=use_color(args))
     return 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetails:
+    run: RunRecord
+    steps: list[StepRecord]
+    waits: list[WaitRecord]
+    workers: list[WorkerRecord]
+    children: list[RunRecord]
 
 
 def _count_by(statuses: Any) -> str:

@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from .._operations import require_run
 from ..inspection import stream_json
 from ..streams import Readable, chunk_json
 from ..worlds.base import World
@@ -16,7 +17,6 @@ from .common import (
     print_json,
     print_table,
     relative,
-    require_run,
     with_world,
 )
 

@@ -12,6 +12,7 @@ import sys
 import threading
 from typing import Any
 
+from .. import _settings
 from ..runtime.worker import Worker
 from ..worlds import open_world
 
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.step_slots is not None and args.step_slots < 1:
         print("workflowkit worker: --step-slots must be at least 1", file=sys.stderr)
         return 2
+    _settings.check_settings()  # before the World opens: a bad setting stops the start
     asyncio.run(_serve(args.world, args.grace, args.step_slots, early_stop))
     return 0
 

@@ -371,7 +371,7 @@ class RunDriver:
                 self.poke()
             # Give the slot back here rather than in a done callback: that callback would be
             # one more turn of the loop per step, and would keep the next append from
-            # committing at once (see SQLiteWorld._write).
+            # committing at once (see the SQLite World's inline writes, worlds/sqlite/_writer.py).
             if task is not None and task.remove_done_callback(self._step_done):
                 self.host.release_slot()
 

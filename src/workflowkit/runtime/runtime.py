@@ -9,21 +9,17 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import os
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from .. import _settings
 from ..worlds import open_world
 from ..worlds.base import World
 from .waiters import TerminalWaiters
 from .worker import Worker
 
 T = TypeVar("T")
-
-
-def _embedded_default() -> bool:
-    return os.environ.get("WORKFLOWKIT_EMBEDDED_WORKER", "1").lower() not in {"0", "false", "no"}
 
 
 class Runtime:
@@ -36,12 +32,13 @@ class Runtime:
         embedded_worker: bool | None = None,
         **worker_options: Any,
     ) -> None:
+        _settings.check_settings()  # a bad setting stops the start, before anything opens
         self.world: World
         if world is None or isinstance(world, str):
             self.world, self._owns_world = open_world(world), True
         else:
             self.world, self._owns_world = world, False
-        embedded = _embedded_default() if embedded_worker is None else embedded_worker
+        embedded = _settings.embedded_worker() if embedded_worker is None else embedded_worker
         self.worker = Worker(self.world, **worker_options) if embedded else None
         self.waiters = TerminalWaiters(self.world)
         self.loop = asyncio.new_event_loop()

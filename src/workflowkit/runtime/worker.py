@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from .. import _settings
 from ..context import WorkflowMetadata
 from ..ids import new_id
 from ..registry import REGISTRY, Registry
@@ -53,21 +54,19 @@ class Worker:
         self.worker_id = new_id("wrkr")
         self.info = WorkerInfo(self.worker_id, socket.gethostname(), os.getpid())
         self.max_runs = max_runs
-        self.lease_seconds = lease_seconds or float(
-            os.environ.get("WORKFLOWKIT_LEASE_SECONDS", "30")
-        )
+        self.lease_seconds = lease_seconds or _settings.lease_seconds()
         self.poll_interval = poll_interval
         self.step_pool = ThreadPoolExecutor(step_threads, thread_name_prefix="workflowkit-step")
         # Without the run cache every event replays the run from the log: slow, but a
         # thorough check that workflow code is deterministic.
         if cache_runs is None:
-            cache_runs = os.environ.get("WORKFLOWKIT_RUN_CACHE", "1") not in {"0", "false", "no"}
+            cache_runs = _settings.run_cache()
         self.driver_config = DriverConfig(
             world, self.worker_id, self.step_pool, evict_after, cache_runs, virtual_clock
         )
         # Steps this worker runs at once (its runs' and claimed ones); beyond that a run's new
         # steps go to the World's step queue for any worker with a free slot.
-        self.step_slots = step_slots or int(os.environ.get("WORKFLOWKIT_STEP_SLOTS", "256"))
+        self.step_slots = step_slots or _settings.step_slots()
         self.running_steps = 0
         self.claimed: dict[str, asyncio.Task[None]] = {}  # step id -> the task running it
         self._steps_wanted = True  # the step queue may hold work for us

@@ -5,6 +5,9 @@ constructor of a class that ``classes.resolve`` allowed for the node's tag (data
 NamedTuple, Enum lookup, pydantic ``model_construct``, a registered ``decode``) and
 ``__new__`` of an exception class already imported. Every failure surfaces as
 ``SerializationError``; recursion is bounded by the depth limit before Python's own limit.
+What decoding builds grows with the payload's size, never faster: each node of the head is
+parsed from text of its own, a ref hands out an object already built, and each byte of the
+blob is copied out once at most (``Decoder.bytes_``).
 """
 
 from __future__ import annotations
@@ -64,6 +67,11 @@ class Decoder:
 
     def __init__(self, blob: memoryview, max_depth: int) -> None:
         self.blob = blob
+        # Blob bytes not yet claimed by a bytes node. encode() lays segments end to end, one
+        # per value (a shared value is a ref, not a second segment), so their lengths add
+        # up to the blob's at most: counting them down bounds what decoding copies by the
+        # payload's size, whatever ranges a crafted head names, and as often as it names them.
+        self.blob_left = len(blob)
         self.max_depth = max_depth
         self.objects: dict[int, Any] = {}
         self.classes: dict[tuple[str, str], tuple[type, ClassEntry | None]] = {}
@@ -198,6 +206,12 @@ class Decoder:
             raise SerializationError(
                 f"malformed payload: truncated binary segment (needs bytes {offset}.."
                 f"{offset + size} of a {len(self.blob)}-byte blob)"
+            )
+        self.blob_left -= size
+        if self.blob_left < 0:
+            raise SerializationError(
+                "malformed payload: binary segments overlap (their lengths add up to more "
+                f"than the {len(self.blob)}-byte blob); each blob byte belongs to one value"
             )
         chunk = self.blob[offset : offset + size]
         return self.finish(node, bytes(chunk) if tag == tags.BYTES else bytearray(chunk))

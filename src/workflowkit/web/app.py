@@ -1,28 +1,33 @@
-"""The dashboard as an ASGI application: auth, routing, errors, and the World's lifetime."""
+"""The dashboard as an ASGI application: auth, routing, errors, and the World's lifetime.
+
+Its actions call ``workflowkit._operations``, as the client API and the CLI do; their
+errors become answers here: an unknown run or hook token is a 404, a hook payload sent to
+a webhook's token a 400.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 
+from .. import _http
+from ..errors import HookNotFoundError, WebhookTokenError, WorkflowRunNotFoundError
+from ..webhooks import Response
 from ..worlds import open_world
 from ..worlds.base import World
 from . import endpoints, pages, static
 from .auth import Guard, csrf_token
-from .http import (
+from .layout import error_page
+from .requests import (
+    MAX_BODY,
+    DashboardRequest,
     HttpError,
-    Receive,
-    Request,
-    Response,
-    Scope,
-    Send,
     html_response,
     json_response,
     parse_request,
-    read_body,
-    send_response,
+    safety_headers,
+    with_headers,
 )
-from .layout import error_page
 from .router import Route, resolve, route
 
 log = logging.getLogger("workflowkit.web")
@@ -71,20 +76,22 @@ class Dashboard:
             world, self._world = self._world, None
             await world.close()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: _http.Scope, receive: _http.Receive, send: _http.Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await _http.serve_lifespan(receive, send, self.close)
             return
         if scope["type"] != "http":
             return
-        try:
-            request = parse_request(scope, await read_body(receive))
-        except HttpError as exc:
-            await send_response(send, json_response({"error": exc.message}, exc.status))
-            return
-        await send_response(send, await self.handle(request))
+        body = await _http.read_body(receive, MAX_BODY)
+        if body is None:
+            return  # the client left before its request ended: nothing to act on
+        if isinstance(body, Response):
+            response = body
+        else:
+            response = await self.handle(parse_request(scope, body))
+        await _http.send_response(send, response, safety_headers(response))
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: DashboardRequest) -> Response:
         try:
             early = self.guard.admit(request)
             if early is not None:
@@ -93,27 +100,21 @@ class Dashboard:
             return await handler(self.world, request, params)
         except HttpError as exc:
             return _error(request, exc.status, exc.message)
+        except (WorkflowRunNotFoundError, HookNotFoundError) as exc:
+            return _error(request, 404, str(exc))
+        except WebhookTokenError as exc:
+            return _error(request, 400, str(exc))
         except Exception:
             log.exception("dashboard: %s %s failed", request.method, request.path)
             return _error(request, 500, "the dashboard failed to answer; see its log")
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
-
-def _error(request: Request, status: int, message: str) -> Response:
+def _error(request: DashboardRequest, status: int, message: str) -> Response:
     if request.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
         return json_response({"error": message}, status)
     token, cookies = csrf_token(request)
     page = error_page(request.base, token, status, message)
-    return html_response(page, status).with_headers(*cookies)
+    return with_headers(html_response(page, status), *cookies)
 
 
 def create_app(

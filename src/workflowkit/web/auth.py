@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from .http import HttpError, Request, Response, cookie_header, redirect
+from ..webhooks import Response
+from .requests import DashboardRequest, HttpError, cookie_header, redirect
 
 TOKEN_COOKIE = "workflowkit_token"
 CSRF_COOKIE = "workflowkit_csrf"
@@ -31,7 +32,7 @@ class Guard:
     token: str | None = None
     allowed_hosts: frozenset[str] | None = None  # host names, lower-case, no port
 
-    def admit(self, request: Request) -> Response | None:
+    def admit(self, request: DashboardRequest) -> Response | None:
         """None to go on; else the answer (a redirect that stores the token in a cookie).
 
         Raises ``HttpError`` (400 bad Host, 401 missing or wrong token, 403 CSRF).
@@ -51,7 +52,7 @@ class Guard:
             self._check_csrf(request)
         return None
 
-    def _check_host(self, request: Request) -> None:
+    def _check_host(self, request: DashboardRequest) -> None:
         if self.allowed_hosts is None:
             return
         name = host_name(request.host)
@@ -62,7 +63,7 @@ class Guard:
                 "it was started on (or start it with --token to serve other host names)",
             )
 
-    def _authenticated(self, request: Request) -> bool:
+    def _authenticated(self, request: DashboardRequest) -> bool:
         assert self.token is not None
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
@@ -70,7 +71,7 @@ class Guard:
             return True
         return _same(request.cookies.get(TOKEN_COOKIE, ""), self.token)
 
-    def _store_token(self, request: Request) -> Response:
+    def _store_token(self, request: DashboardRequest) -> Response:
         assert self.token is not None
         rest = {k: v for k, v in request.query.items() if k != "token"}
         location = request.base + request.path + (f"?{urlencode(rest)}" if rest else "")
@@ -78,7 +79,7 @@ class Guard:
             location, cookie_header(TOKEN_COOKIE, self.token, request.base, max_age=_YEAR)
         )
 
-    def _check_csrf(self, request: Request) -> None:
+    def _check_csrf(self, request: DashboardRequest) -> None:
         origin = request.headers.get("origin")
         if origin is not None and origin != "null":
             parts = urlsplit(origin)
@@ -96,7 +97,7 @@ class Guard:
             )
 
 
-def csrf_token(request: Request) -> tuple[str, tuple[tuple[str, str], ...]]:
+def csrf_token(request: DashboardRequest) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The request's CSRF token and, when it had none, the header that sets a new one."""
     known = request.cookies.get(CSRF_COOKIE, "")
     if known:

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from ..inspection import find_runs
+from .._operations import require_run
+from ..inspection import find_runs, waiting_for
 from ..streams import chunk_json
 from ..worlds.base import World
 from ..worlds.records import (
@@ -25,12 +26,11 @@ from ..worlds.records import (
     WaitRecord,
 )
 from . import timeline
-from .http import HttpError, Request
+from .requests import DashboardRequest, HttpError
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 200
 _ID_PREFIX = "wrun_"
-_ID_LENGTH = len(_ID_PREFIX) + 26
 _RECENT = 500  # how many recent runs the workflow filter's suggestions come from
 STREAM_TAIL = 50  # the run page shows this many of each stream's latest chunks
 
@@ -44,7 +44,7 @@ class RunFilter:
     limit: int = DEFAULT_LIMIT
 
     @classmethod
-    def from_request(cls, request: Request) -> RunFilter:
+    def from_request(cls, request: DashboardRequest) -> RunFilter:
         status_text = request.arg("status")
         status = None
         if status_text is not None:
@@ -112,44 +112,35 @@ async def runs_page(world: World, wanted: RunFilter, *, suggestions: bool = True
     return RunsPage(wanted, tuple(runs), next_cursor, names)
 
 
-def normalise_search(text: str) -> str:
-    """``"01J8..."``, ``"wrun_01j8"`` -> ``"wrun_01J8..."`` (ids are upper-case ULIDs)."""
+def search_prefixes(text: str) -> list[str]:
+    """The id prefixes a search means: the text as typed, and, when it could be part of a
+    generated id (``wrun_`` and an upper-case ULID), that id's spelling (``"01j8"`` ->
+    ``"wrun_01J8"``)."""
     text = text.strip()
     rest = text[len(_ID_PREFIX) :] if text.lower().startswith(_ID_PREFIX) else text
-    return _ID_PREFIX + rest.upper()
+    generated = _ID_PREFIX + rest.upper()
+    if not rest.isalnum() or generated == text:
+        return [text]
+    return [text, generated]
 
 
 async def _search(world: World, wanted: RunFilter) -> tuple[list[RunRecord], str | None]:
-    """Runs whose id starts with the search text (all of an id finds that one run).
-
-    Ids sort as text, so the matches are one contiguous stretch of the id order: start just
-    above the prefix and stop at the first id that does not match.
-    """
+    """Runs whose id starts with the search text (all of an id finds that one run)."""
     assert wanted.search is not None
-    prefix = normalise_search(wanted.search)
-    if len(prefix) >= _ID_LENGTH:
-        record = await world.get_run(prefix[:_ID_LENGTH])
-        found = [record] if record is not None and _matches(record, wanted) else []
-        return found, None
-    before = prefix + "~"  # "~" sorts after every ULID character
-    if wanted.cursor is not None:
-        before = min(before, wanted.cursor)
-    page = await world.list_runs(
-        workflow_name=wanted.workflow,
-        status=wanted.status,
-        limit=wanted.limit + 1,
-        before=before,
-    )
-    found = [r for r in page if r.run_id.startswith(prefix)]
-    if len(found) > wanted.limit:
-        return found[: wanted.limit], found[wanted.limit - 1].run_id
-    return found, None
-
-
-def _matches(record: RunRecord, wanted: RunFilter) -> bool:
-    if wanted.workflow is not None and record.workflow_name != wanted.workflow:
-        return False
-    return wanted.status is None or record.status is wanted.status
+    page: list[RunRecord] = []
+    for prefix in search_prefixes(wanted.search):
+        page = await world.list_runs(
+            workflow_name=wanted.workflow,
+            status=wanted.status,
+            id_prefix=prefix,
+            limit=wanted.limit + 1,
+            before=wanted.cursor,
+        )
+        if page:
+            break
+    if len(page) > wanted.limit:
+        return page[: wanted.limit], page[wanted.limit - 1].run_id
+    return page, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +156,8 @@ class RunView:
     now: datetime
     streams: tuple[StreamView, ...] = ()
     selected: str | None = None  # the timeline item whose details are open
+    waiting_for: str | None = None  # why nothing goes on, if something holds it up
+    children: tuple[RunRecord, ...] = ()
 
     @property
     def version(self) -> str:
@@ -177,13 +170,6 @@ class RunView:
     def select(self, item: str | None) -> RunView:
         known = {bar.item_id for bar in self.timeline.bars}
         return replace(self, selected=item if item in known else None)
-
-
-async def require_run(world: World, run_id: str) -> RunRecord:
-    record = await world.get_run(run_id)
-    if record is None:
-        raise HttpError(404, f"no run with id {run_id!r}")
-    return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +197,15 @@ async def stream_views(world: World, run_id: str) -> tuple[StreamView, ...]:
 async def run_view(world: World, run_id: str, now: datetime) -> RunView:
     # The run is read first, so the log holds at least what its ``last_seq`` (the page's
     # version) says: a later poll that sees a newer version brings the rest.
-    record = await require_run(world, run_id)
+    record = await require_run(world, run_id)  # WorkflowRunNotFoundError: a 404
     events = tuple(await world.get_events(run_id))
     steps = tuple(await world.list_steps(run_id))
     waits = tuple(await world.list_waits(run_id))
     hooks = tuple(await world.list_hooks(run_id))
     streams = await stream_views(world, run_id)
     line = timeline.build(record, events, now)
-    return RunView(record, steps, waits, hooks, events, line, now, streams)
+    holdup = waiting_for(record, await world.list_workers(), now)
+    children = tuple(await world.list_runs(parent_run_id=run_id, limit=1000))
+    return RunView(
+        record, steps, waits, hooks, events, line, now, streams, None, holdup, children
+    )

@@ -1,7 +1,8 @@
 """The JSON endpoints: the runs list and a run (what live updates poll), and the actions.
 
 Shapes are those of ``workflowkit inspect --json`` (docs/cli.md), so scripts can use either.
-Actions are POSTs (CSRF-checked in ``auth``) that append events as the CLI does.
+Actions are POSTs (CSRF-checked in ``auth``) that call ``workflowkit._operations``, as the
+CLI and the client API do; ``app`` turns the errors they raise into 404 and 400 answers.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .. import operations, serde
-from ..errors import HookNotFoundError, WebhookTokenError, WorkflowRunNotFoundError
+from .. import _operations
+from ..errors import SerializationError
 from ..inspection import (
     describe,
     event_json,
@@ -23,14 +24,15 @@ from ..inspection import (
     stream_json,
     wait_json,
 )
+from ..webhooks import Response
 from ..worlds.base import World
 from ..worlds.records import utcnow
 from . import data
-from .http import HttpError, Request, Response, json_response
+from .requests import DashboardRequest, HttpError, json_response
 from .timeline import Bar
 
 
-async def list_runs(world: World, request: Request, params: Mapping[str, str]) -> Response:
+async def list_runs(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
     view = await data.runs_page(world, data.RunFilter.from_request(request), suggestions=False)
     return json_response(
         {
@@ -41,7 +43,7 @@ async def list_runs(world: World, request: Request, params: Mapping[str, str]) -
     )
 
 
-async def get_run(world: World, request: Request, params: Mapping[str, str]) -> Response:
+async def get_run(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
     view = await data.run_view(world, params["run_id"], utcnow())
     return json_response(
         {
@@ -60,9 +62,9 @@ async def get_run(world: World, request: Request, params: Mapping[str, str]) -> 
     )
 
 
-async def run_state(world: World, request: Request, params: Mapping[str, str]) -> Response:
+async def run_state(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
     """What a run page polls: cheap, and its ``version`` changes whenever the run does."""
-    record = await data.require_run(world, params["run_id"])
+    record = await _operations.require_run(world, params["run_id"])
     streams = await world.list_streams(record.run_id)
     return json_response(
         {
@@ -92,23 +94,23 @@ def _bar_json(bar: Bar) -> dict[str, Any]:
 # -- actions -------------------------------------------------------------------------------
 
 
-async def cancel_many(world: World, request: Request, params: Mapping[str, str]) -> Response:
+async def cancel_many(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
     body = _object(request)
     ids = body.get("run_ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise HttpError(400, 'send {"run_ids": ["wrun_...", ...]}: a non-empty list of run ids')
-    records = []
-    for run_id in ids:
-        records.append(await data.require_run(world, run_id))
-    return _cancelled(await operations.cancel_runs(world, records))
+    return _cancelled(await _operations.cancel(world, ids))
 
 
-async def cancel_one(world: World, request: Request, params: Mapping[str, str]) -> Response:
-    record = await data.require_run(world, params["run_id"])
-    return _cancelled(await operations.cancel_runs(world, [record]))
+async def cancel_one(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
+    return _cancelled(await _operations.cancel(world, [params["run_id"]]))
 
 
-def _cancelled(outcome: operations.CancelOutcome) -> Response:
+def _cancelled(outcome: _operations.CancelOutcome) -> Response:
     return json_response(
         {
             "cancelled": list(outcome.cancelled),
@@ -117,17 +119,14 @@ def _cancelled(outcome: operations.CancelOutcome) -> Response:
     )
 
 
-async def wake_up(world: World, request: Request, params: Mapping[str, str]) -> Response:
+async def wake_up(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
     body = _object(request)
     wait_ids = body.get("wait_ids")
     if wait_ids is not None and (
         not isinstance(wait_ids, list) or not all(isinstance(w, str) for w in wait_ids)
     ):
         raise HttpError(400, '"wait_ids" must be a list of sleep ids (or left out for all)')
-    try:
-        outcome = await operations.wake_up(world, params["run_id"], wait_ids)
-    except WorkflowRunNotFoundError as exc:
-        raise HttpError(404, str(exc)) from None
+    outcome = await _operations.wake_up(world, params["run_id"], wait_ids)
     return json_response(
         {
             "run_id": outcome.run.run_id,
@@ -137,15 +136,14 @@ async def wake_up(world: World, request: Request, params: Mapping[str, str]) -> 
     )
 
 
-async def rerun(world: World, request: Request, params: Mapping[str, str]) -> Response:
-    try:
-        record = await operations.rerun(world, params["run_id"])
-    except WorkflowRunNotFoundError as exc:
-        raise HttpError(404, str(exc)) from None
+async def rerun(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
+    record = await _operations.rerun(world, params["run_id"])
     return json_response({"run": run_json(record)}, status=201)
 
 
-async def resume_hook(world: World, request: Request, params: Mapping[str, str]) -> Response:
+async def resume_hook(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
     """Deliver a payload: ``{"token": ..., "payload": value}`` or ``"payload_json": text``."""
     body = _object(request)
     token = body.get("token")
@@ -163,19 +161,13 @@ async def resume_hook(world: World, request: Request, params: Mapping[str, str])
         except ValueError as exc:
             raise HttpError(400, f"the payload is not valid JSON: {exc}") from None
     try:
-        encoded = serde.encode(value, path="payload")
-    except Exception as exc:  # e.g. nested too deep
+        hook = await _operations.resume_hook(world, token, value)
+    except SerializationError as exc:
         raise HttpError(400, f"cannot store this payload: {describe(exc)}") from None
-    try:
-        hook = await operations.resume_hook(world, token, encoded)
-    except HookNotFoundError as exc:
-        raise HttpError(404, str(exc)) from None
-    except WebhookTokenError as exc:
-        raise HttpError(400, str(exc)) from None
     return json_response({"hook_id": hook.hook_id, "run_id": hook.run_id})
 
 
-def _object(request: Request) -> dict[str, Any]:
+def _object(request: DashboardRequest) -> dict[str, Any]:
     body = request.json()
     if not isinstance(body, dict):
         raise HttpError(400, "the request body must be a JSON object")

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..webhooks import Response
 from ..worlds.base import World
 from ..worlds.records import utcnow
 from . import data
 from .auth import csrf_token
 from .html import Markup
-from .http import Request, Response, html_response
 from .layout import page
 from .list_page import runs_body, runs_live
+from .requests import DashboardRequest, html_response, with_headers
 from .run_page import run_body, run_live
 
 
-async def runs(world: World, request: Request, params: Mapping[str, str]) -> Response:
+async def runs(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
     wanted = data.RunFilter.from_request(request)
     live_only = request.arg("fragment") is not None
     view = await data.runs_page(world, wanted, suggestions=not live_only)
@@ -25,7 +26,7 @@ async def runs(world: World, request: Request, params: Mapping[str, str]) -> Res
     return _page(request, "Runs", runs_body(request.base, view, now))
 
 
-async def run(world: World, request: Request, params: Mapping[str, str]) -> Response:
+async def run(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
     view = await data.run_view(world, params["run_id"], utcnow())
     view = view.select(request.arg("item"))
     if request.arg("fragment") is not None:
@@ -35,6 +36,6 @@ async def run(world: World, request: Request, params: Mapping[str, str]) -> Resp
     )
 
 
-def _page(request: Request, title: str, body: Markup) -> Response:
+def _page(request: DashboardRequest, title: str, body: Markup) -> Response:
     token, cookies = csrf_token(request)
-    return html_response(page(request.base, title, token, body)).with_headers(*cookies)
+    return with_headers(html_response(page(request.base, title, token, body)), *cookies)

@@ -6,11 +6,12 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..webhooks import Response
 from ..worlds.base import World
-from .http import HttpError, Request, Response
+from .requests import DashboardRequest, HttpError
 
 # (the World, the request, the path parameters) -> the response
-Handler = Callable[[World, Request, Mapping[str, str]], Awaitable[Response]]
+Handler = Callable[[World, DashboardRequest, Mapping[str, str]], Awaitable[Response]]
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -31,7 +32,7 @@ def route(method: str, template: str, handler: Handler) -> Route:
     return Route(method, re.compile(f"^{regex}$"), handler)
 
 
-def resolve(routes: Sequence[Route], request: Request) -> tuple[Handler, dict[str, str]]:
+def resolve(routes: Sequence[Route], request: DashboardRequest) -> tuple[Handler, dict[str, str]]:
     """The handler for ``request`` and its path parameters; 404 or 405 otherwise."""
     allowed = []
     for candidate in routes:

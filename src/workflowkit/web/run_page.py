@@ -27,16 +27,18 @@ def run_live(base: str, view: RunView) -> Markup:
     )
     end = run.completed_at or (None if run.status.terminal else view.now)
     head = h(
-        '<section class="run-head"><h1>{} {}</h1><dl><dt>run</dt><dd class="id">{}</dd>'
+        '<section class="run-head"><h1>{} {}</h1>{}<dl><dt>run</dt><dd class="id">{}</dd>'
         "<dt>created</dt><dd>{}</dd><dt>started</dt><dd>{}</dd><dt>completed</dt><dd>{}</dd>"
-        '<dt>duration</dt><dd>{}</dd></dl><div class="actions">{}</div></section>',
+        '<dt>duration</dt><dd>{}</dd>{}</dl><div class="actions">{}</div></section>',
         run.workflow_name,
         badge(str(run.status)),
+        _holdup(view),
         run.run_id,
         moment(run.created_at, view.now),
         moment(run.started_at, view.now),
         moment(run.completed_at, view.now),
         took(run.started_at, end),
+        _family(base, view),
         join(actions),
     )
     panels = join(
@@ -55,3 +57,31 @@ def run_live(base: str, view: RunView) -> Markup:
         data_active=not run.status.terminal,
     )
     return h('<div id="live"{}>{}{}</div>', live, head, panels)
+
+
+def _holdup(view: RunView) -> Markup:
+    if view.waiting_for is None:
+        return Markup("")
+    return h('<p class="waiting" role="status">Waiting for {}</p>', view.waiting_for)
+
+
+def _family(base: str, view: RunView) -> Markup:
+    """Links to the run's parent and children, if it has any."""
+    rows = []
+    parent = view.run.options.parent_run_id
+    if parent is not None:
+        rows.append(
+            h(
+                '<dt>parent</dt><dd class="id"><a href="{}/runs/{}">{}</a></dd>',
+                base,
+                parent,
+                parent,
+            )
+        )
+    if view.children:
+        links = join(
+            h('<a href="{}/runs/{}">{}</a> {}', base, c.run_id, c.run_id, badge(str(c.status)))
+            for c in view.children
+        )
+        rows.append(h('<dt>children</dt><dd class="id children">{}</dd>', links))
+    return join(rows)

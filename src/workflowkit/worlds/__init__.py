@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 
+from .._settings import WORLD, redact_url
+from ..errors import ConfigurationError
 from .base import World
 from .sqlite import SQLiteWorld, path_from_url
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")  # one letter is a Windows drive: a path
+_POSTGRES = frozenset({"postgresql", "postgres"})
 
 
 def open_world(url: str | None = None) -> World:
@@ -13,20 +19,54 @@ def open_world(url: str | None = None) -> World:
 
     ``sqlite:///path.db`` (or a plain path) opens the embedded SQLite World;
     ``postgresql://user@host/db?schema=name`` (or ``postgres://``) the PostgreSQL World,
-    which needs the ``postgres`` extra.
+    which needs the ``postgres`` extra. Anything else, a malformed URL included, is a
+    ``ConfigurationError`` (with the password redacted): never a file named after it.
     """
-    url = url or os.environ.get("WORKFLOWKIT_WORLD") or None
-    if url is None or url.startswith("sqlite:") or "://" not in url:
+    setting = None if url else WORLD
+    url = url or os.environ.get(WORLD) or None
+    if url is None or check_url(url, setting) == "sqlite":
         return SQLiteWorld(path_from_url(url))
-    scheme = url.split("://", 1)[0]
-    if scheme in {"postgresql", "postgres"}:
-        from .postgres import PostgresWorld  # psycopg is an optional dependency
+    from .postgres import PostgresWorld  # psycopg is an optional dependency
 
-        return PostgresWorld(url)
-    raise ValueError(
-        f"unknown world URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db "
-        "or postgresql://user@host/database"
+    return PostgresWorld(url)
+
+
+def check_url(url: str | None, setting: str | None = None) -> str:
+    """Which World ``url`` names, ``"sqlite"`` or ``"postgresql"``, checking its form only.
+
+    Nothing is opened or created; ``ConfigurationError`` if the URL is not one a World takes
+    (its message starts with ``setting``, the variable the URL came from, if given).
+    """
+    try:
+        return _kind(url)
+    except ConfigurationError as exc:
+        if setting is None:
+            raise
+        raise ConfigurationError(f"{setting}: {exc}") from None
+
+
+def _kind(url: str | None) -> str:
+    match = _SCHEME.match(url) if url else None
+    if url is None or match is None:
+        return "sqlite"  # the default file, or a plain path
+    scheme = match.group(1).lower()
+    if scheme == "sqlite":
+        path_from_url(url)
+        return "sqlite"
+    if scheme in _POSTGRES:
+        try:
+            from .postgres._schema import parse_url
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"{redact_url(url)!r} names a PostgreSQL World, which needs psycopg: install "
+                f"workflowkit with the postgres extra (pip install 'workflowkit[postgres]'): {exc}"
+            ) from None
+        parse_url(url)
+        return "postgresql"
+    raise ConfigurationError(
+        f"unknown world URL scheme {scheme!r} in {redact_url(url)!r}: "
+        "use sqlite:///path/to/file.db or postgresql://user@host/database"
     )
 
 
-__all__ = ["SQLiteWorld", "World", "open_world"]
+__all__ = ["SQLiteWorld", "World", "check_url", "open_world"]

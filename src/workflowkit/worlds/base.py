@@ -12,13 +12,16 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from .records import (
+    NO_OPTIONS,
     AppendResult,
     ChunkWriter,
+    CreatedRun,
     Event,
     HookRecord,
     NewChunk,
     NewEvent,
     RunChange,
+    RunOptions,
     RunRecord,
     RunStatus,
     StepClaim,
@@ -28,23 +31,35 @@ from .records import (
     StreamPage,
     WaitRecord,
     WorkerInfo,
+    WorkerRecord,
 )
 
 ChangeListener = Callable[[Sequence[RunChange]], None]
 StreamListener = Callable[[Sequence[StreamChange]], None]
 
 
-@runtime_checkable
-class World(Protocol):
-    """Storage, scheduling and change notification for workflow runs.
+class EventLog(Protocol):
+    """The append-only log of each run and the rows materialised from it.
 
-    All methods are coroutines callable from any event loop; listeners are called from a
-    backend thread and must hand work over thread-safely.
+    Appending events and updating the run, step, wait and hook rows they touch happen in
+    one transaction, decided by the rules in ``worlds.apply``.
     """
 
     async def create_run(
-        self, run_id: str, workflow_name: str, input: bytes, attrs: Mapping[str, Any]
-    ) -> RunRecord: ...
+        self,
+        run_id: str,
+        workflow_name: str,
+        input: bytes,
+        attrs: Mapping[str, Any],
+        options: RunOptions = NO_OPTIONS,
+        *,
+        start_at: datetime | None = None,
+    ) -> CreatedRun:
+        """Create a pending run with its ``run_created`` event, due at ``start_at`` (now if
+        None). If a run with ``run_id`` exists, whatever its state, nothing is written and
+        that run comes back with ``created`` False: starting is idempotent, also when many
+        processes race to start one id."""
+        ...
 
     async def append(
         self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
@@ -65,7 +80,16 @@ class World(Protocol):
         status: RunStatus | None = None,
         limit: int = 100,
         before: str | None = None,
-    ) -> list[RunRecord]: ...
+        parent_run_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        id_prefix: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first (by creation time, then run id) matching every filter given:
+        their workflow, status, parent run, creation time in ``[since, until)`` and id
+        prefix; up to
+        ``limit`` of them, after the run ``before`` (the last of the previous page)."""
+        ...
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]: ...
 
@@ -85,6 +109,11 @@ class World(Protocol):
 
     async def get_webhook_response(self, reply_to: str) -> bytes | None: ...
 
+
+class Leases(Protocol):
+    """Which worker executes which run: registration, claims under a lease, renewal,
+    hand-back, and the clock all of it is measured on."""
+
     async def register_worker(self, info: WorkerInfo) -> None: ...
 
     async def unregister_worker(self, worker_id: str) -> None:
@@ -99,8 +128,9 @@ class World(Protocol):
         limit: int,
         lease_seconds: float,
     ) -> list[RunRecord]:
-        """Take up to ``limit`` due runs of the named workflows (those the worker can run)
-        whose lease is free, expired, or held by a dead process."""
+        """Take up to ``limit`` runs whose lease is free, expired, or held by a dead process,
+        and that are due and of the named workflows (those the worker can run), or past
+        their deadline whatever their workflow (failing one needs no code of it)."""
         ...
 
     async def renew_leases(
@@ -129,10 +159,31 @@ class World(Protocol):
         """
         ...
 
-    async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
-        """When the earliest unowned run of the named workflows becomes due, for a worker
-        deciding how long to idle."""
+    async def list_workers(self) -> list[WorkerRecord]:
+        """The registered workers, with what each can execute and its last heartbeat."""
         ...
+
+    async def wake_run(self, run_id: str) -> bool:
+        """Make a pending run that waits for its start time (and that nobody holds) due now;
+        whether it was waiting."""
+        ...
+
+    async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
+        """When the earliest unowned run of the named workflows becomes due (or any unowned
+        run reaches its deadline), for a worker deciding how long to idle."""
+        ...
+
+    def now(self) -> float:
+        """The World's clock, in Unix seconds: what due times and leases are measured on.
+
+        Workers stamp events and compute due times (sleeps, retry delays) with it rather
+        than their local clock, so machines with skewed clocks agree with the store.
+        """
+        ...
+
+
+class StepQueue(Protocol):
+    """Steps a run's owner has no room for, offered to any worker that has the step's code."""
 
     async def queue_steps(
         self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
@@ -160,15 +211,9 @@ class World(Protocol):
         does not (the step was taken over, or its run ended) and nothing was written."""
         ...
 
-    def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
 
-    def now(self) -> float:
-        """The World's clock, in Unix seconds: what due times and leases are measured on.
-
-        Workers stamp events and compute due times (sleeps, retry delays) with it rather
-        than their local clock, so machines with skewed clocks agree with the store.
-        """
-        ...
+class Streams(Protocol):
+    """Output a run streams while it runs, in chunks, outside the event log."""
 
     async def write_stream(
         self,
@@ -199,6 +244,23 @@ class World(Protocol):
 
     async def list_streams(self, run_id: str) -> list[StreamInfo]: ...
 
+
+class ChangeFeed(Protocol):
+    """Who hears of changes: every append and stream write, also other processes', soon after it
+    commits. Listeners are called from a backend thread and must hand work over
+    thread-safely."""
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
+
     def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]: ...
+
+
+@runtime_checkable
+class World(EventLog, Leases, StepQueue, Streams, ChangeFeed, Protocol):
+    """Storage, scheduling and change notification for workflow runs: what a backend
+    implements. Every method is a coroutine callable from any event loop, except ``now``
+    and the ``subscribe`` pair. The conformance suite (``tests/worlds``) is the proof that a
+    backend is right.
+    """
 
     async def close(self) -> None: ...

@@ -74,33 +74,6 @@ CREATION_EVENTS = frozenset(
     }
 )
 
-# Which run states each run event may leave from; anything else is refused.
-RUN_TRANSITIONS: Mapping[EventType, frozenset[RunStatus]] = {
-    EventType.RUN_STARTED: frozenset({RunStatus.PENDING}),
-    EventType.RUN_COMPLETED: frozenset({RunStatus.RUNNING}),
-    EventType.RUN_FAILED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
-    EventType.RUN_CANCELLED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
-}
-RUN_TARGET: Mapping[EventType, RunStatus] = {
-    EventType.RUN_STARTED: RunStatus.RUNNING,
-    EventType.RUN_COMPLETED: RunStatus.COMPLETED,
-    EventType.RUN_FAILED: RunStatus.FAILED,
-    EventType.RUN_CANCELLED: RunStatus.CANCELLED,
-}
-# A step may be started again while running: a worker that died mid-step leaves it so.
-STEP_TRANSITIONS: Mapping[EventType, frozenset[StepStatus]] = {
-    EventType.STEP_STARTED: frozenset({StepStatus.PENDING, StepStatus.RUNNING}),
-    EventType.STEP_RETRYING: frozenset({StepStatus.RUNNING}),
-    EventType.STEP_COMPLETED: frozenset({StepStatus.RUNNING}),
-    EventType.STEP_FAILED: frozenset({StepStatus.RUNNING}),
-}
-STEP_TARGET: Mapping[EventType, StepStatus] = {
-    EventType.STEP_STARTED: StepStatus.RUNNING,
-    EventType.STEP_RETRYING: StepStatus.PENDING,
-    EventType.STEP_COMPLETED: StepStatus.COMPLETED,
-    EventType.STEP_FAILED: StepStatus.FAILED,
-}
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -161,6 +134,53 @@ class RunRecord:
     last_seq: int
     owner: str | None = None
     wake_at: datetime | None = None
+    options: RunOptions = field(default_factory=lambda: RunOptions())
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How a run was started, besides its workflow and input (and its start time, which
+    its ``wake_at`` holds until it starts).
+
+    ``deadline``: the run fails with ``WorkflowTimeoutError`` once it passes. ``queue``,
+    ``key`` and ``priority`` place it for flow control. A child run names its
+    ``parent_run_id``; a ``detached`` one is not cancelled with its parent.
+    """
+
+    deadline: datetime | None = None
+    queue: str | None = None
+    key: str | None = None
+    priority: int = 0
+    parent_run_id: str | None = None
+    detached: bool = False
+
+
+NO_OPTIONS = RunOptions()  # a run started with none
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Which runs ``list_runs`` returns: newest first (by creation time, then run id), those
+    matching every filter given, up to ``limit``, after the run ``before`` (a cursor: the
+    last run of the previous page)."""
+
+    workflow_name: str | None = None
+    status: RunStatus | None = None
+    parent_run_id: str | None = None
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+    id_prefix: str | None = None  # run ids that start with it
+    before: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedRun:
+    """What ``create_run`` returns: the run, and whether this call created it (False: a run
+    with that id existed already, and nothing was written)."""
+
+    record: RunRecord
+    created: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +253,27 @@ class RunChange:
 
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
+    """A worker process, as it registers: ``workflows`` are the workflows it can execute,
+    ``lease_seconds`` how long its leases last (it counts as live while its heartbeat is
+    younger than that)."""
+
     worker_id: str
     hostname: str
     pid: int
+    workflows: tuple[str, ...] = ()
+    lease_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A registered worker and when it last showed it was alive."""
+
+    info: WorkerInfo
+    started_at: datetime
+    heartbeat_at: datetime
+
+    def live(self, now: datetime) -> bool:
+        return (now - self.heartbeat_at).total_seconds() < self.info.lease_seconds
 
 
 class ChunkKind(StrEnum):

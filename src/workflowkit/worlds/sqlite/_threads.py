@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ..errors import WorldClosedError
+from ...errors import WorldClosedError
 
 T = TypeVar("T")
 C = TypeVar("C")

@@ -1,0 +1,259 @@
+"""Every write a client makes, written once: start, cancel, wake up, resume, re-run.
+
+``workflowkit.api`` (and ``workflowkit.sync`` through it) calls these on the process's
+World; the CLI and the dashboard call them on the World they opened. None of those appends
+events or creates runs itself, so each rule holds at every door: an unknown run id is
+``WorkflowRunNotFoundError``, a hook payload sent to a webhook's token is
+``WebhookTokenError``, and a webhook is reachable only with a ``Request``.
+
+Every function takes the World it acts on first and is an entry point of its own: a rule
+about where client calls may run (in workflow code, say) is one check at the top of each.
+
+Nothing here nudges a worker after a write: the World's change feed (``World.subscribe``)
+tells the workers of this process at once, and those of other processes through the
+database, about every run created and every event appended.
+
+Failure model: each write is one World call, so it lands whole or not at all (the World
+settles an ambiguous commit itself). A caller that retries after an error may repeat it:
+cancelling or waking again is harmless (the second call finds nothing left to do), starting
+again starts a second run, resuming again delivers a second payload. Cancelling many runs
+is one write per run, so an error part-way leaves the runs before it cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _settings, serde
+from .errors import (
+    HookNotFoundError,
+    InvalidWorkflowFunctionError,
+    WebhookResponseNotSentError,
+    WebhookTokenError,
+    WorkflowRunNotFoundError,
+)
+from .ids import new_id
+from .registry import Workflow
+from .runtime.executor import encode_input
+from .webhooks import ACCEPTED, Request, Response
+from .worlds.base import World
+from .worlds.records import EventType, HookRecord, NewEvent, RunRecord
+
+# -- lookups -------------------------------------------------------------------------------
+
+
+async def require_run(world: World, run_id: str) -> RunRecord:
+    """The run with this id; ``WorkflowRunNotFoundError`` if there is none."""
+    record = await world.get_run(run_id)
+    if record is None:
+        raise WorkflowRunNotFoundError(run_id)
+    return record
+
+
+async def require_hook(world: World, token: str) -> HookRecord:
+    """The active hook holding ``token``; ``HookNotFoundError`` if none does."""
+    hook = await world.get_hook_by_token(token)
+    if hook is None:
+        raise HookNotFoundError(token)
+    return hook
+
+
+# -- starting runs -------------------------------------------------------------------------
+
+
+async def start(
+    world: World, workflow: Workflow[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> RunRecord:
+    """A new run of ``workflow``; ``InvalidWorkflowFunctionError`` if it is not a ``@workflow``."""
+    if not isinstance(workflow, Workflow):
+        raise InvalidWorkflowFunctionError(
+            f"start() needs a function decorated with @workflow, got {workflow!r}"
+        )
+    return await start_by_name(world, workflow.name, args, kwargs)
+
+
+async def start_by_name(
+    world: World, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> RunRecord:
+    """A new run of the workflow with this durable name.
+
+    The arguments are encoded before anything is written (``SerializationError``).
+    """
+    payload = encode_input(tuple(args), kwargs, what=f"workflow {name}")
+    return await _create_run(world, name, payload)
+
+
+async def rerun(world: World, run_id: str) -> RunRecord:
+    """A new run of the same workflow with the very same stored input bytes."""
+    record = await require_run(world, run_id)
+    return await _create_run(world, record.workflow_name, record.input)
+
+
+async def _create_run(world: World, name: str, payload: bytes) -> RunRecord:
+    created = await world.create_run(new_id("wrun"), name, payload, {"name": name})
+    return created.record
+
+
+# -- cancelling ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    run_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    cancelled: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()  # runs that had already ended, with their status
+
+
+async def cancel(world: World, run_ids: Sequence[str]) -> CancelOutcome:
+    """Cancel the runs with these ids; all are looked up first, so an unknown id
+    (``WorkflowRunNotFoundError``) cancels none."""
+    records = [await require_run(world, run_id) for run_id in run_ids]
+    return await cancel_runs(world, records)
+
+
+async def cancel_runs(world: World, records: Sequence[RunRecord]) -> CancelOutcome:
+    """Cancel each run that has not ended; the others are skipped with their status."""
+    cancelled: list[str] = []
+    skipped: list[Skipped] = []
+    for record in records:
+        if record.status.terminal:
+            skipped.append(Skipped(record.run_id, str(record.status)))
+            continue
+        result = await world.append(record.run_id, [NewEvent(EventType.RUN_CANCELLED)])
+        if result.events:
+            cancelled.append(record.run_id)
+        else:  # it ended in the meantime
+            skipped.append(Skipped(record.run_id, str(result.run_status)))
+    return CancelOutcome(tuple(cancelled), tuple(skipped))
+
+
+# -- waking sleeps -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WakeOutcome:
+    run: RunRecord
+    woken: tuple[str, ...]
+    not_pending: tuple[str, ...]  # asked for, but not a pending sleep of the run
+
+
+async def wake_up(world: World, run_id: str, wait_ids: Sequence[str] | None = None) -> WakeOutcome:
+    """End the run's pending sleeps now: all of them, or those in ``wait_ids``."""
+    record = await require_run(world, run_id)
+    pending = [w.wait_id for w in await world.list_waits(run_id) if not w.completed_at]
+    wanted = pending if wait_ids is None else [w for w in pending if w in wait_ids]
+    missing = [] if wait_ids is None else [w for w in wait_ids if w not in pending]
+    if not wanted or record.status.terminal:
+        return WakeOutcome(record, (), tuple(missing))
+    events = [NewEvent(EventType.WAIT_COMPLETED, wait_id) for wait_id in wanted]
+    result = await world.append(run_id, events)
+    woken = [str(e.correlation_id) for e in result.events]
+    return WakeOutcome(record, tuple(woken), tuple(missing + [w for w in wanted if w not in woken]))
+
+
+# -- hooks and webhooks --------------------------------------------------------------------
+
+
+async def resume_hook(world: World, token: str, payload: Any) -> HookRecord:
+    """Deliver ``payload`` to the hook holding ``token``; that hook.
+
+    The payload is encoded before anything is written (``SerializationError``). Raises
+    ``HookNotFoundError`` (no such active hook, or it went away meanwhile) and
+    ``WebhookTokenError`` (the token is a webhook's: it takes HTTP requests).
+    """
+    encoded = serde.encode(payload, path="payload")
+    hook = await require_hook(world, token)
+    if hook.is_webhook:
+        raise WebhookTokenError(token)
+    await _deliver(world, hook, encoded)
+    return hook
+
+
+async def resume_webhook(
+    world: World, token: str, request: Request, *, response_timeout: float | None = None
+) -> Response:
+    """Deliver ``request`` to the webhook holding ``token``; the response its caller gets.
+
+    A hook that is not a webhook is not reachable this way (``HookNotFoundError``). A manual
+    webhook's caller waits for the response a step sends (``WebhookResponseNotSentError``
+    after ``response_timeout`` seconds, default ``$WORKFLOWKIT_WEBHOOK_RESPONSE_TIMEOUT``
+    or 30, or as soon as the run ends without one).
+    """
+    hook = await require_webhook(world, token)
+    return await deliver_to_webhook(world, hook, request, response_timeout=response_timeout)
+
+
+async def require_webhook(world: World, token: str) -> HookRecord:
+    """The active webhook holding ``token``; ``HookNotFoundError`` if none does.
+
+    The HTTP apps ask this before they read a request's body: an unknown token costs them
+    nothing more than its headers.
+    """
+    hook = await require_hook(world, token)
+    if not hook.is_webhook:
+        raise HookNotFoundError(token)
+    return hook
+
+
+async def deliver_to_webhook(
+    world: World, hook: HookRecord, request: Request, *, response_timeout: float | None = None
+) -> Response:
+    """``resume_webhook`` once the webhook was looked up (``require_webhook``)."""
+    reply = serde.decode(hook.metadata) if hook.metadata is not None else None
+    if reply != "manual":
+        await _deliver(world, hook, serde.encode(request, path="request"))
+        return reply if isinstance(reply, Response) else ACCEPTED
+    # Read before delivering: a bad setting must not leave a request delivered unanswered.
+    timeout = _settings.webhook_response_timeout() if response_timeout is None else response_timeout
+    reply_to = new_id("wrsp")
+    request = dataclasses.replace(request, reply_to=reply_to)
+    await _deliver(world, hook, serde.encode(request, path="request"))
+    return await _await_response(world, hook.run_id, reply_to, timeout)
+
+
+async def _deliver(world: World, hook: HookRecord, payload: bytes) -> None:
+    """Record the payload (``hook_received``), which makes the run due."""
+    event = NewEvent(EventType.HOOK_RECEIVED, hook.hook_id, payload)
+    result = await world.append(hook.run_id, [event])
+    if not result.events:  # disposed, or its run ended, in the meantime
+        raise HookNotFoundError(hook.token)
+
+
+async def _stored_response(world: World, reply_to: str) -> Response | None:
+    payload = await world.get_webhook_response(reply_to)
+    response = serde.decode(payload) if payload is not None else None
+    return response if isinstance(response, Response) else None
+
+
+async def _await_response(world: World, run_id: str, reply_to: str, timeout: float) -> Response:
+    deadline, pause = time.monotonic() + timeout, 0.002
+    while True:
+        response = await _stored_response(world, reply_to)
+        if response is not None:
+            return response
+        record = await world.get_run(run_id)
+        if record is None or record.status.terminal:
+            # The response may have landed between the two reads: look once more.
+            response = await _stored_response(world, reply_to)
+            if response is not None:
+                return response
+            raise WebhookResponseNotSentError(
+                f"run {run_id} ended without sending a response to this request"
+            )
+        if time.monotonic() > deadline:
+            raise WebhookResponseNotSentError(
+                f"run {run_id} sent no response within {timeout} s: a step must call "
+                "await request.respond_with(Response(...))"
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.05)

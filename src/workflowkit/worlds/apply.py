@@ -1,0 +1,603 @@
+"""The event rules, decided once for every World.
+
+An append is decided in three moves. ``lookups`` says which rows the events touch. The World
+reads them under the run's lock (one row lock in PostgreSQL, the single writer in SQLite)
+into a ``RunState``. ``plan_append`` then applies the events to that state one by one,
+accepting or refusing each with a reason, and returns the ``Write``s that make the rows
+agree with the accepted events. A World renders the writes in its own SQL and inserts the
+events; it decides nothing, so no rule and no refusal text exists twice.
+
+Times are Unix seconds (floats) here, on the World's clock; a World converts them to its
+column type when it renders a write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from ..errors import LeaseLostError, StreamClosedError, WorkflowRunNotFoundError
+from ..ids import new_ids
+from .records import (
+    DELIVERY_EVENTS,
+    AppendResult,
+    CreatedRun,
+    Event,
+    EventType,
+    NewEvent,
+    Rejected,
+    RunChange,
+    RunOptions,
+    RunRecord,
+    RunStatus,
+    StepClaim,
+    StepStatus,
+)
+
+# Which states each run event may leave from, and where it goes; anything else is refused.
+RUN_TRANSITIONS: Mapping[EventType, frozenset[RunStatus]] = {
+    EventType.RUN_STARTED: frozenset({RunStatus.PENDING}),
+    EventType.RUN_COMPLETED: frozenset({RunStatus.RUNNING}),
+    EventType.RUN_FAILED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+    EventType.RUN_CANCELLED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+}
+RUN_TARGET: Mapping[EventType, RunStatus] = {
+    EventType.RUN_STARTED: RunStatus.RUNNING,
+    EventType.RUN_COMPLETED: RunStatus.COMPLETED,
+    EventType.RUN_FAILED: RunStatus.FAILED,
+    EventType.RUN_CANCELLED: RunStatus.CANCELLED,
+}
+# A step may be started again while running: a worker that died mid-step leaves it so.
+STEP_TRANSITIONS: Mapping[EventType, frozenset[StepStatus]] = {
+    EventType.STEP_STARTED: frozenset({StepStatus.PENDING, StepStatus.RUNNING}),
+    EventType.STEP_RETRYING: frozenset({StepStatus.RUNNING}),
+    EventType.STEP_COMPLETED: frozenset({StepStatus.RUNNING}),
+    EventType.STEP_FAILED: frozenset({StepStatus.RUNNING}),
+}
+STEP_TARGET: Mapping[EventType, StepStatus] = {
+    EventType.STEP_STARTED: StepStatus.RUNNING,
+    EventType.STEP_RETRYING: StepStatus.PENDING,
+    EventType.STEP_COMPLETED: StepStatus.COMPLETED,
+    EventType.STEP_FAILED: StepStatus.FAILED,
+}
+_HOOK_EVENTS = frozenset({EventType.HOOK_RECEIVED, EventType.HOOK_DISPOSED})
+
+
+# -- what an append reads ------------------------------------------------------------------
+
+
+class Lookups(NamedTuple):
+    """The rows an append's events touch, by id (tokens: of the hooks it creates)."""
+
+    steps: list[str]
+    waits: list[str]
+    hooks: list[str]
+    tokens: list[str]
+
+    @property
+    def only_steps_and_waits(self) -> bool:
+        return not self.hooks and not self.tokens
+
+
+def lookups(events: Sequence[NewEvent]) -> Lookups:
+    found = Lookups([], [], [], [])
+    for new in events:
+        cid, kind = new.correlation_id, new.type
+        if cid is None:
+            continue
+        if kind in STEP_TRANSITIONS or kind is EventType.STEP_CREATED:
+            found.steps.append(cid)
+        elif kind is EventType.WAIT_CREATED or kind is EventType.WAIT_COMPLETED:
+            found.waits.append(cid)
+        elif kind is EventType.HOOK_CREATED:
+            found.hooks.append(cid)
+            found.tokens.append(str(new.attrs.get("token", "")))
+        elif kind in _HOOK_EVENTS:
+            found.hooks.append(cid)
+    return found
+
+
+@dataclass(slots=True)
+class RunState:
+    """A run as read under its lock: its row, its log's head, and the rows ``Lookups`` named
+    that exist. ``plan_append`` updates it as it applies events."""
+
+    status: RunStatus
+    owner: str | None
+    last_seq: int
+    steps: dict[str, StepStatus] = field(default_factory=dict)
+    waits: dict[str, bool] = field(default_factory=dict)  # wait id -> completed
+    hooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (run id, token)
+    tokens: dict[str, str] = field(default_factory=dict)  # token -> run id holding it
+
+
+# -- the writes a World renders ------------------------------------------------------------
+# Each changes one row (``DeleteRunHooks``: all of a run's hooks). Step updates name the state
+# the row was read in, so a World can check that each hit its row.
+
+
+class InsertStep(NamedTuple):
+    run_id: str
+    step_id: str
+    name: str
+    input_seq: int
+    created_at: float
+    status: StepStatus  # pending, or running when the same append started it
+    attempt: int
+    started_at: float | None
+
+
+class StartStep(NamedTuple):
+    run_id: str
+    step_id: str
+    attempt: int | None  # None: one more than the row's
+    at: float
+    was: StepStatus
+
+
+class RetryStep(NamedTuple):
+    run_id: str
+    step_id: str
+    error_seq: int
+    retry_at: float | None
+    was: StepStatus
+
+
+class EndStep(NamedTuple):
+    run_id: str
+    step_id: str
+    status: StepStatus  # completed (seq is the output's) or failed (the error's)
+    seq: int
+    at: float
+    was: StepStatus
+
+
+class InsertWait(NamedTuple):
+    run_id: str
+    wait_id: str
+    resume_at: float
+    created_at: float
+
+
+class CompleteWait(NamedTuple):
+    run_id: str
+    wait_id: str
+    at: float
+
+
+class InsertHook(NamedTuple):
+    hook_id: str
+    run_id: str
+    token: str
+    created_seq: int
+    created_at: float
+    attrs: Mapping[str, Any]
+
+
+class DeleteHook(NamedTuple):
+    run_id: str
+    hook_id: str
+
+
+class InsertRun(NamedTuple):
+    """A new run: pending, due at ``wake_at``."""
+
+    run_id: str
+    workflow_name: str
+    at: float
+    wake_at: float
+    options: RunOptions
+
+
+class StartRun(NamedTuple):
+    run_id: str
+    at: float
+
+
+class EndRun(NamedTuple):
+    """The run ended: its status, and the seq of its output or error."""
+
+    run_id: str
+    status: RunStatus
+    seq: int
+    at: float
+
+
+class DeleteRunHooks(NamedTuple):
+    run_id: str
+
+
+class ClaimStep(NamedTuple):
+    """A worker took the step from the step queue, under a lease."""
+
+    run_id: str
+    step_id: str
+    claimer: str
+    lease_until: float
+
+
+class UnclaimStep(NamedTuple):
+    """The claim ended; ``queued_at``: the step is queued again from then (a retry)."""
+
+    run_id: str
+    step_id: str
+    queued_at: float | None
+
+
+class TouchRun(NamedTuple):
+    """Dates a change other processes must hear of; ``wake`` makes the run due now."""
+
+    run_id: str
+    at: float
+    wake: bool
+
+
+Write = (
+    InsertRun
+    | InsertStep
+    | StartStep
+    | RetryStep
+    | EndStep
+    | InsertWait
+    | CompleteWait
+    | InsertHook
+    | DeleteHook
+    | StartRun
+    | EndRun
+    | DeleteRunHooks
+    | ClaimStep
+    | UnclaimStep
+    | TouchRun
+)
+
+
+# -- creating a run --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CreatePlan:
+    """What creating a run does: nothing but return the run if its id exists (``created``
+    is False), else its row and its ``run_created`` event."""
+
+    result: CreatedRun
+    event: Event | None = None
+    writes: list[Write] = field(default_factory=list)
+    change: RunChange | None = None
+
+
+def plan_create_run(
+    run_id: str,
+    workflow_name: str,
+    input: bytes,
+    attrs: Mapping[str, Any],
+    options: RunOptions,
+    start_at: float | None,
+    now: float,
+    existing: RunRecord | None,
+) -> CreatePlan:
+    """``existing``: the run with this id, read under a lock on the id (None if there is
+    none); starting it again changes nothing, whatever its state."""
+    if existing is not None:
+        return CreatePlan(CreatedRun(existing, False))
+    at = datetime.fromtimestamp(now, UTC)
+    wake_at = now if start_at is None else start_at
+    event = Event(run_id, 1, new_ids("evnt", 1)[0], EventType.RUN_CREATED, None, input, attrs, at)
+    record = RunRecord(
+        run_id=run_id,
+        workflow_name=workflow_name,
+        status=RunStatus.PENDING,
+        input=input,
+        output=None,
+        error=None,
+        created_at=at,
+        started_at=None,
+        completed_at=None,
+        updated_at=at,
+        last_seq=1,
+        owner=None,
+        wake_at=datetime.fromtimestamp(wake_at, UTC),
+        options=options,
+    )
+    writes: list[Write] = [InsertRun(run_id, workflow_name, now, wake_at, options)]
+    change = RunChange(run_id, 1, RunStatus.PENDING)
+    return CreatePlan(CreatedRun(record, True), event, writes, change)
+
+
+# -- deciding an append ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class AppendPlan:
+    """What an append does: its result (the events to insert, the refusals), the row writes,
+    and whether other processes must hear of it (``change`` is for listeners either way)."""
+
+    result: AppendResult
+    writes: list[Write]
+    change: RunChange
+    announce: bool
+
+
+def check_owner(run_id: str, state: RunState | None, owner: str | None) -> RunState:
+    """The run must exist and, for a worker's append, be held by that worker."""
+    if state is None:
+        raise WorkflowRunNotFoundError(run_id)
+    if owner is not None and state.owner != owner:
+        raise LeaseLostError(run_id, owner)
+    return state
+
+
+def plan_append(
+    run_id: str,
+    state: RunState,
+    events: Sequence[NewEvent],
+    owner: str | None,
+    now: float,
+) -> AppendPlan:
+    """Apply ``events`` in order to ``state`` (read under the run's lock, owner checked)."""
+    planner = _Planner(run_id, state)
+    event_ids = new_ids("evnt", len(events))  # one draw; refused events leave theirs unused
+    initial = state.status
+    for new in events:
+        at = new.created_at.timestamp() if new.created_at is not None else now
+        verdict = planner.apply(new, at)
+        if isinstance(verdict, str):
+            planner.rejected.append(Rejected(new, verdict))
+            continue
+        state.last_seq += 1
+        planner.accepted.append(
+            Event(
+                run_id,
+                state.last_seq,
+                event_ids[len(planner.accepted)],
+                verdict.type,
+                verdict.correlation_id,
+                verdict.payload,
+                verdict.attrs,
+                datetime.fromtimestamp(at, UTC),
+            )
+        )
+    accepted = planner.accepted
+    # A worker recording its own run (the hot path) tells nobody else and leaves the runs
+    # row alone; other writers and status changes date the row so other processes notice.
+    announce = bool(accepted) and (owner is None or state.status is not initial)
+    writes = planner.writes
+    if announce:
+        delivered = any(e.type in DELIVERY_EVENTS for e in accepted)
+        wake = delivered and owner is None and not state.status.terminal
+        writes.append(TouchRun(run_id, now, wake))
+    result = AppendResult(accepted, planner.rejected, state.status)
+    change = RunChange(run_id, state.last_seq, state.status, writer=owner)
+    return AppendPlan(result, writes, change, announce)
+
+
+class _Planner:
+    """Applies events to a ``RunState`` one at a time, collecting writes and refusals."""
+
+    __slots__ = ("accepted", "inserts", "rejected", "run_id", "state", "writes")
+
+    def __init__(self, run_id: str, state: RunState) -> None:
+        self.run_id = run_id
+        self.state = state
+        self.accepted: list[Event] = []
+        self.rejected: list[Rejected] = []
+        self.writes: list[Write] = []
+        # Steps this append creates: later events for them fold into the insert, so a step
+        # created and started together is inserted running (one write, not two).
+        self.inserts: dict[str, int] = {}  # step id -> index of its InsertStep in writes
+
+    def apply(self, new: NewEvent, at: float) -> NewEvent | str:
+        """The event to record (``new``, or what it became), or why it is refused."""
+        state, kind, cid = self.state, new.type, new.correlation_id
+        if state.status.terminal:
+            return f"run is {state.status}"
+        if kind in RUN_TRANSITIONS:
+            return self._run_event(new, at)
+        if kind is EventType.RUN_CREATED:
+            return "run_created is written by create_run only"
+        if cid is None:
+            return f"{kind} needs a correlation id"
+        if kind is EventType.STEP_CREATED:
+            return self._create_step(new, cid, at)
+        if kind in STEP_TRANSITIONS:
+            return self._step_event(new, cid, at)
+        if kind is EventType.WAIT_CREATED:
+            return self._create_wait(new, cid, at)
+        if kind is EventType.WAIT_COMPLETED:
+            return self._complete_wait(new, cid, at)
+        if kind is EventType.HOOK_CREATED:
+            return self._create_hook(new, cid, at)
+        if kind in _HOOK_EVENTS:
+            return self._hook_event(new, cid)
+        return f"unknown event type {kind}"
+
+    @property
+    def _seq(self) -> int:
+        return self.state.last_seq + 1  # the seq the event gets if accepted
+
+    def _run_event(self, new: NewEvent, at: float) -> NewEvent | str:
+        state, kind = self.state, new.type
+        if state.status not in RUN_TRANSITIONS[kind]:
+            return f"run is {state.status}, cannot apply {kind}"
+        state.status = RUN_TARGET[kind]
+        if kind is EventType.RUN_STARTED:
+            self.writes.append(StartRun(self.run_id, at))
+        else:
+            # An ended run releases its hook tokens (and no later event of it is accepted).
+            self.writes.append(EndRun(self.run_id, state.status, self._seq, at))
+            self.writes.append(DeleteRunHooks(self.run_id))
+        return new
+
+    def _create_step(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
+        if cid in self.state.steps:
+            return f"step {cid} already exists"
+        self.state.steps[cid] = StepStatus.PENDING
+        self.inserts[cid] = len(self.writes)
+        name = str(new.attrs.get("name", ""))
+        self.writes.append(
+            InsertStep(self.run_id, cid, name, self._seq, at, StepStatus.PENDING, 0, None)
+        )
+        return new
+
+    def _step_event(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
+        kind = new.type
+        current = self.state.steps.get(cid)
+        if current is None:
+            return f"step {cid} does not exist"
+        if current not in STEP_TRANSITIONS[kind]:
+            return f"step {cid} is {current}, cannot apply {kind}"
+        self.state.steps[cid] = STEP_TARGET[kind]
+        inserted = self.inserts.get(cid)
+        if kind is EventType.STEP_STARTED and inserted is not None:
+            insert = self.writes[inserted]
+            assert isinstance(insert, InsertStep)
+            attempt = new.attrs.get("attempt")
+            self.writes[inserted] = insert._replace(
+                status=StepStatus.RUNNING,
+                attempt=insert.attempt + 1 if attempt is None else int(attempt),
+                started_at=at if insert.started_at is None else insert.started_at,
+            )
+            return new
+        self.inserts.pop(cid, None)  # later writes to it are updates of the inserted row
+        self.writes.append(self._step_write(new, cid, at, current))
+        return new
+
+    def _step_write(self, new: NewEvent, cid: str, at: float, was: StepStatus) -> Write:
+        kind = new.type
+        if kind is EventType.STEP_STARTED:
+            attempt = new.attrs.get("attempt")
+            return StartStep(self.run_id, cid, None if attempt is None else int(attempt), at, was)
+        if kind is EventType.STEP_RETRYING:
+            retry_at = new.attrs.get("retry_at")
+            retry = None if retry_at is None else float(retry_at)
+            return RetryStep(self.run_id, cid, self._seq, retry, was)
+        return EndStep(self.run_id, cid, STEP_TARGET[kind], self._seq, at, was)
+
+    def _create_wait(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
+        if cid in self.state.waits:
+            return f"wait {cid} already exists"
+        self.state.waits[cid] = False
+        resume_at = float(new.attrs["resume_at"])
+        self.writes.append(InsertWait(self.run_id, cid, resume_at, at))
+        return new
+
+    def _complete_wait(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
+        if self.state.waits.get(cid) is not False:
+            return f"wait {cid} is not waiting"
+        self.state.waits[cid] = True
+        self.writes.append(CompleteWait(self.run_id, cid, at))
+        return new
+
+    def _create_hook(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
+        state = self.state
+        token = str(new.attrs["token"])
+        holder = state.tokens.get(token)
+        if holder is not None:
+            attrs = {**new.attrs, "holder_run_id": holder}
+            return NewEvent(EventType.HOOK_CONFLICT, cid, None, attrs, new.created_at)
+        if cid in state.hooks:
+            return f"hook {cid} already exists"
+        state.hooks[cid] = (self.run_id, token)
+        state.tokens[token] = self.run_id
+        self.writes.append(InsertHook(cid, self.run_id, token, self._seq, at, new.attrs))
+        return new
+
+    def _hook_event(self, new: NewEvent, cid: str) -> NewEvent | str:
+        state = self.state
+        hook = state.hooks.get(cid)
+        if hook is None or hook[0] != self.run_id:
+            return f"hook {cid} is not active"
+        if new.type is EventType.HOOK_DISPOSED:
+            del state.hooks[cid]
+            state.tokens.pop(hook[1], None)
+            self.writes.append(DeleteHook(self.run_id, cid))
+        return new
+
+
+# -- the step queue --------------------------------------------------------------------------
+
+
+def plan_claim_step(
+    candidate: StepCandidate,
+    state: RunState,
+    claimer: str,
+    lease_seconds: float,
+    now: float,
+) -> tuple[AppendPlan, StepClaim | None]:
+    """A worker takes a queued (or abandoned) step: its next ``step_started`` and a lease.
+    No claim if the start is refused (the step ended, or its run did, meanwhile)."""
+    attempt = candidate.attempt + 1
+    start = NewEvent(EventType.STEP_STARTED, candidate.step_id, None, {"attempt": attempt})
+    plan = plan_append(candidate.run_id, state, [start], None, now)
+    if not plan.result.events:
+        return plan, None
+    plan.writes.append(ClaimStep(candidate.run_id, candidate.step_id, claimer, now + lease_seconds))
+    claim = StepClaim(
+        candidate.run_id,
+        candidate.step_id,
+        candidate.step_name,
+        attempt,
+        candidate.input,
+        candidate.workflow_name,
+        candidate.run_started_at,
+    )
+    return plan, claim
+
+
+class StepCandidate(NamedTuple):
+    """A step a worker may claim, as the claim's query found it."""
+
+    run_id: str
+    step_id: str
+    step_name: str
+    attempt: int
+    workflow_name: str
+    run_started_at: datetime
+    input: bytes
+
+
+def plan_finish_step(
+    run_id: str,
+    state: RunState,
+    claimed_by: str | None,
+    outcome: NewEvent,
+    claimer: str,
+    retry_after: float | None,
+    now: float,
+) -> AppendPlan | None:
+    """Record a claimed step's outcome, if ``claimer`` still holds it (None: it does not)."""
+    if claimed_by != claimer or state.steps.get(str(outcome.correlation_id)) != StepStatus.RUNNING:
+        return None
+    plan = plan_append(run_id, state, [outcome], None, now)
+    if not plan.result.events:
+        return None
+    queued_at = None if retry_after is None else now + retry_after
+    plan.writes.append(UnclaimStep(run_id, str(outcome.correlation_id), queued_at))
+    # No writer: the run's owner (maybe this very worker) must hear of it.
+    plan.change = RunChange(run_id, state.last_seq, state.status, None, queued_at is not None)
+    return plan
+
+
+# -- streams ---------------------------------------------------------------------------------
+
+
+def may_write_stream(
+    run_id: str,
+    name: str,
+    run_status: RunStatus | None,
+    closed: bool,
+    has_chunks: bool,
+    close: bool,
+) -> bool:
+    """Whether a stream write goes ahead (False: closing a closed stream again, which is
+    allowed and changes nothing); raises for a write that is refused."""
+    if run_status is None:
+        raise WorkflowRunNotFoundError(run_id)
+    if run_status.terminal:
+        raise StreamClosedError(run_id, name, f"the run is {run_status}")
+    if closed:
+        if not has_chunks and close:
+            return False
+        raise StreamClosedError(run_id, name)
+    return True

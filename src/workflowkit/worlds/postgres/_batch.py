@@ -1,0 +1,133 @@
+"""Group commit for the PostgreSQL World's appends.
+
+A worker records each step of each run it holds with one append (the step's result, the next
+step's creation and its start). When many runs are ready at the same moment (a few hundred
+sleeps coming due together), one transaction per append means as many BEGINs, pipelines,
+COMMITs and fsyncs, all competing for the pool while the later runs wait their turn. So the
+World sends appends through an ``AppendQueue``: an append that finds no other in flight goes
+straight through on its own; those that arrive meanwhile wait for it, and are then decided
+and written together in one transaction (``_jobs.append_all``). Each gets the verdicts,
+rows, events and notifications it would have had alone; one that fails (its run is gone, or
+no longer held by the appending worker) fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+
+from ...errors import WorldClosedError
+from ..records import AppendResult
+from ._jobs import AppendJob
+
+# Big enough that a burst of a few hundred wake-ups takes a handful of transactions, small
+# enough that one batch's statements stay a short pipeline and its locks are held briefly.
+BATCH_LIMIT = 128
+
+
+# -- the queue -------------------------------------------------------------------------------
+
+Outcome = AppendResult | BaseException
+Alone = Callable[[AppendJob], Awaitable[AppendResult]]
+Together = Callable[[list[AppendJob]], Awaitable[Sequence[Outcome]]]
+
+
+class AppendQueue:
+    """Hot-path appends of one World, on the World's loop: alone while nothing else is in
+    flight, otherwise queued and then committed together.
+
+    At most one such transaction is in flight at a time: that is what makes the others
+    queue, and a burst costs a few commits instead of one each. A lone append pays nothing
+    for this (no task, no wait). Each batch holds at most one append per run, so a run's
+    appends keep their order; the next one waits for the next batch.
+    """
+
+    def __init__(self, alone: Alone, together: Together, *, limit: int = BATCH_LIMIT) -> None:
+        self._alone = alone
+        self._together = together
+        self._limit = limit
+        self._waiting: deque[tuple[AppendJob, asyncio.Future[AppendResult]]] = deque()
+        self._busy = False
+        self._closed = False
+        # Held so the draining task is not garbage collected: the loop keeps weak references.
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, job: AppendJob) -> AppendResult:
+        if self._closed:
+            raise WorldClosedError("this World is closed")
+        if not self._busy:
+            self._busy = True
+            try:
+                return await self._alone(job)
+            finally:
+                self._hand_over()
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, future))
+        return await future
+
+    def close(self) -> None:
+        """Fail what still waits; later submissions fail at once."""
+        self._closed = True
+        while self._waiting:
+            _, future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(WorldClosedError("this World was closed"))
+
+    def _hand_over(self) -> None:
+        """The transaction in flight ended: whatever queued meanwhile goes next."""
+        if self._waiting and not self._closed:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        else:
+            self._busy = False
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting and not self._closed:
+                await self._settle(self._take())
+        finally:
+            self._busy = False
+            self._drainer = None
+
+    def _take(self) -> list[tuple[AppendJob, asyncio.Future[AppendResult]]]:
+        batch: list[tuple[AppendJob, asyncio.Future[AppendResult]]] = []
+        later: deque[tuple[AppendJob, asyncio.Future[AppendResult]]] = deque()
+        runs: set[str] = set()
+        while self._waiting and len(batch) < self._limit:
+            item = self._waiting.popleft()
+            if item[0].run_id in runs:
+                later.append(item)
+            else:
+                runs.add(item[0].run_id)
+                batch.append(item)
+        later.extend(self._waiting)
+        self._waiting = later
+        return batch
+
+    async def _settle(self, batch: list[tuple[AppendJob, asyncio.Future[AppendResult]]]) -> None:
+        jobs = [job for job, _ in batch]
+        outcomes: Sequence[Outcome]
+        try:
+            if len(jobs) == 1:
+                outcomes = [await self._alone(jobs[0])]
+            else:
+                outcomes = await self._together(jobs)
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:  # the transaction as a whole failed: so did every job
+            outcomes = [exc] * len(jobs)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            _resolve(future, outcome)
+
+
+def _resolve(future: asyncio.Future[AppendResult], outcome: Outcome) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, asyncio.CancelledError):
+        future.cancel()
+    elif isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -1,0 +1,178 @@
+"""Hearing other processes' changes: LISTEN/NOTIFY, the fallback poll, and the database clock.
+
+Local listeners are told right after a commit (``Database.transaction``); other processes
+learn through ``NOTIFY`` sent inside the committing transaction (delivered only if it
+commits) on a channel named after the schema. A dedicated LISTEN connection forwards other
+processes' notifications; when it is lost it reconnects with backoff and then polls the
+runs and streams touched meanwhile, so a gap loses no wake-up. Its heartbeat also measures
+how far the local clock is off the database's, which is the clock every worker uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from .._listeners import Listeners
+from .._rows import run_status
+from ..records import RunChange, RunStatus, StreamChange
+from . import _streams
+from ._transactions import Conn
+
+log = logging.getLogger("workflowkit.postgres")
+
+
+class Clock:
+    """The database clock, estimated locally (within half a round trip)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0  # database clock minus local clock
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    async def read(self, conn: Conn) -> datetime:
+        """The database's time now; also notes how far the local clock is off from it."""
+        before = time.time()
+        cur = await conn.execute("SELECT clock_timestamp()")
+        row = await cur.fetchone()
+        after = time.time()
+        assert row is not None
+        db_now: datetime = row[0].astimezone(UTC)
+        self.offset = db_now.timestamp() - (before + after) / 2
+        return db_now
+
+
+class Feed:
+    def __init__(
+        self,
+        conninfo: str,
+        connect_kwargs: dict[str, Any],
+        channel: str,
+        listeners: Listeners,
+        clock: Clock,
+        heartbeat: float,
+    ) -> None:
+        self.channel = channel
+        self._conninfo = conninfo
+        self._connect_kwargs = connect_kwargs
+        self._listeners = listeners
+        self._clock = clock
+        self._heartbeat = heartbeat
+        self._instance = uuid.uuid4().hex  # to skip our own notifications
+        self._task: asyncio.Task[None] | None = None
+        self._seen: datetime | None = None
+        self._closed = False
+
+    # -- telling ------------------------------------------------------------------------------
+
+    def payload(self, change: RunChange) -> str:
+        flags = "q" if change.steps_queued else ""
+        fields = (self._instance, change.run_id, str(change.last_seq), change.status)
+        return "|".join((*fields, change.writer or "", flags))
+
+    def stream_payload(self, change: StreamChange) -> str:
+        # The name goes last: it may contain the separator.
+        closed = "1" if change.closed else "0"
+        fields = (self._instance, "stream", change.run_id, str(change.length), closed, change.name)
+        return "|".join(fields)
+
+    async def send(self, conn: Conn, changes: Sequence[RunChange]) -> None:
+        """NOTIFY other processes of ``changes``, inside the transaction that makes them."""
+        if changes:
+            await conn.execute(
+                "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+                (self.channel, [self.payload(c) for c in changes]),
+            )
+
+    async def send_stream(self, conn: Conn, change: StreamChange) -> None:
+        await conn.execute("SELECT pg_notify(%s, %s)", (self.channel, self.stream_payload(change)))
+
+    # -- hearing ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen from now on (on the World's loop); idempotent."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._listen_forever())
+
+    async def close(self) -> None:
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    def _on_notify(self, payload: str) -> None:
+        if payload.startswith(self._instance):
+            return  # ours: local listeners heard it straight after the commit
+        parts = payload.split("|", 5)
+        try:
+            if len(parts) == 6 and parts[1] == "stream":
+                stream = StreamChange(parts[2], parts[5], int(parts[3]), parts[4] == "1")
+                self._listeners.streams.notify([stream])
+                return
+            parts = payload.split("|")
+            if len(parts) != 6:
+                return
+            writer, queued = parts[4] or None, parts[5] == "q"
+            change = RunChange(parts[1], int(parts[2]), RunStatus(parts[3]), writer, queued)
+        except ValueError:
+            log.warning("ignoring malformed notification %r", payload)
+            return
+        self._listeners.runs.notify([change])
+
+    async def _listen_forever(self) -> None:
+        delay = 0.1
+        while not self._closed:
+            try:
+                conn = await AsyncConnection.connect(self._conninfo, **self._connect_kwargs)
+            except Exception as exc:
+                log.warning("PostgreSQL World: cannot LISTEN (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            try:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                since = self._seen
+                self._seen = await self._clock.read(conn)
+                if since is not None:
+                    await self._catch_up(conn, since)
+                delay = 0.1
+                while not self._closed:
+                    async for note in conn.notifies(timeout=self._heartbeat):
+                        self._on_notify(note.payload)
+                    # A heartbeat: proves the connection alive, dates what we have seen.
+                    self._seen = await self._clock.read(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._closed:
+                    log.warning("PostgreSQL World: LISTEN connection lost (%s)", exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _catch_up(self, conn: Conn, since: datetime) -> None:
+        """The fallback poll: runs and streams touched while no LISTEN connection was open."""
+        since -= timedelta(seconds=5)  # slack for commits dated by other clocks
+        cur = await conn.execute(
+            "SELECT r.run_id, (SELECT max(seq) FROM events e WHERE e.run_id = r.run_id), "
+            "r.status FROM runs r WHERE r.updated_at >= %s",
+            (since,),
+        )
+        rows = await cur.fetchall()
+        self._listeners.runs.notify(
+            [RunChange(r[0], int(r[1] or 0), run_status(r[2])) for r in rows]
+        )
+        self._listeners.streams.notify(await _streams.changed_since(conn, since))

@@ -1,0 +1,345 @@
+"""What each call of the PostgreSQL World does inside its transaction, and its reads.
+
+Appends, one or a batch of many runs, cost two round trips, each a pipeline: BEGIN, lock the
+runs' rows (``FOR UPDATE``, in ``run_id`` order) and read what the planner needs; then
+every write, event and NOTIFY. The run's row lock is what makes the planner's reading true
+until commit: everything that changes a run's steps, waits or hooks holds it. Creating a
+hook also takes an advisory lock on its token (after the run locks, in token order), so two
+runs claiming one token are decided one after the other. Decisions come from the planner
+(``worlds.apply``), statements from ``worlds._sql``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncClientCursor
+
+from ...errors import LeaseLostError, WorkflowRunNotFoundError
+from .. import _sql
+from .._rows import (
+    event_from_row,
+    hook_from_row,
+    run_from_row,
+    run_status,
+    step_from_row,
+    wait_from_row,
+)
+from ..apply import (
+    AppendPlan,
+    ClaimStep,
+    CompleteWait,
+    CreatePlan,
+    DeleteHook,
+    DeleteRunHooks,
+    EndRun,
+    EndStep,
+    InsertHook,
+    InsertRun,
+    InsertStep,
+    InsertWait,
+    Lookups,
+    RetryStep,
+    RunState,
+    StartRun,
+    StartStep,
+    TouchRun,
+    UnclaimStep,
+    Write,
+    check_owner,
+    plan_append,
+)
+from ..records import (
+    AppendResult,
+    Event,
+    HookRecord,
+    NewEvent,
+    RunChange,
+    RunRecord,
+    StepRecord,
+    StepStatus,
+    WaitRecord,
+)
+from ._dialect import DIALECT, moment
+from ._feed import Feed
+from ._transactions import Conn
+
+# -- appends ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class AppendJob:
+    """One caller's append."""
+
+    run_id: str
+    events: Sequence[NewEvent]
+    owner: str | None
+    needs: Lookups
+
+
+@dataclass(slots=True)
+class Verdict:
+    """A job's outcome: its result or its own error, and what to tell listeners."""
+
+    result: AppendResult | Exception
+    change: RunChange | None = None
+
+
+async def append_all(
+    conn: Conn, jobs: Sequence[AppendJob], feed: Feed
+) -> tuple[list[Verdict], list[AppendPlan]]:
+    """Decide ``jobs`` (each on a different run) in a transaction this begins; the verdicts,
+    and the plans whose writes go with the COMMIT (``queue_writes``).
+
+    A job whose run is missing or not held by its owner gets its error and writes nothing;
+    the others go on.
+    """
+    states, now = await read_states(conn, jobs, feed.channel, begin=True)
+    verdicts: list[Verdict] = []
+    plans: list[AppendPlan] = []
+    for job in jobs:
+        try:
+            state = check_owner(job.run_id, states.get(job.run_id), job.owner)
+        except (WorkflowRunNotFoundError, LeaseLostError) as exc:
+            verdicts.append(Verdict(exc))
+            continue
+        plan = plan_append(job.run_id, state, job.events, job.owner, now)
+        verdicts.append(Verdict(plan.result, plan.change))
+        plans.append(plan)
+    return verdicts, plans
+
+
+async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> None:
+    """Queue, on the pipeline that ends with COMMIT, every plan's writes, its events, and
+    the NOTIFY of those that announce."""
+    await _send_writes(conn, [w for plan in plans for w in plan.writes])
+    events = [e for plan in plans for e in plan.result.events]
+    if events:
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                DIALECT.sql(_sql.INSERT_EVENT),
+                [_sql.event_params(e, DIALECT.stamp) for e in events],
+            )
+    await feed.send(conn, [plan.change for plan in plans if plan.announce])
+
+
+async def read_states(
+    conn: Conn, jobs: Sequence[AppendJob], channel: str, *, begin: bool
+) -> tuple[dict[str, RunState], float]:
+    """Lock the runs in ``run_id`` order (the order lease renewal locks them in, so two such
+    transactions never wait on each other in a cycle), then read what the planner needs;
+    with ``begin``, BEGIN first. Also the database's time now.
+
+    One round trip: the statements go as one simple query (parameters bound here), not a
+    pipeline. After a pipeline, psycopg sends a Flush request, and the server stops timing
+    a session idle in a transaction once a Flush arrives: a client frozen right after this
+    read would keep the runs locked forever. After a simple query, the timer runs.
+    """
+    run_ids = [job.run_id for job in jobs]
+    step_pairs = _pairs((job.run_id, s) for job in jobs for s in job.needs.steps)
+    wait_pairs = _pairs((job.run_id, w) for job in jobs for w in job.needs.waits)
+    hooks = sorted({h for job in jobs for h in job.needs.hooks})
+    tokens = sorted({t for job in jobs for t in job.needs.tokens})
+    queries = ["BEGIN"] if begin else []
+    params: list[Any] = []
+    queries.append(
+        "SELECT run_id, status, owner FROM runs WHERE run_id = ANY(%s) ORDER BY run_id FOR UPDATE"
+    )
+    params.append(run_ids)
+    queries.append(
+        "SELECT r.id, (SELECT max(seq) FROM events e WHERE e.run_id = r.id), "
+        "clock_timestamp() FROM unnest(%s::text[]) AS r(id)"
+    )
+    params.append(run_ids)
+    if step_pairs[0] or wait_pairs[0]:
+        queries.append(
+            "SELECT s.run_id, 'step', s.step_id, s.status FROM steps s "
+            "JOIN unnest(%s::text[], %s::text[]) AS t(run_id, id) "
+            "ON s.run_id = t.run_id AND s.step_id = t.id "
+            "UNION ALL SELECT w.run_id, 'wait', w.wait_id, "
+            "CASE WHEN w.completed_at IS NULL THEN '' ELSE 'x' END FROM waits w "
+            "JOIN unnest(%s::text[], %s::text[]) AS t(run_id, id) "
+            "ON w.run_id = t.run_id AND w.wait_id = t.id"
+        )
+        params.extend((*step_pairs, *wait_pairs))
+    if hooks or tokens:
+        for token in tokens:  # after the run locks, in token order
+            queries.append("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))")
+            params.extend((channel, token))
+        queries.append(
+            "SELECT hook_id, run_id, token FROM hooks WHERE hook_id = ANY(%s) OR token = ANY(%s)"
+        )
+        params.extend((hooks, tokens))
+    cur = AsyncClientCursor(conn)
+    await cur.execute("; ".join(queries), params)
+    results = []
+    while True:
+        results.append(await cur.fetchall() if cur.description else [])
+        if not cur.nextset():
+            break
+    results = results[1:] if begin else results
+    locked, heads, rest = results[0], results[1], results[2:]
+    by_run = {r[0]: (int(r[1] or 0), r[2]) for r in heads}
+    states = {
+        run_id: RunState(run_status(status), owner, by_run[run_id][0])
+        for run_id, status, owner in locked
+    }
+    now = next(iter(by_run.values()))[1].timestamp()
+    if step_pairs[0] or wait_pairs[0]:
+        for run_id, kind, cid, value in rest[0]:
+            state = states.get(run_id)
+            if state is not None and kind == "step":
+                state.steps[cid] = StepStatus(value)
+            elif state is not None:
+                state.waits[cid] = bool(value)
+    if hooks or tokens:
+        hook_rows = rest[-1]
+        for job in jobs:
+            state = states.get(job.run_id)
+            if state is not None:
+                _sql.fill_state(state, job.needs, (), (), hook_rows)
+    return states, now
+
+
+def _pairs(pairs: Any) -> tuple[list[str], list[str]]:
+    unique = sorted(set(pairs))
+    return [run_id for run_id, _ in unique], [cid for _, cid in unique]
+
+
+def _row(write: Write) -> tuple[Any, ...]:
+    """The row a write changes: writes to one row must keep their order."""
+    if isinstance(write, InsertStep | StartStep | RetryStep | EndStep | ClaimStep | UnclaimStep):
+        return ("step", write.run_id, write.step_id)
+    if isinstance(write, InsertWait | CompleteWait):
+        return ("wait", write.run_id, write.wait_id)
+    if isinstance(write, InsertHook | DeleteHook | DeleteRunHooks):
+        return ("hooks", write.run_id)  # a run's hooks: DeleteRunHooks touches them all
+    assert isinstance(write, InsertRun | StartRun | EndRun | TouchRun)
+    return ("run", write.run_id)
+
+
+async def _send_writes(conn: Conn, writes: Sequence[Write]) -> None:
+    """Queue ``writes`` on the pipeline that ends with COMMIT.
+
+    A write's layer counts the earlier writes to its row, so one layer's writes touch
+    distinct rows, and each layer goes as one ``executemany`` per statement text: far fewer
+    Python calls than one statement each once a batch holds a hundred appends. Each write
+    was decided from rows read under the runs' locks, so each must hit its row; an update
+    that does not (something changed the row without the lock) fails the transaction, here
+    on the server, before the COMMIT that follows it.
+    """
+    seen: dict[tuple[Any, ...], int] = {}
+    groups: dict[tuple[int, str], list[tuple[Any, ...]]] = {}
+    for write in writes:
+        row = _row(write)
+        layer = seen[row] = seen.get(row, -1) + 1
+        statement = DIALECT.render(write)
+        query = _must_hit(statement.sql) if statement.checked else statement.sql
+        groups.setdefault((layer, query), []).append(statement.params)
+    for (_, query), params in sorted(groups.items(), key=lambda g: g[0][0]):
+        async with conn.cursor() as cursor:
+            await cursor.executemany(query.encode(), params)
+
+
+_MUST_HIT: dict[str, str] = {}
+
+
+def _must_hit(query: str) -> str:
+    """``query``, failing (division by zero) unless it changes a row. Inserts fail on their
+    own when their row exists."""
+    found = _MUST_HIT.get(query)
+    if found is None:
+        if query.startswith(("UPDATE", "DELETE")):
+            found = f"WITH hit AS ({query} RETURNING 1) SELECT 1 / count(*) FROM hit"
+        else:
+            found = query
+        _MUST_HIT[query] = found
+    return found
+
+
+async def has_event(conn: Conn, run_id: str, seq: int, event_id: str) -> bool:
+    """After a lost COMMIT: whether the event (whose id was chosen before writing) landed."""
+    cur = await conn.execute(
+        "SELECT event_id FROM events WHERE run_id = %s AND seq = %s", (run_id, seq)
+    )
+    row = await cur.fetchone()
+    return row is not None and row[0] == event_id
+
+
+async def begin_and_lock_run(conn: Conn, run_id: str, channel: str) -> RunRecord | None:
+    """BEGIN, then lock the run id (an advisory lock: the row may not exist yet) and read
+    the run: processes starting one id at once are decided one after the other."""
+    cur = AsyncClientCursor(conn)
+    await cur.execute(
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s)); "
+        + DIALECT.sql(_sql.SELECT_RUN),
+        (channel, run_id, run_id),
+    )
+    cur.nextset()
+    cur.nextset()
+    row = await cur.fetchone()
+    return None if row is None else run_from_row(row, moment)
+
+
+async def queue_create_run(conn: Conn, plan: CreatePlan, feed: Feed) -> None:
+    """Queue, on the pipeline that ends with COMMIT, what creates a run."""
+    assert plan.event is not None and plan.change is not None
+    await _send_writes(conn, plan.writes)
+    await conn.execute(DIALECT.sql(_sql.INSERT_EVENT), _sql.event_params(plan.event, DIALECT.stamp))
+    await feed.send(conn, [plan.change])
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+async def get_run(conn: Conn, run_id: str) -> RunRecord | None:
+    cur = await conn.execute(DIALECT.sql(_sql.SELECT_RUN), (run_id,))
+    row = await cur.fetchone()
+    return None if row is None else run_from_row(row, moment)
+
+
+async def get_runs(conn: Conn, run_ids: Sequence[str]) -> list[RunRecord]:
+    if not run_ids:
+        return []
+    cur = await conn.execute(
+        f"SELECT {_sql.RUN_COLUMNS} FROM runs r WHERE r.run_id = ANY(%s) "
+        "ORDER BY r.wake_at, r.run_id",
+        (list(run_ids),),
+    )
+    return [run_from_row(row, moment) for row in await cur.fetchall()]
+
+
+async def list_runs(conn: Conn, query: str, params: tuple[Any, ...]) -> list[RunRecord]:
+    cur = await conn.execute(query.encode(), params)
+    return [run_from_row(row, moment) for row in await cur.fetchall()]
+
+
+async def get_events(conn: Conn, run_id: str, after_seq: int) -> list[Event]:
+    cur = await conn.execute(DIALECT.sql(_sql.SELECT_EVENTS), (run_id, after_seq))
+    cache: dict[str, Any] = {}
+    return [event_from_row(row, moment, cache) for row in await cur.fetchall()]
+
+
+async def list_steps(conn: Conn, run_id: str) -> list[StepRecord]:
+    cur = await conn.execute(DIALECT.sql(_sql.SELECT_STEPS), (run_id,))
+    return [step_from_row(row, moment) for row in await cur.fetchall()]
+
+
+async def list_waits(conn: Conn, run_id: str) -> list[WaitRecord]:
+    cur = await conn.execute(DIALECT.sql(_sql.SELECT_WAITS), (run_id,))
+    return [wait_from_row(row, moment) for row in await cur.fetchall()]
+
+
+async def list_hooks(conn: Conn, where: str, params: tuple[Any, ...]) -> list[HookRecord]:
+    cur = await conn.execute(DIALECT.sql(_sql.SELECT_HOOKS.format(where=where)).encode(), params)
+    return [hook_from_row(row, moment) for row in await cur.fetchall()]
+
+
+async def webhook_response(conn: Conn, reply_to: str) -> bytes | None:
+    cur = await conn.execute(
+        "SELECT payload FROM webhook_responses WHERE reply_to = %s", (reply_to,)
+    )
+    row = await cur.fetchone()
+    return None if row is None else bytes(row[0])

@@ -1,0 +1,512 @@
+"""The scale-out World: PostgreSQL shared by many worker processes on many machines.
+
+Selected by ``WORKFLOWKIT_WORLD=postgresql://user@host/db?schema=name`` (``postgres://``
+works too; the schema defaults to ``workflowkit``). Needs the ``postgres`` extra.
+
+The World is a few collaborators: its own event loop on a thread (``WorldLoop``: the pool
+belongs to it and every call is bridged there), transactions with their retry and
+lost-commit rules (``Database``), the change feed (``Feed``: NOTIFY, LISTEN, the fallback
+poll, the database clock), group commit for appends (``AppendQueue``), and the statements
+(``_jobs``, ``_streams``). Times for leases and due runs come from the database clock, so
+workers on machines with skewed clocks agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from psycopg_pool import PoolClosed
+
+from ...errors import (
+    AmbiguousCommitError,
+    WorldClosedError,
+    WorldUnavailableError,
+)
+from .. import _sql
+from .._listeners import Listeners
+from ..apply import AppendPlan, lookups, plan_create_run
+from ..base import ChangeListener, StreamListener
+from ..records import (
+    NO_OPTIONS,
+    AppendResult,
+    ChunkWriter,
+    CreatedRun,
+    Event,
+    HookRecord,
+    NewChunk,
+    NewEvent,
+    RunOptions,
+    RunQuery,
+    RunRecord,
+    RunStatus,
+    StepClaim,
+    StepRecord,
+    StreamInfo,
+    StreamPage,
+    WaitRecord,
+    WorkerInfo,
+    WorkerRecord,
+)
+from . import _jobs, _streams
+from . import _scheduling as sched
+from ._batch import AppendQueue
+from ._batch import Outcome as BatchOutcome
+from ._dialect import DIALECT
+from ._feed import Clock, Feed
+from ._jobs import AppendJob
+from ._loop import WorldLoop
+from ._schema import MIGRATIONS, connect_kwargs, migrate, open_pool, parse_url
+from ._transactions import Conn, Database, Outcome
+
+T = TypeVar("T")
+log = logging.getLogger("workflowkit.postgres")
+
+
+class PostgresWorld:
+    """The World on PostgreSQL (``WORKFLOWKIT_WORLD=postgresql://...``)."""
+
+    schema_version = MIGRATIONS[-1].version  # what a database is brought to on opening
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        retry_for: float = 30.0,
+        listen_heartbeat: float = 1.0,
+        idle_in_transaction_timeout: float = 30.0,
+    ) -> None:
+        self.conninfo, self.schema = parse_url(url, schema)
+        self.retry_for = retry_for
+        kwargs = connect_kwargs(self.schema, idle_in_transaction_timeout)
+        self._listeners = Listeners()
+        self._clock = Clock()
+        channel = f"workflowkit_{self.schema}"
+        self._feed = Feed(
+            self.conninfo, kwargs, channel, self._listeners, self._clock, listen_heartbeat
+        )
+        self._appends = AppendQueue(self._append_alone, self._append_together)
+        self._loop = WorldLoop()
+        try:
+            pool = self._loop.run_sync(
+                open_pool(self.conninfo, kwargs, self.schema, (min_size, max_size), retry_for)
+            )
+        except BaseException:
+            self._loop.stop()
+            raise
+        self._db = Database(pool, self._listeners, retry_for)
+        try:
+            self._loop.run_sync(self._write("migrate", lambda c: migrate(c, self.schema, channel)))
+            self._loop.run_sync(self._db.read(self._clock.read, "read the database clock"))
+        except BaseException:
+            self._loop.run_sync(pool.close())
+            self._loop.stop()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresWorld(schema={self.schema!r})"
+
+    @property
+    def channel(self) -> str:
+        return self._feed.channel
+
+    def now(self) -> float:
+        """The database clock, estimated locally (within half a round trip)."""
+        return self._clock.now()
+
+    async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await self._loop.call(coro)
+
+    async def _write(self, what: str, fn: Callable[[Conn], Awaitable[Any]]) -> None:
+        """An idempotent write, on the World's loop: safe to repeat after a lost commit."""
+        await self._db.write(what, fn)
+
+    # -- change notification -----------------------------------------------------------------
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        self._loop.call_soon(self._feed.start)
+        return self._listeners.subscribe(listener)
+
+    def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]:
+        self._loop.call_soon(self._feed.start)
+        return self._listeners.subscribe_streams(listener)
+
+    # -- runs and events ---------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        run_id: str,
+        workflow_name: str,
+        input: bytes,
+        attrs: Mapping[str, Any],
+        options: RunOptions = NO_OPTIONS,
+        *,
+        start_at: datetime | None = None,
+    ) -> CreatedRun:
+        attempts: list[Event] = []  # the run_created each attempt chose (its id, before writing)
+        start = None if start_at is None else start_at.timestamp()
+
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            existing = await _jobs.begin_and_lock_run(conn, run_id, self.channel)
+            # An earlier attempt of this call may have committed after all.
+            earlier = attempts[-1].event_id if attempts else None
+            if existing is not None and earlier and await _jobs.has_event(conn, run_id, 1, earlier):
+                return Outcome(CreatedRun(existing, True))
+            plan = plan_create_run(
+                run_id, workflow_name, input, attrs, options, start, self.now(), existing
+            )
+            if plan.event is None or plan.change is None:
+                return Outcome(plan.result)
+            attempts.append(plan.event)
+
+            async def writes(conn: Conn) -> None:
+                await _jobs.queue_create_run(conn, plan, self._feed)
+
+            return Outcome(plan.result, [plan.change], writes=writes)
+
+        async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
+            if not outcome.value.created:
+                return outcome  # it wrote nothing
+            found = await _jobs.has_event(conn, run_id, 1, attempts[-1].event_id)
+            return outcome if found else None
+
+        coro = self._db.transaction(body, what="create_run", recover=recover, begins=True)
+        created: CreatedRun = await self._call(coro)
+        return created
+
+    async def append(
+        self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
+    ) -> AppendResult:
+        job = AppendJob(run_id, events, owner, lookups(events))
+        return await self._call(self._appends.submit(job))
+
+    async def _append_alone(self, job: AppendJob) -> AppendResult:
+        """One append, one transaction."""
+        (outcome,) = await self._append_all([job])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def _append_all(self, jobs: list[AppendJob]) -> list[BatchOutcome]:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            verdicts, plans = await _jobs.append_all(conn, jobs, self._feed)
+            changes = [v.change for v in verdicts if v.change is not None]
+            return Outcome([v.result for v in verdicts], changes, writes=self._writes(plans))
+
+        async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
+            # One transaction: either every job's events are in the log or none is, so the
+            # first event written tells for all of them.
+            written = [
+                r.events[0] for r in outcome.value if isinstance(r, AppendResult) and r.events
+            ]
+            if not written:
+                return outcome  # it wrote nothing that could be lost or doubled
+            first = written[0]
+            found = await _jobs.has_event(conn, first.run_id, first.seq, first.event_id)
+            return outcome if found else None
+
+        what = "append" if len(jobs) == 1 else f"a batch of {len(jobs)} appends"
+        outcomes: list[BatchOutcome] = await self._db.transaction(
+            body, what=what, recover=recover, begins=True
+        )
+        return outcomes
+
+    def _writes(self, plans: Sequence[AppendPlan]) -> Callable[[Conn], Awaitable[None]] | None:
+        if not any(plan.writes or plan.result.events for plan in plans):
+            return None
+
+        async def writes(conn: Conn) -> None:
+            await _jobs.queue_writes(conn, plans, self._feed)
+
+        return writes
+
+    async def _append_together(self, jobs: list[AppendJob]) -> Sequence[BatchOutcome]:
+        """Appends to different runs, one transaction for all (group commit).
+
+        If the transaction fails as a whole for a reason that is not the database being away
+        (a statement one job's data makes fail), each job is appended on its own instead, so
+        only the job at fault fails.
+        """
+        try:
+            return await self._append_all(jobs)
+        except (WorldUnavailableError, AmbiguousCommitError, WorldClosedError, PoolClosed):
+            raise  # about the database or the World, not one job: every job shares it
+        except Exception as exc:
+            log.warning(
+                "PostgreSQL World: a batch of %d appends failed (%s); appending each alone",
+                len(jobs),
+                exc,
+            )
+        return await asyncio.gather(
+            *(self._append_alone(job) for job in jobs), return_exceptions=True
+        )
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        result: RunRecord | None = await self._read(lambda c: _jobs.get_run(c, run_id), "get_run")
+        return result
+
+    async def _read(self, fn: Callable[[Conn], Coroutine[Any, Any, T]], what: str) -> T:
+        return await self._call(self._db.read(fn, what))
+
+    async def list_runs(
+        self,
+        *,
+        workflow_name: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 100,
+        before: str | None = None,
+        parent_run_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        id_prefix: str | None = None,
+    ) -> list[RunRecord]:
+        query = RunQuery(
+            workflow_name, status, parent_run_id, since, until, id_prefix, before, limit
+        )
+        sql, params = _sql.list_runs(DIALECT, query)
+        result: list[RunRecord] = await self._read(
+            lambda c: _jobs.list_runs(c, sql, params), "list_runs"
+        )
+        return result
+
+    async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
+        result: list[Event] = await self._read(
+            lambda c: _jobs.get_events(c, run_id, after_seq), "get_events"
+        )
+        return result
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        result: list[StepRecord] = await self._read(
+            lambda c: _jobs.list_steps(c, run_id), "list_steps"
+        )
+        return result
+
+    async def list_waits(self, run_id: str) -> list[WaitRecord]:
+        result: list[WaitRecord] = await self._read(
+            lambda c: _jobs.list_waits(c, run_id), "list_waits"
+        )
+        return result
+
+    async def get_hook_by_token(self, token: str) -> HookRecord | None:
+        hooks: list[HookRecord] = await self._read(
+            lambda c: _jobs.list_hooks(c, "h.token = ?", (token,)), "get_hook_by_token"
+        )
+        return hooks[0] if hooks else None
+
+    async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
+        where, params = ("h.run_id = ?", (run_id,)) if run_id else ("true", ())
+        result: list[HookRecord] = await self._read(
+            lambda c: _jobs.list_hooks(c, where, params), "list_hooks"
+        )
+        return result
+
+    async def put_webhook_response(self, reply_to: str, payload: bytes) -> bool:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            cur = await conn.execute(
+                "INSERT INTO webhook_responses (reply_to, payload, created_at) "
+                "VALUES (%s, %s, clock_timestamp()) ON CONFLICT DO NOTHING",
+                (reply_to, payload),
+            )
+            return Outcome(bool(cur.rowcount))
+
+        async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
+            if not outcome.value:
+                return outcome
+            stored = await _jobs.webhook_response(conn, reply_to)
+            return None if stored is None else Outcome(stored == payload)
+
+        coro = self._db.transaction(body, what="put_webhook_response", recover=recover)
+        result: bool = await self._call(coro)
+        return result
+
+    async def get_webhook_response(self, reply_to: str) -> bytes | None:
+        result: bytes | None = await self._read(
+            lambda c: _jobs.webhook_response(c, reply_to), "get_webhook_response"
+        )
+        return result
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        await self._call(
+            self._write("register_worker", lambda c: sched.register_worker(c, info, self.now()))
+        )
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        result: list[WorkerRecord] = await self._read(sched.list_workers, "list_workers")
+        return result
+
+    async def wake_run(self, run_id: str) -> bool:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            change = await sched.wake_run(conn, run_id, self.now(), self._feed)
+            return Outcome(change is not None, [] if change is None else [change])
+
+        woken: bool = await self._call(self._db.transaction(body, what="wake_run", idempotent=True))
+        return woken
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._call(
+            self._write("unregister_worker", lambda c: sched.unregister_worker(c, worker_id))
+        )
+
+    async def claim_runs(
+        self,
+        worker: WorkerInfo,
+        workflow_names: Sequence[str],
+        *,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[RunRecord]:
+        claimed: list[RunRecord] = []
+
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            claimed[:] = await sched.claim_runs(conn, worker, workflow_names, limit, lease_seconds)
+            return Outcome(claimed)
+
+        async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
+            # Whatever of the candidates this worker holds now is its to run.
+            held = await _jobs.get_runs(conn, [r.run_id for r in claimed])
+            return Outcome([r for r in held if r.owner == worker.worker_id])
+
+        coro = self._db.transaction(body, what="claim_runs", recover=recover)
+        result: list[RunRecord] = await self._call(coro)
+        return result
+
+    async def renew_leases(
+        self,
+        worker_id: str,
+        run_ids: Sequence[str],
+        step_ids: Sequence[str],
+        lease_seconds: float,
+    ) -> None:
+        await self._call(
+            self._write(
+                "renew_leases",
+                lambda c: sched.renew_leases(c, worker_id, run_ids, step_ids, lease_seconds),
+            )
+        )
+
+    async def release_run(
+        self, run_id: str, owner: str, wake_at: datetime | None, known_seq: int | None = None
+    ) -> None:
+        await self._call(
+            self._write(
+                "release_run", lambda c: sched.release_run(c, run_id, owner, wake_at, known_seq)
+            )
+        )
+
+    async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
+        result: datetime | None = await self._read(
+            lambda c: sched.next_wake_at(c, workflow_names), "next_wake_at"
+        )
+        return result
+
+    # -- the step queue ------------------------------------------------------------------------
+
+    async def queue_steps(
+        self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
+    ) -> None:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            change = await sched.queue_steps(conn, run_id, step_ids, owner, delay, self._feed)
+            return Outcome(None, [change])
+
+        await self._call(self._db.transaction(body, what="queue_steps", idempotent=True))
+
+    async def claim_steps(
+        self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[StepClaim]:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            claims, plans = await sched.claim_steps(
+                conn, worker, step_names, limit, lease_seconds, self._feed
+            )
+            changes = [plan.change for plan in plans if plan.result.events]
+            return Outcome(claims, changes, writes=self._writes(plans))
+
+        async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
+            held = await sched.claims_held(conn, outcome.value, worker.worker_id)
+            return Outcome(held, outcome.changes)
+
+        coro = self._db.transaction(body, what="claim_steps", recover=recover)
+        result: list[StepClaim] = await self._call(coro)
+        return result
+
+    async def finish_step(
+        self, run_id: str, outcome: NewEvent, *, claimer: str, retry_after: float | None = None
+    ) -> bool:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            plan = await sched.finish_step(conn, run_id, outcome, claimer, retry_after, self._feed)
+            if plan is None:
+                return Outcome(None)
+            return Outcome(plan.result.events[-1], [plan.change], writes=self._writes([plan]))
+
+        async def recover(conn: Conn, found: Outcome) -> Outcome | None:
+            event: Event | None = found.value
+            if event is None:
+                return found
+            recorded = await _jobs.has_event(conn, run_id, event.seq, event.event_id)
+            return found if recorded else None
+
+        coro = self._db.transaction(body, what="finish_step", recover=recover)
+        recorded = await self._call(coro)
+        return recorded is not None
+
+    # -- streams -----------------------------------------------------------------------------
+
+    async def write_stream(
+        self,
+        run_id: str,
+        name: str,
+        chunks: Sequence[NewChunk],
+        *,
+        writer: ChunkWriter | None = None,
+        close: bool = False,
+    ) -> int:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            change, start = await _streams.write(
+                conn, run_id, name, chunks, writer, close, self.now()
+            )
+            await self._feed.send_stream(conn, change)
+            return Outcome((change.length, start), (), (change,))
+
+        async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
+            if not chunks:
+                return outcome  # closing is idempotent
+            start = outcome.value[1]
+            found = await _streams.committed(conn, run_id, name, start, chunks[0], writer)
+            return outcome if found else None
+
+        coro = self._db.transaction(body, what="write_stream", recover=recover)
+        length, _ = await self._call(coro)
+        return int(length)
+
+    async def read_stream(
+        self, run_id: str, name: str, start_index: int, limit: int = 1000
+    ) -> StreamPage:
+        page: StreamPage = await self._read(
+            lambda c: _streams.read(c, run_id, name, start_index, limit), "read_stream"
+        )
+        return page
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]:
+        found: list[StreamInfo] = await self._read(
+            lambda c: _streams.list_streams(c, run_id), "list_streams"
+        )
+        return found
+
+    async def close(self) -> None:
+        if self._loop.closed:
+            return
+        self._db.closed = True
+
+        async def finish() -> None:
+            self._appends.close()
+            await self._feed.close()
+            await self._db.pool.close()
+
+        await self._loop.shut_down(finish())

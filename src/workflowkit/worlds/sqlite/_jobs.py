@@ -1,0 +1,313 @@
+"""What each call of the SQLite World does on its connection: the writes (run inside the
+writer's transaction, which the single writer makes exclusive: the run's lock) and the reads.
+
+Decisions come from the planner (``worlds.apply``); statements from ``worlds._sql``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ...errors import CorruptDataError, LeaseLostError, WorkflowRunNotFoundError
+from .. import _sql
+from .._rows import (
+    event_from_row,
+    hook_from_row,
+    pid_alive,
+    run_from_row,
+    run_status,
+    step_from_row,
+    wait_from_row,
+    worker_from_row,
+)
+from ..apply import (
+    AppendPlan,
+    Lookups,
+    RunState,
+    StepCandidate,
+    check_owner,
+    lookups,
+    plan_append,
+    plan_claim_step,
+    plan_create_run,
+    plan_finish_step,
+)
+from ..records import (
+    Event,
+    HookRecord,
+    NewEvent,
+    RunChange,
+    RunOptions,
+    RunRecord,
+    StepClaim,
+    StepRecord,
+    WaitRecord,
+    WorkerInfo,
+    WorkerRecord,
+)
+from ._writer import Changed
+
+
+def _moment(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+DIALECT = _sql.Dialect(
+    placeholder="?",
+    # Whole microseconds, as datetimes hold them: a time read back and passed in again (a
+    # filter, a cursor) then compares equal to the stored one.
+    time=lambda value: round(value, 6),
+    stamp=datetime.timestamp,
+    moment=_moment,
+    in_list="IN (SELECT value FROM json_each(?))",
+    list_param=lambda values: json.dumps(list(values)),
+)
+_ACTIVE = "('pending', 'running')"
+_SELECT_STEPS = _sql.select_steps(DIALECT)
+_SELECT_WAITS = _sql.select_waits(DIALECT)
+_SELECT_HOOKS = _sql.select_hooks(DIALECT)
+
+
+# -- the event log -------------------------------------------------------------------------
+
+
+def create_run(
+    conn: sqlite3.Connection,
+    run_id: str,
+    workflow_name: str,
+    input: bytes,
+    attrs: Mapping[str, Any],
+    options: RunOptions,
+    start_at: float | None,
+    now: float,
+) -> Changed:
+    existing = get_run(conn, run_id)  # the single writer is the id's lock
+    plan = plan_create_run(run_id, workflow_name, input, attrs, options, start_at, now, existing)
+    if plan.event is None or plan.change is None:
+        return Changed(plan.result)
+    _execute(conn, plan.writes, [plan.event])
+    return Changed(plan.result, [plan.change])
+
+
+def append(
+    conn: sqlite3.Connection,
+    run_id: str,
+    events: Sequence[NewEvent],
+    owner: str | None,
+    now: float,
+) -> AppendPlan:
+    needs = lookups(events)
+    state = check_owner(run_id, read_state(conn, run_id, needs), owner)
+    plan = plan_append(run_id, state, events, owner, now)
+    _execute(conn, plan.writes, plan.result.events)
+    return plan
+
+
+def read_state(conn: sqlite3.Connection, run_id: str, needs: Lookups) -> RunState | None:
+    """The run as the planner needs it (``needs``: ``apply.lookups``), None if it is gone."""
+    head = conn.execute(_sql.SELECT_HEAD, (run_id,)).fetchone()
+    if head is None:
+        return None
+    state = RunState(run_status(head[0]), head[1], int(head[2] or 0))
+    ids = DIALECT.list_param
+    steps = conn.execute(_SELECT_STEPS, (run_id, ids(needs.steps))) if needs.steps else ()
+    waits = conn.execute(_SELECT_WAITS, (run_id, ids(needs.waits))) if needs.waits else ()
+    hooks = (
+        conn.execute(_SELECT_HOOKS, (ids(needs.hooks), ids(needs.tokens)))
+        if needs.hooks or needs.tokens
+        else ()
+    )
+    return _sql.fill_state(state, needs, steps, waits, hooks)
+
+
+def _execute(conn: sqlite3.Connection, writes: Sequence[Any], events: Sequence[Event]) -> None:
+    for write in writes:
+        statement = DIALECT.render(write)
+        hit = conn.execute(statement.sql, statement.params).rowcount
+        if statement.checked and hit != 1:
+            # Decided from rows read in this very transaction: something is badly wrong.
+            raise CorruptDataError(f"{type(write).__name__} did not find its row: {write}")
+    if events:
+        conn.executemany(_sql.INSERT_EVENT, [_sql.event_params(e, DIALECT.stamp) for e in events])
+
+
+# -- scheduling ------------------------------------------------------------------------------
+
+
+def claim_runs(
+    conn: sqlite3.Connection,
+    worker: WorkerInfo,
+    names: str,
+    limit: int,
+    lease_seconds: float,
+    now: float,
+) -> list[RunRecord]:
+    dead = _dead_local_workers(conn, worker)
+    rows = conn.execute(
+        f"SELECT r.run_id FROM runs r WHERE r.status IN {_ACTIVE} "
+        f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
+        f"AND ((r.wake_at <= ? AND r.workflow_name {DIALECT.in_list}) OR r.deadline <= ?) "
+        "ORDER BY r.wake_at LIMIT ?",
+        (now, json.dumps(dead), now, names, now, limit),
+    ).fetchall()
+    claimed = []
+    for (run_id,) in rows:
+        conn.execute(
+            "UPDATE runs SET owner = ?, lease_until = ?, wake_at = ? WHERE run_id = ?",
+            (worker.worker_id, now + lease_seconds, now, run_id),
+        )
+        record = get_run(conn, run_id)
+        if record is not None:
+            claimed.append(record)
+    return claimed
+
+
+def release_run(
+    conn: sqlite3.Connection,
+    run_id: str,
+    owner: str,
+    wake_at: float | None,
+    known_seq: int | None,
+    now: float,
+) -> None:
+    head = conn.execute(_sql.SELECT_HEAD, (run_id,)).fetchone()
+    if head is None or head[1] != owner:
+        return
+    if known_seq is not None and int(head[2] or 0) > known_seq:
+        wake_at = now  # something arrived after the worker last looked
+    conn.execute(
+        "UPDATE runs SET owner = NULL, lease_until = NULL, wake_at = ? WHERE run_id = ?",
+        (wake_at, run_id),
+    )
+
+
+def _dead_local_workers(conn: sqlite3.Connection, me: WorkerInfo) -> list[str]:
+    """Workers on this host whose process is gone: their leases need not be waited out."""
+    rows = conn.execute(
+        "SELECT worker_id, pid FROM workers WHERE hostname = ? AND worker_id != ?",
+        (me.hostname, me.worker_id),
+    ).fetchall()
+    dead = [worker_id for worker_id, pid in rows if pid != me.pid and not pid_alive(pid)]
+    for worker_id in dead:
+        conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+    return dead
+
+
+# -- the step queue --------------------------------------------------------------------------
+
+
+def queue_steps(
+    conn: sqlite3.Connection, run_id: str, step_ids: Sequence[str], owner: str, when: float
+) -> Changed:
+    head = conn.execute(_sql.SELECT_HEAD, (run_id,)).fetchone()
+    if head is None:
+        raise WorkflowRunNotFoundError(run_id)
+    if head[1] != owner:
+        raise LeaseLostError(run_id, owner)
+    conn.execute(
+        # Pending, or left running by a worker that died: not claimed by a worker.
+        "UPDATE steps SET queued_at = ? WHERE run_id = ? AND step_id "
+        f"{DIALECT.in_list} AND status IN ('pending', 'running') AND claimed_by IS NULL",
+        (when, run_id, json.dumps(list(step_ids))),
+    )
+    conn.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (when, run_id))
+    change = RunChange(run_id, int(head[2] or 0), run_status(head[0]), owner, True)
+    return Changed(None, [change])
+
+
+def claim_steps(
+    conn: sqlite3.Connection,
+    worker: WorkerInfo,
+    names: str,
+    limit: int,
+    lease_seconds: float,
+    now: float,
+) -> Changed:
+    dead = _dead_local_workers(conn, worker)
+    rows = conn.execute(
+        "SELECT s.run_id, s.step_id, s.step_name, s.attempt, r.workflow_name, "
+        "coalesce(r.started_at, r.created_at), "
+        "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq) "
+        f"FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE r.status IN {_ACTIVE} "
+        f"AND s.step_name {DIALECT.in_list} "
+        "AND (s.queued_at <= ? OR (s.claimed_by IS NOT NULL AND s.status = 'running' "
+        f"AND (s.lease_until < ? OR s.claimed_by {DIALECT.in_list}))) "
+        "ORDER BY coalesce(s.queued_at, s.lease_until) LIMIT ?",
+        (names, now, now, json.dumps(dead), limit),
+    ).fetchall()
+    claims: list[StepClaim] = []
+    changes: list[RunChange] = []
+    for run_id, step_id, name, attempt, workflow, started, payload in rows:
+        candidate = StepCandidate(
+            run_id, step_id, name, attempt, workflow, _moment(started), bytes(payload or b"")
+        )
+        state = read_state(conn, run_id, Lookups([step_id], [], [], []))
+        if state is None:
+            continue
+        plan, claim = plan_claim_step(candidate, state, worker.worker_id, lease_seconds, now)
+        _execute(conn, plan.writes, plan.result.events)
+        if claim is not None:
+            claims.append(claim)
+            changes.append(plan.change)
+    return Changed(claims, changes)
+
+
+def finish_step(
+    conn: sqlite3.Connection,
+    run_id: str,
+    outcome: NewEvent,
+    claimer: str,
+    retry_after: float | None,
+    now: float,
+) -> Changed:
+    row = conn.execute(
+        "SELECT claimed_by FROM steps WHERE run_id = ? AND step_id = ?",
+        (run_id, outcome.correlation_id),
+    ).fetchone()
+    state = read_state(conn, run_id, lookups([outcome]))
+    if row is None or state is None:
+        return Changed(False)
+    plan = plan_finish_step(run_id, state, row[0], outcome, claimer, retry_after, now)
+    if plan is None:
+        return Changed(False)
+    _execute(conn, plan.writes, plan.result.events)
+    return Changed(True, [plan.change])
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def get_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
+    row = conn.execute(_sql.SELECT_RUN, (run_id,)).fetchone()
+    return None if row is None else run_from_row(row, _moment)
+
+
+def list_runs(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[RunRecord]:
+    return [run_from_row(row, _moment) for row in conn.execute(sql, params)]
+
+
+def get_events(conn: sqlite3.Connection, run_id: str, after_seq: int) -> list[Event]:
+    cache: dict[str, Any] = {}
+    rows = conn.execute(_sql.SELECT_EVENTS, (run_id, after_seq))
+    return [event_from_row(row, _moment, cache) for row in rows]
+
+
+def list_steps(conn: sqlite3.Connection, run_id: str) -> list[StepRecord]:
+    return [step_from_row(row, _moment) for row in conn.execute(_sql.SELECT_STEPS, (run_id,))]
+
+
+def list_waits(conn: sqlite3.Connection, run_id: str) -> list[WaitRecord]:
+    return [wait_from_row(row, _moment) for row in conn.execute(_sql.SELECT_WAITS, (run_id,))]
+
+
+def list_hooks(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[HookRecord]:
+    rows = conn.execute(_sql.SELECT_HOOKS.format(where=where), params)
+    return [hook_from_row(row, _moment) for row in rows]
+
+
+def list_workers(conn: sqlite3.Connection) -> list[WorkerRecord]:
+    return [worker_from_row(row, _moment) for row in conn.execute(_sql.SELECT_WORKERS)]

@@ -1,0 +1,387 @@
+"""The embedded World: one SQLite file in WAL mode, shared safely by several processes.
+
+Writes go through one write connection per process (``Writer``: group commit, a worker's
+writes inline on its loop, other processes' commits noticed); reads use a connection of
+their own on a reader thread and never block writes. A background thread keeps the WAL
+short (``Checkpointer``). Because one writer per file is SQLite's own rule, a transaction
+here is the run's lock the planner needs: what it reads stays true until it commits.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ..._settings import redact_url
+from ...errors import ConfigurationError
+from .. import _sql
+from .._listeners import Listeners
+from ..base import ChangeListener, StreamListener
+from ..records import (
+    NO_OPTIONS,
+    AppendResult,
+    ChunkWriter,
+    CreatedRun,
+    Event,
+    HookRecord,
+    NewChunk,
+    NewEvent,
+    RunChange,
+    RunOptions,
+    RunQuery,
+    RunRecord,
+    RunStatus,
+    StepClaim,
+    StepRecord,
+    StreamInfo,
+    StreamPage,
+    WaitRecord,
+    WorkerInfo,
+    WorkerRecord,
+    from_timestamp,
+)
+from . import _jobs, _streams
+from ._jobs import DIALECT
+from ._schema import MIGRATIONS, Checkpointer, connect, prepare
+from ._threads import DbThread
+from ._writer import Changed, Writer
+
+DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
+_ACTIVE = "('pending', 'running')"
+
+
+def path_from_url(url: str | None) -> Path:
+    """``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` or a plain path.
+
+    Any other ``sqlite:`` form (a host, fewer slashes, no path, a query) is a
+    ``ConfigurationError``: it is not guessed at.
+    """
+    if not url:
+        return DEFAULT_PATH
+    if url[:7].lower() != "sqlite:":
+        return Path(url)
+    path = urlsplit(url).path
+    if not url[7:].startswith("///") or "?" in url or "#" in url or len(path) < 2:
+        raise ConfigurationError(
+            f"malformed SQLite URL {redact_url(url)!r}: write sqlite:///relative/file.db, "
+            "sqlite:////absolute/file.db or a plain path (a file name with ? or # in it "
+            "is written %3F or %23)"
+        )
+    return Path(unquote(path[1:]))  # "/rel.db" -> "rel.db"; "//abs.db" -> "/abs.db"
+
+
+class SQLiteWorld:
+    """The World on a local SQLite file (``WORKFLOWKIT_WORLD=sqlite:///path``)."""
+
+    schema_version = MIGRATIONS[-1].version  # what a file is brought to on opening
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        poll_interval: float = 0.01,
+        checkpoint_interval: float = 1.0,
+    ):
+        self.path = Path(path) if path is not None else DEFAULT_PATH
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare(self.path)
+        self._listeners = Listeners()
+        self._writer = Writer(self.path, self._listeners, poll_interval)
+        self._reader: DbThread[sqlite3.Connection] = DbThread(
+            "workflowkit-sqlite-reader", lambda: connect(self.path)
+        )
+        self._reader.start_and_wait()
+        self._checkpointer = Checkpointer(self.path, checkpoint_interval)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteWorld({str(self.path)!r})"
+
+    def now(self) -> float:
+        # One machine: its clock is the store's clock.
+        return time.time()
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], Any], *, worker: bool = False) -> Any:
+        return await self._writer.write(fn, worker=worker)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        return await self._reader.call(fn)
+
+    # -- change notification ---------------------------------------------------------------
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        return self._listeners.subscribe(listener)
+
+    def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]:
+        return self._listeners.subscribe_streams(listener)
+
+    # -- runs and events -------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        run_id: str,
+        workflow_name: str,
+        input: bytes,
+        attrs: Mapping[str, Any],
+        options: RunOptions = NO_OPTIONS,
+        *,
+        start_at: datetime | None = None,
+    ) -> CreatedRun:
+        start = None if start_at is None else start_at.timestamp()
+
+        def create(conn: sqlite3.Connection) -> Changed:
+            return _jobs.create_run(
+                conn, run_id, workflow_name, input, attrs, options, start, time.time()
+            )
+
+        created: CreatedRun = await self._write(create)
+        return created
+
+    async def append(
+        self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
+    ) -> AppendResult:
+        def append(conn: sqlite3.Connection) -> Changed:
+            plan = _jobs.append(conn, run_id, events, owner, time.time())
+            return Changed(plan.result, [plan.change])
+
+        result: AppendResult = await self._write(append, worker=owner is not None)
+        return result
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        result: RunRecord | None = await self._read(lambda c: _jobs.get_run(c, run_id))
+        return result
+
+    async def list_runs(
+        self,
+        *,
+        workflow_name: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 100,
+        before: str | None = None,
+        parent_run_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        id_prefix: str | None = None,
+    ) -> list[RunRecord]:
+        query = RunQuery(
+            workflow_name, status, parent_run_id, since, until, id_prefix, before, limit
+        )
+        sql, params = _sql.list_runs(DIALECT, query)
+        result: list[RunRecord] = await self._read(lambda c: _jobs.list_runs(c, sql, params))
+        return result
+
+    async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
+        result: list[Event] = await self._read(lambda c: _jobs.get_events(c, run_id, after_seq))
+        return result
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        result: list[StepRecord] = await self._read(lambda c: _jobs.list_steps(c, run_id))
+        return result
+
+    async def list_waits(self, run_id: str) -> list[WaitRecord]:
+        result: list[WaitRecord] = await self._read(lambda c: _jobs.list_waits(c, run_id))
+        return result
+
+    async def get_hook_by_token(self, token: str) -> HookRecord | None:
+        hooks: list[HookRecord] = await self._read(
+            lambda c: _jobs.list_hooks(c, "h.token = ?", (token,))
+        )
+        return hooks[0] if hooks else None
+
+    async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
+        where, params = ("h.run_id = ?", (run_id,)) if run_id else ("1 = 1", ())
+        result: list[HookRecord] = await self._read(lambda c: _jobs.list_hooks(c, where, params))
+        return result
+
+    async def put_webhook_response(self, reply_to: str, payload: bytes) -> bool:
+        def put(conn: sqlite3.Connection) -> bool:
+            return bool(
+                conn.execute(
+                    "INSERT INTO webhook_responses (reply_to, payload, created_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (reply_to, payload, time.time()),
+                ).rowcount
+            )
+
+        stored: bool = await self._write(put)
+        return stored
+
+    async def get_webhook_response(self, reply_to: str) -> bytes | None:
+        def get(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(
+                "SELECT payload FROM webhook_responses WHERE reply_to = ?", (reply_to,)
+            ).fetchone()
+            return None if row is None else bytes(row[0])
+
+        result: bytes | None = await self._read(get)
+        return result
+
+    # -- scheduling ----------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        await self._write(
+            lambda c: c.execute(_sql.UPSERT_WORKER, _sql.worker_params(info, time.time())),
+            worker=True,
+        )
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        result: list[WorkerRecord] = await self._read(_jobs.list_workers)
+        return result
+
+    async def wake_run(self, run_id: str) -> bool:
+        def wake(conn: sqlite3.Connection) -> Changed:
+            now = time.time()
+            if not conn.execute(_sql.WAKE_RUN, (now, now, run_id, now)).rowcount:
+                return Changed(False)
+            head = conn.execute(_sql.SELECT_HEAD, (run_id,)).fetchone()
+            return Changed(True, [RunChange(run_id, int(head[2] or 0), RunStatus.PENDING)])
+
+        woken: bool = await self._write(wake)
+        return woken
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        def unregister(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?", (worker_id,)
+            )
+            conn.execute(
+                "UPDATE steps SET claimed_by = NULL, lease_until = NULL, queued_at = ? "
+                "WHERE claimed_by = ?",
+                (time.time(), worker_id),
+            )
+            conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+
+        await self._write(unregister, worker=True)
+
+    async def claim_runs(
+        self,
+        worker: WorkerInfo,
+        workflow_names: Sequence[str],
+        *,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[RunRecord]:
+        names = DIALECT.list_param(workflow_names)
+        result: list[RunRecord] = await self._write(
+            lambda c: _jobs.claim_runs(c, worker, names, limit, lease_seconds, time.time()),
+            worker=True,
+        )
+        return result
+
+    async def renew_leases(
+        self,
+        worker_id: str,
+        run_ids: Sequence[str],
+        step_ids: Sequence[str],
+        lease_seconds: float,
+    ) -> None:
+        runs, steps = DIALECT.list_param(run_ids), DIALECT.list_param(step_ids)
+
+        def renew(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.execute(
+                f"UPDATE runs SET lease_until = ? WHERE owner = ? AND run_id {DIALECT.in_list}",
+                (now + lease_seconds, worker_id, runs),
+            )
+            conn.execute(
+                "UPDATE steps SET lease_until = ? WHERE claimed_by = ? "
+                f"AND step_id {DIALECT.in_list}",
+                (now + lease_seconds, worker_id, steps),
+            )
+            conn.execute(
+                "UPDATE workers SET heartbeat_at = ? WHERE worker_id = ?", (now, worker_id)
+            )
+
+        await self._write(renew, worker=True)
+
+    async def release_run(
+        self, run_id: str, owner: str, wake_at: datetime | None, known_seq: int | None = None
+    ) -> None:
+        wake = None if wake_at is None else wake_at.timestamp()
+        await self._write(
+            lambda c: _jobs.release_run(c, run_id, owner, wake, known_seq, time.time()),
+            worker=True,
+        )
+
+    async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
+        names = DIALECT.list_param(workflow_names)
+
+        def query(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(_sql.next_wake_at(DIALECT), (names,)).fetchone()
+            return None if row is None else row[0]
+
+        value: float | None = await self._read(query)
+        return from_timestamp(value)
+
+    # -- the step queue ----------------------------------------------------------------------
+
+    async def queue_steps(
+        self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
+    ) -> None:
+        await self._write(
+            lambda c: _jobs.queue_steps(c, run_id, step_ids, owner, time.time() + delay),
+            worker=True,
+        )
+
+    async def claim_steps(
+        self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
+    ) -> list[StepClaim]:
+        names = DIALECT.list_param(step_names)
+        found: list[StepClaim] = await self._write(
+            lambda c: _jobs.claim_steps(c, worker, names, limit, lease_seconds, time.time()),
+            worker=True,
+        )
+        return found
+
+    async def finish_step(
+        self, run_id: str, outcome: NewEvent, *, claimer: str, retry_after: float | None = None
+    ) -> bool:
+        recorded: bool = await self._write(
+            lambda c: _jobs.finish_step(c, run_id, outcome, claimer, retry_after, time.time()),
+            worker=True,
+        )
+        return recorded
+
+    # -- streams ---------------------------------------------------------------------------
+
+    async def write_stream(
+        self,
+        run_id: str,
+        name: str,
+        chunks: Sequence[NewChunk],
+        *,
+        writer: ChunkWriter | None = None,
+        close: bool = False,
+    ) -> int:
+        def write(conn: sqlite3.Connection) -> Changed:
+            change = _streams.write(conn, run_id, name, chunks, writer, close, time.time())
+            return Changed(change.length, (), (change,))
+
+        length: int = await self._write(write, worker=writer is not None)
+        return length
+
+    async def read_stream(
+        self, run_id: str, name: str, start_index: int, limit: int = 1000
+    ) -> StreamPage:
+        page: StreamPage = await self._read(
+            lambda c: _streams.read(c, run_id, name, start_index, limit)
+        )
+        return page
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]:
+        found: list[StreamInfo] = await self._read(lambda c: _streams.list_streams(c, run_id))
+        return found
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        self._reader.stop()
+        self._checkpointer.stop()
