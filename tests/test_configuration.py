@@ -178,7 +178,7 @@ def test_good_settings_are_accepted(
     runtime = workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}")
     try:
         if name == "WORKFLOWKIT_RUN_CACHE":
-            assert runtime.worker is not None and runtime.worker.cache_runs is False
+            assert runtime.worker is not None and runtime.worker.driver_config.cache_runs is False
         if name == "WORKFLOWKIT_EMBEDDED_WORKER":
             assert runtime.worker is None
     finally:
