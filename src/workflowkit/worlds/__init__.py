@@ -54,13 +54,9 @@ def _kind(url: str | None) -> str:
         path_from_url(url)
         return "sqlite"
     if scheme in _POSTGRES:
-        try:
-            from .postgres._schema import parse_url
-        except ImportError as exc:
-            raise ConfigurationError(
-                f"{redact_url(url)!r} names a PostgreSQL World, which needs psycopg: install "
-                f"workflowkit with the postgres extra (pip install 'workflowkit[postgres]'): {exc}"
-            ) from None
+        # Without the extra this is an ImportError that names it: not a wrong setting.
+        from .postgres._schema import parse_url
+
         parse_url(url)
         return "postgresql"
     raise ConfigurationError(
