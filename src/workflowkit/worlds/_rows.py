@@ -53,11 +53,23 @@ def load_attrs(text: str | None) -> dict[str, Any]:
     return value
 
 
+# Enum lookups by value, without the cost of calling the enum class (this is per step).
+_RUN_STATUS = {str(s): s for s in RunStatus}
+_STEP_STATUS = {str(s): s for s in StepStatus}
+
+
 def run_status(value: str) -> RunStatus:
-    try:
-        return RunStatus(value)
-    except ValueError as exc:
-        raise CorruptDataError(f"unknown run status {value!r} in the store") from exc
+    found = _RUN_STATUS.get(value)
+    if found is None:
+        raise CorruptDataError(f"unknown run status {value!r} in the store")
+    return found
+
+
+def step_status(value: str) -> StepStatus:
+    found = _STEP_STATUS.get(value)
+    if found is None:
+        raise CorruptDataError(f"unknown step status {value!r} in the store")
+    return found
 
 
 def pid_alive(pid: int) -> bool:
@@ -112,7 +124,7 @@ def step_from_row(row: Sequence[Any], moment: Moment) -> StepRecord:
         step_id=row[0],
         run_id=row[1],
         step_name=row[2],
-        status=StepStatus(row[3]),
+        status=step_status(row[3]),
         attempt=int(row[4]),
         input=_blob(row[5]),
         output=_blob(row[6]),

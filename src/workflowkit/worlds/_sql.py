@@ -12,9 +12,9 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from ._rows import Moment, dump_attrs
+from ._rows import Moment, dump_attrs, step_status
 from .apply import (
     ClaimStep,
     CompleteWait,
@@ -38,14 +38,6 @@ from .apply import (
 from .records import ChunkWriter, Event, NewChunk, RunQuery, RunStatus, StepStatus, WorkerInfo
 
 
-class Statement(NamedTuple):
-    """SQL and its parameters; ``checked``: it must change exactly one row."""
-
-    sql: str
-    params: tuple[Any, ...]
-    checked: bool = False
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class Dialect:
     """What differs between the SQL of two databases that hold the same tables."""
@@ -65,9 +57,12 @@ class Dialect:
             found = self._texts[text] = text.replace("?", self.placeholder)
         return found
 
-    def render(self, write: Write) -> Statement:
+    def render(self, write: Write) -> tuple[str, tuple[Any, ...], bool]:
+        """``write`` as (SQL, parameters, whether it must change exactly one row)."""
         sql, params, checked = _RENDER[type(write)](write, self.time)
-        return Statement(self.sql(sql), params, checked)
+        if self.placeholder != "?":
+            sql = self.sql(sql)
+        return sql, params, checked
 
 
 # -- the planner's writes ------------------------------------------------------------------
@@ -313,7 +308,7 @@ def fill_state(
 ) -> RunState:
     """``state`` with the rows read by the three selects above (those ``needs`` asked for)."""
     for step_id, status in steps:
-        state.steps[step_id] = StepStatus(status)
+        state.steps[step_id] = step_status(status)
     for wait_id, completed in waits:
         state.waits[wait_id] = bool(completed)
     for hook_id, run_id, token in hooks:

@@ -13,7 +13,7 @@ column type when it renders a write.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -339,9 +339,14 @@ def plan_append(
     planner = _Planner(run_id, state)
     event_ids = new_ids("evnt", len(events))  # one draw; refused events leave theirs unused
     initial = state.status
+    now_utc: datetime | None = None
     for new in events:
-        at = new.created_at.timestamp() if new.created_at is not None else now
-        verdict = planner.apply(new, at)
+        when = new.created_at
+        if when is None:
+            when = now_utc = now_utc or datetime.fromtimestamp(now, UTC)
+        elif when.tzinfo is not UTC:
+            when = when.astimezone(UTC)
+        verdict = planner.apply(new, when.timestamp())
         if isinstance(verdict, str):
             planner.rejected.append(Rejected(new, verdict))
             continue
@@ -355,7 +360,7 @@ def plan_append(
                 verdict.correlation_id,
                 verdict.payload,
                 verdict.attrs,
-                datetime.fromtimestamp(at, UTC),
+                when,
             )
         )
     accepted = planner.accepted
@@ -389,32 +394,19 @@ class _Planner:
 
     def apply(self, new: NewEvent, at: float) -> NewEvent | str:
         """The event to record (``new``, or what it became), or why it is refused."""
-        state, kind, cid = self.state, new.type, new.correlation_id
-        if state.status.terminal:
-            return f"run is {state.status}"
+        if self.state.status.terminal:
+            return f"run is {self.state.status}"
+        kind, cid = new.type, new.correlation_id
+        handler = _BY_KIND.get(kind)
+        if handler is not None and cid is not None:
+            return handler(self, new, cid, at)
         if kind in RUN_TRANSITIONS:
             return self._run_event(new, at)
         if kind is EventType.RUN_CREATED:
             return "run_created is written by create_run only"
-        if cid is None:
+        if handler is not None:
             return f"{kind} needs a correlation id"
-        if kind is EventType.STEP_CREATED:
-            return self._create_step(new, cid, at)
-        if kind in STEP_TRANSITIONS:
-            return self._step_event(new, cid, at)
-        if kind is EventType.WAIT_CREATED:
-            return self._create_wait(new, cid, at)
-        if kind is EventType.WAIT_COMPLETED:
-            return self._complete_wait(new, cid, at)
-        if kind is EventType.HOOK_CREATED:
-            return self._create_hook(new, cid, at)
-        if kind in _HOOK_EVENTS:
-            return self._hook_event(new, cid)
         return f"unknown event type {kind}"
-
-    @property
-    def _seq(self) -> int:
-        return self.state.last_seq + 1  # the seq the event gets if accepted
 
     def _run_event(self, new: NewEvent, at: float) -> NewEvent | str:
         state, kind = self.state, new.type
@@ -425,7 +417,7 @@ class _Planner:
             self.writes.append(StartRun(self.run_id, at))
         else:
             # An ended run releases its hook tokens (and no later event of it is accepted).
-            self.writes.append(EndRun(self.run_id, state.status, self._seq, at))
+            self.writes.append(EndRun(self.run_id, state.status, self.state.last_seq + 1, at))
             self.writes.append(DeleteRunHooks(self.run_id))
         return new
 
@@ -436,7 +428,9 @@ class _Planner:
         self.inserts[cid] = len(self.writes)
         name = str(new.attrs.get("name", ""))
         self.writes.append(
-            InsertStep(self.run_id, cid, name, self._seq, at, StepStatus.PENDING, 0, None)
+            InsertStep(
+                self.run_id, cid, name, self.state.last_seq + 1, at, StepStatus.PENDING, 0, None
+            )
         )
         return new
 
@@ -453,10 +447,15 @@ class _Planner:
             insert = self.writes[inserted]
             assert isinstance(insert, InsertStep)
             attempt = new.attrs.get("attempt")
-            self.writes[inserted] = insert._replace(
-                status=StepStatus.RUNNING,
-                attempt=insert.attempt + 1 if attempt is None else int(attempt),
-                started_at=at if insert.started_at is None else insert.started_at,
+            self.writes[inserted] = InsertStep(
+                insert.run_id,
+                cid,
+                insert.name,
+                insert.input_seq,
+                insert.created_at,
+                StepStatus.RUNNING,
+                insert.attempt + 1 if attempt is None else int(attempt),
+                at if insert.started_at is None else insert.started_at,
             )
             return new
         self.inserts.pop(cid, None)  # later writes to it are updates of the inserted row
@@ -471,8 +470,8 @@ class _Planner:
         if kind is EventType.STEP_RETRYING:
             retry_at = new.attrs.get("retry_at")
             retry = None if retry_at is None else float(retry_at)
-            return RetryStep(self.run_id, cid, self._seq, retry, was)
-        return EndStep(self.run_id, cid, STEP_TARGET[kind], self._seq, at, was)
+            return RetryStep(self.run_id, cid, self.state.last_seq + 1, retry, was)
+        return EndStep(self.run_id, cid, STEP_TARGET[kind], self.state.last_seq + 1, at, was)
 
     def _create_wait(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
         if cid in self.state.waits:
@@ -500,10 +499,12 @@ class _Planner:
             return f"hook {cid} already exists"
         state.hooks[cid] = (self.run_id, token)
         state.tokens[token] = self.run_id
-        self.writes.append(InsertHook(cid, self.run_id, token, self._seq, at, new.attrs))
+        self.writes.append(
+            InsertHook(cid, self.run_id, token, self.state.last_seq + 1, at, new.attrs)
+        )
         return new
 
-    def _hook_event(self, new: NewEvent, cid: str) -> NewEvent | str:
+    def _hook_event(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
         state = self.state
         hook = state.hooks.get(cid)
         if hook is None or hook[0] != self.run_id:
@@ -601,3 +602,15 @@ def may_write_stream(
             return False
         raise StreamClosedError(run_id, name)
     return True
+
+
+# Which ``_Planner`` method decides each event about a step, wait or hook.
+_BY_KIND: dict[EventType, Callable[[_Planner, NewEvent, str, float], NewEvent | str]] = {
+    EventType.STEP_CREATED: _Planner._create_step,
+    **{kind: _Planner._step_event for kind in STEP_TRANSITIONS},
+    EventType.WAIT_CREATED: _Planner._create_wait,
+    EventType.WAIT_COMPLETED: _Planner._complete_wait,
+    EventType.HOOK_CREATED: _Planner._create_hook,
+    EventType.HOOK_RECEIVED: _Planner._hook_event,
+    EventType.HOOK_DISPOSED: _Planner._hook_event,
+}

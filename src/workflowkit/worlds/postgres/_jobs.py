@@ -25,6 +25,7 @@ from .._rows import (
     run_from_row,
     run_status,
     step_from_row,
+    step_status,
     wait_from_row,
 )
 from ..apply import (
@@ -59,7 +60,6 @@ from ..records import (
     RunChange,
     RunRecord,
     StepRecord,
-    StepStatus,
     WaitRecord,
 )
 from ._dialect import DIALECT, moment
@@ -191,7 +191,7 @@ async def read_states(
         for run_id, kind, cid, value in rest[0]:
             state = states.get(run_id)
             if state is not None and kind == "step":
-                state.steps[cid] = StepStatus(value)
+                state.steps[cid] = step_status(value)
             elif state is not None:
                 state.waits[cid] = bool(value)
     if hooks or tokens:
@@ -235,12 +235,11 @@ async def _send_writes(conn: Conn, writes: Sequence[Write]) -> None:
     for write in writes:
         row = _row(write)
         layer = seen[row] = seen.get(row, -1) + 1
-        statement = DIALECT.render(write)
-        query = _must_hit(statement.sql) if statement.checked else statement.sql
-        groups.setdefault((layer, query), []).append(statement.params)
-    for (_, query), params in sorted(groups.items(), key=lambda g: g[0][0]):
+        sql, params, checked = DIALECT.render(write)
+        groups.setdefault((layer, _must_hit(sql) if checked else sql), []).append(params)
+    for (_, query), rows in sorted(groups.items(), key=lambda g: g[0][0]):
         async with conn.cursor() as cursor:
-            await cursor.executemany(query.encode(), params)
+            await cursor.executemany(query.encode(), rows)
 
 
 _MUST_HIT: dict[str, str] = {}

@@ -6,6 +6,7 @@ Decisions come from the planner (``worlds.apply``); statements from ``worlds._sq
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from .._rows import (
     run_from_row,
     run_status,
     step_from_row,
+    step_status,
     wait_from_row,
     worker_from_row,
 )
@@ -58,16 +60,15 @@ def _moment(value: float) -> datetime:
 
 DIALECT = _sql.Dialect(
     placeholder="?",
-    # Whole microseconds, as datetimes hold them: a time read back and passed in again (a
-    # filter, a cursor) then compares equal to the stored one.
-    time=lambda value: round(value, 6),
+    # Unix seconds as they come: the World's clock (``SQLiteWorld.now``) and datetimes
+    # are whole microseconds, so a time read back compares equal to the stored one.
+    time=float,
     stamp=datetime.timestamp,
     moment=_moment,
     in_list="IN (SELECT value FROM json_each(?))",
     list_param=lambda values: json.dumps(list(values)),
 )
 _ACTIVE = "('pending', 'running')"
-_SELECT_STEPS = _sql.select_steps(DIALECT)
 _SELECT_WAITS = _sql.select_waits(DIALECT)
 _SELECT_HOOKS = _sql.select_hooks(DIALECT)
 
@@ -108,31 +109,54 @@ def append(
 
 
 def read_state(conn: sqlite3.Connection, run_id: str, needs: Lookups) -> RunState | None:
-    """The run as the planner needs it (``needs``: ``apply.lookups``), None if it is gone."""
-    head = conn.execute(_sql.SELECT_HEAD, (run_id,)).fetchone()
-    if head is None:
+    """The run as the planner needs it (``needs``: ``apply.lookups``), None if it is gone.
+
+    The run's row and its steps come in one statement: this is on every step's path.
+    """
+    rows = conn.execute(_head_and_steps(len(needs.steps)), (run_id, *needs.steps)).fetchall()
+    if not rows or rows[0][0] != 0:
         return None
-    state = RunState(run_status(head[0]), head[1], int(head[2] or 0))
-    ids = DIALECT.list_param
-    steps = conn.execute(_SELECT_STEPS, (run_id, ids(needs.steps))) if needs.steps else ()
-    waits = conn.execute(_SELECT_WAITS, (run_id, ids(needs.waits))) if needs.waits else ()
-    hooks = (
-        conn.execute(_SELECT_HOOKS, (ids(needs.hooks), ids(needs.tokens)))
-        if needs.hooks or needs.tokens
-        else ()
+    _, status, owner, last_seq = rows[0]
+    state = RunState(run_status(status), owner, int(last_seq or 0))
+    for _, step_id, status_text, _ in rows[1:]:
+        state.steps[step_id] = step_status(status_text)
+    if needs.waits or needs.hooks or needs.tokens:
+        ids = DIALECT.list_param
+        waits = conn.execute(_SELECT_WAITS, (run_id, ids(needs.waits))) if needs.waits else ()
+        hooks = (
+            conn.execute(_SELECT_HOOKS, (ids(needs.hooks), ids(needs.tokens)))
+            if needs.hooks or needs.tokens
+            else ()
+        )
+        _sql.fill_state(state, needs, (), waits, hooks)
+    return state
+
+
+@functools.cache
+def _head_and_steps(count: int) -> str:
+    head = (
+        "SELECT 0, status, owner, (SELECT max(seq) FROM events WHERE run_id = ?1) "
+        "FROM runs WHERE run_id = ?1"
     )
-    return _sql.fill_state(state, needs, steps, waits, hooks)
+    if not count:
+        return head
+    marks = ", ".join("?" for _ in range(count))
+    return (
+        f"{head} UNION ALL SELECT 1, step_id, status, NULL FROM steps "
+        f"WHERE run_id = ?1 AND step_id IN ({marks})"
+    )
 
 
 def _execute(conn: sqlite3.Connection, writes: Sequence[Any], events: Sequence[Event]) -> None:
+    render = DIALECT.render
     for write in writes:
-        statement = DIALECT.render(write)
-        hit = conn.execute(statement.sql, statement.params).rowcount
-        if statement.checked and hit != 1:
+        sql, params, checked = render(write)
+        if conn.execute(sql, params).rowcount != 1 and checked:
             # Decided from rows read in this very transaction: something is badly wrong.
             raise CorruptDataError(f"{type(write).__name__} did not find its row: {write}")
     if events:
-        conn.executemany(_sql.INSERT_EVENT, [_sql.event_params(e, DIALECT.stamp) for e in events])
+        stamp = DIALECT.stamp
+        conn.executemany(_sql.INSERT_EVENT, [_sql.event_params(e, stamp) for e in events])
 
 
 # -- scheduling ------------------------------------------------------------------------------

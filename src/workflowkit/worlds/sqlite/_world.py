@@ -104,8 +104,9 @@ class SQLiteWorld:
         return f"SQLiteWorld({str(self.path)!r})"
 
     def now(self) -> float:
-        # One machine: its clock is the store's clock.
-        return time.time()
+        # One machine: its clock is the store's clock. Whole microseconds, as stored times
+        # and datetimes are: a time compared with a stored one is on the same grid.
+        return round(time.time(), 6)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], Any], *, worker: bool = False) -> Any:
         return await self._writer.write(fn, worker=worker)
@@ -137,7 +138,7 @@ class SQLiteWorld:
 
         def create(conn: sqlite3.Connection) -> Changed:
             return _jobs.create_run(
-                conn, run_id, workflow_name, input, attrs, options, start, time.time()
+                conn, run_id, workflow_name, input, attrs, options, start, self.now()
             )
 
         created: CreatedRun = await self._write(create)
@@ -147,7 +148,7 @@ class SQLiteWorld:
         self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
     ) -> AppendResult:
         def append(conn: sqlite3.Connection) -> Changed:
-            plan = _jobs.append(conn, run_id, events, owner, time.time())
+            plan = _jobs.append(conn, run_id, events, owner, self.now())
             return Changed(plan.result, [plan.change])
 
         result: AppendResult = await self._write(append, worker=owner is not None)
@@ -205,7 +206,7 @@ class SQLiteWorld:
                 conn.execute(
                     "INSERT INTO webhook_responses (reply_to, payload, created_at) "
                     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                    (reply_to, payload, time.time()),
+                    (reply_to, payload, self.now()),
                 ).rowcount
             )
 
@@ -226,7 +227,7 @@ class SQLiteWorld:
 
     async def register_worker(self, info: WorkerInfo) -> None:
         await self._write(
-            lambda c: c.execute(_sql.UPSERT_WORKER, _sql.worker_params(info, time.time())),
+            lambda c: c.execute(_sql.UPSERT_WORKER, _sql.worker_params(info, self.now())),
             worker=True,
         )
 
@@ -236,7 +237,7 @@ class SQLiteWorld:
 
     async def wake_run(self, run_id: str) -> bool:
         def wake(conn: sqlite3.Connection) -> Changed:
-            now = time.time()
+            now = self.now()
             if not conn.execute(_sql.WAKE_RUN, (now, now, run_id, now)).rowcount:
                 return Changed(False)
             head = conn.execute(_sql.SELECT_HEAD, (run_id,)).fetchone()
@@ -253,7 +254,7 @@ class SQLiteWorld:
             conn.execute(
                 "UPDATE steps SET claimed_by = NULL, lease_until = NULL, queued_at = ? "
                 "WHERE claimed_by = ?",
-                (time.time(), worker_id),
+                (self.now(), worker_id),
             )
             conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
 
@@ -269,7 +270,7 @@ class SQLiteWorld:
     ) -> list[RunRecord]:
         names = DIALECT.list_param(workflow_names)
         result: list[RunRecord] = await self._write(
-            lambda c: _jobs.claim_runs(c, worker, names, limit, lease_seconds, time.time()),
+            lambda c: _jobs.claim_runs(c, worker, names, limit, lease_seconds, self.now()),
             worker=True,
         )
         return result
@@ -284,7 +285,7 @@ class SQLiteWorld:
         runs, steps = DIALECT.list_param(run_ids), DIALECT.list_param(step_ids)
 
         def renew(conn: sqlite3.Connection) -> None:
-            now = time.time()
+            now = self.now()
             conn.execute(
                 f"UPDATE runs SET lease_until = ? WHERE owner = ? AND run_id {DIALECT.in_list}",
                 (now + lease_seconds, worker_id, runs),
@@ -305,7 +306,7 @@ class SQLiteWorld:
     ) -> None:
         wake = None if wake_at is None else wake_at.timestamp()
         await self._write(
-            lambda c: _jobs.release_run(c, run_id, owner, wake, known_seq, time.time()),
+            lambda c: _jobs.release_run(c, run_id, owner, wake, known_seq, self.now()),
             worker=True,
         )
 
@@ -325,7 +326,7 @@ class SQLiteWorld:
         self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
     ) -> None:
         await self._write(
-            lambda c: _jobs.queue_steps(c, run_id, step_ids, owner, time.time() + delay),
+            lambda c: _jobs.queue_steps(c, run_id, step_ids, owner, self.now() + delay),
             worker=True,
         )
 
@@ -334,7 +335,7 @@ class SQLiteWorld:
     ) -> list[StepClaim]:
         names = DIALECT.list_param(step_names)
         found: list[StepClaim] = await self._write(
-            lambda c: _jobs.claim_steps(c, worker, names, limit, lease_seconds, time.time()),
+            lambda c: _jobs.claim_steps(c, worker, names, limit, lease_seconds, self.now()),
             worker=True,
         )
         return found
@@ -343,7 +344,7 @@ class SQLiteWorld:
         self, run_id: str, outcome: NewEvent, *, claimer: str, retry_after: float | None = None
     ) -> bool:
         recorded: bool = await self._write(
-            lambda c: _jobs.finish_step(c, run_id, outcome, claimer, retry_after, time.time()),
+            lambda c: _jobs.finish_step(c, run_id, outcome, claimer, retry_after, self.now()),
             worker=True,
         )
         return recorded
@@ -360,7 +361,7 @@ class SQLiteWorld:
         close: bool = False,
     ) -> int:
         def write(conn: sqlite3.Connection) -> Changed:
-            change = _streams.write(conn, run_id, name, chunks, writer, close, time.time())
+            change = _streams.write(conn, run_id, name, chunks, writer, close, self.now())
             return Changed(change.length, (), (change,))
 
         length: int = await self._write(write, worker=writer is not None)

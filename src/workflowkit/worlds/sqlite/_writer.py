@@ -117,9 +117,15 @@ class Writer:
                 assert outcomes is not None
             # Still under the lock, so listeners hear of commits in commit order.
             self._announce(outcomes)
-        return [(r.value if isinstance(r, Changed) else r, e) for r, e in outcomes]
+        return [(r.value, e) if isinstance(r, Changed) else (r, e) for r, e in outcomes]
 
     def _announce(self, outcomes: list[Outcome]) -> None:
+        if len(outcomes) == 1:  # the hot path: one job, one change
+            result = outcomes[0][0]
+            if isinstance(result, Changed) and not result.stream_changes:
+                if result.changes:
+                    self._listeners.runs.notify(result.changes)
+                return
         changes: dict[str, RunChange] = {}
         stream_changes: dict[tuple[str, str], StreamChange] = {}
         for result, _ in outcomes:
@@ -128,8 +134,10 @@ class Writer:
                     changes[change.run_id] = change
                 for stream_change in result.stream_changes:
                     stream_changes[stream_change.run_id, stream_change.name] = stream_change
-        self._listeners.runs.notify(list(changes.values()))
-        self._listeners.streams.notify(list(stream_changes.values()))
+        if changes:
+            self._listeners.runs.notify(list(changes.values()))
+        if stream_changes:
+            self._listeners.streams.notify(list(stream_changes.values()))
 
     def _notice_others(self, conn: sqlite3.Connection) -> None:
         with self._lock:
