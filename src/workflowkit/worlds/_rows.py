@@ -38,7 +38,23 @@ _ATTRS_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def dump_attrs(attrs: Mapping[str, Any]) -> str | None:
-    return _ATTRS_ENCODER.encode(attrs) if attrs else None
+    if not attrs:
+        return None
+    if len(attrs) == 1:  # ``{"attempt": 1}`` and the like, on every step: encode each once
+        ((key, value),) = attrs.items()
+        if value.__class__ in _SCALARS:
+            try:
+                return _ONE_ATTR[key, value]
+            except KeyError:
+                text = _ONE_ATTR[key, value] = _ATTRS_ENCODER.encode(attrs)
+                if len(_ONE_ATTR) > 1024:
+                    _ONE_ATTR.clear()
+                return text
+    return _ATTRS_ENCODER.encode(attrs)
+
+
+_SCALARS = frozenset({int, str})  # (bool and float would share keys with int: not cached)
+_ONE_ATTR: dict[tuple[str, Any], str] = {}
 
 
 def load_attrs(text: str | None) -> dict[str, Any]:

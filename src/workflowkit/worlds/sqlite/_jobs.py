@@ -148,7 +148,7 @@ def _head_and_steps(count: int) -> str:
 
 
 def _execute(conn: sqlite3.Connection, writes: Sequence[Any], events: Sequence[Event]) -> None:
-    render = DIALECT.render
+    render = DIALECT.render  # "?" placeholders: the statements as written
     for write in writes:
         sql, params, checked = render(write)
         if conn.execute(sql, params).rowcount != 1 and checked:

@@ -79,10 +79,7 @@ class Writer:
         if not jobs and _loop_is_idle(loop):
             # No other write could join this commit by waiting for the next turn: commit
             # now and save the loop a round.
-            ((result, error),) = self._transaction(self._conn, [Job(fn, None, None)])
-            if error is not None:
-                raise error
-            return result
+            return self._alone(fn)
         future: asyncio.Future[Any] = loop.create_future()
         if jobs is None:
             jobs = self._inline[loop] = []
@@ -106,6 +103,18 @@ class Writer:
                     job.future.set_result(result)
 
     # -- transactions ----------------------------------------------------------------------
+
+    def _alone(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """One job in a transaction of its own, on the calling thread (the hot path)."""
+        with self._lock:
+            result = _run_one(self._conn, fn)
+            if not isinstance(result, Changed):
+                return result
+            if result.changes:  # still under the lock: listeners hear in commit order
+                self._listeners.runs.notify(result.changes)
+            if result.stream_changes:
+                self._listeners.streams.notify(result.stream_changes)
+            return result.value
 
     def _transaction(
         self, conn: sqlite3.Connection, batch: list[Job[sqlite3.Connection]]
@@ -144,10 +153,34 @@ class Writer:
             self._others.notice(conn)
 
 
+def _run_one(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    _busy_retried(conn, "BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        _busy_retried(conn, "COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _busy_retried(conn: sqlite3.Connection, sql: str) -> None:
+    """``sql``, waiting out other processes' locks (tried once at first: the usual case)."""
+    try:
+        conn.execute(sql)
+    except sqlite3.OperationalError:
+        retry_busy(lambda: conn.execute(sql), what=sql.lower())
+
+
 def _run_jobs(
     conn: sqlite3.Connection, batch: list[Job[sqlite3.Connection]], *, isolate: bool
 ) -> list[Outcome] | None:
-    retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), what="begin write")
+    _busy_retried(conn, "BEGIN IMMEDIATE")
     outcomes: list[Outcome] = []
     for job in batch:
         if isolate:
@@ -163,7 +196,7 @@ def _run_jobs(
         if isolate:
             conn.execute("RELEASE job")
     try:
-        retry_busy(lambda: conn.execute("COMMIT"), what="commit")
+        _busy_retried(conn, "COMMIT")
     except BaseException as exc:
         with contextlib.suppress(Exception):
             conn.execute("ROLLBACK")
