@@ -30,11 +30,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _settings, serde
+from ._start_options import NO_START_OPTIONS, StartOptions
+from .context import refuse_in_workflow
 from .errors import (
     HookNotFoundError,
     InvalidWorkflowFunctionError,
     WebhookResponseNotSentError,
     WebhookTokenError,
+    WorkflowRunAlreadyExistsError,
     WorkflowRunNotFoundError,
 )
 from .ids import new_id
@@ -42,13 +45,23 @@ from .registry import Workflow
 from .runtime.executor import encode_input
 from .webhooks import ACCEPTED, Request, Response
 from .worlds.base import World
-from .worlds.records import EventType, HookRecord, NewEvent, RunRecord
+from .worlds.records import (
+    CreatedRun,
+    EventType,
+    HookRecord,
+    NewEvent,
+    RunOptions,
+    RunRecord,
+    RunStatus,
+    from_timestamp,
+)
 
 # -- lookups -------------------------------------------------------------------------------
 
 
 async def require_run(world: World, run_id: str) -> RunRecord:
     """The run with this id; ``WorkflowRunNotFoundError`` if there is none."""
+    refuse_in_workflow("a Run's status(), info() and return_value()")
     record = await world.get_run(run_id)
     if record is None:
         raise WorkflowRunNotFoundError(run_id)
@@ -57,6 +70,7 @@ async def require_run(world: World, run_id: str) -> RunRecord:
 
 async def require_hook(world: World, token: str) -> HookRecord:
     """The active hook holding ``token``; ``HookNotFoundError`` if none does."""
+    refuse_in_workflow("get_hook_by_token()")
     hook = await world.get_hook_by_token(token)
     if hook is None:
         raise HookNotFoundError(token)
@@ -68,34 +82,60 @@ async def require_hook(world: World, token: str) -> HookRecord:
 
 async def start(
     world: World, workflow: Workflow[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
-) -> RunRecord:
-    """A new run of ``workflow``; ``InvalidWorkflowFunctionError`` if it is not a ``@workflow``."""
+) -> CreatedRun:
+    """A run of ``workflow`` with its start options (``Workflow.options``): a new one, or
+    the run its ``run_id`` names if that exists. ``InvalidWorkflowFunctionError`` if
+    ``workflow`` is not a ``@workflow``."""
     if not isinstance(workflow, Workflow):
         raise InvalidWorkflowFunctionError(
             f"start() needs a function decorated with @workflow, got {workflow!r}"
         )
-    return await start_by_name(world, workflow.name, args, kwargs)
+    return await start_by_name(world, workflow.name, args, kwargs, workflow.start_options)
 
 
 async def start_by_name(
-    world: World, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
-) -> RunRecord:
-    """A new run of the workflow with this durable name.
+    world: World,
+    name: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    options: StartOptions = NO_START_OPTIONS,
+) -> CreatedRun:
+    """A run of the workflow with this durable name (see ``start``).
 
-    The arguments are encoded before anything is written (``SerializationError``).
+    The arguments are encoded before anything is written (``SerializationError``). With a
+    ``run_id`` that exists, nothing is written: the existing run is returned, unless
+    ``on_conflict`` is ``"error"`` or it runs another workflow
+    (``WorkflowRunAlreadyExistsError``).
     """
+    refuse_in_workflow("start()")
     payload = encode_input(tuple(args), kwargs, what=f"workflow {name}")
-    return await _create_run(world, name, payload)
+    now = world.now()
+    created = await world.create_run(
+        options.run_id or new_id("wrun"),
+        name,
+        payload,
+        {"name": name},
+        RunOptions(
+            deadline=from_timestamp(options.deadline(now)),
+            queue=options.queue,
+            key=options.key,
+            priority=options.priority,
+        ),
+        start_at=from_timestamp(options.start_time(now)),
+    )
+    record = created.record
+    if not created.created and (options.on_conflict == "error" or record.workflow_name != name):
+        raise WorkflowRunAlreadyExistsError(record.run_id, str(record.status), record.workflow_name)
+    return created
 
 
 async def rerun(world: World, run_id: str) -> RunRecord:
     """A new run of the same workflow with the very same stored input bytes."""
+    refuse_in_workflow("rerun()")
     record = await require_run(world, run_id)
-    return await _create_run(world, record.workflow_name, record.input)
-
-
-async def _create_run(world: World, name: str, payload: bytes) -> RunRecord:
-    created = await world.create_run(new_id("wrun"), name, payload, {"name": name})
+    created = await world.create_run(
+        new_id("wrun"), record.workflow_name, record.input, {"name": record.workflow_name}
+    )
     return created.record
 
 
@@ -123,6 +163,7 @@ async def cancel(world: World, run_ids: Sequence[str]) -> CancelOutcome:
 
 async def cancel_runs(world: World, records: Sequence[RunRecord]) -> CancelOutcome:
     """Cancel each run that has not ended; the others are skipped with their status."""
+    refuse_in_workflow("cancel()")
     cancelled: list[str] = []
     skipped: list[Skipped] = []
     for record in records:
@@ -145,11 +186,16 @@ class WakeOutcome:
     run: RunRecord
     woken: tuple[str, ...]
     not_pending: tuple[str, ...]  # asked for, but not a pending sleep of the run
+    started: bool = False  # a run waiting for its start time (delay, start_at) starts now
 
 
 async def wake_up(world: World, run_id: str, wait_ids: Sequence[str] | None = None) -> WakeOutcome:
-    """End the run's pending sleeps now: all of them, or those in ``wait_ids``."""
+    """End the run's pending sleeps now: all of them, or those in ``wait_ids``. A run that
+    waits for its start time (started with ``delay`` or ``start_at``) starts now."""
+    refuse_in_workflow("wake_up()")
     record = await require_run(world, run_id)
+    if record.status is RunStatus.PENDING and record.started_at is None and wait_ids is None:
+        return WakeOutcome(record, (), (), await world.wake_run(run_id))
     pending = [w.wait_id for w in await world.list_waits(run_id) if not w.completed_at]
     wanted = pending if wait_ids is None else [w for w in pending if w in wait_ids]
     missing = [] if wait_ids is None else [w for w in wait_ids if w not in pending]
@@ -171,6 +217,7 @@ async def resume_hook(world: World, token: str, payload: Any) -> HookRecord:
     ``HookNotFoundError`` (no such active hook, or it went away meanwhile) and
     ``WebhookTokenError`` (the token is a webhook's: it takes HTTP requests).
     """
+    refuse_in_workflow("resume_hook()")
     encoded = serde.encode(payload, path="payload")
     hook = await require_hook(world, token)
     if hook.is_webhook:
@@ -189,6 +236,7 @@ async def resume_webhook(
     after ``response_timeout`` seconds, default ``$WORKFLOWKIT_WEBHOOK_RESPONSE_TIMEOUT``
     or 30, or as soon as the run ends without one).
     """
+    refuse_in_workflow("resume_webhook()")
     hook = await require_webhook(world, token)
     return await deliver_to_webhook(world, hook, request, response_timeout=response_timeout)
 

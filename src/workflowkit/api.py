@@ -15,12 +15,8 @@ from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from . import _operations, serde
-from .errors import (
-    RemoteError,
-    SerializationError,
-    WorkflowRunCancelledError,
-    WorkflowRunFailedError,
-)
+from ._outcomes import run_outcome
+from .context import current_executor, refuse_in_workflow
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
 from .streams import Readable
@@ -110,14 +106,19 @@ class Run(Generic[R]):
 
         Raises ``WorkflowRunFailedError``, ``WorkflowRunCancelledError``,
         ``WorkflowRunNotFoundError``, or ``TimeoutError`` after ``timeout`` seconds.
+
+        In workflow code, for a child run this workflow started, it is a durable wait: the
+        run may leave memory meanwhile, and is woken when the child ends.
         """
+        executor = current_executor()
+        if executor is not None:
+            outcome = executor.child_outcome(self.run_id)
+            if timeout is None:
+                return cast(R, await outcome)
+            return cast(R, await asyncio.wait_for(outcome, timeout))
         record = await _wait_terminal(self.runtime, self.run_id, timeout)
-        if record.status is RunStatus.COMPLETED:
-            value = serde.decode(record.output) if record.output is not None else None
-            return cast(R, value)
-        if record.status is RunStatus.CANCELLED:
-            raise WorkflowRunCancelledError(self.run_id)
-        raise _failed_error(self.run_id, record.error)
+        payload = record.output if record.status is RunStatus.COMPLETED else record.error
+        return cast(R, run_outcome(self.run_id, record.status, payload))
 
     async def cancel(self) -> None:
         """Cancel the run: no new steps start, in-flight step results are discarded.
@@ -144,16 +145,25 @@ class Run(Generic[R]):
 async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]:
     """Start a durable run of ``workflow`` with these arguments; returns at once.
 
-    The arguments are encoded before anything is written: ``SerializationError`` if one
-    cannot be stored, ``InvalidWorkflowFunctionError`` if ``workflow`` is not a ``@workflow``.
-    A worker (embedded in this process unless ``WORKFLOWKIT_EMBEDDED_WORKER=0``) runs it.
+    ``workflow`` may carry start options (``workflow.options(run_id=..., delay=...)``); with
+    a ``run_id`` that exists, that run is returned and nothing is written. The arguments are
+    encoded before anything is written: ``SerializationError`` if one cannot be stored,
+    ``InvalidWorkflowFunctionError`` if ``workflow`` is not a ``@workflow``. A worker
+    (embedded in this process unless ``WORKFLOWKIT_EMBEDDED_WORKER=0``) runs it.
+
+    In workflow code it starts a child run, recorded in this run's log: a replay gets the
+    same child, and ``await run.return_value()`` there waits for it durably.
     """
-    record = await _operations.start(get_runtime().world, workflow, args, kwargs)
-    return Run(record.run_id)
+    executor = current_executor()
+    if executor is not None:
+        return Run(await executor.start_child(workflow, args, kwargs))
+    created = await _operations.start(get_runtime().world, workflow, args, kwargs)
+    return Run(created.record.run_id)
 
 
 def get_run(run_id: str) -> Run[Any]:
     """A handle on an existing run (no I/O; methods raise if it does not exist)."""
+    refuse_in_workflow("get_run()")
     return Run(run_id)
 
 
@@ -220,25 +230,3 @@ async def _wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) -
             changed.clear()
     finally:
         unsubscribe()
-
-
-def _failed_error(run_id: str, payload: bytes | None) -> WorkflowRunFailedError:
-    """The client-side error for a failed run, from its stored error."""
-    try:
-        error = serde.decode(payload) if payload is not None else None
-    except SerializationError as exc:
-        error = exc
-    if isinstance(error, RemoteError):
-        result = WorkflowRunFailedError(
-            run_id, error.type_name, error.message, error.traceback_text
-        )
-    elif isinstance(error, BaseException):
-        name = f"{type(error).__module__}.{type(error).__qualname__}"
-        name = name.removeprefix("builtins.")
-        traceback = serde.exception_traceback(error)
-        result = WorkflowRunFailedError(run_id, name, str(error), traceback)
-    else:
-        result = WorkflowRunFailedError(run_id, "UnknownError", repr(error))
-    if isinstance(error, BaseException):
-        result.__cause__ = error
-    return result

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from .errors import NotInWorkflowError
+from .errors import ClientCallInWorkflowError, NotInWorkflowError
 from .worlds.base import World
 
 
@@ -77,6 +77,16 @@ class WorkflowExecutor(Protocol):
         self, step: DurableStep, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> Awaitable[Any]: ...
 
+    def start_child(
+        self, workflow: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Awaitable[str]:
+        """Start a child run of ``workflow`` (a ``registry.Workflow``); its run id."""
+        ...
+
+    def child_outcome(self, run_id: str) -> Awaitable[Any]:
+        """The return value of a child run this run started (its error, raised)."""
+        ...
+
 
 class _Local(threading.local):
     executor: WorkflowExecutor | None = None
@@ -130,3 +140,10 @@ def get_workflow_metadata() -> WorkflowMetadata:
             "get_workflow_metadata() works only in workflow code or in a step of a run"
         )
     return metadata.workflow
+
+
+def refuse_in_workflow(call: str) -> None:
+    """Client calls read or change the World outside the run's log: a replay would not see
+    what they saw. ``ClientCallInWorkflowError`` in workflow code."""
+    if _local.executor is not None:
+        raise ClientCallInWorkflowError(call)

@@ -145,6 +145,57 @@ class WorkflowNotRegisteredError(WorkflowKitError, LookupError):
         self.name = name
 
 
+class StartOptionsError(WorkflowKitError, ValueError):
+    """A start option (``workflow.options(...)``) has a value it cannot take."""
+
+    slug = "start-options"
+
+
+class WorkflowRunAlreadyExistsError(WorkflowKitError):
+    """``start()`` with a ``run_id`` a run already has, and ``on_conflict="error"`` or
+    another workflow than that run's."""
+
+    slug = "workflow-run-already-exists"
+
+    def __init__(self, run_id: str, status: str, workflow_name: str) -> None:
+        super().__init__(
+            f"a run with id {run_id!r} exists already ({workflow_name}, {status}): start "
+            "with another run_id, or (for a run of the same workflow) leave on_conflict at "
+            "'return' to get that run"
+        )
+        self.run_id = run_id
+        self.status = status
+        self.workflow_name = workflow_name
+
+
+class WorkflowTimeoutError(WorkflowKitError):
+    """The run passed the deadline it was started with (``options(timeout=...)``)."""
+
+    slug = "workflow-timeout"
+
+    def __init__(self, run_id: str, deadline: datetime) -> None:
+        super().__init__(f"run {run_id} passed its deadline ({deadline.isoformat()})")
+        self.run_id = run_id
+        self.deadline = deadline
+
+
+class ClientCallInWorkflowError(WorkflowKitError, RuntimeError):
+    """A client call (``get_run``, ``resume_hook``, ...) made in workflow code.
+
+    Its result would not be in the run's log, so a replay would not see the same: make the
+    call from a step. (``start()`` in workflow code starts a child run, durably.)
+    """
+
+    slug = "client-call-in-workflow"
+
+    def __init__(self, call: str) -> None:
+        super().__init__(
+            f"{call} cannot be called in workflow code (its result would not be recorded, "
+            "and a replay would see another): call it from a @step"
+        )
+        self.call = call
+
+
 class InvalidWorkflowFunctionError(WorkflowKitError, TypeError):
     """``start()`` got something that is not a ``@workflow``, or ``@workflow`` a plain ``def``."""
 

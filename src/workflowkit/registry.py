@@ -6,13 +6,17 @@ run by the workflow's durable name, which defaults to ``module:qualname``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._start_options import NO_START_OPTIONS, OnConflict, StartOptions, make_options
 from .context import current_executor
+from .durations import Duration
 from .errors import InvalidWorkflowFunctionError
 from .runtime.determinism import install_datetime_shim
 
@@ -39,10 +43,48 @@ class Workflow(Generic[P, R]):
             )
         self.fn = fn
         self.name = name
+        self.start_options: StartOptions = NO_START_OPTIONS
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         return self.fn(*args, **kwargs)
+
+    def options(
+        self,
+        *,
+        run_id: str | None = None,
+        on_conflict: OnConflict = "return",
+        queue: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
+        delay: Duration | None = None,
+        start_at: datetime | None = None,
+        timeout: Duration | None = None,
+        detached: bool = False,
+    ) -> Workflow[P, R]:
+        """This workflow, bound to start options: ``start(wf.options(run_id=...), *args)``.
+
+        ``run_id``: the run's id; starting again with it returns the existing run, whatever
+        its state (``on_conflict="error"``: raise ``WorkflowRunAlreadyExistsError``).
+        ``queue``, ``key``, ``priority``: where the run queues for flow control. ``delay`` or
+        ``start_at``: the run stays pending until then. ``timeout``: the run fails with
+        ``WorkflowTimeoutError`` once that long has passed since the start call.
+        ``detached``: a child run that is not cancelled with its parent. Bad values raise
+        ``StartOptionsError`` here.
+        """
+        bound = copy.copy(self)
+        bound.start_options = make_options(
+            run_id=run_id,
+            on_conflict=on_conflict,
+            queue=queue,
+            key=key,
+            priority=priority,
+            delay=delay,
+            start_at=start_at,
+            timeout=timeout,
+            detached=detached,
+        )
+        return bound
 
     def __repr__(self) -> str:
         return f"<workflow {self.name}>"

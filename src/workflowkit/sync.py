@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from . import api
+from .context import refuse_in_workflow
 from .registry import Workflow
-from .runtime.runtime import get_runtime
+from .runtime.runtime import Runtime, get_runtime
 from .streams import Readable
 from .webhooks import Request, Response
 
@@ -34,34 +35,34 @@ class Run(Generic[R]):
 
     def status(self) -> str:
         """``"pending" | "running" | "completed" | "failed" | "cancelled"``."""
-        return get_runtime().call(self._run.status())
+        return _blocking("workflowkit.sync status()").call(self._run.status())
 
     def info(self) -> api.RunInfo:
-        return get_runtime().call(self._run.info())
+        return _blocking("workflowkit.sync info()").call(self._run.info())
 
     def workflow_name(self) -> str:
-        return get_runtime().call(self._run.workflow_name())
+        return _blocking("workflowkit.sync workflow_name()").call(self._run.workflow_name())
 
     def created_at(self) -> datetime:
-        return get_runtime().call(self._run.created_at())
+        return _blocking("workflowkit.sync created_at()").call(self._run.created_at())
 
     def started_at(self) -> datetime | None:
-        return get_runtime().call(self._run.started_at())
+        return _blocking("workflowkit.sync started_at()").call(self._run.started_at())
 
     def completed_at(self) -> datetime | None:
-        return get_runtime().call(self._run.completed_at())
+        return _blocking("workflowkit.sync completed_at()").call(self._run.completed_at())
 
     def return_value(self, timeout: float | None = None) -> R:
         """Block until the run ends; its return value (see ``workflowkit.api.Run.return_value``)."""
-        return get_runtime().call(self._run.return_value(timeout))
+        return _blocking("workflowkit.sync return_value()").call(self._run.return_value(timeout))
 
     def cancel(self) -> None:
         """Cancel the run: no new steps start, in-flight step results are discarded."""
-        get_runtime().call(self._run.cancel())
+        _blocking("workflowkit.sync cancel()").call(self._run.cancel())
 
     def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
         """End the run's pending sleeps now (all, or those named); the ids woken."""
-        return get_runtime().call(self._run.wake_up(correlation_ids))
+        return _blocking("workflowkit.sync wake_up()").call(self._run.wake_up(correlation_ids))
 
     def get_readable(self, namespace: str | None = None, start_index: int = 0) -> ReadableSync:
         """The run's stream ``namespace`` as a blocking iterator (see ``api.Run.get_readable``)."""
@@ -93,25 +94,34 @@ class ReadableSync:
 
 def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]:
     """Start a durable run and return at once."""
-    run: api.Run[R] = get_runtime().call(api.start(workflow, *args, **kwargs))
+    run: api.Run[R] = _blocking("workflowkit.sync start()").call(
+        api.start(workflow, *args, **kwargs)
+    )
     return Run(run.run_id)
 
 
 def get_run(run_id: str) -> Run[Any]:
     """A blocking handle on an existing run (no I/O; methods raise if it does not exist)."""
+    refuse_in_workflow("workflowkit.sync get_run()")
     return Run(run_id)
+
+
+def _blocking(call: str) -> Runtime:
+    """The runtime to block on; never in workflow code, which must not block its loop."""
+    refuse_in_workflow(call)
+    return get_runtime()
 
 
 def resume_hook(token: str, payload: Any) -> api.HookInfo:
     """Deliver ``payload`` to the hook holding ``token`` (see ``workflowkit.api.resume_hook``)."""
-    return get_runtime().call(api.resume_hook(token, payload))
+    return _blocking("workflowkit.sync resume_hook()").call(api.resume_hook(token, payload))
 
 
 def get_hook_by_token(token: str) -> api.HookInfo:
     """The active hook holding ``token``; ``HookNotFoundError`` if none does."""
-    return get_runtime().call(api.get_hook_by_token(token))
+    return _blocking("workflowkit.sync get_hook_by_token()").call(api.get_hook_by_token(token))
 
 
 def resume_webhook(token: str, request: Request) -> Response:
     """Deliver ``request`` to a webhook (see ``workflowkit.api.resume_webhook``)."""
-    return get_runtime().call(api.resume_webhook(token, request))
+    return _blocking("workflowkit.sync resume_webhook()").call(api.resume_webhook(token, request))

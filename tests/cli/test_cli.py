@@ -232,7 +232,12 @@ def test_wake_up(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
     )
     assert code == 1 and "wait_OTHER" in err
     data = cli_json(capsys, seeded, "wake-up", seeded.sleeping, "--id", wait["wait_id"])
-    assert data == {"run_id": seeded.sleeping, "woken": [wait["wait_id"]], "not_pending": []}
+    assert data == {
+        "run_id": seeded.sleeping,
+        "woken": [wait["wait_id"]],
+        "not_pending": [],
+        "started": False,
+    }
     assert finish(seeded, seeded.sleeping) == "AWAKE CY"
     workflowkit.shutdown()
     data = cli_json(capsys, seeded, "wake-up", seeded.sleeping)

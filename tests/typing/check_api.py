@@ -63,3 +63,18 @@ def sync_client() -> None:
     run = sync_start(pinned, 2)
     assert_type(run, SyncRun[int])
     assert_type(run.return_value(), int)
+
+
+async def with_options() -> None:
+    bound = flow.options(run_id="invoice-1", queue="billing", key="c-1", priority=3, delay="10m")
+    run = await start(bound, 1)
+    await start(bound, "one")  # type: ignore[arg-type]  # the bound workflow's arguments
+    assert_type(run, Run[str])
+    assert_type(sync_start(pinned.options(timeout=30), 2), SyncRun[int])
+
+
+@workflow
+async def parent_flow() -> int:
+    child = await start(pinned.options(detached=True), 3)
+    assert_type(child, Run[int])
+    return await child.return_value()

@@ -17,6 +17,7 @@ from ..durations import parse_duration
 from ..errors import (
     HookNotFoundError,
     WebhookTokenError,
+    WorkflowRunAlreadyExistsError,
     WorkflowRunNotFoundError,
     with_docs_link,
 )
@@ -37,7 +38,12 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 # What the user named that does not exist, or is the wrong kind of thing: one line, exit 1.
-_NAMED_WRONG = (WorkflowRunNotFoundError, HookNotFoundError, WebhookTokenError)
+_NAMED_WRONG = (
+    WorkflowRunNotFoundError,
+    HookNotFoundError,
+    WebhookTokenError,
+    WorkflowRunAlreadyExistsError,
+)
 
 
 class CliError(Exception):

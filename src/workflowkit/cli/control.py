@@ -14,10 +14,11 @@ from typing import Any
 
 from .. import _operations
 from .._operations import CancelOutcome
-from ..errors import SerializationError
+from .._start_options import make_options
+from ..errors import SerializationError, StartOptionsError
 from ..inspection import has_worker, matching_runs, run_json, waiting_for
 from ..worlds.base import World
-from ..worlds.records import RunRecord, RunStatus, WorkerRecord
+from ..worlds.records import CreatedRun, RunRecord, RunStatus, WorkerRecord
 from .common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -48,6 +49,18 @@ def add_parser(commands: Any) -> None:
     begin.add_argument(
         "--kwargs", default="{}", metavar="JSON", help="keyword arguments as a JSON object"
     )
+    begin.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="the run's id: if a run has it already, that run is shown and nothing starts",
+    )
+    begin.add_argument("--delay", metavar="DURATION", help="start no sooner than this, e.g. 10m")
+    begin.add_argument(
+        "--timeout", metavar="DURATION", help="fail the run if it has not ended by then"
+    )
+    begin.add_argument("--queue", metavar="NAME", help="the queue the run waits in")
+    begin.add_argument("--key", metavar="KEY", help="its key within the queue")
+    begin.add_argument("--priority", type=int, default=0, help="higher starts sooner (default 0)")
     add_json_flag(begin)
     begin.set_defaults(handler=run_start)
 
@@ -178,11 +191,20 @@ def run_wake_up(args: argparse.Namespace) -> int:
     record, woken, missing = outcome.run, outcome.woken, outcome.not_pending
     code = EXIT_FAILURE if missing else 0
     if args.json:
-        print_json({"run_id": record.run_id, "woken": list(woken), "not_pending": list(missing)})
+        print_json(
+            {
+                "run_id": record.run_id,
+                "woken": list(woken),
+                "not_pending": list(missing),
+                "started": outcome.started,
+            }
+        )
         return code
     for wait_id in woken:
         print(f"woke {wait_id}")
-    if missing:
+    if outcome.started:
+        print(f"run {record.run_id} starts now (it was waiting for its start time)")
+    elif missing:
         print(f"not pending in run {record.run_id}: {', '.join(missing)}", file=sys.stderr)
     elif not woken:
         print(f"run {record.run_id} ({record.status}) has no pending sleeps")
@@ -213,11 +235,24 @@ def run_start(args: argparse.Namespace) -> int:
     if not isinstance(keywords, dict):
         raise CliError("--kwargs must be a JSON object", EXIT_USAGE)
 
-    async def action(world: World) -> tuple[RunRecord, list[WorkerRecord]]:
-        record = await _operations.start_by_name(world, args.name, positional, keywords)
-        return record, await world.list_workers()
+    try:
+        options = make_options(
+            run_id=args.run_id,
+            queue=args.queue,
+            key=args.key,
+            priority=args.priority,
+            delay=args.delay,
+            timeout=args.timeout,
+        )
+    except StartOptionsError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
 
-    record, workers = with_world(args, action, create=True)
+    async def action(world: World) -> tuple[CreatedRun, list[WorkerRecord]]:
+        created = await _operations.start_by_name(world, args.name, positional, keywords, options)
+        return created, await world.list_workers()
+
+    created, workers = with_world(args, action, create=True)
+    record = created.record
     now = datetime.now(UTC)
     if not has_worker(args.name, workers, now):
         # Started all the same: a worker that has it may come (a deploy in progress).
@@ -228,8 +263,10 @@ def run_start(args: argparse.Namespace) -> int:
         )
     if args.json:
         print_json(run_json(record, waiting_for(record, workers, now)))
-    else:
+    elif created.created:
         print(f"started {record.run_id} ({args.name})")
+    else:
+        print(f"{record.run_id} exists already ({record.status}): nothing started")
     return 0
 
 

@@ -14,17 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ..errors import LeaseLostError
+from ..errors import LeaseLostError, WorkflowTimeoutError
 from ..registry import Workflow
 from ..worlds.base import World
 from ..worlds.records import DELIVERY_EVENTS, Event, EventType, NewEvent, RunRecord
-from .executor import Effects, RunExecutor, StepStart, Timer
+from .executor import Effects, RunExecutor, StepStart, Timer, encode_error
 from .steps import Attempt, run_attempt
 
 log = logging.getLogger("workflowkit.worker")
@@ -115,6 +116,11 @@ class RunDriver:
         self.pump_task: asyncio.Task[None] | None = None
         self.idle_since: float | None = None  # when the run last had nothing to do
         self.idle_check: asyncio.TimerHandle | None = None
+        # The run's deadline (``timeout`` at start), and its timer while the run is here.
+        deadline = record.options.deadline
+        self.deadline = None if deadline is None else deadline.timestamp()
+        self.deadline_timer: asyncio.TimerHandle | None = None
+        self.timed_out = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -174,6 +180,8 @@ class RunDriver:
 
     def _next_work(self) -> Callable[[], Awaitable[None]] | None:
         """What to do next, most urgent first; None when there is nothing."""
+        if self.timed_out:
+            return self._time_out
         if self.needs_load:
             return self._load
         if self.world_seq > self.known_seq:
@@ -196,11 +204,29 @@ class RunDriver:
         if any(e.type in _TERMINAL_EVENTS for e in events):
             self._drop()
             return
-        self.executor = RunExecutor(self.run_id, self.workflow, events[0].payload or b"")
         now = self.now()
+        if self.deadline is not None:
+            if now >= self.deadline:
+                await self._time_out()
+                return
+            if not self.config.virtual_clock and self.deadline_timer is None:
+                self.deadline_timer = self.loop.call_later(self.deadline - now, self._deadline_due)
+        self.executor = RunExecutor(self.run_id, self.workflow, events[0].payload or b"")
         effects = self.executor.activate(events, now)
         await self._find_queued_steps(effects.steps)
         await self._commit(effects, (), now)
+
+    def _deadline_due(self) -> None:
+        self.deadline_timer = None
+        self.timed_out = True
+        self.poke()
+
+    async def _time_out(self) -> None:
+        """The run passed its deadline: it fails with ``WorkflowTimeoutError``; its steps'
+        results are discarded (the World cancels its children)."""
+        assert self.deadline is not None
+        await self._append([timeout_failure(self.run_id, self.deadline, self.now())])
+        self._drop()
 
     async def _find_queued_steps(self, starts: Sequence[StepStart]) -> None:
         """Steps the log already holds may be queued (waiting in the World's step queue, or
@@ -442,6 +468,8 @@ class RunDriver:
         if pending.steps:
             return False
         wake_at = min((timer.resume_at for timer in pending.timers), default=None)
+        if self.deadline is not None:  # the World wakes the run at its deadline itself
+            wake_at = self.deadline if wake_at is None else min(wake_at, self.deadline)
         now = self.now()
         if wake_at is not None and wake_at - now <= self.config.evict_after:
             return False
@@ -477,8 +505,15 @@ class RunDriver:
         pending = executor.pending()
         if any(step_id not in gated for step_id in pending.steps):
             return False
+        if pending.children:
+            return False  # they take real time, like steps
         first_wait = min(pending.timers, key=lambda timer: timer.resume_at, default=None)
         first_gate = min(gated, key=lambda step_id: gated[step_id][0], default=None)
+        wait_due = first_wait.resume_at if first_wait is not None else math.inf
+        gate_due = gated[first_gate][0] if first_gate is not None else math.inf
+        if self.deadline is not None and self.deadline <= min(wait_due, gate_due):
+            self._deadline_due()  # the deadline is one more timer, and it comes first
+            return True
         if first_gate is not None and (
             first_wait is None or gated[first_gate][0] < first_wait.resume_at
         ):
@@ -498,6 +533,9 @@ class RunDriver:
         if self.idle_check is not None:
             self.idle_check.cancel()
             self.idle_check = None
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
         for task in self.steps.values():
             task.cancel()
         self.steps.clear()
@@ -525,6 +563,13 @@ class RunDriver:
                 await self.pump_task
         with contextlib.suppress(Exception):
             await self.world.release_run(self.run_id, self.config.worker_id, _at(self.now()))
+
+
+def timeout_failure(run_id: str, deadline: float, now: float) -> NewEvent:
+    """The ``run_failed`` of a run past its deadline, dated when it was noticed (never
+    before the deadline: on the virtual clock, time jumps to it)."""
+    error = WorkflowTimeoutError(run_id, _at(deadline))
+    return NewEvent(EventType.RUN_FAILED, None, encode_error(error), {}, _at(max(now, deadline)))
 
 
 def _reported(step_id: str, outgoing: Sequence[Outgoing]) -> bool:

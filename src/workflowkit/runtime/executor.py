@@ -29,13 +29,18 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 from .. import serde
+from .._outcomes import run_outcome
+from .._start_options import StartOptions, check_run_id
 from ..context import DurableStep, WorkflowMetadata, set_executor
 from ..errors import (
+    ClientCallInWorkflowError,
     HookConflictError,
     HookDisposedError,
+    InvalidWorkflowFunctionError,
     ReplayDivergenceError,
     SerializationError,
     StepExitError,
+    WorkflowRunAlreadyExistsError,
 )
 from ..ids import new_id
 from ..registry import Workflow
@@ -77,11 +82,12 @@ class Effects(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """What the run is waiting for: steps, timers not cancelled, and hooks."""
+    """What the run is waiting for: steps, timers not cancelled, hooks, and child runs."""
 
     steps: tuple[str, ...]
     timers: tuple[Timer, ...]
     hooks: tuple[str, ...]
+    children: tuple[str, ...] = ()
 
 
 # -- operations ------------------------------------------------------------------------------
@@ -95,7 +101,7 @@ class _Diverged(BaseException):
     """Unwinds workflow code after replay stopped matching the log."""
 
 
-OpKind = Literal["step", "wait", "hook"]
+OpKind = Literal["step", "wait", "hook", "child"]
 
 
 @dataclass(slots=True, eq=False)
@@ -152,6 +158,9 @@ class RunExecutor:
         self._ops: dict[str, Op] = {}  # pending operations only; finished ones leave
         self._finished_ops: set[str] = set()
         self._timers: dict[int, Op] = {}
+        self._child_count = 0
+        # Child runs started, by run id: their outcome (a future), kept after they end.
+        self._children: dict[str, asyncio.Future[Any]] = {}
         # Replay: the log's creation events, matched in order as the code creates operations.
         self._logged: list[Event | NewEvent] = []
         self._cursor = 0
@@ -189,6 +198,7 @@ class RunExecutor:
                 if op.kind == "wait" and not op.cancelled
             ),
             tuple(op.correlation_id for op in ops if op.kind == "hook"),
+            tuple(op.correlation_id for op in ops if op.kind == "child"),
         )
 
     def now(self) -> float:
@@ -324,6 +334,9 @@ class RunExecutor:
             if op.timer is not None:
                 self._timers.pop(id(op.timer), None)
                 self._loop.fire(op.timer)
+        elif kind is EventType.CHILD_COMPLETED:
+            assert op.future is not None
+            _settle_child(op.future, correlation_id, event)
         elif op.future is not None and not op.future.done():
             try:
                 value = serde.decode(event.payload) if event.payload is not None else None
@@ -423,6 +436,47 @@ class RunExecutor:
         self._to_start[op.correlation_id] = op
         return op.future
 
+    async def start_child(
+        self, workflow: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> str:
+        """Record a child run's start (the World creates the run with this run's append);
+        its id: the options' ``run_id``, or this run's id and the child's number."""
+        if self._loop is None or self._loop.discarding:
+            raise _Discarded()
+        if not isinstance(workflow, Workflow):
+            raise InvalidWorkflowFunctionError(
+                f"start() needs a function decorated with @workflow, got {workflow!r}"
+            )
+        options: StartOptions = workflow.start_options
+        payload = encode_input(args, kwargs, what=f"workflow {workflow.name}")
+        self._child_count += 1
+        child_id = options.run_id or f"{self.run_id}.{self._child_count}"
+        check_run_id(child_id)
+        if child_id in self._children:  # the same id again: the same child
+            return child_id
+        op = self._create("child", workflow.name, serde.digest(payload), child_id)
+        child_id = op.correlation_id
+        op.future = self._loop.create_future()
+        self._children[child_id] = op.future
+        if op.logged is None:
+            self._events.append(
+                NewEvent(
+                    EventType.CHILD_CREATED,
+                    child_id,
+                    payload,
+                    _child_attrs(workflow.name, op.digest, options, self.now()),
+                )
+            )
+        return child_id
+
+    def child_outcome(self, run_id: str) -> asyncio.Future[Any]:
+        future = self._children.get(run_id)
+        if future is None:
+            raise ClientCallInWorkflowError(
+                f"return_value() of run {run_id}, which this run did not start,"
+            )
+        return future
+
     def create_hook(self, token: str | None, metadata: Any, *, webhook: bool = False) -> Op:
         if self._loop is None or self._loop.discarding:
             raise _Discarded()
@@ -481,7 +535,7 @@ class RunExecutor:
         if op is not None:
             op.cancelled = True
 
-    def _create(self, kind: OpKind, name: str, digest: str) -> Op:
+    def _create(self, kind: OpKind, name: str, digest: str, op_id: str | None = None) -> Op:
         if self._cursor < len(self._logged):
             logged = self._logged[self._cursor]
             self._cursor += 1
@@ -498,7 +552,7 @@ class RunExecutor:
                 raise _Diverged()
             op = Op(kind, str(logged.correlation_id), name, digest, logged=logged)
         else:
-            op = Op(kind, new_id(kind), name, digest)
+            op = Op(kind, op_id or new_id("wrun" if kind == "child" else kind), name, digest)
         self._ops[op.correlation_id] = op
         return op
 
@@ -514,7 +568,45 @@ _KIND_OF_CREATION: dict[EventType, OpKind] = {
     EventType.WAIT_CREATED: "wait",
     EventType.HOOK_CREATED: "hook",
     EventType.HOOK_CONFLICT: "hook",
+    EventType.CHILD_CREATED: "child",
 }
+
+
+def _child_attrs(name: str, digest: str, options: StartOptions, now: float) -> dict[str, Any]:
+    """What the World creates the child run with; times from the parent's clock, so a
+    replay (which reads them back from the log) agrees."""
+    attrs: dict[str, Any] = {"name": name, "digest": digest}
+    start_at, deadline = options.start_time(now), options.deadline(now)
+    if start_at is not None:
+        attrs["start_at"] = start_at
+    if deadline is not None:
+        attrs["deadline"] = deadline
+    if options.queue is not None:
+        attrs["queue"] = options.queue
+    if options.key is not None:
+        attrs["key"] = options.key
+    if options.priority:
+        attrs["priority"] = options.priority
+    if options.detached:
+        attrs["detached"] = True
+    return attrs
+
+
+def _settle_child(future: asyncio.Future[Any], run_id: str, event: Event | NewEvent) -> None:
+    """A child run ended (or its id was another run's): its outcome to whoever awaits it.
+    An error nobody retrieves is marked as seen, so the loop does not log it: not awaiting
+    a child is not a bug."""
+    if future.done():
+        return
+    attrs = event.attrs
+    try:
+        if attrs.get("status") == "conflict":
+            holder = str(attrs.get("holder_workflow", "")), str(attrs.get("holder_status", ""))
+            raise WorkflowRunAlreadyExistsError(run_id, holder[1], holder[0])
+        future.set_result(run_outcome(run_id, str(attrs.get("status")), event.payload))
+    except Exception as exc:
+        future.set_exception(exc)
+        future.exception()
 
 
 def encode_input(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, what: str) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -19,13 +20,14 @@ from datetime import UTC, datetime
 
 from .. import _settings
 from ..context import WorkflowMetadata
+from ..errors import LeaseLostError
 from ..ids import new_id
 from ..registry import REGISTRY, Registry
 from ..urls import base_url
 from ..worlds.base import World
 from ..worlds.records import RunChange, RunRecord, StepClaim, WorkerInfo
 from .determinism import install as install_determinism
-from .driver import DriverConfig, RunDriver
+from .driver import DriverConfig, RunDriver, timeout_failure
 from .steps import Attempt, run_attempt
 
 log = logging.getLogger("workflowkit.worker")
@@ -52,9 +54,17 @@ class Worker:
         self.world = world
         self.registry = registry
         self.worker_id = new_id("wrkr")
-        self.info = WorkerInfo(self.worker_id, socket.gethostname(), os.getpid())
         self.max_runs = max_runs
         self.lease_seconds = lease_seconds or _settings.lease_seconds()
+        # What the World knows of this worker: the workflows it can execute, which is what
+        # ``inspect`` and ``start`` read to say a run waits for a worker that has one.
+        self.info = WorkerInfo(
+            self.worker_id,
+            socket.gethostname(),
+            os.getpid(),
+            tuple(registry.workflows),
+            self.lease_seconds,
+        )
         self.poll_interval = poll_interval
         self.step_pool = ThreadPoolExecutor(step_threads, thread_name_prefix="workflowkit-step")
         # Without the run cache every event replays the run from the log: slow, but a
@@ -110,9 +120,13 @@ class Worker:
         room = self.max_runs - len(self.drivers)
         if room <= 0:
             return 0
+        workflows = tuple(self.registry.workflows)
+        if workflows != self.info.workflows:  # a module registered more since the last claim
+            self.info = dataclasses.replace(self.info, workflows=workflows)
+            await self.world.register_worker(self.info)
         records = await self.world.claim_runs(
             self.info,
-            list(self.registry.workflows),  # only runs this worker can execute
+            list(workflows),  # only runs this worker can execute
             limit=min(room, 256),
             lease_seconds=self.lease_seconds,
         )
@@ -124,14 +138,25 @@ class Worker:
     async def _drive(self, record: RunRecord) -> None:
         workflow = self.registry.workflow(record.workflow_name)
         if workflow is None:
-            # Claims ask only for registered workflows, so this is a registry that changed
-            # meanwhile: hand the run back for a worker that has it, never fail it.
-            at = datetime.fromtimestamp(self.world.now(), UTC)
-            await self.world.release_run(record.run_id, self.worker_id, at)
+            await self._not_mine(record)
             return
         driver = RunDriver(self, self.driver_config, record, workflow)
         self.drivers[record.run_id] = driver
         driver.start()
+
+    async def _not_mine(self, record: RunRecord) -> None:
+        """A claimed run of a workflow this worker does not have. Claims take those only
+        once past their deadline: failing them needs no code. Otherwise the registry changed
+        meanwhile: hand the run back for a worker that has it, never fail it."""
+        now = self.world.now()
+        deadline = record.options.deadline
+        if deadline is not None and deadline.timestamp() <= now:
+            failure = timeout_failure(record.run_id, deadline.timestamp(), now)
+            with contextlib.suppress(LeaseLostError):
+                await self.world.append(record.run_id, [failure], owner=self.worker_id)
+            return
+        at = datetime.fromtimestamp(now, UTC)
+        await self.world.release_run(record.run_id, self.worker_id, at)
 
     async def _idle(self) -> None:
         assert self._wake is not None

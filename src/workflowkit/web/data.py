@@ -206,6 +206,4 @@ async def run_view(world: World, run_id: str, now: datetime) -> RunView:
     line = timeline.build(record, events, now)
     holdup = waiting_for(record, await world.list_workers(), now)
     children = tuple(await world.list_runs(parent_run_id=run_id, limit=1000))
-    return RunView(
-        record, steps, waits, hooks, events, line, now, streams, None, holdup, children
-    )
+    return RunView(record, steps, waits, hooks, events, line, now, streams, None, holdup, children)

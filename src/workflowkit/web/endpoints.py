@@ -132,6 +132,7 @@ async def wake_up(world: World, request: DashboardRequest, params: Mapping[str, 
             "run_id": outcome.run.run_id,
             "woken": list(outcome.woken),
             "not_pending": list(outcome.not_pending),
+            "started": outcome.started,
         }
     )
 

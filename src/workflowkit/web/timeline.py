@@ -24,7 +24,7 @@ class Payload:
 @dataclass(frozen=True, slots=True)
 class Bar:
     item_id: str  # unique on the page: "run", "step_x-2" (attempt 2), "wait_x", "hook_x"
-    kind: str  # "run" | "step" | "sleep" | "hook"
+    kind: str  # "run" | "step" | "sleep" | "hook" | "child"
     label: str
     state: str  # completed, failed, retrying, running, pending, waiting, received, ...
     start: datetime
@@ -63,7 +63,7 @@ class _Step:
 
 def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
     steps: dict[str, _Step] = {}
-    others: list[Bar] = []  # sleeps and hooks, in order of creation
+    others: list[Bar] = []  # sleeps, hooks and child runs, in order of creation
     index: dict[str, int] = {}  # correlation id -> position in ``others``
     order: list[str] = []  # step ids and other ids in order of creation
 
@@ -145,6 +145,33 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
         elif e.type is EventType.HOOK_DISPOSED and cid in index:
             bar = others[index[cid]]
             others[index[cid]] = replace(bar, end=e.created_at)
+        elif e.type is EventType.CHILD_CREATED:
+            name = str(e.attrs.get("name", "workflow"))
+            inputs = (Payload("input", e.payload),) if e.payload is not None else ()
+            index[cid] = len(others)
+            order.append(cid)
+            facts = (("run", cid), ("detached", "yes" if e.attrs.get("detached") else "no"))
+            others.append(
+                Bar(
+                    cid,
+                    "child",
+                    f"child {name}",
+                    "running",
+                    e.created_at,
+                    None,
+                    cid,
+                    facts=facts,
+                    payloads=inputs,
+                )
+            )
+        elif e.type is EventType.CHILD_COMPLETED and cid in index:
+            bar = others[index[cid]]
+            state = str(e.attrs.get("status", "completed"))
+            label = "output" if state == "completed" else "error"
+            ended = (Payload(label, e.payload),) if e.payload is not None else ()
+            others[index[cid]] = replace(
+                bar, state=state, end=e.created_at, payloads=bar.payloads + ended
+            )
 
     bars = [_run_bar(run)]
     for cid in order:

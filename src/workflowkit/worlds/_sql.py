@@ -318,6 +318,13 @@ def fill_state(
     return state
 
 
+# A run's children that are cancelled with it: active and not detached.
+ACTIVE_CHILDREN = (
+    "SELECT run_id FROM runs WHERE parent_run_id = ? AND status IN ('pending', 'running') "
+    "AND NOT detached ORDER BY run_id"
+)
+
+
 # -- reads ----------------------------------------------------------------------------------
 
 RUN_COLUMNS = (

@@ -63,18 +63,24 @@ STEP_TARGET: Mapping[EventType, StepStatus] = {
     EventType.STEP_FAILED: StepStatus.FAILED,
 }
 _HOOK_EVENTS = frozenset({EventType.HOOK_RECEIVED, EventType.HOOK_DISPOSED})
+_ENDS_RUN = frozenset(kind for kind, target in RUN_TARGET.items() if target.terminal)
 
 
 # -- what an append reads ------------------------------------------------------------------
 
 
 class Lookups(NamedTuple):
-    """The rows an append's events touch, by id (tokens: of the hooks it creates)."""
+    """The rows an append's events touch, by id (tokens: of the hooks it creates).
+
+    ``links``: the events may end the run, so the planner needs the run's parent and its
+    active children (``RunState.parent``, ``RunState.children``).
+    """
 
     steps: list[str]
     waits: list[str]
     hooks: list[str]
     tokens: list[str]
+    links: bool = False
 
     @property
     def only_steps_and_waits(self) -> bool:
@@ -82,7 +88,8 @@ class Lookups(NamedTuple):
 
 
 def lookups(events: Sequence[NewEvent]) -> Lookups:
-    found = Lookups([], [], [], [])
+    ends = any(new.type in _ENDS_RUN for new in events)
+    found = Lookups([], [], [], [], ends)
     for new in events:
         cid, kind = new.correlation_id, new.type
         if cid is None:
@@ -111,6 +118,10 @@ class RunState:
     waits: dict[str, bool] = field(default_factory=dict)  # wait id -> completed
     hooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (run id, token)
     tokens: dict[str, str] = field(default_factory=dict)  # token -> run id holding it
+    # Read when ``Lookups.links`` asks: the run's parent, and its children that are active
+    # and not detached (None: not read).
+    parent: str | None = None
+    children: list[str] | None = None
 
 
 # -- the writes a World renders ------------------------------------------------------------
@@ -317,6 +328,7 @@ class AppendPlan:
     writes: list[Write]
     change: RunChange
     announce: bool
+    follow_ups: list[FollowUp] = field(default_factory=list)
 
 
 def check_owner(run_id: str, state: RunState | None, owner: str | None) -> RunState:
@@ -374,13 +386,13 @@ def plan_append(
         writes.append(TouchRun(run_id, now, wake))
     result = AppendResult(accepted, planner.rejected, state.status)
     change = RunChange(run_id, state.last_seq, state.status, writer=owner)
-    return AppendPlan(result, writes, change, announce)
+    return AppendPlan(result, writes, change, announce, planner.follow_ups)
 
 
 class _Planner:
     """Applies events to a ``RunState`` one at a time, collecting writes and refusals."""
 
-    __slots__ = ("accepted", "inserts", "rejected", "run_id", "state", "writes")
+    __slots__ = ("accepted", "follow_ups", "inserts", "rejected", "run_id", "state", "writes")
 
     def __init__(self, run_id: str, state: RunState) -> None:
         self.run_id = run_id
@@ -388,6 +400,7 @@ class _Planner:
         self.accepted: list[Event] = []
         self.rejected: list[Rejected] = []
         self.writes: list[Write] = []
+        self.follow_ups: list[FollowUp] = []
         # Steps this append creates: later events for them fold into the insert, so a step
         # created and started together is inserted running (one write, not two).
         self.inserts: dict[str, int] = {}  # step id -> index of its InsertStep in writes
@@ -419,7 +432,33 @@ class _Planner:
             # An ended run releases its hook tokens (and no later event of it is accepted).
             self.writes.append(EndRun(self.run_id, state.status, self.state.last_seq + 1, at))
             self.writes.append(DeleteRunHooks(self.run_id))
+            self._tell_family(new)
         return new
+
+    def _tell_family(self, end: NewEvent) -> None:
+        """The run ended: its parent learns how (``child_completed``), and its children
+        that are not detached are cancelled (their own children in turn)."""
+        state = self.state
+        if state.children is None:
+            raise AssertionError("a run ended without its children read (Lookups.links)")
+        status = state.status
+        if state.parent is not None:
+            payload = None if status is RunStatus.CANCELLED else end.payload
+            told = NewEvent(EventType.CHILD_COMPLETED, self.run_id, payload, {"status": status})
+            self.follow_ups.append(Deliver(state.parent, told))
+        for child in state.children:
+            reason = {"reason": f"its parent run {self.run_id} {status}"}
+            self.follow_ups.append(Deliver(child, NewEvent(EventType.RUN_CANCELLED, attrs=reason)))
+        state.children = []
+
+    def _create_child(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
+        if self.state.children is not None and not new.attrs.get("detached"):
+            self.state.children.append(cid)
+        self.follow_ups.append(CreateChild(self.run_id, new))
+        return new
+
+    def _child_completed(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
+        return new  # a child ends once: its end writes this event once
 
     def _create_step(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
         if cid in self.state.steps:
@@ -514,6 +553,171 @@ class _Planner:
             state.tokens.pop(hook[1], None)
             self.writes.append(DeleteHook(self.run_id, cid))
         return new
+
+
+# -- what an append does to other runs ---------------------------------------------------------
+
+
+class CreateChild(NamedTuple):
+    """Create the child run a ``child_created`` of ``parent_run_id`` records."""
+
+    parent_run_id: str
+    event: NewEvent
+
+
+class Deliver(NamedTuple):
+    """Append ``event`` to another run, as a client would (its end to a parent, a
+    cancellation to a child)."""
+
+    run_id: str
+    event: NewEvent
+
+
+FollowUp = CreateChild | Deliver
+
+
+class Family:
+    """Decides the follow-ups of a transaction's appends: the child runs they create, the
+    parents told of an end, the children cancelled with their parent (and theirs in turn).
+
+    All of it lands in the appends' transaction, so a child exists exactly when its
+    parent's log says it was started, and a parent hears of its child's end exactly once.
+    The World feeds it: ``add`` the plans, then, while ``wanted`` names rows to read (under
+    the runs' locks, with ``Lookups.links``), ``supply`` them and ``decide`` again. States
+    already read or planned in this transaction are reused, never read again: a World may
+    not have sent the writes planned from them yet.
+    """
+
+    def __init__(self, states: dict[str, RunState], now: float) -> None:
+        self.states = states
+        self.now = now
+        self.plans: list[AppendPlan] = []  # each follow-up's plan (a creation as an append)
+        self._queue: list[FollowUp] = []
+        self._existing: dict[str, RunRecord | None] = {}
+        self._created: dict[str, str] = {}  # child created here -> its parent, if attached
+
+    def add(self, plans: Sequence[AppendPlan]) -> None:
+        for plan in plans:
+            self._queue.extend(plan.follow_ups)
+
+    def wanted(self) -> tuple[list[str], list[str]]:
+        """Runs to read (with their links) and child ids to look up, before ``decide``."""
+        runs: list[str] = []
+        children: list[str] = []
+        for follow_up in self._queue:
+            if isinstance(follow_up, CreateChild):
+                cid = str(follow_up.event.correlation_id)
+                if cid not in self._existing and cid not in self.states:
+                    children.append(cid)
+            else:
+                state = self.states.get(follow_up.run_id)
+                if state is None or (
+                    state is not _GONE and state.children is None and _ends(follow_up.event)
+                ):
+                    runs.append(follow_up.run_id)
+        return sorted(set(runs)), sorted(set(children))
+
+    def supply(self, states: Mapping[str, RunState], existing: Mapping[str, RunRecord]) -> None:
+        """What the World read for ``wanted``: run states (missing: the run is gone) and the
+        runs found under the child ids."""
+        runs, children = self.wanted()
+        for run_id in runs:
+            read = states.get(run_id)
+            known = self.states.get(run_id)
+            if known is None:
+                self.states[run_id] = read or _GONE
+            else:  # planned here already: only its links are new
+                known.parent = read.parent if read is not None else known.parent
+                born = [c for c, parent in self._created.items() if parent == run_id]
+                known.children = [*(read.children or () if read else ()), *born]
+        for cid in children:
+            self._existing[cid] = existing.get(cid)
+
+    def decide(self) -> None:
+        """Plan every follow-up whose rows are known, and theirs in turn; the others stay
+        for ``wanted``."""
+        progress = True
+        while progress:
+            runs, children = self.wanted()
+            blocked = set(runs) | set(children)
+            queue, self._queue = self._queue, []
+            progress = False
+            for follow_up in queue:
+                if _target(follow_up) in blocked:
+                    self._queue.append(follow_up)
+                    continue
+                progress = True
+                if isinstance(follow_up, CreateChild):
+                    self._create(follow_up)
+                else:
+                    self._deliver(follow_up)
+
+    def _deliver(self, follow_up: Deliver) -> None:
+        state = self.states[follow_up.run_id]
+        if state is _GONE:
+            return
+        plan = plan_append(follow_up.run_id, state, [follow_up.event], None, self.now)
+        self.plans.append(plan)
+        self._queue.extend(plan.follow_ups)
+
+    def _create(self, follow_up: CreateChild) -> None:
+        event, parent = follow_up.event, follow_up.parent_run_id
+        cid = str(event.correlation_id)
+        existing = self._existing.get(cid)
+        if existing is not None or cid in self.states:
+            if existing is not None and existing.options.parent_run_id != parent:
+                held = {
+                    "status": "conflict",
+                    "holder_workflow": existing.workflow_name,
+                    "holder_status": existing.status,
+                }
+                told = NewEvent(EventType.CHILD_COMPLETED, cid, None, held)
+                self._queue.append(Deliver(parent, told))
+            return  # a child of this very parent already
+        attrs = event.attrs
+        name = str(attrs["name"])
+        options = RunOptions(
+            deadline=_moment(attrs.get("deadline")),
+            queue=attrs.get("queue"),
+            key=attrs.get("key"),
+            priority=int(attrs.get("priority", 0)),
+            parent_run_id=parent,
+            detached=bool(attrs.get("detached", False)),
+        )
+        start_at = attrs.get("start_at")
+        created = plan_create_run(
+            cid,
+            name,
+            event.payload or b"",
+            {"name": name},
+            options,
+            None if start_at is None else float(start_at),
+            self.now,
+            None,
+        )
+        assert created.event is not None and created.change is not None
+        self.states[cid] = RunState(RunStatus.PENDING, None, 1, parent=parent, children=[])
+        if not options.detached:
+            self._created[cid] = parent
+        result = AppendResult([created.event], [], RunStatus.PENDING)
+        self.plans.append(AppendPlan(result, created.writes, created.change, True))
+
+
+_GONE = RunState(RunStatus.CANCELLED, None, 0)  # a follow-up's run that does not exist
+
+
+def _target(follow_up: FollowUp) -> str:
+    if isinstance(follow_up, CreateChild):
+        return str(follow_up.event.correlation_id)
+    return follow_up.run_id
+
+
+def _ends(event: NewEvent) -> bool:
+    return event.type in _ENDS_RUN
+
+
+def _moment(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(float(value), UTC)
 
 
 # -- the step queue --------------------------------------------------------------------------
@@ -613,4 +817,6 @@ _BY_KIND: dict[EventType, Callable[[_Planner, NewEvent, str, float], NewEvent | 
     EventType.HOOK_CREATED: _Planner._create_hook,
     EventType.HOOK_RECEIVED: _Planner._hook_event,
     EventType.HOOK_DISPOSED: _Planner._hook_event,
+    EventType.CHILD_CREATED: _Planner._create_child,
+    EventType.CHILD_COMPLETED: _Planner._child_completed,
 }

@@ -52,6 +52,8 @@ class EventType(StrEnum):
     HOOK_DISPOSED = "hook_disposed"
     WAIT_CREATED = "wait_created"
     WAIT_COMPLETED = "wait_completed"
+    CHILD_CREATED = "child_created"
+    CHILD_COMPLETED = "child_completed"
 
 
 # Events that hand a result to workflow code; replay delivers them in log order.
@@ -62,6 +64,7 @@ DELIVERY_EVENTS = frozenset(
         EventType.WAIT_COMPLETED,
         EventType.HOOK_RECEIVED,
         EventType.HOOK_CONFLICT,
+        EventType.CHILD_COMPLETED,
     }
 )
 # Events that record workflow code creating an operation; replay matches them in order.
@@ -71,6 +74,7 @@ CREATION_EVENTS = frozenset(
         EventType.WAIT_CREATED,
         EventType.HOOK_CREATED,
         EventType.HOOK_CONFLICT,
+        EventType.CHILD_CREATED,
     }
 )
 

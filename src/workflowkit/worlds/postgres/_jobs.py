@@ -11,6 +11,7 @@ runs claiming one token are decided one after the other. Decisions come from the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from ..apply import (
     DeleteRunHooks,
     EndRun,
     EndStep,
+    Family,
     InsertHook,
     InsertRun,
     InsertStep,
@@ -89,12 +91,14 @@ class Verdict:
 
 async def append_all(
     conn: Conn, jobs: Sequence[AppendJob], feed: Feed
-) -> tuple[list[Verdict], list[AppendPlan]]:
+) -> tuple[list[Verdict], list[AppendPlan], list[RunChange]]:
     """Decide ``jobs`` (each on a different run) in a transaction this begins; the verdicts,
-    and the plans whose writes go with the COMMIT (``queue_writes``).
+    and the plans whose writes go with the COMMIT (``queue_writes``): the jobs' and those of
+    what they do to other runs (``apply.Family``: children created, parents told, children
+    cancelled), each read under its run's lock in one more round trip per generation.
 
     A job whose run is missing or not held by its owner gets its error and writes nothing;
-    the others go on.
+    the others go on. Also every change to tell this process's listeners of.
     """
     states, now = await read_states(conn, jobs, feed.channel, begin=True)
     verdicts: list[Verdict] = []
@@ -108,7 +112,28 @@ async def append_all(
         plan = plan_append(job.run_id, state, job.events, job.owner, now)
         verdicts.append(Verdict(plan.result, plan.change))
         plans.append(plan)
-    return verdicts, plans
+    changes = [v.change for v in verdicts if v.change is not None]
+    if any(plan.follow_ups for plan in plans):
+        later = await _follow_ups(conn, plans, states, now, feed.channel)
+        plans += later
+        changes += [plan.change for plan in later]
+    return verdicts, plans, changes
+
+
+async def _follow_ups(
+    conn: Conn, plans: Sequence[AppendPlan], states: dict[str, RunState], now: float, channel: str
+) -> list[AppendPlan]:
+    family = Family(states, now)
+    family.add(plans)
+    while True:
+        family.decide()
+        runs, children = family.wanted()
+        if not runs and not children:
+            return family.plans
+        links = Lookups([], [], [], [], links=True)
+        linked = [AppendJob(run_id, (), None, links) for run_id in runs]
+        found, _ = await read_states(conn, linked, channel, begin=False, lock_ids=children)
+        family.supply(found, {r.run_id: r for r in await get_runs(conn, children)})
 
 
 async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> None:
@@ -126,7 +151,12 @@ async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> N
 
 
 async def read_states(
-    conn: Conn, jobs: Sequence[AppendJob], channel: str, *, begin: bool
+    conn: Conn,
+    jobs: Sequence[AppendJob],
+    channel: str,
+    *,
+    begin: bool,
+    lock_ids: Sequence[str] = (),
 ) -> tuple[dict[str, RunState], float]:
     """Lock the runs in ``run_id`` order (the order lease renewal locks them in, so two such
     transactions never wait on each other in a cycle), then read what the planner needs;
@@ -136,16 +166,23 @@ async def read_states(
     pipeline. After a pipeline, psycopg sends a Flush request, and the server stops timing
     a session idle in a transaction once a Flush arrives: a client frozen right after this
     read would keep the runs locked forever. After a simple query, the timer runs.
+
+    ``lock_ids``: run ids to lock as ``create_run`` does (children about to be created).
     """
     run_ids = [job.run_id for job in jobs]
+    linked = [job.run_id for job in jobs if job.needs.links]
     step_pairs = _pairs((job.run_id, s) for job in jobs for s in job.needs.steps)
     wait_pairs = _pairs((job.run_id, w) for job in jobs for w in job.needs.waits)
     hooks = sorted({h for job in jobs for h in job.needs.hooks})
     tokens = sorted({t for job in jobs for t in job.needs.tokens})
     queries = ["BEGIN"] if begin else []
     params: list[Any] = []
+    for run_id in sorted(lock_ids):
+        queries.append("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))")
+        params.extend((channel, run_id))
     queries.append(
-        "SELECT run_id, status, owner FROM runs WHERE run_id = ANY(%s) ORDER BY run_id FOR UPDATE"
+        "SELECT run_id, status, owner, parent_run_id FROM runs WHERE run_id = ANY(%s) "
+        "ORDER BY run_id FOR UPDATE"
     )
     params.append(run_ids)
     queries.append(
@@ -153,6 +190,12 @@ async def read_states(
         "clock_timestamp() FROM unnest(%s::text[]) AS r(id)"
     )
     params.append(run_ids)
+    if linked:
+        queries.append(
+            "SELECT parent_run_id, run_id FROM runs WHERE parent_run_id = ANY(%s) "
+            "AND status IN ('pending', 'running') AND NOT detached ORDER BY run_id"
+        )
+        params.append(linked)
     if step_pairs[0] or wait_pairs[0]:
         queries.append(
             "SELECT s.run_id, 'step', s.step_id, s.status FROM steps s "
@@ -179,14 +222,23 @@ async def read_states(
         results.append(await cur.fetchall() if cur.description else [])
         if not cur.nextset():
             break
-    results = results[1:] if begin else results
+    results = results[(1 if begin else 0) + len(lock_ids) :]
     locked, heads, rest = results[0], results[1], results[2:]
     by_run = {r[0]: (int(r[1] or 0), r[2]) for r in heads}
     states = {
-        run_id: RunState(run_status(status), owner, by_run[run_id][0])
-        for run_id, status, owner in locked
+        run_id: RunState(run_status(status), owner, by_run[run_id][0], parent=parent)
+        for run_id, status, owner, parent in locked
     }
-    now = next(iter(by_run.values()))[1].timestamp()
+    if linked:
+        children: dict[str, list[str]] = {run_id: [] for run_id in linked}
+        for parent, child in rest[0]:
+            children[parent].append(child)
+        for run_id, found in children.items():
+            if run_id in states:
+                states[run_id].children = found
+        rest = rest[1:]
+    # The clock comes with a run's head; with none asked for (only ids locked), no clock.
+    now = next(iter(by_run.values()))[1].timestamp() if by_run else math.nan
     if step_pairs[0] or wait_pairs[0]:
         for run_id, kind, cid, value in rest[0]:
             state = states.get(run_id)

@@ -195,8 +195,7 @@ class PostgresWorld:
 
     async def _append_all(self, jobs: list[AppendJob]) -> list[BatchOutcome]:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            verdicts, plans = await _jobs.append_all(conn, jobs, self._feed)
-            changes = [v.change for v in verdicts if v.change is not None]
+            verdicts, plans, changes = await _jobs.append_all(conn, jobs, self._feed)
             return Outcome([v.result for v in verdicts], changes, writes=self._writes(plans))
 
         async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:

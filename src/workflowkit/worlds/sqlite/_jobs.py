@@ -27,7 +27,7 @@ from .._rows import (
     worker_from_row,
 )
 from ..apply import (
-    AppendPlan,
+    Family,
     Lookups,
     RunState,
     StepCandidate,
@@ -100,12 +100,37 @@ def append(
     events: Sequence[NewEvent],
     owner: str | None,
     now: float,
-) -> AppendPlan:
+) -> Changed:
     needs = lookups(events)
     state = check_owner(run_id, read_state(conn, run_id, needs), owner)
     plan = plan_append(run_id, state, events, owner, now)
     _execute(conn, plan.writes, plan.result.events)
-    return plan
+    if not plan.follow_ups:
+        return Changed(plan.result, [plan.change])
+    family = Family({run_id: state}, now)
+    family.add([plan])
+    changes = [plan.change]
+    while True:
+        done = len(family.plans)
+        family.decide()
+        for later in family.plans[done:]:
+            _execute(conn, later.writes, later.result.events)
+            changes.append(later.change)
+        runs, children = family.wanted()
+        if not runs and not children:
+            return Changed(plan.result, changes)
+        family.supply(_linked_states(conn, runs), _runs(conn, children))
+
+
+def _linked_states(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, RunState]:
+    links = Lookups([], [], [], [], links=True)
+    found = {run_id: read_state(conn, run_id, links) for run_id in run_ids}
+    return {run_id: state for run_id, state in found.items() if state is not None}
+
+
+def _runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, RunRecord]:
+    found = {run_id: get_run(conn, run_id) for run_id in run_ids}
+    return {run_id: record for run_id, record in found.items() if record is not None}
 
 
 def read_state(conn: sqlite3.Connection, run_id: str, needs: Lookups) -> RunState | None:
@@ -116,10 +141,12 @@ def read_state(conn: sqlite3.Connection, run_id: str, needs: Lookups) -> RunStat
     rows = conn.execute(_head_and_steps(len(needs.steps)), (run_id, *needs.steps)).fetchall()
     if not rows or rows[0][0] != 0:
         return None
-    _, status, owner, last_seq = rows[0]
-    state = RunState(run_status(status), owner, int(last_seq or 0))
-    for _, step_id, status_text, _ in rows[1:]:
+    _, status, owner, last_seq, parent = rows[0]
+    state = RunState(run_status(status), owner, int(last_seq or 0), parent=parent)
+    for _, step_id, status_text, _, _ in rows[1:]:
         state.steps[step_id] = step_status(status_text)
+    if needs.links:
+        state.children = [row[0] for row in conn.execute(_sql.ACTIVE_CHILDREN, (run_id,))]
     if needs.waits or needs.hooks or needs.tokens:
         ids = DIALECT.list_param
         waits = conn.execute(_SELECT_WAITS, (run_id, ids(needs.waits))) if needs.waits else ()
@@ -135,14 +162,14 @@ def read_state(conn: sqlite3.Connection, run_id: str, needs: Lookups) -> RunStat
 @functools.cache
 def _head_and_steps(count: int) -> str:
     head = (
-        "SELECT 0, status, owner, (SELECT max(seq) FROM events WHERE run_id = ?1) "
-        "FROM runs WHERE run_id = ?1"
+        "SELECT 0, status, owner, (SELECT max(seq) FROM events WHERE run_id = ?1), "
+        "parent_run_id FROM runs WHERE run_id = ?1"
     )
     if not count:
         return head
     marks = ", ".join("?" for _ in range(count))
     return (
-        f"{head} UNION ALL SELECT 1, step_id, status, NULL FROM steps "
+        f"{head} UNION ALL SELECT 1, step_id, status, NULL, NULL FROM steps "
         f"WHERE run_id = ?1 AND step_id IN ({marks})"
     )
 

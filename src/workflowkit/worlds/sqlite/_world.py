@@ -148,8 +148,7 @@ class SQLiteWorld:
         self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
     ) -> AppendResult:
         def append(conn: sqlite3.Connection) -> Changed:
-            plan = _jobs.append(conn, run_id, events, owner, self.now())
-            return Changed(plan.result, [plan.change])
+            return _jobs.append(conn, run_id, events, owner, self.now())
 
         result: AppendResult = await self._write(append, worker=owner is not None)
         return result
