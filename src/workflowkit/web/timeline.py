@@ -150,7 +150,7 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
             inputs = (Payload("input", e.payload),) if e.payload is not None else ()
             index[cid] = len(others)
             order.append(cid)
-            facts = (("run", cid), ("detached", "yes" if e.attrs.get("detached") else "no"))
+            about = (("run", cid), ("detached", "yes" if e.attrs.get("detached") else "no"))
             others.append(
                 Bar(
                     cid,
@@ -160,7 +160,7 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
                     e.created_at,
                     None,
                     cid,
-                    facts=facts,
+                    facts=about,
                     payloads=inputs,
                 )
             )
