@@ -336,6 +336,12 @@ class StreamClosedError(StreamError):
 # -- errors about configuration -----------------------------------------------------------
 
 
+class DurableAgentError(WorkflowKitError):
+    """A ``workflowkit.ai.DurableAgent`` used in a way that cannot be durable."""
+
+    slug = "durable-agent"
+
+
 class ConfigurationError(WorkflowKitError, ValueError):
     """A setting (an environment variable, or a World URL) is not one workflowkit can use.
 

@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from . import serde
 from ._start_options import NO_START_OPTIONS, OnConflict, StartOptions, make_options
 from .context import current_executor
 from .durations import Duration
-from .errors import InvalidWorkflowFunctionError
+from .errors import InvalidWorkflowFunctionError, SerializationError
 from .runtime.determinism import install_datetime_shim
 
 P = ParamSpec("P")
@@ -122,6 +123,46 @@ class Step(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<step {self.name}>"
 
+    def labelled(self, label: str) -> LabelledStep[P, R]:
+        """This step, shown as ``label`` in the run's trace (``"model request #3"``).
+
+        The durable name stays the step's own, so replay and the step queue are unchanged;
+        the label is recorded with the call for people reading the log.
+        """
+        return LabelledStep(self, label)
+
+
+class LabelledStep(Generic[P, R]):
+    """A step called under a label of its own; ``Step.labelled`` makes one."""
+
+    __slots__ = ("label", "step")
+
+    def __init__(self, step: Step[P, R], label: str) -> None:
+        self.step = step
+        self.label = label
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+    @property
+    def fn(self) -> Callable[P, R | Awaitable[R]]:
+        return self.step.fn
+
+    @property
+    def is_async(self) -> bool:
+        return self.step.is_async
+
+    @property
+    def max_retries(self) -> int:
+        return self.step.max_retries
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        executor = current_executor()
+        if executor is None:
+            return self.step(*args, **kwargs)
+        return _result_of(executor.call_step(self, args, kwargs))
+
 
 async def _result_of(future: Awaitable[R]) -> R:
     return await future
@@ -148,6 +189,31 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+
+# Steps cross durable boundaries by reference, as in the reference implementation: the
+# payload holds the durable name, and decoding looks it up among the steps this process
+# registered (never importing anything).
+def _encode_step(st: Step[Any, Any]) -> str:
+    if REGISTRY.steps.get(st.name) is not st:
+        raise SerializationError(
+            f"step {st.name!r} is not the step registered under that name, so it cannot be "
+            "passed by reference; define steps at module level with a unique name"
+        )
+    return st.name
+
+
+def _decode_step(name: Any) -> Step[Any, Any]:
+    found = REGISTRY.steps.get(name) if isinstance(name, str) else None
+    if found is None:
+        raise SerializationError(
+            f"no step named {name!r} is registered in this process: import the module that "
+            "defines it before the value is decoded"
+        )
+    return found
+
+
+serde.register_tag("step", Step, encode=_encode_step, decode=_decode_step)
 
 
 @overload

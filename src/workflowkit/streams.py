@@ -389,7 +389,7 @@ class Readable:
 
     def __init__(
         self,
-        world: World,
+        world: World | None,
         run_id: str,
         namespace: str | None,
         start_index: int,
@@ -401,6 +401,10 @@ class Readable:
         self._world = world
         self._decode = decode
         self._iterator: AsyncGenerator[Any, None] | None = None
+
+    def __repr__(self) -> str:
+        namespace = self.name or None
+        return f"Readable(run_id={self.run_id!r}, namespace={namespace!r}, index={self.index})"
 
     def __aiter__(self) -> Readable:
         return self
@@ -427,12 +431,13 @@ class Readable:
                     loop.call_soon_threadsafe(woken.set)
                     return
 
-        unsubscribe = (self._world.subscribe_streams(wake), self._world.subscribe(wake))
+        world = self._world or _current_world()
+        unsubscribe = (world.subscribe_streams(wake), world.subscribe(wake))
         try:
             while True:
                 woken.clear()
                 before = self.index
-                page = await self._world.read_stream(self.run_id, self.name, self.index, READ_PAGE)
+                page = await world.read_stream(self.run_id, self.name, self.index, READ_PAGE)
                 for chunk in page.chunks:
                     value = self._decode(chunk)
                     self.index = chunk.index + 1
@@ -446,3 +451,53 @@ class Readable:
         finally:
             for stop in unsubscribe:
                 stop()
+
+
+# -- a reader as a value ------------------------------------------------------------------
+# A Readable crosses durable boundaries as (run, stream, index): it is a position in a
+# stream, not a connection. Decoded, it reads through the World of wherever it is iterated.
+
+_default_world: Callable[[], World] | None = None
+
+
+def set_default_world(resolver: Callable[[], World] | None) -> None:
+    """Where a decoded ``Readable`` outside a step finds its World (the process's runtime)."""
+    global _default_world
+    _default_world = resolver
+
+
+def _current_world() -> World:
+    if in_workflow():
+        raise StreamError(
+            "workflow code cannot read a stream (a read would not replay): pass the Readable "
+            "to a step and iterate it there"
+        )
+    step = current_step()
+    if step is not None and step.world is not None:
+        return step.world
+    if _default_world is None:
+        raise StreamError("this Readable has no World to read from: configure workflowkit first")
+    return _default_world()
+
+
+def _encode_reader(reader: Readable) -> list[Any]:
+    if reader._decode is not decode_chunk:
+        raise SerializationError(
+            "only a Readable of decoded values (run.get_readable()) can be passed as a value"
+        )
+    return [reader.run_id, reader.name, reader.index]
+
+
+def _decode_reader(state: Any) -> Readable:
+    if (
+        not isinstance(state, list)
+        or len(state) != 3
+        or not all(isinstance(part, str) for part in state[:2])
+        or type(state[2]) is not int
+        or state[2] < 0
+    ):
+        raise SerializationError(f"malformed payload: bad stream reader {state!r}")
+    return Readable(None, state[0], state[1] or None, state[2])
+
+
+serde.register_tag("readable", Readable, encode=_encode_reader, decode=_decode_reader)

@@ -432,6 +432,10 @@ class RunExecutor:
         op.future = self._loop.create_future()
         if op.logged is None:
             attrs = {"name": step.name, "digest": op.digest}
+            # A label is for people (the dashboard's "model request #3"): replay ignores it.
+            label = getattr(step, "label", None)
+            if label:
+                attrs["label"] = label
             self._events.append(NewEvent(EventType.STEP_CREATED, op.correlation_id, payload, attrs))
         self._to_start[op.correlation_id] = op
         return op.future

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from .. import _settings
+from .. import _settings, streams
 from ..worlds import open_world
 from ..worlds.base import World
 from .waiters import TerminalWaiters
@@ -142,3 +142,11 @@ def shutdown() -> None:
 
 def _close_current() -> None:
     shutdown()
+
+
+def _runtime_world() -> World:
+    return get_runtime().world
+
+
+# A Readable decoded outside a step (a step's return value read by a client) reads here.
+streams.set_default_world(_runtime_world)

@@ -135,6 +135,12 @@ def _index_of(items: Iterable[object], target: object) -> int:
 
 def _unsupported(cls: type) -> tuple[str, str]:
     label = _type_label(cls)
+    if issubclass(cls, types.FunctionType | types.MethodType):
+        # Steps cross by reference; any other function has no name a decoder could trust.
+        return (
+            f"a {label} is not data, and only functions marked @step can be passed by reference",
+            _STEP_HINT,
+        )
     if issubclass(cls, _LIVE_TYPES) or cls.__module__.split(".")[0] in _LIVE_MODULES:
         return f"a {label} is not data", _STEP_HINT
     if issubclass(cls, dict | list | tuple | set | frozenset | str | int | float | bytes):

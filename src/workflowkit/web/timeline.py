@@ -79,7 +79,7 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
     for e in events:
         cid = e.correlation_id or ""
         if e.type is EventType.STEP_CREATED:
-            name = str(e.attrs.get("name", "step"))
+            name = str(e.attrs.get("label") or e.attrs.get("name", "step"))
             steps[cid] = _Step(cid, name, e.created_at, e.payload)
             order.append(cid)
         elif e.type is EventType.STEP_STARTED and cid in steps:
