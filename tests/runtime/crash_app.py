@@ -68,3 +68,35 @@ async def waits_for_hook(directory: str) -> str:
     payload = await hook
     await last(directory)
     return str(payload)
+
+
+@step(name="crash.child_work")
+def child_work(directory: str, n: int) -> int:
+    mark(directory, f"child-{n}")
+    return n
+
+
+@workflow(name="crash.child")
+async def child(directory: str, n: int) -> int:
+    return await child_work(directory, n)
+
+
+@step(name="crash.halfway")
+def halfway(directory: str) -> None:
+    """Stops the fan-out half way until the process is killed (the first time)."""
+    mark(directory, "halfway")
+    if not (Path(directory) / "killed").exists():
+        (Path(directory) / "fanned-out-half").write_text("x")
+        time.sleep(60)
+
+
+@workflow(name="crash.fan_out")
+async def fan_out(directory: str) -> int:
+    from workflowkit.api import start
+
+    runs = []
+    for n in range(50):
+        runs.append(await start(child, directory, n))
+        if n == 24:
+            await halfway(directory)
+    return sum([await run.return_value() for run in runs])

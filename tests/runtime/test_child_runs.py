@@ -155,3 +155,31 @@ async def test_a_child_id_held_by_another_run_is_an_error_in_the_parent(
     run = await start(takes_existing_id, "taken-1")
     assert await run.return_value(timeout=20) == f"taken:{waits_forever.name}"
     await other.cancel()
+
+
+@workflow
+async def awaits_approval(token: str) -> str:
+    return str(await create_hook(token=token))
+
+
+@workflow
+async def parent_of_approval(token: str) -> str:
+    run = await start(awaits_approval, token)
+    return "child said " + await run.return_value()
+
+
+@pytest.mark.worker_options(evict_after=0)
+async def test_a_parent_leaves_memory_while_its_child_runs(runtime: Runtime) -> None:
+    from workflowkit.api import resume_hook
+
+    parent_run = await start(parent_of_approval, f"approve-{id(runtime)}")
+    await wait_status(runtime, f"{parent_run.run_id}.1", RunStatus.RUNNING)
+    worker = runtime.worker
+    assert worker is not None
+    for _ in range(500):
+        if parent_run.run_id not in worker.drivers:
+            break
+        await asyncio.sleep(0.01)
+    assert parent_run.run_id not in worker.drivers, "the waiting parent stayed in memory"
+    await resume_hook(f"approve-{id(runtime)}", "yes")
+    assert await parent_run.return_value(timeout=20) == "child said yes"

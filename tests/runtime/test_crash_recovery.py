@@ -112,3 +112,20 @@ async def test_hook_resumed_after_the_worker_was_killed(recovering: Path) -> Non
     assert await get_run(run_id).return_value(timeout=30) == "approved"
     assert executions(recovering, "first") == 1
     assert executions(recovering, "last") == 1
+
+
+@pytest.mark.slow
+async def test_parent_killed_mid_fan_out(recovering: Path) -> None:
+    """Half the children were started (and some ran) when the parent's process died: the
+    recovered parent starts the other half, none twice, and collects all 50 results."""
+    run_id = start_and_kill(recovering, "fan_out", "fanned-out-half")
+    import crash_app  # noqa: F401
+
+    runtime = workflowkit.configure(f"sqlite:///{recovering / 'wk.db'}")
+    assert await get_run(run_id).return_value(timeout=60) == sum(range(50))
+    children = await runtime.world.list_runs(parent_run_id=run_id, limit=100)
+    assert sorted(c.run_id for c in children) == sorted(f"{run_id}.{n}" for n in range(1, 51))
+    for n in range(50):
+        # A child's step may run again only if the kill interrupted it.
+        assert 1 <= executions(recovering, f"child-{n}") <= 2
+    assert executions(recovering, "halfway") == 2
