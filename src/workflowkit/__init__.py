@@ -46,6 +46,7 @@ from .errors import (
 from .hooks import Hook, HookDefinition, Webhook, create_hook, create_webhook, define_hook
 from .http_fetch import fetch
 from .primitives import sleep
+from .queues import Queue
 from .registry import Step, Workflow, step, workflow
 from .runtime.runtime import configure, shutdown
 from .streams import Readable, Writable, get_writable
@@ -68,6 +69,7 @@ __all__ = [
     "InvalidWorkflowFunctionError",
     "LeaseLostError",
     "NotInWorkflowError",
+    "Queue",
     "Readable",
     "RemoteError",
     "ReplayDivergenceError",

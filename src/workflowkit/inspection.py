@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from . import serde
 from .worlds.base import World
+from .worlds.limits import why_waiting
 from .worlds.records import (
     Event,
     HookRecord,
+    QueueUsage,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -118,15 +121,41 @@ def run_json(record: RunRecord, waiting_for: str | None = None) -> dict[str, Any
     }
 
 
-def waiting_for(record: RunRecord, workers: Sequence[WorkerRecord], now: datetime) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Holdups:
+    """What can hold runs up: the registered workers, and the usage of their queues."""
+
+    workers: Sequence[WorkerRecord]
+    queues: Mapping[str, QueueUsage]
+
+
+async def holdups(world: World, records: Sequence[RunRecord]) -> Holdups:
+    """``Holdups`` for explaining ``records`` (the usage of the queues they wait in)."""
+    workers = await world.list_workers()
+    names = {r.options.queue for r in records if r.options.queue and not r.status.terminal}
+    queues = {}
+    for name in sorted(n for n in names if n):
+        usage = await world.queue_usage(name)
+        if usage is not None:
+            queues[name] = usage
+    return Holdups(workers, queues)
+
+
+def waiting_for(record: RunRecord, held: Holdups, now: datetime) -> str | None:
     """Why a run that nobody holds is not going on, in words; None if nothing holds it up
     (it is held, has ended, or a live worker can take it as soon as it is due)."""
     if record.status.terminal or record.owner is not None:
         return None
-    if record.status is RunStatus.PENDING and record.wake_at is not None and record.wake_at > now:
+    if record.wake_at is None:
+        return None  # it waits on something it created (a hook, a child): its log says
+    if record.status is RunStatus.PENDING and record.wake_at > now:
         return f"its start, {relative(record.wake_at, now)}"
-    if not has_worker(record.workflow_name, workers, now):
+    if not has_worker(record.workflow_name, held.workers, now):
         return f"a worker: no worker has workflow `{record.workflow_name}`"
+    usage = held.queues.get(record.options.queue or "")
+    if usage is not None and record.wake_at <= now:
+        first = record.started_at is None
+        return why_waiting(usage, record.options.key, first, now.timestamp())
     return None
 
 

@@ -19,6 +19,7 @@ from ._start_options import NO_START_OPTIONS, OnConflict, StartOptions, make_opt
 from .context import current_executor
 from .durations import Duration
 from .errors import InvalidWorkflowFunctionError, SerializationError
+from .queues import Queue
 from .runtime.determinism import install_datetime_shim
 
 P = ParamSpec("P")
@@ -37,14 +38,23 @@ class Workflow(Generic[P, R]):
     Called directly (or awaited inside another workflow) it runs inline, as plain code.
     """
 
-    def __init__(self, fn: Callable[P, Coroutine[Any, Any, R]], name: str) -> None:
+    def __init__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], name: str, queue: Queue | None = None
+    ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise InvalidWorkflowFunctionError(
                 f"@workflow needs an `async def` function; {durable_name(fn)} is not one"
             )
+        if queue is not None and not isinstance(queue, Queue):
+            raise InvalidWorkflowFunctionError(
+                f"@workflow(queue=...) takes a workflowkit.Queue, not {queue!r}"
+            )
         self.fn = fn
         self.name = name
-        self.start_options: StartOptions = NO_START_OPTIONS
+        self.queue = queue  # the queue its runs join unless started with options(queue=)
+        self.start_options: StartOptions = (
+            NO_START_OPTIONS if queue is None else make_options(queue=queue.name)
+        )
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
@@ -77,7 +87,7 @@ class Workflow(Generic[P, R]):
         bound.start_options = make_options(
             run_id=run_id,
             on_conflict=on_conflict,
-            queue=queue,
+            queue=queue if queue is not None or self.queue is None else self.queue.name,
             key=key,
             priority=priority,
             delay=delay,
@@ -220,15 +230,22 @@ serde.register_tag("step", Step, encode=_encode_step, decode=_decode_step)
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None
+    *, name: str | None = None, queue: Queue | None = None
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
 def workflow(
-    fn: Callable[P, Coroutine[Any, Any, R]] | None = None, /, *, name: str | None = None
+    fn: Callable[P, Coroutine[Any, Any, R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: Queue | None = None,
 ) -> Workflow[P, R] | Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]:
-    """Mark an ``async def`` as a workflow: ``@workflow`` or ``@workflow(name="orders.place")``."""
+    """Mark an ``async def`` as a workflow: ``@workflow`` or ``@workflow(name="orders.place")``.
+
+    ``queue``: the ``Queue`` its runs join unless started with ``options(queue=...)``.
+    """
 
     def wrap(f: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
-        wf = Workflow(f, name or durable_name(f))
+        wf = Workflow(f, name or durable_name(f), queue)
         install_datetime_shim(f)
         REGISTRY.add_workflow(wf)
         return wf

@@ -16,9 +16,9 @@ from .. import _operations
 from .._operations import CancelOutcome
 from .._start_options import make_options
 from ..errors import SerializationError, StartOptionsError
-from ..inspection import has_worker, matching_runs, run_json, waiting_for
+from ..inspection import Holdups, has_worker, holdups, matching_runs, run_json, waiting_for
 from ..worlds.base import World
-from ..worlds.records import CreatedRun, RunRecord, RunStatus, WorkerRecord
+from ..worlds.records import CreatedRun, RunRecord, RunStatus
 from .common import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -247,14 +247,14 @@ def run_start(args: argparse.Namespace) -> int:
     except StartOptionsError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
 
-    async def action(world: World) -> tuple[CreatedRun, list[WorkerRecord]]:
+    async def action(world: World) -> tuple[CreatedRun, Holdups]:
         created = await _operations.start_by_name(world, args.name, positional, keywords, options)
-        return created, await world.list_workers()
+        return created, await holdups(world, [created.record])
 
-    created, workers = with_world(args, action, create=True)
+    created, held = with_world(args, action, create=True)
     record = created.record
     now = datetime.now(UTC)
-    if not has_worker(args.name, workers, now):
+    if not has_worker(args.name, held.workers, now):
         # Started all the same: a worker that has it may come (a deploy in progress).
         print(
             f"warning: no live worker has registered workflow {args.name!r}; the run stays "
@@ -262,7 +262,7 @@ def run_start(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.json:
-        print_json(run_json(record, waiting_for(record, workers, now)))
+        print_json(run_json(record, waiting_for(record, held, now)))
     elif created.created:
         print(f"started {record.run_id} ({args.name})")
     else:

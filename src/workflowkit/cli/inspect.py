@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 from .._operations import require_run
 from ..inspection import (
+    Holdups,
     event_json,
     find_runs,
+    holdups,
     hook_json,
     iso,
     run_json,
@@ -27,7 +29,6 @@ from ..worlds.records import (
     RunStatus,
     StepRecord,
     WaitRecord,
-    WorkerRecord,
 )
 from . import streams
 from .common import (
@@ -114,7 +115,7 @@ def inspect_runs(args: argparse.Namespace) -> int:
 
     async def action(
         world: World,
-    ) -> tuple[list[RunRecord], str | None, list[WorkerRecord]]:
+    ) -> tuple[list[RunRecord], str | None, Holdups]:
         runs, cursor = await find_runs(
             world,
             workflow=args.workflow,
@@ -124,11 +125,11 @@ def inspect_runs(args: argparse.Namespace) -> int:
             since=args.since,
             until=args.until,
         )
-        return runs, cursor, await world.list_workers()
+        return runs, cursor, await holdups(world, runs)
 
-    runs, next_cursor, workers = with_world(args, action)
+    runs, next_cursor, held = with_world(args, action)
     now = datetime.now(UTC)
-    waits = [waiting_for(r, workers, now) for r in runs]
+    waits = [waiting_for(r, held, now) for r in runs]
     if args.json:
         shapes = [run_json(r, w) for r, w in zip(runs, waits, strict=True)]
         print_json({"runs": shapes, "next_cursor": next_cursor})
@@ -164,14 +165,14 @@ def inspect_run(args: argparse.Namespace) -> int:
             record,
             await world.list_steps(record.run_id),
             await world.list_waits(record.run_id),
-            await world.list_workers(),
+            await holdups(world, [record]),
             await world.list_runs(parent_run_id=record.run_id, limit=1000),
         )
 
     details = with_world(args, action)
     record, steps, waits = details.run, details.steps, details.waits
     now = datetime.now(UTC)
-    data = run_json(record, waiting_for(record, details.workers, now))
+    data = run_json(record, waiting_for(record, details.holdups, now))
     children = [c.run_id for c in details.children]
     if args.json:
         print_json({**data, "children": children})
@@ -204,7 +205,7 @@ class RunDetails:
     run: RunRecord
     steps: list[StepRecord]
     waits: list[WaitRecord]
-    workers: list[WorkerRecord]
+    holdups: Holdups
     children: list[RunRecord]
 
 

@@ -22,10 +22,11 @@ from .. import _settings
 from ..context import WorkflowMetadata
 from ..errors import LeaseLostError
 from ..ids import new_id
+from ..queues import defined_queues
 from ..registry import REGISTRY, Registry
 from ..urls import base_url
 from ..worlds.base import World
-from ..worlds.records import RunChange, RunRecord, StepClaim, WorkerInfo
+from ..worlds.records import QueueLimits, RunChange, RunRecord, StepClaim, WorkerInfo
 from .determinism import install as install_determinism
 from .driver import DriverConfig, RunDriver, timeout_failure
 from .steps import Attempt, run_attempt
@@ -82,6 +83,10 @@ class Worker:
         self._steps_wanted = True  # the step queue may hold work for us
         self._queued_steps = False  # this worker queued steps it did not run itself
         self.drivers: dict[str, RunDriver] = {}
+        self._queues: list[QueueLimits] = []  # the queue limits this worker registered
+        # The last claim left due runs behind (queue limits): a run ending anywhere may free
+        # a place, so changes are worth a new claim.
+        self._held_back = False
         self.stopping = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,6 +98,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         await self.world.register_worker(self.info)
+        await self._register_queues()
         unsubscribe = self.world.subscribe(self._listener)
         renewer = self._loop.create_task(self._renew_forever())
         try:
@@ -124,6 +130,7 @@ class Worker:
         if workflows != self.info.workflows:  # a module registered more since the last claim
             self.info = dataclasses.replace(self.info, workflows=workflows)
             await self.world.register_worker(self.info)
+        await self._register_queues()
         records = await self.world.claim_runs(
             self.info,
             list(workflows),  # only runs this worker can execute
@@ -134,6 +141,13 @@ class Worker:
             if record.run_id not in self.drivers and not self.stopping:
                 await self._drive(record)
         return len(records)
+
+    async def _register_queues(self) -> None:
+        """Write the limits of queues defined since the last look (the World enforces them)."""
+        queues = [q.limits for q in defined_queues().values()]
+        if queues != self._queues:
+            await self.world.register_queues(queues)
+            self._queues = queues
 
     async def _drive(self, record: RunRecord) -> None:
         workflow = self.registry.workflow(record.workflow_name)
@@ -162,8 +176,14 @@ class Worker:
         assert self._wake is not None
         timeout = self.poll_interval
         wake_at = await self.world.next_wake_at(list(self.registry.workflows))
+        self._held_back = False
         if wake_at is not None:
-            timeout = min(timeout, max(0.0, wake_at.timestamp() - self.world.now()))
+            due_in = wake_at.timestamp() - self.world.now()
+            # Due, yet the claim just made left it: held back by its queue's limits (or
+            # taken meanwhile). Wait for a place to free up, or for the next poll.
+            self._held_back = due_in <= 0
+            if not self._held_back:
+                timeout = min(timeout, due_in)
         if timeout > 0:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -269,6 +289,8 @@ class Worker:
                 # A change its owner wrote leaves the run owned: nothing to claim. Others
                 # (a new run, a hook payload, a wake-up, a step result) may make it due.
                 claim = True
+            elif change.status.terminal and self._held_back:
+                claim = True  # it may have freed a place in a queue
         if claim:
             self.notify()
 

@@ -48,6 +48,7 @@ class Dialect:
     moment: Moment  # a time column's value -> an aware UTC datetime
     in_list: str  # SQL: "is one of the values in the list parameter", after a column
     list_param: Callable[[Sequence[str]], Any]  # that list, as the parameter
+    elapsed: str  # SQL: seconds from the time column "{}" to the time parameter
     _texts: dict[str, str] = field(default_factory=dict)
 
     def sql(self, text: str) -> str:

@@ -20,6 +20,9 @@ from .records import (
     HookRecord,
     NewChunk,
     NewEvent,
+    QueueInfo,
+    QueueLimits,
+    QueueUsage,
     RunChange,
     RunOptions,
     RunRecord,
@@ -130,7 +133,8 @@ class Leases(Protocol):
     ) -> list[RunRecord]:
         """Take up to ``limit`` runs whose lease is free, expired, or held by a dead process,
         and that are due and of the named workflows (those the worker can run), or past
-        their deadline whatever their workflow (failing one needs no code of it)."""
+        their deadline whatever their workflow (failing one needs no code of it). Runs in
+        a registered queue are taken only as its limits allow (``worlds.limits``)."""
         ...
 
     async def renew_leases(
@@ -245,6 +249,22 @@ class Streams(Protocol):
     async def list_streams(self, run_id: str) -> list[StreamInfo]: ...
 
 
+class Queues(Protocol):
+    """Queue limits (``worlds.limits``): workers register them, claims enforce them."""
+
+    async def register_queues(self, queues: Sequence[QueueLimits]) -> None:
+        """Store each queue's limits (replacing what was stored under its name)."""
+        ...
+
+    async def list_queues(self) -> list[QueueInfo]:
+        """Every registered queue with its usage, by name."""
+        ...
+
+    async def queue_usage(self, name: str) -> QueueUsage | None:
+        """What holds places in the queue now; None if no worker registered it."""
+        ...
+
+
 class ChangeFeed(Protocol):
     """Who hears of changes: every append and stream write, also other processes', soon after it
     commits. Listeners are called from a backend thread and must hand work over
@@ -256,7 +276,7 @@ class ChangeFeed(Protocol):
 
 
 @runtime_checkable
-class World(EventLog, Leases, StepQueue, Streams, ChangeFeed, Protocol):
+class World(EventLog, Leases, StepQueue, Streams, Queues, ChangeFeed, Protocol):
     """Storage, scheduling and change notification for workflow runs: what a backend
     implements. Every method is a coroutine callable from any event loop, except ``now``
     and the ``subscribe`` pair. The conformance suite (``tests/worlds``) is the proof that a

@@ -163,6 +163,46 @@ NO_OPTIONS = RunOptions()  # a run started with none
 
 
 @dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """A queue's limits, as its workers register them (None: no such limit). The rate
+    limit is ``rate_count`` starts per ``rate_period`` seconds (a sliding window)."""
+
+    name: str
+    concurrency: int | None = None
+    per_key: int | None = None
+    per_worker: int | None = None
+    rate_count: int | None = None
+    rate_period: float | None = None
+    hold_while_waiting: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueUsage:
+    """What holds places in a queue now: runs ``running`` in it (those holding a place), by
+    key (``by_key``: every key, or the one asked for), ``mine`` (held by the claiming
+    worker), and the first starts within its rate window (World clock, oldest first)."""
+
+    limits: QueueLimits
+    running: int = 0
+    by_key: Mapping[str | None, int] = field(default_factory=dict)
+    mine: int = 0
+    recent_starts: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue as ``list_queues`` sees it: its limits, the runs holding a place in it
+    (``running``), the runs due and waiting for one (``waiting``, the oldest due since
+    ``oldest_waiting``), and the starts in its rate window."""
+
+    limits: QueueLimits
+    running: int
+    waiting: int
+    oldest_waiting: datetime | None
+    recent_starts: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunQuery:
     """Which runs ``list_runs`` returns: newest first (by creation time, then run id), those
     matching every filter given, up to ``limit``, after the run ``before`` (a cursor: the

@@ -18,5 +18,6 @@ DIALECT = _sql.Dialect(
     moment=moment,
     in_list="= ANY(?)",
     list_param=list,
+    elapsed="extract(epoch FROM (? - {}))",
 )
 ACTIVE = "('pending', 'running')"

@@ -26,6 +26,7 @@ from ..records import (
     WorkerInfo,
     WorkerRecord,
 )
+from . import _queues
 from ._dialect import ACTIVE, DIALECT, moment
 from ._feed import Feed
 from ._jobs import AppendJob, get_runs, read_states
@@ -71,13 +72,22 @@ async def unregister_worker(conn: Conn, worker_id: str) -> None:
 
 
 async def claim_runs(
-    conn: Conn, worker: WorkerInfo, workflow_names: Sequence[str], limit: int, lease: float
+    conn: Conn,
+    worker: WorkerInfo,
+    workflow_names: Sequence[str],
+    limit: int,
+    lease: float,
+    now: float,
+    channel: str,
 ) -> list[RunRecord]:
+    """Due runs in no registered queue (one statement, ``SKIP LOCKED``), then runs of
+    queues within their limits (``_queues.claim``), and runs past their deadline."""
     dead = await dead_local_workers(conn, worker)
     cur = await conn.execute(
-        f"WITH due AS (SELECT run_id FROM runs WHERE status IN {ACTIVE} "
+        f"WITH due AS (SELECT run_id FROM runs r WHERE status IN {ACTIVE} "
         "AND (owner IS NULL OR lease_until < clock_timestamp() OR owner = ANY(%s)) "
-        "AND ((wake_at <= clock_timestamp() AND workflow_name = ANY(%s)) "
+        "AND ((wake_at <= clock_timestamp() AND workflow_name = ANY(%s) "
+        "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue)) "
         "OR deadline <= clock_timestamp()) ORDER BY wake_at LIMIT %s "
         "FOR UPDATE SKIP LOCKED) UPDATE runs r SET owner = %s, "
         "lease_until = clock_timestamp() + %s * interval '1 second', "
@@ -85,7 +95,13 @@ async def claim_runs(
         "RETURNING r.run_id",
         (dead, list(workflow_names), limit, worker.worker_id, float(lease)),
     )
-    return await get_runs(conn, [row[0] for row in await cur.fetchall()])
+    run_ids = [row[0] for row in await cur.fetchall()]
+    if len(run_ids) < limit:
+        room = limit - len(run_ids)
+        run_ids += await _queues.claim(
+            conn, worker, workflow_names, dead, room, lease, now, channel
+        )
+    return await get_runs(conn, run_ids)
 
 
 async def renew_leases(

@@ -39,6 +39,9 @@ from ..records import (
     HookRecord,
     NewChunk,
     NewEvent,
+    QueueInfo,
+    QueueLimits,
+    QueueUsage,
     RunOptions,
     RunQuery,
     RunRecord,
@@ -51,7 +54,7 @@ from ..records import (
     WorkerInfo,
     WorkerRecord,
 )
-from . import _jobs, _streams
+from . import _jobs, _queues, _streams
 from . import _scheduling as sched
 from ._batch import AppendQueue
 from ._batch import Outcome as BatchOutcome
@@ -349,6 +352,25 @@ class PostgresWorld:
         woken: bool = await self._call(self._db.transaction(body, what="wake_run", idempotent=True))
         return woken
 
+    async def register_queues(self, queues: Sequence[QueueLimits]) -> None:
+        await self._call(
+            self._write("register_queues", lambda c: _queues.register(c, queues, self.now()))
+        )
+
+    async def list_queues(self) -> list[QueueInfo]:
+        now = self.now()
+        result: list[QueueInfo] = await self._read(
+            lambda c: _queues.list_queues(c, now), "list_queues"
+        )
+        return result
+
+    async def queue_usage(self, name: str) -> QueueUsage | None:
+        now = self.now()
+        result: QueueUsage | None = await self._read(
+            lambda c: _queues.usage(c, name, now), "queue_usage"
+        )
+        return result
+
     async def unregister_worker(self, worker_id: str) -> None:
         await self._call(
             self._write("unregister_worker", lambda c: sched.unregister_worker(c, worker_id))
@@ -365,7 +387,9 @@ class PostgresWorld:
         claimed: list[RunRecord] = []
 
         async def body(conn: Conn, retry: bool) -> Outcome:
-            claimed[:] = await sched.claim_runs(conn, worker, workflow_names, limit, lease_seconds)
+            claimed[:] = await sched.claim_runs(
+                conn, worker, workflow_names, limit, lease_seconds, self.now(), self.channel
+            )
             return Outcome(claimed)
 
         async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:

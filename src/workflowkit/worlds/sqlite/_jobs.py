@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import CorruptDataError, LeaseLostError, WorkflowRunNotFoundError
-from .. import _sql
+from .. import _queue_sql, _sql
 from .._rows import (
     event_from_row,
     hook_from_row,
@@ -38,10 +38,13 @@ from ..apply import (
     plan_create_run,
     plan_finish_step,
 )
+from ..limits import pick, window_start
 from ..records import (
     Event,
     HookRecord,
     NewEvent,
+    QueueLimits,
+    QueueUsage,
     RunChange,
     RunOptions,
     RunRecord,
@@ -67,6 +70,7 @@ DIALECT = _sql.Dialect(
     moment=_moment,
     in_list="IN (SELECT value FROM json_each(?))",
     list_param=lambda values: json.dumps(list(values)),
+    elapsed="(? - {})",
 )
 _ACTIVE = "('pending', 'running')"
 _SELECT_WAITS = _sql.select_waits(DIALECT)
@@ -197,24 +201,74 @@ def claim_runs(
     lease_seconds: float,
     now: float,
 ) -> list[RunRecord]:
-    dead = _dead_local_workers(conn, worker)
+    """Due runs of the named workflows: those in no registered queue first, then, within
+    each queue's limits, those in one (``worlds.limits``); and runs past their deadline,
+    of any workflow, for the worker to fail. The single writer makes the reads and the
+    claim one transaction no other claim interleaves with."""
+    dead = json.dumps(_dead_local_workers(conn, worker))
     rows = conn.execute(
         f"SELECT r.run_id FROM runs r WHERE r.status IN {_ACTIVE} "
         f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
-        f"AND ((r.wake_at <= ? AND r.workflow_name {DIALECT.in_list}) OR r.deadline <= ?) "
+        f"AND ((r.wake_at <= ? AND r.workflow_name {DIALECT.in_list} "
+        "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue)) OR r.deadline <= ?) "
         "ORDER BY r.wake_at LIMIT ?",
-        (now, json.dumps(dead), now, names, now, limit),
+        (now, dead, now, names, now, limit),
     ).fetchall()
-    claimed = []
-    for (run_id,) in rows:
-        conn.execute(
-            "UPDATE runs SET owner = ?, lease_until = ?, wake_at = ? WHERE run_id = ?",
-            (worker.worker_id, now + lease_seconds, now, run_id),
-        )
-        record = get_run(conn, run_id)
-        if record is not None:
-            claimed.append(record)
-    return claimed
+    run_ids = [row[0] for row in rows]
+    lease_until = now + lease_seconds
+    conn.executemany(
+        "UPDATE runs SET owner = ?, lease_until = ?, wake_at = ? WHERE run_id = ?",
+        [(worker.worker_id, lease_until, now, run_id) for run_id in run_ids],
+    )
+    room = limit - len(run_ids)
+    queues = conn.execute(_queue_sql.due_queues(DIALECT), (now, dead, now, names)).fetchall()
+    for row in queues:
+        if room <= 0:
+            break
+        limits = _queue_sql.limits_from_row(row)
+        chosen = _pick_queued(conn, worker.worker_id, limits, names, dead, room, now)
+        if chosen:
+            params = (worker.worker_id, lease_until, now, now, json.dumps(chosen), now, dead)
+            taken = [r[0] for r in conn.execute(_queue_sql.claim(DIALECT), params).fetchall()]
+            run_ids += taken
+            room -= len(taken)
+    return [record for record in map(functools.partial(get_run, conn), run_ids) if record]
+
+
+def queue_usage(conn: sqlite3.Connection, name: str, now: float) -> QueueUsage | None:
+    row = conn.execute(_queue_sql.SELECT_QUEUE, (name,)).fetchone()
+    return None if row is None else _usage(conn, "", _queue_sql.limits_from_row(row), "[]", now)
+
+
+def _usage(
+    conn: sqlite3.Connection, worker_id: str, limits: QueueLimits, dead: str, now: float
+) -> QueueUsage:
+    places = conn.execute(
+        _queue_sql.places(DIALECT, limits.hold_while_waiting), (worker_id, limits.name, now, dead)
+    ).fetchall()
+    since = window_start(limits, now)
+    starts = []
+    if since is not None:
+        found = conn.execute(_queue_sql.recent_starts(DIALECT), (limits.name, since))
+        starts = [float(r[0]) for r in found]
+    return _queue_sql.usage(limits, places, starts)
+
+
+def _pick_queued(
+    conn: sqlite3.Connection,
+    worker_id: str,
+    limits: QueueLimits,
+    names: str,
+    dead: str,
+    room: int,
+    now: float,
+) -> list[str]:
+    usage = _usage(conn, worker_id, limits, dead, now)
+    found = conn.execute(
+        _queue_sql.candidates(DIALECT), (limits.name, now, dead, now, names, now)
+    ).fetchall()
+    offered = [_queue_sql.candidate(r, limits) for r in found]
+    return pick(usage, offered, room)
 
 
 def release_run(

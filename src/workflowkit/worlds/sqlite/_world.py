@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..._settings import redact_url
 from ...errors import ConfigurationError
-from .. import _sql
+from .. import _queue_sql, _sql
 from .._listeners import Listeners
 from ..base import ChangeListener, StreamListener
 from ..records import (
@@ -32,6 +32,9 @@ from ..records import (
     HookRecord,
     NewChunk,
     NewEvent,
+    QueueInfo,
+    QueueLimits,
+    QueueUsage,
     RunChange,
     RunOptions,
     RunQuery,
@@ -244,6 +247,30 @@ class SQLiteWorld:
 
         woken: bool = await self._write(wake)
         return woken
+
+    async def register_queues(self, queues: Sequence[QueueLimits]) -> None:
+        def register(conn: sqlite3.Connection) -> None:
+            now = self.now()
+            conn.executemany(
+                _queue_sql.UPSERT_QUEUE, [_queue_sql.queue_params(q, now) for q in queues]
+            )
+
+        await self._write(register)
+
+    async def list_queues(self) -> list[QueueInfo]:
+        now = self.now()
+
+        def read(conn: sqlite3.Connection) -> list[QueueInfo]:
+            rows = conn.execute(_queue_sql.select_queues(_jobs.DIALECT), (now,) * 4).fetchall()
+            return [_queue_sql.info_from_row(row, _jobs.DIALECT.moment) for row in rows]
+
+        result: list[QueueInfo] = await self._read(read)
+        return result
+
+    async def queue_usage(self, name: str) -> QueueUsage | None:
+        now = self.now()
+        result: QueueUsage | None = await self._read(lambda c: _jobs.queue_usage(c, name, now))
+        return result
 
     async def unregister_worker(self, worker_id: str) -> None:
         def unregister(conn: sqlite3.Connection) -> None:

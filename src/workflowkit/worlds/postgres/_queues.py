@@ -1,0 +1,93 @@
+"""The PostgreSQL World's queue calls: registering limits, reading usage, and the queued
+part of a claim.
+
+A claim takes each queue's advisory lock (transaction scoped, in name order) before it reads
+the queue's usage, so two workers' claims of one queue are decided one after the other and
+a limit can never be passed by a count-then-claim race; claims of different queues, and of
+runs in none, never wait for each other. The claim itself updates only rows still unheld.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .. import _queue_sql
+from ..limits import pick, window_start
+from ..records import QueueInfo, QueueLimits, QueueUsage, WorkerInfo
+from ._dialect import DIALECT, moment
+from ._transactions import Conn
+
+
+async def register(conn: Conn, queues: Sequence[QueueLimits], now: float) -> None:
+    at = DIALECT.time(now)
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            DIALECT.sql(_queue_sql.UPSERT_QUEUE), [_queue_sql.queue_params(q, at) for q in queues]
+        )
+
+
+async def list_queues(conn: Conn, now: float) -> list[QueueInfo]:
+    cur = await conn.execute(_queue_sql.select_queues(DIALECT), (DIALECT.time(now),) * 4)
+    return [_queue_sql.info_from_row(row, moment) for row in await cur.fetchall()]
+
+
+async def usage(conn: Conn, name: str, now: float) -> QueueUsage | None:
+    cur = await conn.execute(DIALECT.sql(_queue_sql.SELECT_QUEUE), (name,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return await _usage(conn, "", _queue_sql.limits_from_row(row), [], now)
+
+
+async def _usage(
+    conn: Conn, worker_id: str, limits: QueueLimits, dead: list[str], now: float
+) -> QueueUsage:
+    at = DIALECT.time(now)
+    cur = await conn.execute(
+        _queue_sql.places(DIALECT, limits.hold_while_waiting), (worker_id, limits.name, at, dead)
+    )
+    places = await cur.fetchall()
+    since = window_start(limits, now)
+    starts: list[float] = []
+    if since is not None:
+        cur = await conn.execute(
+            _queue_sql.recent_starts(DIALECT), (limits.name, DIALECT.time(since))
+        )
+        starts = [row[0].timestamp() for row in await cur.fetchall()]
+    return _queue_sql.usage(limits, places, starts)
+
+
+async def claim(
+    conn: Conn,
+    worker: WorkerInfo,
+    workflow_names: Sequence[str],
+    dead: list[str],
+    room: int,
+    lease: float,
+    now: float,
+    channel: str,
+) -> list[str]:
+    """Runs of registered queues this worker takes, within their limits (up to ``room``)."""
+    at, names = DIALECT.time(now), list(workflow_names)
+    cur = await conn.execute(_queue_sql.due_queues(DIALECT), (at, dead, at, names))
+    taken: list[str] = []
+    for row in await cur.fetchall():
+        if len(taken) >= room:
+            break
+        limits = _queue_sql.limits_from_row(row)
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
+            (channel, f"queue:{limits.name}"),
+        )
+        used = await _usage(conn, worker.worker_id, limits, dead, now)
+        found = await conn.execute(
+            _queue_sql.candidates(DIALECT), (limits.name, at, dead, at, names, at)
+        )
+        offered = [_queue_sql.candidate(r, limits) for r in await found.fetchall()]
+        chosen = pick(used, offered, room - len(taken))
+        if chosen:
+            lease_until = DIALECT.time(now + lease)
+            params = (worker.worker_id, lease_until, at, at, chosen, at, dead)
+            cur_claim = await conn.execute(_queue_sql.claim(DIALECT), params)
+            taken += [r[0] for r in await cur_claim.fetchall()]
+    return taken
