@@ -16,7 +16,8 @@ database, about every run created and every event appended.
 Failure model: each write is one World call, so it lands whole or not at all (the World
 settles an ambiguous commit itself). A caller that retries after an error may repeat it:
 cancelling or waking again is harmless (the second call finds nothing left to do), starting
-again starts a second run, resuming again delivers a second payload. Cancelling many runs
+again with the same ``run_id`` returns the same run (without one, it starts a second run),
+resuming again delivers a second payload. Cancelling many runs
 is one write per run, so an error part-way leaves the runs before it cancelled.
 """
 

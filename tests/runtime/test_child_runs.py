@@ -183,3 +183,66 @@ async def test_a_parent_leaves_memory_while_its_child_runs(runtime: Runtime) -> 
     assert parent_run.run_id not in worker.drivers, "the waiting parent stayed in memory"
     await resume_hook(f"approve-{id(runtime)}", "yes")
     assert await parent_run.return_value(timeout=20) == "child said yes"
+
+
+@workflow
+async def starts_and_returns() -> str:
+    run = await start(waits_forever)
+    return run.run_id
+
+
+@workflow
+async def starts_and_raises() -> None:
+    await start(waits_forever)
+    raise RuntimeError("parent gives up")
+
+
+@workflow
+async def starts_taken_id_and_returns(run_id: str) -> str:
+    await start(waits_forever.options(run_id=run_id))
+    return "done"
+
+
+async def test_a_child_started_in_the_parent_s_last_step_exists_and_ends_with_it(
+    runtime: Runtime,
+) -> None:
+    run = await start(starts_and_returns)
+    child_id = await run.return_value(timeout=20)
+    await wait_status(runtime, child_id, RunStatus.CANCELLED)
+    failing = await start(starts_and_raises)
+    with pytest.raises(WorkflowRunFailedError):
+        await failing.return_value(timeout=20)
+    await wait_status(runtime, f"{failing.run_id}.1", RunStatus.CANCELLED)
+
+
+async def test_a_parent_ending_never_cancels_a_run_that_is_not_its_child(
+    runtime: Runtime,
+) -> None:
+    other = await start(waits_forever.options(run_id="someone-else"))
+    await wait_status(runtime, "someone-else", RunStatus.RUNNING)
+    run = await start(starts_taken_id_and_returns, "someone-else")
+    assert await run.return_value(timeout=20) == "done"
+    await asyncio.sleep(0.2)
+    assert await other.status() == "running"
+    await other.cancel()
+
+
+@workflow
+async def same_child_id_twice(mode: str) -> str:
+    await start(child.options(run_id=f"twice-{mode}"), 1)
+    try:
+        if mode == "error":
+            await start(child.options(run_id="twice-error", on_conflict="error"), 1)
+        else:
+            await start(failing_child.options(run_id="twice-other"), "x")
+    except WorkflowRunAlreadyExistsError as exc:
+        return f"refused {exc.run_id}"
+    return "accepted"
+
+
+@pytest.mark.parametrize("mode", ["error", "other"])
+async def test_starting_a_child_id_again_follows_on_conflict(
+    cached_runtime: Runtime, mode: str
+) -> None:
+    run = await start(same_child_id_twice, mode)
+    assert await run.return_value(timeout=20) == f"refused twice-{mode}"

@@ -254,7 +254,7 @@ def run_start(args: argparse.Namespace) -> int:
     created, held = with_world(args, action, create=True)
     record = created.record
     now = datetime.now(UTC)
-    if not has_worker(args.name, held.workers, now):
+    if created.created and not has_worker(args.name, held.workers, now):
         # Started all the same: a worker that has it may come (a deploy in progress).
         print(
             f"warning: no live worker has registered workflow {args.name!r}; the run stays "

@@ -161,6 +161,7 @@ class RunExecutor:
         self._child_count = 0
         # Child runs started, by run id: their outcome (a future), kept after they end.
         self._children: dict[str, asyncio.Future[Any]] = {}
+        self._child_workflows: dict[str, str] = {}
         # Replay: the log's creation events, matched in order as the code creates operations.
         self._logged: list[Event | NewEvent] = []
         self._cursor = 0
@@ -456,12 +457,16 @@ class RunExecutor:
         self._child_count += 1
         child_id = options.run_id or f"{self.run_id}.{self._child_count}"
         check_run_id(child_id)
-        if child_id in self._children:  # the same id again: the same child
+        if child_id in self._children:  # the same id again: the same child, as start() outside
+            known = self._child_workflows[child_id]
+            if options.on_conflict == "error" or known != workflow.name:
+                raise WorkflowRunAlreadyExistsError(child_id, "started by this run", known)
             return child_id
         op = self._create("child", workflow.name, serde.digest(payload), child_id)
         child_id = op.correlation_id
         op.future = self._loop.create_future()
         self._children[child_id] = op.future
+        self._child_workflows[child_id] = workflow.name
         if op.logged is None:
             self._events.append(
                 NewEvent(

@@ -448,7 +448,8 @@ class _Planner:
             self.follow_ups.append(Deliver(state.parent, told))
         for child in state.children:
             reason = {"reason": f"its parent run {self.run_id} {status}"}
-            self.follow_ups.append(Deliver(child, NewEvent(EventType.RUN_CANCELLED, attrs=reason)))
+            cancel = NewEvent(EventType.RUN_CANCELLED, attrs=reason)
+            self.follow_ups.append(Deliver(child, cancel, child_of=self.run_id))
         state.children = []
 
     def _create_child(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
@@ -567,10 +568,12 @@ class CreateChild(NamedTuple):
 
 class Deliver(NamedTuple):
     """Append ``event`` to another run, as a client would (its end to a parent, a
-    cancellation to a child)."""
+    cancellation to a child). ``child_of``: only if that run is the target's parent (a
+    child id may turn out to be another run's, not a child at all)."""
 
     run_id: str
     event: NewEvent
+    child_of: str | None = None
 
 
 FollowUp = CreateChild | Deliver
@@ -604,11 +607,14 @@ class Family:
         """Runs to read (with their links) and child ids to look up, before ``decide``."""
         runs: list[str] = []
         children: list[str] = []
+        creating = self._creating()
         for follow_up in self._queue:
             if isinstance(follow_up, CreateChild):
                 cid = str(follow_up.event.correlation_id)
                 if cid not in self._existing and cid not in self.states:
                     children.append(cid)
+            elif follow_up.run_id in creating:
+                continue  # a child created here first: its state comes from the creation
             else:
                 state = self.states.get(follow_up.run_id)
                 if state is None or (
@@ -640,10 +646,13 @@ class Family:
         while progress:
             runs, children = self.wanted()
             blocked = set(runs) | set(children)
+            creating = self._creating()
             queue, self._queue = self._queue, []
             progress = False
             for follow_up in queue:
-                if _target(follow_up) in blocked:
+                if _target(follow_up) in blocked or (
+                    isinstance(follow_up, Deliver) and follow_up.run_id in creating
+                ):
                     self._queue.append(follow_up)
                     continue
                 progress = True
@@ -652,10 +661,16 @@ class Family:
                 else:
                     self._deliver(follow_up)
 
+    def _creating(self) -> set[str]:
+        """Child ids whose creation is still to be decided."""
+        return {str(f.event.correlation_id) for f in self._queue if isinstance(f, CreateChild)}
+
     def _deliver(self, follow_up: Deliver) -> None:
         state = self.states[follow_up.run_id]
         if state is _GONE:
             return
+        if follow_up.child_of is not None and state.parent != follow_up.child_of:
+            return  # not its child after all: the id was another run's
         plan = plan_append(follow_up.run_id, state, [follow_up.event], None, self.now)
         self.plans.append(plan)
         self._queue.extend(plan.follow_ups)
