@@ -19,6 +19,8 @@ from .worlds.limits import why_waiting
 from .worlds.records import (
     Event,
     HookRecord,
+    QueueInfo,
+    QueueLimits,
     QueueUsage,
     RunRecord,
     RunStatus,
@@ -164,6 +166,45 @@ def has_worker(workflow_name: str, workers: Sequence[WorkerRecord], now: datetim
     return any(w.live(now) and workflow_name in w.info.workflows for w in workers)
 
 
+def limits_text(limits: QueueLimits) -> str:
+    """A queue's limits in words: "concurrency 20, per key 1, 100 per 1m"."""
+    parts = [
+        f"{label} {value}"
+        for label, value in (
+            ("concurrency", limits.concurrency),
+            ("per key", limits.per_key),
+            ("per worker", limits.per_worker),
+        )
+        if value is not None
+    ]
+    if limits.rate_count is not None and limits.rate_period is not None:
+        parts.append(f"{limits.rate_count} per {span_text(limits.rate_period)}")
+    if limits.hold_while_waiting:
+        parts.append("held while waiting")
+    return ", ".join(parts) or "none"
+
+
+def queue_json(info: QueueInfo, now: datetime) -> dict[str, Any]:
+    limits = info.limits
+    rate = None
+    if limits.rate_count is not None and limits.rate_period is not None:
+        rate = {"count": limits.rate_count, "per_seconds": limits.rate_period}
+    oldest = info.oldest_waiting
+    return {
+        "name": limits.name,
+        "concurrency": limits.concurrency,
+        "per_key": limits.per_key,
+        "per_worker": limits.per_worker,
+        "rate_limit": rate,
+        "hold_while_waiting": limits.hold_while_waiting,
+        "running": info.running,
+        "waiting": info.waiting,
+        "oldest_waiting_since": iso(oldest),
+        "oldest_waiting_seconds": None if oldest is None else (now - oldest).total_seconds(),
+        "recent_starts": info.recent_starts,
+    }
+
+
 def step_json(step: StepRecord) -> dict[str, Any]:
     return {
         "step_id": step.step_id,
@@ -235,6 +276,8 @@ async def find_runs(
     cursor: str | None,
     since: datetime | None = None,
     until: datetime | None = None,
+    queue: str | None = None,
+    key: str | None = None,
 ) -> tuple[list[RunRecord], str | None]:
     """Up to ``limit`` matching runs, newest first, and the cursor of the next page (if any)."""
     found = await world.list_runs(
@@ -244,6 +287,8 @@ async def find_runs(
         before=cursor,
         since=since,
         until=until,
+        queue=queue,
+        key=key,
     )
     return _page(found, limit)
 

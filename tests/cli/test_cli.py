@@ -373,3 +373,33 @@ def test_start_warns_when_no_live_worker_has_the_workflow(
     assert code == 0 and "warning" not in err
     data = json.loads(run_cli(capsys, "--world", url, "inspect", "run", run_id, "--json")[1])
     assert data["waiting_for"] is None
+
+
+def test_inspect_queues_and_runs_by_queue(
+    capsys: pytest.CaptureFixture[str], seeded: Seeded
+) -> None:
+    import asyncio
+
+    from workflowkit.worlds import open_world
+    from workflowkit.worlds.records import QueueLimits, RunOptions
+
+    async def seed() -> None:
+        world = open_world(seeded.url)
+        try:
+            await world.register_queues([QueueLimits("emails", concurrency=2, per_key=1)])
+            options = RunOptions(queue="emails", key="cust-1")
+            await world.create_run("q-run-1", "nobody.has.this", b"", {}, options)
+        finally:
+            await world.close()
+
+    asyncio.run(seed())
+    data = cli_json(capsys, seeded, "inspect", "queues")
+    (queue,) = data["queues"]
+    assert (queue["name"], queue["concurrency"], queue["per_key"]) == ("emails", 2, 1)
+    assert queue["waiting"] == 1 and queue["oldest_waiting_seconds"] >= 0
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "queues")
+    assert code == 0 and "emails" in out and "concurrency 2, per key 1" in out
+    runs = cli_json(capsys, seeded, "inspect", "runs", "--queue", "emails", "--key", "cust-1")
+    assert [r["run_id"] for r in runs["runs"]] == ["q-run-1"]
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "runs", "--queue", "emails")
+    assert "QUEUE" in out and "cust-1" in out

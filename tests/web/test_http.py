@@ -373,3 +373,52 @@ async def test_a_run_page_says_what_the_run_waits_for_and_links_its_family(
     assert 'href="/runs/child-1"' in page
     child_page = (await client.get("/runs/child-1", headers=HTML)).text
     assert 'href="/runs/parent-1"' in child_page
+
+
+async def test_queues_page_and_run_list_queue_filter(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    from workflowkit.worlds.records import QueueLimits
+
+    world = open_world(seeded.url)
+    try:
+        await world.register_queues(
+            [QueueLimits("emails", concurrency=20, rate_count=100, rate_period=60)]
+        )
+        emails = RunOptions(queue="emails", key="cust-7")
+        await world.create_run("queued-1", "nobody.has.this", b"", {}, emails)
+    finally:
+        await world.close()
+    page = (await client.get("/queues", headers=HTML)).text
+    assert 'data-queue="emails"' in page and "concurrency 20, 100 per 1m" in page
+    assert 'href="/?queue=emails"' in page
+    data = (await client.get("/api/queues")).json()
+    (queue,) = data["queues"]
+    assert queue["name"] == "emails" and queue["waiting"] == 1 and queue["running"] == 0
+    assert queue["rate_limit"] == {"count": 100, "per_seconds": 60.0}
+    listed = (await client.get("/", params={"queue": "emails"}, headers=HTML)).text
+    assert row_ids(listed) == ["queued-1"] and "emails · cust-7" in listed
+    by_key = (await client.get("/api/runs", params={"queue": "emails", "key": "cust-8"})).json()
+    assert ids(by_key) == []
+
+
+async def test_a_run_page_shows_start_options_and_starts_a_delayed_run(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    world = open_world(seeded.url)
+    try:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        options = RunOptions(deadline=later, queue="billing", key="c-9", priority=4)
+        await world.create_run("delayed-1", "nobody.has.this", b"", {}, options, start_at=later)
+    finally:
+        await world.close()
+    page = (await client.get("/runs/delayed-1", headers=HTML)).text
+    assert "<dt>queue</dt>" in page and 'href="/?queue=billing"' in page
+    assert "<dt>key</dt><dd>c-9</dd>" in page and "<dt>priority</dt><dd>4</dd>" in page
+    assert "<dt>deadline</dt>" in page and "Start now" in page
+    started = await client.post(
+        "/runs/delayed-1/wake-up".replace("/runs", "/api/runs"), headers=await csrf(client)
+    )
+    assert started.json()["started"] is True

@@ -16,6 +16,8 @@ from ..inspection import (
     holdups,
     hook_json,
     iso,
+    limits_text,
+    queue_json,
     run_json,
     shown,
     step_json,
@@ -71,6 +73,8 @@ def add_parser(commands: Any) -> None:
     runs.add_argument(
         "--until", type=parse_moment, metavar="WHEN", help="only runs created before WHEN"
     )
+    runs.add_argument("--queue", metavar="NAME", help="only runs in this queue")
+    runs.add_argument("--key", metavar="KEY", help="only runs with this queue key")
     add_json_flag(runs)
     runs.set_defaults(handler=inspect_runs)
 
@@ -88,6 +92,10 @@ def add_parser(commands: Any) -> None:
         cmd.add_argument("--run", dest="run_id", metavar="RUN_ID", required=True)
         add_json_flag(cmd)
         cmd.set_defaults(handler=handler)
+
+    queues = sub.add_parser("queues", help="list queues: limits, running and waiting runs")
+    add_json_flag(queues)
+    queues.set_defaults(handler=inspect_queues)
 
     hooks = sub.add_parser("hooks", help="list active hooks (of all runs, or of one)")
     hooks.add_argument("--run", dest="run_id", metavar="RUN_ID")
@@ -124,6 +132,8 @@ def inspect_runs(args: argparse.Namespace) -> int:
             cursor=args.cursor,
             since=args.since,
             until=args.until,
+            queue=args.queue,
+            key=args.key,
         )
         return runs, cursor, await holdups(world, runs)
 
@@ -148,6 +158,10 @@ def inspect_runs(args: argparse.Namespace) -> int:
         ]
         for r in runs
     ]
+    if any(r.options.queue for r in runs):
+        header += ["QUEUE", "KEY"]
+        for row, r in zip(rows, runs, strict=True):
+            row += [r.options.queue or "", r.options.key or ""]
     if any(waits):
         header.append("WAITING FOR")
         for row, wait in zip(rows, waits, strict=True):
@@ -155,6 +169,31 @@ def inspect_runs(args: argparse.Namespace) -> int:
     print_table(header, rows, color=use_color(args))
     if next_cursor is not None:
         print(f"\nmore: --cursor {next_cursor}")
+    return 0
+
+
+def inspect_queues(args: argparse.Namespace) -> int:
+    infos = with_world(args, lambda world: world.list_queues())
+    now = datetime.now(UTC)
+    shapes = [queue_json(info, now) for info in infos]
+    if args.json:
+        print_json({"queues": shapes})
+        return 0
+    if not infos:
+        print("no queues (workers register the queues they import when they start)")
+        return 0
+    header = ["QUEUE", "LIMITS", "RUNNING", "WAITING", "OLDEST WAITING"]
+    rows = [
+        [
+            info.limits.name,
+            limits_text(info.limits),
+            str(info.running),
+            str(info.waiting),
+            "" if info.oldest_waiting is None else relative(info.oldest_waiting, now),
+        ]
+        for info in infos
+    ]
+    print_table(header, rows, color=use_color(args))
     return 0
 
 

@@ -35,8 +35,10 @@ log = logging.getLogger("workflowkit.web")
 ROUTES: tuple[Route, ...] = (
     route("GET", "/", pages.runs),
     route("GET", "/runs/{run_id}", pages.run),
+    route("GET", "/queues", pages.queues),
     route("GET", "/static/{name}", static.asset),
     route("GET", "/api/runs", endpoints.list_runs),
+    route("GET", "/api/queues", endpoints.list_queues),
     route("POST", "/api/runs/cancel", endpoints.cancel_many),
     route("GET", "/api/runs/{run_id}", endpoints.get_run),
     route("GET", "/api/runs/{run_id}/state", endpoints.run_state),

@@ -42,6 +42,8 @@ class RunFilter:
     search: str | None = None  # a run id or the start of one
     cursor: str | None = None
     limit: int = DEFAULT_LIMIT
+    queue: str | None = None
+    key: str | None = None
 
     @classmethod
     def from_request(cls, request: DashboardRequest) -> RunFilter:
@@ -59,7 +61,15 @@ class RunFilter:
             if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
                 raise HttpError(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
             limit = int(limit_text)
-        return cls(request.arg("workflow"), status, request.arg("q"), request.arg("cursor"), limit)
+        return cls(
+            request.arg("workflow"),
+            status,
+            request.arg("q"),
+            request.arg("cursor"),
+            limit,
+            request.arg("queue"),
+            request.arg("key"),
+        )
 
     def query(self, **changes: str | None) -> str:
         """This filter as a query string, with ``changes`` (None drops a parameter)."""
@@ -67,6 +77,8 @@ class RunFilter:
             "q": self.search,
             "workflow": self.workflow,
             "status": None if self.status is None else str(self.status),
+            "queue": self.queue,
+            "key": self.key,
             "limit": None if self.limit == DEFAULT_LIMIT else str(self.limit),
             "cursor": self.cursor,
         }
@@ -75,7 +87,7 @@ class RunFilter:
 
     @property
     def active(self) -> bool:
-        return any((self.workflow, self.status, self.search))
+        return any((self.workflow, self.status, self.search, self.queue, self.key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +116,8 @@ async def runs_page(world: World, wanted: RunFilter, *, suggestions: bool = True
             status=wanted.status,
             limit=wanted.limit,
             cursor=wanted.cursor,
+            queue=wanted.queue,
+            key=wanted.key,
         )
     names: tuple[str, ...] = ()
     if suggestions:

@@ -18,6 +18,7 @@ from ..inspection import (
     event_json,
     hook_json,
     iso,
+    queue_json,
     run_json,
     shown,
     step_json,
@@ -41,6 +42,13 @@ async def list_runs(world: World, request: DashboardRequest, params: Mapping[str
             "version": view.version,
         }
     )
+
+
+async def list_queues(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
+    now = utcnow()
+    return json_response({"queues": [queue_json(q, now) for q in await world.list_queues()]})
 
 
 async def get_run(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:

@@ -23,12 +23,16 @@ def runs_body(base: str, view: RunsPage, now: datetime) -> Markup:
         '<input name="workflow" list="workflow-names" placeholder="workflow"'
         ' aria-label="workflow"{}><datalist id="workflow-names">{}</datalist>'
         '<select name="status" aria-label="status"><option value="">any status</option>{}'
-        '</select><button type="submit">Filter</button>{}</form>',
+        '</select><input name="queue" placeholder="queue" aria-label="queue"{}>'
+        '<input name="key" placeholder="key" aria-label="queue key"{}>'
+        '<button type="submit">Filter</button>{}</form>',
         base,
         attrs(value=f.search),
         attrs(value=f.workflow),
         names,
         options,
+        attrs(value=f.queue),
+        attrs(value=f.key),
         h('<a class="reset" href="{}/">reset</a>', base) if f.active else "",
     )
     return h("<h1>Runs</h1>{}{}", filters, runs_live(base, view, now))
@@ -40,7 +44,7 @@ def runs_live(base: str, view: RunsPage, now: datetime) -> Markup:
     rows = join(_row(base, r, now) for r in view.runs)
     if not view.runs:
         what = "no runs match these filters" if f.active else "no runs yet"
-        rows = h('<tr class="empty"><td colspan="6">{}</td></tr>', what)
+        rows = h('<tr class="empty"><td colspan="7">{}</td></tr>', what)
     pager = []
     if f.cursor is not None:
         pager.append(h('<a class="newest" href="{}/?{}">newest</a>', base, f.query(cursor=None)))
@@ -53,13 +57,20 @@ def runs_live(base: str, view: RunsPage, now: datetime) -> Markup:
         ' data-url="{}/api/runs/cancel" disabled>Cancel selected</button></div>'
         '<table class="runs"><thead><tr><th><input type="checkbox" data-select-all'
         ' aria-label="select all"></th><th>Run</th><th>Workflow</th><th>Status</th>'
-        "<th>Created</th><th>Duration</th></tr></thead><tbody>{}</tbody></table>"
+        "<th>Queue</th><th>Created</th><th>Duration</th></tr></thead><tbody>{}</tbody></table>"
         '<nav class="pager">{}</nav></div>',
         attrs(data_live="runs", data_poll=poll, data_version=view.version),
         base,
         rows,
         join(pager),
     )
+
+
+def _queue(r: RunRecord) -> str:
+    queue, key = r.options.queue, r.options.key
+    if queue is None:
+        return ""
+    return queue if key is None else f"{queue} · {key}"
 
 
 def _row(base: str, r: RunRecord, now: datetime) -> Markup:
@@ -73,8 +84,8 @@ def _row(base: str, r: RunRecord, now: datetime) -> Markup:
     )
     return h(
         '<tr data-run-id="{}" data-status="{}"><td><input{}></td>'
-        '<td class="id"><a href="{}/runs/{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
-        "<td>{}</td></tr>",
+        '<td class="id"><a href="{}/runs/{}">{}</a></td><td>{}</td><td>{}</td>'
+        '<td class="queue">{}</td><td>{}</td><td>{}</td></tr>',
         r.run_id,
         str(r.status),
         box,
@@ -83,6 +94,7 @@ def _row(base: str, r: RunRecord, now: datetime) -> Markup:
         r.run_id,
         r.workflow_name,
         badge(str(r.status)),
+        _queue(r),
         moment(r.created_at, now),
         took(r.started_at, end),
     )

@@ -12,6 +12,7 @@ from .auth import csrf_token
 from .html import Markup
 from .layout import page
 from .list_page import runs_body, runs_live
+from .queues_page import queues_body
 from .requests import DashboardRequest, html_response, with_headers
 from .run_page import run_body, run_live
 
@@ -34,6 +35,10 @@ async def run(world: World, request: DashboardRequest, params: Mapping[str, str]
     return _page(
         request, f"{view.run.workflow_name} {view.run.run_id}", run_body(request.base, view)
     )
+
+
+async def queues(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
+    return _page(request, "Queues", queues_body(request.base, await world.list_queues(), utcnow()))
 
 
 def _page(request: DashboardRequest, title: str, body: Markup) -> Response:

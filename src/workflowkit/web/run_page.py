@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from .data import RunView
 from .html import Markup, attrs, h, join
 from .layout import badge, button, moment, took
@@ -22,6 +24,8 @@ def run_live(base: str, view: RunView) -> Markup:
         actions.append(button("Cancel run", "cancel", f"{api}/cancel", "Cancel this run?"))
         if view.pending_waits:
             actions.append(button("Wake up sleeps", "wake-up", f"{api}/wake-up"))
+        elif _delayed(view):
+            actions.append(button("Start now", "wake-up", f"{api}/wake-up"))
     actions.append(
         button("Re-run with the same input", "rerun", f"{api}/rerun", "Start a new run?")
     )
@@ -38,7 +42,7 @@ def run_live(base: str, view: RunView) -> Markup:
         moment(run.started_at, view.now),
         moment(run.completed_at, view.now),
         took(run.started_at, end),
-        _family(base, view),
+        join([_options(base, view), _family(base, view)]),
         join(actions),
     )
     panels = join(
@@ -63,6 +67,28 @@ def _holdup(view: RunView) -> Markup:
     if view.waiting_for is None:
         return Markup("")
     return h('<p class="waiting" role="status">Waiting for {}</p>', view.waiting_for)
+
+
+def _delayed(view: RunView) -> bool:
+    """A run waiting for its start time (``delay``, ``start_at``)."""
+    run = view.run
+    return run.started_at is None and run.wake_at is not None and run.wake_at > view.now
+
+
+def _options(base: str, view: RunView) -> Markup:
+    """How the run was started: its deadline, and its queue, key and priority."""
+    options = view.run.options
+    rows = []
+    if options.deadline is not None:
+        rows.append(h("<dt>deadline</dt><dd>{}</dd>", moment(options.deadline, view.now)))
+    if options.queue is not None:
+        runs = f"{base}/?{urlencode({'queue': options.queue})}"
+        rows.append(h('<dt>queue</dt><dd><a href="{}">{}</a></dd>', runs, options.queue))
+    if options.key is not None:
+        rows.append(h("<dt>key</dt><dd>{}</dd>", options.key))
+    if options.priority:
+        rows.append(h("<dt>priority</dt><dd>{}</dd>", options.priority))
+    return join(rows)
 
 
 def _family(base: str, view: RunView) -> Markup:

@@ -440,6 +440,8 @@ def list_runs(dialect: Dialect, query: RunQuery) -> tuple[str, tuple[Any, ...]]:
         ("r.created_at >= ?", _when(dialect, query.since)),
         ("r.created_at < ?", _when(dialect, query.until)),
         ("substr(r.run_id, 1, length(?)) = ?", query.id_prefix),
+        ("r.queue = ?", query.queue),
+        ("r.queue_key = ?", query.key),
         (
             "(r.created_at < b.created_at OR (r.created_at = b.created_at "
             "AND r.run_id < b.run_id))",

@@ -87,11 +87,13 @@ class EventLog(Protocol):
         since: datetime | None = None,
         until: datetime | None = None,
         id_prefix: str | None = None,
+        queue: str | None = None,
+        key: str | None = None,
     ) -> list[RunRecord]:
         """Runs newest first (by creation time, then run id) matching every filter given:
-        their workflow, status, parent run, creation time in ``[since, until)`` and id
-        prefix; up to
-        ``limit`` of them, after the run ``before`` (the last of the previous page)."""
+        their workflow, status, parent run, creation time in ``[since, until)``, id
+        prefix, queue and queue key; up to ``limit`` of them, after the run ``before``
+        (the last of the previous page)."""
         ...
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]: ...

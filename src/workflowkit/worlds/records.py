@@ -216,6 +216,8 @@ class RunQuery:
     id_prefix: str | None = None  # run ids that start with it
     before: str | None = None
     limit: int = 100
+    queue: str | None = None
+    key: str | None = None  # the queue key
 
 
 @dataclass(frozen=True, slots=True)

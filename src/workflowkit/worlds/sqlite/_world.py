@@ -171,9 +171,11 @@ class SQLiteWorld:
         since: datetime | None = None,
         until: datetime | None = None,
         id_prefix: str | None = None,
+        queue: str | None = None,
+        key: str | None = None,
     ) -> list[RunRecord]:
         query = RunQuery(
-            workflow_name, status, parent_run_id, since, until, id_prefix, before, limit
+            workflow_name, status, parent_run_id, since, until, id_prefix, before, limit, queue, key
         )
         sql, params = _sql.list_runs(DIALECT, query)
         result: list[RunRecord] = await self._read(lambda c: _jobs.list_runs(c, sql, params))
