@@ -299,6 +299,11 @@ def _page(found: list[RunRecord], limit: int) -> tuple[list[RunRecord], str | No
     return found, None
 
 
+async def children_of(world: World, run_id: str, limit: int = 1000) -> list[RunRecord]:
+    """The run's children in the order they were started (the first ``limit``)."""
+    return list(reversed(await world.list_runs(parent_run_id=run_id, limit=limit)))
+
+
 async def matching_runs(
     world: World, statuses: Sequence[RunStatus], workflow: str | None
 ) -> list[RunRecord]:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from .._operations import require_run
 from ..inspection import (
     Holdups,
+    children_of,
     event_json,
     find_runs,
     holdups,
@@ -205,7 +206,7 @@ def inspect_run(args: argparse.Namespace) -> int:
             await world.list_steps(record.run_id),
             await world.list_waits(record.run_id),
             await holdups(world, [record]),
-            await world.list_runs(parent_run_id=record.run_id, limit=1000),
+            await children_of(world, record.run_id),
         )
 
     details = with_world(args, action)

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .._operations import require_run
-from ..inspection import find_runs, holdups, waiting_for
+from ..inspection import children_of, find_runs, holdups, waiting_for
 from ..streams import chunk_json
 from ..worlds.base import World
 from ..worlds.records import (
@@ -219,5 +219,5 @@ async def run_view(world: World, run_id: str, now: datetime) -> RunView:
     streams = await stream_views(world, run_id)
     line = timeline.build(record, events, now)
     holdup = waiting_for(record, await holdups(world, [record]), now)
-    children = tuple(await world.list_runs(parent_run_id=run_id, limit=1000))
+    children = tuple(await children_of(world, run_id))
     return RunView(record, steps, waits, hooks, events, line, now, streams, None, holdup, children)

@@ -1,0 +1,90 @@
+"""Queue limits in the World's claim, on every World: what a claim takes, in which order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from workflowkit.worlds.base import World
+from workflowkit.worlds.records import QueueLimits, RunOptions, RunStatus, WorkerInfo
+
+ME = WorkerInfo("wrkr_me", "host", 1, ("flow",))
+OTHER = WorkerInfo("wrkr_other", "host", 2, ("flow",))
+
+
+def at(world: World, seconds_ago: float) -> datetime:
+    return datetime.fromtimestamp(world.now() - seconds_ago, UTC)
+
+
+async def add(world: World, run_id: str, options: RunOptions, due_ago: float = 0.0) -> None:
+    await world.create_run(run_id, "flow", b"", {}, options, start_at=at(world, due_ago))
+
+
+async def claim(world: World, worker: WorkerInfo = ME, limit: int = 10) -> list[str]:
+    records = await world.claim_runs(worker, ["flow"], limit=limit, lease_seconds=30)
+    return [r.run_id for r in records]
+
+
+async def test_concurrency_counts_runs_held_by_any_worker(world: World) -> None:
+    await world.register_queues([QueueLimits("q", concurrency=2)])
+    for n in range(5):
+        await add(world, f"r{n}", RunOptions(queue="q"), due_ago=10 - n)
+    assert await claim(world, ME, limit=1) == ["r0"]
+    assert await claim(world, OTHER) == ["r1"]
+    assert await claim(world, ME) == []
+    await world.release_run("r0", ME.worker_id, None)  # gives its place back
+    assert await claim(world, OTHER) == ["r2"]
+
+
+async def test_per_key_and_per_worker(world: World) -> None:
+    await world.register_queues([QueueLimits("k", per_key=1, per_worker=2)])
+    for n, key in enumerate(["a", "a", "b", "c"]):
+        await add(world, f"r{n}", RunOptions(queue="k", key=key), due_ago=10 - n)
+    assert await claim(world, ME) == ["r0", "r2"]  # one per key, two per worker
+    assert await claim(world, OTHER) == ["r3"]
+
+
+async def test_priority_first_and_age_lifts_a_waiting_run(world: World) -> None:
+    await world.register_queues([QueueLimits("p", concurrency=1)])
+    await add(world, "low-new", RunOptions(queue="p"), due_ago=1)
+    await add(world, "high", RunOptions(queue="p", priority=5), due_ago=0)
+    await add(world, "low-old", RunOptions(queue="p"), due_ago=600)  # aged 10 levels
+    assert await claim(world) == ["low-old"]
+    await world.release_run("low-old", ME.worker_id, None)
+    assert await claim(world) == ["high"]
+
+
+async def test_rate_limit_counts_first_starts_in_its_window(world: World) -> None:
+    await world.register_queues([QueueLimits("r", rate_count=2, rate_period=3600)])
+    for n in range(4):
+        await add(world, f"r{n}", RunOptions(queue="r"), due_ago=10 - n)
+    assert await claim(world) == ["r0", "r1"]
+    assert await claim(world) == []
+    await world.release_run("r0", ME.worker_id, at(world, 1))  # resumed later: not a new start
+    assert await claim(world) == ["r0"]
+    usage = await world.queue_usage("r")
+    assert usage is not None and len(usage.recent_starts) == 2
+
+
+async def test_hold_while_waiting_keeps_a_started_run_s_place(world: World) -> None:
+    await world.register_queues([QueueLimits("h", concurrency=1, hold_while_waiting=True)])
+    await add(world, "first", RunOptions(queue="h"), due_ago=2)
+    await add(world, "second", RunOptions(queue="h"), due_ago=1)
+    assert await claim(world) == ["first"]
+    from workflowkit.worlds.records import EventType, NewEvent
+
+    await world.append("first", [NewEvent(EventType.RUN_STARTED)], owner=ME.worker_id)
+    await world.release_run("first", ME.worker_id, None)  # waits on a hook, unowned
+    assert await claim(world) == []
+    infos = {q.limits.name: q for q in await world.list_queues()}
+    assert infos["h"].running == 1 and infos["h"].waiting == 1
+
+
+async def test_runs_past_their_deadline_ignore_queue_limits(world: World) -> None:
+    await world.register_queues([QueueLimits("d", concurrency=1)])
+    await add(world, "holder", RunOptions(queue="d"), due_ago=5)
+    assert await claim(world) == ["holder"]
+    late = RunOptions(queue="d", deadline=at(world, 1))
+    await add(world, "late", late, due_ago=3)
+    assert await claim(world, OTHER) == ["late"]
+    record = await world.get_run("late")
+    assert record is not None and record.status is RunStatus.PENDING
