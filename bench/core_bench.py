@@ -31,7 +31,7 @@ from core_common import COLD_SLEEP_SECONDS, RESULT_PREFIX, Sizes
 HERE = Path(__file__).resolve().parent
 DBOS_VENV = HERE / ".venv-dbos"
 DBOS_REQUIREMENT = "dbos>=3.4,<4"
-CASE_ORDER = ("floor", "a", "b", "c", "d", "e", "f")
+CASE_ORDER = ("floor", "a", "b", "c", "d", "e", "f", "g", "h")
 CHILD_TIMEOUT = 900.0
 
 
@@ -104,6 +104,38 @@ def metrics(sizes: Sizes) -> list[Metric]:
             "f",
             "resume_ms",
             f"(f) cold resume, {s.cold_steps:,} done steps → next step starts",
+            "ms",
+        ),
+        Metric(
+            "g",
+            "first_runs_per_s",
+            f"(g) {s.idem_runs} runs with chosen ids, all at once, first pass: runs/s",
+            "runs/s",
+            higher_is_better=True,
+        ),
+        Metric(
+            "g",
+            "again_us_per_start",
+            f"(g) the same {s.idem_runs} ids again, all at once: time per start",
+            "µs",
+        ),
+        Metric(
+            "g",
+            "again_total_ms",
+            f"(g) the same {s.idem_runs} ids again, all at once: total time",
+            "ms",
+            digits=2,
+        ),
+        Metric(
+            "g",
+            "again_seq_p50_us",
+            f"(g) the same {s.idem_runs} ids again, one at a time: median per start",
+            "µs",
+        ),
+        Metric(
+            "h",
+            "total_ms",
+            f"(h) 1 parent starting {s.children} child runs (1 step each), start→result",
             "ms",
         ),
     ]

@@ -1,7 +1,7 @@
 """The workflowkit side of the core benchmark: one case per process.
 
 Run by ``core_bench.py`` as ``python core_cases.py CASE --workdir DIR --sizes JSON``; prints
-one ``BENCH_RESULT {json}`` line. Cases: a, b, c, d, e, f-build, f-resume (see README.md).
+one ``BENCH_RESULT {json}`` line. Cases: a … e, f-build, f-resume, g, h (see README.md).
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from core_common import (
     Sizes,
     current_rss_mib,
     emit,
+    io_counters,
     marker_body,
     median,
     peak_rss_mib,
     percentile,
     read_marker,
     step_body,
+    table_fingerprints,
+    unchanged_or_raise,
 )
 
 import workflowkit
@@ -92,6 +95,23 @@ async def cold(n: int, kind: str, pause: float, marker: str) -> float:
     await sleep(pause)
     return await mark(marker)
 
+
+@workflow(name="bench.child")
+async def child(i: int, kind: str) -> int:
+    return await compute(kind)(i)
+
+
+@workflow(name="bench.parent")
+async def parent(n: int, kind: str) -> int:
+    # start() in workflow code starts a child run (recorded in this run's log);
+    # return_value() there is a durable wait for it.
+    runs = [await start(child, i, kind) for i in range(n)]
+    values = await asyncio.gather(*(run.return_value() for run in runs))
+    return sum(values)
+
+
+# The tables a start writes to; (g) checks that starting existing ids leaves them as they are.
+RUN_TABLES = ("runs", "events", "steps")
 
 # -- cases -----------------------------------------------------------------------------------
 
@@ -222,6 +242,70 @@ class Bench:
             "to_completed_ms": done * 1e3,
         }
 
+    async def restarts(self) -> dict[str, Any]:
+        """(g) ``idem_runs`` runs with chosen ids, all at once; then every id started again."""
+        self.configure()
+        await (await start(chain, 1, self.kind)).return_value(timeout=RESULT_TIMEOUT)  # warm
+        n, db = self.sizes.idem_runs, str(self.workdir / "wk.db")
+        ids = [f"order-{i}" for i in range(n)]
+
+        async def start_all() -> list[Run[int]]:
+            return await asyncio.gather(
+                *(start(chain.options(run_id=run_id), 1, self.kind) for run_id in ids)
+            )
+
+        began = time.perf_counter()
+        first = await start_all()
+        started = time.perf_counter() - began
+        await asyncio.gather(*(run.return_value(timeout=RESULT_TIMEOUT) for run in first))
+        wall = time.perf_counter() - began
+        before, io_before = table_fingerprints(db, RUN_TABLES), io_counters()
+
+        began = time.perf_counter()
+        again = await start_all()
+        again_s = time.perf_counter() - began
+        io_after = io_counters()
+        unchanged_or_raise(before, table_fingerprints(db, RUN_TABLES), "the second pass")
+
+        one_by_one: list[float] = []  # and once more, one start at a time: per-call latency
+        for run_id in ids:
+            t = time.perf_counter()
+            run = await start(chain.options(run_id=run_id), 1, self.kind)
+            one_by_one.append(time.perf_counter() - t)
+            if run.run_id != run_id:
+                raise AssertionError(f"started {run_id} again, got {run.run_id}")
+        unchanged_or_raise(before, table_fingerprints(db, RUN_TABLES), "the one-by-one pass")
+        if [r.run_id for r in first] != ids or [r.run_id for r in again] != ids:
+            raise AssertionError("a start with a chosen id returned another run id")
+        return {
+            "first_runs_per_s": n / wall,
+            "again_us_per_start": again_s / n * 1e6,
+            "again_total_ms": again_s * 1e3,
+            "first_wall_s": wall,
+            "first_start_all_s": started,
+            "again_seq_p50_us": median(one_by_one) * 1e6,
+            "again_seq_p99_us": percentile(one_by_one, 99) * 1e6,
+            "again_write_bytes": io_after.get("wchar", 0) - io_before.get("wchar", 0),
+            "again_write_calls": io_after.get("syscw", 0) - io_before.get("syscw", 0),
+            "runs_rows": before["runs"][0],
+            "events_rows": before["events"][0],
+        }
+
+    async def children(self) -> dict[str, Any]:
+        """(h) a parent starting ``children`` child runs (1 step each), start → its result."""
+        self.configure()
+        await (await start(parent, 1, self.kind)).return_value(timeout=RESULT_TIMEOUT)  # warm
+        n = self.sizes.children
+        totals: list[float] = []
+        for _ in range(self.sizes.children_repeats):
+            began = time.perf_counter()
+            run = await start(parent, n, self.kind)
+            total = await run.return_value(timeout=RESULT_TIMEOUT)
+            totals.append(time.perf_counter() - began)
+            if total != n * (n + 1) // 2:
+                raise AssertionError(f"the parent returned {total}")
+        return {"total_ms": median(totals) * 1e3, "best_ms": min(totals) * 1e3, "children": n}
+
 
 async def world_appends(path: Path, n: int) -> float:
     """µs per step for the SQLite World alone recording what one chained step records.
@@ -268,6 +352,8 @@ CASES: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "e": Bench.sleepers,
     "f-build": Bench.cold_build,
     "f-resume": Bench.cold_resume,
+    "g": Bench.restarts,
+    "h": Bench.children,
 }
 
 

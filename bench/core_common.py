@@ -7,9 +7,11 @@ process that prints exactly one ``BENCH_RESULT {json}`` line on stdout.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import resource
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +40,9 @@ class Sizes:
     sleep_runs: int = 1000  # (e) runs each sleeping ``sleep_seconds``
     sleep_seconds: float = 1.0  # (e)
     cold_steps: int = 10_000  # (f) completed steps before the cold resume
+    idem_runs: int = 1000  # (g) runs with chosen ids, then started again with the same ids
+    children: int = 100  # (h) child runs a parent starts and awaits
+    children_repeats: int = 5  # (h) parents timed; the median is reported
     floor_appends: int = 5000  # floor: single-append transactions
     floor_batch: int = 100  # floor: appends per group-commit transaction
 
@@ -52,6 +57,8 @@ class Sizes:
             parallel_repeats=3,
             sleep_runs=100,
             cold_steps=1000,
+            idem_runs=200,
+            children_repeats=3,
             floor_appends=1000,
         )
 
@@ -107,6 +114,16 @@ def current_rss_mib() -> float:
     return peak_rss_mib() if kib is None else kib / 1024
 
 
+def io_counters() -> dict[str, int]:
+    """This process's ``/proc/self/io`` counters (``wchar``: bytes passed to write calls,
+    ``syscw``: write calls); empty where there is no such file."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as handle:
+            return {key: int(value) for key, value in (line.split(":") for line in handle)}
+    except OSError:
+        return {}
+
+
 def percentile(values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile (``pct`` in 0..100) of a non-empty sample."""
     ordered = sorted(values)
@@ -136,3 +153,38 @@ def read_marker(path: str) -> float | None:
             return float(handle.read().strip())
     except (OSError, ValueError):
         return None
+
+
+def table_fingerprints(path: str, tables: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Each table's row count and a digest of all its rows, read on a connection of its own.
+
+    Case (g) takes these before and after starting existing run ids again: equal
+    fingerprints mean the second pass wrote nothing to these tables (no row added, none
+    changed). Rows are sorted, so the order SQLite returns them in does not matter.
+    """
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        result: dict[str, tuple[int, str]] = {}
+        for table in tables:
+            rows = sorted(repr(row) for row in conn.execute(f'SELECT * FROM "{table}"'))
+            digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+            result[table] = (len(rows), digest)
+        return result
+    finally:
+        conn.close()
+
+
+def unchanged_or_raise(
+    before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]], what: str
+) -> None:
+    """Raise if ``after`` differs from ``before`` in any table (see ``table_fingerprints``)."""
+    changed = {
+        table: (before[table], after.get(table))
+        for table in before
+        if after.get(table) != before[table]
+    }
+    if changed:
+        detail = "; ".join(
+            f"{t}: {b[0]} rows -> {a[0] if a else '?'} rows" for t, (b, a) in changed.items()
+        )
+        raise AssertionError(f"{what} wrote to the database: {detail}")

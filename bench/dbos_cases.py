@@ -29,14 +29,17 @@ from core_common import (
     Sizes,
     current_rss_mib,
     emit,
+    io_counters,
     marker_body,
     median,
     peak_rss_mib,
     percentile,
     read_marker,
     step_body,
+    table_fingerprints,
+    unchanged_or_raise,
 )
-from dbos import DBOS, DBOSConfig, WorkflowHandleAsync
+from dbos import DBOS, DBOSConfig, SetWorkflowID, WorkflowHandle, WorkflowHandleAsync
 
 
 class WalConnection(sqlite3.Connection):
@@ -123,6 +126,34 @@ def cold_sync(n: int, pause: float, marker: str) -> float:
     DBOS.sleep(pause)
     return mark_sync(marker)
 
+
+@DBOS.workflow()
+async def child(i: int) -> int:
+    return await add_one(i)
+
+
+@DBOS.workflow()
+def child_sync(i: int) -> int:
+    return add_one_sync(i)
+
+
+@DBOS.workflow()
+async def parent(n: int) -> int:
+    # DBOS.start_workflow_async in a workflow starts a child workflow (recorded as a step
+    # of this one); get_result() there is recorded too.
+    handles = [await DBOS.start_workflow_async(child, i) for i in range(n)]
+    values = await asyncio.gather(*(handle.get_result() for handle in handles))
+    return sum(values)
+
+
+@DBOS.workflow()
+def parent_sync(n: int) -> int:
+    handles = [DBOS.start_workflow(child_sync, i) for i in range(n)]
+    return sum(handle.get_result() for handle in handles)
+
+
+# The tables a start writes to; (g) checks that starting existing ids leaves them as they are.
+RUN_TABLES = ("workflow_status", "workflow_input", "workflow_output", "operation_outputs")
 
 # -- cases ------------------------------------------------------------------------------------
 
@@ -286,6 +317,121 @@ class Bench:
             "to_completed_ms": done * 1e3,
         }
 
+    # (g): a start under a chosen id. DBOS returns the existing workflow's handle if the id
+    # is taken. SetWorkflowID is task-local, so each of the gathered starts has its own.
+
+    def start_with_id_sync(self, workflow_id: str) -> WorkflowHandle[int]:
+        with SetWorkflowID(workflow_id):
+            return DBOS.start_workflow(chain_sync, 1)
+
+    async def start_with_id(self, workflow_id: str) -> WorkflowHandleAsync[int]:
+        with SetWorkflowID(workflow_id):
+            return await DBOS.start_workflow_async(chain, 1)
+
+    async def start_all(self, ids: list[str], *, wait: bool) -> tuple[list[str], float]:
+        """Start every id (all at once; sync: one after the other on a thread, as in (c)),
+        then, with ``wait``, wait for each result through the handle the start returned.
+        The ids of the returned handles, and the seconds the starts took."""
+        if self.sync:
+
+            def run() -> tuple[list[str], float]:
+                began = time.perf_counter()
+                handles = [self.start_with_id_sync(i) for i in ids]
+                started = time.perf_counter() - began
+                if wait:
+                    for handle in handles:
+                        handle.get_result()
+                return [handle.get_workflow_id() for handle in handles], started
+
+            return await asyncio.to_thread(run)
+        began = time.perf_counter()
+        ahandles = await asyncio.gather(*(self.start_with_id(i) for i in ids))
+        started = time.perf_counter() - began
+        if wait:
+            await asyncio.gather(*(handle.get_result() for handle in ahandles))
+        return [handle.get_workflow_id() for handle in ahandles], started
+
+    async def start_each(self, ids: list[str]) -> list[float]:
+        """Every id, one start at a time: each start's seconds."""
+
+        def check(workflow_id: str, got: str) -> None:
+            if got != workflow_id:
+                raise AssertionError(f"started {workflow_id} again, got {got}")
+
+        def timed_sync() -> list[float]:
+            times = []
+            for workflow_id in ids:
+                t = time.perf_counter()
+                handle = self.start_with_id_sync(workflow_id)
+                times.append(time.perf_counter() - t)
+                check(workflow_id, handle.get_workflow_id())
+            return times
+
+        if self.sync:
+            return await asyncio.to_thread(timed_sync)
+        times = []
+        for workflow_id in ids:
+            t = time.perf_counter()
+            ahandle = await self.start_with_id(workflow_id)
+            times.append(time.perf_counter() - t)
+            check(workflow_id, ahandle.get_workflow_id())
+        return times
+
+    async def restarts(self) -> dict[str, Any]:
+        """(g) ``idem_runs`` workflows with chosen ids, all at once; then every id again."""
+        self.launch()
+        await self.run_chain(1)  # warm
+        n, db = self.sizes.idem_runs, str(self.workdir / "dbos.sqlite")
+        ids = [f"order-{i}" for i in range(n)]
+
+        began = time.perf_counter()
+        first, started = await self.start_all(ids, wait=True)
+        wall = time.perf_counter() - began
+        before, io_before = table_fingerprints(db, RUN_TABLES), io_counters()
+
+        began = time.perf_counter()
+        again, _ = await self.start_all(ids, wait=False)
+        again_s = time.perf_counter() - began
+        io_after = io_counters()
+        unchanged_or_raise(before, table_fingerprints(db, RUN_TABLES), "the second pass")
+        one_by_one = await self.start_each(ids)  # and once more: per-call latency
+        unchanged_or_raise(before, table_fingerprints(db, RUN_TABLES), "the one-by-one pass")
+        if first != ids or again != ids:
+            raise AssertionError("a start with a chosen id returned another workflow id")
+        return {
+            "first_runs_per_s": n / wall,
+            "again_us_per_start": again_s / n * 1e6,
+            "again_total_ms": again_s * 1e3,
+            "first_wall_s": wall,
+            "first_start_all_s": started,
+            "again_seq_p50_us": median(one_by_one) * 1e6,
+            "again_seq_p99_us": percentile(one_by_one, 99) * 1e6,
+            "again_write_bytes": io_after.get("wchar", 0) - io_before.get("wchar", 0),
+            "again_write_calls": io_after.get("syscw", 0) - io_before.get("syscw", 0),
+            "workflow_status_rows": before["workflow_status"][0],
+            "operation_outputs_rows": before["operation_outputs"][0],
+        }
+
+    async def run_parent(self, n: int) -> int:
+        if self.sync:
+            return await asyncio.to_thread(lambda: DBOS.start_workflow(parent_sync, n).get_result())
+        handle = await DBOS.start_workflow_async(parent, n)
+        return await handle.get_result()
+
+    async def children(self) -> dict[str, Any]:
+        """(h) a parent starting ``children`` child workflows (1 step each), start → result."""
+        self.launch()
+        await self.run_parent(1)  # warm
+        n = self.sizes.children
+        totals: list[float] = []
+        for _ in range(self.sizes.children_repeats):
+            began = time.perf_counter()
+            total = await self.run_parent(n)
+            totals.append(time.perf_counter() - began)
+            if total != n * (n + 1) // 2:
+                raise AssertionError(f"the parent returned {total}")
+        return {"total_ms": median(totals) * 1e3, "best_ms": min(totals) * 1e3, "children": n}
+
 
 CASES: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "a": Bench.latency,
@@ -295,6 +441,8 @@ CASES: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "e": Bench.sleepers,
     "f-build": Bench.cold_build,
     "f-resume": Bench.cold_resume,
+    "g": Bench.restarts,
+    "h": Bench.children,
 }
 
 
