@@ -209,6 +209,11 @@ class Worker:
 
     def note_queued(self) -> None:
         self._queued_steps = True
+        if self.running_steps < self.step_slots:
+            # Slots came free while the steps were being queued (their releases found no
+            # queued work yet): claim them now rather than at the next poll.
+            self._steps_wanted = True
+            self.notify()
 
     async def _claim_steps(self) -> int:
         room = self.step_slots - self.running_steps
