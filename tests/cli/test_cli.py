@@ -394,7 +394,7 @@ def test_inspect_queues_and_runs_by_queue(
 
     asyncio.run(seed())
     data = cli_json(capsys, seeded, "inspect", "queues")
-    (queue,) = data["queues"]
+    (queue,) = [q for q in data["queues"] if q["name"] == "emails"]
     assert (queue["name"], queue["concurrency"], queue["per_key"]) == ("emails", 2, 1)
     assert queue["waiting"] == 1 and queue["oldest_waiting_seconds"] >= 0
     code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "queues")

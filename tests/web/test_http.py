@@ -393,7 +393,7 @@ async def test_queues_page_and_run_list_queue_filter(
     assert 'data-queue="emails"' in page and "concurrency 20, 100 per 1m" in page
     assert 'href="/?queue=emails"' in page
     data = (await client.get("/api/queues")).json()
-    (queue,) = data["queues"]
+    (queue,) = [q for q in data["queues"] if q["name"] == "emails"]
     assert queue["name"] == "emails" and queue["waiting"] == 1 and queue["running"] == 0
     assert queue["rate_limit"] == {"count": 100, "per_seconds": 60.0}
     listed = (await client.get("/", params={"queue": "emails"}, headers=HTML)).text

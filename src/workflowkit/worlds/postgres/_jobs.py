@@ -319,19 +319,26 @@ async def has_event(conn: Conn, run_id: str, seq: int, event_id: str) -> bool:
     return row is not None and row[0] == event_id
 
 
-async def begin_and_lock_run(conn: Conn, run_id: str, channel: str) -> RunRecord | None:
+async def begin_and_lock_run(
+    conn: Conn, run_id: str, channel: str
+) -> tuple[RunRecord | None, float]:
     """BEGIN, then lock the run id (an advisory lock: the row may not exist yet) and read
-    the run: processes starting one id at once are decided one after the other."""
+    the run, and the database's time: processes starting one id at once are decided one
+    after the other, and a new run is due from the database's now (never a local estimate
+    ahead of it, which would leave it briefly not due)."""
     cur = AsyncClientCursor(conn)
     await cur.execute(
         "BEGIN; SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s)); "
-        + DIALECT.sql(_sql.SELECT_RUN),
+        "SELECT clock_timestamp(); " + DIALECT.sql(_sql.SELECT_RUN),
         (channel, run_id, run_id),
     )
     cur.nextset()
     cur.nextset()
+    clock = await cur.fetchone()
+    assert clock is not None
+    cur.nextset()
     row = await cur.fetchone()
-    return None if row is None else run_from_row(row, moment)
+    return (None if row is None else run_from_row(row, moment)), clock[0].timestamp()
 
 
 async def queue_create_run(conn: Conn, plan: CreatePlan, feed: Feed) -> None:

@@ -156,13 +156,13 @@ class PostgresWorld:
         start = None if start_at is None else start_at.timestamp()
 
         async def body(conn: Conn, retry: bool) -> Outcome:
-            existing = await _jobs.begin_and_lock_run(conn, run_id, self.channel)
+            existing, now = await _jobs.begin_and_lock_run(conn, run_id, self.channel)
             # An earlier attempt of this call may have committed after all.
             earlier = attempts[-1].event_id if attempts else None
             if existing is not None and earlier and await _jobs.has_event(conn, run_id, 1, earlier):
                 return Outcome(CreatedRun(existing, True))
             plan = plan_create_run(
-                run_id, workflow_name, input, attrs, options, start, self.now(), existing
+                run_id, workflow_name, input, attrs, options, start, now, existing
             )
             if plan.event is None or plan.change is None:
                 return Outcome(plan.result)
