@@ -238,3 +238,21 @@ async def test_client_calls_in_workflow_code_raise(cached_runtime: Runtime, call
 async def test_awaiting_a_run_that_is_not_a_child_raises(cached_runtime: Runtime) -> None:
     run = await start(makes_client_call, "return_value")
     assert "did not start" in await run.return_value(timeout=20)
+
+
+async def test_a_delayed_start_survives_a_restart(tmp_path: object) -> None:
+    """The start time is stored with the run: a process that comes later starts it."""
+    import workflowkit
+
+    url = f"sqlite:///{tmp_path}/wk.db"
+    workflowkit.configure(url, embedded_worker=False)
+    run = await start(adds.options(delay=0.5), 20, 22)
+    workflowkit.shutdown()
+    workflowkit.configure(url, poll_interval=0.1)
+    try:
+        assert await run.return_value(timeout=20) == 42
+        started = await run.started_at()
+        created = await run.created_at()
+        assert started is not None and (started - created).total_seconds() >= 0.49
+    finally:
+        workflowkit.shutdown()
