@@ -38,6 +38,7 @@ LEASE_SECONDS = "WORKFLOWKIT_LEASE_SECONDS"
 STEP_SLOTS = "WORKFLOWKIT_STEP_SLOTS"
 SERDE_MAX_SIZE = "WORKFLOWKIT_SERDE_MAX_SIZE"
 SERDE_MAX_DEPTH = "WORKFLOWKIT_SERDE_MAX_DEPTH"
+RETENTION = "WORKFLOWKIT_RETENTION"
 
 DEFAULT_MAX_WEBHOOK_BODY = 1024 * 1024
 
@@ -123,6 +124,22 @@ def step_slots() -> int:
     return integer(STEP_SLOTS, 256, minimum=1)
 
 
+def retention() -> float | None:
+    """How long ended runs are kept before workers delete them (None: forever)."""
+    raw = _raw(RETENTION)
+    if raw is None:
+        return None
+    from .durations import parse_duration
+
+    try:
+        value = parse_duration(raw.strip())
+    except (TypeError, ValueError):
+        value = 0.0
+    if value <= 0:
+        raise _refuse(RETENTION, raw, "a duration like 30d or 12h (unset: keep runs forever)")
+    return value
+
+
 def base_url() -> str | None:
     """``WORKFLOWKIT_BASE_URL`` checked: an absolute http(s) URL without query or fragment."""
     raw = _raw(BASE_URL)
@@ -157,6 +174,7 @@ def check_settings() -> None:
     run_cache()
     lease_seconds()
     step_slots()
+    retention()
     base_url()
     integer(SERDE_MAX_SIZE, 1, minimum=1)
     integer(SERDE_MAX_DEPTH, 1, minimum=1)

@@ -403,3 +403,24 @@ def test_inspect_queues_and_runs_by_queue(
     assert [r["run_id"] for r in runs["runs"]] == ["q-run-1"]
     code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "runs", "--queue", "emails")
     assert "QUEUE" in out and "cust-1" in out
+
+
+def test_gc_deletes_ended_runs_only(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    before = cli_json(capsys, seeded, "inspect", "runs", "--limit", "100")["runs"]
+    ended = [r["run_id"] for r in before if r["status"] in ("completed", "failed", "cancelled")]
+    going = [r["run_id"] for r in before if r["run_id"] not in ended]
+    assert ended and going
+    dry = cli_json(capsys, seeded, "gc", "--older-than", "0s", "--dry-run")
+    assert dry["runs"] == len(ended) and dry["dry_run"] is True
+    done = cli_json(capsys, seeded, "gc", "--older-than", "0s", "--status", "completed,failed")
+    after = cli_json(capsys, seeded, "inspect", "runs", "--limit", "100")["runs"]
+    left = {r["run_id"]: r["status"] for r in after}
+    assert done["runs"] == len([r for r in before if r["status"] in ("completed", "failed")])
+    assert all(run_id in left for run_id in going)
+    assert set(left.values()) <= {"pending", "running", "cancelled"}
+    code, _, err = run_cli(capsys, "--world", seeded.url, "gc", "--older-than", "soon")
+    assert code == 2 and "--older-than" in err
+    code, _, err = run_cli(
+        capsys, "--world", seeded.url, "gc", "--older-than", "1d", "--status", "running"
+    )
+    assert code == 2 and "not an ended status" in err

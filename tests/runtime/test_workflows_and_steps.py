@@ -181,3 +181,29 @@ async def outer_workflow(x: int) -> int:
 async def test_awaiting_a_workflow_runs_it_inline(runtime: Runtime) -> None:
     run = await start(outer_workflow, 4)
     assert await run.return_value(timeout=10) == 41
+
+
+async def test_a_worker_with_retention_deletes_ended_runs(tmp_path: object) -> None:
+    import asyncio as _asyncio
+
+    import workflowkit
+    from workflowkit.api import start as _start
+
+    runtime = workflowkit.configure(
+        f"sqlite:///{tmp_path}/wk.db", retention=0.2, collect_every=0.1, poll_interval=0.1
+    )
+    try:
+        run = await _start(retention_flow, 2)
+        assert await run.return_value(timeout=20) == 4
+        for _ in range(200):
+            if await runtime.world.get_run(run.run_id) is None:
+                break
+            await _asyncio.sleep(0.05)
+        assert await runtime.world.get_run(run.run_id) is None
+    finally:
+        workflowkit.shutdown()
+
+
+@workflow
+async def retention_flow(n: int) -> int:
+    return n * 2

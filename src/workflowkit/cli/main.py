@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import control, db, health, inspect, web, worker
+from . import control, db, gc, health, inspect, web, worker
 from .common import CliError, describe
 
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_parser(commands)
     health.add_parser(commands)
     db.add_parser(commands)
+    gc.add_parser(commands)
     web.add_parser(commands)
     return parser
 

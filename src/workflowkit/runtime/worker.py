@@ -12,13 +12,14 @@ import contextlib
 import dataclasses
 import logging
 import os
+import random
 import socket
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from .. import _settings
+from .. import _retention, _settings
 from ..context import WorkflowMetadata
 from ..errors import LeaseLostError
 from ..ids import new_id
@@ -50,6 +51,8 @@ class Worker:
         step_slots: int | None = None,
         cache_runs: bool | None = None,
         virtual_clock: bool = False,
+        retention: float | None = None,
+        collect_every: float | None = None,
     ) -> None:
         install_determinism()
         self.world = world
@@ -67,6 +70,9 @@ class Worker:
             self.lease_seconds,
         )
         self.poll_interval = poll_interval
+        # Ended runs older than this are deleted now and then (None: kept forever).
+        self.retention = _settings.retention() if retention is None else retention
+        self.collect_every = collect_every
         self.step_pool = ThreadPoolExecutor(step_threads, thread_name_prefix="workflowkit-step")
         # Without the run cache every event replays the run from the log: slow, but a
         # thorough check that workflow code is deterministic.
@@ -101,6 +107,9 @@ class Worker:
         await self._register_queues()
         unsubscribe = self.world.subscribe(self._listener)
         renewer = self._loop.create_task(self._renew_forever())
+        collector = None
+        if self.retention is not None:
+            collector = self._loop.create_task(self._collect_forever(self.retention))
         try:
             failures = 0
             while not self.stopping:
@@ -118,9 +127,11 @@ class Worker:
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         finally:
             unsubscribe()
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            for task in (renewer, collector):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     async def _claim(self) -> int:
         room = self.max_runs - len(self.drivers)
@@ -271,6 +282,21 @@ class Worker:
                 )
             except Exception:
                 log.exception("could not renew leases")
+
+    async def _collect_forever(self, retention: float) -> None:
+        """Delete ended runs older than ``retention`` now and then, in small batches with
+        pauses between them, so the runs this worker drives do not wait on it. Every worker
+        may do it; two at once only find less to delete."""
+        every = self.collect_every or min(max(retention / 10, 60.0), 3600.0)
+        await asyncio.sleep(random.uniform(0, min(every, 60.0)))  # workers started together
+        while True:
+            try:
+                done = await _retention.collect(self.world, retention, pause=0.05)
+                if done.runs:
+                    log.info("deleted %d run(s) that ended before %s", done.runs, done.cutoff)
+            except Exception:
+                log.exception("could not delete old runs; trying again later")
+            await asyncio.sleep(every)
 
     # -- notifications -------------------------------------------------------------------------
 

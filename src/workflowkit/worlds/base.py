@@ -267,6 +267,26 @@ class Queues(Protocol):
         ...
 
 
+class Retention(Protocol):
+    """Forgetting runs that ended long ago (``workflowkit gc``), a bounded batch at a time."""
+
+    async def expired_runs(
+        self, ended_before: datetime, statuses: Sequence[RunStatus], limit: int
+    ) -> list[str]:
+        """Up to ``limit`` runs in ``statuses`` (ended ones) that ended before
+        ``ended_before``, oldest first."""
+        ...
+
+    async def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Delete those of the runs that have ended, with everything recorded for them, in
+        one transaction; the ids deleted (a run that has not ended is never touched)."""
+        ...
+
+    async def purge_webhook_responses(self, before: datetime) -> int:
+        """Delete webhook responses stored before ``before``; how many."""
+        ...
+
+
 class ChangeFeed(Protocol):
     """Who hears of changes: every append and stream write, also other processes', soon after it
     commits. Listeners are called from a backend thread and must hand work over
@@ -278,7 +298,7 @@ class ChangeFeed(Protocol):
 
 
 @runtime_checkable
-class World(EventLog, Leases, StepQueue, Streams, Queues, ChangeFeed, Protocol):
+class World(EventLog, Leases, StepQueue, Streams, Queues, Retention, ChangeFeed, Protocol):
     """Storage, scheduling and change notification for workflow runs: what a backend
     implements. Every method is a coroutine callable from any event loop, except ``now``
     and the ``subscribe`` pair. The conformance suite (``tests/worlds``) is the proof that a

@@ -26,7 +26,7 @@ from ...errors import (
     WorldClosedError,
     WorldUnavailableError,
 )
-from .. import _sql
+from .. import _retention_sql, _sql
 from .._listeners import Listeners
 from ..apply import AppendPlan, lookups, plan_create_run
 from ..base import ChangeListener, StreamListener
@@ -372,6 +372,41 @@ class PostgresWorld:
             lambda c: _queues.usage(c, name, now), "queue_usage"
         )
         return result
+
+    async def expired_runs(
+        self, ended_before: datetime, statuses: Sequence[RunStatus], limit: int
+    ) -> list[str]:
+        sql = _retention_sql.expired(DIALECT, len(statuses))
+        params = (*(str(s) for s in statuses), ended_before, limit)
+
+        async def read(conn: Conn) -> list[str]:
+            cur = await conn.execute(sql, params)
+            return [row[0] for row in await cur.fetchall()]
+
+        result: list[str] = await self._read(read, "expired_runs")
+        return result
+
+    async def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            cur = await conn.execute(_retention_sql.ended(DIALECT, " FOR UPDATE"), (list(run_ids),))
+            ended = [row[0] for row in await cur.fetchall()]
+            for statement in _retention_sql.deletes(DIALECT):
+                await conn.execute(statement, (ended,))
+            return Outcome(ended)
+
+        # Deleting again what is gone deletes nothing: safe to repeat after a lost commit.
+        coro = self._db.transaction(body, what="delete_runs", idempotent=True)
+        deleted: list[str] = await self._call(coro)
+        return deleted
+
+    async def purge_webhook_responses(self, before: datetime) -> int:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            cur = await conn.execute(DIALECT.sql(_retention_sql.PURGE_RESPONSES), (before,))
+            return Outcome(cur.rowcount)
+
+        coro = self._db.transaction(body, what="purge_webhook_responses", idempotent=True)
+        count: int = await self._call(coro)
+        return count
 
     async def unregister_worker(self, worker_id: str) -> None:
         await self._call(

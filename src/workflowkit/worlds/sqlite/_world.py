@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..._settings import redact_url
 from ...errors import ConfigurationError
-from .. import _queue_sql, _sql
+from .. import _queue_sql, _retention_sql, _sql
 from .._listeners import Listeners
 from ..base import ChangeListener, StreamListener
 from ..records import (
@@ -273,6 +273,36 @@ class SQLiteWorld:
         now = self.now()
         result: QueueUsage | None = await self._read(lambda c: _jobs.queue_usage(c, name, now))
         return result
+
+    async def expired_runs(
+        self, ended_before: datetime, statuses: Sequence[RunStatus], limit: int
+    ) -> list[str]:
+        sql = _retention_sql.expired(_jobs.DIALECT, len(statuses))
+        params = (*(str(s) for s in statuses), ended_before.timestamp(), limit)
+        result: list[str] = await self._read(
+            lambda conn: [row[0] for row in conn.execute(sql, params)]
+        )
+        return result
+
+    async def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+        ids = _jobs.DIALECT.list_param(run_ids)
+
+        def delete(conn: sqlite3.Connection) -> list[str]:
+            ended = [r[0] for r in conn.execute(_retention_sql.ended(_jobs.DIALECT), (ids,))]
+            gone = _jobs.DIALECT.list_param(ended)
+            for statement in _retention_sql.deletes(_jobs.DIALECT):
+                conn.execute(statement, (gone,))
+            return ended
+
+        deleted: list[str] = await self._write(delete)
+        return deleted
+
+    async def purge_webhook_responses(self, before: datetime) -> int:
+        def purge(conn: sqlite3.Connection) -> int:
+            return conn.execute(_retention_sql.PURGE_RESPONSES, (before.timestamp(),)).rowcount
+
+        count: int = await self._write(purge)
+        return count
 
     async def unregister_worker(self, worker_id: str) -> None:
         def unregister(conn: sqlite3.Connection) -> None:
