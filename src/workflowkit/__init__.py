@@ -45,7 +45,7 @@ from .errors import (
 )
 from .hooks import Hook, HookDefinition, Webhook, create_hook, create_webhook, define_hook
 from .http_fetch import fetch
-from .primitives import sleep
+from .primitives import deprecate_patch, patched, sleep
 from .queues import Queue
 from .registry import Step, Workflow, step, workflow
 from .runtime.runtime import configure, shutdown
@@ -106,10 +106,12 @@ __all__ = [
     "create_hook",
     "create_webhook",
     "define_hook",
+    "deprecate_patch",
     "fetch",
     "get_step_metadata",
     "get_workflow_metadata",
     "get_writable",
+    "patched",
     "shutdown",
     "sleep",
     "step",

@@ -39,6 +39,7 @@ STEP_SLOTS = "WORKFLOWKIT_STEP_SLOTS"
 SERDE_MAX_SIZE = "WORKFLOWKIT_SERDE_MAX_SIZE"
 SERDE_MAX_DEPTH = "WORKFLOWKIT_SERDE_MAX_DEPTH"
 RETENTION = "WORKFLOWKIT_RETENTION"
+DEPLOYMENT = "WORKFLOWKIT_DEPLOYMENT"
 
 DEFAULT_MAX_WEBHOOK_BODY = 1024 * 1024
 
@@ -140,6 +141,17 @@ def retention() -> float | None:
     return value
 
 
+def deployment() -> str | None:
+    """The name of the deployed code (recorded on runs, compared to retry parked ones)."""
+    raw = _raw(DEPLOYMENT)
+    if raw is None:
+        return None
+    text = raw.strip()
+    if len(text) > 100 or not text.isprintable():
+        raise _refuse(DEPLOYMENT, raw, "a short printable name, like a git commit or a version")
+    return text
+
+
 def base_url() -> str | None:
     """``WORKFLOWKIT_BASE_URL`` checked: an absolute http(s) URL without query or fragment."""
     raw = _raw(BASE_URL)
@@ -175,6 +187,7 @@ def check_settings() -> None:
     lease_seconds()
     step_slots()
     retention()
+    deployment()
     base_url()
     integer(SERDE_MAX_SIZE, 1, minimum=1)
     integer(SERDE_MAX_DEPTH, 1, minimum=1)

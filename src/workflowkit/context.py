@@ -87,6 +87,10 @@ class WorkflowExecutor(Protocol):
         """The return value of a child run this run started (its error, raised)."""
         ...
 
+    def patched(self, change_id: str) -> bool:
+        """Whether the run takes the new branch of ``change_id`` (``workflowkit.patched``)."""
+        ...
+
 
 class _Local(threading.local):
     executor: WorkflowExecutor | None = None

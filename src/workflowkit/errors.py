@@ -292,9 +292,21 @@ class RemoteError(_Documented, Exception):
 
 
 class ReplayDivergenceError(WorkflowKitError):
-    """Replaying the workflow code produced operations the event log does not hold."""
+    """Replaying the workflow code produced operations the event log does not hold.
+
+    ``position``: the operation's number (from 1; 0 when a delivery found no operation);
+    ``expected``: what the log holds there; ``actual``: what the code did ("" for nothing).
+    """
 
     slug = "replay-divergence"
+
+    def __init__(
+        self, message: str, position: int = 0, expected: str = "", actual: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.position = position
+        self.expected = expected
+        self.actual = actual
 
 
 class WorkflowIOError(WorkflowKitError, RuntimeError):

@@ -12,7 +12,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from . import serde
 from ._start_options import NO_START_OPTIONS, OnConflict, StartOptions, make_options
@@ -24,6 +24,7 @@ from .runtime.determinism import install_datetime_shim
 
 P = ParamSpec("P")
 R = TypeVar("R")
+OnDivergence = Literal["park", "fail"]
 
 DEFAULT_MAX_RETRIES = 3
 
@@ -39,7 +40,11 @@ class Workflow(Generic[P, R]):
     """
 
     def __init__(
-        self, fn: Callable[P, Coroutine[Any, Any, R]], name: str, queue: Queue | None = None
+        self,
+        fn: Callable[P, Coroutine[Any, Any, R]],
+        name: str,
+        queue: Queue | None = None,
+        on_divergence: OnDivergence = "park",
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise InvalidWorkflowFunctionError(
@@ -49,9 +54,15 @@ class Workflow(Generic[P, R]):
             raise InvalidWorkflowFunctionError(
                 f"@workflow(queue=...) takes a workflowkit.Queue, not {queue!r}"
             )
+        if on_divergence not in ("park", "fail"):
+            raise InvalidWorkflowFunctionError(
+                f"@workflow(on_divergence=...) takes 'park' or 'fail', not {on_divergence!r}"
+            )
         self.fn = fn
         self.name = name
         self.queue = queue  # the queue its runs join unless started with options(queue=)
+        # A run whose log this code no longer replays: parked until other code comes, or failed.
+        self.on_divergence: OnDivergence = on_divergence
         self.start_options: StartOptions = (
             NO_START_OPTIONS if queue is None else make_options(queue=queue.name)
         )
@@ -230,7 +241,7 @@ serde.register_tag("step", Step, encode=_encode_step, decode=_decode_step)
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, queue: Queue | None = None
+    *, name: str | None = None, queue: Queue | None = None, on_divergence: OnDivergence = "park"
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
 def workflow(
     fn: Callable[P, Coroutine[Any, Any, R]] | None = None,
@@ -238,14 +249,18 @@ def workflow(
     *,
     name: str | None = None,
     queue: Queue | None = None,
+    on_divergence: OnDivergence = "park",
 ) -> Workflow[P, R] | Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]:
     """Mark an ``async def`` as a workflow: ``@workflow`` or ``@workflow(name="orders.place")``.
 
     ``queue``: the ``Queue`` its runs join unless started with ``options(queue=...)``.
+    ``on_divergence``: what happens to a run whose log the code no longer replays (a change
+    deployed under it): ``"park"`` (it waits, running, for a worker with other code) or
+    ``"fail"`` (it fails with ``ReplayDivergenceError``).
     """
 
     def wrap(f: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
-        wf = Workflow(f, name or durable_name(f), queue)
+        wf = Workflow(f, name or durable_name(f), queue, on_divergence)
         install_datetime_shim(f)
         REGISTRY.add_workflow(wf)
         return wf

@@ -90,14 +90,6 @@ def step_b() -> str:
     return "b"
 
 
-@workflow
-async def changes_under_us() -> str:
-    first = await (step_a() if CHOICE["step"] == "a" else step_b())
-    await sleep(0.3)
-    second = await step_a()
-    return first + second
-
-
 @pytest.fixture
 def replaying_runtime(tmp_path: Path) -> Iterator[Runtime]:
     rt = workflowkit.configure(
@@ -107,9 +99,17 @@ def replaying_runtime(tmp_path: Path) -> Iterator[Runtime]:
     workflowkit.shutdown()
 
 
-async def test_code_change_under_a_run_is_detected(replaying_runtime: Runtime) -> None:
+@workflow(on_divergence="fail")
+async def fails_when_changed() -> str:
+    first = await (step_a() if CHOICE["step"] == "a" else step_b())
+    await sleep(0.3)
+    second = await step_a()
+    return first + second
+
+
+async def test_code_change_under_a_run_fails_it_by_policy(replaying_runtime: Runtime) -> None:
     CHOICE["step"] = "a"
-    run = await start(changes_under_us)
+    run = await start(fails_when_changed)
     for _ in range(200):
         if any(
             e.type == "wait_created" for e in await replaying_runtime.world.get_events(run.run_id)

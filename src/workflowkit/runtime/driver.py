@@ -21,12 +21,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ..errors import LeaseLostError, WorkflowTimeoutError
+from ..errors import LeaseLostError, ReplayDivergenceError, WorkflowTimeoutError
 from ..registry import Workflow
 from ..worlds.base import World
-from ..worlds.records import DELIVERY_EVENTS, Event, EventType, NewEvent, RunRecord
+from ..worlds.records import (
+    DELIVERY_EVENTS,
+    Divergence,
+    Event,
+    EventType,
+    NewEvent,
+    RunRecord,
+)
 from .executor import Effects, RunExecutor, StepStart, Timer, encode_error
 from .steps import Attempt, run_attempt
+from .versions import code_version
 
 log = logging.getLogger("workflowkit.worker")
 _TERMINAL_EVENTS = frozenset(
@@ -211,7 +219,8 @@ class RunDriver:
                 return
             if not self.config.virtual_clock and self.deadline_timer is None:
                 self.deadline_timer = self.loop.call_later(self.deadline - now, self._deadline_due)
-        self.executor = RunExecutor(self.run_id, self.workflow, events[0].payload or b"")
+        version = code_version(self.workflow)
+        self.executor = RunExecutor(self.run_id, self.workflow, events[0].payload or b"", version)
         effects = self.executor.activate(events, now)
         await self._find_queued_steps(effects.steps)
         await self._commit(effects, (), now)
@@ -226,6 +235,31 @@ class RunDriver:
         results are discarded (the World cancels its children)."""
         assert self.deadline is not None
         await self._append([timeout_failure(self.run_id, self.deadline, self.now())])
+        self._drop()
+
+    async def _diverged(
+        self, error: ReplayDivergenceError, outgoing: Sequence[Outgoing], now: float
+    ) -> None:
+        """The code no longer replays the log. What this worker's steps finished is still
+        recorded; what the code did after the mismatch is not. Then the run is parked for a
+        worker with other code (or, by the workflow's policy, fails)."""
+        done = [event for event, _ in outgoing]
+        if self.workflow.on_divergence == "fail":
+            done.append(NewEvent(EventType.RUN_FAILED, payload=encode_error(error)))
+        if done:
+            await self._append(done)
+        if self.workflow.on_divergence == "park" and not self.done:
+            version = code_version(self.workflow)
+            divergence = Divergence(
+                error.position, error.expected, error.actual, str(error), version, _at(now)
+            )
+            await self.world.park_run(self.run_id, self.config.worker_id, divergence)
+            log.warning(
+                "run %s parked: its code (version %s) no longer replays its log: %s",
+                self.run_id,
+                version,
+                error,
+            )
         self._drop()
 
     async def _find_queued_steps(self, starts: Sequence[StepStart]) -> None:
@@ -281,6 +315,9 @@ class RunDriver:
 
     async def _commit(self, effects: Effects, outgoing: Sequence[Outgoing], now: float) -> None:
         """Append ``outgoing`` and the effects' events, then start steps and arm timers."""
+        if self.executor is not None and self.executor.divergence is not None:
+            await self._diverged(self.executor.divergence, outgoing, now)
+            return
         here, later, to_queue = self._place(effects.steps, outgoing, now)
         starts = [
             NewEvent(EventType.STEP_STARTED, s.step_id, None, {"attempt": s.attempt}) for s in here

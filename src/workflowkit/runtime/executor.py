@@ -145,8 +145,11 @@ class RunExecutor:
     (``call_step``, ``create_hook``, timers) through ``workflowkit.context`` and the loop.
     """
 
-    def __init__(self, run_id: str, workflow: Workflow[Any, Any], input: bytes) -> None:
+    def __init__(
+        self, run_id: str, workflow: Workflow[Any, Any], input: bytes, version: str | None = None
+    ) -> None:
         self.run_id = run_id
+        self.version = version  # of the code: recorded when the run starts
         self.random = random.Random(run_id)
         self.metadata = WorkflowMetadata(run_id, workflow.name, _utc(0), base_url())
         self.finished = False
@@ -166,6 +169,9 @@ class RunExecutor:
         self._logged: list[Event | NewEvent] = []
         self._cursor = 0
         self._disposed_in_log: set[str] = set()
+        # Patches: the change ids whose marker the log holds, and the answers given so far.
+        self._patches_in_log: set[str] = set()
+        self._patches: dict[str, bool] = {}
         # Per step: the attempt started last, and when a retrying step's next one is due.
         self._attempts: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
@@ -247,18 +253,24 @@ class RunExecutor:
         # reaches the hook_disposed that recorded it.
         disposed = EventType.HOOK_DISPOSED  # a local: an enum attribute is a lookup per event
         self._disposed_in_log = {e.correlation_id or "" for e in log if e.type is disposed}
+        marked = EventType.PATCH_MARKED
+        self._patches_in_log = {e.correlation_id or "" for e in log if e.type is marked}
         started = next((e for e in log if e.type is EventType.RUN_STARTED), None)
         # Through datetime even when new, so live and replayed runs see the same microseconds.
         start = started.created_at if started and started.created_at else _utc(now)
         if started is None:
-            self._events.append(NewEvent(EventType.RUN_STARTED, created_at=start))
+            attrs = {} if self.version is None else {"version": self.version}
+            self._events.append(NewEvent(EventType.RUN_STARTED, None, None, attrs, start))
         self._start(start.timestamp())
         self._apply(log)
         if not self.finished and self._cursor < len(self._logged):
             missing = self._logged[self._cursor]
             self._diverge(
                 f"the event log has {missing.type} {missing.attrs.get('name', '')!r} at "
-                f"operation #{self._cursor + 1}, but the workflow code no longer reaches it"
+                f"operation #{self._cursor + 1}, but the workflow code no longer reaches it",
+                self._cursor + 1,
+                _describe(_KIND_OF_CREATION[missing.type], missing.attrs.get("name", "")),
+                "",
             )
         self._logged = []
 
@@ -326,7 +338,10 @@ class RunExecutor:
             if correlation_id not in self._finished_ops:
                 self._diverge(
                     f"the event log delivers {kind} for {correlation_id}, an operation the "
-                    "workflow code did not create"
+                    "workflow code did not create",
+                    0,
+                    f"{kind} {correlation_id}",
+                    "",
                 )
             return
         op.done = True
@@ -356,7 +371,10 @@ class RunExecutor:
             if event.correlation_id not in self._finished_ops:
                 self._diverge(
                     f"the event log delivers {event.type} to {event.correlation_id}, a hook "
-                    "the workflow code did not create"
+                    "the workflow code did not create",
+                    0,
+                    f"{event.type} {event.correlation_id}",
+                    "",
                 )
             return
         state = op.hook
@@ -395,8 +413,8 @@ class RunExecutor:
             self._loop.run_ready()
         finally:
             set_executor(previous)
-        if self.divergence is not None and not self.finished:
-            self._finish_failed(self.divergence)
+        if self.divergence is not None:
+            self.finished = True  # halted: the driver parks the run, or fails it
         elif self._task is not None and self._task.done() and not self.finished:
             self._finish_from_task(self._task)
 
@@ -556,7 +574,10 @@ class RunExecutor:
                 self._diverge(
                     f"operation #{self._cursor}: the event log has {expected_kind} "
                     f"{expected_name!r} but the workflow code now calls {kind} {name!r} "
-                    f"({what}); did the code change under a running workflow?"
+                    f"({what}); did the code change under a running workflow?",
+                    self._cursor,
+                    _describe(expected_kind, expected_name),
+                    _describe(kind, name) + (" (other arguments)" if expected_name == name else ""),
                 )
                 raise _Diverged()
             op = Op(kind, str(logged.correlation_id), name, digest, logged=logged)
@@ -565,11 +586,32 @@ class RunExecutor:
         self._ops[op.correlation_id] = op
         return op
 
-    def _diverge(self, message: str) -> None:
+    def _diverge(self, message: str, position: int, expected: str, actual: str) -> None:
+        """The code no longer matches the log: stop here. The driver parks the run (or, by
+        the workflow's policy, fails it with ``divergence``); nothing this activation did
+        after the last matching operation is recorded."""
         if self.divergence is None:
-            self.divergence = ReplayDivergenceError(f"run {self.run_id}: {message}")
-            if self._loop is not None and not self._loop.is_running():
-                self._finish_failed(self.divergence)
+            self.divergence = ReplayDivergenceError(
+                f"run {self.run_id}: {message}", position, expected, actual
+            )
+            self.finished = True
+
+    def patched(self, change_id: str) -> bool:
+        """Whether the code takes the branch of ``change_id``: yes for a run that recorded
+        its marker, or that meets it live (then it records the marker); no while replaying
+        a log recorded before the change. The first answer holds for the rest of the run."""
+        known = self._patches.get(change_id)
+        if known is not None:
+            return known
+        if change_id in self._patches_in_log:
+            answer = True
+        elif self._cursor < len(self._logged):
+            answer = False  # the log goes on past here without it: recorded by older code
+        else:
+            answer = True
+            self._events.append(NewEvent(EventType.PATCH_MARKED, change_id))
+        self._patches[change_id] = answer
+        return answer
 
 
 _KIND_OF_CREATION: dict[EventType, OpKind] = {
@@ -616,6 +658,10 @@ def _settle_child(future: asyncio.Future[Any], run_id: str, event: Event | NewEv
     except Exception as exc:
         future.set_exception(exc)
         future.exception()
+
+
+def _describe(kind: str, name: Any) -> str:
+    return f"{kind} {name!r}" if name else str(kind)
 
 
 def encode_input(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, what: str) -> bytes:

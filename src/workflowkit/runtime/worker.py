@@ -31,6 +31,7 @@ from ..worlds.records import QueueLimits, RunChange, RunRecord, StepClaim, Worke
 from .determinism import install as install_determinism
 from .driver import DriverConfig, RunDriver, timeout_failure
 from .steps import Attempt, run_attempt
+from .versions import code_version
 
 log = logging.getLogger("workflowkit.worker")
 
@@ -105,6 +106,7 @@ class Worker:
         self._wake = asyncio.Event()
         await self.world.register_worker(self.info)
         await self._register_queues()
+        await self._resume_diverged(self.info.workflows)
         unsubscribe = self.world.subscribe(self._listener)
         renewer = self._loop.create_task(self._renew_forever())
         collector = None
@@ -139,9 +141,12 @@ class Worker:
             return 0
         workflows = tuple(self.registry.workflows)
         if workflows != self.info.workflows:  # a module registered more since the last claim
+            added = [name for name in workflows if name not in self.info.workflows]
             self.info = dataclasses.replace(self.info, workflows=workflows)
             await self.world.register_worker(self.info)
+            await self._resume_diverged(added)
         await self._register_queues()
+        await self._resume_diverged(self.info.workflows)
         records = await self.world.claim_runs(
             self.info,
             list(workflows),  # only runs this worker can execute
@@ -152,6 +157,16 @@ class Worker:
             if record.run_id not in self.drivers and not self.stopping:
                 await self._drive(record)
         return len(records)
+
+    async def _resume_diverged(self, names: Sequence[str]) -> None:
+        """Runs parked by other code may replay with this code: make them due again."""
+        for name in names:
+            workflow = self.registry.workflow(name)
+            if workflow is None:
+                continue
+            resumed = await self.world.resume_diverged(name, code_version(workflow))
+            if resumed:
+                log.info("retrying %d parked run(s) of %s with this code", len(resumed), name)
 
     async def _register_queues(self) -> None:
         """Write the limits of queues defined since the last look (the World enforces them)."""

@@ -72,7 +72,8 @@ def due_queues(dialect: Dialect) -> str:
     return dialect.sql(
         f"SELECT {_QUEUE_COLUMNS} FROM queues q WHERE EXISTS (SELECT 1 FROM runs r "
         f"WHERE r.queue = q.name AND r.status IN {_ACTIVE} AND {_unheld(dialect)} "
-        f"AND r.wake_at <= ? AND r.workflow_name {dialect.in_list}) ORDER BY q.name"
+        f"AND r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {dialect.in_list}) "
+        "ORDER BY q.name"
     )
 
 
@@ -105,7 +106,7 @@ def candidates(dialect: Dialect) -> str:
     return dialect.sql(
         "SELECT r.run_id, r.queue_key, r.dequeued_at IS NULL, r.status FROM runs r "
         f"WHERE r.queue = ? AND r.status IN {_ACTIVE} AND {_unheld(dialect)} "
-        f"AND r.wake_at <= ? AND r.workflow_name {dialect.in_list} "
+        f"AND r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {dialect.in_list} "
         f"ORDER BY r.priority + {age} / {AGING_SECONDS} DESC, r.wake_at, r.run_id "
         f"LIMIT {CANDIDATES}"
     )

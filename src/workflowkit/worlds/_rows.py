@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import CorruptDataError
 from .records import (
     ChunkKind,
+    Divergence,
     Event,
     EventType,
     HookRecord,
@@ -130,7 +131,35 @@ def run_from_row(row: Sequence[Any], moment: Moment) -> RunRecord:
             priority=int(row[16]),
             parent_run_id=row[17],
             detached=bool(row[18]),
+            forked_from=row[19],
         ),
+        code_version=row[20],
+        diverged=None if row[21] is None else divergence_from_json(row[21]),
+    )
+
+
+def divergence_from_json(text: str) -> Divergence:
+    data = json.loads(text)
+    return Divergence(
+        int(data["position"]),
+        str(data["expected"]),
+        str(data["actual"]),
+        str(data["message"]),
+        str(data["version"]),
+        datetime.fromtimestamp(float(data["at"]), UTC),
+    )
+
+
+def divergence_json(divergence: Divergence) -> str:
+    return json.dumps(
+        {
+            "position": divergence.position,
+            "expected": divergence.expected,
+            "actual": divergence.actual,
+            "message": divergence.message,
+            "version": divergence.version,
+            "at": divergence.at.timestamp(),
+        }
     )
 
 

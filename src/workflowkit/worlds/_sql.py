@@ -162,8 +162,8 @@ def _insert_run(w: InsertRun, time: _Time) -> _Rendered:
     deadline = None if o.deadline is None else time(o.deadline.timestamp())
     return (
         "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, wake_at, "
-        "deadline, queue, queue_key, priority, parent_run_id, detached) "
-        "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "deadline, queue, queue_key, priority, parent_run_id, detached, forked_from) "
+        "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             w.run_id,
             w.workflow_name,
@@ -176,6 +176,7 @@ def _insert_run(w: InsertRun, time: _Time) -> _Rendered:
             o.priority,
             o.parent_run_id,
             o.detached,
+            o.forked_from,
         ),
         True,
     )
@@ -203,8 +204,9 @@ def _unclaim_step(w: UnclaimStep, time: _Time) -> _Rendered:
 def _start_run(w: StartRun, time: _Time) -> _Rendered:
     at = time(w.at)
     return (
-        "UPDATE runs SET status = 'running', started_at = ?, updated_at = ? WHERE run_id = ?",
-        (at, at, w.run_id),
+        "UPDATE runs SET status = 'running', started_at = ?, updated_at = ?, code_version = ? "
+        "WHERE run_id = ?",
+        (at, at, w.version, w.run_id),
         True,
     )
 
@@ -335,7 +337,8 @@ RUN_COLUMNS = (
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = 1), "
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.output_seq), "
     "(SELECT payload FROM events e WHERE e.run_id = r.run_id AND e.seq = r.error_seq), "
-    "r.deadline, r.queue, r.queue_key, r.priority, r.parent_run_id, r.detached"
+    "r.deadline, r.queue, r.queue_key, r.priority, r.parent_run_id, r.detached, "
+    "r.forked_from, r.code_version, r.diverged"
 )
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_id = ?"
 SELECT_EVENTS = (
@@ -378,12 +381,27 @@ WAKE_RUN = (
 )
 
 
+# Parking a run whose code diverged: unheld and never due until resumed.
+# Params: the divergence (JSON), its code version, run id, owner.
+PARK_RUN = (
+    "UPDATE runs SET diverged = ?, diverged_version = ?, owner = NULL, lease_until = NULL, "
+    "wake_at = NULL WHERE run_id = ? AND owner = ? AND status IN ('pending', 'running')"
+)
+# Params: now, workflow name, version. Returns the ids made due.
+RESUME_DIVERGED = (
+    "UPDATE runs SET diverged = NULL, diverged_version = NULL, wake_at = ? "
+    "WHERE workflow_name = ? AND diverged IS NOT NULL AND status IN ('pending', 'running') "
+    "AND (diverged_version IS NULL OR diverged_version <> ?) RETURNING run_id"
+)
+
+
 def next_wake_at(dialect: Dialect) -> str:
     """The earliest time an unowned active run becomes due for workers of the workflows in
     the list parameter, or reaches its deadline (whatever its workflow)."""
     return dialect.sql(
         "SELECT min(t) FROM (SELECT wake_at AS t FROM runs WHERE owner IS NULL "
         f"AND status IN ('pending', 'running') AND workflow_name {dialect.in_list} "
+        "AND diverged IS NULL "
         "UNION ALL SELECT deadline FROM runs WHERE owner IS NULL "
         "AND status IN ('pending', 'running') AND deadline IS NOT NULL) AS due"
     )
@@ -442,6 +460,9 @@ def list_runs(dialect: Dialect, query: RunQuery) -> tuple[str, tuple[Any, ...]]:
         ("substr(r.run_id, 1, length(?)) = ?", query.id_prefix),
         ("r.queue = ?", query.queue),
         ("r.queue_key = ?", query.key),
+        ("r.forked_from = ?", query.forked_from),
+        ("r.diverged IS NOT NULL", True if query.diverged else None),
+        ("r.diverged IS NULL", True if query.diverged is False else None),
         (
             "(r.created_at < b.created_at OR (r.created_at = b.created_at "
             "AND r.run_id < b.run_id))",
@@ -450,7 +471,7 @@ def list_runs(dialect: Dialect, query: RunQuery) -> tuple[str, tuple[Any, ...]]:
     ):
         if value is not None:
             clauses.append(clause)
-            params.extend([value] * clause.count("?"))
+            params.extend([value] * clause.count("?"))  # none for a test without parameters
     after = ""
     if query.before is not None:  # the cursor run is joined, to compare with its place
         after = "JOIN runs b ON b.run_id = ? "

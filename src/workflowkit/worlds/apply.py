@@ -205,6 +205,7 @@ class InsertRun(NamedTuple):
 class StartRun(NamedTuple):
     run_id: str
     at: float
+    version: str | None  # the code version it starts under (``run_started``'s attrs)
 
 
 class EndRun(NamedTuple):
@@ -427,7 +428,8 @@ class _Planner:
             return f"run is {state.status}, cannot apply {kind}"
         state.status = RUN_TARGET[kind]
         if kind is EventType.RUN_STARTED:
-            self.writes.append(StartRun(self.run_id, at))
+            version = new.attrs.get("version")
+            self.writes.append(StartRun(self.run_id, at, None if version is None else str(version)))
         else:
             # An ended run releases its hook tokens (and no later event of it is accepted).
             self.writes.append(EndRun(self.run_id, state.status, self.state.last_seq + 1, at))
@@ -457,6 +459,9 @@ class _Planner:
             self.state.children.append(cid)
         self.follow_ups.append(CreateChild(self.run_id, new))
         return new
+
+    def _note(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
+        return new  # a marker for replay (``patched``): it changes no row
 
     def _child_completed(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
         return new  # a child ends once: its end writes this event once
@@ -834,4 +839,5 @@ _BY_KIND: dict[EventType, Callable[[_Planner, NewEvent, str, float], NewEvent | 
     EventType.HOOK_DISPOSED: _Planner._hook_event,
     EventType.CHILD_CREATED: _Planner._create_child,
     EventType.CHILD_COMPLETED: _Planner._child_completed,
+    EventType.PATCH_MARKED: _Planner._note,
 }

@@ -16,6 +16,7 @@ from .records import (
     AppendResult,
     ChunkWriter,
     CreatedRun,
+    Divergence,
     Event,
     HookRecord,
     NewChunk,
@@ -89,11 +90,14 @@ class EventLog(Protocol):
         id_prefix: str | None = None,
         queue: str | None = None,
         key: str | None = None,
+        diverged: bool | None = None,
+        forked_from: str | None = None,
     ) -> list[RunRecord]:
         """Runs newest first (by creation time, then run id) matching every filter given:
         their workflow, status, parent run, creation time in ``[since, until)``, id
-        prefix, queue and queue key; up to ``limit`` of them, after the run ``before``
-        (the last of the previous page)."""
+        prefix, queue and queue key, whether parked (``diverged``), the run it was forked
+        from; up to ``limit`` of them, after the run ``before`` (the last of the previous
+        page)."""
         ...
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]: ...
@@ -172,6 +176,17 @@ class Leases(Protocol):
     async def wake_run(self, run_id: str) -> bool:
         """Make a pending run that waits for its start time (and that nobody holds) due now;
         whether it was waiting."""
+        ...
+
+    async def park_run(self, run_id: str, owner: str, divergence: Divergence) -> bool:
+        """Leave the run ``running`` but unheld and never due, marked ``diverged`` (its code
+        no longer replays its log); whether ``owner`` held it. Claims skip it until
+        ``resume_diverged`` is asked by a worker with other code."""
+        ...
+
+    async def resume_diverged(self, workflow_name: str, version: str) -> list[str]:
+        """Make due again the parked runs of the workflow that diverged under another code
+        version than ``version``; their ids."""
         ...
 
     async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:

@@ -54,6 +54,7 @@ class EventType(StrEnum):
     WAIT_COMPLETED = "wait_completed"
     CHILD_CREATED = "child_created"
     CHILD_COMPLETED = "child_completed"
+    PATCH_MARKED = "patch_marked"
 
 
 # Events that hand a result to workflow code; replay delivers them in log order.
@@ -139,6 +140,22 @@ class RunRecord:
     owner: str | None = None
     wake_at: datetime | None = None
     options: RunOptions = field(default_factory=lambda: RunOptions())
+    code_version: str | None = None  # of the worker that started it
+    diverged: Divergence | None = None  # parked: its code no longer replays its log
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """Where a run's code stopped matching its log: the operation's number (from 1), what
+    the log holds there and what the code did (empty: nothing), in words; the code version
+    that found it, and when."""
+
+    position: int
+    expected: str
+    actual: str
+    message: str
+    version: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +165,8 @@ class RunOptions:
 
     ``deadline``: the run fails with ``WorkflowTimeoutError`` once it passes. ``queue``,
     ``key`` and ``priority`` place it for flow control. A child run names its
-    ``parent_run_id``; a ``detached`` one is not cancelled with its parent.
+    ``parent_run_id``; a ``detached`` one is not cancelled with its parent. A fork names the
+    run it was ``forked_from``.
     """
 
     deadline: datetime | None = None
@@ -157,6 +175,7 @@ class RunOptions:
     priority: int = 0
     parent_run_id: str | None = None
     detached: bool = False
+    forked_from: str | None = None  # a fork: the run whose log it began with
 
 
 NO_OPTIONS = RunOptions()  # a run started with none
@@ -218,6 +237,8 @@ class RunQuery:
     limit: int = 100
     queue: str | None = None
     key: str | None = None  # the queue key
+    diverged: bool | None = None  # True: only parked runs
+    forked_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

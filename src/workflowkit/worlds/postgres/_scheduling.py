@@ -86,7 +86,7 @@ async def claim_runs(
     cur = await conn.execute(
         f"WITH due AS (SELECT run_id FROM runs r WHERE status IN {ACTIVE} "
         "AND (owner IS NULL OR lease_until < clock_timestamp() OR owner = ANY(%s)) "
-        "AND ((wake_at <= clock_timestamp() AND workflow_name = ANY(%s) "
+        "AND ((wake_at <= clock_timestamp() AND diverged IS NULL AND workflow_name = ANY(%s) "
         "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue)) "
         "OR deadline <= clock_timestamp()) ORDER BY wake_at LIMIT %s "
         "FOR UPDATE SKIP LOCKED) UPDATE runs r SET owner = %s, "

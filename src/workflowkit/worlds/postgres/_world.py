@@ -28,6 +28,7 @@ from ...errors import (
 )
 from .. import _retention_sql, _sql
 from .._listeners import Listeners
+from .._rows import divergence_json
 from ..apply import AppendPlan, lookups, plan_create_run
 from ..base import ChangeListener, StreamListener
 from ..records import (
@@ -35,6 +36,7 @@ from ..records import (
     AppendResult,
     ChunkWriter,
     CreatedRun,
+    Divergence,
     Event,
     HookRecord,
     NewChunk,
@@ -42,6 +44,7 @@ from ..records import (
     QueueInfo,
     QueueLimits,
     QueueUsage,
+    RunChange,
     RunOptions,
     RunQuery,
     RunRecord,
@@ -269,9 +272,22 @@ class PostgresWorld:
         id_prefix: str | None = None,
         queue: str | None = None,
         key: str | None = None,
+        diverged: bool | None = None,
+        forked_from: str | None = None,
     ) -> list[RunRecord]:
         query = RunQuery(
-            workflow_name, status, parent_run_id, since, until, id_prefix, before, limit, queue, key
+            workflow_name,
+            status,
+            parent_run_id,
+            since,
+            until,
+            id_prefix,
+            before,
+            limit,
+            queue,
+            key,
+            diverged,
+            forked_from,
         )
         sql, params = _sql.list_runs(DIALECT, query)
         result: list[RunRecord] = await self._read(
@@ -460,6 +476,30 @@ class PostgresWorld:
                 "release_run", lambda c: sched.release_run(c, run_id, owner, wake_at, known_seq)
             )
         )
+
+    async def park_run(self, run_id: str, owner: str, divergence: Divergence) -> bool:
+        params = (divergence_json(divergence), divergence.version, run_id, owner)
+
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            cur = await conn.execute(DIALECT.sql(_sql.PARK_RUN), params)
+            return Outcome(cur.rowcount == 1)
+
+        coro = self._db.transaction(body, what="park_run", idempotent=True)
+        parked: bool = await self._call(coro)
+        return parked
+
+    async def resume_diverged(self, workflow_name: str, version: str) -> list[str]:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            params = (DIALECT.time(self.now()), workflow_name, version)
+            cur = await conn.execute(DIALECT.sql(_sql.RESUME_DIVERGED), params)
+            ids = [row[0] for row in await cur.fetchall()]
+            changes = [RunChange(run_id, 0, RunStatus.RUNNING) for run_id in ids]
+            await self._feed.send(conn, changes)
+            return Outcome(ids, changes)
+
+        coro = self._db.transaction(body, what="resume_diverged", idempotent=True)
+        resumed: list[str] = await self._call(coro)
+        return resumed
 
     async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
         result: datetime | None = await self._read(

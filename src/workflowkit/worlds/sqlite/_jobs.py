@@ -209,7 +209,7 @@ def claim_runs(
     rows = conn.execute(
         f"SELECT r.run_id FROM runs r WHERE r.status IN {_ACTIVE} "
         f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
-        f"AND ((r.wake_at <= ? AND r.workflow_name {DIALECT.in_list} "
+        f"AND ((r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {DIALECT.in_list} "
         "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue)) OR r.deadline <= ?) "
         "ORDER BY r.wake_at LIMIT ?",
         (now, dead, now, names, now, limit),

@@ -22,12 +22,14 @@ from ..._settings import redact_url
 from ...errors import ConfigurationError
 from .. import _queue_sql, _retention_sql, _sql
 from .._listeners import Listeners
+from .._rows import divergence_json
 from ..base import ChangeListener, StreamListener
 from ..records import (
     NO_OPTIONS,
     AppendResult,
     ChunkWriter,
     CreatedRun,
+    Divergence,
     Event,
     HookRecord,
     NewChunk,
@@ -173,9 +175,22 @@ class SQLiteWorld:
         id_prefix: str | None = None,
         queue: str | None = None,
         key: str | None = None,
+        diverged: bool | None = None,
+        forked_from: str | None = None,
     ) -> list[RunRecord]:
         query = RunQuery(
-            workflow_name, status, parent_run_id, since, until, id_prefix, before, limit, queue, key
+            workflow_name,
+            status,
+            parent_run_id,
+            since,
+            until,
+            id_prefix,
+            before,
+            limit,
+            queue,
+            key,
+            diverged,
+            forked_from,
         )
         sql, params = _sql.list_runs(DIALECT, query)
         result: list[RunRecord] = await self._read(lambda c: _jobs.list_runs(c, sql, params))
@@ -367,6 +382,25 @@ class SQLiteWorld:
             lambda c: _jobs.release_run(c, run_id, owner, wake, known_seq, self.now()),
             worker=True,
         )
+
+    async def park_run(self, run_id: str, owner: str, divergence: Divergence) -> bool:
+        params = (divergence_json(divergence), divergence.version, run_id, owner)
+
+        def park(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_sql.PARK_RUN, params).rowcount == 1
+
+        parked: bool = await self._write(park)
+        return parked
+
+    async def resume_diverged(self, workflow_name: str, version: str) -> list[str]:
+        def resume(conn: sqlite3.Connection) -> Changed:
+            rows = conn.execute(_sql.RESUME_DIVERGED, (self.now(), workflow_name, version))
+            ids = [row[0] for row in rows]
+            changes = [RunChange(run_id, 0, RunStatus.RUNNING) for run_id in ids]
+            return Changed(ids, changes)
+
+        resumed: list[str] = await self._write(resume)
+        return resumed
 
     async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
         names = DIALECT.list_param(workflow_names)
