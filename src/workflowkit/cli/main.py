@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import control, db, gc, health, inspect, web, worker
+from . import control, db, gc, health, inspect, replay, web, worker
 from .common import CliError, describe
 
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_parser(commands)
     db.add_parser(commands)
     gc.add_parser(commands)
+    replay.add_parser(commands)
     web.add_parser(commands)
     return parser
 

@@ -1,4 +1,5 @@
-"""Testing workflows: wait for a run to reach a hook or a sleep, and a pytest plugin.
+"""Testing workflows: wait for a run to reach a hook or a sleep, check recorded runs
+against changed code (``replay_runs``), and a pytest plugin.
 
 The plugin (registered automatically when workflowkit is installed) provides the
 ``workflow_runtime`` fixture: a fresh World and embedded worker per test. Mark a test with
@@ -9,12 +10,38 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from .._replay import REPLAYED, Replayed, ReplayReport
+from .._replay import replay_runs as _replay_runs
 from ..api import HookInfo, Run, get_hook_by_token
 from ..runtime.runtime import get_runtime
+from ..worlds import open_world
+from ..worlds.records import RunStatus
 
-__all__ = ["wait_for_hook", "wait_for_sleep"]
+__all__ = ["ReplayReport", "Replayed", "replay_runs", "wait_for_hook", "wait_for_sleep"]
+
+
+async def replay_runs(
+    world: str | None = None,
+    *,
+    workflow: str | None = None,
+    statuses: Sequence[RunStatus] = REPLAYED,
+    limit: int = 200,
+) -> ReplayReport:
+    """Replay recorded runs of the World at ``world`` (a URL; default: the usual one)
+    against the workflows this process imported, writing nothing; ``report.ok`` is False
+    and ``report.diverged`` names the runs if any no longer replays. A gate for CI::
+
+        report = await replay_runs("postgresql://.../prod_copy", workflow="orders.place")
+        assert report.ok, [(r.run_id, str(r.divergence)) for r in report.diverged]
+    """
+    opened = open_world(world)
+    try:
+        return await _replay_runs(opened, workflow=workflow, statuses=statuses, limit=limit)
+    finally:
+        await opened.close()
 
 
 async def wait_for_hook(run: Run[Any], token: str | None = None, timeout: float = 10) -> HookInfo:
