@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import _settings, serde
+from . import _fork, _settings, serde
 from ._start_options import NO_START_OPTIONS, StartOptions
 from .context import refuse_in_workflow
 from .errors import (
@@ -138,6 +138,13 @@ async def rerun(world: World, run_id: str) -> RunRecord:
         new_id("wrun"), record.workflow_name, record.input, {"name": record.workflow_name}
     )
     return created.record
+
+
+async def fork(world: World, run_id: str, from_step: int) -> RunRecord:
+    """A new run of the same workflow and input reusing the run's first ``from_step``
+    steps (``workflowkit._fork``); ``ForkError`` if that cannot be."""
+    refuse_in_workflow("fork_run()")
+    return await _fork.fork(world, await require_run(world, run_id), from_step)
 
 
 # -- cancelling ----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ __all__ = [
     "HookInfo",
     "Run",
     "RunInfo",
+    "fork_run",
     "get_hook_by_token",
     "get_run",
     "resume_hook",
@@ -48,6 +49,9 @@ class RunInfo:
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    # Set while the run is parked because its code no longer replays its log: where and why.
+    diverged: str | None = None
+    code_version: str | None = None  # of the code it started under
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,14 @@ class Run(Generic[R]):
         """The run's workflow name, status and times, in one read."""
         r = await self._record()
         return RunInfo(
-            r.run_id, r.workflow_name, r.status, r.created_at, r.started_at, r.completed_at
+            r.run_id,
+            r.workflow_name,
+            r.status,
+            r.created_at,
+            r.started_at,
+            r.completed_at,
+            None if r.diverged is None else r.diverged.message,
+            r.code_version,
         )
 
     async def workflow_name(self) -> str:
@@ -159,6 +170,18 @@ async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> 
         return Run(await executor.start_child(workflow, args, kwargs))
     created = await _operations.start(get_runtime().world, workflow, args, kwargs)
     return Run(created.record.run_id)
+
+
+async def fork_run(run_id: str, from_step: int) -> Run[Any]:
+    """Start a new run of the run's workflow and input that reuses the results of its
+    first ``from_step`` steps (by the order the code called them) and runs the code again
+    from there: after fixing the code a step failed on, fork from just before that step.
+
+    The fork links to its source (``RunOptions.forked_from``). ``ForkError`` if the run
+    has fewer steps, or started a child run in the part to reuse.
+    """
+    record = await _operations.fork(get_runtime().world, run_id, from_step)
+    return Run(record.run_id)
 
 
 def get_run(run_id: str) -> Run[Any]:

@@ -196,6 +196,13 @@ class ClientCallInWorkflowError(WorkflowKitError, RuntimeError):
         self.call = call
 
 
+class ForkError(WorkflowKitError, ValueError):
+    """``fork_run`` cannot fork the run as asked (a step number it does not have, a child
+    run started in the part to copy)."""
+
+    slug = "fork"
+
+
 class InvalidWorkflowFunctionError(WorkflowKitError, TypeError):
     """``start()`` got something that is not a ``@workflow``, or ``@workflow`` a plain ``def``."""
 

@@ -17,6 +17,7 @@ from . import serde
 from .worlds.base import World
 from .worlds.limits import why_waiting
 from .worlds.records import (
+    Divergence,
     Event,
     HookRecord,
     QueueInfo,
@@ -117,6 +118,9 @@ def run_json(record: RunRecord, waiting_for: str | None = None) -> dict[str, Any
         "priority": options.priority,
         "parent_run_id": options.parent_run_id,
         "detached": options.detached,
+        "forked_from": options.forked_from,
+        "code_version": record.code_version,
+        "diverged": None if record.diverged is None else divergence_json(record.diverged),
         "input": shown(record.input),
         "output": shown(record.output),
         "error": shown(record.error),
@@ -148,6 +152,11 @@ def waiting_for(record: RunRecord, held: Holdups, now: datetime) -> str | None:
     (it is held, has ended, or a live worker can take it as soon as it is due)."""
     if record.status.terminal or record.owner is not None:
         return None
+    if record.diverged is not None:
+        return (
+            f"other code: its code (version {record.diverged.version}) no longer replays it "
+            f"at operation #{record.diverged.position}"
+        )
     if record.wake_at is None:
         return None  # it waits on something it created (a hook, a child): its log says
     if record.status is RunStatus.PENDING and record.wake_at > now:
@@ -164,6 +173,17 @@ def waiting_for(record: RunRecord, held: Holdups, now: datetime) -> str | None:
 def has_worker(workflow_name: str, workers: Sequence[WorkerRecord], now: datetime) -> bool:
     """Whether a live worker has registered the workflow (so can run it)."""
     return any(w.live(now) and workflow_name in w.info.workflows for w in workers)
+
+
+def divergence_json(divergence: Divergence) -> dict[str, Any]:
+    return {
+        "position": divergence.position,
+        "expected": divergence.expected,
+        "actual": divergence.actual,
+        "message": divergence.message,
+        "version": divergence.version,
+        "at": iso(divergence.at),
+    }
 
 
 def limits_text(limits: QueueLimits) -> str:
@@ -278,6 +298,7 @@ async def find_runs(
     until: datetime | None = None,
     queue: str | None = None,
     key: str | None = None,
+    diverged: bool | None = None,
 ) -> tuple[list[RunRecord], str | None]:
     """Up to ``limit`` matching runs, newest first, and the cursor of the next page (if any)."""
     found = await world.list_runs(
@@ -289,6 +310,7 @@ async def find_runs(
         until=until,
         queue=queue,
         key=key,
+        diverged=diverged,
     )
     return _page(found, limit)
 

@@ -20,7 +20,15 @@ from .webhooks import Request, Response
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["Run", "get_hook_by_token", "get_run", "resume_hook", "resume_webhook", "start"]
+__all__ = [
+    "Run",
+    "fork_run",
+    "get_hook_by_token",
+    "get_run",
+    "resume_hook",
+    "resume_webhook",
+    "start",
+]
 
 
 class Run(Generic[R]):
@@ -96,6 +104,14 @@ def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> Run[R]
     """Start a durable run and return at once."""
     run: api.Run[R] = _blocking("workflowkit.sync start()").call(
         api.start(workflow, *args, **kwargs)
+    )
+    return Run(run.run_id)
+
+
+def fork_run(run_id: str, from_step: int) -> Run[Any]:
+    """A new run reusing the run's first ``from_step`` steps (see ``api.fork_run``)."""
+    run: api.Run[Any] = _blocking("workflowkit.sync fork_run()").call(
+        api.fork_run(run_id, from_step)
     )
     return Run(run.run_id)
 

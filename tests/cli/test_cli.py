@@ -424,3 +424,15 @@ def test_gc_deletes_ended_runs_only(capsys: pytest.CaptureFixture[str], seeded: 
         capsys, "--world", seeded.url, "gc", "--older-than", "1d", "--status", "running"
     )
     assert code == 2 and "not an ended status" in err
+
+
+def test_fork_and_diverged_runs(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
+    runs = cli_json(capsys, seeded, "inspect", "runs", "--status", "completed")["runs"]
+    source = runs[0]["run_id"]
+    fork = cli_json(capsys, seeded, "fork", source, "--from-step", "0")
+    assert fork["forked_from"] == source and fork["status"] == "pending"
+    shown = cli_json(capsys, seeded, "inspect", "run", source)
+    assert shown["forks"] == [fork["run_id"]]
+    code, _, err = run_cli(capsys, "--world", seeded.url, "fork", source, "--from-step", "99")
+    assert code == 2 and "cannot keep the first 99" in err
+    assert cli_json(capsys, seeded, "inspect", "runs", "--diverged")["runs"] == []

@@ -422,3 +422,46 @@ async def test_a_run_page_shows_start_options_and_starts_a_delayed_run(
         "/runs/delayed-1/wake-up".replace("/runs", "/api/runs"), headers=await csrf(client)
     )
     assert started.json()["started"] is True
+
+
+async def test_fork_from_a_step_and_diverged_runs(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    from datetime import UTC, datetime
+
+    from workflowkit.worlds.records import Divergence, EventType, NewEvent, WorkerInfo
+
+    world = open_world(seeded.url)
+    try:
+        await world.create_run("forkable-1", "nobody.has.this", b"wk1j[[],{}]", {})
+        await world.append(
+            "forkable-1",
+            [
+                NewEvent(EventType.RUN_STARTED),
+                NewEvent(EventType.STEP_CREATED, "step_a", b"wk1j[[],{}]", {"name": "a"}),
+                NewEvent(EventType.STEP_STARTED, "step_a", None, {"attempt": 1}),
+                NewEvent(EventType.STEP_COMPLETED, "step_a", b"wk1j1"),
+                NewEvent(EventType.STEP_CREATED, "step_b", b"wk1j[[],{}]", {"name": "b"}),
+            ],
+        )
+        await world.create_run("parked-1", "nobody.has.this", b"", {})
+        me = WorkerInfo("wrkr_x", "h", 1, ("nobody.has.this",))
+        await world.claim_runs(me, ["nobody.has.this"], limit=10, lease_seconds=30)
+        divergence = Divergence(2, "step 'a'", "step 'b'", "changed", "v1", datetime.now(UTC))
+        assert await world.park_run("parked-1", "wrkr_x", divergence)
+    finally:
+        await world.close()
+    page = (await client.get("/runs/forkable-1", headers=HTML)).text
+    assert page.count("Re-run from here") == 2
+    assert "/api/runs/forkable-1/fork?from_step=1" in page
+    headers = await csrf(client)
+    made = await client.post("/api/runs/forkable-1/fork", json={"from_step": 1}, headers=headers)
+    assert made.status_code == 201 and made.json()["run"]["forked_from"] == "forkable-1"
+    fork_id = made.json()["run"]["run_id"]
+    assert f'href="/runs/{fork_id}"' in (await client.get("/runs/forkable-1", headers=HTML)).text
+    too_far = await client.post("/api/runs/forkable-1/fork", json={"from_step": 5}, headers=headers)
+    assert too_far.status_code == 400 and "has 2 step" in too_far.json()["error"]
+    listed = (await client.get("/", params={"diverged": "1"}, headers=HTML)).text
+    assert row_ids(listed) == ["parked-1"] and "s-diverged" in listed
+    parked = (await client.get("/runs/parked-1", headers=HTML)).text
+    assert "no longer replays it at operation #2" in parked

@@ -15,7 +15,7 @@ from typing import Any
 from .. import _operations
 from .._operations import CancelOutcome
 from .._start_options import make_options
-from ..errors import SerializationError, StartOptionsError
+from ..errors import ForkError, SerializationError, StartOptionsError
 from ..inspection import Holdups, has_worker, holdups, matching_runs, run_json, waiting_for
 from ..worlds.base import World
 from ..worlds.records import CreatedRun, RunRecord, RunStatus
@@ -94,6 +94,19 @@ def add_parser(commands: Any) -> None:
     )
     add_json_flag(wake)
     wake.set_defaults(handler=run_wake_up)
+
+    fork = commands.add_parser(
+        "fork",
+        help="start a new run reusing a run's first steps",
+        description="Start a new run of the run's workflow and input whose log begins with "
+        "the run's first N steps (their results reused); the code runs again from step N+1.",
+    )
+    fork.add_argument("run_id", metavar="RUN_ID")
+    fork.add_argument(
+        "--from-step", type=int, required=True, metavar="N", help="how many steps to reuse"
+    )
+    add_json_flag(fork)
+    fork.set_defaults(handler=run_fork)
 
     resume = commands.add_parser(
         "resume-hook",
@@ -209,6 +222,23 @@ def run_wake_up(args: argparse.Namespace) -> int:
     elif not woken:
         print(f"run {record.run_id} ({record.status}) has no pending sleeps")
     return code
+
+
+# -- fork ------------------------------------------------------------------------------------
+
+
+def run_fork(args: argparse.Namespace) -> int:
+    try:
+        record = with_world(
+            args, lambda world: _operations.fork(world, args.run_id, args.from_step)
+        )
+    except ForkError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    if args.json:
+        print_json(run_json(record, None))
+    else:
+        print(f"started {record.run_id}, a fork of {args.run_id} reusing {args.from_step} step(s)")
+    return 0
 
 
 # -- resume-hook ---------------------------------------------------------------------------

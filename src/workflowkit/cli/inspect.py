@@ -74,6 +74,9 @@ def add_parser(commands: Any) -> None:
     runs.add_argument(
         "--until", type=parse_moment, metavar="WHEN", help="only runs created before WHEN"
     )
+    runs.add_argument(
+        "--diverged", action="store_true", help="only runs parked because their code changed"
+    )
     runs.add_argument("--queue", metavar="NAME", help="only runs in this queue")
     runs.add_argument("--key", metavar="KEY", help="only runs with this queue key")
     add_json_flag(runs)
@@ -135,6 +138,7 @@ def inspect_runs(args: argparse.Namespace) -> int:
             until=args.until,
             queue=args.queue,
             key=args.key,
+            diverged=True if args.diverged else None,
         )
         return runs, cursor, await holdups(world, runs)
 
@@ -207,6 +211,7 @@ def inspect_run(args: argparse.Namespace) -> int:
             await world.list_waits(record.run_id),
             await holdups(world, [record]),
             await children_of(world, record.run_id),
+            [r.run_id for r in await world.list_runs(forked_from=record.run_id, limit=100)],
         )
 
     details = with_world(args, action)
@@ -215,7 +220,7 @@ def inspect_run(args: argparse.Namespace) -> int:
     data = run_json(record, waiting_for(record, details.holdups, now))
     children = [c.run_id for c in details.children]
     if args.json:
-        print_json({**data, "children": children})
+        print_json({**data, "children": children, "forks": details.forks})
         return 0
     pending_waits = [w for w in waits if w.completed_at is None]
     fields = [
@@ -225,6 +230,9 @@ def inspect_run(args: argparse.Namespace) -> int:
         ("waiting for", data["waiting_for"] or "-"),
         ("parent", record.options.parent_run_id or "-"),
         ("children", ", ".join(children) or "-"),
+        ("forked from", record.options.forked_from or "-"),
+        ("forks", ", ".join(details.forks) or "-"),
+        ("code version", record.code_version or "-"),
         ("deadline", relative(record.options.deadline, now)),
         ("created", f"{relative(record.created_at, now)} ({iso(record.created_at)})"),
         ("started", relative(record.started_at, now)),
@@ -247,6 +255,7 @@ class RunDetails:
     waits: list[WaitRecord]
     holdups: Holdups
     children: list[RunRecord]
+    forks: list[str]
 
 
 def _count_by(statuses: Any) -> str:

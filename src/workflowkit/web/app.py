@@ -45,6 +45,7 @@ ROUTES: tuple[Route, ...] = (
     route("POST", "/api/runs/{run_id}/cancel", endpoints.cancel_one),
     route("POST", "/api/runs/{run_id}/wake-up", endpoints.wake_up),
     route("POST", "/api/runs/{run_id}/rerun", endpoints.rerun),
+    route("POST", "/api/runs/{run_id}/fork", endpoints.fork),
     route("POST", "/api/hooks/resume", endpoints.resume_hook),
 )
 

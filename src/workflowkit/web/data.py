@@ -44,6 +44,7 @@ class RunFilter:
     limit: int = DEFAULT_LIMIT
     queue: str | None = None
     key: str | None = None
+    diverged: bool = False  # only runs parked because their code changed
 
     @classmethod
     def from_request(cls, request: DashboardRequest) -> RunFilter:
@@ -69,6 +70,7 @@ class RunFilter:
             limit,
             request.arg("queue"),
             request.arg("key"),
+            request.arg("diverged") is not None,
         )
 
     def query(self, **changes: str | None) -> str:
@@ -79,6 +81,7 @@ class RunFilter:
             "status": None if self.status is None else str(self.status),
             "queue": self.queue,
             "key": self.key,
+            "diverged": "1" if self.diverged else None,
             "limit": None if self.limit == DEFAULT_LIMIT else str(self.limit),
             "cursor": self.cursor,
         }
@@ -87,7 +90,7 @@ class RunFilter:
 
     @property
     def active(self) -> bool:
-        return any((self.workflow, self.status, self.search, self.queue, self.key))
+        return any((self.workflow, self.status, self.search, self.queue, self.key, self.diverged))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,7 @@ async def runs_page(world: World, wanted: RunFilter, *, suggestions: bool = True
             cursor=wanted.cursor,
             queue=wanted.queue,
             key=wanted.key,
+            diverged=True if wanted.diverged else None,
         )
     names: tuple[str, ...] = ()
     if suggestions:
@@ -172,6 +176,7 @@ class RunView:
     selected: str | None = None  # the timeline item whose details are open
     waiting_for: str | None = None  # why nothing goes on, if something holds it up
     children: tuple[RunRecord, ...] = ()
+    forks: tuple[RunRecord, ...] = ()
 
     @property
     def version(self) -> str:
@@ -220,4 +225,7 @@ async def run_view(world: World, run_id: str, now: datetime) -> RunView:
     line = timeline.build(record, events, now)
     holdup = waiting_for(record, await holdups(world, [record]), now)
     children = tuple(await children_of(world, run_id))
-    return RunView(record, steps, waits, hooks, events, line, now, streams, None, holdup, children)
+    forks = tuple(await world.list_runs(forked_from=run_id, limit=100))
+    return RunView(
+        record, steps, waits, hooks, events, line, now, streams, None, holdup, children, forks
+    )

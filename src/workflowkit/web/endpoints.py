@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _operations
-from ..errors import SerializationError
+from ..errors import ForkError, SerializationError
 from ..inspection import (
     describe,
     event_json,
@@ -147,6 +147,20 @@ async def wake_up(world: World, request: DashboardRequest, params: Mapping[str, 
 
 async def rerun(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
     record = await _operations.rerun(world, params["run_id"])
+    return json_response({"run": run_json(record)}, status=201)
+
+
+async def fork(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
+    """A fork reusing the run's first steps: ``{"from_step": n}`` (or ``?from_step=n``)."""
+    wanted = _object(request).get("from_step", request.arg("from_step"))
+    if isinstance(wanted, str) and wanted.isdigit():
+        wanted = int(wanted)
+    if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 0:
+        raise HttpError(400, '"from_step" must be how many steps to reuse: 0 or more')
+    try:
+        record = await _operations.fork(world, params["run_id"], wanted)
+    except ForkError as exc:
+        raise HttpError(400, str(exc)) from None
     return json_response({"run": run_json(record)}, status=201)
 
 

@@ -25,7 +25,8 @@ def runs_body(base: str, view: RunsPage, now: datetime) -> Markup:
         '<select name="status" aria-label="status"><option value="">any status</option>{}'
         '</select><input name="queue" placeholder="queue" aria-label="queue"{}>'
         '<input name="key" placeholder="key" aria-label="queue key"{}>'
-        '<button type="submit">Filter</button>{}</form>',
+        '<label class="check"><input type="checkbox" name="diverged" value="1"{}> diverged'
+        '</label><button type="submit">Filter</button>{}</form>',
         base,
         attrs(value=f.search),
         attrs(value=f.workflow),
@@ -33,6 +34,7 @@ def runs_body(base: str, view: RunsPage, now: datetime) -> Markup:
         options,
         attrs(value=f.queue),
         attrs(value=f.key),
+        attrs(checked=f.diverged),
         h('<a class="reset" href="{}/">reset</a>', base) if f.active else "",
     )
     return h("<h1>Runs</h1>{}{}", filters, runs_live(base, view, now))
@@ -93,7 +95,7 @@ def _row(base: str, r: RunRecord, now: datetime) -> Markup:
         r.run_id,
         r.run_id,
         r.workflow_name,
-        badge(str(r.status)),
+        join([badge(str(r.status)), badge("diverged") if r.diverged else Markup("")]),
         _queue(r),
         moment(r.created_at, now),
         took(r.started_at, end),

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..inspection import iso, one_line, shown, span_text
+from ..worlds.records import EventType
 from .data import RunView
 from .html import Markup, attrs, esc, h, join, pretty
-from .layout import badge, moment, payload
+from .layout import badge, button, moment, payload
 from .timeline import Bar, Timeline
 
 
@@ -32,7 +33,7 @@ def timeline_panel(base: str, view: RunView) -> Markup:
     )
     rows = join(_track(t, bar, view) for bar in t.bars)
     hint = "" if view.selected else "Click a bar to see its input, output or error."
-    details = join(_details(bar, view) for bar in t.bars)
+    details = join(_details(base, bar, view) for bar in t.bars)
     return h(
         '<div class="timeline"><div class="axis">{}</div><ol class="tracks">{}</ol></div>'
         '<div id="details" class="details"><p class="hint">{}</p>{}</div>',
@@ -73,7 +74,7 @@ def _offset(seconds: float) -> str:
     return "0" if seconds <= 0 else "+" + span_text(seconds)
 
 
-def _details(bar: Bar, view: RunView) -> Markup:
+def _details(base: str, bar: Bar, view: RunView) -> Markup:
     facts: list[tuple[str, Markup]] = [
         ("kind", esc(bar.kind)),
         ("state", badge(bar.state)),
@@ -90,12 +91,26 @@ def _details(bar: Bar, view: RunView) -> Markup:
     if not bar.payloads:
         payloads = Markup('<p class="none">nothing recorded yet</p>')
     return h(
-        '<section class="item"{}><h3>{}</h3><dl>{}</dl>{}</section>',
+        '<section class="item"{}><h3>{}</h3><dl>{}</dl>{}{}</section>',
         attrs(data_item_detail=bar.item_id, hidden=bar.item_id != view.selected),
         bar.label,
         rows,
         payloads,
+        _fork_button(base, bar, view),
     )
+
+
+def _fork_button(base: str, bar: Bar, view: RunView) -> Markup:
+    """A step's "re-run from here": a fork reusing the steps the code called before it."""
+    if bar.kind != "step" or bar.correlation_id is None:
+        return Markup("")
+    order = [e.correlation_id for e in view.events if e.type is EventType.STEP_CREATED]
+    if bar.correlation_id not in order:
+        return Markup("")
+    before = order.index(bar.correlation_id)
+    url = f"{base}/api/runs/{view.run.run_id}/fork?from_step={before}"
+    question = f"Start a new run reusing the {before} step(s) before this one?"
+    return h('<div class="actions">{}</div>', button("Re-run from here", "rerun", url, question))
 
 
 def hooks_panel(base: str, view: RunView) -> Markup:

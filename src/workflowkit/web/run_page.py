@@ -35,7 +35,7 @@ def run_live(base: str, view: RunView) -> Markup:
         "<dt>created</dt><dd>{}</dd><dt>started</dt><dd>{}</dd><dt>completed</dt><dd>{}</dd>"
         '<dt>duration</dt><dd>{}</dd>{}</dl><div class="actions">{}</div></section>',
         run.workflow_name,
-        badge(str(run.status)),
+        join([badge(str(run.status)), badge("diverged") if run.diverged else Markup("")]),
         _holdup(view),
         run.run_id,
         moment(run.created_at, view.now),
@@ -88,6 +88,8 @@ def _options(base: str, view: RunView) -> Markup:
         rows.append(h("<dt>key</dt><dd>{}</dd>", options.key))
     if options.priority:
         rows.append(h("<dt>priority</dt><dd>{}</dd>", options.priority))
+    if view.run.code_version is not None:
+        rows.append(h('<dt>code version</dt><dd class="id">{}</dd>', view.run.code_version))
     return join(rows)
 
 
@@ -104,10 +106,21 @@ def _family(base: str, view: RunView) -> Markup:
                 parent,
             )
         )
-    if view.children:
-        links = join(
-            h('<a href="{}/runs/{}">{}</a> {}', base, c.run_id, c.run_id, badge(str(c.status)))
-            for c in view.children
+    for label, runs in (("children", view.children), ("forks", view.forks)):
+        if runs:
+            links = join(
+                h('<a href="{}/runs/{}">{}</a> {}', base, r.run_id, r.run_id, badge(str(r.status)))
+                for r in runs
+            )
+            rows.append(h('<dt>{}</dt><dd class="id {}">{}</dd>', label, label, links))
+    source = view.run.options.forked_from
+    if source is not None:
+        rows.append(
+            h(
+                '<dt>forked from</dt><dd class="id"><a href="{}/runs/{}">{}</a></dd>',
+                base,
+                source,
+                source,
+            )
         )
-        rows.append(h('<dt>children</dt><dd class="id children">{}</dd>', links))
     return join(rows)

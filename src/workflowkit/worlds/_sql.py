@@ -376,8 +376,8 @@ SELECT_WORKERS = (
 )
 # A pending run waiting for its start time (and held by nobody) is due now instead.
 WAKE_RUN = (
-    "UPDATE runs SET wake_at = ?, updated_at = ? WHERE run_id = ? AND status = 'pending' "
-    "AND owner IS NULL AND wake_at > ?"
+    "UPDATE runs SET wake_at = ?, updated_at = ? WHERE run_id = ? "
+    "AND status IN ('pending', 'running') AND owner IS NULL AND wake_at > ?"
 )
 
 

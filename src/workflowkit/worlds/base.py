@@ -174,8 +174,8 @@ class Leases(Protocol):
         ...
 
     async def wake_run(self, run_id: str) -> bool:
-        """Make a pending run that waits for its start time (and that nobody holds) due now;
-        whether it was waiting."""
+        """Make a run that nobody holds and that waits for a time (its start time, or a
+        sleep's end) due now; whether it was waiting."""
         ...
 
     async def park_run(self, run_id: str, owner: str, divergence: Divergence) -> bool:
