@@ -5,10 +5,12 @@
     python bench/pg_bench.py --url postgresql://postgres@127.0.0.1:5432/postgres
 
 Cases: throughput (runs/s, steps/s) with 1, 2 and 4 worker processes; wake-up latency after
-``resume_hook`` (DBOS: ``send``) and after a sleep is due (median, p99). For each throughput
-case it also reports where the time goes: CPU of the workers, of the PostgreSQL backends
-serving them and of the client, commits, and the statements that took the most server time
-(``pg_stat_statements``). See bench/README.md.
+``resume_hook`` (DBOS: ``send``) and after a sleep is due (median, p99); and the queue case:
+the throughput runs in a queue of 50 at once next to the same runs in no queue (and, for
+workflowkit, in a queue with no limit), with 1 and 2 worker processes, and the overhead of
+the limit. For each throughput and queue case it also reports where the time goes: CPU of
+the workers, of the PostgreSQL backends serving them and of the client, commits, and the
+statements that took the most server time (``pg_stat_statements``). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 import psycopg
 from core_bench import dbos_python, table
 from core_common import RESULT_PREFIX
-from pg_common import BEGIN_LINE, WORKER_READY, PgSizes
+from pg_common import BEGIN_LINE, QUEUE_LIMIT, QUEUE_VARIANTS, WORKER_READY, PgSizes
 from psycopg import sql
 
 HERE = Path(__file__).resolve().parent
@@ -225,9 +227,12 @@ class Engine:
     worker_args: tuple[str, ...]  # after the interpreter; {url} and {index} filled in
     ready: str  # what a worker's log says once it executes runs
     url_query: str = ""  # appended to the database URL (workflowkit: its schema)
+    queue_args: tuple[str, ...] = ()  # added to worker_args for the queue case
+    queue_variants: tuple[str, ...] = QUEUE_VARIANTS  # which queue-* client cases it has
 
-    def worker_argv(self, url: str, index: int) -> list[str]:
-        return [self.python, *(a.format(url=url, index=index) for a in self.worker_args)]
+    def worker_argv(self, url: str, index: int, queues: bool = False) -> list[str]:
+        args = (*self.worker_args, *self.queue_args) if queues else self.worker_args
+        return [self.python, *(a.format(url=url, index=index) for a in args)]
 
     def client_argv(self, case: str, url: str, workdir: Path, sizes: PgSizes) -> list[str]:
         script = str(HERE / self.client)
@@ -244,6 +249,7 @@ def workflowkit_engine() -> Engine:
         ("-m", "workflowkit", "--world", "{url}", "worker", "pg_wk_cases"),
         "started on",
         "schema=bench",
+        ("pg_wk_queues",),  # the queue case's workers also import (so register) its queues
     )
 
 
@@ -255,6 +261,8 @@ def dbos_engine(python: str) -> Engine:
         "pg_dbos_cases.py",
         ("pg_dbos_cases.py", "worker", "--url", "{url}", "--executor", "bench-{index}"),
         WORKER_READY,
+        queue_args=("--queues",),
+        queue_variants=("none", "limit"),  # every DBOS run is in a queue: no "open" to add
     )
 
 
@@ -266,14 +274,16 @@ class Outcome:
 
 
 def start_workers(
-    engine: Engine, url: str, count: int, logs: Path
+    engine: Engine, url: str, count: int, logs: Path, queues: bool = False
 ) -> list[subprocess.Popen[bytes]]:
     procs: list[subprocess.Popen[bytes]] = []
     for index in range(count):
         path = logs / f"{engine.key}-worker{index}.log"
         with path.open("wb") as out:
             procs.append(
-                subprocess.Popen(engine.worker_argv(url, index), cwd=HERE, stderr=out, stdout=out)
+                subprocess.Popen(
+                    engine.worker_argv(url, index, queues), cwd=HERE, stderr=out, stdout=out
+                )
             )
         deadline = time.monotonic() + 120
         while engine.ready not in path.read_text(errors="replace"):
@@ -308,7 +318,7 @@ def run_case(
 ) -> Outcome:
     """Start ``workers`` worker processes, run the client, sample CPU around its timed part."""
     workdir.mkdir(parents=True, exist_ok=True)
-    procs = start_workers(engine, url, workers, workdir)
+    procs = start_workers(engine, url, workers, workdir, queues=case.startswith("queue-"))
     pids = [p.pid for p in procs]
     outcome = Outcome()
     try:
@@ -342,7 +352,11 @@ def run_case(
 
 # -- the run ------------------------------------------------------------------------------------
 
-CASES = ("throughput", "hook", "sleep")
+CASES = ("throughput", "hook", "sleep", "queue")
+
+
+def queue_key(variant: str, workers: int, round_: int) -> str:
+    return f"queue-{variant}-{workers}-r{round_}"
 
 
 def run_engine(
@@ -353,11 +367,20 @@ def run_engine(
     workers: Sequence[int],
     sizes: PgSizes,
     root: Path,
+    queue_workers: Sequence[int] = (1, 2),
+    rounds: int = 1,
 ) -> dict[str, Outcome]:
     results: dict[str, Outcome] = {}
     plan = [(f"throughput-{n}", "throughput", n) for n in workers]
     plan += [("hook", "hook", 1), ("sleep", "sleep", 1)]
     plan = [item for item in plan if item[1] in cases]
+    if "queue" in cases:  # the variants alternate, so a slow spell hits them alike
+        plan += [
+            (queue_key(variant, n, r), f"queue-{variant}", n)
+            for n in queue_workers
+            for r in range(rounds)
+            for variant in engine.queue_variants
+        ]
     for key, case, count in plan:
         dbname = f"wkbench_{engine.key}_{key.replace('-', '_')}"
         admin.recreate(dbname)
@@ -404,16 +427,124 @@ def metrics(workers: Sequence[int], sizes: PgSizes) -> list[Metric]:
     return out
 
 
+QUEUE_LABELS = {
+    "none": "in no queue",
+    "limit": f"in a queue of {QUEUE_LIMIT} at once",
+    "open": "in a queue with no limit",
+}
+
+
+def queue_metrics(queue_workers: Sequence[int], sizes: PgSizes) -> list[Metric]:
+    """The queue case's rows: runs/s of the median round (key ``queue-VARIANT-N``)."""
+    out = []
+    for n in queue_workers:
+        for variant, label in QUEUE_LABELS.items():
+            what = f"{sizes.runs} runs x {sizes.steps} steps {label}, {n} worker(s)"
+            out.append(Metric(f"queue-{variant}-{n}", "runs_per_s", what, "runs/s", True, 0))
+    return out
+
+
+def queue_rounds(per: dict[str, Outcome], variant: str, n: int) -> list[tuple[float, Outcome]]:
+    """(runs/s, outcome) of every round of one queue variant, in round order."""
+    found = []
+    prefix = f"queue-{variant}-{n}-r"
+    for key, outcome in per.items():
+        value = outcome.values.get("runs_per_s") if not outcome.error else None
+        if key.startswith(prefix) and isinstance(value, int | float):
+            found.append((float(value), outcome))
+    return found
+
+
+def queue_median(per: dict[str, Outcome], variant: str, n: int) -> tuple[float, Outcome] | None:
+    """The round with the median runs/s (the lower middle one of an even count)."""
+    found = sorted(queue_rounds(per, variant, n), key=lambda item: item[0])
+    return found[(len(found) - 1) // 2] if found else None
+
+
+def add_queue_medians(results: dict[str, dict[str, Outcome]], queue_workers: Sequence[int]) -> None:
+    """Put each queue variant's median round under ``queue-VARIANT-N`` for the report."""
+    for per in results.values():
+        for n in queue_workers:
+            for variant in QUEUE_VARIANTS:
+                middle = queue_median(per, variant, n)
+                if middle is not None:
+                    per[f"queue-{variant}-{n}"] = middle[1]
+                elif any(k.startswith(f"queue-{variant}-{n}-r") for k in per):
+                    per[f"queue-{variant}-{n}"] = Outcome(error="every round failed")
+
+
+def _every(per: dict[str, Outcome], variant: str, n: int) -> str:
+    return ", ".join(f"{v:.0f}" for v, _ in queue_rounds(per, variant, n)) or "—"
+
+
+def _overhead(none: tuple[float, Outcome] | None, queued: tuple[float, Outcome] | None) -> str:
+    if none is None or queued is None:
+        return "—"
+    return f"{(none[0] - queued[0]) / none[0] * 100:+.1f} %"
+
+
+def queue_report(
+    results: dict[str, dict[str, Outcome]], queue_workers: Sequence[int], rounds: int
+) -> list[str]:
+    """The queue case: runs/s per variant and the overhead of the limit, per engine."""
+    rows = []
+    for name, per in results.items():
+        for n in queue_workers:
+            none, limit, open_ = (queue_median(per, v, n) for v in QUEUE_VARIANTS)
+            if none is None and limit is None:
+                continue
+            rows.append(
+                [
+                    name,
+                    str(n),
+                    _every(per, "none", n),
+                    _every(per, "limit", n),
+                    _overhead(none, limit),
+                    _every(per, "open", n),
+                    _overhead(none, open_),
+                ]
+            )
+    if not rows:
+        return []
+    headers = [
+        "engine",
+        "workers",
+        "no queue: runs/s",
+        f"queue of {QUEUE_LIMIT}: runs/s",
+        "overhead",
+        "queue, no limit: runs/s",
+        "overhead",
+    ]
+    out = ["", f"Queue case, runs/s of each round ({rounds} per variant):"]
+    out.append(table(headers, rows, right=set(range(1, len(headers)))))
+    out.append(
+        "overhead = (no queue - queued) / no queue, of the median rounds; target: <= 10 % for "
+        f"the queue of {QUEUE_LIMIT}. DBOS starts every run from a queue: its 'no queue' is "
+        "the throughput case's queue (no global limit, 100 per worker)."
+    )
+    if rounds < 3:
+        out.append("With fewer than 3 rounds, an overhead within ±20 % is this machine's noise.")
+    return out
+
+
 def report(
-    results: dict[str, dict[str, Outcome]], workers: Sequence[int], sizes: PgSizes, cores: int
+    results: dict[str, dict[str, Outcome]],
+    workers: Sequence[int],
+    sizes: PgSizes,
+    cores: int,
+    queue_workers: Sequence[int] = (),
+    rounds: int = 1,
 ) -> str:
     out: list[str] = []
     names = list(results)
     for name in names:
         engines = {o.values.get("engine") for o in results[name].values() if o.values}
         out.extend(f"{name}: {e}" for e in sorted(filter(None, engines)))
+    add_queue_medians(results, queue_workers)
     rows = []
-    for m in metrics(workers, sizes):
+    for m in [*metrics(workers, sizes), *queue_metrics(queue_workers, sizes)]:
+        if not any(m.key in per for per in results.values()):
+            continue
         row = [m.label, m.unit]
         values = []
         for name in names:
@@ -433,18 +564,23 @@ def report(
     out += ["", table(headers, rows, right=set(range(2, len(headers))))]
     if len(names) == 2:
         out.append("wk adv. = DBOS÷wk for latencies, wk÷DBOS for rates; >1: workflowkit ahead.")
+    out += queue_report(results, queue_workers, rounds)
     out += ["", f"Where the time goes during each throughput case ({cores} cores; % of one core):"]
     urows = []
+    usage_keys = [(f"throughput-{n}", str(n)) for n in workers]
+    usage_keys += [
+        (f"queue-{v}-{n}", f"{n}, queue-{v}") for n in queue_workers for v in QUEUE_VARIANTS
+    ]
     for name in names:
-        for n in workers:
-            u = results[name].get(f"throughput-{n}", Outcome()).usage
+        for key, what in usage_keys:
+            u = results[name].get(key, Outcome()).usage
             if not u:
                 continue
             wall = u["wall_s"]
             urows.append(
                 [
                     name,
-                    str(n),
+                    what,
                     f"{u['workers_cpu_s'] / wall * 100:.0f}",
                     f"{u['postgres_cpu_s'] / wall * 100:.0f}",
                     f"{u['client_cpu_s'] / wall * 100:.0f}",
@@ -467,11 +603,17 @@ def report(
             "postgres CPU = the backends serving this database; statement time = server time "
             "inside statements (pg_stat_statements), as % of one core."
         )
+    top = [(f"throughput-{n}", f"{n} worker process(es)") for n in workers[-1:]]
+    top += [
+        (f"queue-{v}-{n}", f"{n} worker process(es), queue-{v}")
+        for n in queue_workers[-1:]
+        for v in ("none", "limit")
+    ]
     for name in names:
-        for n in workers[-1:]:
-            u = results[name].get(f"throughput-{n}", Outcome()).usage
+        for key, what in top:
+            u = results[name].get(key, Outcome()).usage
             if u.get("top_statements"):
-                out += ["", f"{name}, {n} worker process(es): statements by server time"]
+                out += ["", f"{name}, {what}: statements by server time"]
                 out += [
                     f"  {s['ms']:>9,.0f} ms {s['calls']:>8,} calls  {s['query']}"
                     for s in u["top_statements"]
@@ -480,7 +622,7 @@ def report(
         f"  {name} {key}: {o.error}"
         for name, per in results.items()
         for key, o in per.items()
-        if o.error
+        if o.error and o.error != "every round failed"  # each round's error is listed
     ]
     if errors:
         out += ["", "Errors:", *errors]
@@ -498,6 +640,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only", default=",".join(CASES), help=f"comma-separated cases among {','.join(CASES)}"
     )
     parser.add_argument("--workers", default="1,2,4", help="worker process counts (default 1,2,4)")
+    parser.add_argument(
+        "--queue-workers", default="1,2", help="worker process counts of the queue case (1,2)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of each queue variant (median reported)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
     parser.add_argument("--no-dbos", action="store_true", help="workflowkit only")
     parser.add_argument("--dbos-python", help="an interpreter that has dbos installed")
@@ -505,6 +653,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = PgSizes.quick() if args.quick else PgSizes()
     workers = [int(n) for n in args.workers.split(",")]
+    queue_workers = [int(n) for n in args.queue_workers.split(",")]
+    rounds = max(1, args.rounds)
     cases = [c.strip() for c in args.only.split(",") if c.strip()]
     unknown = set(cases) - set(CASES)
     if unknown:
@@ -528,12 +678,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log("pg_stat_statements is not loaded in this server: no statement times")
             for engine in engines:
                 results[engine.label] = run_engine(
-                    admin, server, engine, cases, workers, sizes, root
+                    admin, server, engine, cases, workers, sizes, root, queue_workers, rounds
                 )
             admin.conn.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(report(results, workers, sizes, os.cpu_count() or 1))
+    shown_workers = workers if "throughput" in cases else []
+    shown_queues = queue_workers if "queue" in cases else []
+    print(report(results, shown_workers, sizes, os.cpu_count() or 1, shown_queues, rounds))
     print(f"\nTotal benchmark time: {time.perf_counter() - began:.0f} s")
     if args.json is not None:
         raw = {

@@ -19,6 +19,12 @@ from pathlib import Path
 BEGIN_LINE = "BENCH_BEGIN"
 WORKER_READY = "BENCH_WORKER_READY"
 
+# The queue case: the same runs as the throughput case, started into a queue that allows
+# QUEUE_LIMIT running at once (workflowkit ``Queue(concurrency=)``, DBOS
+# ``register_queue(global_concurrency=)``), into a queue with no limit, or into none.
+QUEUE_LIMIT = 50
+QUEUE_VARIANTS = ("none", "limit", "open")  # "open": workflowkit only (see bench/README.md)
+
 
 @dataclass(frozen=True, slots=True)
 class PgSizes:

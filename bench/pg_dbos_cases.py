@@ -3,7 +3,9 @@
 Run with the interpreter of the benchmark-only DBOS venv:
 
     python pg_dbos_cases.py worker --url URL --executor ID     # a worker process
+    python pg_dbos_cases.py worker ... --queues                # ... that also runs QUEUE_LIMITED
     python pg_dbos_cases.py CASE --url URL --workdir DIR       # the client: throughput|hook|sleep
+                                                               # |queue-none|queue-limit
 
 Worker processes launch DBOS on the shared system database and execute workflows from the
 queue ``bench``; the client enqueues them with ``DBOSClient`` (DBOS's way of handing work to
@@ -25,6 +27,7 @@ from typing import Any
 from core_common import emit, median, percentile, step_body
 from dbos import DBOS, DBOSClient, DBOSConfig
 from pg_common import (
+    QUEUE_LIMIT,
     WORKER_READY,
     add_size_args,
     begin,
@@ -42,6 +45,10 @@ QUEUE = "bench"
 QUEUE_POLL_SECONDS = 0.1
 # Without a per-process cap the first process to poll takes the whole queue.
 WORKER_CONCURRENCY = 100
+# The queue case: a queue of QUEUE_LIMIT running at once across all workers (DBOS's global
+# concurrency), polled as often as QUEUE. "queue-none" enqueues into QUEUE as the throughput
+# case does (every DBOS run goes through a queue: that is how DBOS hands work to workers).
+QUEUE_LIMITED = "bench-limited"
 
 
 @DBOS.step()
@@ -77,7 +84,7 @@ async def sleeper(seconds: float, path: str) -> float:
     return await noted(path, due)
 
 
-def worker(url: str, executor: str) -> None:
+def worker(url: str, executor: str, queues: bool = False) -> None:
     config: DBOSConfig = {
         "name": APP,
         "system_database_url": url,
@@ -89,6 +96,10 @@ def worker(url: str, executor: str) -> None:
     DBOS.register_queue(
         QUEUE, worker_concurrency=WORKER_CONCURRENCY, polling_interval_sec=QUEUE_POLL_SECONDS
     )
+    if queues:
+        DBOS.register_queue(
+            QUEUE_LIMITED, global_concurrency=QUEUE_LIMIT, polling_interval_sec=QUEUE_POLL_SECONDS
+        )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -100,12 +111,14 @@ def worker(url: str, executor: str) -> None:
 # -- the client ------------------------------------------------------------------------------
 
 
-def _enqueue(client: DBOSClient, name: str, *args: Any) -> str:
-    handle = client.enqueue({"queue_name": QUEUE, "workflow_name": name}, *args)
+def _enqueue(client: DBOSClient, name: str, *args: Any, queue: str = QUEUE) -> str:
+    handle = client.enqueue({"queue_name": queue, "workflow_name": name}, *args)
     return handle.get_workflow_id()
 
 
-async def throughput(url: str, client: DBOSClient, runs: int, steps: int) -> dict[str, Any]:
+async def throughput(
+    url: str, client: DBOSClient, runs: int, steps: int, queue: str = QUEUE
+) -> dict[str, Any]:
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -120,7 +133,7 @@ async def throughput(url: str, client: DBOSClient, runs: int, steps: int) -> dic
         begin()
         began = time.perf_counter()
         await asyncio.gather(
-            *(asyncio.to_thread(_enqueue, client, "chain", steps) for _ in range(runs))
+            *(asyncio.to_thread(_enqueue, client, "chain", steps, queue=queue) for _ in range(runs))
         )
         started = time.perf_counter() - began
         await wait_until(completed, runs)
@@ -130,6 +143,7 @@ async def throughput(url: str, client: DBOSClient, runs: int, steps: int) -> dic
         "steps_per_s": runs * steps / wall,
         "wall_s": wall,
         "start_all_s": started,
+        "queue": queue,
     }
 
 
@@ -178,8 +192,10 @@ async def client_case(args: argparse.Namespace) -> dict[str, Any]:
     sizes = sizes_from(args)
     client = DBOSClient(system_database_url=args.url, application_name=APP)
     try:
-        if args.case == "throughput":
+        if args.case in ("throughput", "queue-none"):
             return await throughput(args.url, client, sizes.runs, sizes.steps)
+        if args.case == "queue-limit":
+            return await throughput(args.url, client, sizes.runs, sizes.steps, QUEUE_LIMITED)
         if args.case == "hook":
             return await hook_latency(client, args.workdir, sizes.hook_samples, sizes.hook_warmup)
         return await sleep_latency(client, args.workdir, sizes.sleepers, sizes.sleep_seconds)
@@ -189,14 +205,17 @@ async def client_case(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("case", choices=["worker", "throughput", "hook", "sleep"])
+    parser.add_argument(
+        "case", choices=["worker", "throughput", "hook", "sleep", "queue-none", "queue-limit"]
+    )
     parser.add_argument("--url", required=True, help="the DBOS system database URL")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--executor", default="bench-0")
+    parser.add_argument("--queues", action="store_true", help="worker: also run QUEUE_LIMITED")
     add_size_args(parser)
     args = parser.parse_args()
     if args.case == "worker":
-        worker(args.url, args.executor)
+        worker(args.url, args.executor, args.queues)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(client_case(args))

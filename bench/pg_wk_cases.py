@@ -2,8 +2,10 @@
 
 The workflows and steps below are what ``workflowkit worker pg_wk_cases`` executes (the
 worker processes import this module by name); ``python pg_wk_cases.py CASE --url URL`` is
-the client that starts runs and measures (``throughput``, ``hook``, ``sleep``). The DBOS side
-(``pg_dbos_cases.py``) mirrors every workflow one for one.
+the client that starts runs and measures (``throughput``, ``hook``, ``sleep``, and
+``queue-none`` / ``queue-limit`` / ``queue-open``: the throughput runs started into no queue,
+a queue of ``QUEUE_LIMIT`` at once, or a queue with no limit, from ``pg_wk_queues``). The DBOS
+side (``pg_dbos_cases.py``) mirrors every workflow one for one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from core_common import emit, median, percentile, step_body
 from pg_common import (
+    QUEUE_VARIANTS,
     add_size_args,
     begin,
     note,
@@ -65,11 +68,13 @@ async def sleeper(seconds: float, path: str) -> float:
 # -- the client ------------------------------------------------------------------------------
 
 
-async def throughput(url: str, runs: int, steps: int) -> dict[str, Any]:
+async def throughput(url: str, runs: int, steps: int, queue: str | None = None) -> dict[str, Any]:
     import psycopg
     from psycopg import sql
 
     from workflowkit.api import start
+
+    workflow = chain if queue is None else chain.options(queue=queue)
 
     schema = url.rsplit("schema=", 1)[1]
     query = sql.SQL("SELECT count(*) FROM {}.runs WHERE status = 'completed'").format(
@@ -84,7 +89,7 @@ async def throughput(url: str, runs: int, steps: int) -> dict[str, Any]:
 
         begin()
         began = time.perf_counter()
-        await asyncio.gather(*(start(chain, steps) for _ in range(runs)))
+        await asyncio.gather(*(start(workflow, steps) for _ in range(runs)))
         started = time.perf_counter() - began
         await wait_until(completed, runs)
         wall = time.perf_counter() - began
@@ -93,6 +98,7 @@ async def throughput(url: str, runs: int, steps: int) -> dict[str, Any]:
         "steps_per_s": runs * steps / wall,
         "wall_s": wall,
         "start_all_s": started,
+        "queue": queue,
     }
 
 
@@ -139,7 +145,8 @@ def _summary(latencies: list[float]) -> dict[str, Any]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("case", choices=["throughput", "hook", "sleep"])
+    queue_cases = [f"queue-{variant}" for variant in QUEUE_VARIANTS]
+    parser.add_argument("case", choices=["throughput", "hook", "sleep", *queue_cases])
     parser.add_argument("--url", required=True, help="the World URL, with ?schema=")
     parser.add_argument("--workdir", type=Path, required=True)
     add_size_args(parser)
@@ -153,6 +160,11 @@ async def main() -> None:
     try:
         if args.case == "throughput":
             result = await throughput(args.url, sizes.runs, sizes.steps)
+        elif args.case.startswith("queue-"):
+            from pg_wk_queues import QUEUE_NAMES
+
+            queue = QUEUE_NAMES[args.case.removeprefix("queue-")]
+            result = await throughput(args.url, sizes.runs, sizes.steps, queue)
         elif args.case == "hook":
             result = await hook_latency(args.workdir, sizes.hook_samples, sizes.hook_warmup)
         else:
