@@ -64,6 +64,14 @@ class Queue:
         return f"<queue {self.name}>"
 
 
+_LIMIT_FIELDS = (
+    "concurrency",
+    "per_key",
+    "per_worker",
+    "rate_count",
+    "rate_period",
+    "hold_while_waiting",
+)
 _lock = threading.Lock()
 _QUEUES: dict[str, Queue] = {}
 
@@ -78,9 +86,14 @@ def _register(queue: Queue) -> None:
     with _lock:
         known = _QUEUES.get(queue.name)
         if known is not None and known.limits != queue.limits:
+            differ = [
+                f"{field}={getattr(known.limits, field)!r} then {getattr(queue.limits, field)!r}"
+                for field in _LIMIT_FIELDS
+                if getattr(known.limits, field) != getattr(queue.limits, field)
+            ]
             raise ConfigurationError(
-                f"queue {queue.name!r} is defined twice with different limits: "
-                f"{known.limits} and {queue.limits}"
+                f"queue {queue.name!r} is defined twice with different limits "
+                f"({', '.join(differ)}): define it once and import it where it is used"
             )
         _QUEUES[queue.name] = queue
 
@@ -106,7 +119,8 @@ def _rate(name: str, value: RateLimit | None) -> tuple[int | None, float | None]
         if match is None:
             raise ConfigurationError(problem)
         count, per = int(match.group(1)), match.group(2)
-        seconds = _PER.get(per.lower().rstrip("s") or per.lower()) or _PER.get(per.lower())
+        unit = per.lower()
+        seconds = _PER.get(unit) or (_PER.get(unit[:-1]) if len(unit) > 2 else None)
         if seconds is None:
             try:
                 seconds = parse_duration(per)

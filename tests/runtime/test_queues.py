@@ -183,6 +183,7 @@ async def test_list_queues_shows_limits_and_usage(runtime: Runtime) -> None:
         {"per_key": -1},
         {"rate_limit": "fast"},
         {"rate_limit": "10/fortnightly"},
+        {"rate_limit": "100/ms"},
         {"rate_limit": (0, "1s")},
         {"concurrency": True},
     ],

@@ -12,7 +12,7 @@ from typing import Any
 
 from ._rows import Moment
 from ._sql import Dialect
-from .limits import AGING_SECONDS, CANDIDATES, QueueCandidate
+from .limits import AGING_SECONDS, QueueCandidate
 from .records import QueueInfo, QueueLimits, QueueUsage
 
 _ACTIVE = "('pending', 'running')"
@@ -101,14 +101,13 @@ def recent_starts(dialect: Dialect) -> str:
 @functools.cache
 def candidates(dialect: Dialect) -> str:
     """Due runs of the queue no worker holds, of the listed workflows, aged priority first.
-    Params: queue, now, dead workers, now, workflow names, now."""
+    Params: queue, now, dead workers, now, workflow names, now, limit."""
     age = dialect.elapsed.format("r.wake_at")
     return dialect.sql(
         "SELECT r.run_id, r.queue_key, r.dequeued_at IS NULL, r.status FROM runs r "
         f"WHERE r.queue = ? AND r.status IN {_ACTIVE} AND {_unheld(dialect)} "
         f"AND r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {dialect.in_list} "
-        f"ORDER BY r.priority + {age} / {AGING_SECONDS} DESC, r.wake_at, r.run_id "
-        f"LIMIT {CANDIDATES}"
+        f"ORDER BY r.priority + {age} / {AGING_SECONDS} DESC, r.wake_at, r.run_id LIMIT ?"
     )
 
 

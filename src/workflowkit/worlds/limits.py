@@ -62,6 +62,20 @@ def pick(usage: QueueUsage, candidates: Sequence[QueueCandidate], room: int) -> 
     return chosen
 
 
+def offer_size(usage: QueueUsage, room: int) -> int:
+    """How many candidates a claim needs to read: none when the queue has no free place
+    (unless runs holding theirs may resume), else enough to find runs of other keys behind
+    keys at their limit."""
+    limits = usage.limits
+    if limits.hold_while_waiting:
+        return CANDIDATES
+    free = room  # a rate limit is left out: a run resuming is not a new start
+    for limit, used in ((limits.concurrency, usage.running), (limits.per_worker, usage.mine)):
+        if limit is not None:
+            free = min(free, limit - used)
+    return 0 if free <= 0 else min(CANDIDATES, free * 8 + 64)
+
+
 def why_waiting(usage: QueueUsage, key: str | None, first_start: bool, now: float) -> str:
     """Why a due run of the queue is not running yet (``usage.by_key`` holds its key)."""
     limits = usage.limits

@@ -1,10 +1,12 @@
 """The PostgreSQL World's queue calls: registering limits, reading usage, and the queued
 part of a claim.
 
-A claim takes each queue's advisory lock (transaction scoped, in name order) before it reads
-the queue's usage, so two workers' claims of one queue are decided one after the other and
-a limit can never be passed by a count-then-claim race; claims of different queues, and of
-runs in none, never wait for each other. The claim itself updates only rows still unheld.
+A claim takes each queue's advisory lock (transaction scoped) before it reads the queue's
+usage, so two workers' claims of one queue never interleave and a limit can never be passed
+by a count-then-claim race. It only tries the lock: a worker that finds another claiming from
+the queue skips it this time rather than wait (the other takes what the limits allow; a run
+ending anywhere, or the next poll, brings the next turn). Claims of different queues, and of
+runs in none, never meet. The claim itself updates only rows still unheld.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import _queue_sql
-from ..limits import pick, window_start
+from ..limits import offer_size, pick, window_start
 from ..records import QueueInfo, QueueLimits, QueueUsage, WorkerInfo
 from ._dialect import DIALECT, moment
 from ._transactions import Conn
@@ -57,6 +59,14 @@ async def _usage(
     return _queue_sql.usage(limits, places, starts)
 
 
+async def _try_lock(conn: Conn, channel: str, name: str) -> bool:
+    cur = await conn.execute(
+        "SELECT pg_try_advisory_xact_lock(hashtext(%s), hashtext(%s))", (channel, f"queue:{name}")
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 async def claim(
     conn: Conn,
     worker: WorkerInfo,
@@ -75,13 +85,14 @@ async def claim(
         if len(taken) >= room:
             break
         limits = _queue_sql.limits_from_row(row)
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))",
-            (channel, f"queue:{limits.name}"),
-        )
+        if not await _try_lock(conn, channel, limits.name):
+            continue  # another worker is claiming from it right now: it takes what it can
         used = await _usage(conn, worker.worker_id, limits, dead, now)
+        wanted = offer_size(used, room - len(taken))
+        if not wanted:
+            continue
         found = await conn.execute(
-            _queue_sql.candidates(DIALECT), (limits.name, at, dead, at, names, at)
+            _queue_sql.candidates(DIALECT), (limits.name, at, dead, at, names, at, wanted)
         )
         offered = [_queue_sql.candidate(r, limits) for r in await found.fetchall()]
         chosen = pick(used, offered, room - len(taken))

@@ -38,7 +38,7 @@ from ..apply import (
     plan_create_run,
     plan_finish_step,
 )
-from ..limits import pick, window_start
+from ..limits import offer_size, pick, window_start
 from ..records import (
     Event,
     HookRecord,
@@ -264,8 +264,11 @@ def _pick_queued(
     now: float,
 ) -> list[str]:
     usage = _usage(conn, worker_id, limits, dead, now)
+    wanted = offer_size(usage, room)
+    if not wanted:
+        return []
     found = conn.execute(
-        _queue_sql.candidates(DIALECT), (limits.name, now, dead, now, names, now)
+        _queue_sql.candidates(DIALECT), (limits.name, now, dead, now, names, now, wanted)
     ).fetchall()
     offered = [_queue_sql.candidate(r, limits) for r in found]
     return pick(usage, offered, room)
