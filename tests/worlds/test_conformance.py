@@ -12,6 +12,7 @@ import pytest
 
 from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
+from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import (
     EventType,
@@ -25,7 +26,12 @@ from workflowkit.worlds.records import (
 
 
 def worker(name: str = "a", pid: int | None = None) -> WorkerInfo:
-    return WorkerInfo(new_id("wrkr") + name, socket.gethostname(), pid or os.getpid())
+    return WorkerInfo(
+        new_id("wrkr") + name,
+        socket.gethostname(),
+        pid or os.getpid(),
+        process_space=process_space(),
+    )
 
 
 async def new_run(world: World, name: str = "wf") -> str:
@@ -468,3 +474,20 @@ async def test_runs_are_listed_newest_first_whatever_their_ids(world: World) -> 
     window = await world.list_runs(since=created["alpha"], until=created["wrun_0"])
     assert [r.run_id for r in window] == ["mid", "alpha"]
     assert [r.run_id for r in await world.list_runs(id_prefix="al")] == ["alpha"]
+
+
+async def test_a_worker_in_another_process_space_is_never_judged_by_its_pid(
+    world: World,
+) -> None:
+    """Same hostname, another PID namespace (a container): its pid says nothing here."""
+    dead_pid = 2**22 + 12345  # no such process in this space
+    elsewhere = WorkerInfo(
+        new_id("wrkr"), socket.gethostname(), dead_pid, process_space="other-host/boot/pid:[1]"
+    )
+    alive = worker("alive")
+    await world.register_worker(elsewhere)
+    await world.register_worker(alive)
+    await new_run(world)
+    assert await world.claim_runs(elsewhere, ["wf"], limit=1, lease_seconds=3600)
+    assert await world.claim_runs(alive, ["wf"], limit=1, lease_seconds=30) == []
+    assert [w.info.process_space for w in await world.list_workers()].count("") == 0

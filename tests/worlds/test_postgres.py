@@ -18,13 +18,16 @@ from psycopg import sql
 
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
+from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds import open_world
 from workflowkit.worlds.postgres import PostgresWorld, parse_url
 from workflowkit.worlds.records import EventType, NewEvent, RunChange, RunStatus, WorkerInfo
 
 
 def worker(name: str) -> WorkerInfo:
-    return WorkerInfo(new_id("wrkr") + name, socket.gethostname(), os.getpid())
+    return WorkerInfo(
+        new_id("wrkr") + name, socket.gethostname(), os.getpid(), process_space=process_space()
+    )
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
+from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds import open_world
 from workflowkit.worlds.records import EventType, NewEvent, RunChange, WorkerInfo
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
@@ -128,7 +129,7 @@ async def test_worker_loop_appends_share_a_commit_or_commit_at_once(tmp_path: Pa
     """A worker's appends made in one turn of its loop share one transaction; an append
     with nothing else queued commits without waiting for the next turn."""
     world = SQLiteWorld(tmp_path / "w.db")
-    me = WorkerInfo(new_id("wrkr"), "here", os.getpid())
+    me = WorkerInfo(new_id("wrkr"), "here", os.getpid(), process_space=process_space())
     batches: list[list[RunChange]] = []
     unsubscribe = world.subscribe(lambda changes: batches.append(list(changes)))
     try:

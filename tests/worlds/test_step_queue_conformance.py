@@ -12,12 +12,15 @@ import pytest
 
 from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
+from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import EventType, NewEvent, StepStatus, WorkerInfo
 
 
 def worker(pid: int | None = None) -> WorkerInfo:
-    return WorkerInfo(new_id("wrkr"), socket.gethostname(), pid or os.getpid())
+    return WorkerInfo(
+        new_id("wrkr"), socket.gethostname(), pid or os.getpid(), process_space=process_space()
+    )
 
 
 async def owned_run_with_steps(

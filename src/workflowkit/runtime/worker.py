@@ -30,6 +30,7 @@ from ..worlds.base import World
 from ..worlds.records import QueueLimits, RunChange, RunRecord, StepClaim, WorkerInfo
 from .determinism import install as install_determinism
 from .driver import DriverConfig, RunDriver, timeout_failure
+from .process_space import process_space
 from .steps import Attempt, run_attempt
 from .versions import code_version
 
@@ -69,6 +70,7 @@ class Worker:
             os.getpid(),
             tuple(registry.workflows),
             self.lease_seconds,
+            process_space(),
         )
         self.poll_interval = poll_interval
         # Ended runs older than this are deleted now and then (None: kept forever).

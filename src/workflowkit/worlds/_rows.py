@@ -90,7 +90,8 @@ def step_status(value: str) -> StepStatus:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process of this host still runs (so its worker's leases must be waited out)."""
+    """Whether a process of this process space still runs (so its worker's leases must be
+    waited out); ask only about workers of the same ``WorkerInfo.process_space``."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -242,5 +243,5 @@ def stream_page(
 def worker_from_row(row: Sequence[Any], moment: Moment) -> WorkerRecord:
     """A row of ``SELECT_WORKERS``."""
     workflows = tuple(json.loads(row[3] or "[]"))
-    info = WorkerInfo(row[0], row[1], int(row[2]), workflows, float(row[4]))
+    info = WorkerInfo(row[0], row[1], int(row[2]), workflows, float(row[4]), row[7] or "")
     return WorkerRecord(info, moment(row[5]), moment(row[6]))

@@ -365,14 +365,20 @@ SELECT_HOOKS = (
 # -- workers ---------------------------------------------------------------------------------
 
 UPSERT_WORKER = (
-    "INSERT INTO workers (worker_id, hostname, pid, workflows, lease_seconds, started_at, "
-    "heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET "
-    "hostname = excluded.hostname, pid = excluded.pid, workflows = excluded.workflows, "
-    "lease_seconds = excluded.lease_seconds, heartbeat_at = excluded.heartbeat_at"
+    "INSERT INTO workers (worker_id, hostname, pid, workflows, lease_seconds, process_space, "
+    "started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO "
+    "UPDATE SET hostname = excluded.hostname, pid = excluded.pid, "
+    "workflows = excluded.workflows, lease_seconds = excluded.lease_seconds, "
+    "process_space = excluded.process_space, heartbeat_at = excluded.heartbeat_at"
 )
 SELECT_WORKERS = (
-    "SELECT worker_id, hostname, pid, workflows, lease_seconds, started_at, heartbeat_at "
-    "FROM workers ORDER BY started_at, worker_id"
+    "SELECT worker_id, hostname, pid, workflows, lease_seconds, started_at, heartbeat_at, "
+    "process_space FROM workers ORDER BY started_at, worker_id"
+)
+# Other workers whose pid means something here (same process space). Params: it, me.
+SAME_SPACE_WORKERS = (
+    "SELECT worker_id, pid FROM workers WHERE process_space = ? AND process_space <> '' "
+    "AND worker_id <> ?"
 )
 # A pending run waiting for its start time (and held by nobody) is due now instead.
 WAKE_RUN = (
@@ -410,7 +416,16 @@ def next_wake_at(dialect: Dialect) -> str:
 def worker_params(info: WorkerInfo, now: Any) -> tuple[Any, ...]:
     """``UPSERT_WORKER`` parameters."""
     workflows = json.dumps(sorted(info.workflows))
-    return (info.worker_id, info.hostname, info.pid, workflows, info.lease_seconds, now, now)
+    return (
+        info.worker_id,
+        info.hostname,
+        info.pid,
+        workflows,
+        info.lease_seconds,
+        info.process_space,
+        now,
+        now,
+    )
 
 
 # -- streams ---------------------------------------------------------------------------------

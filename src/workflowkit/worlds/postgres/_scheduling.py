@@ -153,8 +153,8 @@ async def next_wake_at(conn: Conn, workflow_names: Sequence[str]) -> datetime | 
 async def dead_local_workers(conn: Conn, me: WorkerInfo) -> list[str]:
     """Workers on this host whose process is gone: their leases need not be waited out."""
     cur = await conn.execute(
-        "SELECT worker_id, pid FROM workers WHERE hostname = %s AND worker_id != %s",
-        (me.hostname, me.worker_id),
+        DIALECT.sql(_sql.SAME_SPACE_WORKERS),
+        (me.process_space, me.worker_id),
     )
     dead = [
         worker_id for worker_id, pid in await cur.fetchall() if pid != me.pid and not pid_alive(pid)

@@ -295,10 +295,7 @@ def release_run(
 
 def _dead_local_workers(conn: sqlite3.Connection, me: WorkerInfo) -> list[str]:
     """Workers on this host whose process is gone: their leases need not be waited out."""
-    rows = conn.execute(
-        "SELECT worker_id, pid FROM workers WHERE hostname = ? AND worker_id != ?",
-        (me.hostname, me.worker_id),
-    ).fetchall()
+    rows = conn.execute(_sql.SAME_SPACE_WORKERS, (me.process_space, me.worker_id)).fetchall()
     dead = [worker_id for worker_id, pid in rows if pid != me.pid and not pid_alive(pid)]
     for worker_id in dead:
         conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
