@@ -14,6 +14,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from ._schedule_spec import (
+    DEFAULT_CATCH_UP,
+    DEFAULT_OVERLAP,
+    CatchUpName,
+    OverlapName,
+    StaticSchedule,
+    static_schedules,
+)
 from ._start_options import NO_START_OPTIONS, OnConflict, StartOptions, make_options
 from .context import current_executor
 from .durations import Duration
@@ -44,6 +52,7 @@ class Workflow(Generic[P, R]):
         self.fn = fn
         self.name = name
         self.start_options: StartOptions = NO_START_OPTIONS
+        self.schedules: tuple[StaticSchedule, ...] = ()  # from @workflow(schedule=...)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
@@ -154,15 +163,34 @@ REGISTRY = Registry()
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None
+    *,
+    name: str | None = None,
+    schedule: str | list[str] | None = None,
+    timezone: str = "UTC",
+    catch_up: CatchUpName = DEFAULT_CATCH_UP,
+    overlap: OverlapName = DEFAULT_OVERLAP,
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
 def workflow(
-    fn: Callable[P, Coroutine[Any, Any, R]] | None = None, /, *, name: str | None = None
+    fn: Callable[P, Coroutine[Any, Any, R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    schedule: str | list[str] | None = None,
+    timezone: str = "UTC",
+    catch_up: CatchUpName = DEFAULT_CATCH_UP,
+    overlap: OverlapName = DEFAULT_OVERLAP,
 ) -> Workflow[P, R] | Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]:
-    """Mark an ``async def`` as a workflow: ``@workflow`` or ``@workflow(name="orders.place")``."""
+    """Mark an ``async def`` as a workflow: ``@workflow`` or ``@workflow(name="orders.place")``.
+
+    ``schedule``: a cron expression (or a list of them) on which workers start a run, with
+    the tick's time (an aware datetime) as its argument; ``timezone``, ``catch_up`` and
+    ``overlap`` as for ``workflowkit.api.create_schedule``. A bad one raises
+    ``InvalidScheduleError`` here.
+    """
 
     def wrap(f: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
         wf = Workflow(f, name or durable_name(f))
+        wf.schedules = static_schedules(wf.name, schedule, timezone, catch_up, overlap)
         install_datetime_shim(f)
         REGISTRY.add_workflow(wf)
         return wf

@@ -28,6 +28,7 @@ from ..worlds.base import World
 from ..worlds.records import RunChange, RunRecord, StepClaim, WorkerInfo
 from .determinism import install as install_determinism
 from .driver import DriverConfig, RunDriver, timeout_failure
+from .schedules import ScheduleFirer
 from .steps import Attempt, run_attempt
 
 log = logging.getLogger("workflowkit.worker")
@@ -82,6 +83,8 @@ class Worker:
         self._steps_wanted = True  # the step queue may hold work for us
         self._queued_steps = False  # this worker queued steps it did not run itself
         self.drivers: dict[str, RunDriver] = {}
+        # Fires the ticks of the schedules of this worker's workflows (in the World).
+        self.schedules = ScheduleFirer(world, registry, poll_interval, virtual_clock)
         self.stopping = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,6 +102,8 @@ class Worker:
             failures = 0
             while not self.stopping:
                 try:
+                    await self.schedules.declare()
+                    await self.schedules.fire()
                     claimed = await self._claim()
                     claimed += await self._claim_steps()
                     if claimed and len(self.drivers) < self.max_runs:
@@ -164,6 +169,9 @@ class Worker:
         wake_at = await self.world.next_wake_at(list(self.registry.workflows))
         if wake_at is not None:
             timeout = min(timeout, max(0.0, wake_at.timestamp() - self.world.now()))
+        tick_in = self.schedules.wake_in()
+        if tick_in is not None:
+            timeout = min(timeout, tick_in)
         if timeout > 0:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
