@@ -76,6 +76,12 @@ def test_pause_resume_trigger_show_delete(capsys: pytest.CaptureFixture[str], ur
     assert [r["run_id"] for r in shown["recent_runs"]] == [run["run_id"]]
     code, out, _ = cli(capsys, url, "show", "nightly")
     assert code == 0 and "Europe/Berlin" in out and run["run_id"] in out
+    # The run says which schedule and tick it ran for.
+    code = main(["--world", url, "inspect", "run", run["run_id"], "--json"])
+    details = json.loads(capsys.readouterr().out)
+    assert details["schedule_id"] == "nightly" and details["scheduled_at"].startswith("20")
+    main(["--world", url, "--no-color", "inspect", "run", run["run_id"]])
+    assert "schedule:" in capsys.readouterr().out
     assert cli_json(capsys, url, "delete", "nightly", "--yes") == {"deleted": "nightly"}
     code, _, err = cli(capsys, url, "show", "nightly")
     assert code == 1 and "no schedule with id 'nightly'" in err and "#schedule-not-found" in err

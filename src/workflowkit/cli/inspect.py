@@ -15,6 +15,7 @@ from ..inspection import (
     hook_json,
     iso,
     run_json,
+    schedule_of,
     shown,
     step_json,
     wait_json,
@@ -166,6 +167,7 @@ def inspect_run(args: argparse.Namespace) -> int:
             await world.list_waits(record.run_id),
             await world.list_workers(),
             await world.list_runs(parent_run_id=record.run_id, limit=1000),
+            await _schedule_of(world, record.run_id),
         )
 
     details = with_world(args, action)
@@ -173,8 +175,9 @@ def inspect_run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     data = run_json(record, waiting_for(record, details.workers, now))
     children = [c.run_id for c in details.children]
+    schedule_id, tick = details.schedule or (None, None)
     if args.json:
-        print_json({**data, "children": children})
+        print_json({**data, "children": children, "schedule_id": schedule_id, "scheduled_at": tick})
         return 0
     pending_waits = [w for w in waits if w.completed_at is None]
     fields = [
@@ -184,6 +187,7 @@ def inspect_run(args: argparse.Namespace) -> int:
         ("waiting for", data["waiting_for"] or "-"),
         ("parent", record.options.parent_run_id or "-"),
         ("children", ", ".join(children) or "-"),
+        ("schedule", f"{schedule_id} (tick {tick})" if schedule_id else "-"),
         ("deadline", relative(record.options.deadline, now)),
         ("created", f"{relative(record.created_at, now)} ({iso(record.created_at)})"),
         ("started", relative(record.started_at, now)),
@@ -206,6 +210,12 @@ class RunDetails:
     waits: list[WaitRecord]
     workers: list[WorkerRecord]
     children: list[RunRecord]
+    schedule: tuple[str, str] | None  # the schedule and tick it ran for
+
+
+async def _schedule_of(world: World, run_id: str) -> tuple[str, str] | None:
+    created = await world.get_events(run_id)
+    return schedule_of(created[0]) if created else None
 
 
 def _count_by(statuses: Any) -> str:
