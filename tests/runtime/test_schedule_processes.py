@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from pg_procs import WorkerProc, spawn, stop
+
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import RunStatus
 

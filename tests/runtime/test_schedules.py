@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -81,7 +82,10 @@ async def until(condition: object, timeout: float = 10.0) -> None:
 
 async def test_each_tick_starts_a_run_that_gets_the_tick_time(cached_runtime: Runtime) -> None:
     info = await create_schedule(
-        "every-second", record_tick, cron="* * * * * *", kwargs={"label": "x"},
+        "every-second",
+        record_tick,
+        cron="* * * * * *",
+        kwargs={"label": "x"},
         timezone="Europe/Berlin",
     )
     assert info.next_tick is not None and info.kwargs == {"label": "x"}
@@ -93,7 +97,7 @@ async def test_each_tick_starts_a_run_that_gets_the_tick_time(cached_runtime: Ru
     await pause_schedule("every-second")
     ticks = sorted(t for t, _ in SEEN)
     assert all(t.tzinfo is not None and t.utcoffset() in {timedelta(hours=1)} for t in ticks)
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(ticks, ticks[1:], strict=False))
+    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(ticks))
     assert {label for _, label in SEEN} == {"x"}
     run_ids = await runs_of("every-second")
     first = ticks[0].astimezone(UTC)
@@ -115,9 +119,7 @@ async def test_a_schedule_declared_in_code_is_written_by_the_worker(
     info = await get_schedule("sched.new_year")
     assert info.declared_in_code and info.timezone == "Europe/Berlin"
     assert info.next_tick is not None
-    assert info.next_tick.astimezone(UTC) == datetime(
-        info.next_tick.year, 12, 31, 23, tzinfo=UTC
-    )
+    assert info.next_tick.astimezone(UTC) == datetime(info.next_tick.year, 12, 31, 23, tzinfo=UTC)
     with pytest.raises(StaticScheduleError):
         await delete_schedule("sched.new_year")
     with pytest.raises(StaticScheduleError):
@@ -212,7 +214,7 @@ async def test_a_week_of_hourly_ticks_on_the_virtual_clock(workflow_runtime: Run
     assert len(runs) in (168, 169)  # 7 * 24 hours, and the hour now is in, or not
     ticks = sorted(t for t, _ in SEEN)
     assert len(ticks) == len(runs)
-    assert all(b - a == timedelta(hours=1) for a, b in zip(ticks, ticks[1:], strict=False))
+    assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(ticks))
     assert [await get_run(r.run_id).status() for r in runs[-3:]] == ["completed"] * 3
     print(f"{len(runs)} hourly ticks in {elapsed:.3f} s")
     assert elapsed < 5, elapsed  # "well under a second" on an idle machine; CI shares cores

@@ -66,7 +66,9 @@ async def test_pause_resume_update_and_delete(world: World) -> None:
     assert changed is not None and changed.cron == "@daily" and changed.overlap == "allow"
     assert changed.next_tick is not None and changed.next_tick.hour == 0
     with pytest.raises(InvalidScheduleError):
-        await world.change_schedule("s1", rules.update("s1", ScheduleUpdate(cron="61 * * * *").apply))
+        await world.change_schedule(
+            "s1", rules.update("s1", ScheduleUpdate(cron="61 * * * *").apply)
+        )
     assert await world.get_schedule("s1") == changed
     assert await world.change_schedule("s1", rules.delete("s1")) is None
     assert await world.get_schedule("s1") is None

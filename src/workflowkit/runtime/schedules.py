@@ -7,8 +7,9 @@ any other worker of the workflow fires the tick. What it caches (when the next t
 only saves a query; it is read again every poll interval, which is how a schedule another
 process created is noticed.
 
-On the virtual clock (tests) schedules do not fire on real time: ``advance`` moves their
-time forward, firing each tick on the way and letting its runs end before the next.
+On the virtual clock (tests) ``advance`` moves the schedules' time forward, firing each
+tick on the way and letting its runs end before the next; they also fire as real time
+passes, until it catches up with theirs.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class ScheduleFirer:
         self._read_at = -math.inf  # when that was read (monotonic)
         # On the virtual clock, the time ticks are due by; None: the World's clock.
         self.virtual_now: float | None = world.now() if virtual_clock else None
+        self._advancing = False  # ``advance`` fires alone: it waits for what it fired
 
     def changed(self) -> None:
         """A schedule was written in this process: read when the next tick is due again."""
@@ -117,7 +119,7 @@ class ScheduleFirer:
 
     async def fire(self) -> list[FiredTick]:
         """Fire what is due now; the ticks that started runs."""
-        if not await self._due():
+        if self._advancing or not await self._due():
             return []
         fired = await self._fire_at(self.now())
         self.changed()  # the next tick moved
@@ -157,16 +159,20 @@ class ScheduleFirer:
             raise RuntimeError("advance() needs the virtual clock (virtual_clock=True)")
         target = self.now() + seconds
         fired: list[FiredTick] = []
-        while True:
-            due = await self.world.schedules_due(list(self.registry.workflows))
-            if due.next_tick is None or due.next_tick.timestamp() > target:
-                break
-            self.virtual_now = due.next_tick.timestamp()
-            page = await self._fire_at(self.virtual_now)
-            await _until_ended(self.world, [f.run_id for f in page], run_timeout)
-            fired += page
-        self.virtual_now = target
-        self.changed()
+        self._advancing = True
+        try:
+            while True:
+                due = await self.world.schedules_due(list(self.registry.workflows))
+                if due.next_tick is None or due.next_tick.timestamp() > target:
+                    break
+                self.virtual_now = due.next_tick.timestamp()
+                page = await self._fire_at(self.virtual_now)
+                await _until_ended(self.world, [f.run_id for f in page], run_timeout)
+                fired += page
+            self.virtual_now = target
+        finally:
+            self._advancing = False
+            self.changed()
         return fired
 
 
