@@ -3,8 +3,9 @@
 ``python tests/packaging_smoke.py`` with the interpreter of a virtualenv that has the wheel,
 its one requirement (cronsim) and nothing else installed, in an empty working directory. It
 proves that the files the wheel must carry are there (both Worlds' migrations, the
-dashboard's static files, the ``workflowkit`` command), that a workflow runs on a fresh SQLite World, and that every
-feature whose extra is missing says which extra to install. Prints ``ok`` at the end.
+dashboard's static files, the ``workflowkit`` command), that a workflow runs on a fresh
+SQLite World, and that every feature whose extra is missing says which extra to install.
+Prints ``ok`` at the end.
 """
 
 from __future__ import annotations
