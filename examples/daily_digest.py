@@ -1,15 +1,22 @@
-"""A daily digest: gather, send, sleep until tomorrow, repeat, for as long as it runs.
+"""A daily digest on a schedule: every working day at 07:00 in Berlin, one run per day.
 
-python examples/daily_digest.py
+python examples/daily_digest.py      # runs today's digest now, then waits for 07:00
+
+Each tick starts a run whose argument is the tick's time (an aware datetime), so a digest
+knows which day it is for even when it runs late. The schedule lives in the World: it fires
+once per day however many workers run this module (`workflowkit worker daily_digest`), a
+digest missed while no worker ran is sent when one comes back (catch_up="latest"), and it
+can be paused, resumed or run now from the CLI and the dashboard
+(`workflowkit schedules pause examples.daily_digest`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from workflowkit import sleep, step, workflow
-from workflowkit.api import start
+from workflowkit import step, workflow
+from workflowkit.api import trigger_schedule
 
 
 @step
@@ -22,22 +29,22 @@ def send_digest(to: str, items: list[str]) -> None:
     print(f"  digest to {to}: {items}")
 
 
-@workflow
-async def daily_digest(to: str, days: int) -> int:
-    sent = 0
-    for _ in range(days):
-        today = datetime.now(UTC)  # the run's time: replays see the same value
-        await send_digest(to, await collect_news(today.date().isoformat()))
-        sent += 1
-        tomorrow = (today + timedelta(days=1)).replace(hour=7, minute=0, second=0, microsecond=0)
-        await sleep(tomorrow)  # durable: the run holds no memory overnight
-    return sent
+@workflow(
+    name="examples.daily_digest",
+    schedule="0 7 * * MON-FRI",
+    timezone="Europe/Berlin",
+    catch_up="latest",
+)
+async def daily_digest(scheduled_at: datetime) -> str:
+    day = scheduled_at.date().isoformat()  # the tick's day, in Berlin
+    await send_digest("team@example.com", await collect_news(day))
+    return day
 
 
 async def main() -> None:
-    run = await start(daily_digest, "team@example.com", 1)
-    print(f"started {run.run_id}; it sends one digest now and the next one tomorrow at 07:00")
-    await asyncio.sleep(1)
+    run = await trigger_schedule("examples.daily_digest")  # one now, as a tick would
+    print(f"sent today's digest ({await run.return_value(timeout=30)}); next at 07:00 Berlin")
+    await asyncio.Event().wait()  # the embedded worker fires the schedule while this runs
 
 
 if __name__ == "__main__":

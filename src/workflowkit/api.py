@@ -9,19 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
-from . import _operations, serde
+from . import _operations, _schedule_ops, serde
 from ._outcomes import run_outcome
 from .context import current_executor, refuse_in_workflow
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
 from .streams import Readable
 from .webhooks import Request, Response
-from .worlds.records import HookRecord, RunRecord, RunStatus
+from .worlds.records import CatchUp, HookRecord, Overlap, RunRecord, RunStatus, ScheduleRecord
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,12 +30,21 @@ __all__ = [
     "HookInfo",
     "Run",
     "RunInfo",
+    "ScheduleInfo",
+    "create_schedule",
+    "delete_schedule",
     "fork_run",
     "get_hook_by_token",
     "get_run",
+    "get_schedule",
+    "list_schedules",
+    "pause_schedule",
     "resume_hook",
+    "resume_schedule",
     "resume_webhook",
     "start",
+    "trigger_schedule",
+    "update_schedule",
 ]
 
 
@@ -253,3 +262,169 @@ async def _wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) -
             changed.clear()
     finally:
         unsubscribe()
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleInfo:
+    """A schedule: how it is defined, and where it stands.
+
+    Each tick starts a run of ``workflow_name`` with the tick's time (an aware datetime in
+    ``timezone``) as its first argument, then ``args`` and ``kwargs``; its run id is
+    ``<schedule_id>@<tick in UTC>``. ``next_tick`` is None once the schedule ended
+    (``end_at``). ``declared_in_code``: from ``@workflow(schedule=...)``.
+    """
+
+    schedule_id: str
+    workflow_name: str
+    cron: str
+    timezone: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    catch_up: CatchUp
+    overlap: Overlap
+    start_at: datetime | None
+    end_at: datetime | None
+    paused: bool
+    declared_in_code: bool
+    next_tick: datetime | None
+    last_tick: datetime | None
+    last_run_id: str | None
+    buffered_tick: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def schedule_info(record: ScheduleRecord) -> ScheduleInfo:
+    args, kwargs = serde.decode(record.input)
+    return ScheduleInfo(
+        record.schedule_id,
+        record.workflow_name,
+        record.cron,
+        record.timezone,
+        tuple(args),
+        dict(kwargs),
+        record.catch_up,
+        record.overlap,
+        record.start_at,
+        record.end_at,
+        record.paused,
+        record.static,
+        record.next_tick,
+        record.last_tick,
+        record.last_run_id,
+        record.buffered_tick,
+        record.created_at,
+        record.updated_at,
+    )
+
+
+def _changed(record: ScheduleRecord) -> ScheduleInfo:
+    get_runtime().schedules_changed()  # this process's worker looks again now
+    return schedule_info(record)
+
+
+async def create_schedule(
+    schedule_id: str,
+    workflow: Workflow[..., Any],
+    *,
+    cron: str,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    timezone: str = "UTC",
+    catch_up: str = "none",
+    overlap: str = "skip",
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+) -> ScheduleInfo:
+    """Start ``workflow`` on a cron schedule, stored in the World (it survives restarts).
+
+    ``cron``: five fields, six with seconds first, or ``@hourly``/``@daily``/...; read in
+    ``timezone`` (an IANA name). Each tick's run gets the tick's time, then ``args`` and
+    ``kwargs``. ``catch_up`` (ticks missed while no worker ran): ``"none"``, ``"latest"``
+    or ``"all"`` (at most 100). ``overlap`` (a tick while the last run is active):
+    ``"skip"``, ``"allow"`` or ``"buffer_one"``. Ticks only from ``start_at`` and up to
+    ``end_at``. Raises ``InvalidScheduleError`` (a bad value, before anything is written)
+    and ``ScheduleAlreadyExistsError``.
+    """
+    world = get_runtime().world
+    record = await _schedule_ops.create(
+        world,
+        schedule_id,
+        workflow,
+        cron=cron,
+        args=args,
+        kwargs=kwargs,
+        timezone=timezone,
+        catch_up=catch_up,
+        overlap=overlap,
+        start_at=start_at,
+        end_at=end_at,
+    )
+    return _changed(record)
+
+
+async def get_schedule(schedule_id: str) -> ScheduleInfo:
+    """The schedule with this id; ``ScheduleNotFoundError`` if there is none."""
+    return schedule_info(await _schedule_ops.require_schedule(get_runtime().world, schedule_id))
+
+
+async def list_schedules() -> list[ScheduleInfo]:
+    """Every schedule in the World, by id."""
+    refuse_in_workflow("list_schedules()")
+    return [schedule_info(r) for r in await get_runtime().world.list_schedules()]
+
+
+async def update_schedule(
+    schedule_id: str,
+    *,
+    cron: str | None = None,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    timezone: str | None = None,
+    catch_up: str | None = None,
+    overlap: str | None = None,
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+) -> ScheduleInfo:
+    """Change the fields given (see ``create_schedule``); a new cron, time zone or window
+    moves the next tick. Schedules declared in code change in code
+    (``StaticScheduleError``)."""
+    record = await _schedule_ops.update(
+        get_runtime().world,
+        schedule_id,
+        cron=cron,
+        args=args,
+        kwargs=kwargs,
+        timezone=timezone,
+        catch_up=catch_up,
+        overlap=overlap,
+        start_at=start_at,
+        end_at=end_at,
+    )
+    return _changed(record)
+
+
+async def pause_schedule(schedule_id: str) -> ScheduleInfo:
+    """No tick fires until ``resume_schedule``; runs already started go on."""
+    return _changed(await _schedule_ops.set_paused(get_runtime().world, schedule_id, True))
+
+
+async def resume_schedule(schedule_id: str) -> ScheduleInfo:
+    """Fire again from the next tick after now (ticks missed while paused are not caught up)."""
+    return _changed(await _schedule_ops.set_paused(get_runtime().world, schedule_id, False))
+
+
+async def delete_schedule(schedule_id: str) -> None:
+    """Delete the schedule (its runs stay); ``ScheduleNotFoundError`` if there is none."""
+    await _schedule_ops.delete(get_runtime().world, schedule_id)
+    get_runtime().schedules_changed()
+
+
+async def trigger_schedule(schedule_id: str) -> Run[Any]:
+    """Start one run of the schedule now (its tick time is now), whatever its overlap
+    policy, even while paused; the schedule's own ticks are unaffected."""
+    created = await _schedule_ops.trigger(get_runtime().world, schedule_id)
+    return Run(created.record.run_id)

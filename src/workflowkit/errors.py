@@ -179,6 +179,61 @@ class WorkflowTimeoutError(WorkflowKitError):
         self.deadline = deadline
 
 
+class ScheduleError(WorkflowKitError):
+    """Base class of the errors about schedules (``@workflow(schedule=...)``,
+    ``create_schedule`` and the other schedule calls)."""
+
+    slug = "schedule-error"
+
+
+class InvalidScheduleError(ScheduleError, ValueError):
+    """A schedule that cannot be defined: a cron expression cron would refuse, an unknown
+    time zone, an unknown ``catch_up`` or ``overlap`` policy, a bad schedule id or window.
+
+    Raised where the schedule is defined (the decorator, ``create_schedule``,
+    ``update_schedule``), before anything is written.
+    """
+
+    slug = "invalid-schedule"
+
+
+class ScheduleNotFoundError(ScheduleError, LookupError):
+    """No schedule has this id in the World."""
+
+    slug = "schedule-not-found"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"no schedule with id {schedule_id!r}")
+        self.schedule_id = schedule_id
+
+
+class ScheduleAlreadyExistsError(ScheduleError):
+    """``create_schedule`` with an id a schedule has already."""
+
+    slug = "schedule-already-exists"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(
+            f"a schedule with id {schedule_id!r} exists already: change it with "
+            "update_schedule(), or delete it first"
+        )
+        self.schedule_id = schedule_id
+
+
+class StaticScheduleError(ScheduleError):
+    """An update or delete of a schedule declared in code (``@workflow(schedule=...)``):
+    workers write it again from the code when they start."""
+
+    slug = "static-schedule"
+
+    def __init__(self, schedule_id: str, action: str) -> None:
+        super().__init__(
+            f"schedule {schedule_id!r} is declared in code (@workflow(schedule=...)); "
+            f"{action} it there, or pause it (pausing lasts across deploys)"
+        )
+        self.schedule_id = schedule_id
+
+
 class ClientCallInWorkflowError(WorkflowKitError, RuntimeError):
     """A client call (``get_run``, ``resume_hook``, ...) made in workflow code.
 

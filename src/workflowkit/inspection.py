@@ -25,6 +25,7 @@ from .worlds.records import (
     QueueUsage,
     RunRecord,
     RunStatus,
+    ScheduleRecord,
     StepRecord,
     StreamInfo,
     WaitRecord,
@@ -125,6 +126,37 @@ def run_json(record: RunRecord, waiting_for: str | None = None) -> dict[str, Any
         "output": shown(record.output),
         "error": shown(record.error),
     }
+
+
+def schedule_json(record: ScheduleRecord) -> dict[str, Any]:
+    """The JSON shape of a schedule, shared by ``schedules list``/``show`` and the dashboard."""
+    return {
+        "schedule_id": record.schedule_id,
+        "workflow_name": record.workflow_name,
+        "cron": record.cron,
+        "timezone": record.timezone,
+        "input": shown(record.input),
+        "catch_up": str(record.catch_up),
+        "overlap": str(record.overlap),
+        "start_at": iso(record.start_at),
+        "end_at": iso(record.end_at),
+        "paused": record.paused,
+        "declared_in_code": record.static,
+        "next_tick": iso(record.next_tick),
+        "last_tick": iso(record.last_tick),
+        "last_run_id": record.last_run_id,
+        "buffered_tick": iso(record.buffered_tick),
+        "created_at": iso(record.created_at),
+        "updated_at": iso(record.updated_at),
+    }
+
+
+def schedule_of(event: Event) -> tuple[str, str] | None:
+    """The schedule id and tick (ISO 8601) a run was started for, from its ``run_created``."""
+    schedule_id, tick = event.attrs.get("schedule_id"), event.attrs.get("scheduled_at")
+    if isinstance(schedule_id, str) and isinstance(tick, str):
+        return schedule_id, tick
+    return None
 
 
 @dataclass(frozen=True, slots=True)

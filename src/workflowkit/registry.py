@@ -15,6 +15,14 @@ from datetime import datetime
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from . import serde
+from ._schedule_spec import (
+    DEFAULT_CATCH_UP,
+    DEFAULT_OVERLAP,
+    CatchUpName,
+    OverlapName,
+    StaticSchedule,
+    static_schedules,
+)
 from ._start_options import NO_START_OPTIONS, OnConflict, StartOptions, make_options
 from .context import current_executor
 from .durations import Duration
@@ -66,6 +74,7 @@ class Workflow(Generic[P, R]):
         self.start_options: StartOptions = (
             NO_START_OPTIONS if queue is None else make_options(queue=queue.name)
         )
+        self.schedules: tuple[StaticSchedule, ...] = ()  # from @workflow(schedule=...)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
@@ -241,7 +250,14 @@ serde.register_tag("step", Step, encode=_encode_step, decode=_decode_step)
 def workflow(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, queue: Queue | None = None, on_divergence: OnDivergence = "park"
+    *,
+    name: str | None = None,
+    queue: Queue | None = None,
+    on_divergence: OnDivergence = "park",
+    schedule: str | list[str] | None = None,
+    timezone: str = "UTC",
+    catch_up: CatchUpName = DEFAULT_CATCH_UP,
+    overlap: OverlapName = DEFAULT_OVERLAP,
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]: ...
 def workflow(
     fn: Callable[P, Coroutine[Any, Any, R]] | None = None,
@@ -250,6 +266,10 @@ def workflow(
     name: str | None = None,
     queue: Queue | None = None,
     on_divergence: OnDivergence = "park",
+    schedule: str | list[str] | None = None,
+    timezone: str = "UTC",
+    catch_up: CatchUpName = DEFAULT_CATCH_UP,
+    overlap: OverlapName = DEFAULT_OVERLAP,
 ) -> Workflow[P, R] | Callable[[Callable[P, Coroutine[Any, Any, R]]], Workflow[P, R]]:
     """Mark an ``async def`` as a workflow: ``@workflow`` or ``@workflow(name="orders.place")``.
 
@@ -257,10 +277,15 @@ def workflow(
     ``on_divergence``: what happens to a run whose log the code no longer replays (a change
     deployed under it): ``"park"`` (it waits, running, for a worker with other code) or
     ``"fail"`` (it fails with ``ReplayDivergenceError``).
+    ``schedule``: a cron expression (or a list of them) on which workers start a run, with
+    the tick's time (an aware datetime) as its argument; ``timezone``, ``catch_up`` and
+    ``overlap`` as for ``workflowkit.api.create_schedule``. A bad one raises
+    ``InvalidScheduleError`` here.
     """
 
     def wrap(f: Callable[P, Coroutine[Any, Any, R]]) -> Workflow[P, R]:
         wf = Workflow(f, name or durable_name(f), queue, on_divergence)
+        wf.schedules = static_schedules(wf.name, schedule, timezone, catch_up, overlap)
         install_datetime_shim(f)
         REGISTRY.add_workflow(wf)
         return wf

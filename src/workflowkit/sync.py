@@ -6,7 +6,7 @@ loop, so the caller never manages one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
@@ -22,12 +22,20 @@ R = TypeVar("R")
 
 __all__ = [
     "Run",
+    "create_schedule",
+    "delete_schedule",
     "fork_run",
     "get_hook_by_token",
     "get_run",
+    "get_schedule",
+    "list_schedules",
+    "pause_schedule",
     "resume_hook",
+    "resume_schedule",
     "resume_webhook",
     "start",
+    "trigger_schedule",
+    "update_schedule",
 ]
 
 
@@ -141,3 +149,88 @@ def get_hook_by_token(token: str) -> api.HookInfo:
 def resume_webhook(token: str, request: Request) -> Response:
     """Deliver ``request`` to a webhook (see ``workflowkit.api.resume_webhook``)."""
     return _blocking("workflowkit.sync resume_webhook()").call(api.resume_webhook(token, request))
+
+
+# -- schedules (see workflowkit.api for what each does) --------------------------------------
+
+
+def create_schedule(
+    schedule_id: str,
+    workflow: Workflow[..., Any],
+    *,
+    cron: str,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    timezone: str = "UTC",
+    catch_up: str = "none",
+    overlap: str = "skip",
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+) -> api.ScheduleInfo:
+    """Start ``workflow`` on a cron schedule (``workflowkit.api.create_schedule``)."""
+    coro = api.create_schedule(
+        schedule_id,
+        workflow,
+        cron=cron,
+        args=args,
+        kwargs=kwargs,
+        timezone=timezone,
+        catch_up=catch_up,
+        overlap=overlap,
+        start_at=start_at,
+        end_at=end_at,
+    )
+    return _blocking("workflowkit.sync create_schedule()").call(coro)
+
+
+def get_schedule(schedule_id: str) -> api.ScheduleInfo:
+    return _blocking("workflowkit.sync get_schedule()").call(api.get_schedule(schedule_id))
+
+
+def list_schedules() -> list[api.ScheduleInfo]:
+    return _blocking("workflowkit.sync list_schedules()").call(api.list_schedules())
+
+
+def update_schedule(
+    schedule_id: str,
+    *,
+    cron: str | None = None,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    timezone: str | None = None,
+    catch_up: str | None = None,
+    overlap: str | None = None,
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+) -> api.ScheduleInfo:
+    """Change the fields given (``workflowkit.api.update_schedule``)."""
+    coro = api.update_schedule(
+        schedule_id,
+        cron=cron,
+        args=args,
+        kwargs=kwargs,
+        timezone=timezone,
+        catch_up=catch_up,
+        overlap=overlap,
+        start_at=start_at,
+        end_at=end_at,
+    )
+    return _blocking("workflowkit.sync update_schedule()").call(coro)
+
+
+def pause_schedule(schedule_id: str) -> api.ScheduleInfo:
+    return _blocking("workflowkit.sync pause_schedule()").call(api.pause_schedule(schedule_id))
+
+
+def resume_schedule(schedule_id: str) -> api.ScheduleInfo:
+    return _blocking("workflowkit.sync resume_schedule()").call(api.resume_schedule(schedule_id))
+
+
+def delete_schedule(schedule_id: str) -> None:
+    _blocking("workflowkit.sync delete_schedule()").call(api.delete_schedule(schedule_id))
+
+
+def trigger_schedule(schedule_id: str) -> Run[Any]:
+    """Start one run of the schedule now (``workflowkit.api.trigger_schedule``)."""
+    run = _blocking("workflowkit.sync trigger_schedule()").call(api.trigger_schedule(schedule_id))
+    return Run(run.run_id)

@@ -16,6 +16,7 @@ from .._settings import redact_url
 from ..durations import parse_duration
 from ..errors import (
     HookNotFoundError,
+    ScheduleError,
     WebhookTokenError,
     WorkflowRunAlreadyExistsError,
     WorkflowRunNotFoundError,
@@ -43,6 +44,7 @@ _NAMED_WRONG = (
     HookNotFoundError,
     WebhookTokenError,
     WorkflowRunAlreadyExistsError,
+    ScheduleError,
 )
 
 

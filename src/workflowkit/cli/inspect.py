@@ -20,6 +20,7 @@ from ..inspection import (
     limits_text,
     queue_json,
     run_json,
+    schedule_of,
     shown,
     step_json,
     wait_json,
@@ -212,6 +213,7 @@ def inspect_run(args: argparse.Namespace) -> int:
             await holdups(world, [record]),
             await children_of(world, record.run_id),
             [r.run_id for r in await world.list_runs(forked_from=record.run_id, limit=100)],
+            await _schedule_of(world, record.run_id),
         )
 
     details = with_world(args, action)
@@ -219,8 +221,10 @@ def inspect_run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     data = run_json(record, waiting_for(record, details.holdups, now))
     children = [c.run_id for c in details.children]
+    schedule_id, tick = details.schedule or (None, None)
     if args.json:
-        print_json({**data, "children": children, "forks": details.forks})
+        extra = {"forks": details.forks, "schedule_id": schedule_id, "scheduled_at": tick}
+        print_json({**data, "children": children, **extra})
         return 0
     pending_waits = [w for w in waits if w.completed_at is None]
     fields = [
@@ -233,6 +237,7 @@ def inspect_run(args: argparse.Namespace) -> int:
         ("forked from", record.options.forked_from or "-"),
         ("forks", ", ".join(details.forks) or "-"),
         ("code version", record.code_version or "-"),
+        ("schedule", f"{schedule_id} (tick {tick})" if schedule_id else "-"),
         ("deadline", relative(record.options.deadline, now)),
         ("created", f"{relative(record.created_at, now)} ({iso(record.created_at)})"),
         ("started", relative(record.started_at, now)),
@@ -256,6 +261,12 @@ class RunDetails:
     holdups: Holdups
     children: list[RunRecord]
     forks: list[str]
+    schedule: tuple[str, str] | None  # the schedule and tick it ran for
+
+
+async def _schedule_of(world: World, run_id: str) -> tuple[str, str] | None:
+    created = await world.get_events(run_id)
+    return schedule_of(created[0]) if created else None
 
 
 def _count_by(statuses: Any) -> str:

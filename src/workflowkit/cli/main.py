@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import control, db, gc, health, inspect, replay, web, worker
+from . import control, db, gc, health, inspect, replay, schedules, web, worker
 from .common import CliError, describe
 
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_parser(commands)
     inspect.add_parser(commands)
     control.add_parser(commands)
+    schedules.add_parser(commands)
     health.add_parser(commands)
     db.add_parser(commands)
     gc.add_parser(commands)

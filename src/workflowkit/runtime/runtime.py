@@ -57,6 +57,13 @@ class Runtime:
         if self.worker is not None:
             self.worker.notify()
 
+    def schedules_changed(self) -> None:
+        """This process changed a schedule: its worker looks at schedules again now, not at
+        its next poll (thread-safe: it only sets a flag and wakes the worker)."""
+        if self.worker is not None:
+            self.worker.schedules.changed()
+            self.worker.notify()
+
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the runtime's loop and block for its result (for sync callers)."""
         if threading.current_thread() is self._thread:

@@ -31,6 +31,7 @@ from ..worlds.records import QueueLimits, RunChange, RunRecord, StepClaim, Worke
 from .determinism import install as install_determinism
 from .driver import DriverConfig, RunDriver, timeout_failure
 from .process_space import process_space
+from .schedules import ScheduleFirer
 from .steps import Attempt, run_attempt
 from .versions import code_version
 
@@ -96,6 +97,8 @@ class Worker:
         # The last claim left due runs behind (queue limits): a run ending anywhere may free
         # a place, so changes are worth a new claim.
         self._held_back = False
+        # Fires the ticks of the schedules of this worker's workflows (in the World).
+        self.schedules = ScheduleFirer(world, registry, poll_interval, virtual_clock)
         self.stopping = False
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,6 +121,8 @@ class Worker:
             failures = 0
             while not self.stopping:
                 try:
+                    await self.schedules.declare()
+                    await self.schedules.fire()
                     claimed = await self._claim()
                     claimed += await self._claim_steps()
                     if claimed and len(self.drivers) < self.max_runs:
@@ -212,6 +217,9 @@ class Worker:
             self._held_back = due_in <= 0
             if not self._held_back:
                 timeout = min(timeout, due_in)
+        tick_in = self.schedules.wake_in()
+        if tick_in is not None:
+            timeout = min(timeout, tick_in)
         if timeout > 0:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)

@@ -3,7 +3,8 @@ against changed code (``replay_runs``), and a pytest plugin.
 
 The plugin (registered automatically when workflowkit is installed) provides the
 ``workflow_runtime`` fixture: a fresh World and embedded worker per test. Mark a test with
-``@pytest.mark.workflowkit(virtual_clock=True)`` to let sleeps skip ahead in time.
+``@pytest.mark.workflowkit(virtual_clock=True)`` to let sleeps skip ahead in time; on that
+clock, ``advance_schedules`` moves schedules through days of ticks at once.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ from typing import Any
 from .._replay import REPLAYED, Replayed, ReplayReport
 from .._replay import replay_runs as _replay_runs
 from ..api import HookInfo, Run, get_hook_by_token
+from ..durations import Duration, parse_duration
 from ..runtime.runtime import get_runtime
 from ..worlds import open_world
 from ..worlds.records import RunStatus
 
-__all__ = ["ReplayReport", "Replayed", "replay_runs", "wait_for_hook", "wait_for_sleep"]
+__all__ = [
+    "ReplayReport",
+    "Replayed",
+    "advance_schedules",
+    "replay_runs",
+    "wait_for_hook",
+    "wait_for_sleep",
+]
 
 
 async def replay_runs(
@@ -69,3 +78,21 @@ async def wait_for_sleep(run: Run[Any], timeout: float = 10) -> str:
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run.run_id} did not start a sleep within {timeout} s")
         await asyncio.sleep(0.005)
+
+
+async def advance_schedules(duration: Duration, *, run_timeout: float = 10) -> list[Run[Any]]:
+    """On the virtual clock, move schedules' time ``duration`` forward: every tick due on the
+    way fires, in order, and each tick's runs end (within ``run_timeout`` seconds, else
+    ``TimeoutError``) before the next tick fires, as they would have in real time. The runs
+    started, oldest first. Without ``virtual_clock=True`` schedules keep real time, and
+    this raises ``RuntimeError``.
+    """
+    runtime = get_runtime()
+    if runtime.worker is None:
+        raise RuntimeError("advance_schedules() needs the embedded worker")
+    advance = runtime.worker.schedules.advance(parse_duration(duration), run_timeout)
+    if asyncio.get_running_loop() is runtime.loop:
+        fired = await advance
+    else:
+        fired = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(advance, runtime.loop))
+    return [Run(f.run_id) for f in fired]

@@ -1,7 +1,7 @@
 """The dashboard as an ASGI application: auth, routing, errors, and the World's lifetime.
 
 Its actions call ``workflowkit._operations``, as the client API and the CLI do; their
-errors become answers here: an unknown run or hook token is a 404, a hook payload sent to
+errors become answers here: an unknown run, schedule or hook token is a 404, a hook payload sent to
 a webhook's token a 400.
 """
 
@@ -11,7 +11,12 @@ import logging
 from collections.abc import Iterable
 
 from .. import _http
-from ..errors import HookNotFoundError, WebhookTokenError, WorkflowRunNotFoundError
+from ..errors import (
+    HookNotFoundError,
+    ScheduleNotFoundError,
+    WebhookTokenError,
+    WorkflowRunNotFoundError,
+)
 from ..webhooks import Response
 from ..worlds import open_world
 from ..worlds.base import World
@@ -47,6 +52,11 @@ ROUTES: tuple[Route, ...] = (
     route("POST", "/api/runs/{run_id}/rerun", endpoints.rerun),
     route("POST", "/api/runs/{run_id}/fork", endpoints.fork),
     route("POST", "/api/hooks/resume", endpoints.resume_hook),
+    route("GET", "/schedules", pages.schedules),
+    route("GET", "/api/schedules", endpoints.list_schedules),
+    route("POST", "/api/schedules/{schedule_id}/pause", endpoints.pause_schedule),
+    route("POST", "/api/schedules/{schedule_id}/resume", endpoints.resume_schedule),
+    route("POST", "/api/schedules/{schedule_id}/trigger", endpoints.trigger_schedule),
 )
 
 
@@ -103,7 +113,7 @@ class Dashboard:
             return await handler(self.world, request, params)
         except HttpError as exc:
             return _error(request, exc.status, exc.message)
-        except (WorkflowRunNotFoundError, HookNotFoundError) as exc:
+        except (WorkflowRunNotFoundError, HookNotFoundError, ScheduleNotFoundError) as exc:
             return _error(request, 404, str(exc))
         except WebhookTokenError as exc:
             return _error(request, 400, str(exc))

@@ -21,6 +21,7 @@ from ..worlds.records import (
     HookRecord,
     RunRecord,
     RunStatus,
+    ScheduleRecord,
     StepRecord,
     StreamInfo,
     WaitRecord,
@@ -229,3 +230,37 @@ async def run_view(world: World, run_id: str, now: datetime) -> RunView:
     return RunView(
         record, steps, waits, hooks, events, line, now, streams, None, holdup, children, forks
     )
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+RECENT_RUNS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    record: ScheduleRecord
+    recent: tuple[RunRecord, ...]  # its latest runs, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulesView:
+    rows: tuple[ScheduleRow, ...]
+
+    @property
+    def version(self) -> str:
+        """Changes whenever a schedule or one of the runs shown does."""
+        parts = [
+            f"{r.record.schedule_id}:{r.record.updated_at.timestamp()}:{r.record.paused}:"
+            + ",".join(f"{run.run_id}={run.status}" for run in r.recent)
+            for r in self.rows
+        ]
+        return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+async def schedules_view(world: World) -> SchedulesView:
+    rows = []
+    for record in await world.list_schedules():
+        recent = await world.list_runs(id_prefix=f"{record.schedule_id}@", limit=RECENT_RUNS)
+        rows.append(ScheduleRow(record, tuple(recent)))
+    return SchedulesView(tuple(rows))

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .. import _operations
+from .. import _operations, _schedule_ops
 from ..errors import ForkError, SerializationError
 from ..inspection import (
     describe,
@@ -20,6 +20,7 @@ from ..inspection import (
     iso,
     queue_json,
     run_json,
+    schedule_json,
     shown,
     step_json,
     stream_json,
@@ -195,3 +196,36 @@ def _object(request: DashboardRequest) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise HttpError(400, "the request body must be a JSON object")
     return body
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+
+async def list_schedules(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
+    view = await data.schedules_view(world)
+    return json_response(
+        {"version": view.version, "schedules": [schedule_json(r.record) for r in view.rows]}
+    )
+
+
+async def pause_schedule(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
+    record = await _schedule_ops.set_paused(world, params["schedule_id"], True)
+    return json_response({"schedule": schedule_json(record)})
+
+
+async def resume_schedule(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
+    record = await _schedule_ops.set_paused(world, params["schedule_id"], False)
+    return json_response({"schedule": schedule_json(record)})
+
+
+async def trigger_schedule(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
+    created = await _schedule_ops.trigger(world, params["schedule_id"])
+    return json_response({"run": run_json(created.record)})

@@ -19,11 +19,13 @@ def page(base: str, title: str, csrf: str, body: Markup) -> str:
         '<meta name="workflowkit-csrf" content="{}">'
         '<script src="{}/static/dashboard.js" defer></script></head>'
         '<body data-base="{}"><header class="top"><a class="brand" href="{}/">workflowkit</a>'
-        '<a href="{}/">Runs</a><a href="{}/queues">Queues</a></header>'
+        '<a href="{}/">Runs</a><a href="{}/queues">Queues</a><a href="{}/schedules">Schedules</a>'
+        "</header>"
         '<p id="flash" role="status" hidden></p><main>{}</main></body></html>\n',
         title,
         base,
         csrf,
+        base,
         base,
         base,
         base,

@@ -1,4 +1,4 @@
-"""The HTML pages: the runs list and a run (whole, or only their live part)."""
+"""The HTML pages: the runs list, a run and the schedules (whole, or only their live part)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .list_page import runs_body, runs_live
 from .queues_page import queues_body
 from .requests import DashboardRequest, html_response, with_headers
 from .run_page import run_body, run_live
+from .schedules_page import schedules_body, schedules_live
 
 
 async def runs(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
@@ -39,6 +40,14 @@ async def run(world: World, request: DashboardRequest, params: Mapping[str, str]
 
 async def queues(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
     return _page(request, "Queues", queues_body(request.base, await world.list_queues(), utcnow()))
+
+
+async def schedules(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
+    view = await data.schedules_view(world)
+    now = utcnow()
+    if request.arg("fragment") is not None:
+        return html_response(schedules_live(request.base, view, now))
+    return _page(request, "Schedules", schedules_body(request.base, view, now))
 
 
 def _page(request: DashboardRequest, title: str, body: Markup) -> Response:

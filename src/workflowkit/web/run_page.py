@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from ..inspection import schedule_of
 from .data import RunView
 from .html import Markup, attrs, h, join
 from .layout import badge, button, moment, took
@@ -94,8 +95,21 @@ def _options(base: str, view: RunView) -> Markup:
 
 
 def _family(base: str, view: RunView) -> Markup:
-    """Links to the run's parent and children, if it has any."""
+    """Links to the run's schedule (with the tick it ran for), parent and children, if any."""
     rows = []
+    schedule = schedule_of(view.events[0]) if view.events else None
+    if schedule is not None:
+        schedule_id, tick = schedule
+        rows.append(
+            h(
+                '<dt>schedule</dt><dd class="id"><a href="{}/schedules#schedule-{}">{}</a>'
+                " tick {}</dd>",
+                base,
+                schedule_id,
+                schedule_id,
+                tick,
+            )
+        )
     parent = view.run.options.parent_run_id
     if parent is not None:
         rows.append(

@@ -11,14 +11,17 @@ from typing import Any
 
 from ..errors import CorruptDataError
 from .records import (
+    CatchUp,
     ChunkKind,
     Divergence,
     Event,
     EventType,
     HookRecord,
+    Overlap,
     RunOptions,
     RunRecord,
     RunStatus,
+    ScheduleRecord,
     StepRecord,
     StepStatus,
     StreamChange,
@@ -245,3 +248,30 @@ def worker_from_row(row: Sequence[Any], moment: Moment) -> WorkerRecord:
     workflows = tuple(json.loads(row[3] or "[]"))
     info = WorkerInfo(row[0], row[1], int(row[2]), workflows, float(row[4]), row[7] or "")
     return WorkerRecord(info, moment(row[5]), moment(row[6]))
+
+
+def schedule_from_row(row: Sequence[Any], moment: Moment) -> ScheduleRecord:
+    """A row of ``SCHEDULE_COLUMNS``."""
+    try:
+        catch_up, overlap = CatchUp(row[5]), Overlap(row[6])
+    except ValueError as exc:
+        raise CorruptDataError(f"schedule {row[0]!r}: {exc}") from None
+    return ScheduleRecord(
+        schedule_id=row[0],
+        workflow_name=row[1],
+        cron=row[2],
+        timezone=row[3],
+        input=bytes(row[4]),
+        catch_up=catch_up,
+        overlap=overlap,
+        start_at=_maybe(moment, row[7]),
+        end_at=_maybe(moment, row[8]),
+        paused=bool(row[9]),
+        static=bool(row[10]),
+        next_tick=_maybe(moment, row[11]),
+        last_tick=_maybe(moment, row[12]),
+        last_run_id=row[13],
+        buffered_tick=_maybe(moment, row[14]),
+        created_at=moment(row[15]),
+        updated_at=moment(row[16]),
+    )

@@ -18,6 +18,7 @@ from .records import (
     CreatedRun,
     Divergence,
     Event,
+    FiredTick,
     HookRecord,
     NewChunk,
     NewEvent,
@@ -28,6 +29,8 @@ from .records import (
     RunOptions,
     RunRecord,
     RunStatus,
+    ScheduleRecord,
+    SchedulesDue,
     StepClaim,
     StepRecord,
     StreamChange,
@@ -37,6 +40,7 @@ from .records import (
     WorkerInfo,
     WorkerRecord,
 )
+from .schedule_rules import Decision, TickInput
 
 ChangeListener = Callable[[Sequence[RunChange]], None]
 StreamListener = Callable[[Sequence[StreamChange]], None]
@@ -302,6 +306,45 @@ class Retention(Protocol):
         ...
 
 
+class Schedules(Protocol):
+    """Cron schedules and firing their ticks. Every decision (what a tick starts, what an
+    edit writes) is made by ``worlds.schedule_rules``; a World reads the row under a lock,
+    asks, and writes the answer in the same transaction."""
+
+    async def change_schedule(self, schedule_id: str, decide: Decision) -> ScheduleRecord | None:
+        """Read the schedule under its lock (None if there is none), write what
+        ``decide(record, now)`` returns (None: nothing; a change without a record: delete
+        the row), and commit; the schedule as it is now (None: there is none). Errors
+        ``decide`` raises propagate, and nothing is written."""
+        ...
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None: ...
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by id."""
+        ...
+
+    async def fire_schedules(
+        self,
+        workflow_names: Sequence[str],
+        input_for: TickInput,
+        *,
+        now: float | None = None,
+        limit: int = 32,
+    ) -> list[FiredTick]:
+        """Fire the due ticks of up to ``limit`` active schedules of the named workflows, in
+        one transaction with the runs they start (``schedule_rules.plan_fire``; a run's input
+        is ``input_for(schedule, tick)``); the ticks that started a run. Schedules another
+        process is firing are skipped, not waited for. ``now``: the time ticks are due by
+        (a test's virtual clock), by default the World's; runs are created on the World's
+        clock either way."""
+        ...
+
+    async def schedules_due(self, workflow_names: Sequence[str]) -> SchedulesDue:
+        """When the active schedules of the named workflows next need firing."""
+        ...
+
+
 class ChangeFeed(Protocol):
     """Who hears of changes: every append and stream write, also other processes', soon after it
     commits. Listeners are called from a backend thread and must hand work over
@@ -313,7 +356,9 @@ class ChangeFeed(Protocol):
 
 
 @runtime_checkable
-class World(EventLog, Leases, StepQueue, Streams, Queues, Retention, ChangeFeed, Protocol):
+class World(
+    EventLog, Leases, StepQueue, Streams, Queues, Retention, Schedules, ChangeFeed, Protocol
+):
     """Storage, scheduling and change notification for workflow runs: what a backend
     implements. Every method is a coroutine callable from any event loop, except ``now``
     and the ``subscribe`` pair. The conformance suite (``tests/worlds``) is the proof that a

@@ -405,3 +405,99 @@ class StreamChange:
     name: str
     length: int
     closed: bool
+
+
+class CatchUp(StrEnum):
+    """What a schedule does with ticks no worker fired in time (see docs/schedules.md)."""
+
+    NONE = "none"  # skip them
+    LATEST = "latest"  # one run, for the most recent of them
+    ALL = "all"  # a run for each, up to a bound
+
+
+class Overlap(StrEnum):
+    """What a tick does while the schedule's previous run is still active."""
+
+    ALLOW = "allow"  # start anyway
+    SKIP = "skip"  # start nothing
+    BUFFER_ONE = "buffer_one"  # start it when the active run ends (one at most waits)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A schedule as the World stores it.
+
+    ``input`` is the codec-encoded ``[args, kwargs]`` each run gets after the tick's time.
+    ``static``: declared in code (``@workflow(schedule=...)``); workers write it from the
+    code when they start. ``next_tick`` is the first tick not handled yet (None: the
+    schedule has ended). ``buffered_tick``: a tick held back by ``overlap="buffer_one"``.
+    ``last_run_id``: the run of the latest tick that started one.
+    """
+
+    schedule_id: str
+    workflow_name: str
+    cron: str
+    timezone: str
+    input: bytes
+    catch_up: CatchUp
+    overlap: Overlap
+    start_at: datetime | None
+    end_at: datetime | None
+    paused: bool
+    static: bool
+    next_tick: datetime | None
+    last_tick: datetime | None
+    last_run_id: str | None
+    buffered_tick: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleChange:
+    """What a decision about a schedule writes: its new row, or (``record`` None) its
+    deletion."""
+
+    record: ScheduleRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class FiredTick:
+    """A tick a worker fired: the run it started (``created`` False: that run existed
+    already, so another process had started it)."""
+
+    schedule_id: str
+    tick: datetime
+    run_id: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulesDue:
+    """When a worker should next fire schedules: the earliest next tick of the active
+    schedules it asked about, and whether any holds a buffered tick (which starts once the
+    schedule's active run ends)."""
+
+    next_tick: datetime | None
+    buffered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """What defines a schedule, checked (``workflowkit._schedule_spec`` makes them); its
+    state (the next tick, the last run) is the World's.
+
+    ``cron`` is the expression as written, checked in ``timezone`` (an IANA name).
+    ``input``: the codec-encoded ``[args, kwargs]`` each run gets after the tick's time.
+    """
+
+    schedule_id: str
+    workflow_name: str
+    cron: str
+    timezone: str
+    catch_up: CatchUp
+    overlap: Overlap
+    input: bytes
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    static: bool = False

@@ -154,6 +154,10 @@
         return;
       }
       if (action === "cancel") flash(describeCancel(data), true);
+      if (action === "trigger") flash("started run " + data.run.run_id, true);
+      if (action === "pause" || action === "resume") {
+        flash((action === "pause" ? "paused " : "resumed ") + data.schedule.schedule_id, true);
+      }
       if (action === "wake-up") {
         flash(data.woken.length ? "woke " + data.woken.join(", ") : "no pending sleeps", true);
       }

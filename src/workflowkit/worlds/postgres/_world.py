@@ -38,6 +38,7 @@ from ..records import (
     CreatedRun,
     Divergence,
     Event,
+    FiredTick,
     HookRecord,
     NewChunk,
     NewEvent,
@@ -49,6 +50,8 @@ from ..records import (
     RunQuery,
     RunRecord,
     RunStatus,
+    ScheduleRecord,
+    SchedulesDue,
     StepClaim,
     StepRecord,
     StreamInfo,
@@ -57,7 +60,8 @@ from ..records import (
     WorkerInfo,
     WorkerRecord,
 )
-from . import _jobs, _queues, _streams
+from ..schedule_rules import Decision, TickInput
+from . import _jobs, _queues, _schedules, _streams
 from . import _scheduling as sched
 from ._batch import AppendQueue
 from ._batch import Outcome as BatchOutcome
@@ -555,6 +559,62 @@ class PostgresWorld:
         coro = self._db.transaction(body, what="finish_step", recover=recover)
         recorded = await self._call(coro)
         return recorded is not None
+
+    # -- schedules ---------------------------------------------------------------------------
+
+    async def change_schedule(self, schedule_id: str, decide: Decision) -> ScheduleRecord | None:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            now = self.now()
+            found = await _schedules.change_schedule(conn, schedule_id, decide, now, self.channel)
+            return Outcome(found)
+
+        async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
+            # Landed if the row is what was written (an edit read again would be refused:
+            # a create finds its own row).
+            stored = await _schedules.read(conn, schedule_id)
+            return outcome if stored == outcome.value else None
+
+        coro = self._db.transaction(body, what="change_schedule", recover=recover, begins=True)
+        record: ScheduleRecord | None = await self._call(coro)
+        return record
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        found: ScheduleRecord | None = await self._read(
+            lambda c: _schedules.read(c, schedule_id), "get_schedule"
+        )
+        return found
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        found: list[ScheduleRecord] = await self._read(_schedules.read_all, "list_schedules")
+        return found
+
+    async def fire_schedules(
+        self,
+        workflow_names: Sequence[str],
+        input_for: TickInput,
+        *,
+        now: float | None = None,
+        limit: int = 32,
+    ) -> list[FiredTick]:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            clock = self.now()
+            at = clock if now is None else now
+            fired, changes = await _schedules.fire(
+                conn, workflow_names, input_for, at, clock, limit, self._feed
+            )
+            return Outcome(fired, changes)
+
+        # Firing again after a lost commit is safe: had it landed, the ticks are no longer
+        # due; and a tick's run id makes starting its run idempotent anyway.
+        coro = self._db.transaction(body, what="fire_schedules", idempotent=True, begins=True)
+        fired: list[FiredTick] = await self._call(coro)
+        return fired
+
+    async def schedules_due(self, workflow_names: Sequence[str]) -> SchedulesDue:
+        found: SchedulesDue = await self._read(
+            lambda c: _schedules.due(c, workflow_names), "schedules_due"
+        )
+        return found
 
     # -- streams -----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from ..records import (
     CreatedRun,
     Divergence,
     Event,
+    FiredTick,
     HookRecord,
     NewChunk,
     NewEvent,
@@ -42,6 +43,8 @@ from ..records import (
     RunQuery,
     RunRecord,
     RunStatus,
+    ScheduleRecord,
+    SchedulesDue,
     StepClaim,
     StepRecord,
     StreamInfo,
@@ -51,6 +54,7 @@ from ..records import (
     WorkerRecord,
     from_timestamp,
 )
+from ..schedule_rules import Decision, TickInput
 from . import _jobs, _streams
 from ._jobs import DIALECT
 from ._schema import MIGRATIONS, Checkpointer, connect, prepare
@@ -440,6 +444,47 @@ class SQLiteWorld:
             worker=True,
         )
         return recorded
+
+    # -- schedules -------------------------------------------------------------------------
+
+    async def change_schedule(self, schedule_id: str, decide: Decision) -> ScheduleRecord | None:
+        record: ScheduleRecord | None = await self._write(
+            lambda c: _jobs.change_schedule(c, schedule_id, decide, self.now())
+        )
+        return record
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        found: ScheduleRecord | None = await self._read(
+            lambda c: _jobs.get_schedule(c, schedule_id)
+        )
+        return found
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        found: list[ScheduleRecord] = await self._read(_jobs.list_schedules)
+        return found
+
+    async def fire_schedules(
+        self,
+        workflow_names: Sequence[str],
+        input_for: TickInput,
+        *,
+        now: float | None = None,
+        limit: int = 32,
+    ) -> list[FiredTick]:
+        names = DIALECT.list_param(workflow_names)
+
+        def fire(conn: sqlite3.Connection) -> Changed:
+            clock = self.now()
+            at = clock if now is None else now
+            return _jobs.fire_schedules(conn, names, input_for, at, limit, clock)
+
+        fired: list[FiredTick] = await self._write(fire, worker=True)
+        return fired
+
+    async def schedules_due(self, workflow_names: Sequence[str]) -> SchedulesDue:
+        names = DIALECT.list_param(workflow_names)
+        tick, buffered = await self._read(lambda c: _jobs.schedules_due(c, names))
+        return SchedulesDue(from_timestamp(tick), buffered > 0)
 
     # -- streams ---------------------------------------------------------------------------
 
