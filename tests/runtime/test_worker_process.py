@@ -10,10 +10,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import workflowkit
+from workflowkit import sleep, workflow
 from workflowkit.api import start
 
 HERE = Path(__file__).parent
@@ -118,3 +120,42 @@ async def test_a_step_calling_sys_exit_does_not_end_the_worker(app: Path) -> Non
         proc.send_signal(signal.SIGTERM)
         _, errors = proc.communicate(timeout=30)
     assert proc.returncode == 0, errors
+
+
+@workflow(name="late.claimed")
+async def late_claimed() -> None:
+    await sleep(3600)
+
+
+async def test_a_claim_in_flight_when_the_worker_stops_leaves_nothing_held(
+    tmp_path: Path,
+) -> None:
+    """The claim lands after the hand-back: the run must still end up unheld, not leased
+    to a worker that is gone (it would wait out the lease after every restart)."""
+    import asyncio as _asyncio
+
+    from workflowkit.runtime.worker import Worker
+    from workflowkit.worlds.sqlite import SQLiteWorld
+
+    world = SQLiteWorld(tmp_path / "wk.db")
+    gate, claiming = _asyncio.Event(), _asyncio.Event()
+    real_claim = world.claim_runs
+
+    async def slow_claim(*args: Any, **kwargs: Any) -> Any:
+        claiming.set()
+        await gate.wait()
+        return await real_claim(*args, **kwargs)
+
+    world.claim_runs = slow_claim  # type: ignore[method-assign]
+    worker = Worker(world, poll_interval=0.05)
+    running = _asyncio.create_task(worker.run())
+    await world.create_run("late-claim-1", late_claimed.name, b"wk1j[[],{}]", {})
+    await claiming.wait()
+    stopping = _asyncio.create_task(worker.stop(grace=2))
+    await _asyncio.sleep(0.05)
+    gate.set()
+    await stopping
+    await running
+    record = await world.get_run("late-claim-1")
+    assert record is not None and record.owner is None
+    await world.close()

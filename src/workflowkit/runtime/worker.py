@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 from .. import _retention, _settings
 from ..context import WorkflowMetadata
@@ -93,6 +94,7 @@ class Worker:
         self._steps_wanted = True  # the step queue may hold work for us
         self._queued_steps = False  # this worker queued steps it did not run itself
         self.drivers: dict[str, RunDriver] = {}
+        self._running: asyncio.Task[Any] | None = None  # the task in run()
         self._queues: list[QueueLimits] = []  # the queue limits this worker registered
         # The last claim left due runs behind (queue limits): a run ending anywhere may free
         # a place, so changes are worth a new claim.
@@ -109,6 +111,7 @@ class Worker:
         """Claim and execute runs until ``stop()``."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._running = asyncio.current_task()
         await self.world.register_worker(self.info)
         await self._register_queues()
         await self._resume_diverged(self.info.workflows)
@@ -379,6 +382,12 @@ class Worker:
         if self._wake is not None:
             self._wake.set()
         deadline = time.monotonic() + grace
+        # A claim in flight may take runs after the hand-back below: let the loop finish
+        # first, so that unregistering (which releases whatever this worker still holds) is
+        # the last word.
+        running = self._running
+        if running is not None and running is not asyncio.current_task():
+            await asyncio.wait({running}, timeout=grace)
         while (
             any(d.busy for d in self.drivers.values()) or self.claimed
         ) and time.monotonic() < deadline:
