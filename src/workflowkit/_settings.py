@@ -24,9 +24,13 @@ from __future__ import annotations
 import math
 import os
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .encryption import EncryptionKeys
 
 WORLD = "WORKFLOWKIT_WORLD"
 BASE_URL = "WORKFLOWKIT_BASE_URL"
@@ -40,6 +44,7 @@ SERDE_MAX_SIZE = "WORKFLOWKIT_SERDE_MAX_SIZE"
 SERDE_MAX_DEPTH = "WORKFLOWKIT_SERDE_MAX_DEPTH"
 RETENTION = "WORKFLOWKIT_RETENTION"
 DEPLOYMENT = "WORKFLOWKIT_DEPLOYMENT"
+ENCRYPTION_KEYS = "WORKFLOWKIT_ENCRYPTION_KEYS"
 
 DEFAULT_MAX_WEBHOOK_BODY = 1024 * 1024
 
@@ -173,6 +178,20 @@ def base_url() -> str | None:
     return raw
 
 
+def encryption_keys() -> EncryptionKeys | None:
+    """``WORKFLOWKIT_ENCRYPTION_KEYS`` parsed (None when unset: payloads stored as they are).
+
+    Nothing is imported unless it is set: ``workflowkit.encryption`` needs the ``crypto``
+    extra. A bad value is an ``EncryptionKeyError`` (a ``ConfigurationError``) that never
+    shows key material.
+    """
+    if _raw(ENCRYPTION_KEYS) is None:
+        return None
+    from .encryption import EncryptionKeys
+
+    return EncryptionKeys.from_env()
+
+
 def world_url() -> str | None:
     """``WORKFLOWKIT_WORLD`` (None when unset: the default SQLite file)."""
     return os.environ.get(WORLD) or None
@@ -189,6 +208,7 @@ def check_settings() -> None:
     retention()
     deployment()
     base_url()
+    encryption_keys()
     integer(SERDE_MAX_SIZE, 1, minimum=1)
     integer(SERDE_MAX_DEPTH, 1, minimum=1)
 

@@ -426,6 +426,54 @@ class ConfigurationError(WorkflowKitError, ValueError):
     slug = "configuration"
 
 
+# -- errors about encrypted payloads (docs/encryption.md) -----------------------------------
+
+
+class EncryptionError(WorkflowKitError):
+    """Base class of the errors about payload encryption at rest."""
+
+    slug = "encryption"
+
+
+class EncryptionKeyError(EncryptionError, ConfigurationError):
+    """The encryption keys given (``WORKFLOWKIT_ENCRYPTION_KEYS`` or ``EncryptionKeys``) are
+    not usable. The message names the entry and key id; never the key material."""
+
+    slug = "encryption-keys"
+
+
+class PayloadKeyMissingError(EncryptionError):
+    """A stored payload is encrypted with a key this process was not given.
+
+    Not a ``SerializationError``: a worker lacking a key leaves the run to be taken up again
+    (by a worker that has it, or by this one once its keys are fixed) instead of failing it.
+    """
+
+    slug = "payload-key-missing"
+
+    def __init__(self, key_id: str, what: str = "a stored payload") -> None:
+        super().__init__(
+            f"{what} is encrypted with key {key_id!r}, which this process does not have: add "
+            "it to WORKFLOWKIT_ENCRYPTION_KEYS (or the EncryptionKeys given to configure())"
+        )
+        self.key_id = key_id
+
+
+class PayloadDecryptionError(EncryptionError, SerializationError):
+    """A stored payload failed authentication: its bytes were altered, or it was written
+    for another run (or place) than the one it was read from."""
+
+    slug = "payload-decryption"
+
+    def __init__(self, key_id: str, reason: str) -> None:
+        super().__init__(
+            f"a stored payload encrypted with key {key_id!r} cannot be decrypted: {reason}; "
+            "the data in the store is not what workflowkit wrote"
+        )
+        self.key_id = key_id
+        self.reason = reason
+
+
 # -- errors about the World (the store) --------------------------------------------------
 
 

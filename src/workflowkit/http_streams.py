@@ -45,7 +45,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def _render_body(chunk: StreamChunk) -> bytes:
     """Plain bodies: text and bytes as they are, other values as one JSON line each."""
-    if chunk.kind is ChunkKind.VALUE:
+    if chunk.kind is ChunkKind.VALUE or chunk.kind is ChunkKind.ENCRYPTED:
         return json.dumps(chunk_json(chunk)).encode() + b"\n"
     return chunk.data
 

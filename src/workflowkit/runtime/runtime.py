@@ -11,13 +11,16 @@ import atexit
 import contextlib
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _settings, streams
-from ..worlds import open_world
+from ..worlds import encrypted, open_world
 from ..worlds.base import World
 from .waiters import TerminalWaiters
 from .worker import Worker
+
+if TYPE_CHECKING:
+    from ..encryption import EncryptionKeys
 
 T = TypeVar("T")
 
@@ -30,14 +33,15 @@ class Runtime:
         world: World | str | None = None,
         *,
         embedded_worker: bool | None = None,
+        encryption: EncryptionKeys | None = None,
         **worker_options: Any,
     ) -> None:
         _settings.check_settings()  # a bad setting stops the start, before anything opens
         self.world: World
         if world is None or isinstance(world, str):
-            self.world, self._owns_world = open_world(world), True
+            self.world, self._owns_world = open_world(world, encryption=encryption), True
         else:
-            self.world, self._owns_world = world, False
+            self.world, self._owns_world = encrypted(world, encryption), False
         embedded = _settings.embedded_worker() if embedded_worker is None else embedded_worker
         self.worker = Worker(self.world, **worker_options) if embedded else None
         self.waiters = TerminalWaiters(self.world)
@@ -121,14 +125,19 @@ def configure(
     world: World | str | None = None,
     *,
     embedded_worker: bool | None = None,
+    encryption: EncryptionKeys | None = None,
     **worker_options: Any,
 ) -> Runtime:
     """Replace the process-wide runtime (closing the old one); returns the new one.
 
     ``world`` is a World or a URL (``sqlite:///path.db``); ``worker_options`` go to
-    ``Worker`` (``lease_seconds``, ``evict_after``, ``poll_interval``, ...).
+    ``Worker`` (``lease_seconds``, ``evict_after``, ``poll_interval``, ...). ``encryption``:
+    the keys payloads are encrypted at rest with (default: ``WORKFLOWKIT_ENCRYPTION_KEYS``,
+    if set; ``docs/encryption.md``).
     """
-    runtime = Runtime(world, embedded_worker=embedded_worker, **worker_options)
+    runtime = Runtime(
+        world, embedded_worker=embedded_worker, encryption=encryption, **worker_options
+    )
     with _current.lock:
         previous, _current.runtime = _current.runtime, runtime
         if not _current.atexit_registered:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from workflowkit import _envelope
 from workflowkit.errors import SerializationError
 
 from . import tags
@@ -201,7 +202,13 @@ def display(
     max_size: int | None = None,
     max_depth: int | None = None,
 ) -> Any:
-    """A JSON-compatible (``json.dumps``-able) rendering of an encoded payload."""
+    """A JSON-compatible (``json.dumps``-able) rendering of an encoded payload.
+
+    A payload encrypted at rest that could not be decrypted (no key, or altered) shows as
+    ``{"$encrypted": key id}`` (with ``"$undecryptable": why`` if it failed authentication).
+    """
+    if bytes(data[:3]) == _envelope.MAGIC:
+        return _envelope.display(bytes(data))
     frame = read_frame(data, max_size, max_depth)
     if frame.plain:
         return frame.root

@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
+from workflowkit import _envelope
 from workflowkit.errors import SerializationError
 
 MAGIC: Final = b"wk"
@@ -94,6 +95,8 @@ def split(data: object, max_size: int) -> tuple[bytes, str, memoryview]:
         )
     version = data[2:3]
     if version != VERSION_BYTE:
+        if version == b"x":  # encrypted at rest, and not decrypted on the way here
+            _envelope.refuse(bytes(data))
         shown = version.decode("latin-1") if version else "(missing)"
         raise SerializationError(
             f"unknown payload format version {shown!r}: this workflowkit reads version "

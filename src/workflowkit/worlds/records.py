@@ -348,11 +348,13 @@ class WorkerRecord:
 
 
 class ChunkKind(StrEnum):
-    """How a stream chunk's bytes are stored: raw bytes, UTF-8 text, or a codec payload."""
+    """How a stream chunk's bytes are stored: raw bytes, UTF-8 text, a codec payload, or
+    (``ENCRYPTED``, encryption at rest) a sealed payload holding the chunk's kind and bytes."""
 
     BYTES = "b"
     TEXT = "s"
     VALUE = "v"
+    ENCRYPTED = "x"
 
 
 @dataclass(frozen=True, slots=True)
