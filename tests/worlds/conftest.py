@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -7,15 +8,19 @@ from typing import Any
 import psycopg
 import pytest
 
+from workflowkit.encryption import EncryptionKeys
+from workflowkit.worlds import encrypted
 from workflowkit.worlds.base import World
 from workflowkit.worlds.sqlite import SQLiteWorld
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "sqlite-encrypted", "postgres-encrypted"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    """Every conformance test runs on each World; PostgreSQL gets a fresh schema."""
+    """Every conformance test runs on each World; PostgreSQL gets a fresh schema. Each runs
+    again encrypting its payloads at rest (``worlds.encrypted``), which must change nothing
+    a caller sees."""
     instance: World
-    if request.param == "sqlite":
+    if request.param.startswith("sqlite"):
         instance = SQLiteWorld(tmp_path / "world.db")
     else:
         from workflowkit.worlds.postgres import PostgresWorld
@@ -23,6 +28,8 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         instance = PostgresWorld(
             request.getfixturevalue("pg_url"), schema=request.getfixturevalue("pg_schema")
         )
+    if request.param.endswith("-encrypted"):
+        instance = encrypted(instance, EncryptionKeys([("k1", os.urandom(32))]))
     yield instance
     await instance.close()
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import control, db, gc, health, inspect, replay, schedules, web, worker
+from . import control, db, gc, health, inspect, reencrypt, replay, schedules, web, worker
 from .common import CliError, describe
 
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_parser(commands)
     db.add_parser(commands)
     gc.add_parser(commands)
+    reencrypt.add_parser(commands)
     replay.add_parser(commands)
     web.add_parser(commands)
     return parser

@@ -503,3 +503,14 @@ class ScheduleSpec:
     start_at: datetime | None = None
     end_at: datetime | None = None
     static: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPayload:
+    """A payload as a World stores it, for ``workflowkit reencrypt``: the table holding it,
+    its row's key, its bytes and (a stream chunk) its kind."""
+
+    place: str
+    key: tuple[Any, ...]
+    data: bytes
+    kind: str | None = None

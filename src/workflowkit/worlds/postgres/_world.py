@@ -26,7 +26,7 @@ from ...errors import (
     WorldClosedError,
     WorldUnavailableError,
 )
-from .. import _retention_sql, _sql
+from .. import _payload_sql, _retention_sql, _sql
 from .._listeners import Listeners
 from .._rows import divergence_json
 from ..apply import AppendPlan, lookups, plan_create_run
@@ -54,6 +54,7 @@ from ..records import (
     SchedulesDue,
     StepClaim,
     StepRecord,
+    StoredPayload,
     StreamInfo,
     StreamPage,
     WaitRecord,
@@ -658,6 +659,35 @@ class PostgresWorld:
             lambda c: _streams.list_streams(c, run_id), "list_streams"
         )
         return found
+
+    # -- payloads, for re-encryption (worlds._payload_sql) ------------------------------------
+
+    async def scan_payloads(
+        self, place: str, after: Sequence[Any] | None, skip_prefix: bytes, limit: int
+    ) -> list[StoredPayload]:
+        spec = _payload_sql.PLACES[place]
+        sql, params = _payload_sql.scan(spec, after, skip_prefix, limit, "%s")
+
+        async def read(conn: Conn) -> list[StoredPayload]:
+            cur = await conn.execute(sql, params)
+            return [_payload_sql.row_payload(spec, r) for r in await cur.fetchall()]
+
+        return await self._read(read, "scan_payloads")
+
+    async def swap_payloads(self, swaps: Sequence[tuple[StoredPayload, bytes, str | None]]) -> int:
+        async def body(conn: Conn, retry: bool) -> Outcome:
+            done = 0
+            for old, data, kind in swaps:
+                spec = _payload_sql.PLACES[old.place]
+                params = _payload_sql.swap_params(spec, old, data, kind)
+                cur = await conn.execute(_payload_sql.swap(spec, "%s"), params)
+                done += cur.rowcount
+            return Outcome(done)
+
+        # A compare-and-swap: repeating it after a lost commit changes nothing.
+        coro = self._db.transaction(body, what="swap_payloads", idempotent=True)
+        swapped: int = await self._call(coro)
+        return swapped
 
     async def close(self) -> None:
         if self._loop.closed:

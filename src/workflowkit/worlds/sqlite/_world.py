@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..._settings import redact_url
 from ...errors import ConfigurationError
-from .. import _queue_sql, _retention_sql, _sql
+from .. import _payload_sql, _queue_sql, _retention_sql, _sql
 from .._listeners import Listeners
 from .._rows import divergence_json
 from ..base import ChangeListener, StreamListener
@@ -47,6 +47,7 @@ from ..records import (
     SchedulesDue,
     StepClaim,
     StepRecord,
+    StoredPayload,
     StreamInfo,
     StreamPage,
     WaitRecord,
@@ -515,6 +516,32 @@ class SQLiteWorld:
     async def list_streams(self, run_id: str) -> list[StreamInfo]:
         found: list[StreamInfo] = await self._read(lambda c: _streams.list_streams(c, run_id))
         return found
+
+    # -- payloads, for re-encryption (worlds._payload_sql) ------------------------------------
+
+    async def scan_payloads(
+        self, place: str, after: Sequence[Any] | None, skip_prefix: bytes, limit: int
+    ) -> list[StoredPayload]:
+        spec = _payload_sql.PLACES[place]
+        sql, params = _payload_sql.scan(spec, after, skip_prefix, limit, "?")
+
+        def read(conn: sqlite3.Connection) -> list[StoredPayload]:
+            return [_payload_sql.row_payload(spec, r) for r in conn.execute(sql, params)]
+
+        found: list[StoredPayload] = await self._read(read)
+        return found
+
+    async def swap_payloads(self, swaps: Sequence[tuple[StoredPayload, bytes, str | None]]) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            done = 0
+            for old, data, kind in swaps:
+                spec = _payload_sql.PLACES[old.place]
+                params = _payload_sql.swap_params(spec, old, data, kind)
+                done += conn.execute(_payload_sql.swap(spec, "?"), params).rowcount
+            return done
+
+        swapped: int = await self._write(write)
+        return swapped
 
     async def close(self) -> None:
         if self._closed:
