@@ -6,12 +6,15 @@ sleep and transition is recorded in an event log, so runs survive crashes and re
 """
 
 from .context import StepMetadata, WorkflowMetadata, get_step_metadata, get_workflow_metadata
+from .encryption import EncryptionKeys
 from .errors import (
     AmbiguousCommitError,
     ClientCallInWorkflowError,
     ConfigurationError,
     CorruptDataError,
     DurableAgentError,
+    EncryptionError,
+    EncryptionKeyError,
     FatalError,
     ForkError,
     HookConflictError,
@@ -21,6 +24,8 @@ from .errors import (
     InvalidWorkflowFunctionError,
     LeaseLostError,
     NotInWorkflowError,
+    PayloadDecryptionError,
+    PayloadKeyMissingError,
     RemoteError,
     ReplayDivergenceError,
     RetryableError,
@@ -66,6 +71,9 @@ __all__ = [
     "ConfigurationError",
     "CorruptDataError",
     "DurableAgentError",
+    "EncryptionError",
+    "EncryptionKeyError",
+    "EncryptionKeys",
     "FatalError",
     "ForkError",
     "Hook",
@@ -77,6 +85,8 @@ __all__ = [
     "InvalidWorkflowFunctionError",
     "LeaseLostError",
     "NotInWorkflowError",
+    "PayloadDecryptionError",
+    "PayloadKeyMissingError",
     "Queue",
     "Readable",
     "RemoteError",
