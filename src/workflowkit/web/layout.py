@@ -54,6 +54,14 @@ def took(start: datetime | None, end: datetime | None) -> Markup:
 def payload(label: str, data: bytes | None) -> Markup:
     """A stored payload decoded for display: an error with its traceback, or JSON text."""
     value = shown(data)
+    if isinstance(value, Mapping) and "$encrypted" in value:  # no key here (docs/encryption.md)
+        why = value.get("$undecryptable")
+        return h(
+            '<div class="payload"><h4>{}</h4><p class="encrypted">encrypted (key {}){}</p></div>',
+            label,
+            value["$encrypted"],
+            f": {why}" if why else "",
+        )
     if isinstance(value, Mapping) and "$error" in value:
         return h('<div class="payload"><h4>{}</h4>{}</div>', label, error(value))
     return h(

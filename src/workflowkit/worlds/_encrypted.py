@@ -207,26 +207,32 @@ class EncryptedWorld:
     async def append(
         self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
     ) -> AppendResult:
+        # Built by hand, not dataclasses.replace: this is the hot path (twice per step).
         sealed: list[NewEvent] = []
         originals: dict[int, NewEvent] = {}
         plain: dict[bytes, bytes] = {}
         for event in events:
-            if event.payload is None:
+            payload = event.payload
+            if payload is None:
                 sealed.append(event)
                 continue
-            payload = self.seal(event.payload, run_id)
-            plain[payload] = event.payload
-            copy = dataclasses.replace(event, payload=payload)
+            data = self.seal(payload, run_id)
+            plain[data] = payload
+            copy = NewEvent(event.type, event.correlation_id, data, event.attrs, event.created_at)
             originals[id(copy)] = event
             sealed.append(copy)
         result = await self.inner.append(run_id, sealed, owner=owner)
-        parent = _Parent(self.inner, run_id)
-        stored = [
-            dataclasses.replace(e, payload=plain[e.payload])
-            if e.payload is not None and e.payload in plain
-            else self._event(e, parent.sync)
-            for e in result.events
-        ]
+        stored: list[Event] = []
+        for e in result.events:
+            known = None if e.payload is None else plain.get(e.payload)
+            if known is not None:
+                e = Event(e.run_id, e.seq, e.event_id, e.type, e.correlation_id, known, e.attrs,
+                          e.created_at)  # fmt: skip
+            elif e.payload is not None:
+                e = self._event(e, _Parent(self.inner, run_id).sync)
+            stored.append(e)
+        if not result.rejected:
+            return AppendResult(stored, result.rejected, result.run_status)
         # The caller tells its refused events by identity: hand back its own objects.
         rejected = [
             Rejected(originals.get(id(r.event), r.event), r.reason) for r in result.rejected
