@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,35 @@ async def test_replay_from_the_log_reads_the_encrypted_payloads(url: str) -> Non
     assert leaks(url) == []
 
 
+@workflow
+async def greet(at: datetime, name: str, card: str) -> str:
+    return f"{name}: {await remember(card)}"
+
+
+async def test_forks_and_schedules_read_and_write_encrypted(
+    encrypted_runtime: Runtime, url: str
+) -> None:
+    """A fork copies a log (read opened, written sealed for the new run); a schedule's
+    arguments are sealed for the schedule, and each run it starts gets them sealed anew."""
+    run = await start(remembers, SECRET, "go-fork")
+    await wait_for_hook(run, "go-fork", timeout=20)
+    await resume_hook("go-fork", None)
+    assert await run.return_value(timeout=20) == SECRET
+    fork = await workflowkit.api.fork_run(run.run_id, 1)  # the whole log, its hook too
+    assert await fork.return_value(timeout=20) == SECRET  # the step's result, reused
+    steps = await encrypted_runtime.world.list_steps(fork.run_id)
+    assert [s.attempt for s in steps] == [1]  # copied, not run again
+
+    await workflowkit.api.create_schedule(
+        "nightly", greet, cron="0 3 * * *", args=["night", SECRET]
+    )
+    info = await workflowkit.api.get_schedule("nightly")
+    assert info is not None
+    ticked = await workflowkit.api.trigger_schedule("nightly")
+    assert await ticked.return_value(timeout=20) == f"night: {SECRET}"
+    assert leaks(url) == []
+
+
 # -- reading without the key -----------------------------------------------------------------
 
 
@@ -299,12 +329,12 @@ async def remember(value: str) -> str:
 
 
 @workflow
-async def remembers(value: str) -> str:
+async def remembers(value: str, token: str) -> str:
     try:
         first = await remember(value)
     except PayloadDecryptionError as exc:
         first = f"refused: {type(exc).__name__}"
-    with create_hook(token=f"go-{value}") as hook:
+    with create_hook(token=token) as hook:  # tokens are stored in clear: never a secret
         await hook
     return first
 
@@ -313,7 +343,7 @@ async def test_an_altered_payload_is_a_typed_error_and_the_worker_goes_on(url: s
     keys, _ = keyring("k1")
     workflowkit.configure(url, encryption=keys, poll_interval=0.05)
     try:
-        run = await start(remembers, "tampered")
+        run = await start(remembers, "tampered", "go-tampered")
         await wait_for_hook(run, "go-tampered", timeout=20)
     finally:
         workflowkit.shutdown()

@@ -400,7 +400,7 @@ class EncryptedWorld:
     ) -> int:
         # The chunk's kind goes inside the ciphertext: raw bytes and text are data too.
         sealed = [
-            NewChunk(ChunkKind.ENCRYPTED, self.keys.seal(c.kind.value.encode() + c.data, run_id))
+            NewChunk(ChunkKind.ENCRYPTED, self.keys.seal(str(c.kind).encode() + c.data, run_id))
             for c in chunks
         ]
         return await self.inner.write_stream(run_id, name, sealed, writer=writer, close=close)
