@@ -91,6 +91,8 @@ class EncryptedWorld:
 
     def __getattr__(self, name: str) -> Any:
         # What a backend has beyond the contract (``schema_version``, ``path``): its own.
+        if name == "inner":  # not set yet (a copy being made): never look it up in itself
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     # -- one payload -----------------------------------------------------------------------
@@ -151,7 +153,9 @@ class EncryptedWorld:
             opened = self.open(payload, own, parent())
         else:
             opened = self.open(payload, own)
-        return dataclasses.replace(event, payload=opened)
+        e = event  # built by hand, not dataclasses.replace: replaying reads every event
+        return Event(e.run_id, e.seq, e.event_id, e.type, e.correlation_id, opened, e.attrs,
+                     e.created_at)  # fmt: skip
 
     def _step(self, record: StepRecord) -> StepRecord:
         own = record.run_id
