@@ -434,6 +434,41 @@ async def test_rotation_old_keys_decrypt_and_reencrypt_moves_everything_to_the_a
     assert leaks(url) == []
 
 
+@pytest.mark.slow  # the CLI in a subprocess, beside a busy worker
+async def test_reencrypt_runs_beside_busy_workers(url: str) -> None:
+    """Runs started under the old key wait on hooks; re-encryption runs while the worker
+    starts and finishes other runs; everything ends right, and nothing is left under the
+    old key."""
+    workflowkit.configure(url, encryption=keyring("k1")[0], poll_interval=0.05)
+    try:
+        waiting = [await start(remembers, f"v{i}", f"busy-{i}") for i in range(4)]
+        for i, run in enumerate(waiting):
+            await wait_for_hook(run, f"busy-{i}", timeout=20)
+    finally:
+        workflowkit.shutdown()
+    rotated, text = keyring("k2", "k1")
+    workflowkit.configure(url, encryption=rotated, poll_interval=0.05)
+    try:
+        reencrypting = asyncio.create_task(
+            asyncio.to_thread(cli, url, "reencrypt", "--batch", "2", "--json", keys=text)
+        )
+        busy = []
+        while not reencrypting.done():  # keep the worker writing meanwhile
+            busy.append(await start(child_flow, f"busy {len(busy)}"))
+            await asyncio.sleep(0.02)
+        done = await reencrypting
+        assert done.returncode == 0, done.stderr
+        for i, run in enumerate(waiting):
+            await resume_hook(f"busy-{i}", None)
+            assert await run.return_value(timeout=20) == f"v{i}"
+        for i, run in enumerate(busy):
+            assert await run.return_value(timeout=20) == f"child saw busy {i}"
+    finally:
+        workflowkit.shutdown()
+    again = await asyncio.to_thread(cli, url, "reencrypt", "--dry-run", "--json", keys=text)
+    assert json.loads(again.stdout)["found"] == {}
+
+
 async def test_reencrypt_encrypts_what_was_stored_before_encryption_was_turned_on(
     url: str,
 ) -> None:
