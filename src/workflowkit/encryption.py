@@ -144,9 +144,16 @@ class EncryptionKeys:
             # the first place named. Its header is known: no parsing.
             head = self._head(first)
             if data.startswith(head):
-                end = len(head)
-                header = _envelope.Header(self._active, first, end)
-                return self._decrypt(self._ciphers[self._active], data, header)
+                start = len(head) + _envelope.NONCE_SIZE
+                try:
+                    plain: bytes = self._ciphers[self._active].decrypt(
+                        data[len(head) : start], memoryview(data)[start:], head
+                    )
+                except _InvalidTag.type:
+                    raise PayloadDecryptionError(
+                        self._active, _envelope.REASONS[_envelope.ALTERED]
+                    ) from None
+                return plain
         header = _envelope.parse(data)
         cipher = self._ciphers.get(header.key_id)
         if cipher is None:
