@@ -527,3 +527,33 @@ def test_keys_from_the_environment_encrypt_worlds_opened_by_url(
         assert KEYS["k2"] not in repr(world)
     finally:
         asyncio.run(world.close())
+
+
+def test_without_keys_nothing_of_the_encryption_layer_is_loaded(tmp_path: Path) -> None:
+    """Encryption not configured: no cryptography import, no wrapper, nothing to pay."""
+    script = f"""
+import asyncio, sys
+import workflowkit, workflowkit.cli.main, workflowkit.web
+from workflowkit import workflow
+from workflowkit.api import start
+
+@workflow
+async def echo(x: int) -> int:
+    return x
+
+async def main() -> None:
+    runtime = workflowkit.configure("sqlite:///{tmp_path / "wk.db"}")
+    assert type(runtime.world).__name__ == "SQLiteWorld"
+    assert await (await start(echo, 7)).return_value(timeout=20) == 7
+
+asyncio.run(main())
+workflowkit.shutdown()
+loaded = [m for m in sys.modules if m.startswith("cryptography") or "_encrypted" in m]
+print(loaded)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKFLOWKIT_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

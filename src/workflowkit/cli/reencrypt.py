@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import _reencrypt
-from ..worlds._encrypted import EncryptedWorld
 from ..worlds.base import World
 from .common import EXIT_USAGE, CliError, add_json_flag, print_json, with_world
+
+if TYPE_CHECKING:
+    from .. import _reencrypt
 
 
 def add_parser(commands: Any) -> None:
@@ -32,6 +33,9 @@ def add_parser(commands: Any) -> None:
 def run_reencrypt(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise CliError("--batch: give a whole number of at least 1", EXIT_USAGE)
+    # Here, not at the top: the other commands never load the encryption layer.
+    from .. import _reencrypt
+    from ..worlds._encrypted import EncryptedWorld
 
     async def go(world: World) -> _reencrypt.Progress:
         if not isinstance(world, EncryptedWorld):
