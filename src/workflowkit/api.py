@@ -17,6 +17,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast
 from . import _operations, _schedule_ops, serde
 from ._outcomes import run_outcome
 from .context import current_executor, refuse_in_workflow
+from .errors import WorldUnavailableError
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
 from .streams import Readable
@@ -249,7 +250,14 @@ async def _wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) -
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
-            record = await _operations.require_run(runtime.world, run_id)
+            try:
+                record = await _operations.require_run(runtime.world, run_id)
+            except WorldUnavailableError:
+                # The store is away: waiting for a result rides out an outage, up to its timeout.
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
             if record.status.terminal:
                 return record
             wait = 1.0

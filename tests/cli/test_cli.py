@@ -424,6 +424,8 @@ def test_gc_deletes_ended_runs_only(capsys: pytest.CaptureFixture[str], seeded: 
         capsys, "--world", seeded.url, "gc", "--older-than", "1d", "--status", "running"
     )
     assert code == 2 and "not an ended status" in err
+    code, _, err = run_cli(capsys, "--world", seeded.url, "gc", "--older-than", "1d", "--pace", "0")
+    assert code == 2 and "--pace" in err
 
 
 def test_fork_and_diverged_runs(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,24 +44,29 @@ def spawn(
     *,
     lease: float = 30,
     skew: float | None = None,
+    chaos: Mapping[str, str] | None = None,
+    wait: bool = True,
 ) -> WorkerProc:
-    """Start ``workflowkit worker MODULES`` (clock off by ``skew`` s); return once it runs."""
+    """Start ``workflowkit worker MODULES`` (clock off by ``skew`` s, or with the ``chaos``
+    knobs of ``chaos_worker.py`` set); return once it runs (unless not ``wait``)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE), os.environ.get("PYTHONPATH", "")]),
         "WORKFLOWKIT_WORLD": url,
         "WORKFLOWKIT_LEASE_SECONDS": str(lease),
+        **(chaos or {}),
     }
-    command = (
-        [sys.executable, "-m", "workflowkit"]
-        if skew is None
-        else [sys.executable, str(HERE / "skewed_worker.py"), str(skew)]
-    )
+    if chaos is not None:
+        command = [sys.executable, str(HERE / "chaos_worker.py")]
+    elif skew is not None:
+        command = [sys.executable, str(HERE / "skewed_worker.py"), str(skew)]
+    else:
+        command = [sys.executable, "-m", "workflowkit"]
     with log.open("wb") as out:
         proc = subprocess.Popen([*command, "worker", *modules], env=env, stderr=out)
     worker = WorkerProc(proc, log)
     deadline = time.monotonic() + 60
-    while "started on" not in worker.text():
+    while wait and "started on" not in worker.text():
         if proc.poll() is not None:
             raise AssertionError(f"worker exited early with {proc.returncode}:\n{worker.text()}")
         assert time.monotonic() < deadline, f"worker did not start:\n{worker.text()}"

@@ -127,3 +127,42 @@ async def test_an_outage_past_the_retry_window_stalls_no_run(cluster: Cluster) -
     finally:
         workflowkit.shutdown()
         await world.close()
+
+
+SLOW_STEP_RUNS: Counter[tuple[str, int]] = Counter()
+
+
+@step(name="outage.slow_tick")
+def slow_tick(key: str, index: int) -> int:
+    time.sleep(1.0)  # still running when the database goes away
+    SLOW_STEP_RUNS[(key, index)] += 1
+    return index
+
+
+@workflow(name="outage.slow_ticks")
+async def slow_ticks(key: str, count: int) -> int:
+    total = 0
+    for index in range(count):
+        total += await slow_tick(key, index)
+    return total
+
+
+@pytest.mark.slow
+async def test_a_step_finished_during_a_long_outage_is_recorded_not_run_again(
+    cluster: Cluster,
+) -> None:
+    """Steps finish while the database is away for longer than the World retries: their
+    results wait in the worker and are recorded once it is back; no step body runs twice."""
+    world = PostgresWorld(f"{cluster.url}?schema=wk", retry_for=1.0)
+    workflowkit.configure(world, lease_seconds=30, poll_interval=0.2)
+    SLOW_STEP_RUNS.clear()
+    try:
+        runs = [await start(slow_ticks, f"r{i}", 3) for i in range(8)]
+        await asyncio.sleep(0.4)  # every run's first step is running
+        await asyncio.to_thread(cluster.outage, 4.0)
+        results = [await run.return_value(timeout=60) for run in runs]
+    finally:
+        workflowkit.shutdown()
+        await world.close()
+    assert results == [3] * len(runs)
+    assert set(SLOW_STEP_RUNS.values()) == {1}, SLOW_STEP_RUNS

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from workflowkit import _retention
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import EventType, NewChunk, NewEvent, RunStatus
@@ -63,3 +65,9 @@ async def test_collect_in_batches(world: World) -> None:
     done = await _retention.collect(world, -60, batch=2)
     assert done.runs == 5
     assert [r.run_id for r in await world.list_runs()] == ["still-pending"]
+
+
+async def test_collect_refuses_a_pace_outside_0_to_1(world: World) -> None:
+    for share in (0.0, 1.5):
+        with pytest.raises(ValueError, match="share must be above 0 and at most 1"):
+            await _retention.collect(world, 60, share=share)

@@ -34,6 +34,14 @@ def add_parser(commands: Any) -> None:
         help="which ended runs, comma-separated (default: completed,failed,cancelled)",
     )
     parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.1,
+        metavar="SHARE",
+        help="the share of time spent deleting, between 0 and 1 (default 0.1: workers keep "
+        "most of the database; 1: as fast as it goes)",
+    )
     add_json_flag(parser)
     parser.set_defaults(handler=run_gc)
 
@@ -43,10 +51,14 @@ def run_gc(args: argparse.Namespace) -> int:
         older_than = parse_duration(args.older_than)
     except (TypeError, ValueError) as exc:
         raise CliError(f"--older-than: {exc}", EXIT_USAGE) from None
+    if not 0 < args.pace <= 1:
+        raise CliError(f"--pace: give a share above 0 and at most 1, not {args.pace}", EXIT_USAGE)
     statuses = _statuses(args.status)
     done = with_world(
         args,
-        lambda world: _retention.collect(world, older_than, statuses, dry_run=args.dry_run),
+        lambda world: _retention.collect(
+            world, older_than, statuses, dry_run=args.dry_run, share=args.pace
+        ),
     )
     if args.json:
         print_json(

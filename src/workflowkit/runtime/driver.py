@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ..errors import LeaseLostError, ReplayDivergenceError, WorkflowTimeoutError
+from ..errors import (
+    AmbiguousCommitError,
+    LeaseLostError,
+    ReplayDivergenceError,
+    WorkflowTimeoutError,
+    WorldUnavailableError,
+)
 from ..registry import Workflow
 from ..worlds.base import World
 from ..worlds.records import (
@@ -43,6 +49,10 @@ _TERMINAL_EVENTS = frozenset(
 _STEP_OUTCOMES = frozenset(
     {EventType.STEP_COMPLETED, EventType.STEP_FAILED, EventType.STEP_RETRYING}
 )
+# The World stayed unreachable past its own retries: the driver keeps what its steps
+# finished and tries again, rather than drop it and run those steps a second time.
+_OUTAGES = (WorldUnavailableError, AmbiguousCommitError)
+_OUTAGE_PAUSE = 1.0  # seconds between a failed try and the next (each retries on its own)
 # One of this worker's own events to append, with a future told whether the store took it
 # (None: nobody waits to know).
 Outgoing = tuple[NewEvent, asyncio.Future[bool] | None]
@@ -162,14 +172,11 @@ class RunDriver:
     async def _pump(self) -> None:
         try:
             while not self.done:
-                work = self._next_work()
-                if work is not None:
-                    self.idle_since = None
-                    await work()
-                elif await self._release_if_idle():
-                    return
-                else:
-                    await self._sleep_until_poked()
+                try:
+                    if not await self._step_pump():
+                        return
+                except _OUTAGES as exc:
+                    await self._wait_out_outage(exc)
         except LeaseLostError:
             log.warning("run %s: lease lost to another worker; dropping it", self.run_id)
             self._drop()
@@ -185,6 +192,39 @@ class RunDriver:
                 )
         finally:
             self.host.forget(self)
+
+    async def _step_pump(self) -> bool:
+        """Do the most urgent work, or wait for some; False once the run has left memory."""
+        work = self._next_work()
+        if work is not None:
+            self.idle_since = None
+            await work()
+        elif await self._release_if_idle():
+            return False
+        else:
+            await self._sleep_until_poked()
+        return True
+
+    async def _wait_out_outage(self, exc: Exception) -> None:
+        """The World could not be reached (or could not say whether a write committed).
+
+        Finished step outcomes stay in the outbox: the in-memory code may have moved past
+        them, so it is rebuilt from the log, and they are delivered and appended again (an
+        append that did commit refuses the repeat, which also ends in a reload). The outbox
+        cannot grow past the steps that were running: no new step starts until an append
+        succeeds. An outage costs latency, not a step run twice, unless another worker takes
+        the run over once its lease has run out.
+        """
+        log.warning(
+            "run %s: the World is unreachable (%s); keeping %d finished outcome(s) and "
+            "trying again in %.0f s",
+            self.run_id,
+            exc,
+            len(self.outbox),
+            _OUTAGE_PAUSE,
+        )
+        self.needs_load = True
+        await asyncio.sleep(_OUTAGE_PAUSE)
 
     def _next_work(self) -> Callable[[], Awaitable[None]] | None:
         """What to do next, most urgent first; None when there is nothing."""
@@ -291,7 +331,11 @@ class RunDriver:
     async def _flush(self) -> None:
         """Deliver this worker's own outcomes (steps, timers) and record them with what follows."""
         items, self.outbox = self.outbox, []
-        await self._activate([event for event, _ in items], items)
+        try:
+            await self._activate([event for event, _ in items], items)
+        except _OUTAGES:
+            self.outbox[:0] = items  # not recorded: deliver them again after a reload
+            raise
         for event, _ in items:
             if event.type in _STEP_OUTCOMES:
                 task = self.steps.get(event.correlation_id or "")

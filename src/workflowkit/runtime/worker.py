@@ -312,14 +312,14 @@ class Worker:
                 log.exception("could not renew leases")
 
     async def _collect_forever(self, retention: float) -> None:
-        """Delete ended runs older than ``retention`` now and then, in small batches with
-        pauses between them, so the runs this worker drives do not wait on it. Every worker
+        """Delete ended runs older than ``retention`` now and then, in small batches paced to
+        a tenth of the time, so the runs this worker drives do not wait on it. Every worker
         may do it; two at once only find less to delete."""
         every = self.collect_every or min(max(retention / 10, 60.0), 3600.0)
         await asyncio.sleep(random.uniform(0, min(every, 60.0)))  # workers started together
         while True:
             try:
-                done = await _retention.collect(self.world, retention, pause=0.05)
+                done = await _retention.collect(self.world, retention, share=0.1)
                 if done.runs:
                     log.info("deleted %d run(s) that ended before %s", done.runs, done.cutoff)
             except Exception:

@@ -19,28 +19,19 @@ For that to end, the lists, dicts and sets on such a cycle get ids even when rea
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import re
-import types
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, time
-from typing import Any, Final
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from workflowkit.errors import SerializationError
 
 from . import tags
-from .classes import (
-    DESERIALIZE_METHOD,
-    REGISTRY,
-    SERIALIZE_METHOD,
-    default_class_id,
-    findable,
-    has_protocol,
-    natural_kind,
-)
+from ._class_info import ClassInfo, class_info, field_values
+from ._cycles import cyclic_components, has_cycle
+from ._fast_path import small_plain
+from ._refusals import DEPTH_HINT, REGISTER_HINT, Refusal, index_of, short_repr, type_label
 from .exceptions import ExceptionState, reduce_exception
 from .format import (
     DEFAULT_MAX_DEPTH,
@@ -52,118 +43,6 @@ from .format import (
     dump_head,
 )
 from .tags import BIG_INT, LEAVES, TAG, Json
-
-_PATH_LIMIT: Final = 300
-
-_STEP_HINT: Final = (
-    "Move this into a step: functions, open files, connections, locks and other live "
-    "objects cannot cross a durable boundary (pass plain data instead)"
-)
-_REGISTER_HINT: Final = (
-    "Register a serializer with workflowkit.serde.register_serializer(cls, encode=..., "
-    "decode=...), decorate the class with @workflowkit.serde.serializable (with "
-    f"{SERIALIZE_METHOD}/{DESERIALIZE_METHOD}), or make it a dataclass"
-)
-_DEPTH_HINT: Final = (
-    "Flatten the data, or raise the limit (max_depth=, WORKFLOWKIT_SERDE_MAX_DEPTH). A cycle "
-    "with no list, dict, set or dataclass on it (through tuples, pydantic models or custom "
-    "classes only) also ends up here"
-)
-_LIVE_TYPES: Final[tuple[type, ...]] = (
-    types.FunctionType,
-    types.BuiltinFunctionType,
-    types.MethodType,
-    types.BuiltinMethodType,
-    types.LambdaType,
-    types.GeneratorType,
-    types.CoroutineType,
-    types.AsyncGeneratorType,
-    types.ModuleType,
-    types.FrameType,
-    types.TracebackType,
-    types.CodeType,
-    type,
-    io.IOBase,
-)
-# Modules whose objects are live resources (locks, sockets, tasks, partials of code).
-_LIVE_MODULES: Final = frozenset(
-    {
-        "_asyncio", "_io", "_socket", "_thread", "asyncio", "concurrent", "contextvars",
-        "functools", "io", "multiprocessing", "queue", "selectors", "socket", "sqlite3",
-        "ssl", "subprocess", "threading", "weakref",
-    }
-)  # fmt: skip
-
-
-class _Refusal(Exception):
-    """Raised inside the encoder; the frames it unwinds through add their path segment."""
-
-    def __init__(self, what: str, hint: str) -> None:
-        super().__init__(what)
-        self.what = what
-        self.hint = hint
-        self.segments: list[str] = []  # innermost first
-        self.key_done = False
-
-    def error(self, root: str) -> SerializationError:
-        path = root + "".join(reversed(self.segments))
-        if len(path) > _PATH_LIMIT:
-            path = path[:100] + " … " + path[-(_PATH_LIMIT - 103) :]
-        return SerializationError(f"cannot serialize {path}: {self.what}. {self.hint}.")
-
-
-def _type_label(cls: type) -> str:
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _short_repr(value: object) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__qualname__}>"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _index_of(items: Iterable[object], target: object) -> int:
-    for index, item in enumerate(items):
-        if item is target:
-            return index
-    return -1
-
-
-def _unsupported(cls: type) -> tuple[str, str]:
-    label = _type_label(cls)
-    if issubclass(cls, types.FunctionType | types.MethodType):
-        # Steps cross by reference; any other function has no name a decoder could trust.
-        return (
-            f"a {label} is not data, and only functions marked @step can be passed by reference",
-            _STEP_HINT,
-        )
-    if issubclass(cls, _LIVE_TYPES) or cls.__module__.split(".")[0] in _LIVE_MODULES:
-        return f"a {label} is not data", _STEP_HINT
-    if issubclass(cls, dict | list | tuple | set | frozenset | str | int | float | bytes):
-        return (
-            f"{label} is a subclass of a built-in type, and values keep their exact type; "
-            "convert it to the built-in type first",
-            _REGISTER_HINT,
-        )
-    return f"values of type {label} are not serializable", _REGISTER_HINT
-
-
-@dataclass(frozen=True, slots=True)
-class _ClassInfo:
-    """How instances of one non-builtin class are written (computed once per call)."""
-
-    kind: str
-    class_id: str = ""
-    fields: tuple[str, ...] = ()
-    encode: Callable[[Any], object] | None = None
-    problem: tuple[str, str] | None = None
-
-
-_MISSING: Final = object()
 
 
 class Encoder:
@@ -183,7 +62,7 @@ class Encoder:
         self.plain = True
         self.counts: dict[int, int] = {}
         self.reductions: dict[int, Any] = {}
-        self.infos: dict[type, _ClassInfo] = {}
+        self.infos: dict[type, ClassInfo] = {}
         self.maps: set[int] = set()  # dicts written as "map" nodes: non-str or "$" keys
         self.building: set[int] = set()
         self.built_cycle = False
@@ -209,8 +88,8 @@ class Encoder:
             return TAGGED_PREFIX + head
         return b"".join((TAGGED_PREFIX, head, HEAD_END, *self.segments))
 
-    def _too_deep(self) -> _Refusal:
-        return _Refusal(f"nested more than {self.max_depth} levels deep", _DEPTH_HINT)
+    def _too_deep(self) -> Refusal:
+        return Refusal(f"nested more than {self.max_depth} levels deep", DEPTH_HINT)
 
     # -- pass 1: check, count, cache ------------------------------------------------------
 
@@ -268,8 +147,8 @@ class Encoder:
                     self._scan_list(item, child)  # type: ignore[arg-type]
                 elif not ((t is int or t is float) and -BIG_INT < item < BIG_INT):  # type: ignore[operator]
                     self.scan(item, child)
-        except _Refusal as refusal:
-            refusal.segments.append(f"[{_index_of(items, item)}]")
+        except Refusal as refusal:
+            refusal.segments.append(f"[{index_of(items, item)}]")
             raise
 
     def _scan_dict(self, mapping: dict[Any, Any], depth: int) -> None:
@@ -299,11 +178,11 @@ class Encoder:
                     self._scan_list(value, child)
                 elif not ((t is int or t is float) and -BIG_INT < value < BIG_INT):
                     self.scan(value, child)
-        except _Refusal as refusal:
+        except Refusal as refusal:
             if refusal.key_done:
                 refusal.key_done = False
             else:
-                refusal.segments.append(f"[{_short_repr(key)}]")
+                refusal.segments.append(f"[{short_repr(key)}]")
             raise
         if not str_keys:
             self.plain = False
@@ -312,15 +191,15 @@ class Encoder:
     def _scan_key(self, key: object, depth: int) -> None:
         try:
             self.scan(key, depth)
-        except _Refusal as refusal:
-            refusal.segments.append(f"<key {_short_repr(key)}>")
+        except Refusal as refusal:
+            refusal.segments.append(f"<key {short_repr(key)}>")
             refusal.key_done = True
             raise
 
     def _scan_child(self, segment: str, value: object, depth: int) -> None:
         try:
             self.scan(value, depth)
-        except _Refusal as refusal:
+        except Refusal as refusal:
             refusal.segments.append(segment)
             raise
 
@@ -328,7 +207,7 @@ class Encoder:
         child = depth + 1
         if t in LEAVES:
             if t is ZoneInfo and obj.key is None:
-                raise _Refusal("a ZoneInfo loaded from a file has no key", _REGISTER_HINT)
+                raise Refusal("a ZoneInfo loaded from a file has no key", REGISTER_HINT)
             return
         if t is set:
             if self._first_visit(obj):
@@ -351,7 +230,7 @@ class Encoder:
             return
         info = self._info(t)
         if info.problem is not None:
-            raise _Refusal(*info.problem)
+            raise Refusal(*info.problem)
         if info.kind == tags.ENUM:
             self._enum_fields(obj)
             return
@@ -376,8 +255,8 @@ class Encoder:
         try:
             for item in items:
                 self.scan(item, depth)
-        except _Refusal as refusal:
-            refusal.segments.append(segment or f"[{_index_of(items, item)}]")
+        except Refusal as refusal:
+            refusal.segments.append(segment or f"[{index_of(items, item)}]")
             raise
 
     def _graph_children(self, obj: Any) -> list[object]:
@@ -398,44 +277,17 @@ class Encoder:
     def _mark_cycles(self, root: object) -> None:
         """Prepare the cycles that pass through objects built from their contents.
 
-        On every such cycle (found as strongly connected components, Tarjan's algorithm,
-        over the objects the scan counted) the lists, dicts and sets get an id, so writing
-        a built object again inside the cycle ends at a reference. A cycle made only of
-        built objects (two dataclasses pointing at each other, an exception whose args hold
-        itself) has no such container: its dataclasses and exceptions are then written to be
-        created first and filled afterwards.
+        On every such cycle (a strongly connected component over the objects the scan
+        counted) the lists, dicts and sets get an id, so writing a built object again inside
+        the cycle ends at a reference. A cycle made only of built objects (two dataclasses
+        pointing at each other, an exception whose args hold itself) has no such container:
+        its dataclasses and exceptions are then written to be created first and filled
+        afterwards.
         """
-        index: dict[int, int] = {}
-        low: dict[int, int] = {}
-        stack: list[object] = []
-        on_stack: set[int] = set()
-
-        def visit(obj: object) -> None:
-            oid = id(obj)
-            index[oid] = low[oid] = len(index)
-            stack.append(obj)
-            on_stack.add(oid)
-            for item in self._graph_children(obj):
-                item_id = id(item)
-                if item_id not in index:
-                    visit(item)
-                    low[oid] = min(low[oid], low[item_id])
-                elif item_id in on_stack:
-                    low[oid] = min(low[oid], index[item_id])
-            if low[oid] != index[oid]:
-                return
-            members: list[object] = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(id(member))
-                members.append(member)
-                if member is obj:
-                    break
-            if len(members) > 1 or any(item is obj for item in self._graph_children(obj)):
-                self._mark_component(members)
-
-        if id(root) in self.counts:
-            visit(root)
+        if id(root) not in self.counts:
+            return
+        for members in cyclic_components(root, self._graph_children):
+            self._mark_component(members)
 
     def _mark_component(self, members: list[object]) -> None:
         built: dict[int, object] = {}
@@ -444,7 +296,7 @@ class Encoder:
                 self.counts[id(member)] = 2
             else:
                 built[id(member)] = member
-        if not self._has_cycle(built):
+        if not has_cycle(built, self._graph_children):
             return
         for oid, member in built.items():
             info = self.infos.get(type(member))
@@ -452,28 +304,11 @@ class Encoder:
                 self.counts[oid] = 2
                 self.created_first.add(oid)
 
-    def _has_cycle(self, nodes: dict[int, object]) -> bool:
-        state: dict[int, int] = {}  # 1: on the current path, 2: finished
-
-        def visit(oid: int) -> bool:
-            state[oid] = 1
-            for item in self._graph_children(nodes[oid]):
-                item_id = id(item)
-                if item_id not in nodes:
-                    continue
-                seen = state.get(item_id)
-                if seen == 1 or (seen is None and visit(item_id)):
-                    return True
-            state[oid] = 2
-            return False
-
-        return any(oid not in state and visit(oid) for oid in nodes)
-
-    def _children(self, obj: Any, info: _ClassInfo, depth: int) -> list[tuple[str, object]]:
+    def _children(self, obj: Any, info: ClassInfo, depth: int) -> list[tuple[str, object]]:
         """``(path segment, value)`` of everything an object holds, in writing order."""
         kind = info.kind
         if kind == tags.DATACLASS or kind == tags.NAMEDTUPLE:
-            return [("." + name, value) for name, value in _field_values(obj, info)]
+            return [("." + name, value) for name, value in field_values(obj, info)]
         if kind == tags.PYDANTIC:
             values, extra, private, _ = self._reduce_pydantic(obj)
             return [
@@ -494,13 +329,13 @@ class Encoder:
 
     # -- per-class information and reductions ---------------------------------------------
 
-    def _info(self, cls: type) -> _ClassInfo:
+    def _info(self, cls: type) -> ClassInfo:
         info = self.infos.get(cls)
         if info is None:
-            info = self.infos[cls] = _class_info(cls)
+            info = self.infos[cls] = class_info(cls)
         return info
 
-    def _reduce_custom(self, obj: object, info: _ClassInfo) -> object:
+    def _reduce_custom(self, obj: object, info: ClassInfo) -> object:
         key = id(obj)
         if key in self.reductions:
             return self.reductions[key]
@@ -508,7 +343,7 @@ class Encoder:
         try:
             state = info.encode(obj)
         except Exception as exc:
-            raise _Refusal(
+            raise Refusal(
                 f"the serializer of {info.class_id} raised {type(exc).__name__}: {exc}",
                 "Fix the serializer registered for this class",
             ) from None
@@ -545,7 +380,7 @@ class Encoder:
             return {"name": name}
         if type(member._value_) is int:  # a composite Flag value such as Perm.R | Perm.W
             return {"v": member._value_}
-        raise _Refusal(f"{_type_label(cls)} member {member!r} has no name", _REGISTER_HINT)
+        raise Refusal(f"{type_label(cls)} member {member!r} has no name", REGISTER_HINT)
 
     # -- pass 2: build the tagged tree ----------------------------------------------------
 
@@ -690,7 +525,7 @@ class Encoder:
             return {TAG: tags.PATTERN, "v": self.emit(obj.pattern, child), "flags": obj.flags}
         return self._emit_object(obj, self._info(t), child)
 
-    def _emit_object(self, obj: Any, info: _ClassInfo, child: int) -> Json:
+    def _emit_object(self, obj: Any, info: ClassInfo, child: int) -> Json:
         kind = info.kind
         if kind == tags.ENUM:
             return {TAG: tags.ENUM, "t": info.class_id, **self._enum_fields(obj)}
@@ -703,7 +538,7 @@ class Encoder:
         emit = self.emit
         if kind == tags.DATACLASS or kind == tags.NAMEDTUPLE:
             node["t"] = info.class_id
-            node["v"] = {name: emit(value, child) for name, value in _field_values(obj, info)}
+            node["v"] = {name: emit(value, child) for name, value in field_values(obj, info)}
         elif kind == tags.PYDANTIC:
             values, extra, private, unset = self._reduce_pydantic(obj)
             node["t"] = info.class_id
@@ -764,62 +599,12 @@ class Encoder:
         return key
 
 
-def _field_values(obj: Any, info: _ClassInfo) -> list[tuple[str, object]]:
-    """Field names and values of a dataclass (skipping fields never set) or NamedTuple."""
-    if info.kind == tags.NAMEDTUPLE:
-        return list(zip(info.fields, obj, strict=False))
-    return [
-        (name, value)
-        for name in info.fields
-        if (value := getattr(obj, name, _MISSING)) is not _MISSING
-    ]
-
-
 def _can_encode(value: object, depth: int, max_depth: int, outer: frozenset[int]) -> bool:
     try:
         Encoder(max_depth, outer=outer).scan(value, depth)
-    except (_Refusal, RecursionError):
+    except (Refusal, RecursionError):
         return False
     return True
-
-
-def _class_info(cls: type) -> _ClassInfo:
-    tag_entry = REGISTRY.tag_for_class(cls)
-    if tag_entry is not None:
-        return _ClassInfo(tag_entry.tag, tag_entry.tag, encode=tag_entry.encode)
-    entry = REGISTRY.entry_for_class(cls)
-    if entry is not None and entry.encode is not None:
-        return _ClassInfo(tags.CUSTOM, entry.class_id, encode=entry.encode)
-    kind = natural_kind(cls)
-    if entry is None and has_protocol(cls) and kind != tags.EXCEPTION:
-        return _ClassInfo(
-            "",
-            problem=(
-                f"{_type_label(cls)} defines {SERIALIZE_METHOD} but is not registered, so "
-                "no decoder would trust it",
-                "Decorate the class with @workflowkit.serde.serializable (or call "
-                "workflowkit.serde.register_serializer(cls)) where it is defined",
-            ),
-        )
-    if kind is None:
-        return _ClassInfo("", problem=_unsupported(cls))
-    class_id = entry.class_id if entry is not None else default_class_id(cls)
-    if kind != tags.EXCEPTION and not findable(cls, class_id):
-        return _ClassInfo(
-            "",
-            problem=(
-                f"{_type_label(cls)} cannot be found again by its id {class_id!r} (defined "
-                "inside a function, created dynamically, or replaced after definition)",
-                "Define the class at module level, or register it with "
-                "workflowkit.serde.register_serializer(cls, class_id=...)",
-            ),
-        )
-    fields: tuple[str, ...] = ()
-    if kind == tags.DATACLASS:
-        fields = tuple(field.name for field in dataclasses.fields(cls))
-    elif kind == tags.NAMEDTUPLE:
-        fields = tuple(cls._fields)  # type: ignore[attr-defined]
-    return _ClassInfo(kind, class_id, fields)
 
 
 def encode(
@@ -831,12 +616,12 @@ def encode(
 ) -> bytes:
     """Encode ``value`` to bytes, or raise ``SerializationError`` naming where ``value``
     holds something that cannot be encoded (``path`` names ``value`` itself)."""
-    if max_size is None and max_depth is None and _small_plain(value, 0, []):
+    if max_size is None and max_depth is None and small_plain(value, 0, []):
         return PLAIN_PREFIX + dump_head(value)  # the hot path: small JSON-shaped values
     encoder = Encoder(DEFAULT_MAX_DEPTH if max_depth is None else max_depth)
     try:
         data = encoder.run(value)
-    except _Refusal as refusal:
+    except Refusal as refusal:
         raise refusal.error(path) from None
     except RecursionError:
         raise SerializationError(
@@ -844,43 +629,3 @@ def encode(
         ) from None
     check_size(len(data), DEFAULT_MAX_SIZE if max_size is None else max_size)
     return data
-
-
-def _small_plain(value: object, depth: int, seen: list[int]) -> bool:
-    """Whether ``value`` is a small tree of JSON values that ``run`` would write plain.
-
-    Small means at most 3 levels and 16 items per container, so the check costs less than
-    the encoder it skips; anything else (and any doubt) takes the general path.
-    """
-    t = type(value)
-    if t is list:
-        items: Any = value
-    elif t is dict:
-        items = value
-        if TAG in items:
-            return False
-        for key in items:
-            if type(key) is not str:
-                return False
-        items = items.values()
-    else:
-        return (
-            t is str
-            or t is bool
-            or value is None
-            or (
-                (t is int or t is float) and -BIG_INT < value < BIG_INT  # type: ignore[operator]
-            )
-        )
-    if depth >= 3 or len(value) > 16 or id(value) in seen:  # type: ignore[arg-type]
-        return False  # big, or shared: shared containers need references
-    seen.append(id(value))
-    for item in items:
-        k = type(item)
-        if k is str or k is bool or item is None:
-            continue
-        if (k is int or k is float) and -BIG_INT < item < BIG_INT:
-            continue
-        if not _small_plain(item, depth + 1, seen):
-            return False
-    return True
