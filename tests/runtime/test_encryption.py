@@ -257,7 +257,9 @@ async def test_cli_and_dashboard_show_encrypted_without_the_key_and_the_value_wi
             await app.close()
 
     without = await page(url)
-    assert SECRET not in without and "encrypted" in without
+    assert SECRET not in without
+    assert '<p class="encrypted">encrypted (key k1)</p>' in without  # the run page
+    assert '"$encrypted": "k1"' in without.replace('":"', '": "')  # its JSON
     monkeypatch.setenv("WORKFLOWKIT_ENCRYPTION_KEYS", text)
     with_key = await page(url)
     assert SECRET in with_key
