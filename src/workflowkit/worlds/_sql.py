@@ -371,6 +371,30 @@ SELECT_HOOKS = (
     "LEFT JOIN events e ON e.run_id = h.run_id AND e.seq = h.created_seq "
     "WHERE {where} ORDER BY h.created_at, h.hook_id"
 )
+
+
+def open_waits(dialect: Dialect) -> str:
+    """The pending sleeps of the runs in the list parameter (``WAIT_COLUMNS``)."""
+    return dialect.sql(
+        "SELECT wait_id, run_id, resume_at, created_at, completed_at FROM waits "
+        f"WHERE run_id {dialect.in_list} AND completed_at IS NULL ORDER BY resume_at, wait_id"
+    )
+
+
+def open_hooks(dialect: Dialect) -> str:
+    """The active hooks of the runs in the list parameter (``HOOK_COLUMNS``)."""
+    return dialect.sql(SELECT_HOOKS.format(where=f"h.run_id {dialect.in_list}"))
+
+
+def open_steps(dialect: Dialect) -> str:
+    """The steps not ended of the runs in the list parameter, without their payloads."""
+    return dialect.sql(
+        "SELECT run_id, step_id, step_name, status, attempt, started_at, retry_at FROM steps "
+        f"WHERE run_id {dialect.in_list} AND status IN ('pending', 'running') "
+        "ORDER BY created_at, step_id"
+    )
+
+
 # -- workers ---------------------------------------------------------------------------------
 
 UPSERT_WORKER = (

@@ -23,6 +23,7 @@ from .. import _sql
 from .._rows import (
     event_from_row,
     hook_from_row,
+    open_step_from_row,
     run_from_row,
     run_status,
     step_from_row,
@@ -59,6 +60,7 @@ from ..records import (
     Event,
     HookRecord,
     NewEvent,
+    OpenWork,
     RunChange,
     RunRecord,
     StepRecord,
@@ -388,6 +390,23 @@ async def list_steps(conn: Conn, run_id: str) -> list[StepRecord]:
 async def list_waits(conn: Conn, run_id: str) -> list[WaitRecord]:
     cur = await conn.execute(DIALECT.sql(_sql.SELECT_WAITS), (run_id,))
     return [wait_from_row(row, moment) for row in await cur.fetchall()]
+
+
+_OPEN_WAITS = _sql.open_waits(DIALECT).encode()
+_OPEN_HOOKS = _sql.open_hooks(DIALECT).encode()
+_OPEN_STEPS = _sql.open_steps(DIALECT).encode()
+
+
+async def open_work(conn: Conn, run_ids: Sequence[str]) -> OpenWork:
+    ids = (list(run_ids),)
+    waits = await (await conn.execute(_OPEN_WAITS, ids)).fetchall()
+    hooks = await (await conn.execute(_OPEN_HOOKS, ids)).fetchall()
+    steps = await (await conn.execute(_OPEN_STEPS, ids)).fetchall()
+    return OpenWork(
+        tuple(wait_from_row(row, moment) for row in waits),
+        tuple(hook_from_row(row, moment) for row in hooks),
+        tuple(open_step_from_row(row, moment) for row in steps),
+    )
 
 
 async def list_hooks(conn: Conn, where: str, params: tuple[Any, ...]) -> list[HookRecord]:

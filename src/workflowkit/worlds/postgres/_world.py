@@ -42,6 +42,7 @@ from ..records import (
     HookRecord,
     NewChunk,
     NewEvent,
+    OpenWork,
     QueueInfo,
     QueueLimits,
     QueueUsage,
@@ -315,6 +316,12 @@ class PostgresWorld:
         result: list[WaitRecord] = await self._read(
             lambda c: _jobs.list_waits(c, run_id), "list_waits"
         )
+        return result
+
+    async def open_work(self, run_ids: Sequence[str]) -> OpenWork:
+        if not run_ids:
+            return OpenWork()
+        result: OpenWork = await self._read(lambda c: _jobs.open_work(c, run_ids), "open_work")
         return result
 
     async def get_hook_by_token(self, token: str) -> HookRecord | None:

@@ -35,6 +35,7 @@ from ..records import (
     HookRecord,
     NewChunk,
     NewEvent,
+    OpenWork,
     QueueInfo,
     QueueLimits,
     QueueUsage,
@@ -210,6 +211,12 @@ class SQLiteWorld:
 
     async def list_waits(self, run_id: str) -> list[WaitRecord]:
         result: list[WaitRecord] = await self._read(lambda c: _jobs.list_waits(c, run_id))
+        return result
+
+    async def open_work(self, run_ids: Sequence[str]) -> OpenWork:
+        if not run_ids:
+            return OpenWork()
+        result: OpenWork = await self._read(lambda c: _jobs.open_work(c, run_ids))
         return result
 
     async def get_hook_by_token(self, token: str) -> HookRecord | None:
