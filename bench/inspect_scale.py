@@ -33,7 +33,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,7 @@ class RealRuns:
     failed: str
     sleeping: str
     waiting: str
+    middle: str = ""  # a seeded run created half-way back: a cursor deep into the list
 
 
 async def _real_runs() -> RealRuns:
@@ -107,9 +109,20 @@ async def _real_runs() -> RealRuns:
 def real_runs(url: str) -> RealRuns:
     workflowkit.configure(url, poll_interval=0.05)
     try:
-        return asyncio.run(_real_runs())
+        real = asyncio.run(_real_runs())
     finally:
         workflowkit.shutdown()
+    return replace(real, middle=asyncio.run(_middle(url)))
+
+
+async def _middle(url: str) -> str:
+    world = open_world(url)
+    try:
+        half_way = datetime.now(UTC) - timedelta(days=DAYS / 2)
+        [run] = await world.list_runs(until=half_way, limit=1)
+        return run.run_id
+    finally:
+        await world.close()
 
 
 # -- seeding ---------------------------------------------------------------------------------
@@ -409,6 +422,26 @@ def measure(url: str, real: RealRuns, repeat: int) -> list[Timing]:
             repeat,
             cli(url, "inspect", "runs", "--limit", "50", "--json"),
         ),
+        timed(
+            "cli inspect runs --limit 50 --status pending --workflow bench.checkout (no match)",
+            repeat,
+            cli(
+                url,
+                "inspect",
+                "runs",
+                "--limit",
+                "50",
+                "--status",
+                "pending",
+                "--workflow",
+                "bench.checkout",
+            ),
+        ),
+        timed(
+            "cli inspect runs --limit 50 --cursor <half-way back>",
+            repeat,
+            cli(url, "inspect", "runs", "--limit", "50", "--cursor", real.middle),
+        ),
         timed("cli inspect run (failed, real)", repeat, cli(url, "inspect", "run", real.failed)),
     ]
     with serve(url) as base, httpx.Client(base_url=base, timeout=30) as client:
@@ -419,6 +452,8 @@ def measure(url: str, real: RealRuns, repeat: int) -> list[Timing]:
             ("web GET / (run list page)", "/"),
             ("web GET /?status=running (page)", "/?status=running"),
             ("web GET /?fragment=1 (live part)", "/?fragment=1"),
+            ("web GET /?cursor=<half-way back> (page)", f"/?cursor={real.middle}"),
+            ("web GET /?q=<id prefix> (search)", f"/?q={real.middle[:12]}"),
             ("web GET /api/runs?only=version (list poll)", "/api/runs?only=version"),
             ("web GET /runs/<failed> (run page)", f"/runs/{real.failed}"),
             ("web GET /runs/<sleeping> (run page)", f"/runs/{real.sleeping}"),

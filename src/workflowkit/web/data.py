@@ -140,8 +140,7 @@ async def runs_page(
         )
     names: tuple[str, ...] = ()
     if suggestions:
-        recent = await world.list_runs(limit=_RECENT)
-        names = tuple(sorted({r.workflow_name for r in recent}))
+        names = tuple(await world.recent_workflows(_RECENT))
     waiting: tuple[str | None, ...] = ()
     if explain:
         held, work, now = await holdups(world, runs), await open_work(world, runs), utcnow()

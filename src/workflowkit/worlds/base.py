@@ -111,6 +111,11 @@ class EventLog(Protocol):
 
     async def list_waits(self, run_id: str) -> list[WaitRecord]: ...
 
+    async def recent_workflows(self, runs: int) -> list[str]:
+        """The names of the workflows of the ``runs`` newest runs, sorted (what a filter
+        suggests), read without the runs' payloads."""
+        ...
+
     async def open_work(self, run_ids: Sequence[str]) -> OpenWork:
         """What the runs wait on: their pending sleeps, active hooks and steps that have not
         ended (one query each, whatever the number of runs: for a page of a run list)."""

@@ -62,6 +62,7 @@ from ..records import (
     NewEvent,
     OpenWork,
     RunChange,
+    RunQuery,
     RunRecord,
     StepRecord,
     WaitRecord,
@@ -371,8 +372,17 @@ async def get_runs(conn: Conn, run_ids: Sequence[str]) -> list[RunRecord]:
     return [run_from_row(row, moment) for row in await cur.fetchall()]
 
 
-async def list_runs(conn: Conn, query: str, params: tuple[Any, ...]) -> list[RunRecord]:
-    cur = await conn.execute(query.encode(), params)
+_PREFIX_PROBE = _sql.prefix_probe(DIALECT).encode()
+
+
+async def list_runs(conn: Conn, query: RunQuery) -> list[RunRecord]:
+    few = True
+    probe = _sql.prefix_range(query.id_prefix)
+    if probe is not None:
+        found = await (await conn.execute(_PREFIX_PROBE, probe)).fetchone()
+        few = found is None or found[0] < _sql.FEW_PREFIXED
+    sql, params = _sql.list_runs(DIALECT, query, few_prefixed=few)
+    cur = await conn.execute(sql.encode(), params)
     return [run_from_row(row, moment) for row in await cur.fetchall()]
 
 

@@ -52,6 +52,7 @@ from ..records import (
     QueueUsage,
     RunChange,
     RunOptions,
+    RunQuery,
     RunRecord,
     ScheduleRecord,
     StepClaim,
@@ -470,7 +471,15 @@ def get_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
     return None if row is None else run_from_row(row, _moment)
 
 
-def list_runs(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[RunRecord]:
+_PREFIX_PROBE = _sql.prefix_probe(DIALECT)
+
+
+def list_runs(conn: sqlite3.Connection, query: RunQuery) -> list[RunRecord]:
+    few = True
+    probe = _sql.prefix_range(query.id_prefix)
+    if probe is not None:
+        few = conn.execute(_PREFIX_PROBE, probe).fetchone()[0] < _sql.FEW_PREFIXED
+    sql, params = _sql.list_runs(DIALECT, query, few_prefixed=few)
     return [run_from_row(row, _moment) for row in conn.execute(sql, params)]
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from test_conformance import new_run
 
 from workflowkit.ids import new_id
+from workflowkit.worlds import _sql
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import EventType, NewEvent, StepStatus
 
@@ -69,3 +71,29 @@ async def test_open_work_lists_pending_sleeps_active_hooks_and_unended_steps(
     assert work.of(hooked).hooks == (hook,)
 
     assert await world.open_work([]) == await world.open_work(["wrun_unknown"])
+
+
+@pytest.mark.parametrize("few_prefixed", [1000, 2])
+async def test_runs_by_id_prefix_and_pages_deep_down(
+    world: World, monkeypatch: pytest.MonkeyPatch, few_prefixed: int
+) -> None:
+    # Many ids with a prefix are checked on runs read in time order, few are read by id
+    # range and sorted: either way the same runs, newest first.
+    monkeypatch.setattr(_sql, "FEW_PREFIXED", few_prefixed)
+    ids = [f"job-{i % 2}-{i:02d}" for i in range(8)]
+    for run_id in ids:
+        await world.create_run(run_id, "wf.a" if run_id.startswith("job-0") else "wf.b", b"", {})
+        await asyncio.sleep(0.002)  # distinct creation times: a known order
+    newest_first = list(reversed(ids))
+    found = await world.list_runs(id_prefix="job-1")
+    assert [r.run_id for r in found] == [i for i in newest_first if i.startswith("job-1")]
+    assert await world.list_runs(id_prefix="job-1-99") == []
+    assert [r.run_id for r in await world.list_runs(id_prefix="job-0-06")] == ["job-0-06"]
+
+    page = await world.list_runs(limit=3, before=newest_first[2])
+    assert [r.run_id for r in page] == newest_first[3:6]
+    page = await world.list_runs(workflow_name="wf.a", limit=2, before="job-0-04")
+    assert [r.run_id for r in page] == ["job-0-02", "job-0-00"]
+    assert await world.list_runs(before="no-such-run") == []
+    assert await world.recent_workflows(100) == ["wf.a", "wf.b"]
+    assert await world.recent_workflows(1) == ["wf.b"]  # the newest run's
