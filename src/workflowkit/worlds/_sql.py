@@ -544,9 +544,14 @@ def list_runs(
             clauses.append(clause)
             params.extend([value] * clause.count("?"))  # none for a test without parameters
     where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-    sql = (
-        f"SELECT {RUN_COLUMNS} FROM runs r {where}ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?"
-    )
+    order = "ORDER BY r.created_at DESC, r.run_id DESC"
+    if query.id_prefix and not few_prefixed:
+        # Ids first, from the index alone (the prefix is checked on each entry read), then
+        # the page's rows: reading every row on the way was 5 times slower.
+        ids = f"SELECT r.run_id FROM runs r {where}{order} LIMIT ?"
+        sql = f"SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_id IN ({ids}) {order}"
+    else:
+        sql = f"SELECT {RUN_COLUMNS} FROM runs r {where}{order} LIMIT ?"
     return dialect.sql(sql), (*params, query.limit)
 
 
