@@ -39,8 +39,9 @@ def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 
 def started(seeded: Seeded, workflow: Any, arg: str, until: EventType | None = None) -> str:
     """Start a run on the database with a worker; its id, once ``until`` is in its log (or
-    it has ended). The worker stops before the test goes on."""
-    workflowkit.configure(seeded.url, poll_interval=0.05)
+    it has ended). The worker stops before the test goes on (at once: it would otherwise
+    wait its grace period for a run whose step retries in an hour)."""
+    runtime = workflowkit.configure(seeded.url, poll_interval=0.05)
 
     async def go() -> str:
         run = await start(workflow, arg)
@@ -54,6 +55,7 @@ def started(seeded: Seeded, workflow: Any, arg: str, until: EventType | None = N
     try:
         return asyncio.run(go())
     finally:
+        runtime.close(grace=0.1)
         workflowkit.shutdown()
 
 
