@@ -82,6 +82,7 @@ def test_ticks_are_even() -> None:
     assert tick_step(0.3) == 0.5 and tick_step(100 / 6) == 20
     assert [tick_label(s * 20, 20) for s in range(5)] == ["0", "+20s", "+40s", "+1m", "+1m20s"]
     assert tick_label(8 * 3600, 7200) == "+8h" and tick_label(1.5, 0.5) == "+1.5s"
+    assert [tick_label(s * 0.02, 0.02) for s in range(3)] == ["0", "+20ms", "+40ms"]
 
 
 async def test_timeline_axis_sleep_label_and_zoom(

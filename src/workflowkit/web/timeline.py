@@ -110,11 +110,13 @@ def tick_step(at_least: float) -> float:
 
 
 def tick_label(seconds: float, step: float) -> str:
-    """``"+1h20m"``, ``"+40s"``, ``"+1.25s"``: time since the run began, to the unit of
+    """``"+1h20m"``, ``"+40s"``, ``"+1.5s"``, ``"+20ms"``: time since the run began, to the unit of
     ``step`` (so labels stay short and never wrap)."""
     if seconds <= 0:
         return "0"
     if step < 1:
+        if seconds < 1:
+            return f"+{round(seconds * 1000)}ms"
         digits = max(0, -math.floor(math.log10(step) + 1e-9))
         return f"+{seconds:.{digits}f}s" if seconds < 60 else "+" + _parts(seconds, 1)
     return "+" + _parts(seconds, step)
