@@ -239,12 +239,15 @@ def test_timeline_zooms_to_a_dragged_range(site: Site, page: Page) -> None:
     for box in [t.bounding_box() for t in page.locator(".axis .tick, .took").all()]:
         assert box is not None and box["height"] < 20  # one line each: labels never wrap
     axis = page.locator(".axis").bounding_box()
-    assert axis is not None
+    charge = page.locator('.track:has(.label:text-is("web_workflows:charge #3")) .bar')
+    start = charge.bounding_box()
+    assert axis is not None and start is not None
+    # Drag from just before the last attempt of charge to past the axis's right end.
     y = axis["y"] + axis["height"] / 2
-    page.mouse.move(axis["x"] + axis["width"] * 0.5, y)
+    page.mouse.move(start["x"] - 1, y)
     page.mouse.down()
-    page.mouse.move(axis["x"] + axis["width"] * 0.8, y, steps=5)
-    page.mouse.move(axis["x"] + axis["width"] - 1, y, steps=5)
+    page.mouse.move(axis["x"] + axis["width"] * 0.9, y, steps=5)
+    page.mouse.move(axis["x"] + axis["width"] + 30, y, steps=5)
     page.mouse.up()
     page.wait_for_url(re.compile(r"from=[\d.]+&to=[\d.]+"))
     expect(page.locator(".zoom-out")).to_be_visible()

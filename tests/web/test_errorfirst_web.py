@@ -83,6 +83,7 @@ def test_ticks_are_even() -> None:
     assert [tick_label(s * 20, 20) for s in range(5)] == ["0", "+20s", "+40s", "+1m", "+1m20s"]
     assert tick_label(8 * 3600, 7200) == "+8h" and tick_label(1.5, 0.5) == "+1.5s"
     assert [tick_label(s * 0.02, 0.02) for s in range(3)] == ["0", "+20ms", "+40ms"]
+    assert tick_step(0.00003) == 0.00005 and tick_label(0.04215, 0.00005) == "+42.15ms"
 
 
 async def test_timeline_axis_sleep_label_and_zoom(
@@ -99,12 +100,16 @@ async def test_timeline_axis_sleep_label_and_zoom(
     gaps = [float(b) - float(a) for (a, _), (b, _) in itertools.pairwise(ticks)]
     assert max(gaps) - min(gaps) < 0.01  # evenly spaced
 
-    half = float(last) / 2
-    zoomed = (await client.get(f"/runs/{seeded.order}?from={half}&to={last}", headers=HTML)).text
+    # Zoom in from the last attempt of charge: reserve ended before it, ship comes after.
+    bars = (await client.get(f"/api/runs/{seeded.order}")).json()["timeline"]
+    created = datetime.fromisoformat(bars[0]["start"])
+    charge = next(b for b in bars if b["label"].endswith("charge") and b["attempt"] == 3)
+    start = (datetime.fromisoformat(charge["start"]) - created).total_seconds()
+    zoomed = (await client.get(f"/runs/{seeded.order}?from={start}&to={last}", headers=HTML)).text
     assert "Show the whole run" in zoomed
-    assert re.search(rf'data-first="{half:.6f}"', zoomed)
-    assert "reserve #1" not in zoomed  # the first step ran before the zoomed range
-    assert "ship #1" in zoomed
+    assert re.search(rf'data-first="{start:.6f}"', zoomed)
+    assert "reserve #1" not in zoomed and "charge #1" not in zoomed
+    assert "charge #3" in zoomed and "ship #1" in zoomed
 
     for bad in ("from=x", "from=5&to=1", "from=-1"):
         page = await client.get(f"/runs/{seeded.order}?{bad}", headers=HTML)

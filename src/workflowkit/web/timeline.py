@@ -92,11 +92,11 @@ class Timeline:
         return ticks
 
 
-_SHORTEST_WINDOW = 0.001  # seconds: a zoom narrower than this shows the whole run
+_SHORTEST_WINDOW = 1e-6  # seconds (times are kept to the microsecond): narrower shows all
 
 # Tick spacings: 1, 2, 5 x 10^n of each unit, up to where the next unit takes over.
 _STEPS = (
-    *(m * 10.0**e for e in (-3, -2, -1) for m in (1, 2, 5)),
+    *(m * 10.0**e for e in range(-6, 0) for m in (1, 2, 5)),
     *(m * 1.0 for m in (1, 2, 5, 10, 20)),
     *(m * 60.0 for m in (1, 2, 5, 10, 20)),
     *(m * 3600.0 for m in (1, 2, 5, 10, 20)),
@@ -115,9 +115,9 @@ def tick_label(seconds: float, step: float) -> str:
     if seconds <= 0:
         return "0"
     if step < 1:
+        digits = max(0, -math.floor(math.log10(step) + 1e-9))  # decimals of a second
         if seconds < 1:
-            return f"+{round(seconds * 1000)}ms"
-        digits = max(0, -math.floor(math.log10(step) + 1e-9))
+            return f"+{seconds * 1000:.{max(0, digits - 3)}f}ms"
         return f"+{seconds:.{digits}f}s" if seconds < 60 else "+" + _parts(seconds, 1)
     return "+" + _parts(seconds, step)
 

@@ -224,8 +224,8 @@
     const first = parseFloat(line.dataset.first);
     const span = parseFloat(line.dataset.last) - first;
     const url = new URL(window.location.href);
-    url.searchParams.set("from", (first + from * span).toFixed(3));
-    url.searchParams.set("to", (first + to * span).toFixed(3));
+    url.searchParams.set("from", (first + from * span).toFixed(6));
+    url.searchParams.set("to", (first + to * span).toFixed(6));
     url.hash = "timeline";
     window.location.href = url.toString();
   });
