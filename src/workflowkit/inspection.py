@@ -14,12 +14,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import serde
+from ._tracebacks import user_frames
 from .worlds.base import World
 from .worlds.limits import why_waiting
 from .worlds.records import (
     Divergence,
     Event,
     HookRecord,
+    OpenStep,
+    OpenWork,
     QueueInfo,
     QueueLimits,
     QueueUsage,
@@ -27,9 +30,11 @@ from .worlds.records import (
     RunStatus,
     ScheduleRecord,
     StepRecord,
+    StepStatus,
     StreamInfo,
     WaitRecord,
     WorkerRecord,
+    from_timestamp,
 )
 
 _BATCH = 200
@@ -179,27 +184,167 @@ async def holdups(world: World, records: Sequence[RunRecord]) -> Holdups:
     return Holdups(workers, queues)
 
 
-def waiting_for(record: RunRecord, held: Holdups, now: datetime) -> str | None:
-    """Why a run that nobody holds is not going on, in words; None if nothing holds it up
-    (it is held, has ended, or a live worker can take it as soon as it is due)."""
-    if record.status.terminal or record.owner is not None:
+async def open_work(world: World, records: Sequence[RunRecord]) -> OpenWork:
+    """What ``records`` wait on (read only for those that have not ended)."""
+    return await world.open_work([r.run_id for r in records if not r.status.terminal])
+
+
+def waiting_for(
+    record: RunRecord, held: Holdups, now: datetime, work: OpenWork | None = None
+) -> str | None:
+    """What a run that has not ended waits for, in words; None if nothing (it runs, or a
+    live worker can take it as soon as it is due).
+
+    The one rule the CLI and the dashboard show: a run parked by a code change; a run
+    waiting for its start time; what its code waits on (``work``: the sleeps, hooks and
+    steps not ended, from ``World.open_work``); else what keeps it from a worker (none has
+    its workflow, its queue is full).
+    """
+    if record.status.terminal:
         return None
     if record.diverged is not None:
         return (
             f"other code: its code (version {record.diverged.version}) no longer replays it "
             f"at operation #{record.diverged.position}"
         )
-    if record.wake_at is None:
-        return None  # it waits on something it created (a hook, a child): its log says
-    if record.status is RunStatus.PENDING and record.wake_at > now:
+    if record.status is RunStatus.PENDING and record.wake_at is not None and record.wake_at > now:
         return f"its start, {relative(record.wake_at, now)}"
+    on = waiting_on(work.of(record.run_id), now) if work is not None else None
+    hold = _held_up(record, held, now)
+    if on is not None and hold is not None:
+        return f"{on}; {hold}"
+    return on or hold
+
+
+def _held_up(record: RunRecord, held: Holdups, now: datetime) -> str | None:
+    """What keeps a due run that nobody holds from a worker, if anything."""
+    if record.owner is not None or record.wake_at is None or record.wake_at > now:
+        return None
     if not has_worker(record.workflow_name, held.workers, now):
         return f"a worker: no worker has workflow `{record.workflow_name}`"
     usage = held.queues.get(record.options.queue or "")
-    if usage is not None and record.wake_at <= now:
-        first = record.started_at is None
-        return why_waiting(usage, record.options.key, first, now.timestamp())
+    if usage is not None:
+        return why_waiting(usage, record.options.key, record.started_at is None, now.timestamp())
     return None
+
+
+_SHOWN_AT_MOST = 2  # things one run waits on named in a list; the rest are counted
+
+
+def waiting_on(work: OpenWork, now: datetime) -> str | None:
+    """What one run's code waits on: ``"step `charge` attempt 3, retry in 40s"``,
+    ``"hook `approve:o-1`"``, ``"sleep until 14:00 UTC (in 3h)"``; None if nothing."""
+    parts = [_step_text(s, now) for s in work.steps]
+    parts += [f"{'webhook' if h.is_webhook else 'hook'} `{h.token}`" for h in work.hooks]
+    parts += [
+        f"sleep until {clock(w.resume_at, now)} ({relative(w.resume_at, now)})" for w in work.waits
+    ]
+    if not parts:
+        return None
+    if len(parts) > _SHOWN_AT_MOST:
+        more = len(parts) - _SHOWN_AT_MOST
+        parts = [*parts[:_SHOWN_AT_MOST], f"{more} more"]
+    return "; ".join(parts)
+
+
+def _step_text(step: OpenStep, now: datetime) -> str:
+    name = step.step_name.rsplit(".", 1)[-1].rsplit(":", 1)[-1]  # "orders.charge": "charge"
+    if step.status is StepStatus.RUNNING:
+        ran = "" if step.started_at is None else f" for {duration(step.started_at, now)}"
+        return f"step `{name}` attempt {step.attempt}, running{ran}"
+    # A pending step's ``attempt`` is the last one made (0: none yet); the next is one more.
+    head = f"step `{name}` attempt {step.attempt + 1}"
+    if step.retry_at is None:
+        return f"{head}, to start"
+    if step.retry_at > now:
+        return f"{head}, retry {relative(step.retry_at, now)}"
+    return f"{head}, retry due"
+
+
+def clock(moment: datetime, now: datetime) -> str:
+    """A time of day in UTC, with its date unless it is ``now``'s day: ``"14:00 UTC"``,
+    ``"2026-12-08 09:30 UTC"``."""
+    at, today = moment.astimezone(UTC), now.astimezone(UTC)
+    text = at.strftime("%H:%M" if at.second == 0 else "%H:%M:%S")
+    return f"{text} UTC" if at.date() == today.date() else f"{at:%Y-%m-%d} {text} UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailure:
+    """The last failed attempt of a step: its error and traceback (user frames only)."""
+
+    step_id: str
+    step_name: str
+    attempt: int
+    error: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a run failed, error first: its whole error (with its causes), the traceback of
+    the code that raised it, and the last failed step attempt when its traceback is not
+    the same one. workflowkit's own frames are left out of both tracebacks."""
+
+    error: str
+    traceback: str
+    step: StepFailure | None = None
+
+
+def failure_of(record: RunRecord, steps: Sequence[StepRecord]) -> Failure | None:
+    """``Failure`` of a failed run (None for any other)."""
+    if record.status is not RunStatus.FAILED:
+        return None
+    value = shown(record.error)
+    error, trace = error_text(value), user_frames(_traceback(value))
+    failed = [s for s in steps if s.status is StepStatus.FAILED and s.error is not None]
+    step = None
+    if failed:
+        last = max(failed, key=lambda s: (s.completed_at or s.created_at, s.step_id))
+        step_value = shown(last.error)
+        step_trace = user_frames(_traceback(step_value))
+        if step_trace != trace:
+            step = StepFailure(
+                last.step_id, last.step_name, last.attempt, error_text(step_value), step_trace
+            )
+    return Failure(error, trace, step)
+
+
+def error_text(value: Any) -> str:
+    """A displayed error in full: ``"Type: message"``, then ``"caused by: ..."`` lines."""
+    if not isinstance(value, Mapping) or "$error" not in value:
+        return "-" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+    kind = str(value.get("$type", "Error")).rsplit(":", 1)[-1]
+    message = str(value["$error"])
+    text = f"{kind}: {message}" if message else kind
+    cause = value.get("cause")
+    if isinstance(cause, Mapping) and "$error" in cause:
+        text += "\ncaused by: " + error_text(cause)
+    return text
+
+
+def _traceback(value: Any) -> str:
+    trace = value.get("traceback") if isinstance(value, Mapping) else None
+    return trace if isinstance(trace, str) else ""
+
+
+def failure_json(failure: Failure | None) -> dict[str, Any] | None:
+    if failure is None:
+        return None
+    step = failure.step
+    return {
+        "error": failure.error,
+        "traceback": failure.traceback,
+        "step": None
+        if step is None
+        else {
+            "step_id": step.step_id,
+            "step_name": step.step_name,
+            "attempt": step.attempt,
+            "error": step.error,
+            "traceback": step.traceback,
+        },
+    }
 
 
 def has_worker(workflow_name: str, workers: Sequence[WorkerRecord], now: datetime) -> bool:
@@ -273,6 +418,20 @@ def step_json(step: StepRecord) -> dict[str, Any]:
     }
 
 
+# Event attributes that are times: stored as Unix seconds, shown as ISO 8601 like the rest.
+TIME_ATTRS = frozenset({"resume_at", "retry_at", "start_at", "deadline"})
+
+
+def attrs_json(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's attributes for people: times (``TIME_ATTRS``) in ISO 8601."""
+    return {
+        key: iso(from_timestamp(float(value)))
+        if key in TIME_ATTRS and isinstance(value, int | float) and not isinstance(value, bool)
+        else value
+        for key, value in attrs.items()
+    }
+
+
 def event_json(event: Event) -> dict[str, Any]:
     return {
         "seq": event.seq,
@@ -280,7 +439,7 @@ def event_json(event: Event) -> dict[str, Any]:
         "type": str(event.type),
         "correlation_id": event.correlation_id,
         "created_at": iso(event.created_at),
-        "attrs": dict(event.attrs),
+        "attrs": attrs_json(event.attrs),
         "payload": shown(event.payload),
     }
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflowkit import FatalError, create_hook, create_webhook, sleep, step, workflow
+from workflowkit import (
+    FatalError,
+    RetryableError,
+    create_hook,
+    create_webhook,
+    sleep,
+    step,
+    workflow,
+)
 
 
 @step
@@ -44,3 +52,13 @@ async def approve(doc: str) -> Any:
 async def webhook() -> str:
     request = await create_webhook()
     return request.text()
+
+
+@step
+async def flaky(text: str) -> str:
+    raise RetryableError(f"not yet: {text}", retry_after="1h")
+
+
+@workflow(name="cli.retry")
+async def retry(text: str) -> str:
+    return await flaky(text)

@@ -113,32 +113,30 @@ def test_inspect_run(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None
 def test_inspect_steps_events_sleeps_hooks(
     capsys: pytest.CaptureFixture[str], seeded: Seeded
 ) -> None:
-    steps = cli_json(capsys, seeded, "inspect", "steps", "--run", seeded.completed)
+    steps = cli_json(capsys, seeded, "inspect", "steps", seeded.completed)
     assert steps["run_id"] == seeded.completed
     [step] = steps["steps"]
     assert step["step_name"].endswith("shout") and step["status"] == "completed"
     assert step["output"] == "HELLO ADA" and step["attempt"] == 1
 
-    events = cli_json(capsys, seeded, "inspect", "events", "--run", seeded.completed)["events"]
+    events = cli_json(capsys, seeded, "inspect", "events", seeded.completed)["events"]
     types = [e["type"] for e in events]
     assert types[0] == "run_created" and types[-1] == "run_completed"
     assert "step_completed" in types
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["payload"] == "HELLO ADA"
 
-    sleeps = cli_json(capsys, seeded, "inspect", "sleeps", "--run", seeded.sleeping)["sleeps"]
+    sleeps = cli_json(capsys, seeded, "inspect", "sleeps", seeded.sleeping)["sleeps"]
     assert len(sleeps) == 1 and sleeps[0]["status"] == "waiting"
     assert sleeps[0]["wait_id"].startswith("wait_") and sleeps[0]["completed_at"] is None
 
     hooks = cli_json(capsys, seeded, "inspect", "hooks")["hooks"]
     assert [(h["run_id"], h["token"]) for h in hooks] == [(seeded.waiting, "approval:d-1")]
     assert hooks[0]["metadata"] == {"doc": "d-1"} and hooks[0]["is_webhook"] is False
-    assert cli_json(capsys, seeded, "inspect", "hooks", "--run", seeded.completed)["hooks"] == []
+    assert cli_json(capsys, seeded, "inspect", "hooks", seeded.completed)["hooks"] == []
 
     for what in ("steps", "events", "sleeps", "hooks"):
-        code, out, _ = run_cli(
-            capsys, "--world", seeded.url, "inspect", what, "--run", seeded.sleeping
-        )
+        code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", what, seeded.sleeping)
         assert code == 0 and out.strip()
 
 
@@ -146,10 +144,10 @@ def test_inspect_steps_events_sleeps_hooks(
     "argv",
     [
         ["inspect", "run", "wrun_NOPE"],
-        ["inspect", "steps", "--run", "wrun_NOPE"],
-        ["inspect", "events", "--run", "wrun_NOPE"],
-        ["inspect", "sleeps", "--run", "wrun_NOPE"],
-        ["inspect", "hooks", "--run", "wrun_NOPE"],
+        ["inspect", "steps", "wrun_NOPE"],
+        ["inspect", "events", "wrun_NOPE"],
+        ["inspect", "sleeps", "wrun_NOPE"],
+        ["inspect", "hooks", "wrun_NOPE"],
         ["cancel", "wrun_NOPE"],
         ["wake-up", "wrun_NOPE"],
     ],
@@ -226,7 +224,7 @@ def test_cancel_usage(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> Non
 
 
 def test_wake_up(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
-    [wait] = cli_json(capsys, seeded, "inspect", "sleeps", "--run", seeded.sleeping)["sleeps"]
+    [wait] = cli_json(capsys, seeded, "inspect", "sleeps", seeded.sleeping)["sleeps"]
     code, _, err = run_cli(
         capsys, "--world", seeded.url, "wake-up", seeded.sleeping, "--id", "wait_OTHER"
     )
@@ -246,7 +244,7 @@ def test_wake_up(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
 
 def test_resume_hook(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
     code, out, _ = run_cli(
-        capsys, "--world", seeded.url, "resume-hook", "approval:d-1", "--json", '{"ok": true}'
+        capsys, "--world", seeded.url, "resume-hook", "approval:d-1", "--payload", '{"ok": true}'
     )
     assert code == 0 and seeded.waiting in out
     assert finish(seeded, seeded.waiting) == {"doc": "d-1", "decision": {"ok": True}}
@@ -254,11 +252,11 @@ def test_resume_hook(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None
 
 def test_resume_hook_errors(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
     code, _, err = run_cli(
-        capsys, "--world", seeded.url, "resume-hook", "approval:d-1", "--json", "{nope"
+        capsys, "--world", seeded.url, "resume-hook", "approval:d-1", "--payload", "{nope"
     )
     assert code == 2 and "invalid JSON" in err and "Traceback" not in err
     code, _, err = run_cli(
-        capsys, "--world", seeded.url, "resume-hook", "no-such-token", "--json", "1"
+        capsys, "--world", seeded.url, "resume-hook", "no-such-token", "--payload", "1"
     )
     assert code == 1 and "no active hook with token 'no-such-token'" in err
 
@@ -268,11 +266,11 @@ def test_resume_hook_refuses_a_webhook_token(
 ) -> None:
     hook = waiting_webhook(seeded)
     code, out, err = run_cli(
-        capsys, "--world", seeded.url, "resume-hook", hook.token, "--json", '{"ok": true}'
+        capsys, "--world", seeded.url, "resume-hook", hook.token, "--payload", '{"ok": true}'
     )
     assert code == 1 and out == ""
     assert f"token {hook.token!r} belongs to a webhook" in err and "Traceback" not in err
-    events = cli_json(capsys, seeded, "inspect", "events", "--run", hook.run_id)["events"]
+    events = cli_json(capsys, seeded, "inspect", "events", hook.run_id)["events"]
     assert "hook_received" not in [e["type"] for e in events]
 
 

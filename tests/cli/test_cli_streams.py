@@ -53,20 +53,20 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_list_streams(capsys: pytest.CaptureFixture[str], streamed: tuple[str, str]) -> None:
     url, run_id = streamed
-    code, out, _ = cli(capsys, "--world", url, "inspect", "streams", "--run", run_id, "--json")
+    code, out, _ = cli(capsys, "--world", url, "inspect", "streams", run_id, "--json")
     assert code == 0
     listed = json.loads(out)["streams"]
     assert [(s["namespace"], s["length"], s["closed"]) for s in listed] == [
         (None, 3, True),
         ("metrics", 1, True),
     ]
-    code, out, _ = cli(capsys, "--world", url, "inspect", "streams", "--run", run_id)
+    code, out, _ = cli(capsys, "--world", url, "inspect", "streams", run_id)
     assert code == 0 and "(default)" in out and "metrics" in out and "closed" in out
 
 
 def test_print_chunks(capsys: pytest.CaptureFixture[str], streamed: tuple[str, str]) -> None:
     url, run_id = streamed
-    base = ("--world", url, "inspect", "streams", "--run", run_id)
+    base = ("--world", url, "inspect", "streams", run_id)
     code, out, _ = cli(capsys, *base, "--default", "--start", "-2", "--json")
     assert code == 0
     data = json.loads(out)
@@ -81,5 +81,5 @@ def test_print_chunks(capsys: pytest.CaptureFixture[str], streamed: tuple[str, s
 
 def test_unknown_run(capsys: pytest.CaptureFixture[str], streamed: tuple[str, str]) -> None:
     url, _ = streamed
-    code, _, err = cli(capsys, "--world", url, "inspect", "streams", "--run", "wrun_nope")
+    code, _, err = cli(capsys, "--world", url, "inspect", "streams", "wrun_nope")
     assert code != 0 and "wrun_nope" in err and "Traceback" not in err

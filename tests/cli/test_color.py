@@ -96,6 +96,6 @@ def test_no_colour_when_not_a_terminal(
     seeded: Seeded, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert main(["--world", seeded.url, "inspect", "steps", "--run", seeded.completed]) == 0
+    assert main(["--world", seeded.url, "inspect", "steps", seeded.completed]) == 0
     out = capsys.readouterr().out
     assert "completed" in out and "\033[" not in out

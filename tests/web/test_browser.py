@@ -222,3 +222,37 @@ def test_streams_panel_follows_live(site: Site, page: Page) -> None:
     expect(stream.locator("ol.chunks li").nth(2)).to_have_text("line 2")
     expect(stream.locator(".badge")).to_have_text("closed")  # the run ended
     assert page.evaluate("window.__sameDocument") is True
+
+
+def test_a_failed_runs_error_is_the_first_thing_on_its_page(site: Site, page: Page) -> None:
+    page.goto(f"{site.url}/runs/{site.seeded.failed}")
+    failure = page.locator(".run-head .failure")
+    expect(failure).to_be_in_viewport()  # not below the fold
+    expect(failure.locator(".error-title").first).to_have_text("FatalError: boom: bob")
+    expect(failure.locator(".traceback").first).to_contain_text("in explode")
+
+
+def test_timeline_zooms_to_a_dragged_range(site: Site, page: Page) -> None:
+    page.goto(f"{site.url}/runs/{site.seeded.order}")
+    labels = page.locator(".track .label")
+    expect(labels.filter(has_text="reserve #1")).to_have_count(1)
+    for box in [t.bounding_box() for t in page.locator(".axis .tick, .took").all()]:
+        assert box is not None and box["height"] < 20  # one line each: labels never wrap
+    axis = page.locator(".axis").bounding_box()
+    charge = page.locator('.track:has(.label:text-is("web_workflows:charge #3")) .bar')
+    start = charge.bounding_box()
+    assert axis is not None and start is not None
+    # Drag from just before the last attempt of charge to past the axis's right end.
+    y = axis["y"] + axis["height"] / 2
+    page.mouse.move(start["x"] - 1, y)
+    page.mouse.down()
+    page.mouse.move(axis["x"] + axis["width"] * 0.9, y, steps=5)
+    page.mouse.move(axis["x"] + axis["width"] + 30, y, steps=5)
+    page.mouse.up()
+    page.wait_for_url(re.compile(r"from=[\d.]+&to=[\d.]+"))
+    expect(page.locator(".zoom-out")).to_be_visible()
+    expect(labels.filter(has_text="reserve #1")).to_have_count(0)  # before the range
+    expect(labels.filter(has_text="ship #1")).to_have_count(1)
+    page.click(".zoom-out")
+    page.wait_for_url(re.compile(r"/runs/[^?]+\??$"))
+    expect(labels.filter(has_text="reserve #1")).to_have_count(1)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -182,21 +183,65 @@ def print_table(
 ) -> None:
     """Plain-text columns, left-aligned, two spaces apart; the last column is not padded.
 
-    With ``color``, the cells of a ``STATUS`` column are coloured (after padding is worked
-    out, so the escape codes do not upset the alignment).
+    On a terminal (or with ``$COLUMNS`` set) the table fits its width: the widest column
+    (not an id, not the status) is cut, ending in "…", until it fits. With ``color``, the cells of a
+    ``STATUS`` column are coloured (after padding is worked out, so the escape codes do not
+    upset the alignment).
     """
     out = out or sys.stdout
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
+    available = terminal_width(out)
+    if available is not None:
+        keep = [h.endswith("ID") or h == "STATUS" for h in headers]  # copied, or short
+        widths = fit_widths(widths, available, keep)
     status_at = headers.index("STATUS") if color and "STATUS" in headers else -1
     for number, row in enumerate([headers, *rows]):
+        row = [_cut(cell, widths[i]) for i, cell in enumerate(row)]
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
         if number > 0 and status_at >= 0:
             cell = row[status_at]
             cells[status_at] = paint_status(cell) + cells[status_at][len(cell) :]
         out.write("  ".join(cells).rstrip() + "\n")
+
+
+_GAP = 2  # spaces between columns
+_NARROWEST = 8  # a cut column keeps at least this many characters
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """How wide a table on ``out`` may be: ``$COLUMNS``, else the terminal's width; None
+    when ``out`` is not a terminal (a pipe or a file gets whole cells)."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    try:
+        if not out.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def fit_widths(widths: Sequence[int], available: int, keep: Sequence[bool]) -> list[int]:
+    """Column widths that fit ``available`` characters: the widest column not in ``keep``
+    is cut first, as far as needed (down to ``_NARROWEST``), then the next widest."""
+    fitted = list(widths)
+    excess = sum(fitted) + _GAP * (len(fitted) - 1) - available
+    for i in sorted(range(len(fitted)), key=lambda i: -fitted[i]):
+        if excess <= 0:
+            break
+        if keep[i] or fitted[i] <= _NARROWEST:
+            continue
+        cut = min(excess, fitted[i] - _NARROWEST)
+        fitted[i] -= cut
+        excess -= cut
+    return fitted
+
+
+def _cut(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[: max(0, width - 1)] + "…"
 
 
 def print_fields(
@@ -216,3 +261,13 @@ def use_color(args: argparse.Namespace) -> bool:
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (shapes in docs/cli.md)")
+
+
+def add_run_id(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """The run id, a positional argument (``--run RUN_ID`` still works: see ``legacy``)."""
+    parser.add_argument(
+        "run_id",
+        metavar="RUN_ID",
+        nargs=None if required else "?",
+        help="the run's id" if required else "only this run's",
+    )

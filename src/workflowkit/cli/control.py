@@ -115,12 +115,12 @@ def add_parser(commands: Any) -> None:
     )
     resume.add_argument("token", metavar="TOKEN")
     resume.add_argument(
-        "--json",
-        dest="payload",
+        "--payload",
         required=True,
-        metavar="PAYLOAD",
+        metavar="JSON",
         help="the payload as JSON text ('-' reads it from stdin)",
     )
+    add_json_flag(resume)
     resume.set_defaults(handler=run_resume_hook)
 
 
@@ -249,12 +249,17 @@ def run_resume_hook(args: argparse.Namespace) -> int:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CliError(f"--json: invalid JSON payload: {exc}", EXIT_USAGE) from None
+        raise CliError(f"--payload: invalid JSON: {exc}", EXIT_USAGE) from None
     try:
         hook = with_world(args, lambda world: _operations.resume_hook(world, args.token, payload))
     except SerializationError as exc:
-        raise CliError(f"--json: cannot store this payload: {describe(exc)}", EXIT_USAGE) from None
-    print(f"delivered to hook {hook.hook_id} of run {hook.run_id}")
+        raise CliError(
+            f"--payload: cannot store this payload: {describe(exc)}", EXIT_USAGE
+        ) from None
+    if args.json:
+        print_json({"hook_id": hook.hook_id, "run_id": hook.run_id, "token": hook.token})
+    else:
+        print(f"delivered to hook {hook.hook_id} of run {hook.run_id}")
     return 0
 
 

@@ -10,14 +10,19 @@ from typing import Any, TypeVar
 
 from .._operations import require_run
 from ..inspection import (
+    Failure,
     Holdups,
+    attrs_json,
     children_of,
     event_json,
+    failure_json,
+    failure_of,
     find_runs,
     holdups,
     hook_json,
     iso,
     limits_text,
+    open_work,
     queue_json,
     run_json,
     schedule_of,
@@ -29,6 +34,7 @@ from ..inspection import (
 from ..worlds.base import World
 from ..worlds.records import (
     HookRecord,
+    OpenWork,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -37,6 +43,7 @@ from ..worlds.records import (
 from . import streams
 from .common import (
     add_json_flag,
+    add_run_id,
     duration,
     one_line,
     parse_moment,
@@ -94,7 +101,7 @@ def add_parser(commands: Any) -> None:
         ("sleeps", "list a run's sleeps (waits)", inspect_sleeps),
     ):
         cmd = sub.add_parser(name, help=help_text)
-        cmd.add_argument("--run", dest="run_id", metavar="RUN_ID", required=True)
+        add_run_id(cmd)
         add_json_flag(cmd)
         cmd.set_defaults(handler=handler)
 
@@ -103,7 +110,7 @@ def add_parser(commands: Any) -> None:
     queues.set_defaults(handler=inspect_queues)
 
     hooks = sub.add_parser("hooks", help="list active hooks (of all runs, or of one)")
-    hooks.add_argument("--run", dest="run_id", metavar="RUN_ID")
+    add_run_id(hooks, required=False)
     add_json_flag(hooks)
     hooks.set_defaults(handler=inspect_hooks)
 
@@ -128,7 +135,7 @@ def inspect_runs(args: argparse.Namespace) -> int:
 
     async def action(
         world: World,
-    ) -> tuple[list[RunRecord], str | None, Holdups]:
+    ) -> tuple[list[RunRecord], str | None, Holdups, OpenWork]:
         runs, cursor = await find_runs(
             world,
             workflow=args.workflow,
@@ -141,11 +148,11 @@ def inspect_runs(args: argparse.Namespace) -> int:
             key=args.key,
             diverged=True if args.diverged else None,
         )
-        return runs, cursor, await holdups(world, runs)
+        return runs, cursor, await holdups(world, runs), await open_work(world, runs)
 
-    runs, next_cursor, held = with_world(args, action)
+    runs, next_cursor, held, work = with_world(args, action)
     now = datetime.now(UTC)
-    waits = [waiting_for(r, held, now) for r in runs]
+    waits = [waiting_for(r, held, now, work) for r in runs]
     if args.json:
         shapes = [run_json(r, w) for r, w in zip(runs, waits, strict=True)]
         print_json({"runs": shapes, "next_cursor": next_cursor})
@@ -211,6 +218,7 @@ def inspect_run(args: argparse.Namespace) -> int:
             await world.list_steps(record.run_id),
             await world.list_waits(record.run_id),
             await holdups(world, [record]),
+            await open_work(world, [record]),
             await children_of(world, record.run_id),
             [r.run_id for r in await world.list_runs(forked_from=record.run_id, limit=100)],
             await _schedule_of(world, record.run_id),
@@ -219,12 +227,13 @@ def inspect_run(args: argparse.Namespace) -> int:
     details = with_world(args, action)
     record, steps, waits = details.run, details.steps, details.waits
     now = datetime.now(UTC)
-    data = run_json(record, waiting_for(record, details.holdups, now))
+    data = run_json(record, waiting_for(record, details.holdups, now, details.work))
+    failure = failure_of(record, steps)
     children = [c.run_id for c in details.children]
     schedule_id, tick = details.schedule or (None, None)
     if args.json:
         extra = {"forks": details.forks, "schedule_id": schedule_id, "scheduled_at": tick}
-        print_json({**data, "children": children, **extra})
+        print_json({**data, "children": children, **extra, "failure": failure_json(failure)})
         return 0
     pending_waits = [w for w in waits if w.completed_at is None]
     fields = [
@@ -247,10 +256,32 @@ def inspect_run(args: argparse.Namespace) -> int:
         ("sleeping", ", ".join(_until(w, now) for w in pending_waits) or "-"),
         ("input", one_line(data["input"])),
         ("output", one_line(data["output"])),
-        ("error", one_line(data["error"])),
     ]
+    if failure is None:
+        fields.append(("error", one_line(data["error"])))
     print_fields(fields, color=use_color(args))
+    if failure is not None:
+        _print_failure(failure)
     return 0
+
+
+def _print_failure(failure: Failure) -> None:
+    """The whole error and its traceback (workflowkit's frames left out), after the fields."""
+    print("\nerror:")
+    print(_indented(failure.error))
+    if failure.traceback:
+        print("\ntraceback:")
+        print(_indented(failure.traceback))
+    step = failure.step
+    if step is not None:
+        print(f"\nlast failed step attempt: {step.step_name} ({step.step_id}) #{step.attempt}")
+        print(_indented(step.error))
+        if step.traceback:
+            print(_indented(step.traceback))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + line if line else "" for line in text.rstrip("\n").splitlines())
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +290,7 @@ class RunDetails:
     steps: list[StepRecord]
     waits: list[WaitRecord]
     holdups: Holdups
+    work: OpenWork
     children: list[RunRecord]
     forks: list[str]
     schedule: tuple[str, str] | None  # the schedule and tick it ran for
@@ -339,7 +371,7 @@ def inspect_events(args: argparse.Namespace) -> int:
     for e in events:
         detail = one_line(shown(e.payload), 60) if e.payload is not None else ""
         if e.attrs:
-            attrs = one_line(dict(e.attrs), 40)
+            attrs = one_line(attrs_json(e.attrs), 40)
             detail = f"{detail} {attrs}".strip()
         rows.append(
             [str(e.seq), str(e.type), e.correlation_id or "-", relative(e.created_at, now), detail]

@@ -6,12 +6,26 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import control, db, gc, health, inspect, reencrypt, replay, schedules, web, worker
+from . import (
+    completion,
+    control,
+    db,
+    gc,
+    health,
+    inspect,
+    reencrypt,
+    replay,
+    schedules,
+    web,
+    worker,
+)
 from .common import CliError, describe
+from .legacy import modernise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,16 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="workflowkit", description="Durable workflows for Python."
     )
     parser.add_argument("--version", action="version", version=f"workflowkit {__version__}")
-    parser.add_argument(
-        "--world",
-        help="World URL (default: $WORKFLOWKIT_WORLD, else .workflowkit/workflowkit.db)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    parser.add_argument(
-        "--no-color",
-        action="store_true",
-        help="no colours in tables (also off when NO_COLOR is set or stdout is not a terminal)",
-    )
+    _add_globals(parser, None)
     commands = parser.add_subparsers(dest="command", required=True)
     worker.add_parser(commands)
     inspect.add_parser(commands)
@@ -40,12 +45,62 @@ def build_parser() -> argparse.ArgumentParser:
     reencrypt.add_parser(commands)
     replay.add_parser(commands)
     web.add_parser(commands)
+    completion.add_parser(commands)
+    for sub in _subparsers(parser):
+        # Given before or after the command (``workflowkit inspect runs --world URL``): a
+        # subcommand leaves them alone unless given there (SUPPRESS: no default of its own).
+        _add_globals(sub, argparse.SUPPRESS)
+    for each in (parser, *_subparsers(parser)):
+        _plain_help(each)
     return parser
+
+
+def _add_globals(parser: argparse.ArgumentParser, default: object) -> None:
+    """The options every command takes; ``default`` None at the top, SUPPRESS below."""
+    flag: object = False if default is None else default
+    parser.add_argument(
+        "--world",
+        default=default,
+        help="World URL (default: $WORKFLOWKIT_WORLD, else .workflowkit/workflowkit.db)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", default=flag, help="log more")
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        default=flag,
+        help="no colours in tables (also off when NO_COLOR is set or stdout is not a terminal)",
+    )
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser under ``parser`` (commands, and their own commands), depth first."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found += [sub, *_subparsers(sub)]
+    return found
+
+
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Help text without reST markup: the module docstrings used as descriptions mark code
+    with double backticks, which a terminal shows as they are."""
+    if parser.description:
+        parser.description = _LITERAL.sub(r"\1", parser.description)
+    for action in parser._actions:
+        if isinstance(action.help, str):
+            action.help = _LITERAL.sub(r"\1", action.help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words, warnings = modernise(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    for warning in warnings:
+        print(f"workflowkit: warning: {warning}", file=sys.stderr)
     quiet = logging.INFO if args.command == "worker" else logging.WARNING
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else quiet,

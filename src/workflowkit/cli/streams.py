@@ -1,4 +1,4 @@
-"""``workflowkit inspect streams --run ID``: a run's streams, and the chunks of one."""
+"""``workflowkit inspect streams RUN_ID``: a run's streams, and the chunks of one."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..worlds.base import World
 from ..worlds.records import StreamChunk, StreamInfo
 from .common import (
     add_json_flag,
+    add_run_id,
     one_line,
     print_json,
     print_table,
@@ -26,7 +27,7 @@ def add_parser(sub: Any) -> None:
         "streams",
         help="list a run's streams, or print one's chunks (--namespace, --default)",
     )
-    cmd.add_argument("--run", dest="run_id", metavar="RUN_ID", required=True)
+    add_run_id(cmd)
     which = cmd.add_mutually_exclusive_group()
     which.add_argument("--namespace", metavar="NAME", help="print the chunks of this stream")
     which.add_argument(

@@ -25,11 +25,6 @@ def add_parser(commands: Any) -> None:
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
     )
     web.add_argument(
-        "--world",
-        default=argparse.SUPPRESS,  # leaves a --world given before the command in place
-        help="World URL (the same as --world before the command)",
-    )
-    web.add_argument(
         "--token",
         help=f"access token every request must carry (default: ${TOKEN_ENV}); "
         "required to bind anything but a loopback address",

@@ -13,7 +13,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .._operations import require_run
-from ..inspection import children_of, find_runs, holdups, waiting_for
+from ..inspection import (
+    Failure,
+    children_of,
+    failure_of,
+    find_runs,
+    holdups,
+    open_work,
+    waiting_for,
+)
 from ..streams import chunk_json
 from ..worlds.base import World
 from ..worlds.records import (
@@ -25,6 +33,7 @@ from ..worlds.records import (
     StepRecord,
     StreamInfo,
     WaitRecord,
+    utcnow,
 )
 from . import timeline
 from .requests import DashboardRequest, HttpError
@@ -100,6 +109,7 @@ class RunsPage:
     runs: tuple[RunRecord, ...]
     next_cursor: str | None
     workflows: tuple[str, ...]  # names of recent runs' workflows, for the filter
+    waiting: tuple[str | None, ...] = ()  # what each run waits for (if explained)
 
     @property
     def version(self) -> str:
@@ -110,7 +120,11 @@ class RunsPage:
         return digest.hexdigest()[:16]
 
 
-async def runs_page(world: World, wanted: RunFilter, *, suggestions: bool = True) -> RunsPage:
+async def runs_page(
+    world: World, wanted: RunFilter, *, suggestions: bool = True, explain: bool = True
+) -> RunsPage:
+    """The runs ``wanted`` asks for; with ``explain``, what each waits for (three more
+    queries for the page, whatever its size: what the version poll does without)."""
     if wanted.search is not None:
         runs, next_cursor = await _search(world, wanted)
     else:
@@ -126,9 +140,12 @@ async def runs_page(world: World, wanted: RunFilter, *, suggestions: bool = True
         )
     names: tuple[str, ...] = ()
     if suggestions:
-        recent = await world.list_runs(limit=_RECENT)
-        names = tuple(sorted({r.workflow_name for r in recent}))
-    return RunsPage(wanted, tuple(runs), next_cursor, names)
+        names = tuple(await world.recent_workflows(_RECENT))
+    waiting: tuple[str | None, ...] = ()
+    if explain:
+        held, work, now = await holdups(world, runs), await open_work(world, runs), utcnow()
+        waiting = tuple(waiting_for(r, held, now, work) for r in runs)
+    return RunsPage(wanted, tuple(runs), next_cursor, names, waiting)
 
 
 def search_prefixes(text: str) -> list[str]:
@@ -178,6 +195,7 @@ class RunView:
     waiting_for: str | None = None  # why nothing goes on, if something holds it up
     children: tuple[RunRecord, ...] = ()
     forks: tuple[RunRecord, ...] = ()
+    failure: Failure | None = None  # why it failed, error first
 
     @property
     def version(self) -> str:
@@ -224,11 +242,24 @@ async def run_view(world: World, run_id: str, now: datetime) -> RunView:
     hooks = tuple(await world.list_hooks(run_id))
     streams = await stream_views(world, run_id)
     line = timeline.build(record, events, now)
-    holdup = waiting_for(record, await holdups(world, [record]), now)
+    work = await open_work(world, [record])
+    holdup = waiting_for(record, await holdups(world, [record]), now, work)
     children = tuple(await children_of(world, run_id))
     forks = tuple(await world.list_runs(forked_from=run_id, limit=100))
     return RunView(
-        record, steps, waits, hooks, events, line, now, streams, None, holdup, children, forks
+        record,
+        steps,
+        waits,
+        hooks,
+        events,
+        line,
+        now,
+        streams,
+        None,
+        holdup,
+        children,
+        forks,
+        failure_of(record, steps),
     )
 
 

@@ -16,6 +16,7 @@ from ..errors import ForkError, SerializationError
 from ..inspection import (
     describe,
     event_json,
+    failure_json,
     hook_json,
     iso,
     queue_json,
@@ -35,10 +36,16 @@ from .timeline import Bar
 
 
 async def list_runs(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
-    view = await data.runs_page(world, data.RunFilter.from_request(request), suggestions=False)
+    """The runs list; with ``only=version``, only its version and cursor: what the list page
+    polls every second, so no payload is decoded and nothing is explained for it."""
+    only_version = request.arg("only") == "version"
+    wanted = data.RunFilter.from_request(request)
+    view = await data.runs_page(world, wanted, suggestions=False, explain=not only_version)
+    if only_version:
+        return json_response({"next_cursor": view.next_cursor, "version": view.version})
     return json_response(
         {
-            "runs": [run_json(r) for r in view.runs],
+            "runs": [run_json(r, w) for r, w in zip(view.runs, view.waiting, strict=True)],
             "next_cursor": view.next_cursor,
             "version": view.version,
         }
@@ -56,7 +63,8 @@ async def get_run(world: World, request: DashboardRequest, params: Mapping[str, 
     view = await data.run_view(world, params["run_id"], utcnow())
     return json_response(
         {
-            "run": run_json(view.run),
+            "run": run_json(view.run, view.waiting_for),
+            "failure": failure_json(view.failure),
             "steps": [step_json(s) for s in view.steps],
             "sleeps": [wait_json(w) for w in view.waits],
             "hooks": [hook_json(h) for h in view.hooks],

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from .._tracebacks import user_frames
 from ..inspection import duration, iso, relative, shown
 from .html import Markup, attrs, esc, h, join, pretty
 
@@ -52,7 +53,8 @@ def took(start: datetime | None, end: datetime | None) -> Markup:
 
 
 def payload(label: str, data: bytes | None) -> Markup:
-    """A stored payload decoded for display: an error with its traceback, or JSON text."""
+    """A stored payload decoded for display: an error with its traceback (workflowkit's own
+    frames left out, as in the run's header), or JSON text."""
     value = shown(data)
     if isinstance(value, Mapping) and "$encrypted" in value:  # no key here (docs/encryption.md)
         why = value.get("$undecryptable")
@@ -73,8 +75,8 @@ def error(value: Mapping[str, Any]) -> Markup:
     kind = str(value.get("$type", "Error"))
     parts = [h('<p class="error-title"><strong>{}</strong>: {}</p>', kind, value.get("$error"))]
     trace = value.get("traceback")
-    if trace:
-        parts.append(h('<pre class="traceback">{}</pre>', trace))
+    if isinstance(trace, str) and trace:
+        parts.append(h('<pre class="traceback">{}</pre>', user_frames(trace)))
     cause = value.get("cause")
     if isinstance(cause, Mapping) and "$error" in cause:
         parts.append(h('<div class="cause"><p>caused by</p>{}</div>', error(cause)))

@@ -43,7 +43,8 @@ def runs_body(base: str, view: RunsPage, now: datetime) -> Markup:
 def runs_live(base: str, view: RunsPage, now: datetime) -> Markup:
     """The part of the list page that live updates replace."""
     f = view.filter
-    rows = join(_row(base, r, now) for r in view.runs)
+    waiting = view.waiting or (None,) * len(view.runs)
+    rows = join(_row(base, r, w, now) for r, w in zip(view.runs, waiting, strict=True))
     if not view.runs:
         what = "no runs match these filters" if f.active else "no runs yet"
         rows = h('<tr class="empty"><td colspan="7">{}</td></tr>', what)
@@ -53,7 +54,7 @@ def runs_live(base: str, view: RunsPage, now: datetime) -> Markup:
     if view.next_cursor is not None:
         older = f.query(cursor=view.next_cursor)
         pager.append(h('<a class="older" href="{}/?{}">older →</a>', base, older))
-    poll = f"{base}/api/runs?{f.query()}"
+    poll = f"{base}/api/runs?{f.query(only='version')}"
     return h(
         '<div id="live"{}><div class="bulk"><button type="button" data-action="bulk-cancel"'
         ' data-url="{}/api/runs/cancel" disabled>Cancel selected</button></div>'
@@ -75,7 +76,7 @@ def _queue(r: RunRecord) -> str:
     return queue if key is None else f"{queue} · {key}"
 
 
-def _row(base: str, r: RunRecord, now: datetime) -> Markup:
+def _row(base: str, r: RunRecord, waiting: str | None, now: datetime) -> Markup:
     end = r.completed_at or (None if r.status.terminal else now)
     box = attrs(
         type="checkbox",
@@ -86,7 +87,7 @@ def _row(base: str, r: RunRecord, now: datetime) -> Markup:
     )
     return h(
         '<tr data-run-id="{}" data-status="{}"><td><input{}></td>'
-        '<td class="id"><a href="{}/runs/{}">{}</a></td><td>{}</td><td>{}</td>'
+        '<td class="id"><a href="{}/runs/{}">{}</a></td><td>{}</td><td>{}{}</td>'
         '<td class="queue">{}</td><td>{}</td><td>{}</td></tr>',
         r.run_id,
         str(r.status),
@@ -96,6 +97,7 @@ def _row(base: str, r: RunRecord, now: datetime) -> Markup:
         r.run_id,
         r.workflow_name,
         join([badge(str(r.status)), badge("diverged") if r.diverged else Markup("")]),
+        h('<div class="waiting">{}</div>', waiting) if waiting else Markup(""),
         _queue(r),
         moment(r.created_at, now),
         took(r.started_at, end),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import replace
 
 from ..webhooks import Response
 from ..worlds.base import World
@@ -13,7 +15,7 @@ from .html import Markup
 from .layout import page
 from .list_page import runs_body, runs_live
 from .queues_page import queues_body
-from .requests import DashboardRequest, html_response, with_headers
+from .requests import DashboardRequest, HttpError, html_response, with_headers
 from .run_page import run_body, run_live
 from .schedules_page import schedules_body, schedules_live
 
@@ -31,6 +33,9 @@ async def runs(world: World, request: DashboardRequest, params: Mapping[str, str
 async def run(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
     view = await data.run_view(world, params["run_id"], utcnow())
     view = view.select(request.arg("item"))
+    window = _window(request)
+    if window is not None:
+        view = replace(view, timeline=view.timeline.zoom(*window))
     if request.arg("fragment") is not None:
         return html_response(run_live(request.base, view))
     return _page(
@@ -48,6 +53,20 @@ async def schedules(world: World, request: DashboardRequest, params: Mapping[str
     if request.arg("fragment") is not None:
         return html_response(schedules_live(request.base, view, now))
     return _page(request, "Schedules", schedules_body(request.base, view, now))
+
+
+def _window(request: DashboardRequest) -> tuple[float, float] | None:
+    """The timeline's zoom: ``from`` and ``to``, seconds after the run was created."""
+    start, end = request.arg("from"), request.arg("to")
+    if start is None and end is None:
+        return None
+    try:
+        first, last = float(start or 0), float(end if end is not None else "inf")
+    except ValueError:
+        raise HttpError(400, "from and to must be seconds after the run's creation") from None
+    if not (math.isfinite(first) and first >= 0 and last > first):
+        raise HttpError(400, "from must be 0 or more and to greater than from (seconds)")
+    return first, last
 
 
 def _page(request: DashboardRequest, title: str, body: Markup) -> Response:

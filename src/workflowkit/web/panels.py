@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..inspection import iso, one_line, shown, span_text
+from ..inspection import attrs_json, iso, one_line, shown, span_text
 from ..worlds.records import EventType
 from .data import RunView
 from .html import Markup, attrs, esc, h, join, pretty
@@ -26,17 +26,21 @@ class Panel:
 
 def timeline_panel(base: str, view: RunView) -> Markup:
     t = view.timeline
-    span = (t.until - t.origin).total_seconds()
     ticks = join(
-        h('<span class="tick" style="left:{}%">{}</span>', f"{p:g}", _offset(span * p / 100))
-        for p in (0, 25, 50, 75, 100)
+        h('<span class="tick" style="left:{}%">{}</span>', f"{p:.3f}", label)
+        for p, label in t.ticks()
     )
     rows = join(_track(t, bar, view) for bar in t.bars)
     hint = "" if view.selected else "Click a bar to see its input, output or error."
     details = join(_details(base, bar, view) for bar in t.bars)
+    first, last = t.shown
     return h(
-        '<div class="timeline"><div class="axis">{}</div><ol class="tracks">{}</ol></div>'
+        '<div class="timeline"{}><p class="zoom">{}</p><div class="axis"'
+        ' title="drag to zoom in">{}<div class="selection" hidden></div></div>'
+        '<ol class="tracks">{}</ol></div>'
         '<div id="details" class="details"><p class="hint">{}</p>{}</div>',
+        attrs(data_first=f"{first:.6f}", data_last=f"{last:.6f}"),
+        _zoom_note(t),
         ticks,
         rows,
         hint,
@@ -44,8 +48,22 @@ def timeline_panel(base: str, view: RunView) -> Markup:
     )
 
 
+def _zoom_note(t: Timeline) -> Markup:
+    if t.window is None:
+        return Markup("Drag along the axis to zoom in.")
+    first, last = t.window
+    return h(
+        'Showing {} to {} of {}. <a class="zoom-out" href="?">Show the whole run</a>',
+        _offset(first),
+        _offset(last),
+        span_text(t.length),
+    )
+
+
 def _track(t: Timeline, bar: Bar, view: RunView) -> Markup:
     end = bar.end or view.now
+    if t.outside(bar.start, end):
+        return Markup("")  # zoomed away from it
     left = t.offset(bar.start)
     width = max(0.4, t.offset(end) - left)
     label = bar.label if bar.attempt is None else f"{bar.label} #{bar.attempt}"
@@ -164,7 +182,7 @@ def events_panel(base: str, view: RunView) -> Markup:
                 _at(origin, e.created_at),
                 str(e.type),
                 e.correlation_id or "",
-                one_line(dict(e.attrs), 60) if e.attrs else "",
+                one_line(attrs_json(e.attrs), 60) if e.attrs else "",
                 cell,
             )
         )

@@ -32,12 +32,13 @@ def run_live(base: str, view: RunView) -> Markup:
     )
     end = run.completed_at or (None if run.status.terminal else view.now)
     head = h(
-        '<section class="run-head"><h1>{} {}</h1>{}<dl><dt>run</dt><dd class="id">{}</dd>'
+        '<section class="run-head"><h1>{} {}</h1>{}{}<dl><dt>run</dt><dd class="id">{}</dd>'
         "<dt>created</dt><dd>{}</dd><dt>started</dt><dd>{}</dd><dt>completed</dt><dd>{}</dd>"
         '<dt>duration</dt><dd>{}</dd>{}</dl><div class="actions">{}</div></section>',
         run.workflow_name,
         join([badge(str(run.status)), badge("diverged") if run.diverged else Markup("")]),
         _holdup(view),
+        _failure(view),
         run.run_id,
         moment(run.created_at, view.now),
         moment(run.started_at, view.now),
@@ -68,6 +69,29 @@ def _holdup(view: RunView) -> Markup:
     if view.waiting_for is None:
         return Markup("")
     return h('<p class="waiting" role="status">Waiting for {}</p>', view.waiting_for)
+
+
+def _failure(view: RunView) -> Markup:
+    """A failed run's error and traceback, first thing on the page (not below the fold)."""
+    failure = view.failure
+    if failure is None:
+        return Markup("")
+    parts = [h('<pre class="error-title">{}</pre>', failure.error)]
+    if failure.traceback:
+        parts.append(h('<pre class="traceback">{}</pre>', failure.traceback))
+    step = failure.step
+    if step is not None:
+        parts.append(
+            h(
+                '<div class="attempt"><p>last failed step attempt: <code>{}</code> #{}</p>'
+                '<pre class="error-title">{}</pre>{}</div>',
+                step.step_name,
+                step.attempt,
+                step.error,
+                h('<pre class="traceback">{}</pre>', step.traceback) if step.traceback else "",
+            )
+        )
+    return h('<div class="failure" role="alert">{}</div>', join(parts))
 
 
 def _delayed(view: RunView) -> bool:

@@ -8,10 +8,12 @@ shows the lost attempt as ``interrupted``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from ..inspection import clock
 from ..worlds.records import Event, EventType, RunRecord, from_timestamp
 
 
@@ -38,15 +40,98 @@ class Bar:
 @dataclass(frozen=True, slots=True)
 class Timeline:
     origin: datetime
-    until: datetime  # the right end of the axis
+    until: datetime  # the right end of the whole run's axis
     bars: tuple[Bar, ...]
+    window: tuple[float, float] | None = None  # zoomed in: the seconds after origin shown
+
+    @property
+    def length(self) -> float:
+        """Seconds from the run's creation to the right end of the whole axis."""
+        return max(0.0, (self.until - self.origin).total_seconds())
+
+    @property
+    def shown(self) -> tuple[float, float]:
+        """The seconds after origin the axis shows (all of them unless zoomed)."""
+        return self.window or (0.0, self.length)
+
+    def zoom(self, start: float, end: float) -> Timeline:
+        """The same bars on an axis showing only ``[start, end]`` seconds after origin."""
+        start, end = max(0.0, start), min(self.length, end)
+        if end - start < _SHORTEST_WINDOW:
+            return replace(self, window=None)
+        return replace(self, window=(start, end))
 
     def offset(self, moment: datetime) -> float:
         """Where ``moment`` sits on the axis, 0..100 (percent)."""
-        span = (self.until - self.origin).total_seconds()
-        if span <= 0:
+        first, last = self.shown
+        if last - first <= 0:
             return 0.0
-        return max(0.0, min(100.0, (moment - self.origin).total_seconds() / span * 100))
+        at = (moment - self.origin).total_seconds()
+        return max(0.0, min(100.0, (at - first) / (last - first) * 100))
+
+    def outside(self, start: datetime, end: datetime) -> bool:
+        """Whether ``[start, end]`` lies wholly off the axis shown."""
+        first, last = self.shown
+        return (end - self.origin).total_seconds() < first or (
+            start - self.origin
+        ).total_seconds() > last
+
+    def ticks(self, at_most: int = 6) -> list[tuple[float, str]]:
+        """Even ticks on the axis shown: (percent, label), every 1, 2 or 5 times a power of
+        ten of seconds, minutes, hours or days, labelled as time since the run began."""
+        first, last = self.shown
+        if last - first <= 0:
+            return [(0.0, "0")]
+        step = tick_step((last - first) / at_most)
+        ticks = []
+        n = math.ceil(first / step - 1e-9)
+        while n * step <= last + 1e-9:
+            at = n * step
+            ticks.append(((at - first) / (last - first) * 100, tick_label(at, step)))
+            n += 1
+        return ticks
+
+
+_SHORTEST_WINDOW = 1e-6  # seconds (times are kept to the microsecond): narrower shows all
+
+# Tick spacings: 1, 2, 5 x 10^n of each unit, up to where the next unit takes over.
+_STEPS = (
+    *(m * 10.0**e for e in range(-6, 0) for m in (1, 2, 5)),
+    *(m * 1.0 for m in (1, 2, 5, 10, 20)),
+    *(m * 60.0 for m in (1, 2, 5, 10, 20)),
+    *(m * 3600.0 for m in (1, 2, 5, 10, 20)),
+    *(m * 86400.0 for m in (1, 2, 5, 10, 20, 50, 100, 200, 500)),
+)
+
+
+def tick_step(at_least: float) -> float:
+    """The smallest even tick spacing of at least ``at_least`` seconds."""
+    return next((s for s in _STEPS if s >= at_least * (1 - 1e-9)), _STEPS[-1])
+
+
+def tick_label(seconds: float, step: float) -> str:
+    """``"+1h20m"``, ``"+40s"``, ``"+1.5s"``, ``"+20ms"``: time since the run began, to the unit of
+    ``step`` (so labels stay short and never wrap)."""
+    if seconds <= 0:
+        return "0"
+    if step < 1:
+        digits = max(0, -math.floor(math.log10(step) + 1e-9))  # decimals of a second
+        if seconds < 1:
+            return f"+{seconds * 1000:.{max(0, digits - 3)}f}ms"
+        return f"+{seconds:.{digits}f}s" if seconds < 60 else "+" + _parts(seconds, 1)
+    return "+" + _parts(seconds, step)
+
+
+def _parts(seconds: float, step: float) -> str:
+    """``seconds`` in days, hours, minutes and seconds, down to the largest unit in step."""
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    smallest = next(size for _, size in units if size <= max(step, 1))
+    left, parts = round(seconds / smallest) * smallest, []
+    for unit, size in units:
+        count, left = divmod(left, size)
+        if count and size >= smallest:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0"
 
 
 @dataclass
@@ -105,11 +190,11 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
         elif e.type is EventType.WAIT_CREATED:
             resume = from_timestamp(_number(e.attrs.get("resume_at")))
             facts = (("resumes at", resume.isoformat()),) if resume else ()
+            # A long sleep's bar is mostly the future: its label says when it ends.
+            label = f"sleep until {clock(resume, now)}" if resume else "sleep"
             index[cid] = len(others)
             order.append(cid)
-            others.append(
-                Bar(cid, "sleep", "sleep", "waiting", e.created_at, None, cid, facts=facts)
-            )
+            others.append(Bar(cid, "sleep", label, "waiting", e.created_at, None, cid, facts=facts))
         elif e.type is EventType.WAIT_COMPLETED and cid in index:
             bar = others[index[cid]]
             others[index[cid]] = replace(bar, state="completed", end=e.created_at)

@@ -43,6 +43,7 @@ from .records import (
     HookRecord,
     NewChunk,
     NewEvent,
+    OpenWork,
     QueueInfo,
     QueueLimits,
     QueueUsage,
@@ -306,6 +307,11 @@ class EncryptedWorld:
     async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
         hooks = await self.inner.list_hooks(run_id)
         return [h for h in map(self._hook, hooks) if h is not None]
+
+    async def open_work(self, run_ids: Sequence[str]) -> OpenWork:
+        work = await self.inner.open_work(run_ids)
+        hooks = tuple(h for h in map(self._hook, work.hooks) if h is not None)
+        return dataclasses.replace(work, hooks=hooks)
 
     async def put_webhook_response(self, reply_to: str, payload: bytes) -> bool:
         sealed = self.seal(payload, reply_binding(reply_to))

@@ -17,6 +17,7 @@ from .records import (
     Event,
     EventType,
     HookRecord,
+    OpenStep,
     Overlap,
     RunOptions,
     RunRecord,
@@ -184,6 +185,19 @@ def step_from_row(row: Sequence[Any], moment: Moment) -> StepRecord:
         retry_at=_maybe(moment, row[11]),
         claimed_by=row[12],
         queued_at=_maybe(moment, row[13]),
+    )
+
+
+def open_step_from_row(row: Sequence[Any], moment: Moment) -> OpenStep:
+    """A row of ``_sql.open_steps``."""
+    return OpenStep(
+        row[0],
+        row[1],
+        row[2],
+        step_status(row[3]),
+        int(row[4]),
+        _maybe(moment, row[5]),
+        _maybe(moment, row[6]),
     )
 
 

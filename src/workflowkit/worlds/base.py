@@ -22,6 +22,7 @@ from .records import (
     HookRecord,
     NewChunk,
     NewEvent,
+    OpenWork,
     QueueInfo,
     QueueLimits,
     QueueUsage,
@@ -109,6 +110,16 @@ class EventLog(Protocol):
     async def list_steps(self, run_id: str) -> list[StepRecord]: ...
 
     async def list_waits(self, run_id: str) -> list[WaitRecord]: ...
+
+    async def recent_workflows(self, runs: int) -> list[str]:
+        """The names of the workflows of the ``runs`` newest runs, sorted (what a filter
+        suggests), read without the runs' payloads."""
+        ...
+
+    async def open_work(self, run_ids: Sequence[str]) -> OpenWork:
+        """What the runs wait on: their pending sleeps, active hooks and steps that have not
+        ended (one query each, whatever the number of runs: for a page of a run list)."""
+        ...
 
     async def get_hook_by_token(self, token: str) -> HookRecord | None:
         """The active hook holding ``token``; None once disposed or its run ended."""

@@ -308,6 +308,36 @@ class HookRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenStep:
+    """A step that has not ended (read without its payloads): what a run may wait on."""
+
+    run_id: str
+    step_id: str
+    step_name: str
+    status: StepStatus  # pending (to start, or to retry at ``retry_at``) or running
+    attempt: int
+    started_at: datetime | None
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWork:
+    """What some runs wait on: their pending sleeps, active hooks and steps not ended."""
+
+    waits: tuple[WaitRecord, ...] = ()
+    hooks: tuple[HookRecord, ...] = ()
+    steps: tuple[OpenStep, ...] = ()
+
+    def of(self, run_id: str) -> OpenWork:
+        """Only what ``run_id`` waits on."""
+        return OpenWork(
+            tuple(w for w in self.waits if w.run_id == run_id),
+            tuple(h for h in self.hooks if h.run_id == run_id),
+            tuple(s for s in self.steps if s.run_id == run_id),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RunChange:
     """Tells listeners that a run's log grew; ``last_seq`` lets them skip what they know."""
 

@@ -192,6 +192,44 @@
     window.history.replaceState(null, "", url);
   }
 
+  // Drag along the axis to zoom in: the page reloads showing that range (?from=&to=, in
+  // seconds after the run's creation), so the server draws the ticks and bars.
+  let drag = null;
+  function dragTo(x) {
+    const left = Math.max(0, Math.min(drag.rect.width, Math.min(drag.x, x) - drag.rect.left));
+    const right = Math.max(0, Math.min(drag.rect.width, Math.max(drag.x, x) - drag.rect.left));
+    drag.box.style.left = left + "px";
+    drag.box.style.width = right - left + "px";
+    return [left / drag.rect.width, right / drag.rect.width];
+  }
+  document.addEventListener("mousedown", (event) => {
+    const axis = event.target.closest(".axis");
+    if (!axis || event.button !== 0) return;
+    event.preventDefault();
+    const box = axis.querySelector(".selection");
+    drag = { axis, box, x: event.clientX, rect: axis.getBoundingClientRect() };
+    box.hidden = false;
+    dragTo(event.clientX);
+  });
+  document.addEventListener("mousemove", (event) => {
+    if (drag) dragTo(event.clientX);
+  });
+  document.addEventListener("mouseup", (event) => {
+    if (!drag) return;
+    const [from, to] = dragTo(event.clientX);
+    const line = drag.axis.closest(".timeline");
+    drag.box.hidden = true;
+    drag = null;
+    if ((to - from) * line.getBoundingClientRect().width < 4) return; // a click, not a drag
+    const first = parseFloat(line.dataset.first);
+    const span = parseFloat(line.dataset.last) - first;
+    const url = new URL(window.location.href);
+    url.searchParams.set("from", (first + from * span).toFixed(6));
+    url.searchParams.set("to", (first + to * span).toFixed(6));
+    url.hash = "timeline";
+    window.location.href = url.toString();
+  });
+
   // -- wiring (delegated, so swapped-in content needs nothing) -------------------------------
   document.addEventListener("click", (event) => {
     const item = event.target.closest("[data-item]");

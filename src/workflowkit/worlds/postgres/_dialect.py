@@ -19,5 +19,6 @@ DIALECT = _sql.Dialect(
     in_list="= ANY(?)",
     list_param=list,
     elapsed="extract(epoch FROM (? - {}))",
+    by_code_point='({} COLLATE "C")',  # as the index runs_id_prefix (migration 0013)
 )
 ACTIVE = "('pending', 'running')"

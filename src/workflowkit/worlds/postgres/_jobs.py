@@ -23,6 +23,7 @@ from .. import _sql
 from .._rows import (
     event_from_row,
     hook_from_row,
+    open_step_from_row,
     run_from_row,
     run_status,
     step_from_row,
@@ -59,7 +60,9 @@ from ..records import (
     Event,
     HookRecord,
     NewEvent,
+    OpenWork,
     RunChange,
+    RunQuery,
     RunRecord,
     StepRecord,
     WaitRecord,
@@ -369,8 +372,17 @@ async def get_runs(conn: Conn, run_ids: Sequence[str]) -> list[RunRecord]:
     return [run_from_row(row, moment) for row in await cur.fetchall()]
 
 
-async def list_runs(conn: Conn, query: str, params: tuple[Any, ...]) -> list[RunRecord]:
-    cur = await conn.execute(query.encode(), params)
+_PREFIX_PROBE = _sql.prefix_probe(DIALECT).encode()
+
+
+async def list_runs(conn: Conn, query: RunQuery) -> list[RunRecord]:
+    few = True
+    probe = _sql.prefix_range(query.id_prefix)
+    if probe is not None:
+        found = await (await conn.execute(_PREFIX_PROBE, probe)).fetchone()
+        few = found is None or found[0] < _sql.FEW_PREFIXED
+    sql, params = _sql.list_runs(DIALECT, query, few_prefixed=few)
+    cur = await conn.execute(sql.encode(), params)
     return [run_from_row(row, moment) for row in await cur.fetchall()]
 
 
@@ -388,6 +400,23 @@ async def list_steps(conn: Conn, run_id: str) -> list[StepRecord]:
 async def list_waits(conn: Conn, run_id: str) -> list[WaitRecord]:
     cur = await conn.execute(DIALECT.sql(_sql.SELECT_WAITS), (run_id,))
     return [wait_from_row(row, moment) for row in await cur.fetchall()]
+
+
+_OPEN_WAITS = _sql.open_waits(DIALECT).encode()
+_OPEN_HOOKS = _sql.open_hooks(DIALECT).encode()
+_OPEN_STEPS = _sql.open_steps(DIALECT).encode()
+
+
+async def open_work(conn: Conn, run_ids: Sequence[str]) -> OpenWork:
+    ids = (list(run_ids),)
+    waits = await (await conn.execute(_OPEN_WAITS, ids)).fetchall()
+    hooks = await (await conn.execute(_OPEN_HOOKS, ids)).fetchall()
+    steps = await (await conn.execute(_OPEN_STEPS, ids)).fetchall()
+    return OpenWork(
+        tuple(wait_from_row(row, moment) for row in waits),
+        tuple(hook_from_row(row, moment) for row in hooks),
+        tuple(open_step_from_row(row, moment) for row in steps),
+    )
 
 
 async def list_hooks(conn: Conn, where: str, params: tuple[Any, ...]) -> list[HookRecord]:

@@ -42,6 +42,7 @@ from ..records import (
     HookRecord,
     NewChunk,
     NewEvent,
+    OpenWork,
     QueueInfo,
     QueueLimits,
     QueueUsage,
@@ -294,10 +295,7 @@ class PostgresWorld:
             diverged,
             forked_from,
         )
-        sql, params = _sql.list_runs(DIALECT, query)
-        result: list[RunRecord] = await self._read(
-            lambda c: _jobs.list_runs(c, sql, params), "list_runs"
-        )
+        result: list[RunRecord] = await self._read(lambda c: _jobs.list_runs(c, query), "list_runs")
         return result
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
@@ -316,6 +314,20 @@ class PostgresWorld:
         result: list[WaitRecord] = await self._read(
             lambda c: _jobs.list_waits(c, run_id), "list_waits"
         )
+        return result
+
+    async def recent_workflows(self, runs: int) -> list[str]:
+        async def read(conn: Conn) -> list[str]:
+            cur = await conn.execute(DIALECT.sql(_sql.RECENT_WORKFLOWS), (runs,))
+            return [row[0] for row in await cur.fetchall()]
+
+        result: list[str] = await self._read(read, "recent_workflows")
+        return result
+
+    async def open_work(self, run_ids: Sequence[str]) -> OpenWork:
+        if not run_ids:
+            return OpenWork()
+        result: OpenWork = await self._read(lambda c: _jobs.open_work(c, run_ids), "open_work")
         return result
 
     async def get_hook_by_token(self, token: str) -> HookRecord | None:

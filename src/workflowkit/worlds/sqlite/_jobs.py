@@ -18,6 +18,7 @@ from .. import _queue_sql, _sql
 from .._rows import (
     event_from_row,
     hook_from_row,
+    open_step_from_row,
     pid_alive,
     run_from_row,
     run_status,
@@ -46,10 +47,12 @@ from ..records import (
     FiredTick,
     HookRecord,
     NewEvent,
+    OpenWork,
     QueueLimits,
     QueueUsage,
     RunChange,
     RunOptions,
+    RunQuery,
     RunRecord,
     ScheduleRecord,
     StepClaim,
@@ -468,7 +471,15 @@ def get_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
     return None if row is None else run_from_row(row, _moment)
 
 
-def list_runs(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[RunRecord]:
+_PREFIX_PROBE = _sql.prefix_probe(DIALECT)
+
+
+def list_runs(conn: sqlite3.Connection, query: RunQuery) -> list[RunRecord]:
+    few = True
+    probe = _sql.prefix_range(query.id_prefix)
+    if probe is not None:
+        few = conn.execute(_PREFIX_PROBE, probe).fetchone()[0] < _sql.FEW_PREFIXED
+    sql, params = _sql.list_runs(DIALECT, query, few_prefixed=few)
     return [run_from_row(row, _moment) for row in conn.execute(sql, params)]
 
 
@@ -484,6 +495,20 @@ def list_steps(conn: sqlite3.Connection, run_id: str) -> list[StepRecord]:
 
 def list_waits(conn: sqlite3.Connection, run_id: str) -> list[WaitRecord]:
     return [wait_from_row(row, _moment) for row in conn.execute(_sql.SELECT_WAITS, (run_id,))]
+
+
+_OPEN_WAITS = _sql.open_waits(DIALECT)
+_OPEN_HOOKS = _sql.open_hooks(DIALECT)
+_OPEN_STEPS = _sql.open_steps(DIALECT)
+
+
+def open_work(conn: sqlite3.Connection, run_ids: Sequence[str]) -> OpenWork:
+    ids = (DIALECT.list_param(run_ids),)
+    return OpenWork(
+        tuple(wait_from_row(row, _moment) for row in conn.execute(_OPEN_WAITS, ids)),
+        tuple(hook_from_row(row, _moment) for row in conn.execute(_OPEN_HOOKS, ids)),
+        tuple(open_step_from_row(row, _moment) for row in conn.execute(_OPEN_STEPS, ids)),
+    )
 
 
 def list_hooks(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[HookRecord]:

@@ -35,6 +35,7 @@ from ..records import (
     HookRecord,
     NewChunk,
     NewEvent,
+    OpenWork,
     QueueInfo,
     QueueLimits,
     QueueUsage,
@@ -197,8 +198,7 @@ class SQLiteWorld:
             diverged,
             forked_from,
         )
-        sql, params = _sql.list_runs(DIALECT, query)
-        result: list[RunRecord] = await self._read(lambda c: _jobs.list_runs(c, sql, params))
+        result: list[RunRecord] = await self._read(lambda c: _jobs.list_runs(c, query))
         return result
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
@@ -211,6 +211,19 @@ class SQLiteWorld:
 
     async def list_waits(self, run_id: str) -> list[WaitRecord]:
         result: list[WaitRecord] = await self._read(lambda c: _jobs.list_waits(c, run_id))
+        return result
+
+    async def recent_workflows(self, runs: int) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute(_sql.RECENT_WORKFLOWS, (runs,))]
+
+        result: list[str] = await self._read(read)
+        return result
+
+    async def open_work(self, run_ids: Sequence[str]) -> OpenWork:
+        if not run_ids:
+            return OpenWork()
+        result: OpenWork = await self._read(lambda c: _jobs.open_work(c, run_ids))
         return result
 
     async def get_hook_by_token(self, token: str) -> HookRecord | None:
