@@ -124,6 +124,7 @@ async def measure(
         seeded = time.perf_counter() - started
         await per_step_us()  # warm up
         alone = sorted([await per_step_us() for _ in range(rounds)])
+        print(f"  seeded {runs:,} runs in {seeded:.1f} s; (b) alone {alone}", file=sys.stderr)
         env = {**os.environ, "WORKFLOWKIT_WORLD": world_url}
         env["PYTHONPATH"] = str(HERE.parent / "src")
         started = time.perf_counter()
@@ -146,6 +147,7 @@ async def measure(
         during = []
         while gc.poll() is None:
             during.append(await per_step_us())
+            print(f"  chain during gc: {during[-1]:.0f} µs/step", file=sys.stderr, flush=True)
         gc_seconds = time.perf_counter() - started
         output = gc.communicate()[0]
         assert gc.returncode == 0, output
