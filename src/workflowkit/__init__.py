@@ -17,9 +17,11 @@ from .errors import (
     HookConflictError,
     HookDisposedError,
     HookNotFoundError,
+    HookTokenError,
     InvalidScheduleError,
     InvalidWorkflowFunctionError,
     LeaseLostError,
+    MissingExtraError,
     NotInWorkflowError,
     RemoteError,
     ReplayDivergenceError,
@@ -31,6 +33,8 @@ from .errors import (
     StartOptionsError,
     StaticScheduleError,
     StepExitError,
+    StepOptionsError,
+    StepTimeoutError,
     StreamClosedError,
     StreamError,
     WebhookInvalidRespondWithError,
@@ -54,6 +58,7 @@ from .http_fetch import fetch
 from .primitives import deprecate_patch, patched, sleep
 from .queues import Queue
 from .registry import Step, Workflow, step, workflow
+from .retries import Retry
 from .runtime.runtime import configure, shutdown
 from .streams import Readable, Writable, get_writable
 from .webhooks import Request, Response
@@ -73,9 +78,11 @@ __all__ = [
     "HookDefinition",
     "HookDisposedError",
     "HookNotFoundError",
+    "HookTokenError",
     "InvalidScheduleError",
     "InvalidWorkflowFunctionError",
     "LeaseLostError",
+    "MissingExtraError",
     "NotInWorkflowError",
     "Queue",
     "Readable",
@@ -83,6 +90,7 @@ __all__ = [
     "ReplayDivergenceError",
     "Request",
     "Response",
+    "Retry",
     "RetryableError",
     "ScheduleAlreadyExistsError",
     "ScheduleError",
@@ -92,6 +100,8 @@ __all__ = [
     "StaticScheduleError",
     "Step",
     "StepExitError",
+    "StepOptionsError",
+    "StepTimeoutError",
     "StepMetadata",
     "StreamClosedError",
     "StreamError",

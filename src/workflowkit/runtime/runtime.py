@@ -126,7 +126,9 @@ def configure(
     """Replace the process-wide runtime (closing the old one); returns the new one.
 
     ``world`` is a World or a URL (``sqlite:///path.db``); ``worker_options`` go to
-    ``Worker`` (``lease_seconds``, ``evict_after``, ``poll_interval``, ...).
+    ``Worker`` (``lease_seconds``, ``evict_after``, ``poll_interval``, ``retry``, ...).
+    ``retry=Retry(...)`` is the project-wide default policy: it applies to every step that
+    names neither ``retry=`` nor ``max_retries=``.
     """
     runtime = Runtime(world, embedded_worker=embedded_worker, **worker_options)
     with _current.lock:
