@@ -90,7 +90,13 @@ class Worker:
         if cache_runs is None:
             cache_runs = _settings.run_cache()
         self.driver_config = DriverConfig(
-            world, self.worker_id, self.step_pool, evict_after, cache_runs, virtual_clock, self.retry
+            world,
+            self.worker_id,
+            self.step_pool,
+            evict_after,
+            cache_runs,
+            virtual_clock,
+            self.retry,
         )
         # Steps this worker runs at once (its runs' and claimed ones); beyond that a run's new
         # steps go to the World's step queue for any worker with a free slot.

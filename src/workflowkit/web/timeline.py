@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ..worlds.records import Event, EventType, RunRecord, from_timestamp
+from ..worlds.records import Event, EventType, RunRecord, RunStatus, from_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +199,20 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
     if run.status.terminal and run.completed_at is not None:
         # What was still open when the run ended (a hook never disposed, an abandoned
         # attempt) ends with it.
-        bars = [b if b.end is not None else replace(b, end=run.completed_at) for b in bars]
+        bars = [b if b.end is not None else _ended_with(b, run) for b in bars]
     ends = [b.end for b in bars if b.end is not None]
     until = run.completed_at if run.status.terminal and run.completed_at else now
     until = max([until, *ends])
     return Timeline(run.created_at, until, tuple(bars))
+
+
+def _ended_with(bar: Bar, run: RunRecord) -> Bar:
+    """An open bar of an ended run ends with it; a step attempt still running then was
+    cancelled with the run, or abandoned by it (its late result is ignored)."""
+    state = bar.state
+    if bar.kind == "step" and state == "running":
+        state = "cancelled" if run.status is RunStatus.CANCELLED else "abandoned"
+    return replace(bar, end=run.completed_at, state=state)
 
 
 _STEP_ENDS = {
