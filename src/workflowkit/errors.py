@@ -131,8 +131,7 @@ class MissingExtraError(FatalError, ImportError):
 
     def __init__(self, feature: str, extra: str, module: str) -> None:
         super().__init__(
-            f"{feature} needs the optional dependency {module}: "
-            f"pip install 'workflowkit[{extra}]'"
+            f"{feature} needs the optional dependency {module}: pip install 'workflowkit[{extra}]'"
         )
         self.feature = feature
         self.extra = extra

@@ -43,4 +43,4 @@ async def approve(doc: str) -> Any:
 @workflow(name="cli.webhook")
 async def webhook() -> str:
     request = await create_webhook()
-    return request.text()
+    return request.text

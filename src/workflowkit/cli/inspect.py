@@ -27,6 +27,7 @@ from ..inspection import (
     wait_json,
     waiting_for,
 )
+from ..serde.exceptions import type_name_of
 from ..worlds.base import World
 from ..worlds.records import (
     HookRecord,
@@ -343,7 +344,8 @@ def _print_step_ending(s: StepRecord) -> None:
     if reason is not None:
         print(f"  ended: {reason}")
     if isinstance(error, dict) and "$error" in error:
-        print(f"  last error: {error.get('$type', 'Error')}: {error['$error']}")
+        kind = type_name_of(str(error.get("$type", "Error")))
+        print(f"  last error: {kind}: {error['$error']}")
         trace = str(error.get("traceback") or "").rstrip()
         if trace:
             print("  " + trace.replace("\n", "\n  "))
