@@ -135,3 +135,7 @@ class Response:
 
 
 ACCEPTED = Response(202)
+
+
+# ``request.text`` is often returned or passed on as it is: it stays a str when stored.
+serde.register_tag("text", _Text, encode=str, decode=_Text)
