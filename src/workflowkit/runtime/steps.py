@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import random
@@ -105,26 +106,29 @@ async def _call(
         # The caller is a task of its own, so its context is the step's alone.
         set_step(metadata)
         set_step_streams(streams)
-        call = cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
+        coro = cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
         if timeout is None:
-            return await call
+            return await coro
         scope = asyncio.timeout(timeout)
         try:
             async with scope:
-                return await call
+                return await coro
         except TimeoutError:
             if scope.expired():
                 raise StepTimeoutError(st.name, timeout) from None
             raise
     context = contextvars.copy_context()
     context.run(_enter, metadata, streams)
-    thread = step_pool.submit(context.run, st.fn, *args, **kwargs)
     if timeout is None:
-        return await asyncio.wrap_future(thread)
+        call = functools.partial(context.run, st.fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(step_pool, call)
+    thread = step_pool.submit(context.run, st.fn, *args, **kwargs)
     try:
         # Cancelling the wrapper leaves the thread running: its result is then dropped.
         return await asyncio.wait_for(asyncio.wrap_future(thread), timeout)
     except TimeoutError:
+        if thread.cancelled():  # it never left the pool's queue: no thread to account for
+            raise StepTimeoutError(st.name, timeout) from None
         if thread.done():
             return thread.result()  # it finished as the timeout fired: keep the result
         OVERRUNS.add(st.name, thread)
@@ -175,7 +179,7 @@ def _cancelled_by_worker() -> bool:
 
 
 def _failure(attempt: Attempt, error: BaseException, now: float, policy: Retry) -> Outcome:
-    payload = encode_error(without_internal_frames(error))
+    payload = _encode_failure(error)
     # A BaseException (sys.exit(), KeyboardInterrupt) is a failed attempt like any other:
     # letting it through would end the worker, and every worker that claims the run after.
     # Jitter is drawn here, on the worker, and lands in retry_at: replay reads it back.
@@ -197,22 +201,33 @@ _INTERNAL_DIRS = tuple(
 )
 
 
-def without_internal_frames(error: BaseException) -> BaseException:
-    """``error`` with its traceback cut down to the user's frames, so what the CLI and the
-    dashboard show starts at the step's own code. Left whole if nothing but ours remains
-    (an error of workflowkit itself, which its frames explain)."""
+def _encode_failure(error: BaseException) -> bytes:
+    """The error's payload, its traceback cut down to the user's frames, so what the CLI
+    and the dashboard show starts at the step's own code. The error itself is left as it
+    was (the traceback is swapped back): only the stored text changes."""
+    original = error.__traceback__
+    error.__traceback__ = user_frames(original)
+    try:
+        return encode_error(error)
+    finally:
+        error.__traceback__ = original
+
+
+def user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` without workflowkit's and asyncio's frames; ``tb`` itself if nothing but
+    theirs remains (an error of workflowkit itself, which its frames explain)."""
     kept: list[TracebackType] = []
-    tb = error.__traceback__
-    while tb is not None:
-        if not tb.tb_frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
-            kept.append(tb)
-        tb = tb.tb_next
-    if kept:
-        rebuilt: TracebackType | None = None
-        for frame in reversed(kept):
-            rebuilt = TracebackType(rebuilt, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
-        error.__traceback__ = rebuilt
-    return error
+    entry = tb
+    while entry is not None:
+        if not entry.tb_frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+            kept.append(entry)
+        entry = entry.tb_next
+    if not kept:
+        return tb
+    rebuilt: TracebackType | None = None
+    for frame in reversed(kept):
+        rebuilt = TracebackType(rebuilt, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return rebuilt
 
 
 def _at(timestamp: float) -> datetime:

@@ -300,7 +300,9 @@ class Worker:
             )
             if not recorded:
                 log.info(
-                    "step %s of run %s: lease lost; result dropped", claim.step_id, claim.run_id
+                    "step %s of run %s: result dropped (the run ended, or the lease was lost)",
+                    claim.step_id,
+                    claim.run_id,
                 )
         except asyncio.CancelledError:
             raise
