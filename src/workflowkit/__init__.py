@@ -5,6 +5,7 @@ start runs with ``workflowkit.api.start`` (or ``workflowkit.sync.start``). Every
 sleep and transition is recorded in an event log, so runs survive crashes and restarts.
 """
 
+from ._retry_policy import Retry
 from .context import StepMetadata, WorkflowMetadata, get_step_metadata, get_workflow_metadata
 from .errors import (
     AmbiguousCommitError,
@@ -58,7 +59,6 @@ from .http_fetch import fetch
 from .primitives import deprecate_patch, patched, sleep
 from .queues import Queue
 from .registry import Step, Workflow, step, workflow
-from .retries import Retry
 from .runtime.runtime import configure, shutdown
 from .streams import Readable, Writable, get_writable
 from .webhooks import Request, Response

@@ -23,7 +23,7 @@ from .errors import ClientCallInWorkflowError, NotInWorkflowError
 from .worlds.base import World
 
 if TYPE_CHECKING:
-    from .retries import Retry
+    from ._retry_policy import Retry
 
 
 @dataclass(frozen=True, slots=True)

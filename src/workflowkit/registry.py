@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from . import serde
+from ._retry_policy import DEFAULT_RETRY, Retry, fixed_retry, step_timeout
 from ._schedule_spec import (
     DEFAULT_CATCH_UP,
     DEFAULT_OVERLAP,
@@ -28,7 +29,6 @@ from .context import current_executor
 from .durations import Duration
 from .errors import InvalidWorkflowFunctionError, SerializationError, StepOptionsError
 from .queues import Queue
-from .retries import DEFAULT_RETRY, Retry, fixed_retry, step_timeout
 from .runtime.determinism import install_datetime_shim
 
 P = ParamSpec("P")

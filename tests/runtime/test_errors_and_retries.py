@@ -253,7 +253,7 @@ async def test_steps_get_arguments_by_value(runtime: Runtime) -> None:
 def test_retry_after_forms() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from workflowkit.retries import DEFAULT_RETRY, next_delay
+    from workflowkit._retry_policy import DEFAULT_RETRY, next_delay
 
     def delay(error: BaseException) -> float | None:
         return next_delay(DEFAULT_RETRY, error, 1, datetime.now(UTC).timestamp(), 0.0)

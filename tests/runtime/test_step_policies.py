@@ -384,3 +384,33 @@ async def test_a_step_raced_away_is_abandoned_and_its_late_result_ignored(
     assert [s.status for s in steps] == ["abandoned"]
     events = await runtime.world.get_events(run.run_id)
     assert [e.type for e in events][-1] is EventType.RUN_COMPLETED
+
+
+@step(timeout="1 hour")
+async def slow_but_within(key: str) -> str:
+    await asyncio.sleep(0.05)
+    return key
+
+
+@step(timeout=0.2)
+async def swallows_cancellation(key: str) -> str:
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        return "finished anyway"  # a step may clean up and return: its result stands
+    return "slept"
+
+
+@workflow
+async def timeouts_that_do_not_fire(key: str) -> list[str]:
+    return [
+        *await asyncio.gather(*(slow_but_within(f"{key}-{i}") for i in range(5))),
+        await swallows_cancellation(key),
+    ]
+
+
+async def test_steps_within_their_timeout_and_one_that_handles_it(runtime: Runtime) -> None:
+    run = await start(timeouts_that_do_not_fire, "t")
+    assert await run.return_value(timeout=20) == [f"t-{i}" for i in range(5)] + [
+        "finished anyway"
+    ]

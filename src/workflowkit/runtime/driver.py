@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .._retry_policy import DEFAULT_RETRY, Retry
 from ..errors import (
     AmbiguousCommitError,
     LeaseLostError,
@@ -29,7 +30,6 @@ from ..errors import (
     WorldUnavailableError,
 )
 from ..registry import Workflow
-from ..retries import DEFAULT_RETRY, Retry
 from ..worlds.base import World
 from ..worlds.records import (
     DELIVERY_EVENTS,

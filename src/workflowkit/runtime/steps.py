@@ -15,19 +15,20 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NamedTuple, cast
 
 from .. import serde
+from .._retry_policy import DEFAULT_RETRY, Retry, next_delay
 from ..context import DurableStep, StepMetadata, WorkflowMetadata, set_step
 from ..errors import StepTimeoutError
-from ..retries import DEFAULT_RETRY, Retry, next_delay
 from ..streams import StepStreams, set_step_streams
 from ..worlds.base import World
 from ..worlds.records import ChunkWriter, EventType, NewEvent
+from .deadlines import watch
 from .executor import encode_error
 
 log = logging.getLogger("workflowkit.worker")
@@ -101,38 +102,44 @@ async def _call(
     streams: StepStreams,
     step_pool: Executor,
 ) -> Any:
-    timeout = st.timeout
+    thread: Future[Any] | None = None
     if st.is_async:
         # The caller is a task of its own, so its context is the step's alone.
         set_step(metadata)
         set_step_streams(streams)
-        coro = cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
-        if timeout is None:
-            return await coro
-        scope = asyncio.timeout(timeout)
-        try:
-            async with scope:
-                return await coro
-        except TimeoutError:
-            if scope.expired():
-                raise StepTimeoutError(st.name, timeout) from None
-            raise
-    context = contextvars.copy_context()
-    context.run(_enter, metadata, streams)
+        running: Awaitable[Any] = cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
+    else:
+        context = contextvars.copy_context()
+        context.run(_enter, metadata, streams)
+        if st.timeout is None:
+            call = functools.partial(context.run, st.fn, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(step_pool, call)
+        thread = step_pool.submit(context.run, st.fn, *args, **kwargs)
+        # Cancelling this wrapper leaves the thread running: its result is then dropped.
+        running = asyncio.wrap_future(thread)
+    timeout = st.timeout
     if timeout is None:
-        call = functools.partial(context.run, st.fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(step_pool, call)
-    thread = step_pool.submit(context.run, st.fn, *args, **kwargs)
+        return await running
+    task = cast("asyncio.Task[object]", asyncio.current_task())
+    deadlines = watch(asyncio.get_running_loop())
+    deadlines.add(task, timeout)
     try:
-        # Cancelling the wrapper leaves the thread running: its result is then dropped.
-        return await asyncio.wait_for(asyncio.wrap_future(thread), timeout)
-    except TimeoutError:
-        if thread.cancelled():  # it never left the pool's queue: no thread to account for
-            raise StepTimeoutError(st.name, timeout) from None
+        value = await running
+    except asyncio.CancelledError:
+        # Ours only if the deadline cancelled it and nobody else did (the worker, stopping).
+        if not deadlines.took(task) or task.uncancel() > 0:
+            raise
+    else:
+        if deadlines.took(task):
+            task.uncancel()  # the step swallowed the cancellation and finished: keep it
+        return value
+    finally:
+        deadlines.discard(task)
+    if thread is not None and not thread.cancelled():
         if thread.done():
-            return thread.result()  # it finished as the timeout fired: keep the result
+            return thread.result()  # it finished as the deadline came: keep the result
         OVERRUNS.add(st.name, thread)
-        raise StepTimeoutError(st.name, timeout) from None
+    raise StepTimeoutError(st.name, timeout)
 
 
 def _enter(metadata: StepMetadata, streams: StepStreams) -> None:

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import _retention, _settings
+from .._retry_policy import DEFAULT_RETRY, Retry
 from ..context import WorkflowMetadata
 from ..errors import LeaseLostError, StepOptionsError
 from ..ids import new_id
 from ..queues import defined_queues
 from ..registry import REGISTRY, Registry
-from ..retries import DEFAULT_RETRY, Retry
 from ..urls import base_url
 from ..worlds.base import World
 from ..worlds.records import QueueLimits, RunChange, RunRecord, StepClaim, WorkerInfo

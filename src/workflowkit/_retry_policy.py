@@ -31,8 +31,6 @@ from .errors import (
     StreamClosedError,
 )
 
-__all__ = ["DEFAULT_RETRY", "Retry", "fixed_retry", "next_delay", "step_timeout"]
-
 # Errors no retry can fix: the value cannot be stored, or the stream is gone.
 _FATAL = (FatalError, SerializationError, StreamClosedError)
 # Temporal's default: a cap of 100 times the first delay keeps a long retry series bounded.
