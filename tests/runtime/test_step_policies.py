@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,7 +27,8 @@ from workflowkit.api import start
 from workflowkit.errors import WorkflowRunFailedError
 from workflowkit.runtime.runtime import Runtime
 from workflowkit.runtime.steps import OVERRUNS
-from workflowkit.worlds.records import Event, EventType
+from workflowkit.web import timeline
+from workflowkit.worlds.records import Event, EventType, RunRecord
 
 # -- the policy as a value ---------------------------------------------------------------
 
@@ -362,6 +363,9 @@ async def test_cancelling_a_run_ends_its_running_step(runtime: Runtime) -> None:
     assert [(s.status, s.completed_at is not None) for s in steps] == [("cancelled", True)]
     events = await runtime.world.get_events(run.run_id)
     assert not any(e.type is EventType.STEP_COMPLETED for e in events)
+    assert _step_bars(await runtime.world.get_run(run.run_id), events) == [
+        ("cancelled", "its run was cancelled")
+    ]
 
 
 async def test_a_step_raced_away_is_abandoned_and_its_late_result_ignored(
@@ -384,6 +388,16 @@ async def test_a_step_raced_away_is_abandoned_and_its_late_result_ignored(
     assert [s.status for s in steps] == ["abandoned"]
     events = await runtime.world.get_events(run.run_id)
     assert [e.type for e in events][-1] is EventType.RUN_COMPLETED
+    assert _step_bars(await runtime.world.get_run(run.run_id), events) == [
+        ("abandoned", "its run completed first; a late result is ignored")
+    ]
+
+
+def _step_bars(record: RunRecord | None, events: list[Event]) -> list[tuple[str, str]]:
+    """The dashboard timeline's step attempts: their state and why they ended."""
+    assert record is not None
+    bars = timeline.build(record, events, datetime.now(UTC)).bars
+    return [(b.state, dict(b.facts).get("ended", "")) for b in bars if b.kind == "step"]
 
 
 @step(timeout="1 hour")

@@ -209,10 +209,14 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
 def _ended_with(bar: Bar, run: RunRecord) -> Bar:
     """An open bar of an ended run ends with it; a step attempt still running then was
     cancelled with the run, or abandoned by it (its late result is ignored)."""
-    state = bar.state
+    state, facts = bar.state, bar.facts
     if bar.kind == "step" and state == "running":
-        state = "cancelled" if run.status is RunStatus.CANCELLED else "abandoned"
-    return replace(bar, end=run.completed_at, state=state)
+        if run.status is RunStatus.CANCELLED:
+            state, why = "cancelled", "its run was cancelled"
+        else:
+            state, why = "abandoned", f"its run {run.status} first; a late result is ignored"
+        facts = (*facts, ("ended", why))
+    return replace(bar, end=run.completed_at, state=state, facts=facts)
 
 
 _STEP_ENDS = {
