@@ -4,9 +4,9 @@
 
 Runs ``run_attempt`` (the code every step attempt goes through) on a trivial step, with and
 without ``retry=Retry(...)`` and ``timeout=``, for async and sync steps, in interleaved
-rounds, and prints the µs per attempt of each (fastest round, and median) and their difference. Case (b) of
-``core_bench.py`` measures the same next to the World's appends, where on a shared machine
-the noise is larger than the difference.
+rounds, and prints the µs per attempt of each (fastest round, and median) and their
+difference. Case (b) of ``core_bench.py`` measures the same next to the World's appends,
+where on a shared machine the noise is larger than the difference.
 """
 
 from __future__ import annotations

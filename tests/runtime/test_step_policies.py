@@ -425,6 +425,4 @@ async def timeouts_that_do_not_fire(key: str) -> list[str]:
 
 async def test_steps_within_their_timeout_and_one_that_handles_it(runtime: Runtime) -> None:
     run = await start(timeouts_that_do_not_fire, "t")
-    assert await run.return_value(timeout=20) == [f"t-{i}" for i in range(5)] + [
-        "finished anyway"
-    ]
+    assert await run.return_value(timeout=20) == [f"t-{i}" for i in range(5)] + ["finished anyway"]
