@@ -66,6 +66,7 @@ def metrics(sizes: Sizes) -> list[Metric]:
             digits=2,
         ),
         Metric("b", "per_step_us", f"(b) per-step overhead, {s.chain_steps}-step chain", "µs"),
+        Metric("b", "policy_per_step_us", "(b) the same, steps with Retry + timeout", "µs"),
         Metric(
             "c",
             "runs_per_s",

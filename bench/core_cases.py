@@ -32,7 +32,7 @@ from core_common import (
 )
 
 import workflowkit
-from workflowkit import sleep, step, workflow
+from workflowkit import Retry, sleep, step, workflow
 from workflowkit.api import Run, get_run, start
 from workflowkit.ids import new_id
 from workflowkit.runtime.runtime import Runtime
@@ -59,9 +59,33 @@ async def mark(path: str) -> float:
     return marker_body(path)
 
 
+# The same steps with a retry policy and a timeout: (b) times them next to the plain ones,
+# since a policy must cost next to nothing on an attempt that succeeds.
+POLICY = Retry(attempts=5, initial="1s", backoff=2.0, max_interval="1 minute", jitter=0.2)
+
+
+@step(name="bench.add_one_policy", retry=POLICY, timeout="30s")
+async def add_one_policy(x: int) -> int:
+    return step_body(x)
+
+
+@step(name="bench.add_one_sync_policy", retry=POLICY, timeout="30s")
+def add_one_sync_policy(x: int) -> int:
+    return step_body(x)
+
+
+_COMPUTE: dict[str, Callable[[int], Awaitable[int]]] = {
+    "async": add_one,
+    "sync": add_one_sync,
+    "async+policy": add_one_policy,
+    "sync+policy": add_one_sync_policy,
+}
+
+
 def compute(kind: str) -> Callable[[int], Awaitable[int]]:
-    """The compute step: ``async def`` (runs on the loop) or ``def`` (runs in the pool)."""
-    return add_one_sync if kind == "sync" else add_one
+    """The compute step: ``async def`` (runs on the loop) or ``def`` (runs in the pool),
+    with ``+policy``: with a ``Retry`` policy and a timeout."""
+    return _COMPUTE[kind]
 
 
 @workflow(name="bench.chain")
@@ -144,25 +168,39 @@ class Bench:
         }
 
     async def chain_overhead(self) -> dict[str, Any]:
-        """(b) one chain of ``chain_steps`` steps, start → result, divided by the steps."""
+        """(b) one chain of ``chain_steps`` steps, start → result, divided by the steps;
+        the same with steps that have a retry policy and a timeout, runs interleaved."""
         rt = self.configure()
         n = self.sizes.chain_steps
-        await (await start(chain, 1, self.kind)).return_value(timeout=RESULT_TIMEOUT)  # warm
-        totals: list[float] = []
+        policy_kind = f"{self.kind}+policy"
+        for kind in (self.kind, policy_kind):  # warm
+            await (await start(chain, 1, kind)).return_value(timeout=RESULT_TIMEOUT)
+        totals: dict[str, list[float]] = {self.kind: [], policy_kind: []}
         cpu = time.process_time()  # every thread's: the loop's, the store's, the client's
-        for _ in range(self.sizes.chain_repeats):
-            began = time.perf_counter()
-            run = await start(chain, n, self.kind)
-            await run.return_value(timeout=RESULT_TIMEOUT)
-            totals.append(time.perf_counter() - began)
-        cpu_us = (time.process_time() - cpu) / (n * self.sizes.chain_repeats) * 1e6
-        total = median(totals)
+        for repeat in range(self.sizes.chain_repeats):
+            # Alternate which goes first, so drift on a shared machine hits both alike.
+            order = (self.kind, policy_kind) if repeat % 2 == 0 else (policy_kind, self.kind)
+            for kind in order:
+                began = time.perf_counter()
+                run = await start(chain, n, kind)
+                await run.return_value(timeout=RESULT_TIMEOUT)
+                totals[kind].append(time.perf_counter() - began)
+        runs = 2 * n * self.sizes.chain_repeats
+        cpu_us = (time.process_time() - cpu) / runs * 1e6  # both variants, per step
+        total = median(totals[self.kind])
+        with_policy = median(totals[policy_kind])
+        # Each repeat ran both variants back to back: the median of those pairs' ratios is
+        # steadier on a shared machine than the ratio of the two medians.
+        pairs = sorted(p / b for p, b in zip(totals[policy_kind], totals[self.kind], strict=True))
         world_only = world_appends(self.workdir / "world-only.db", n)
         on_worker_loop = asyncio.run_coroutine_threadsafe(world_only, rt.loop)
         world_us = await asyncio.wrap_future(on_worker_loop)
         return {
             "per_step_us": total / n * 1e6,
             "cpu_us_per_step": cpu_us,  # less sensitive than wall time to a busy machine
+            "policy_per_step_us": with_policy / n * 1e6,
+            "policy_ratio": median(pairs),
+            "policy_ratio_of_fastest": min(totals[policy_kind]) / min(totals[self.kind]),
             "world_us_per_step": world_us,
             "total_ms": total * 1e3,
             "steps": n,

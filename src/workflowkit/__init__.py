@@ -5,6 +5,7 @@ start runs with ``workflowkit.api.start`` (or ``workflowkit.sync.start``). Every
 sleep and transition is recorded in an event log, so runs survive crashes and restarts.
 """
 
+from ._retry_policy import Retry
 from .context import StepMetadata, WorkflowMetadata, get_step_metadata, get_workflow_metadata
 from .encryption import EncryptionKeys
 from .errors import (
@@ -20,9 +21,11 @@ from .errors import (
     HookConflictError,
     HookDisposedError,
     HookNotFoundError,
+    HookTokenError,
     InvalidScheduleError,
     InvalidWorkflowFunctionError,
     LeaseLostError,
+    MissingExtraError,
     NotInWorkflowError,
     PayloadDecryptionError,
     PayloadKeyMissingError,
@@ -36,6 +39,8 @@ from .errors import (
     StartOptionsError,
     StaticScheduleError,
     StepExitError,
+    StepOptionsError,
+    StepTimeoutError,
     StreamClosedError,
     StreamError,
     WebhookInvalidRespondWithError,
@@ -81,9 +86,11 @@ __all__ = [
     "HookDefinition",
     "HookDisposedError",
     "HookNotFoundError",
+    "HookTokenError",
     "InvalidScheduleError",
     "InvalidWorkflowFunctionError",
     "LeaseLostError",
+    "MissingExtraError",
     "NotInWorkflowError",
     "PayloadDecryptionError",
     "PayloadKeyMissingError",
@@ -93,6 +100,7 @@ __all__ = [
     "ReplayDivergenceError",
     "Request",
     "Response",
+    "Retry",
     "RetryableError",
     "ScheduleAlreadyExistsError",
     "ScheduleError",
@@ -103,6 +111,8 @@ __all__ = [
     "Step",
     "StepExitError",
     "StepMetadata",
+    "StepOptionsError",
+    "StepTimeoutError",
     "StreamClosedError",
     "StreamError",
     "Webhook",

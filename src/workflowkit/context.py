@@ -17,10 +17,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ClientCallInWorkflowError, NotInWorkflowError
 from .worlds.base import World
+
+if TYPE_CHECKING:
+    from ._retry_policy import Retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,14 @@ class DurableStep(Protocol):
     def is_async(self) -> bool: ...
 
     @property
-    def max_retries(self) -> int: ...
+    def retry(self) -> Retry | None:
+        """Its retry policy; None: the worker's default."""
+        ...
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds one attempt may run; None: no limit."""
+        ...
 
 
 class WorkflowExecutor(Protocol):

@@ -94,6 +94,50 @@ class StepExitError(WorkflowKitError):
         self.message = message
 
 
+class StepTimeoutError(WorkflowKitError, TimeoutError):
+    """A step attempt ran past its ``@step(timeout=...)`` and was given up on.
+
+    An async step is cancelled; a sync step's thread cannot be stopped, so it runs on and
+    its late result is ignored. The attempt is recorded as failed with this error and
+    retried by the step's policy like any other failure.
+    """
+
+    slug = "step-timeout"
+
+    def __init__(self, step_name: str, timeout: float) -> None:
+        super().__init__(
+            f"step {step_name} ran past its timeout of {timeout:g} s; the attempt was "
+            "abandoned (raise the timeout in @step(timeout=...) if the step needs longer)"
+        )
+        self.step_name = step_name
+        self.timeout = timeout
+
+
+class StepOptionsError(WorkflowKitError, ValueError):
+    """``@step(...)`` or ``Retry(...)`` was given an option it cannot use; raised where the
+    step is defined, naming the option and what it takes."""
+
+    slug = "step-options"
+
+
+class MissingExtraError(FatalError, ImportError):
+    """A feature needs an optional dependency that is not installed.
+
+    A ``FatalError``: a step failing with it is not retried, since installing the package
+    is the fix. The message gives the ``pip install`` command.
+    """
+
+    slug = "missing-extra"
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs the optional dependency {module}: pip install 'workflowkit[{extra}]'"
+        )
+        self.feature = feature
+        self.extra = extra
+        self.module = module
+
+
 # -- errors the client API raises -------------------------------------------------------
 
 
@@ -305,6 +349,13 @@ class WebhookTokenError(WorkflowKitError, ValueError):
             f"token {token!r} belongs to a webhook: send an HTTP request to it instead"
         )
         self.token = token
+
+
+class HookTokenError(WorkflowKitError, ValueError):
+    """``create_hook(token=...)`` was given a token it cannot use (an empty one); leave
+    ``token`` out for a random one."""
+
+    slug = "hook-token"
 
 
 class WebhookInvalidRespondWithError(WorkflowKitError, ValueError):

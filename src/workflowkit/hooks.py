@@ -18,7 +18,12 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 from .api import HookInfo, resume_hook
 from .context import current_executor
-from .errors import HookDisposedError, NotInWorkflowError, WebhookInvalidRespondWithError
+from .errors import (
+    HookDisposedError,
+    HookTokenError,
+    NotInWorkflowError,
+    WebhookInvalidRespondWithError,
+)
 from .runtime.executor import Op, RunExecutor
 from .urls import webhook_url
 from .webhooks import Request, Response
@@ -95,13 +100,19 @@ def create_hook(token: str | None = None, metadata: Any = None) -> Hook[Any]:
     ``token`` defaults to an unguessable random one (recorded, so replays see the same).
     A token is reserved while its hook is active: a second active hook with the same token
     gets ``HookConflictError`` when awaited. ``metadata`` is any serializable value, shown
-    by ``get_hook_by_token``.
+    by ``get_hook_by_token``. An empty or non-str token raises ``HookTokenError``.
     """
     executor = current_executor()
     if not isinstance(executor, RunExecutor):
         raise NotInWorkflowError(
             "create_hook() works only in workflow code; resume hooks from elsewhere with "
             "workflowkit.api.resume_hook"
+        )
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        # An empty token would silently get a random one, which nobody could resume by.
+        raise HookTokenError(
+            f"create_hook(token={token!r}): a token must be a non-empty str; leave token "
+            "out for a random one (hook.token tells it)"
         )
     return Hook(executor, executor.create_hook(token, metadata))
 

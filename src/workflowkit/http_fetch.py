@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .errors import MissingExtraError
 from .registry import step
 from .webhooks import Response
 
@@ -36,8 +37,9 @@ async def fetch(
     """
     try:
         import httpx
-    except ImportError as exc:  # pragma: no cover - httpx is an optional dependency
-        raise ImportError("workflowkit.fetch needs httpx: pip install 'workflowkit[http]'") from exc
+    except ImportError:
+        # Fatal, so the step fails at once: no retry installs the package.
+        raise MissingExtraError("workflowkit.fetch", "http", "httpx") from None
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
         reply = await client.request(
             method, url, headers=headers, params=params, json=json, content=content

@@ -415,6 +415,7 @@ def step_json(step: StepRecord) -> dict[str, Any]:
         "input": shown(step.input),
         "output": shown(step.output),
         "error": shown(step.error),
+        "ended_because": step_end_reason(step),
     }
 
 
@@ -430,6 +431,18 @@ def attrs_json(attrs: Mapping[str, Any]) -> dict[str, Any]:
         else value
         for key, value in attrs.items()
     }
+
+
+def step_end_reason(step: StepRecord) -> str | None:
+    """Why a step ended without finishing (None for the others): its run ended first."""
+    if step.status is StepStatus.CANCELLED:
+        return "its run was cancelled while the step was pending or running"
+    if step.status is StepStatus.ABANDONED:
+        return (
+            "its run ended (a wait_for or timeout raced it away, or the run failed) while "
+            "the step was pending or running; a late result is ignored"
+        )
+    return None
 
 
 def event_json(event: Event) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from . import serde
+from ._retry_policy import DEFAULT_RETRY, Retry, fixed_retry, step_timeout
 from ._schedule_spec import (
     DEFAULT_CATCH_UP,
     DEFAULT_OVERLAP,
@@ -26,15 +27,13 @@ from ._schedule_spec import (
 from ._start_options import NO_START_OPTIONS, OnConflict, StartOptions, make_options
 from .context import current_executor
 from .durations import Duration
-from .errors import InvalidWorkflowFunctionError, SerializationError
+from .errors import InvalidWorkflowFunctionError, SerializationError, StepOptionsError
 from .queues import Queue
 from .runtime.determinism import install_datetime_shim
 
 P = ParamSpec("P")
 R = TypeVar("R")
 OnDivergence = Literal["park", "fail"]
-
-DEFAULT_MAX_RETRIES = 3
 
 
 def durable_name(fn: Callable[..., Any]) -> str:
@@ -127,14 +126,25 @@ class Step(Generic[P, R]):
     Outside a workflow it is a plain call (that is how its unit tests call it).
     """
 
-    def __init__(self, fn: Callable[P, R | Awaitable[R]], name: str, max_retries: int) -> None:
-        if max_retries < 0:
-            raise ValueError("max_retries must be zero or more")
+    def __init__(
+        self,
+        fn: Callable[P, R | Awaitable[R]],
+        name: str,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+    ) -> None:
         self.fn = fn
         self.name = name
-        self.max_retries = max_retries
+        # None: the worker's default policy (``configure(retry=...)``), else DEFAULT_RETRY.
+        self.retry = retry
+        self.timeout = timeout  # seconds an attempt may run; None: no limit
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
+
+    @property
+    def max_retries(self) -> int:
+        """How many times the step is retried at most (its policy's attempts, less one)."""
+        return (self.retry or DEFAULT_RETRY).attempts - 1
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         executor = current_executor()
@@ -186,6 +196,14 @@ class LabelledStep(Generic[P, R]):
     @property
     def max_retries(self) -> int:
         return self.step.max_retries
+
+    @property
+    def retry(self) -> Retry | None:
+        return self.step.retry
+
+    @property
+    def timeout(self) -> float | None:
+        return self.step.timeout
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         executor = current_executor()
@@ -307,22 +325,43 @@ def step(fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
 @overload
 def step(fn: Callable[P, R], /) -> Step[P, R]: ...
 @overload
-def step(*, name: str | None = None, max_retries: int = DEFAULT_MAX_RETRIES) -> StepDecorator: ...
+def step(
+    *,
+    name: str | None = None,
+    max_retries: int | None = None,
+    retry: Retry | None = None,
+    timeout: Duration | None = None,
+) -> StepDecorator: ...
 def step(
     fn: Callable[P, Any] | None = None,
     /,
     *,
     name: str | None = None,
-    max_retries: int = DEFAULT_MAX_RETRIES,
+    max_retries: int | None = None,
+    retry: Retry | None = None,
+    timeout: Duration | None = None,
 ) -> Any:
     """Mark a function (``def`` or ``async def``) as a step.
 
-    ``max_retries`` (default 3) is how many times a failing step is retried, so it runs at
-    most ``max_retries + 1`` times. Sync steps run in a thread pool.
+    ``retry``: how a failing step is retried (a ``workflowkit.Retry``); ``max_retries=n`` is
+    the short form, n retries one second apart. With neither, the worker's default policy
+    applies (``workflowkit.configure(retry=...)``), else 3 retries one second apart.
+    ``timeout``: how long one attempt may run (``"30s"``, seconds, ``timedelta``); past it
+    the attempt fails with ``StepTimeoutError`` and is retried by the policy. Sync steps
+    run in a thread pool. Bad options raise ``StepOptionsError`` here.
     """
+    if retry is not None and max_retries is not None:
+        raise StepOptionsError(
+            "@step takes retry= or max_retries=, not both: max_retries=n is the short form "
+            "of retry=Retry(attempts=n + 1, initial='1s', backoff=1)"
+        )
+    if retry is not None and not isinstance(retry, Retry):
+        raise StepOptionsError(f"@step(retry=...) takes a workflowkit.Retry, not {retry!r}")
+    policy = fixed_retry(max_retries) if max_retries is not None else retry
+    seconds = step_timeout(timeout)
 
     def wrap(f: Callable[P, Any]) -> Step[P, Any]:
-        st: Step[P, Any] = Step(f, name or durable_name(f), max_retries)
+        st: Step[P, Any] = Step(f, name or durable_name(f), policy, seconds)
         REGISTRY.add_step(st)
         return st
 

@@ -9,6 +9,7 @@ module. Webhooks themselves (``create_webhook``) are in ``workflowkit.hooks``.
 from __future__ import annotations
 
 import json as jsonlib
+import warnings
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -66,8 +67,10 @@ class Request:
         """Query parameters (the last value of a repeated one)."""
         return {k: v[-1] for k, v in parse_qs(urlsplit(self.url).query).items()}
 
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
+    @property
+    def text(self) -> _Text:
+        """The body decoded as UTF-8: a property, as ``Response.text`` (and httpx's)."""
+        return _Text(self.body.decode("utf-8", errors="replace"))
 
     def json(self) -> Any:
         """The body parsed as JSON; ``ValueError`` if it is not JSON."""
@@ -75,7 +78,22 @@ class Request:
 
     def form(self) -> dict[str, str]:
         """An ``application/x-www-form-urlencoded`` body (the last value of repeated fields)."""
-        return {k: v[-1] for k, v in parse_qs(self.text(), keep_blank_values=True).items()}
+        return {k: v[-1] for k, v in parse_qs(self.text, keep_blank_values=True).items()}
+
+
+class _Text(str):
+    """``Request.text``: a ``str``, still callable as the method it used to be."""
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        warnings.warn(
+            "Request.text is a property now, like Response.text: write request.text "
+            "instead of request.text()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return str(self)
 
 
 @dataclass(frozen=True)
@@ -117,3 +135,7 @@ class Response:
 
 
 ACCEPTED = Response(202)
+
+
+# ``request.text`` is often returned or passed on as it is: it stays a str when stored.
+serde.register_tag("text", _Text, encode=str, decode=_Text)

@@ -51,7 +51,7 @@ async def approve(doc: str) -> Any:
 @workflow(name="cli.webhook")
 async def webhook() -> str:
     request = await create_webhook()
-    return request.text()
+    return request.text
 
 
 @step

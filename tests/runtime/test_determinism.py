@@ -75,6 +75,7 @@ def test_shims_leave_code_outside_workflows_alone() -> None:
     assert abs(time.time() - before) < 1
     assert random.random() != random.random()
     assert uuid.uuid4() != uuid.uuid4()
+    time.sleep(0)  # blocking is fine outside workflow code
 
 
 CHOICE = {"step": "a"}
@@ -143,12 +144,18 @@ async def starts_a_thread() -> None:
     threading.Thread(target=lambda: None).start()
 
 
+@workflow
+async def blocks_in_time_sleep() -> None:
+    time.sleep(0.01)
+
+
 @pytest.mark.parametrize(
     ("wf", "args", "what"),
     [
         (writes_a_file, ("/tmp/workflowkit-should-not-exist",), "open files"),
         (opens_a_socket, (), "network"),
         (starts_a_thread, (), "threads"),
+        (blocks_in_time_sleep, (), "time.sleep()"),
     ],
 )
 async def test_io_in_workflow_code_fails_with_a_hint(

@@ -253,14 +253,17 @@ async def test_steps_get_arguments_by_value(runtime: Runtime) -> None:
 def test_retry_after_forms() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from workflowkit.runtime.steps import retry_delay
+    from workflowkit._retry_policy import DEFAULT_RETRY, next_delay
 
-    assert retry_delay(ValueError("x")) == 1.0
-    assert retry_delay(RetryableError("x")) == 1.0
-    assert retry_delay(RetryableError("x", retry_after=2.5)) == 2.5
-    assert retry_delay(RetryableError("x", retry_after="1m")) == 60
-    assert retry_delay(RetryableError("x", retry_after=timedelta(seconds=3))) == 3
+    def delay(error: BaseException) -> float | None:
+        return next_delay(DEFAULT_RETRY, error, 1, datetime.now(UTC).timestamp(), 0.0)
+
+    assert delay(ValueError("x")) == 1.0
+    assert delay(RetryableError("x")) == 1.0
+    assert delay(RetryableError("x", retry_after=2.5)) == 2.5
+    assert delay(RetryableError("x", retry_after="1m")) == 60
+    assert delay(RetryableError("x", retry_after=timedelta(seconds=3))) == 3
     soon = datetime.now(UTC) + timedelta(seconds=10)
-    assert 9 < retry_delay(RetryableError("x", retry_after=soon)) <= 10
+    assert 9 < (delay(RetryableError("x", retry_after=soon)) or 0) <= 10
     past = datetime.now(UTC) - timedelta(seconds=10)
-    assert retry_delay(RetryableError("x", retry_after=past)) == 0
+    assert delay(RetryableError("x", retry_after=past)) == 0

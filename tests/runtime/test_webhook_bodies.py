@@ -35,7 +35,7 @@ PREFIX = "/.well-known/workflow/v1/webhook/"
 @workflow
 async def receives_one() -> str:
     request = await create_webhook()
-    return request.text()
+    return request.text
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ async def receives(key: str) -> dict[str, object]:
     webhook = create_webhook()
     await publish(key, webhook.url)
     request = await webhook
-    return {"method": request.method, "query": request.query, "body": request.text()}
+    return {"method": request.method, "query": request.query, "body": request.text}
 
 
 @workflow
@@ -229,7 +229,7 @@ async def manual_but_silent(key: str) -> str:
     webhook = create_webhook(respond_with="manual")
     await publish(key, webhook.url)
     request = await webhook
-    return request.text()
+    return request.text
 
 
 async def test_manual_response_from_a_step(runtime: Runtime, asgi_server: str) -> None:

@@ -93,4 +93,4 @@ async def talk(token: str) -> None:
 @workflow(name="web.webhook")
 async def webhook() -> str:
     request = await create_webhook()
-    return request.text()
+    return request.text

@@ -197,7 +197,33 @@ async def test_steps_created_and_started_in_one_batch(world: World) -> None:
     )
     assert [r.event.type for r in ended.rejected] == [EventType.STEP_STARTED]
     step = {s.step_id: s for s in await world.list_steps(run_id)}[c]
-    assert step.status is StepStatus.PENDING and step.started_at is None
+    # It ends with its run, never started.
+    assert step.status is StepStatus.CANCELLED and step.started_at is None
+
+
+async def test_steps_still_active_end_with_their_run(world: World) -> None:
+    run_id = await new_run(world)
+    running, retrying, done = new_id("step"), new_id("step"), new_id("step")
+    events = [NewEvent(EventType.RUN_STARTED)]
+    for step_id in (running, retrying, done):
+        events.append(NewEvent(EventType.STEP_CREATED, step_id, b"x", {"name": "s"}))
+        events.append(NewEvent(EventType.STEP_STARTED, step_id, None, {"attempt": 1}))
+    events.append(
+        NewEvent(EventType.STEP_RETRYING, retrying, b"e", {"attempt": 1, "retry_at": 9e9})
+    )
+    events.append(NewEvent(EventType.STEP_COMPLETED, done, b"ok"))
+    events.append(NewEvent(EventType.RUN_COMPLETED, None, b"r"))
+    result = await world.append(run_id, events)
+    assert not result.rejected
+    steps = {s.step_id: s for s in await world.list_steps(run_id)}
+    assert steps[running].status is StepStatus.ABANDONED
+    assert steps[retrying].status is StepStatus.ABANDONED and steps[retrying].retry_at is None
+    assert steps[done].status is StepStatus.COMPLETED
+    assert all(s.completed_at is not None for s in steps.values())
+    # The abandoned step's late result is refused: the run has ended.
+    late = await world.append(run_id, [NewEvent(EventType.STEP_COMPLETED, running, b"late")])
+    assert [r.event.type for r in late.rejected] == [EventType.STEP_COMPLETED]
+    assert {s.step_id: s for s in await world.list_steps(run_id)}[running].output is None
 
 
 async def test_step_events_need_an_existing_step(world: World) -> None:

@@ -24,6 +24,7 @@ STATUS_COLORS: Final[Mapping[str, str]] = {
     "pending": _YELLOW,
     "waiting": _YELLOW,
     "cancelled": _GREY,
+    "abandoned": _GREY,
 }
 
 

@@ -27,10 +27,12 @@ from ..inspection import (
     run_json,
     schedule_of,
     shown,
+    step_end_reason,
     step_json,
     wait_json,
     waiting_for,
 )
+from ..serde.exceptions import type_name_of
 from ..worlds.base import World
 from ..worlds.records import (
     HookRecord,
@@ -358,7 +360,27 @@ def inspect_steps(args: argparse.Namespace) -> int:
         rows,
         color=use_color(args),
     )
+    for s in steps:
+        _print_step_ending(s)
     return 0
+
+
+def _print_step_ending(s: StepRecord) -> None:
+    """Below the table: why a step ended with its run, and the last error of a step not
+    completed, with its type and the traceback of the step's own code."""
+    reason = step_end_reason(s)
+    error = shown(s.error) if s.status != "completed" and s.error is not None else None
+    if reason is None and error is None:
+        return
+    print(f"\n{s.step_id} {s.step_name} ({s.status}, attempt {s.attempt})")
+    if reason is not None:
+        print(f"  ended: {reason}")
+    if isinstance(error, dict) and "$error" in error:
+        kind = type_name_of(str(error.get("$type", "Error")))
+        print(f"  last error: {kind}: {error['$error']}")
+        trace = str(error.get("traceback") or "").rstrip()
+        if trace:
+            print("  " + trace.replace("\n", "\n  "))
 
 
 def inspect_events(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 Inside workflow code (and only there) ``time.time``, ``datetime.now``, the ``random`` module
 and ``uuid.uuid4`` answer from the run: time is the run's virtual time, randomness is seeded
-by the run id. I/O (files, sockets, subprocesses, threads) raises ``WorkflowIOError``.
+by the run id. I/O (files, sockets, subprocesses, threads) and blocking in ``time.sleep``
+raise ``WorkflowIOError``.
 Outside workflow code every shim defers to the original at the cost of one attribute read.
 """
 
@@ -15,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, SupportsIndex
 
 from ..context import current_executor
 from ..errors import WorkflowIOError
@@ -23,6 +24,7 @@ from ..errors import WorkflowIOError
 _installed = threading.Event()
 _original_time = time.time
 _original_time_ns = time.time_ns
+_original_sleep = time.sleep
 _original_uuid4 = uuid.uuid4
 _RealDatetime = _datetime.datetime
 
@@ -51,6 +53,17 @@ def _time() -> float:
 def _time_ns() -> int:
     executor = current_executor()
     return _original_time_ns() if executor is None else int(executor.now() * 1_000_000_000)
+
+
+def _sleep(seconds: float | SupportsIndex) -> None:
+    if current_executor() is not None:
+        # It would block the run's loop, and a replay would block again for nothing.
+        raise WorkflowIOError(
+            "workflow code cannot block in time.sleep(); workflow code must be deterministic, "
+            "so wait with `await workflowkit.sleep(...)` or `await asyncio.sleep(...)` (a "
+            "durable sleep), or move the blocking call into a @step"
+        )
+    _original_sleep(seconds)
 
 
 def _uuid4() -> uuid.UUID:
@@ -137,6 +150,7 @@ def install() -> None:
     _installed.set()
     time.time = _time
     time.time_ns = _time_ns
+    time.sleep = _sleep
     uuid.uuid4 = _uuid4
     for name in (
         "random",

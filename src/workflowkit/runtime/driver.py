@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .._retry_policy import DEFAULT_RETRY, Retry
 from ..errors import (
     AmbiguousCommitError,
     LeaseLostError,
@@ -68,6 +69,7 @@ class DriverConfig:
     evict_after: float  # seconds a run with nothing to do stays in memory
     cache_runs: bool  # False: replay the run from its log after every event (a check)
     virtual_clock: bool  # tests: with only timers left, time jumps to the next one
+    retry: Retry = DEFAULT_RETRY  # the policy of steps that name none
 
 
 class RunHost(Protocol):
@@ -467,7 +469,7 @@ class RunDriver:
         try:
             if delay > 0 and not await self._start_when_due(job, delay):
                 return
-            outcome = await run_attempt(job, self.config.step_pool, self.now)
+            outcome = await run_attempt(job, self.config.step_pool, self.now, self.config.retry)
             self.outbox.append((outcome.event, None))
             reported = True
             self.poke()

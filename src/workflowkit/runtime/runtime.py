@@ -131,9 +131,11 @@ def configure(
     """Replace the process-wide runtime (closing the old one); returns the new one.
 
     ``world`` is a World or a URL (``sqlite:///path.db``); ``worker_options`` go to
-    ``Worker`` (``lease_seconds``, ``evict_after``, ``poll_interval``, ...). ``encryption``:
-    the keys payloads are encrypted at rest with (default: ``WORKFLOWKIT_ENCRYPTION_KEYS``,
-    if set; ``docs/encryption.md``).
+    ``Worker`` (``lease_seconds``, ``evict_after``, ``poll_interval``, ``retry``, ...).
+    ``retry=Retry(...)`` is the project-wide default policy: it applies to every step that
+    names neither ``retry=`` nor ``max_retries=``. ``encryption``: the keys payloads are
+    encrypted at rest with (default: ``WORKFLOWKIT_ENCRYPTION_KEYS``, if set;
+    ``docs/encryption.md``).
     """
     runtime = Runtime(
         world, embedded_worker=embedded_worker, encryption=encryption, **worker_options

@@ -10,21 +10,26 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-from collections.abc import Callable, Coroutine
-from concurrent.futures import Executor
-from datetime import UTC, datetime, timedelta
+import logging
+import random
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Executor, Future
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
 from .. import serde
+from .._retry_policy import DEFAULT_RETRY, Retry, next_delay
+from .._tracebacks import without_internal
 from ..context import DurableStep, StepMetadata, WorkflowMetadata, set_step
-from ..durations import parse_duration
-from ..errors import FatalError, RetryableError, SerializationError, StreamClosedError
+from ..errors import StepTimeoutError
 from ..streams import StepStreams, set_step_streams
 from ..worlds.base import World
 from ..worlds.records import ChunkWriter, EventType, NewEvent
+from .deadlines import watch
 from .executor import encode_error
 
-DEFAULT_RETRY_DELAY = 1.0
+log = logging.getLogger("workflowkit.worker")
 
 
 # Named tuples rather than frozen dataclasses: as immutable, and four times cheaper to build;
@@ -50,10 +55,16 @@ class Outcome(NamedTuple):
     retry_after: float | None = None
 
 
-async def run_attempt(attempt: Attempt, step_pool: Executor, clock: Callable[[], float]) -> Outcome:
+async def run_attempt(
+    attempt: Attempt,
+    step_pool: Executor,
+    clock: Callable[[], float],
+    default_retry: Retry = DEFAULT_RETRY,
+) -> Outcome:
     """Run the step once (a synchronous step on a thread of ``step_pool``).
 
     ``clock`` is the World's clock: it stamps the event and measures the retry's due time.
+    ``default_retry``: the policy of a step that names none (the worker's default).
     """
     run_id = attempt.workflow.workflow_run_id
     writer = ChunkWriter(attempt.step_id, attempt.attempt)
@@ -76,7 +87,7 @@ async def run_attempt(attempt: Attempt, step_pool: Executor, clock: Callable[[],
             raise
         with contextlib.suppress(Exception):
             await streams.finish(succeeded=False)
-        return _failure(attempt, error, clock())
+        return _failure(attempt, error, clock(), attempt.step.retry or default_retry)
     completed = NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output, created_at=_at(clock()))
     return Outcome(completed)
 
@@ -89,20 +100,80 @@ async def _call(
     streams: StepStreams,
     step_pool: Executor,
 ) -> Any:
+    thread: Future[Any] | None = None
     if st.is_async:
         # The caller is a task of its own, so its context is the step's alone.
         set_step(metadata)
         set_step_streams(streams)
-        return await cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
-    context = contextvars.copy_context()
-    context.run(_enter, metadata, streams)
-    call = functools.partial(context.run, st.fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(step_pool, call)
+        running: Awaitable[Any] = cast(Coroutine[Any, Any, Any], st.fn(*args, **kwargs))
+    else:
+        context = contextvars.copy_context()
+        context.run(_enter, metadata, streams)
+        if st.timeout is None:
+            call = functools.partial(context.run, st.fn, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(step_pool, call)
+        thread = step_pool.submit(context.run, st.fn, *args, **kwargs)
+        # Cancelling this wrapper leaves the thread running: its result is then dropped.
+        running = asyncio.wrap_future(thread)
+    timeout = st.timeout
+    if timeout is None:
+        return await running
+    task = cast("asyncio.Task[object]", asyncio.current_task())
+    deadlines = watch(asyncio.get_running_loop())
+    deadlines.add(task, timeout)
+    try:
+        value = await running
+    except asyncio.CancelledError:
+        # Ours only if the deadline cancelled it and nobody else did (the worker, stopping).
+        if not deadlines.took(task) or task.uncancel() > 0:
+            raise
+    else:
+        if deadlines.took(task):
+            task.uncancel()  # the step swallowed the cancellation and finished: keep it
+        return value
+    finally:
+        deadlines.discard(task)
+    if thread is not None and not thread.cancelled():
+        if thread.done():
+            return thread.result()  # it finished as the deadline came: keep the result
+        OVERRUNS.add(st.name, thread)
+    raise StepTimeoutError(st.name, timeout)
 
 
 def _enter(metadata: StepMetadata, streams: StepStreams) -> None:
     set_step(metadata)
     set_step_streams(streams)
+
+
+class _Overruns:
+    """Threads of sync steps still running past their timeout.
+
+    Python cannot stop a thread, so each keeps its place in the step pool until the step's
+    function returns; this counts them (``count``) so a worker can say why its pool is full.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, name: str, thread: Future[Any]) -> None:
+        with self._lock:
+            self.count += 1
+            running = self.count
+        log.warning(
+            "step %s: past its timeout; its thread cannot be stopped and runs on, its result "
+            "to be ignored (%d such thread(s) now hold places in the step pool)",
+            name,
+            running,
+        )
+        thread.add_done_callback(self._finished)
+
+    def _finished(self, _: Future[Any]) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+OVERRUNS = _Overruns()
 
 
 def _cancelled_by_worker() -> bool:
@@ -112,31 +183,31 @@ def _cancelled_by_worker() -> bool:
     return task is None or task.cancelling() > 0
 
 
-def _failure(attempt: Attempt, error: BaseException, now: float) -> Outcome:
-    payload = encode_error(error)
+def _failure(attempt: Attempt, error: BaseException, now: float, policy: Retry) -> Outcome:
+    payload = _encode_failure(error)
     # A BaseException (sys.exit(), KeyboardInterrupt) is a failed attempt like any other:
     # letting it through would end the worker, and every worker that claims the run after.
-    fatal = isinstance(error, FatalError | SerializationError | StreamClosedError)
-    if fatal or attempt.attempt > attempt.step.max_retries:
+    # Jitter is drawn here, on the worker, and lands in retry_at: replay reads it back.
+    draw = random.random() if policy.jitter else 0.0
+    delay = next_delay(policy, error, attempt.attempt, now, draw)
+    if delay is None:
         failed = NewEvent(EventType.STEP_FAILED, attempt.step_id, payload, created_at=_at(now))
         return Outcome(failed)
-    delay = retry_delay(error)
     attrs = {"attempt": attempt.attempt, "retry_at": now + delay}
     retrying = NewEvent(EventType.STEP_RETRYING, attempt.step_id, payload, attrs, _at(now))
     return Outcome(retrying, delay)
 
 
-def retry_delay(error: BaseException) -> float:
-    if not isinstance(error, RetryableError) or error.retry_after is None:
-        return DEFAULT_RETRY_DELAY
-    after = error.retry_after
-    if isinstance(after, datetime):
-        if after.tzinfo is None:
-            after = after.replace(tzinfo=UTC)
-        return max(0.0, (after - datetime.now(UTC)).total_seconds())
-    if isinstance(after, timedelta | str):
-        return parse_duration(after)
-    return max(0.0, float(after))
+def _encode_failure(error: BaseException) -> bytes:
+    """The error's payload, its traceback cut down to the user's frames, so what the CLI
+    and the dashboard show starts at the step's own code. The error itself is left as it
+    was (the traceback is swapped back): only the stored text changes."""
+    original = error.__traceback__
+    error.__traceback__ = without_internal(original)
+    try:
+        return encode_error(error)
+    finally:
+        error.__traceback__ = original
 
 
 def _at(timestamp: float) -> datetime:

@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import _retention, _settings
+from .._retry_policy import DEFAULT_RETRY, Retry
 from ..context import WorkflowMetadata
-from ..errors import LeaseLostError
+from ..errors import LeaseLostError, StepOptionsError
 from ..ids import new_id
 from ..queues import defined_queues
 from ..registry import REGISTRY, Registry
@@ -57,8 +58,13 @@ class Worker:
         virtual_clock: bool = False,
         retention: float | None = None,
         collect_every: float | None = None,
+        retry: Retry | None = None,
     ) -> None:
         install_determinism()
+        if retry is not None and not isinstance(retry, Retry):
+            raise StepOptionsError(f"Worker(retry=...) takes a workflowkit.Retry, not {retry!r}")
+        # The policy of steps that name none (``@step`` without retry= or max_retries=).
+        self.retry = retry or DEFAULT_RETRY
         self.world = world
         self.registry = registry
         self.worker_id = new_id("wrkr")
@@ -84,7 +90,13 @@ class Worker:
         if cache_runs is None:
             cache_runs = _settings.run_cache()
         self.driver_config = DriverConfig(
-            world, self.worker_id, self.step_pool, evict_after, cache_runs, virtual_clock
+            world,
+            self.worker_id,
+            self.step_pool,
+            evict_after,
+            cache_runs,
+            virtual_clock,
+            self.retry,
         )
         # Steps this worker runs at once (its runs' and claimed ones); beyond that a run's new
         # steps go to the World's step queue for any worker with a free slot.
@@ -282,13 +294,15 @@ class Worker:
                 claim.run_id, claim.workflow_name, claim.run_started_at, base_url()
             )
             attempt = Attempt(step, claim.step_id, claim.input, claim.attempt, workflow, self.world)
-            outcome = await run_attempt(attempt, self.step_pool, self.world.now)
+            outcome = await run_attempt(attempt, self.step_pool, self.world.now, self.retry)
             recorded = await self.world.finish_step(
                 claim.run_id, outcome.event, claimer=self.worker_id, retry_after=outcome.retry_after
             )
             if not recorded:
                 log.info(
-                    "step %s of run %s: lease lost; result dropped", claim.step_id, claim.run_id
+                    "step %s of run %s: result dropped (the run ended, or the lease was lost)",
+                    claim.step_id,
+                    claim.run_id,
                 )
         except asyncio.CancelledError:
             raise

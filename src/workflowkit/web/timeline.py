@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ..inspection import clock
-from ..worlds.records import Event, EventType, RunRecord, from_timestamp
+from ..worlds.records import Event, EventType, RunRecord, RunStatus, from_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,11 +284,24 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
     if run.status.terminal and run.completed_at is not None:
         # What was still open when the run ended (a hook never disposed, an abandoned
         # attempt) ends with it.
-        bars = [b if b.end is not None else replace(b, end=run.completed_at) for b in bars]
+        bars = [b if b.end is not None else _ended_with(b, run) for b in bars]
     ends = [b.end for b in bars if b.end is not None]
     until = run.completed_at if run.status.terminal and run.completed_at else now
     until = max([until, *ends])
     return Timeline(run.created_at, until, tuple(bars))
+
+
+def _ended_with(bar: Bar, run: RunRecord) -> Bar:
+    """An open bar of an ended run ends with it; a step attempt still running then was
+    cancelled with the run, or abandoned by it (its late result is ignored)."""
+    state, facts = bar.state, bar.facts
+    if bar.kind == "step" and state == "running":
+        if run.status is RunStatus.CANCELLED:
+            state, why = "cancelled", "its run was cancelled"
+        else:
+            state, why = "abandoned", f"its run {run.status} first; a late result is ignored"
+        facts = (*facts, ("ended", why))
+    return replace(bar, end=run.completed_at, state=state, facts=facts)
 
 
 _STEP_ENDS = {

@@ -21,6 +21,7 @@ from .apply import (
     DeleteHook,
     DeleteRunHooks,
     EndRun,
+    EndRunSteps,
     EndStep,
     InsertHook,
     InsertRun,
@@ -133,6 +134,16 @@ _END_STEP = {
 
 def _end_step(w: EndStep, time: _Time) -> _Rendered:
     return _END_STEP[w.status], (w.seq, time(w.at), w.run_id, w.step_id, str(w.was)), True
+
+
+def _end_run_steps(w: EndRunSteps, time: _Time) -> _Rendered:
+    return (
+        "UPDATE steps SET status = ?, completed_at = ?, retry_at = NULL, queued_at = NULL, "
+        "claimed_by = NULL, lease_until = NULL "
+        "WHERE run_id = ? AND status IN ('pending', 'running')",
+        (str(w.status), time(w.at), w.run_id),
+        False,
+    )
 
 
 def _insert_wait(w: InsertWait, time: _Time) -> _Rendered:
@@ -256,6 +267,7 @@ _RENDER: dict[type, Callable[[Any, _Time], _Rendered]] = {
     StartStep: _start_step,
     RetryStep: _retry_step,
     EndStep: _end_step,
+    EndRunSteps: _end_run_steps,
     InsertWait: _insert_wait,
     CompleteWait: _complete_wait,
     InsertHook: _insert_hook,

@@ -62,6 +62,12 @@ STEP_TARGET: Mapping[EventType, StepStatus] = {
     EventType.STEP_COMPLETED: StepStatus.COMPLETED,
     EventType.STEP_FAILED: StepStatus.FAILED,
 }
+# What the steps still pending or running become when their run ends.
+_STEPS_END_AS: Mapping[RunStatus, StepStatus] = {
+    RunStatus.CANCELLED: StepStatus.CANCELLED,
+    RunStatus.COMPLETED: StepStatus.ABANDONED,
+    RunStatus.FAILED: StepStatus.ABANDONED,
+}
 _HOOK_EVENTS = frozenset({EventType.HOOK_RECEIVED, EventType.HOOK_DISPOSED})
 _ENDS_RUN = frozenset(kind for kind, target in RUN_TARGET.items() if target.terminal)
 
@@ -165,6 +171,15 @@ class EndStep(NamedTuple):
     was: StepStatus
 
 
+class EndRunSteps(NamedTuple):
+    """The run ended: its steps still pending or running end with it (``status``), leave
+    the step queue and lose their claim. Touches any number of rows, none included."""
+
+    run_id: str
+    status: StepStatus  # cancelled (the run was) or abandoned (it ended otherwise)
+    at: float
+
+
 class InsertWait(NamedTuple):
     run_id: str
     wait_id: str
@@ -252,6 +267,7 @@ Write = (
     | StartStep
     | RetryStep
     | EndStep
+    | EndRunSteps
     | InsertWait
     | CompleteWait
     | InsertHook
@@ -434,6 +450,13 @@ class _Planner:
             # An ended run releases its hook tokens (and no later event of it is accepted).
             self.writes.append(EndRun(self.run_id, state.status, self.state.last_seq + 1, at))
             self.writes.append(DeleteRunHooks(self.run_id))
+            # No step stays pending or running after its run: one a cancel or a race (a
+            # wait_for, a timeout) left behind is recorded as ended; its result, if it
+            # ever comes, is refused like any event of an ended run.
+            self.writes.append(EndRunSteps(self.run_id, _STEPS_END_AS[state.status], at))
+            for step_id, step_status in state.steps.items():
+                if step_status is StepStatus.PENDING or step_status is StepStatus.RUNNING:
+                    state.steps[step_id] = _STEPS_END_AS[state.status]
             self._tell_family(new)
         return new
 

@@ -33,6 +33,14 @@ class StepStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    # Ended with its run, before it finished: its run was cancelled, or ended (completed,
+    # failed) without waiting for it. A late result of such a step is ignored.
+    CANCELLED = "cancelled"
+    ABANDONED = "abandoned"
+
+    @property
+    def ended_with_run(self) -> bool:
+        return self is StepStatus.CANCELLED or self is StepStatus.ABANDONED
 
 
 class EventType(StrEnum):

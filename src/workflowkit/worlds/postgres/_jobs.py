@@ -38,6 +38,7 @@ from ..apply import (
     DeleteHook,
     DeleteRunHooks,
     EndRun,
+    EndRunSteps,
     EndStep,
     Family,
     InsertHook,
@@ -287,9 +288,16 @@ async def _send_writes(conn: Conn, writes: Sequence[Write]) -> None:
     """
     seen: dict[tuple[Any, ...], int] = {}
     groups: dict[tuple[int, str], list[tuple[Any, ...]]] = {}
+    step_layers: dict[str, int] = {}  # per run: the last layer holding a write to its steps
     for write in writes:
-        row = _row(write)
-        layer = seen[row] = seen.get(row, -1) + 1
+        if isinstance(write, EndRunSteps):
+            # Touches all the run's steps: after every earlier write to any of them.
+            layer = step_layers.get(write.run_id, -1) + 1
+        else:
+            row = _row(write)
+            layer = seen[row] = seen.get(row, -1) + 1
+            if row[0] == "step":
+                step_layers[write.run_id] = max(layer, step_layers.get(write.run_id, -1))
         sql, params, checked = DIALECT.render(write)
         groups.setdefault((layer, _must_hit(sql) if checked else sql), []).append(params)
     for (_, query), rows in sorted(groups.items(), key=lambda g: g[0][0]):
