@@ -154,6 +154,8 @@ class RunExecutor:
         self.metadata = WorkflowMetadata(run_id, workflow.name, _utc(0), base_url())
         self.finished = False
         self.divergence: ReplayDivergenceError | None = None
+        # The code is re-running what it already ran before (``workflowkit.logger`` is quiet).
+        self.replaying = False
         self._workflow = workflow
         self._input = input
         self._loop: WorkflowLoop | None = None
@@ -261,8 +263,14 @@ class RunExecutor:
         if started is None:
             attrs = {} if self.version is None else {"version": self.version}
             self._events.append(NewEvent(EventType.RUN_STARTED, None, None, attrs, start))
-        self._start(start.timestamp())
-        self._apply(log)
+        seen = _replayed_part(log)
+        self.replaying = seen > 0
+        try:
+            self._start(start.timestamp())
+            self._apply(log[:seen])
+        finally:
+            self.replaying = False
+        self._apply(log[seen:])
         if not self.finished and self._cursor < len(self._logged):
             missing = self._logged[self._cursor]
             self._diverge(
@@ -612,6 +620,26 @@ class RunExecutor:
             self._events.append(NewEvent(EventType.PATCH_MARKED, change_id))
         self._patches[change_id] = answer
         return answer
+
+
+# Events only workflow code produces: code ran after every delivery logged before one.
+_CODE_EVENTS = CREATION_EVENTS | {
+    EventType.RUN_STARTED,
+    EventType.HOOK_DISPOSED,
+    EventType.PATCH_MARKED,
+}
+
+
+def _replayed_part(log: Sequence[Event | NewEvent]) -> int:
+    """How many of the log's first events the code had already seen: up to its last event
+    that only the code writes. Deliveries after that (a hook payload, a wake-up that came
+    while the run was out of memory) reach the code for the first time. Code that reacted
+    to a delivery without recording anything is seen as new again: the price of not
+    recording every activation."""
+    for index in range(len(log) - 1, -1, -1):
+        if log[index].type in _CODE_EVENTS:
+            return index + 1
+    return 0
 
 
 _KIND_OF_CREATION: dict[EventType, OpKind] = {

@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from .. import serde
+from .. import _lifecycle, serde
 from ..context import DurableStep, StepMetadata, WorkflowMetadata, set_step
 from ..durations import parse_duration
 from ..errors import FatalError, RetryableError, SerializationError, StreamClosedError
@@ -40,6 +40,9 @@ class Attempt(NamedTuple):
     attempt: int
     workflow: WorkflowMetadata
     world: World
+    # Where its trace goes (``_lifecycle``): the run segment of the driver that launched
+    # it, or the run's stored trace context (a step claimed from the step queue), or None.
+    parent: _lifecycle.RunSegment | str | None = None
 
 
 class Outcome(NamedTuple):
@@ -66,6 +69,7 @@ async def run_attempt(attempt: Attempt, step_pool: Executor, clock: Callable[[],
         attempt.workflow,
         attempt.world,
     )
+    trace = _lifecycle.attempt_started(attempt)
     try:
         args, kwargs = serde.decode(attempt.input)
         value = await _call(attempt.step, tuple(args), dict(kwargs), metadata, streams, step_pool)
@@ -73,12 +77,17 @@ async def run_attempt(attempt: Attempt, step_pool: Executor, clock: Callable[[],
         await streams.finish(succeeded=True)  # what the step wrote is stored before its result
     except BaseException as error:
         if isinstance(error, asyncio.CancelledError) and _cancelled_by_worker():
+            _lifecycle.attempt_ended(attempt, None, None, trace)
             raise
         with contextlib.suppress(Exception):
             await streams.finish(succeeded=False)
-        return _failure(attempt, error, clock())
+        failure = _failure(attempt, error, clock())
+        _lifecycle.attempt_ended(attempt, failure, error, trace)
+        return failure
     completed = NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output, created_at=_at(clock()))
-    return Outcome(completed)
+    outcome = Outcome(completed)
+    _lifecycle.attempt_ended(attempt, outcome, None, trace)
+    return outcome
 
 
 async def _call(

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import _retention, _settings
+from .. import _lifecycle, _retention, _settings
 from ..context import WorkflowMetadata
 from ..errors import LeaseLostError
 from ..ids import new_id
@@ -281,14 +281,25 @@ class Worker:
             workflow = WorkflowMetadata(
                 claim.run_id, claim.workflow_name, claim.run_started_at, base_url()
             )
-            attempt = Attempt(step, claim.step_id, claim.input, claim.attempt, workflow, self.world)
+            parent = await _lifecycle.claimed_parent(self.world, claim.run_id)
+            attempt = Attempt(
+                step, claim.step_id, claim.input, claim.attempt, workflow, self.world, parent
+            )
             outcome = await run_attempt(attempt, self.step_pool, self.world.now)
             recorded = await self.world.finish_step(
                 claim.run_id, outcome.event, claimer=self.worker_id, retry_after=outcome.retry_after
             )
             if not recorded:
-                log.info(
-                    "step %s of run %s: lease lost; result dropped", claim.step_id, claim.run_id
+                log.warning(
+                    "step %s of run %s: lease lost (taken over by another worker, or the run "
+                    "ended); result dropped",
+                    claim.step_id,
+                    claim.run_id,
+                    extra={
+                        "run_id": claim.run_id,
+                        "step_id": claim.step_id,
+                        "workflow": claim.workflow_name,
+                    },
                 )
         except asyncio.CancelledError:
             raise

@@ -1,0 +1,221 @@
+"""OpenTelemetry traces and metrics (the ``[otel]`` extra: ``opentelemetry-api`` only).
+
+Imported by ``workflowkit._lifecycle`` only when the API is installed; it records nothing
+until the application sets a tracer provider (traces) or a meter provider (metrics), so
+with the API alone a worker pays two ``isinstance`` checks per step attempt.
+
+Trace shape: the code that calls ``start()`` stores its trace context with the run
+(``run_created``'s ``traceparent`` attribute, W3C trace context). Each run segment (a
+worker drives the run until it suspends or ends) is a span under that context, and each
+step attempt a span under its segment, or, on a worker that claimed the step from the step
+queue, directly under the stored context. So one trace holds the request, the run and its
+steps, whichever workers ran them. The attempt's span is the current span while the step's
+code runs, so what the step calls (an instrumented HTTP client) joins the trace too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context, metrics, trace
+from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from .worlds.records import Event, EventType
+
+if TYPE_CHECKING:
+    from ._lifecycle import RunSegment
+    from .runtime.steps import Attempt, Outcome
+
+SCOPE = "workflowkit"
+_PROPAGATOR = TraceContextTextMapPropagator()
+_EVENT_NAMES = {
+    EventType.STEP_RETRYING: "retry",
+    EventType.WAIT_CREATED: "sleep",
+    EventType.WAIT_COMPLETED: "wake",
+    EventType.HOOK_CREATED: "hook created",
+    EventType.HOOK_RECEIVED: "hook received",
+    EventType.STEP_COMPLETED: "step completed",
+}
+_OUTCOMES = {
+    EventType.STEP_COMPLETED: "completed",
+    EventType.STEP_RETRYING: "retrying",
+    EventType.STEP_FAILED: "failed",
+}
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _proxy_meter_provider() -> type[Any]:
+    # The API's placeholder until the application sets a provider; private in the API, so
+    # looked up defensively (an API without it: every provider counts as set).
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - API layout changed
+        return type(None)
+    placeholder: type[Any] = _ProxyMeterProvider
+    return placeholder
+
+
+_NO_METER = (metrics.NoOpMeterProvider, _proxy_meter_provider())
+_NO_TRACER = (ProxyTracerProvider, trace.NoOpTracerProvider)
+
+
+class Telemetry:
+    """workflowkit's tracer and instruments, from the global providers (proxies until the
+    application sets real ones, which the instruments then follow)."""
+
+    def __init__(self) -> None:
+        version = _version()
+        self.tracer = trace.get_tracer(SCOPE, version)
+        meter = metrics.get_meter(SCOPE, version)
+        self._counters = {
+            "runs_started": meter.create_counter(
+                "workflowkit.runs.started", unit="{run}", description="Runs started"
+            ),
+            "runs_completed": meter.create_counter(
+                "workflowkit.runs.completed", unit="{run}", description="Runs completed"
+            ),
+            "runs_failed": meter.create_counter(
+                "workflowkit.runs.failed", unit="{run}", description="Runs failed"
+            ),
+        }
+        self._attempts = meter.create_counter(
+            "workflowkit.step.attempts", unit="{attempt}", description="Step attempts, by outcome"
+        )
+        self._retries = meter.create_counter(
+            "workflowkit.step.retries", unit="{attempt}", description="Step attempts retried"
+        )
+        self._duration = meter.create_histogram(
+            "workflowkit.step.duration", unit="s", description="Duration of step attempts"
+        )
+        self._queue_wait = meter.create_histogram(
+            "workflowkit.run.queue_wait",
+            unit="s",
+            description="From a run's creation until a worker started it",
+        )
+        self.meter = meter
+
+    # -- is anything listening ------------------------------------------------------------
+
+    def tracing(self) -> bool:
+        return not isinstance(trace.get_tracer_provider(), _NO_TRACER)
+
+    def measuring(self) -> bool:
+        return not isinstance(metrics.get_meter_provider(), _NO_METER)
+
+    # -- trace context --------------------------------------------------------------------
+
+    def traceparent(self) -> str | None:
+        """The W3C ``traceparent`` of the current span, if there is a valid one."""
+        if not trace.get_current_span().get_span_context().is_valid:
+            return None
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        return carrier.get("traceparent")
+
+    # -- spans ----------------------------------------------------------------------------
+
+    def start_segment(self, segment: RunSegment) -> Any:
+        return self.tracer.start_span(
+            f"run {segment.workflow}",
+            context=_extract(segment.traceparent),
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "workflowkit.run_id": segment.run_id,
+                "workflowkit.workflow": segment.workflow,
+            },
+        )
+
+    def end_segment(self, span: Any, outcome: str) -> None:
+        span.set_attribute("workflowkit.outcome", outcome)
+        if outcome == "failed":
+            span.set_status(Status(StatusCode.ERROR, "the run failed"))
+        span.end()
+
+    def span_event(self, span: Any, event: Event) -> None:
+        attrs: dict[str, Any] = {}
+        if event.correlation_id is not None:
+            attrs["workflowkit.id"] = event.correlation_id
+        for key in ("attempt", "retry_at", "resume_at"):
+            value = event.attrs.get(key)
+            if isinstance(value, int | float):
+                attrs[f"workflowkit.{key}"] = value
+        name = _EVENT_NAMES.get(event.type, str(event.type))
+        span.add_event(name, attrs, int(event.created_at.timestamp() * 1e9))
+
+    def start_attempt(self, attempt: Attempt) -> tuple[Any, object]:
+        """The attempt's span, made current for the step's code; with the token that
+        makes it not current again."""
+        parent = attempt.parent
+        segment_span = getattr(parent, "span", None)
+        if segment_span is not None:
+            parent_context = trace.set_span_in_context(segment_span)
+        else:
+            stored = parent if isinstance(parent, str) else getattr(parent, "traceparent", None)
+            parent_context = _extract(stored)
+        span = self.tracer.start_span(
+            f"step {attempt.step.name}",
+            context=parent_context,
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "workflowkit.run_id": attempt.workflow.workflow_run_id,
+                "workflowkit.workflow": attempt.workflow.workflow_name,
+                "workflowkit.step_id": attempt.step_id,
+                "workflowkit.step": attempt.step.name,
+                "workflowkit.attempt": attempt.attempt,
+            },
+        )
+        token = context.attach(trace.set_span_in_context(span))
+        return span, token
+
+    def end_attempt(
+        self,
+        attempt: Attempt,
+        outcome: Outcome | None,
+        error: BaseException | None,
+        scope: tuple[Any, object] | None,
+        seconds: float,
+    ) -> None:
+        result = "abandoned" if outcome is None else _OUTCOMES.get(outcome.event.type, "failed")
+        if scope is not None:
+            span, token = scope
+            context.detach(token)  # type: ignore[arg-type]
+            span.set_attribute("workflowkit.outcome", result)
+            if outcome is not None and outcome.event.type is EventType.STEP_RETRYING:
+                retry_at = outcome.event.attrs.get("retry_at")
+                if isinstance(retry_at, int | float):
+                    span.set_attribute("workflowkit.retry_at", retry_at)
+            if error is not None and result != "abandoned":
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {error}"))
+            span.end()
+        if self.measuring():
+            attrs = {"workflowkit.step": attempt.step.name, "workflowkit.outcome": result}
+            self._attempts.add(1, attrs)
+            self._duration.record(seconds, attrs)
+            if result == "retrying":
+                self._retries.add(1, {"workflowkit.step": attempt.step.name})
+
+    # -- metrics --------------------------------------------------------------------------
+
+    def count(self, what: str, workflow: str) -> None:
+        self._counters[what].add(1, {"workflowkit.workflow": workflow})
+
+    def run_started(self, workflow: str, queue_wait: float | None) -> None:
+        attrs = {"workflowkit.workflow": workflow}
+        self._counters["runs_started"].add(1, attrs)
+        if queue_wait is not None:
+            self._queue_wait.record(queue_wait, attrs)
+
+
+def _extract(traceparent: str | None) -> context.Context:
+    """The stored trace context; without one, an empty context (a new trace), never the
+    context that happens to be current in the worker."""
+    if traceparent is None:
+        return context.Context()
+    return _PROPAGATOR.extract({"traceparent": traceparent}, context=context.Context())
