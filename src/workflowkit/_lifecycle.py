@@ -68,7 +68,11 @@ def telemetry() -> Telemetry | None:
     global _telemetry, _looked
     if not _looked:
         _looked = True
-        if importlib.util.find_spec("opentelemetry") is not None:
+        try:
+            spec = importlib.util.find_spec("opentelemetry")
+        except (ImportError, ValueError):  # hidden by an import hook, or a broken install
+            spec = None
+        if spec is not None:
             try:
                 from ._otel import Telemetry
             except ImportError:  # a partial or broken install: go without

@@ -65,15 +65,11 @@ _NO_METER = (metrics.NoOpMeterProvider, _proxy_meter_provider())
 _NO_TRACER = (ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
-class Telemetry:
-    """workflowkit's tracer and instruments, from the global providers (proxies until the
-    application sets real ones, which the instruments then follow)."""
+class _Instruments:
+    """workflowkit's metric instruments, on one meter."""
 
-    def __init__(self) -> None:
-        version = _version()
-        self.tracer = trace.get_tracer(SCOPE, version)
-        meter = metrics.get_meter(SCOPE, version)
-        self._counters = {
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.counters = {
             "runs_started": meter.create_counter(
                 "workflowkit.runs.started", unit="{run}", description="Runs started"
             ),
@@ -84,29 +80,52 @@ class Telemetry:
                 "workflowkit.runs.failed", unit="{run}", description="Runs failed"
             ),
         }
-        self._attempts = meter.create_counter(
+        self.attempts = meter.create_counter(
             "workflowkit.step.attempts", unit="{attempt}", description="Step attempts, by outcome"
         )
-        self._retries = meter.create_counter(
+        self.retries = meter.create_counter(
             "workflowkit.step.retries", unit="{attempt}", description="Step attempts retried"
         )
-        self._duration = meter.create_histogram(
+        self.duration = meter.create_histogram(
             "workflowkit.step.duration", unit="s", description="Duration of step attempts"
         )
-        self._queue_wait = meter.create_histogram(
+        self.queue_wait = meter.create_histogram(
             "workflowkit.run.queue_wait",
             unit="s",
             description="From a run's creation until a worker started it",
         )
-        self.meter = meter
+
+
+class Telemetry:
+    """workflowkit's tracer and instruments, taken from the providers the application set
+    (again if it sets other ones: tests do)."""
+
+    def __init__(self) -> None:
+        self._version = _version()
+        self._tracer_provider: object = None
+        self._meter_provider: object = None
+        self.tracer: trace.Tracer = trace.NoOpTracer()
+        self.instruments: _Instruments | None = None
 
     # -- is anything listening ------------------------------------------------------------
 
     def tracing(self) -> bool:
-        return not isinstance(trace.get_tracer_provider(), _NO_TRACER)
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, _NO_TRACER):
+            return False
+        if provider is not self._tracer_provider:
+            self.tracer = provider.get_tracer(SCOPE, self._version)
+            self._tracer_provider = provider
+        return True
 
     def measuring(self) -> bool:
-        return not isinstance(metrics.get_meter_provider(), _NO_METER)
+        provider = metrics.get_meter_provider()
+        if isinstance(provider, _NO_METER):
+            return False
+        if provider is not self._meter_provider:
+            self.instruments = _Instruments(provider.get_meter(SCOPE, self._version))
+            self._meter_provider = provider
+        return True
 
     # -- trace context --------------------------------------------------------------------
 
@@ -195,22 +214,27 @@ class Telemetry:
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {error}"))
             span.end()
         if self.measuring():
+            assert self.instruments is not None
             attrs = {"workflowkit.step": attempt.step.name, "workflowkit.outcome": result}
-            self._attempts.add(1, attrs)
-            self._duration.record(seconds, attrs)
+            self.instruments.attempts.add(1, attrs)
+            self.instruments.duration.record(seconds, attrs)
             if result == "retrying":
-                self._retries.add(1, {"workflowkit.step": attempt.step.name})
+                self.instruments.retries.add(1, {"workflowkit.step": attempt.step.name})
 
     # -- metrics --------------------------------------------------------------------------
 
     def count(self, what: str, workflow: str) -> None:
-        self._counters[what].add(1, {"workflowkit.workflow": workflow})
+        """Call after ``measuring()`` said yes."""
+        assert self.instruments is not None
+        self.instruments.counters[what].add(1, {"workflowkit.workflow": workflow})
 
     def run_started(self, workflow: str, queue_wait: float | None) -> None:
+        """Call after ``measuring()`` said yes."""
+        assert self.instruments is not None
         attrs = {"workflowkit.workflow": workflow}
-        self._counters["runs_started"].add(1, attrs)
+        self.instruments.counters["runs_started"].add(1, attrs)
         if queue_wait is not None:
-            self._queue_wait.record(queue_wait, attrs)
+            self.instruments.queue_wait.record(queue_wait, attrs)
 
 
 def _extract(traceparent: str | None) -> context.Context:
