@@ -104,7 +104,17 @@ class RunSegment:
     """One run segment: a worker drives the run from claiming (or loading) it until it
     leaves memory (suspended, ended, handed back or lost). Its driver reports to it."""
 
-    __slots__ = ("_created_at", "_ended", "_outcome", "_span", "run_id", "traceparent", "workflow")
+    __slots__ = (
+        "_created_at",
+        "_ended",
+        "_outcome",
+        "_span",
+        "measuring",
+        "run_id",
+        "traceparent",
+        "tracing",
+        "workflow",
+    )
 
     def __init__(self, run_id: str, workflow: str) -> None:
         self.run_id = run_id
@@ -114,6 +124,10 @@ class RunSegment:
         self._created_at: datetime | None = None
         self._outcome = "suspended"
         self._ended = False
+        # Whether the application had set OpenTelemetry providers when the segment began:
+        # asked once per segment rather than once per step (a lookup in os.environ each).
+        self.tracing = False
+        self.measuring = False
 
     def loaded(self, events: Sequence[Event]) -> None:
         """The driver read the run's log (its first event is ``run_created``)."""
@@ -123,9 +137,10 @@ class RunSegment:
         self._created_at = first.created_at
         traceparent = first.attrs.get(TRACEPARENT)
         self.traceparent = traceparent if isinstance(traceparent, str) else None
-        if self._span is None:
-            otel = telemetry()
-            if otel is not None and otel.tracing():
+        otel = telemetry()
+        if otel is not None:
+            self.tracing, self.measuring = otel.tracing(), otel.measuring()
+            if self._span is None and self.tracing:
                 self._span = otel.start_segment(self)
 
     @property
@@ -145,7 +160,7 @@ class RunSegment:
                     runs_log.debug(
                         "run %s (%s) completed", self.run_id, self.workflow, extra=self._extra()
                     )
-                _count("runs_completed", self.workflow)
+                self._count("runs_completed")
             elif kind is _RUN_FAILED:
                 self._outcome = "failed"
                 error = _error_text(event.payload)
@@ -156,7 +171,7 @@ class RunSegment:
                     error,
                     extra=self._extra(error=error),
                 )
-                _count("runs_failed", self.workflow)
+                self._count("runs_failed")
             elif kind is _STEP_RETRYING or kind is _WAIT_CREATED or kind is _HOOK_CREATED:
                 self._span_event(event)
 
@@ -194,7 +209,7 @@ class RunSegment:
         if runs_log.isEnabledFor(_DEBUG):
             runs_log.debug("run %s (%s) started", self.run_id, self.workflow, extra=self._extra())
         otel = telemetry()
-        if otel is not None and otel.measuring():
+        if otel is not None and self.measuring:
             wait = None
             if self._created_at is not None:
                 wait = max(0.0, (event.created_at - self._created_at).total_seconds())
@@ -206,6 +221,11 @@ class RunSegment:
             assert otel is not None
             otel.span_event(self._span, event)
 
+    def _count(self, what: str) -> None:
+        otel = telemetry()
+        if otel is not None and self.measuring:
+            otel.count(what, self.workflow)
+
     def _extra(self, **more: Any) -> dict[str, Any]:
         return {"run_id": self.run_id, "step_id": None, "workflow": self.workflow, **more}
 
@@ -216,11 +236,12 @@ class RunSegment:
 class AttemptTrace:
     """What ``attempt_started`` hands ``attempt_ended``: when it began, and its span."""
 
-    __slots__ = ("began", "scope")
+    __slots__ = ("began", "measuring", "scope")
 
-    def __init__(self, began: float, scope: Any) -> None:
+    def __init__(self, began: float, scope: Any, measuring: bool) -> None:
         self.began = began
         self.scope = scope  # the attempt's span, current while the step runs; or None
+        self.measuring = measuring
 
 
 def attempt_started(attempt: Attempt) -> AttemptTrace | None:
@@ -238,11 +259,15 @@ def attempt_started(attempt: Attempt) -> AttemptTrace | None:
     otel = telemetry()
     if otel is None:
         return None
-    tracing, measuring = otel.tracing(), otel.measuring()
+    parent = attempt.parent
+    if isinstance(parent, RunSegment):
+        tracing, measuring = parent.tracing, parent.measuring
+    else:  # claimed from the step queue: no segment here
+        tracing, measuring = otel.tracing(), otel.measuring()
     if not tracing and not measuring:
         return None
     scope = otel.start_attempt(attempt) if tracing else None
-    return AttemptTrace(time.perf_counter(), scope)
+    return AttemptTrace(time.perf_counter(), scope, measuring)
 
 
 def attempt_ended(
@@ -294,7 +319,8 @@ def attempt_ended(
     if trace is not None:
         otel = telemetry()
         assert otel is not None
-        otel.end_attempt(attempt, outcome, error, trace.scope, time.perf_counter() - trace.began)
+        seconds = time.perf_counter() - trace.began
+        otel.end_attempt(attempt, outcome, error, trace.scope, seconds if trace.measuring else None)
 
 
 async def claimed_parent(world: World, run_id: str) -> str | None:
@@ -349,12 +375,6 @@ def _step_extra(attempt: Attempt, **more: Any) -> dict[str, Any]:
         "attempt": attempt.attempt,
         **more,
     }
-
-
-def _count(what: str, workflow: str) -> None:
-    otel = telemetry()
-    if otel is not None and otel.measuring():
-        otel.count(what, workflow)
 
 
 def _iso(timestamp: object) -> str | None:

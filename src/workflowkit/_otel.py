@@ -198,8 +198,9 @@ class Telemetry:
         outcome: Outcome | None,
         error: BaseException | None,
         scope: tuple[Any, object] | None,
-        seconds: float,
+        seconds: float | None,
     ) -> None:
+        """End the attempt's span (``scope``), and measure it unless ``seconds`` is None."""
         result = "abandoned" if outcome is None else _OUTCOMES.get(outcome.event.type, "failed")
         if scope is not None:
             span, token = scope
@@ -213,7 +214,7 @@ class Telemetry:
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__qualname__}: {error}"))
             span.end()
-        if self.measuring():
+        if seconds is not None and self.measuring():
             assert self.instruments is not None
             attrs = {"workflowkit.step": attempt.step.name, "workflowkit.outcome": result}
             self.instruments.attempts.add(1, attrs)
@@ -224,12 +225,14 @@ class Telemetry:
     # -- metrics --------------------------------------------------------------------------
 
     def count(self, what: str, workflow: str) -> None:
-        """Call after ``measuring()`` said yes."""
+        if not self.measuring():  # the segment was told yes; the provider may have changed
+            return
         assert self.instruments is not None
         self.instruments.counters[what].add(1, {"workflowkit.workflow": workflow})
 
     def run_started(self, workflow: str, queue_wait: float | None) -> None:
-        """Call after ``measuring()`` said yes."""
+        if not self.measuring():
+            return
         assert self.instruments is not None
         attrs = {"workflowkit.workflow": workflow}
         self.instruments.counters["runs_started"].add(1, attrs)
