@@ -19,11 +19,12 @@ With it, spans and metrics are recorded only once the application has set a trac
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -321,6 +322,28 @@ def attempt_ended(
         assert otel is not None
         seconds = time.perf_counter() - trace.began
         otel.end_attempt(attempt, outcome, error, trace.scope, seconds if trace.measuring else None)
+
+
+# How often a worker reads the counts of active runs for the runs gauge (metrics on only).
+GAUGE_EVERY = 30.0
+
+
+def runs_gauge(world: World) -> Coroutine[Any, Any, None] | None:
+    """A worker's task feeding the ``workflowkit.runs`` gauge; None without the extra."""
+    return _read_run_counts(world) if telemetry() is not None else None
+
+
+async def _read_run_counts(world: World) -> None:
+    while True:
+        otel = telemetry()
+        if otel is not None and otel.measuring():
+            try:
+                counts = await world.count_active_runs()
+            except Exception:  # the worker's own loop reports the World being away
+                worker_log.debug("could not count active runs", exc_info=True)
+            else:
+                otel.run_counts = {str(status): count for status, count in counts.items()}
+        await asyncio.sleep(GAUGE_EVERY)
 
 
 async def claimed_parent(world: World, run_id: str) -> str | None:

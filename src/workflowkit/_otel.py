@@ -15,6 +15,7 @@ code runs, so what the step calls (an instrumented HTTP client) joins the trace 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context, metrics, trace
@@ -66,9 +67,10 @@ _NO_TRACER = (ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
 class _Instruments:
-    """workflowkit's metric instruments, on one meter."""
+    """workflowkit's metric instruments, on one meter; the runs gauge reads ``telemetry``'s
+    last counts of active runs."""
 
-    def __init__(self, meter: metrics.Meter) -> None:
+    def __init__(self, meter: metrics.Meter, telemetry: Telemetry) -> None:
         self.counters = {
             "runs_started": meter.create_counter(
                 "workflowkit.runs.started", unit="{run}", description="Runs started"
@@ -95,6 +97,22 @@ class _Instruments:
             description="From a run's creation until a worker started it",
         )
 
+        def observe(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+            counts = telemetry.run_counts
+            if counts is None:
+                return []
+            return [
+                metrics.Observation(counts.get(status, 0), {"workflowkit.status": status})
+                for status in ("pending", "running")
+            ]
+
+        meter.create_observable_gauge(
+            "workflowkit.runs",
+            callbacks=[observe],
+            unit="{run}",
+            description="Runs pending and running, by status (read from the World)",
+        )
+
 
 class Telemetry:
     """workflowkit's tracer and instruments, taken from the providers the application set
@@ -106,6 +124,8 @@ class Telemetry:
         self._meter_provider: object = None
         self.tracer: trace.Tracer = trace.NoOpTracer()
         self.instruments: _Instruments | None = None
+        # Active runs by status, as a worker last read them from the World (the gauge).
+        self.run_counts: dict[str, int] | None = None
 
     # -- is anything listening ------------------------------------------------------------
 
@@ -123,7 +143,7 @@ class Telemetry:
         if isinstance(provider, _NO_METER):
             return False
         if provider is not self._meter_provider:
-            self.instruments = _Instruments(provider.get_meter(SCOPE, self._version))
+            self.instruments = _Instruments(provider.get_meter(SCOPE, self._version), self)
             self._meter_provider = provider
         return True
 

@@ -40,7 +40,8 @@ class Telemetry:
 
     def metric_points(self, name: str) -> list[Any]:
         data = self.metrics.get_metrics_data()
-        assert data is not None
+        if data is None:  # nothing recorded yet
+            return []
         return [
             point
             for resource in data.resource_metrics
@@ -257,3 +258,34 @@ def test_without_the_extra_nothing_is_imported(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+@workflow
+async def waits(token: str) -> object:
+    from workflowkit import create_hook
+
+    return await create_hook(token=token)
+
+
+async def test_the_runs_gauge_reports_active_runs_by_status(
+    telemetry: Telemetry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workflowkit import _lifecycle
+
+    monkeypatch.setattr(_lifecycle, "GAUGE_EVERY", 0.05)
+    workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}")
+    runs = [await start(waits, f"gauge-{uuid.uuid4().hex}") for _ in range(2)]
+
+    def gauge() -> dict[str, float]:
+        return {
+            p.attributes["workflowkit.status"]: p.value
+            for p in telemetry.metric_points("workflowkit.runs")
+        }
+
+    for _ in range(200):
+        if gauge().get("running") == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert gauge() == {"pending": 0, "running": 2}
+    for run in runs:
+        await run.cancel()

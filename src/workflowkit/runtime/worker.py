@@ -117,9 +117,12 @@ class Worker:
         await self._resume_diverged(self.info.workflows)
         unsubscribe = self.world.subscribe(self._listener)
         renewer = self._loop.create_task(self._renew_forever())
-        collector = None
+        collector = gauge = None
         if self.retention is not None:
             collector = self._loop.create_task(self._collect_forever(self.retention))
+        counting = _lifecycle.runs_gauge(self.world)
+        if counting is not None:
+            gauge = self._loop.create_task(counting)
         try:
             failures = 0
             while not self.stopping:
@@ -139,7 +142,7 @@ class Worker:
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         finally:
             unsubscribe()
-            for task in (renewer, collector):
+            for task in (renewer, collector, gauge):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
