@@ -26,13 +26,13 @@ import sys
 import time
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .worlds.records import Event, EventType
+from .context import DurableStep, WorkflowMetadata
+from .worlds.records import Event, EventType, NewEvent
 
 if TYPE_CHECKING:
     from ._otel import Telemetry
-    from .runtime.steps import Attempt, Outcome
     from .worlds.base import World
 
 runs_log = logging.getLogger("workflowkit.runs")
@@ -142,7 +142,7 @@ class RunSegment:
         if otel is not None:
             self.tracing, self.measuring = otel.tracing(), otel.measuring()
             if self._span is None and self.tracing:
-                self._span = otel.start_segment(self)
+                self._span = otel.start_segment(self.run_id, self.workflow, self.traceparent)
 
     @property
     def span(self) -> Any:
@@ -234,6 +234,27 @@ class RunSegment:
 # -- step attempts -----------------------------------------------------------------------------
 
 
+class StepAttempt(Protocol):
+    """A step attempt as reported here (``runtime.steps.Attempt`` is one)."""
+
+    @property
+    def step(self) -> DurableStep: ...
+
+    @property
+    def step_id(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def workflow(self) -> WorkflowMetadata: ...
+
+    @property
+    def parent(self) -> RunSegment | str | None:
+        """The driver's run segment, or the stored trace context of a claimed step."""
+        ...
+
+
 class AttemptTrace:
     """What ``attempt_started`` hands ``attempt_ended``: when it began, and its span."""
 
@@ -245,7 +266,7 @@ class AttemptTrace:
         self.measuring = measuring
 
 
-def attempt_started(attempt: Attempt) -> AttemptTrace | None:
+def attempt_started(attempt: StepAttempt) -> AttemptTrace | None:
     """Around every step attempt, here or on a worker that claimed it. None when neither
     tracing nor metrics are on (the usual case without the ``[otel]`` extra)."""
     if steps_log.isEnabledFor(_DEBUG):
@@ -267,19 +288,25 @@ def attempt_started(attempt: Attempt) -> AttemptTrace | None:
         tracing, measuring = otel.tracing(), otel.measuring()
     if not tracing and not measuring:
         return None
-    scope = otel.start_attempt(attempt) if tracing else None
+    scope = None
+    if tracing:
+        if isinstance(parent, RunSegment):
+            scope = otel.start_attempt(attempt, parent.span, parent.traceparent)
+        else:
+            scope = otel.start_attempt(attempt, None, parent)
     return AttemptTrace(time.perf_counter(), scope, measuring)
 
 
 def attempt_ended(
-    attempt: Attempt,
-    outcome: Outcome | None,
+    attempt: StepAttempt,
+    outcome: NewEvent | None,
     error: BaseException | None,
     trace: AttemptTrace | None,
 ) -> None:
-    """The attempt's outcome is known (``error``: what it raised, if it failed); None: the
-    worker stopped it (shutting down, or the run left memory), and it will run again."""
-    kind = None if outcome is None else outcome.event.type
+    """The attempt's outcome is known: the event to record (``error``: what the step
+    raised, if it failed); None: the worker stopped it (shutting down, or the run left
+    memory), and it will run again."""
+    kind = None if outcome is None else outcome.type
     if kind is _STEP_COMPLETED or kind is None:
         if steps_log.isEnabledFor(_DEBUG):
             steps_log.debug(
@@ -293,7 +320,7 @@ def attempt_ended(
             )
     elif kind is _STEP_RETRYING:
         assert outcome is not None
-        retry_at = _iso(outcome.event.attrs.get("retry_at"))
+        retry_at = _iso(outcome.attrs.get("retry_at"))
         text = _exception_text(error)
         steps_log.info(
             "step %s (%s) of run %s: attempt %d failed: %s; retrying at %s",
@@ -389,7 +416,7 @@ def hook_received(run_id: str, hook_id: str) -> None:
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _step_extra(attempt: Attempt, **more: Any) -> dict[str, Any]:
+def _step_extra(attempt: StepAttempt, **more: Any) -> dict[str, Any]:
     return {
         "run_id": attempt.workflow.workflow_run_id,
         "step_id": attempt.step_id,

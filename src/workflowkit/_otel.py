@@ -16,17 +16,31 @@ code runs, so what the step calls (an instrumented HTTP client) joins the trace 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry import context, metrics, trace
 from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .worlds.records import Event, EventType
+from .context import DurableStep, WorkflowMetadata
+from .worlds.records import Event, EventType, NewEvent
 
-if TYPE_CHECKING:
-    from ._lifecycle import RunSegment
-    from .runtime.steps import Attempt, Outcome
+
+class StepAttempt(Protocol):
+    """What a span needs of a step attempt (``runtime.steps.Attempt`` is one)."""
+
+    @property
+    def step(self) -> DurableStep: ...
+
+    @property
+    def step_id(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def workflow(self) -> WorkflowMetadata: ...
+
 
 SCOPE = "workflowkit"
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -46,9 +60,12 @@ _OUTCOMES = {
 
 
 def _version() -> str:
-    from . import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
-    return __version__
+    try:
+        return version("workflowkit")
+    except PackageNotFoundError:  # run from a source tree
+        return "unknown"
 
 
 def _proxy_meter_provider() -> type[Any]:
@@ -159,15 +176,12 @@ class Telemetry:
 
     # -- spans ----------------------------------------------------------------------------
 
-    def start_segment(self, segment: RunSegment) -> Any:
+    def start_segment(self, run_id: str, workflow: str, traceparent: str | None) -> Any:
         return self.tracer.start_span(
-            f"run {segment.workflow}",
-            context=_extract(segment.traceparent),
+            f"run {workflow}",
+            context=_extract(traceparent),
             kind=SpanKind.INTERNAL,
-            attributes={
-                "workflowkit.run_id": segment.run_id,
-                "workflowkit.workflow": segment.workflow,
-            },
+            attributes={"workflowkit.run_id": run_id, "workflowkit.workflow": workflow},
         )
 
     def end_segment(self, span: Any, outcome: str) -> None:
@@ -187,16 +201,16 @@ class Telemetry:
         name = _EVENT_NAMES.get(event.type, str(event.type))
         span.add_event(name, attrs, int(event.created_at.timestamp() * 1e9))
 
-    def start_attempt(self, attempt: Attempt) -> tuple[Any, object]:
+    def start_attempt(
+        self, attempt: StepAttempt, segment_span: Any, traceparent: str | None
+    ) -> tuple[Any, object]:
         """The attempt's span, made current for the step's code; with the token that
-        makes it not current again."""
-        parent = attempt.parent
-        segment_span = getattr(parent, "span", None)
+        makes it not current again. Its parent: the run segment's span if the attempt runs
+        in the run's driver, else the trace context stored with the run."""
         if segment_span is not None:
             parent_context = trace.set_span_in_context(segment_span)
         else:
-            stored = parent if isinstance(parent, str) else getattr(parent, "traceparent", None)
-            parent_context = _extract(stored)
+            parent_context = _extract(traceparent)
         span = self.tracer.start_span(
             f"step {attempt.step.name}",
             context=parent_context,
@@ -214,20 +228,20 @@ class Telemetry:
 
     def end_attempt(
         self,
-        attempt: Attempt,
-        outcome: Outcome | None,
+        attempt: StepAttempt,
+        outcome: NewEvent | None,
         error: BaseException | None,
         scope: tuple[Any, object] | None,
         seconds: float | None,
     ) -> None:
         """End the attempt's span (``scope``), and measure it unless ``seconds`` is None."""
-        result = "abandoned" if outcome is None else _OUTCOMES.get(outcome.event.type, "failed")
+        result = "abandoned" if outcome is None else _OUTCOMES.get(outcome.type, "failed")
         if scope is not None:
             span, token = scope
             context.detach(token)  # type: ignore[arg-type]
             span.set_attribute("workflowkit.outcome", result)
-            if outcome is not None and outcome.event.type is EventType.STEP_RETRYING:
-                retry_at = outcome.event.attrs.get("retry_at")
+            if outcome is not None and outcome.type is EventType.STEP_RETRYING:
+                retry_at = outcome.attrs.get("retry_at")
                 if isinstance(retry_at, int | float):
                     span.set_attribute("workflowkit.retry_at", retry_at)
             if error is not None and result != "abandoned":

@@ -82,12 +82,11 @@ async def run_attempt(attempt: Attempt, step_pool: Executor, clock: Callable[[],
         with contextlib.suppress(Exception):
             await streams.finish(succeeded=False)
         failure = _failure(attempt, error, clock())
-        _lifecycle.attempt_ended(attempt, failure, error, trace)
+        _lifecycle.attempt_ended(attempt, failure.event, error, trace)
         return failure
     completed = NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output, created_at=_at(clock()))
-    outcome = Outcome(completed)
-    _lifecycle.attempt_ended(attempt, outcome, None, trace)
-    return outcome
+    _lifecycle.attempt_ended(attempt, completed, None, trace)
+    return Outcome(completed)
 
 
 async def _call(
