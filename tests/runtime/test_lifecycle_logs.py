@@ -277,3 +277,55 @@ def test_json_formatter_writes_one_object_per_line_with_the_extra_fields() -> No
 @workflow
 async def on_hook(token: str) -> object:
     return await create_hook(token=token)
+
+
+def test_worker_log_format_json_writes_one_object_per_line(tmp_path: Path) -> None:
+    """``workflowkit worker --log-format json``: every line on stderr is a JSON object; a
+    step's retry carries the run's ids."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    here = Path(__file__).parent
+    sys.path.insert(0, str(here))
+    try:
+        import otel_app
+    finally:
+        sys.path.remove(str(here))
+    db = tmp_path / "wk.db"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(here.parents[1] / "src"), str(here)]),
+        "WORKFLOWKIT_WORLD": f"sqlite:///{db}",
+    }
+    env.pop("OTEL_TEST_SPANS", None)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workflowkit", "worker", "otel_app", "--log-format", "json"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stderr is not None
+        for raw in worker.stderr:  # until the worker is up; every line is JSON meanwhile
+            if "started on" in json.loads(raw)["message"]:
+                break
+        from workflowkit.sync import start as start_sync
+
+        workflowkit.configure(f"sqlite:///{db}", embedded_worker=False)
+        try:
+            run = start_sync(otel_app.traced, "json")
+            assert run.return_value(timeout=30) == "json inner 1"
+        finally:
+            workflowkit.shutdown()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, rest = worker.communicate(timeout=30)
+    assert worker.returncode == 0, rest
+    lines = [json.loads(line) for line in rest.splitlines()]  # each line parses alone
+    [retry] = [line for line in lines if line["logger"] == "workflowkit.steps"]
+    assert retry["level"] == "INFO" and retry["run_id"] == run.run_id
+    assert retry["workflow"] == otel_app.traced.name and retry["attempt"] == 1
+    assert retry["error"] == "RetryableError: first attempt fails" and retry["retry_at"]
+    assert retry["step_id"].startswith("step")
