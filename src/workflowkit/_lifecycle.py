@@ -373,15 +373,28 @@ async def _read_run_counts(world: World) -> None:
         await asyncio.sleep(GAUGE_EVERY)
 
 
+# The stored trace context of runs whose steps this process claimed lately: a run's steps
+# are often claimed by the same worker one after another, and reading it costs a read of
+# the run's log. Bounded; the oldest entry goes first.
+_claimed_runs: dict[str, str | None] = {}
+_CLAIMED_RUNS_KEPT = 1024
+
+
 async def claimed_parent(world: World, run_id: str) -> str | None:
     """The trace context stored with a run, for a worker running one of its steps from
     the step queue (the run's driver is elsewhere); looked up only while tracing."""
     otel = telemetry()
     if otel is None or not otel.tracing():
         return None
+    if run_id in _claimed_runs:
+        return _claimed_runs[run_id]
     events = await world.get_events(run_id)
-    traceparent = events[0].attrs.get(TRACEPARENT) if events else None
-    return traceparent if isinstance(traceparent, str) else None
+    stored = events[0].attrs.get(TRACEPARENT) if events else None
+    traceparent = stored if isinstance(stored, str) else None
+    if len(_claimed_runs) >= _CLAIMED_RUNS_KEPT:
+        del _claimed_runs[next(iter(_claimed_runs))]
+    _claimed_runs[run_id] = traceparent
+    return traceparent
 
 
 # -- client-side points ------------------------------------------------------------------------
