@@ -167,15 +167,20 @@ async def test_a_cancelled_run_is_logged(
 @workflow
 async def chatty(token: str) -> str:
     logger.info("begin %s", token)
-    await sleep(0.3)  # the run leaves memory here (evict_after is shorter)...
-    logger.info("woke up")
-    value = await add_one(1)
-    logger.info("step gave %d", value)
-    payload = await create_hook(token=token)  # ...and here
-    logger.warning("hook gave %s", payload)
-    value = await add_one(value)
-    logger.info("done with %d", value)
-    return str(payload)
+    try:
+        await sleep(0.3)  # the run leaves memory here (evict_after is shorter)...
+        logger.info("woke up")
+        value = await add_one(1)
+        logger.info("step gave %d", value)
+        payload = await create_hook(token=token)  # ...and here
+        logger.warning("hook gave %s", payload)
+        value = await add_one(value)
+        logger.info("done with %d", value)
+        return str(payload)
+    finally:
+        # Runs when the run ends, and also when its code is dropped from memory: only
+        # the end is the run's.
+        logger.info("finally")
 
 
 @pytest.fixture(params=["cached", "replay"])
@@ -210,6 +215,7 @@ async def test_workflowkit_logger_logs_each_line_once_across_eviction_and_replay
         "step gave 2",
         "hook gave hi",
         "done with 3",
+        "finally",
     ]
     for record in lines:
         assert record.run_id == run.run_id  # type: ignore[attr-defined]

@@ -219,6 +219,7 @@ class RunExecutor:
         if loop is None or loop.is_closed():
             return
         loop.discarding = True
+        self.replaying = True  # cleanup code unwinding here is not the run going on
         previous = set_executor(self)
         try:
             for task in list(loop.tasks):
