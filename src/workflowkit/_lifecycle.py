@@ -14,7 +14,8 @@ are built only when DEBUG is enabled for their logger.
 OpenTelemetry is used only when ``opentelemetry-api`` is installed (the ``[otel]`` extra):
 without it this module never imports it and every hook is a couple of attribute reads.
 With it, spans and metrics are recorded only once the application has set a tracer
-(meter) provider, checked once per run segment and step attempt (``workflowkit._otel``).
+(meter) provider, checked once per run segment, and per step claimed from the step queue
+(``workflowkit._otel``): a provider set later applies from the run's next segment.
 """
 
 from __future__ import annotations
@@ -44,13 +45,20 @@ _DEBUG = logging.DEBUG
 _RUN_STARTED = EventType.RUN_STARTED
 _RUN_COMPLETED = EventType.RUN_COMPLETED
 _RUN_FAILED = EventType.RUN_FAILED
-_RUN_CANCELLED = EventType.RUN_CANCELLED
 _STEP_COMPLETED = EventType.STEP_COMPLETED
 _STEP_RETRYING = EventType.STEP_RETRYING
-_WAIT_CREATED = EventType.WAIT_CREATED
-_WAIT_COMPLETED = EventType.WAIT_COMPLETED
-_HOOK_CREATED = EventType.HOOK_CREATED
-_HOOK_RECEIVED = EventType.HOOK_RECEIVED
+# What a run segment's span shows as events: retries, sleeps and hooks; and, among events
+# others appended, steps other workers ran (those run here have spans of their own).
+_SPAN_EVENTS = frozenset(
+    {
+        EventType.STEP_RETRYING,
+        EventType.WAIT_CREATED,
+        EventType.WAIT_COMPLETED,
+        EventType.HOOK_CREATED,
+        EventType.HOOK_RECEIVED,
+    }
+)
+_DELIVERED_SPAN_EVENTS = _SPAN_EVENTS | {EventType.STEP_COMPLETED}
 # The run_created attribute holding the W3C trace context of the code that called start().
 TRACEPARENT = "traceparent"
 
@@ -173,7 +181,7 @@ class RunSegment:
                     extra=self._extra(error=error),
                 )
                 self._count("runs_failed")
-            elif kind is _STEP_RETRYING or kind is _WAIT_CREATED or kind is _HOOK_CREATED:
+            elif self._span is not None and kind in _SPAN_EVENTS:
                 self._span_event(event)
 
     def delivered(self, events: Sequence[Event]) -> None:
@@ -183,7 +191,7 @@ class RunSegment:
             return
         for event in events:
             kind = event.type
-            if kind is _HOOK_RECEIVED or kind is _WAIT_COMPLETED or kind is _STEP_COMPLETED:
+            if kind in _DELIVERED_SPAN_EVENTS:
                 self._span_event(event)
 
     def lease_lost(self) -> None:
