@@ -293,7 +293,7 @@ class Worker:
                 claim.run_id, outcome.event, claimer=self.worker_id, retry_after=outcome.retry_after
             )
             if not recorded:
-                log.warning(
+                log.info(
                     "step %s of run %s: lease lost (taken over by another worker, or the run "
                     "ended); result dropped",
                     claim.step_id,
