@@ -289,3 +289,32 @@ async def test_the_runs_gauge_reports_active_runs_by_status(
     assert gauge() == {"pending": 0, "running": 2}
     for run in runs:
         await run.cancel()
+
+
+@workflow
+async def parent_of_one(x: int) -> int:
+    child = await start(child_run, x)
+    return int(await child.return_value())
+
+
+@workflow
+async def child_run(x: int) -> int:
+    return await identity(x + 1)
+
+
+async def test_a_child_run_joins_its_parents_trace(telemetry: Telemetry, tmp_path: Path) -> None:
+    workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}")
+    with trace.get_tracer("test").start_as_current_span("request") as request:
+        run = await start(parent_of_one, 1)
+    assert await run.return_value(timeout=30) == 2
+    workflowkit.shutdown()
+    request_context = request.get_span_context()
+    segments = {
+        s.name: s for s in telemetry.spans.get_finished_spans() if s.name.startswith("run ")
+    }
+    child = segments[f"run {child_run.name}"]
+    assert child.context is not None and child.context.trace_id == request_context.trace_id
+    assert child.parent is not None and child.parent.span_id == request_context.span_id
+    assert {s.context.trace_id for s in segments.values() if s.context} == {
+        request_context.trace_id
+    }

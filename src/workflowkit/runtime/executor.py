@@ -164,6 +164,7 @@ class RunExecutor:
         self._finished_ops: set[str] = set()
         self._timers: dict[int, Op] = {}
         self._child_count = 0
+        self._traceparent: str | None = None
         # Child runs started, by run id: their outcome (a future), kept after they end.
         self._children: dict[str, asyncio.Future[Any]] = {}
         self._child_workflows: dict[str, str] = {}
@@ -252,6 +253,9 @@ class RunExecutor:
 
     def _replay(self, log: Sequence[Event | NewEvent], now: float) -> None:
         self._logged = [e for e in log if e.type in CREATION_EVENTS]
+        # The trace context the run was started in (``run_created``): its children's too.
+        traceparent = log[0].attrs.get("traceparent") if log else None
+        self._traceparent = traceparent if isinstance(traceparent, str) else None
         # Known before the code runs: replayed code disposes a hook before the loop below
         # reaches the hook_disposed that recorded it.
         disposed = EventType.HOOK_DISPOSED  # a local: an enum attribute is a lookup per event
@@ -500,7 +504,7 @@ class RunExecutor:
                     EventType.CHILD_CREATED,
                     child_id,
                     payload,
-                    _child_attrs(workflow.name, op.digest, options, self.now()),
+                    _child_attrs(workflow.name, op.digest, options, self.now(), self._traceparent),
                 )
             )
         return child_id
@@ -652,10 +656,14 @@ _KIND_OF_CREATION: dict[EventType, OpKind] = {
 }
 
 
-def _child_attrs(name: str, digest: str, options: StartOptions, now: float) -> dict[str, Any]:
+def _child_attrs(
+    name: str, digest: str, options: StartOptions, now: float, traceparent: str | None
+) -> dict[str, Any]:
     """What the World creates the child run with; times from the parent's clock, so a
-    replay (which reads them back from the log) agrees."""
+    replay (which reads them back from the log) agrees. A child joins its parent's trace."""
     attrs: dict[str, Any] = {"name": name, "digest": digest}
+    if traceparent is not None:
+        attrs["traceparent"] = traceparent
     start_at, deadline = options.start_time(now), options.deadline(now)
     if start_at is not None:
         attrs["start_at"] = start_at
