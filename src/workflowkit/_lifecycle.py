@@ -11,8 +11,9 @@ Logs go through ``logging`` under four names (docs/observability.md lists them, 
 DEBUG, and nothing per step at INFO when nothing fails. DEBUG records on the per-step path
 are built only when DEBUG is enabled for their logger.
 
-OpenTelemetry is used only when ``opentelemetry-api`` is installed (the ``[otel]`` extra):
-without it this module never imports it and every hook is a couple of attribute reads.
+OpenTelemetry is used only when ``opentelemetry-api`` is installed (the ``[otel]`` extra)
+and the application uses it: otherwise this module never imports it, and every hook is a
+couple of attribute reads.
 With it, spans and metrics are recorded only once the application has set a tracer
 (meter) provider, checked once per run segment, and per step claimed from the step queue
 (``workflowkit._otel``): a provider set later applies from the run's next segment.
@@ -21,7 +22,6 @@ With it, spans and metrics are recorded only once the application has set a trac
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import sys
 import time
@@ -66,27 +66,25 @@ TRACEPARENT = "traceparent"
 # -- OpenTelemetry, if installed ---------------------------------------------------------------
 
 _telemetry: Telemetry | None = None
-_looked = False
 
 
 def telemetry() -> Telemetry | None:
-    """workflowkit's OpenTelemetry instruments, or None without ``opentelemetry-api``.
+    """workflowkit's OpenTelemetry instruments, once the application uses OpenTelemetry.
 
-    Looked up once per process; ``find_spec`` does not import the package.
+    An application that set a tracer or meter provider has imported the API's ``trace``
+    or ``metrics`` module: until one of them is imported, there is nothing to record to,
+    and workflowkit imports nothing (with or without the ``[otel]`` extra installed).
     """
-    global _telemetry, _looked
-    if not _looked:
-        _looked = True
+    global _telemetry
+    if _telemetry is None:
+        modules = sys.modules
+        if "opentelemetry.trace" not in modules and "opentelemetry.metrics" not in modules:
+            return None
         try:
-            spec = importlib.util.find_spec("opentelemetry")
-        except (ImportError, ValueError):  # hidden by an import hook, or a broken install
-            spec = None
-        if spec is not None:
-            try:
-                from ._otel import Telemetry
-            except ImportError:  # a partial or broken install: go without
-                return None
-            _telemetry = Telemetry()
+            from ._otel import Telemetry
+        except ImportError:  # a partial or broken install: go without
+            return None
+        _telemetry = Telemetry()
     return _telemetry
 
 

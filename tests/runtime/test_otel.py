@@ -216,9 +216,11 @@ async def test_metrics_count_runs_attempts_and_retries(
     assert total("workflowkit.run.queue_wait", workflow=workflow_name) == 1
 
 
-def test_without_the_extra_nothing_is_imported(tmp_path: Path) -> None:
-    """With opentelemetry not installed (hidden here by an import hook), workflowkit runs
-    workflows without importing it or anything of its own that needs it."""
+@pytest.mark.parametrize("installed", [False, True], ids=["extra missing", "otel unused"])
+def test_without_opentelemetry_in_use_nothing_is_imported(tmp_path: Path, installed: bool) -> None:
+    """With opentelemetry not installed (hidden here by an import hook), or installed but
+    not used by the application, workflowkit runs workflows without importing it or
+    anything of its own that needs it."""
     script = textwrap.dedent(
         f"""
         import sys
@@ -229,7 +231,8 @@ def test_without_the_extra_nothing_is_imported(tmp_path: Path) -> None:
                     raise ModuleNotFoundError(f"No module named {{name!r}}")
                 return None
 
-        sys.meta_path.insert(0, Hide())
+        if not {installed}:
+            sys.meta_path.insert(0, Hide())
         import workflowkit
         from workflowkit import step, workflow
         from workflowkit.sync import start
