@@ -10,6 +10,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # pip 25.1 is the first to install PEP 735 dependency groups (`--group`), where the
   # project's own tools live: they are not extras, so a user's install never sees them.
   .venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-  .venv/bin/python -m pip install --quiet --group dev -e ".[postgres-binary,web,http,pydantic,ai,crypto]"
+  .venv/bin/python -m pip install --quiet --group dev -e ".[postgres-binary,web,http,pydantic,ai,crypto,otel]"
   touch "$stamp"
 fi

@@ -61,6 +61,7 @@ from .errors import (
 )
 from .hooks import Hook, HookDefinition, Webhook, create_hook, create_webhook, define_hook
 from .http_fetch import fetch
+from .logs import logger
 from .primitives import deprecate_patch, patched, sleep
 from .queues import Queue
 from .registry import Step, Workflow, step, workflow
@@ -143,6 +144,7 @@ __all__ = [
     "get_step_metadata",
     "get_workflow_metadata",
     "get_writable",
+    "logger",
     "patched",
     "shutdown",
     "sleep",

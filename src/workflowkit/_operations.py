@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import _fork, _settings, serde
+from . import _fork, _lifecycle, _settings, serde
 from ._start_options import NO_START_OPTIONS, StartOptions
 from .context import refuse_in_workflow
 from .errors import (
@@ -115,7 +115,7 @@ async def start_by_name(
         options.run_id or new_id("wrun"),
         name,
         payload,
-        {"name": name},
+        _lifecycle.start_attrs(name),
         RunOptions(
             deadline=from_timestamp(options.deadline(now)),
             queue=options.queue,
@@ -181,6 +181,7 @@ async def cancel_runs(world: World, records: Sequence[RunRecord]) -> CancelOutco
         result = await world.append(record.run_id, [NewEvent(EventType.RUN_CANCELLED)])
         if result.events:
             cancelled.append(record.run_id)
+            _lifecycle.run_cancelled(record.run_id, record.workflow_name)
         else:  # it ended in the meantime
             skipped.append(Skipped(record.run_id, str(result.run_status)))
     return CancelOutcome(tuple(cancelled), tuple(skipped))
@@ -283,6 +284,7 @@ async def _deliver(world: World, hook: HookRecord, payload: bytes) -> None:
     result = await world.append(hook.run_id, [event])
     if not result.events:  # disposed, or its run ended, in the meantime
         raise HookNotFoundError(hook.token)
+    _lifecycle.hook_received(hook.run_id, hook.hook_id)
 
 
 async def _stored_response(world: World, reply_to: str) -> Response | None:

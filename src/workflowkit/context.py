@@ -75,6 +75,11 @@ class WorkflowExecutor(Protocol):
     def metadata(self) -> WorkflowMetadata: ...
 
     @property
+    def replaying(self) -> bool:
+        """Whether the code is re-running what it ran before (replay from the log)."""
+        ...
+
+    @property
     def random(self) -> random.Random:
         """Seeded by the run: what the ``random`` module answers in workflow code."""
         ...

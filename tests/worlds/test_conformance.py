@@ -517,3 +517,18 @@ async def test_a_worker_in_another_process_space_is_never_judged_by_its_pid(
     assert await world.claim_runs(elsewhere, ["wf"], limit=1, lease_seconds=3600)
     assert await world.claim_runs(alive, ["wf"], limit=1, lease_seconds=30) == []
     assert [w.info.process_space for w in await world.list_workers()].count("") == 0
+
+
+async def test_count_active_runs_counts_pending_and_running_runs_only(world: World) -> None:
+    assert {status: n for status, n in (await world.count_active_runs()).items() if n} == {}
+    await new_run(world)  # pending
+    running, ended = await new_run(world), await new_run(world)
+    await world.append(running, [NewEvent(EventType.RUN_STARTED)])
+    await world.append(
+        ended, [NewEvent(EventType.RUN_STARTED), NewEvent(EventType.RUN_COMPLETED, payload=b"x")]
+    )
+    counts = await world.count_active_runs()
+    assert {status: n for status, n in counts.items() if n} == {
+        RunStatus.PENDING: 1,
+        RunStatus.RUNNING: 1,
+    }

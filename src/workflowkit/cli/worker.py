@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from .. import _settings
+from ..logs import JsonFormatter
 from ..runtime.worker import Worker
 from ..worlds import open_world
 
@@ -36,10 +37,20 @@ def add_parser(commands: Any) -> None:
         help="steps run at once here; more go to other workers (default $WORKFLOWKIT_STEP_SLOTS "
         "or 256)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per log line, with each record's extra fields "
+        "(run_id, step_id, workflow, ...)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     # A SIGTERM that arrives while modules are still importing must stop us cleanly too.
     early_stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .._lifecycle import RunSegment
 from .._retry_policy import DEFAULT_RETRY, Retry
 from ..errors import (
     AmbiguousCommitError,
@@ -115,6 +116,7 @@ class RunDriver:
         self.now = config.world.now
         self.run_id = record.run_id
         self.workflow = workflow
+        self.segment = RunSegment(record.run_id, workflow.name)  # its logs, spans, metrics
         self.known_seq = 0  # the end of the log as this driver knows it
         self.world_seq = record.last_seq  # the end of the log as the World last told
         self.executor: RunExecutor | None = None
@@ -180,7 +182,7 @@ class RunDriver:
                 except _OUTAGES as exc:
                     await self._wait_out_outage(exc)
         except LeaseLostError:
-            log.warning("run %s: lease lost to another worker; dropping it", self.run_id)
+            self.segment.lease_lost()
             self._drop()
         except asyncio.CancelledError:
             self._drop()
@@ -249,6 +251,7 @@ class RunDriver:
         self.needs_load = False
         self._reset_executor()
         events = await self.world.get_events(self.run_id)
+        self.segment.loaded(events)
         self.known_seq = events[-1].seq if events else 0
         self.world_seq = max(self.world_seq, self.known_seq)
         if any(e.type in _TERMINAL_EVENTS for e in events):
@@ -323,6 +326,7 @@ class RunDriver:
             return
         if events:
             self.known_seq = events[-1].seq
+            self.segment.delivered(events)
         self.world_seq = max(self.world_seq, self.known_seq)
         for event in events:
             if event.type in DELIVERY_EVENTS:
@@ -437,6 +441,7 @@ class RunDriver:
             return set()
         result = await self.world.append(self.run_id, events, owner=self.config.worker_id)
         refused = {id(r.event) for r in result.rejected}
+        self.segment.appended(result.events)
         expected = self.known_seq + 1
         contiguous = not result.events or result.events[0].seq == expected
         if result.events:
@@ -458,7 +463,8 @@ class RunDriver:
     def _launch(self, start: StepStart, delay: float = 0.0) -> None:
         assert self.executor is not None
         metadata = self.executor.metadata
-        job = Attempt(start.step, start.step_id, start.input, start.attempt, metadata, self.world)
+        step, step_id, attempt = start.step, start.step_id, start.attempt
+        job = Attempt(step, step_id, start.input, attempt, metadata, self.world, self.segment)
         task = self.loop.create_task(self._run_step(job, delay))
         # Also a done callback: a task cancelled before it ran never enters its finally.
         task.add_done_callback(self._step_done)
@@ -613,6 +619,7 @@ class RunDriver:
 
     def _drop(self) -> None:
         self.done = True
+        self.segment.ended()
         if self.idle_check is not None:
             self.idle_check.cancel()
             self.idle_check = None

@@ -154,6 +154,8 @@ class RunExecutor:
         self.metadata = WorkflowMetadata(run_id, workflow.name, _utc(0), base_url())
         self.finished = False
         self.divergence: ReplayDivergenceError | None = None
+        # The code is re-running what it already ran before (``workflowkit.logger`` is quiet).
+        self.replaying = False
         self._workflow = workflow
         self._input = input
         self._loop: WorkflowLoop | None = None
@@ -162,6 +164,7 @@ class RunExecutor:
         self._finished_ops: set[str] = set()
         self._timers: dict[int, Op] = {}
         self._child_count = 0
+        self._traceparent: str | None = None
         # Child runs started, by run id: their outcome (a future), kept after they end.
         self._children: dict[str, asyncio.Future[Any]] = {}
         self._child_workflows: dict[str, str] = {}
@@ -217,6 +220,7 @@ class RunExecutor:
         if loop is None or loop.is_closed():
             return
         loop.discarding = True
+        self.replaying = True  # cleanup code unwinding here is not the run going on
         previous = set_executor(self)
         try:
             for task in list(loop.tasks):
@@ -249,6 +253,9 @@ class RunExecutor:
 
     def _replay(self, log: Sequence[Event | NewEvent], now: float) -> None:
         self._logged = [e for e in log if e.type in CREATION_EVENTS]
+        # The trace context the run was started in (``run_created``): its children's too.
+        traceparent = log[0].attrs.get("traceparent") if log else None
+        self._traceparent = traceparent if isinstance(traceparent, str) else None
         # Known before the code runs: replayed code disposes a hook before the loop below
         # reaches the hook_disposed that recorded it.
         disposed = EventType.HOOK_DISPOSED  # a local: an enum attribute is a lookup per event
@@ -261,8 +268,14 @@ class RunExecutor:
         if started is None:
             attrs = {} if self.version is None else {"version": self.version}
             self._events.append(NewEvent(EventType.RUN_STARTED, None, None, attrs, start))
-        self._start(start.timestamp())
-        self._apply(log)
+        seen = _replayed_part(log)
+        self.replaying = seen > 0
+        try:
+            self._start(start.timestamp())
+            self._apply(log[:seen])
+        finally:
+            self.replaying = False
+        self._apply(log[seen:])
         if not self.finished and self._cursor < len(self._logged):
             missing = self._logged[self._cursor]
             self._diverge(
@@ -491,7 +504,7 @@ class RunExecutor:
                     EventType.CHILD_CREATED,
                     child_id,
                     payload,
-                    _child_attrs(workflow.name, op.digest, options, self.now()),
+                    _child_attrs(workflow.name, op.digest, options, self.now(), self._traceparent),
                 )
             )
         return child_id
@@ -614,6 +627,26 @@ class RunExecutor:
         return answer
 
 
+# Events only workflow code produces: code ran after every delivery logged before one.
+_CODE_EVENTS = CREATION_EVENTS | {
+    EventType.RUN_STARTED,
+    EventType.HOOK_DISPOSED,
+    EventType.PATCH_MARKED,
+}
+
+
+def _replayed_part(log: Sequence[Event | NewEvent]) -> int:
+    """How many of the log's first events the code had already seen: up to its last event
+    that only the code writes. Deliveries after that (a hook payload, a wake-up that came
+    while the run was out of memory) reach the code for the first time. Code that reacted
+    to a delivery without recording anything is seen as new again: the price of not
+    recording every activation."""
+    for index in range(len(log) - 1, -1, -1):
+        if log[index].type in _CODE_EVENTS:
+            return index + 1
+    return 0
+
+
 _KIND_OF_CREATION: dict[EventType, OpKind] = {
     EventType.STEP_CREATED: "step",
     EventType.WAIT_CREATED: "wait",
@@ -623,10 +656,14 @@ _KIND_OF_CREATION: dict[EventType, OpKind] = {
 }
 
 
-def _child_attrs(name: str, digest: str, options: StartOptions, now: float) -> dict[str, Any]:
+def _child_attrs(
+    name: str, digest: str, options: StartOptions, now: float, traceparent: str | None
+) -> dict[str, Any]:
     """What the World creates the child run with; times from the parent's clock, so a
-    replay (which reads them back from the log) agrees."""
+    replay (which reads them back from the log) agrees. A child joins its parent's trace."""
     attrs: dict[str, Any] = {"name": name, "digest": digest}
+    if traceparent is not None:
+        attrs["traceparent"] = traceparent
     start_at, deadline = options.start_time(now), options.deadline(now)
     if start_at is not None:
         attrs["start_at"] = start_at

@@ -18,7 +18,7 @@ from concurrent.futures import Executor, Future
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
-from .. import serde
+from .. import _lifecycle, serde
 from .._retry_policy import DEFAULT_RETRY, Retry, next_delay
 from .._tracebacks import without_internal
 from ..context import DurableStep, StepMetadata, WorkflowMetadata, set_step
@@ -45,6 +45,9 @@ class Attempt(NamedTuple):
     attempt: int
     workflow: WorkflowMetadata
     world: World
+    # Where its trace goes (``_lifecycle``): the run segment of the driver that launched
+    # it, or the run's stored trace context (a step claimed from the step queue), or None.
+    parent: _lifecycle.RunSegment | str | None = None
 
 
 class Outcome(NamedTuple):
@@ -77,6 +80,7 @@ async def run_attempt(
         attempt.workflow,
         attempt.world,
     )
+    trace = _lifecycle.attempt_started(attempt)
     try:
         args, kwargs = serde.decode(attempt.input)
         value = await _call(attempt.step, tuple(args), dict(kwargs), metadata, streams, step_pool)
@@ -84,11 +88,15 @@ async def run_attempt(
         await streams.finish(succeeded=True)  # what the step wrote is stored before its result
     except BaseException as error:
         if isinstance(error, asyncio.CancelledError) and _cancelled_by_worker():
+            _lifecycle.attempt_ended(attempt, None, None, trace)
             raise
         with contextlib.suppress(Exception):
             await streams.finish(succeeded=False)
-        return _failure(attempt, error, clock(), attempt.step.retry or default_retry)
+        failure = _failure(attempt, error, clock(), attempt.step.retry or default_retry)
+        _lifecycle.attempt_ended(attempt, failure.event, error, trace)
+        return failure
     completed = NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output, created_at=_at(clock()))
+    _lifecycle.attempt_ended(attempt, completed, None, trace)
     return Outcome(completed)
 
 

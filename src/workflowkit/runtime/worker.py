@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import _retention, _settings
+from .. import _lifecycle, _retention, _settings
 from .._retry_policy import DEFAULT_RETRY, Retry
 from ..context import WorkflowMetadata
 from ..errors import LeaseLostError, StepOptionsError
@@ -129,9 +129,12 @@ class Worker:
         await self._resume_diverged(self.info.workflows)
         unsubscribe = self.world.subscribe(self._listener)
         renewer = self._loop.create_task(self._renew_forever())
-        collector = None
+        collector = gauge = None
         if self.retention is not None:
             collector = self._loop.create_task(self._collect_forever(self.retention))
+        counting = _lifecycle.runs_gauge(self.world)
+        if counting is not None:
+            gauge = self._loop.create_task(counting)
         try:
             failures = 0
             while not self.stopping:
@@ -151,7 +154,7 @@ class Worker:
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         finally:
             unsubscribe()
-            for task in (renewer, collector):
+            for task in (renewer, collector, gauge):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -293,7 +296,10 @@ class Worker:
             workflow = WorkflowMetadata(
                 claim.run_id, claim.workflow_name, claim.run_started_at, base_url()
             )
-            attempt = Attempt(step, claim.step_id, claim.input, claim.attempt, workflow, self.world)
+            parent = await _lifecycle.claimed_parent(self.world, claim.run_id)
+            attempt = Attempt(
+                step, claim.step_id, claim.input, claim.attempt, workflow, self.world, parent
+            )
             outcome = await run_attempt(attempt, self.step_pool, self.world.now, self.retry)
             recorded = await self.world.finish_step(
                 claim.run_id, outcome.event, claimer=self.worker_id, retry_after=outcome.retry_after
@@ -303,6 +309,11 @@ class Worker:
                     "step %s of run %s: result dropped (the run ended, or the lease was lost)",
                     claim.step_id,
                     claim.run_id,
+                    extra={
+                        "run_id": claim.run_id,
+                        "step_id": claim.step_id,
+                        "workflow": claim.workflow_name,
+                    },
                 )
         except asyncio.CancelledError:
             raise

@@ -425,6 +425,11 @@ UPSERT_WORKER = (
     "workflows = excluded.workflows, lease_seconds = excluded.lease_seconds, "
     "process_space = excluded.process_space, heartbeat_at = excluded.heartbeat_at"
 )
+# By the (status, created_at) index: only active runs, however many have ended.
+COUNT_ACTIVE_RUNS = (
+    "SELECT status, count(*) FROM runs WHERE status IN ('pending', 'running') GROUP BY status"
+)
+
 SELECT_WORKERS = (
     "SELECT worker_id, hostname, pid, workflows, lease_seconds, started_at, heartbeat_at, "
     "process_space FROM workers ORDER BY started_at, worker_id"

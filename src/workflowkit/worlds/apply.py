@@ -728,11 +728,14 @@ class Family:
             detached=bool(attrs.get("detached", False)),
         )
         start_at = attrs.get("start_at")
+        created_attrs = {"name": name}
+        if isinstance(attrs.get("traceparent"), str):  # the trace the parent was started in
+            created_attrs["traceparent"] = attrs["traceparent"]
         created = plan_create_run(
             cid,
             name,
             event.payload or b"",
-            {"name": name},
+            created_attrs,
             options,
             None if start_at is None else float(start_at),
             self.now,

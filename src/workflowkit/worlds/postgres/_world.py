@@ -375,6 +375,14 @@ class PostgresWorld:
             self._write("register_worker", lambda c: sched.register_worker(c, info, self.now()))
         )
 
+    async def count_active_runs(self) -> dict[RunStatus, int]:
+        async def count(conn: Conn) -> list[tuple[str, int]]:
+            cur = await conn.execute(_sql.COUNT_ACTIVE_RUNS)
+            return list(await cur.fetchall())
+
+        rows = await self._read(count, "count_active_runs")
+        return {RunStatus(status): int(n) for status, n in rows}
+
     async def list_workers(self) -> list[WorkerRecord]:
         result: list[WorkerRecord] = await self._read(sched.list_workers, "list_workers")
         return result

@@ -205,6 +205,12 @@ class SQLiteWorld:
         result: list[Event] = await self._read(lambda c: _jobs.get_events(c, run_id, after_seq))
         return result
 
+    async def count_active_runs(self) -> dict[RunStatus, int]:
+        rows: list[tuple[str, int]] = await self._read(
+            lambda c: c.execute(_sql.COUNT_ACTIVE_RUNS).fetchall()
+        )
+        return {RunStatus(status): int(count) for status, count in rows}
+
     async def list_steps(self, run_id: str) -> list[StepRecord]:
         result: list[StepRecord] = await self._read(lambda c: _jobs.list_steps(c, run_id))
         return result
