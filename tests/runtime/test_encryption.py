@@ -22,7 +22,6 @@ import psycopg
 import pytest
 
 import workflowkit
-from conftest import world_url
 from workflowkit import (
     EncryptionKeyError,
     FatalError,
@@ -92,7 +91,10 @@ KEYS = {name: generate_key() for name in ("k1", "k2", "other")}
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return world_url(request, request.param, tmp_path)
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'wk.db'}"
+    pg_url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+    return f"{pg_url}?schema={schema}"
 
 
 @pytest.fixture
