@@ -24,10 +24,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .errors import ConfigurationError
+from ._retry_policy import Retry
+from .errors import ConfigurationError, StepOptionsError
 
 if TYPE_CHECKING:
     from .encryption import EncryptionKeys
@@ -45,6 +46,7 @@ SERDE_MAX_DEPTH = "WORKFLOWKIT_SERDE_MAX_DEPTH"
 RETENTION = "WORKFLOWKIT_RETENTION"
 DEPLOYMENT = "WORKFLOWKIT_DEPLOYMENT"
 ENCRYPTION_KEYS = "WORKFLOWKIT_ENCRYPTION_KEYS"
+RETRY = "WORKFLOWKIT_RETRY"
 
 DEFAULT_MAX_WEBHOOK_BODY = 1024 * 1024
 
@@ -192,6 +194,46 @@ def encryption_keys() -> EncryptionKeys | None:
     return EncryptionKeys.from_env()
 
 
+_RETRY_OPTIONS = ("attempts", "initial", "backoff", "max_interval", "jitter")
+_RETRY_FORM = (
+    "comma-separated options of workflowkit.Retry, like "
+    "'attempts=6, initial=1s, backoff=2, max_interval=5m, jitter=0.5' (non_retryable can only "
+    "be given in code)"
+)
+
+
+def default_retry() -> Retry | None:
+    """``WORKFLOWKIT_RETRY``: the retry policy of steps that name none, for workers that
+    are not configured in code (``workflowkit worker``); None when unset."""
+    raw = _raw(RETRY)
+    if raw is None:
+        return None
+    options: dict[str, Any] = {}
+    for part in raw.split(","):
+        name, sep, value = (text.strip() for text in part.partition("="))
+        if not sep or name not in _RETRY_OPTIONS or not value or name in options:
+            raise _refuse(RETRY, raw, _RETRY_FORM)
+        options[name] = _retry_option(name, value, raw)
+    try:
+        return Retry(**options)
+    except StepOptionsError as exc:
+        raise ConfigurationError(f"{RETRY}={raw!r} is not valid: {exc}") from None
+
+
+def _retry_option(name: str, value: str, raw: str) -> Any:
+    try:
+        if name == "attempts":
+            return int(value)
+        if name == "backoff":
+            return float(value)
+        if name == "jitter":
+            lowered = value.lower()
+            return lowered in _TRUE if lowered in _TRUE | _FALSE else float(value)
+    except ValueError:
+        raise _refuse(RETRY, raw, _RETRY_FORM) from None
+    return value  # a duration: Retry parses and checks it
+
+
 def world_url() -> str | None:
     """``WORKFLOWKIT_WORLD`` (None when unset: the default SQLite file)."""
     return os.environ.get(WORLD) or None
@@ -209,6 +251,7 @@ def check_settings() -> None:
     deployment()
     base_url()
     encryption_keys()
+    default_retry()
     integer(SERDE_MAX_SIZE, 1, minimum=1)
     integer(SERDE_MAX_DEPTH, 1, minimum=1)
 

@@ -4,6 +4,7 @@ which FatalError, non_retryable, RetryableError(retry_after=) and the policy dec
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from workflowkit import (
     workflow,
 )
 from workflowkit.api import start
-from workflowkit.errors import WorkflowRunFailedError
+from workflowkit.errors import ConfigurationError, WorkflowRunFailedError
 from workflowkit.runtime.runtime import Runtime
 from workflowkit.runtime.steps import OVERRUNS
 from workflowkit.web import timeline
@@ -228,6 +229,40 @@ async def test_project_wide_default_applies_to_steps_that_name_no_policy(
     assert await run.return_value(timeout=10) == ["default_policy_step: 6", "short_form_step: 1"]
     gaps = _retry_gaps(await workflow_runtime.world.get_events(run.run_id))
     assert gaps == [86400 * 2**n for n in range(5)]
+
+
+async def test_workflowkit_retry_sets_the_default_of_workers_configured_by_environment(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``workflowkit worker`` has no code to pass ``retry=``: ``WORKFLOWKIT_RETRY`` does it."""
+    monkeypatch.setenv("WORKFLOWKIT_RETRY", "attempts=3, initial=10ms, backoff=1, jitter=no")
+    workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}")
+    try:
+        run = await start(under_default, "env")
+        assert await run.return_value(timeout=10) == [
+            "default_policy_step: 3",
+            "short_form_step: 1",
+        ]
+    finally:
+        workflowkit.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("attempts=3, tries=2", "comma-separated options of workflowkit.Retry"),
+        ("attempts=three", "comma-separated options of workflowkit.Retry"),
+        ("attempts=0", "the step runs at least once"),
+        ("initial=soon", "WORKFLOWKIT_RETRY='initial=soon' is not valid"),
+    ],
+)
+def test_a_bad_workflowkit_retry_is_refused_at_start_up(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    monkeypatch.setenv("WORKFLOWKIT_RETRY", value)
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}")
+    workflowkit.shutdown()
 
 
 def test_configure_refuses_a_default_that_is_not_a_policy(tmp_path: Any) -> None:

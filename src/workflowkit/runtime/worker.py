@@ -64,7 +64,7 @@ class Worker:
         if retry is not None and not isinstance(retry, Retry):
             raise StepOptionsError(f"Worker(retry=...) takes a workflowkit.Retry, not {retry!r}")
         # The policy of steps that name none (``@step`` without retry= or max_retries=).
-        self.retry = retry or DEFAULT_RETRY
+        self.retry = retry or _settings.default_retry() or DEFAULT_RETRY
         self.world = world
         self.registry = registry
         self.worker_id = new_id("wrkr")
