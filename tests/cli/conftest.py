@@ -75,3 +75,10 @@ def seeded(seeded_template: tuple[Path, tuple[str, ...]], tmp_path: Path) -> Ite
     path = tmp_path / "wk.db"
     yield Seeded(f"sqlite:///{path}", path, *ids)
     workflowkit.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are cut to ``$COLUMNS`` when it is set (pytest-xdist workers have it): the
+    tests read whole cells, as a pipe gets them, unless they set a width themselves."""
+    monkeypatch.delenv("COLUMNS", raising=False)

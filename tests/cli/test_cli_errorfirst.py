@@ -194,7 +194,7 @@ def test_tables_fit_the_terminal_width(
     assert any(line.endswith("…") for line in lines)  # WAITING FOR, the widest, was cut
     for run_id in (seeded.completed, seeded.failed, seeded.sleeping, seeded.waiting):
         assert any(line.startswith(run_id + " ") for line in lines)  # ids are never cut
-    monkeypatch.delenv("COLUMNS")
+    monkeypatch.delenv("COLUMNS", raising=False)
     code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "runs")
     assert "…" not in out  # not a terminal, no $COLUMNS: whole cells (for grep, cut, ...)
 

@@ -508,6 +508,8 @@ async def test_reencrypt_encrypts_what_was_stored_before_encryption_was_turned_o
         (f"k1:{KEYS['k1']},k1:{KEYS['k2']}", "'k1' is given twice"),
         (f"bad/id:{KEYS['k1']}", "entry 1 is not KEY_ID:BASE64_KEY"),
     ],
+    # Fixed ids: the keys are random, and test ids must be the same in every process.
+    ids=["no-key", "not-base64", "short-key", "id-twice", "bad-id"],
 )
 def test_bad_keys_stop_the_start_with_a_message_that_shows_no_key(
     value: str, message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
