@@ -25,22 +25,8 @@ from ..errors import (
     WorldUnavailableError,
 )
 from ..registry import Workflow
-from ..worlds.records import (
-    DELIVERY_EVENTS,
-    Divergence,
-    Event,
-    EventType,
-    NewEvent,
-    RunRecord,
-)
-from ._driver_state import (
-    STEP_OUTCOMES,
-    DriverConfig,
-    DriverState,
-    Outgoing,
-    StepSlots,
-    utc_at,
-)
+from ..worlds.records import DELIVERY_EVENTS, Divergence, Event, EventType, NewEvent, RunRecord
+from ._driver_state import STEP_OUTCOMES, DriverConfig, DriverState, Outgoing, StepSlots, utc_at
 from .executor import Effects, RunExecutor, StepStart, encode_error
 from .versions import code_version
 

@@ -6,9 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ._sql import RUN_COLUMNS, Dialect
-from .records import (
-    RunQuery,
-)
+from .records import RunQuery
 
 
 def list_runs(

@@ -9,14 +9,7 @@ from typing import Any
 from ._plan_state import ENDS_RUN, RunState
 from ._plan_writes import CreateChild, Deliver, FollowUp
 from ._planner import AppendPlan, plan_append, plan_create_run
-from .records import (
-    AppendResult,
-    EventType,
-    NewEvent,
-    RunOptions,
-    RunRecord,
-    RunStatus,
-)
+from .records import AppendResult, EventType, NewEvent, RunOptions, RunRecord, RunStatus
 
 
 class Family:

@@ -6,12 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .records import (
-    EventType,
-    NewEvent,
-    RunStatus,
-    StepStatus,
-)
+from .records import EventType, NewEvent, RunStatus, StepStatus
 
 # Which states each run event may leave from, and where it goes; anything else is refused.
 RUN_TRANSITIONS: Mapping[EventType, frozenset[RunStatus]] = {

@@ -5,12 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .records import (
-    NewEvent,
-    RunOptions,
-    RunStatus,
-    StepStatus,
-)
+from .records import NewEvent, RunOptions, RunStatus, StepStatus
 
 # -- the writes a World renders ------------------------------------------------------------
 # Each changes one row (``DeleteRunHooks``: all of a run's hooks). Step updates name the state

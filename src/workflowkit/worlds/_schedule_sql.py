@@ -6,9 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ._sql import Dialect
-from .records import (
-    ScheduleRecord,
-)
+from .records import ScheduleRecord
 
 # -- schedules -------------------------------------------------------------------------------
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .records import (
-    ChunkWriter,
-    NewChunk,
-)
+from .records import ChunkWriter, NewChunk
 
 # -- streams ---------------------------------------------------------------------------------
 

@@ -25,11 +25,7 @@ from .apply import (
     TouchRun,
     UnclaimStep,
 )
-from .records import (
-    Event,
-    RunStatus,
-    StepStatus,
-)
+from .records import Event, RunStatus, StepStatus
 
 # -- the planner's writes ------------------------------------------------------------------
 

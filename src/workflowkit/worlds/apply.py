@@ -54,13 +54,7 @@ from ._plan_writes import (
     UnclaimStep,
     Write,
 )
-from ._planner import (
-    AppendPlan,
-    CreatePlan,
-    check_owner,
-    plan_append,
-    plan_create_run,
-)
+from ._planner import AppendPlan, CreatePlan, check_owner, plan_append, plan_create_run
 from .records import EventType, NewEvent, RunChange, RunStatus, StepClaim, StepStatus
 
 __all__ = [

@@ -8,10 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import _payload_sql, _retention_sql
-from ..records import (
-    RunStatus,
-    StoredPayload,
-)
+from ..records import RunStatus, StoredPayload
 from ._dialect import DIALECT
 from ._parts import WorldParts
 from ._transactions import Conn, Outcome
