@@ -238,6 +238,8 @@ class DriverState:
         if handle is not None:
             handle.cancel()
 
+    # -- the virtual clock -------------------------------------------------------------------
+
     def _skip_ahead(self, executor: RunExecutor) -> bool:
         """Virtual clock: with nothing left but timers, fire the earliest; whether one fired.
 

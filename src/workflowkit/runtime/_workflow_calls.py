@@ -115,6 +115,8 @@ class WorkflowCalls:
     def now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0
 
+    # -- operations created by workflow code -------------------------------------------------
+
     def call_step(
         self, step: DurableStep, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> asyncio.Future[Any]:
