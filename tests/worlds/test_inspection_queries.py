@@ -9,7 +9,7 @@ import pytest
 from test_conformance import new_run
 
 from workflowkit.ids import new_id
-from workflowkit.worlds import _sql
+from workflowkit.worlds import _listing_sql
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import EventType, NewEvent, StepStatus
 
@@ -79,7 +79,7 @@ async def test_runs_by_id_prefix_and_pages_deep_down(
 ) -> None:
     # Many ids with a prefix are checked on runs read in time order, few are read by id
     # range and sorted: either way the same runs, newest first.
-    monkeypatch.setattr(_sql, "FEW_PREFIXED", few_prefixed)
+    monkeypatch.setattr(_listing_sql, "FEW_PREFIXED", few_prefixed)
     ids = [f"job-{i % 2}-{i:02d}" for i in range(8)]
     for run_id in ids:
         await world.create_run(run_id, "wf.a" if run_id.startswith("job-0") else "wf.b", b"", {})

@@ -19,124 +19,55 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import secrets
 import traceback
-from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 from .. import serde
 from .._outcomes import run_outcome
-from .._start_options import StartOptions, check_run_id
-from ..context import DurableStep, WorkflowMetadata, set_executor
+from ..context import WorkflowMetadata, set_executor
 from ..errors import (
-    ClientCallInWorkflowError,
     HookConflictError,
-    HookDisposedError,
-    InvalidWorkflowFunctionError,
-    ReplayDivergenceError,
     SerializationError,
     StepExitError,
     WorkflowRunAlreadyExistsError,
 )
-from ..ids import new_id
-from ..registry import Workflow
-from ..urls import base_url
 from ..worlds.records import CREATION_EVENTS, DELIVERY_EVENTS, Event, EventType, NewEvent
+from ._effects import Effects, Pending, StepStart, Timer
+from ._workflow_calls import (
+    KIND_OF_CREATION,
+    Discarded,
+    HookState,
+    Op,
+    OpKind,
+    Undecodable,
+    WorkflowCalls,
+    describe,
+    encode_input,
+    settle,
+)
 from .loop import WorkflowLoop
 
-# -- what goes in and out of an activation ---------------------------------------------------
-# Named tuples rather than frozen dataclasses: as immutable, and four times cheaper to build,
-# which shows on the hot path (an activation per step).
-
-
-class StepStart(NamedTuple):
-    """A step attempt to start once ``due_at`` (on the World's clock; 0 for now) has come."""
-
-    step_id: str
-    step: DurableStep
-    input: bytes
-    attempt: int
-    due_at: float
-    # Replay matched its step_created in the log: it may be queued already.
-    replayed: bool
-
-
-class Timer(NamedTuple):
-    """A sleep's timer: when due, append ``wait_completed`` for ``wait_id``."""
-
-    wait_id: str
-    resume_at: float
-
-
-class Effects(NamedTuple):
-    """What the workflow code did in one activation, for the driver to carry out."""
-
-    events: Sequence[NewEvent]
-    steps: Sequence[StepStart]
-    timers: Sequence[Timer]
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """What the run is waiting for: steps, timers not cancelled, hooks, and child runs."""
-
-    steps: tuple[str, ...]
-    timers: tuple[Timer, ...]
-    hooks: tuple[str, ...]
-    children: tuple[str, ...] = ()
-
-
-# -- operations ------------------------------------------------------------------------------
-
-
-class _Discarded(BaseException):
-    """Unwinds workflow code of a run being dropped from memory; never reaches users."""
-
-
-class _Diverged(BaseException):
-    """Unwinds workflow code after replay stopped matching the log."""
-
-
-OpKind = Literal["step", "wait", "hook", "child"]
-
-
-@dataclass(slots=True, eq=False)
-class Op:
-    kind: OpKind
-    correlation_id: str
-    name: str
-    digest: str
-    future: asyncio.Future[Any] | None = None
-    timer: asyncio.TimerHandle | None = None
-    step: DurableStep | None = None
-    input: bytes | None = None
-    resume_at: float = 0.0
-    done: bool = False
-    cancelled: bool = False
-    logged: Event | NewEvent | None = None  # its creation event, when replay matched one
-    hook: HookState | None = None
-
-
-@dataclass(slots=True, eq=False)
-class HookState:
-    """Payloads received by a hook and the workflow code waiting for them."""
-
-    token: str
-    buffer: deque[Any] = field(default_factory=deque)
-    waiters: deque[asyncio.Future[Any]] = field(default_factory=deque)
-    error: BaseException | None = None
-    disposed: bool = False
+__all__ = [
+    "Effects",
+    "HookState",
+    "Op",
+    "OpKind",
+    "Pending",
+    "RunExecutor",
+    "StepStart",
+    "Timer",
+    "encode_error",
+    "encode_input",
+]
 
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-class RunExecutor:
+class RunExecutor(WorkflowCalls):
     """Runs one run's workflow code on its own ``WorkflowLoop``.
 
     Its driver calls ``activate``, ``pending``, ``now`` and ``discard``, and reads
@@ -144,44 +75,6 @@ class RunExecutor:
     run ended. Workflow code reaches ``random``, ``now`` and the operations it creates
     (``call_step``, ``create_hook``, timers) through ``workflowkit.context`` and the loop.
     """
-
-    def __init__(
-        self, run_id: str, workflow: Workflow[Any, Any], input: bytes, version: str | None = None
-    ) -> None:
-        self.run_id = run_id
-        self.version = version  # of the code: recorded when the run starts
-        self.random = random.Random(run_id)
-        self.metadata = WorkflowMetadata(run_id, workflow.name, _utc(0), base_url())
-        self.finished = False
-        self.divergence: ReplayDivergenceError | None = None
-        # The code is re-running what it already ran before (``workflowkit.logger`` is quiet).
-        self.replaying = False
-        self._workflow = workflow
-        self._input = input
-        self._loop: WorkflowLoop | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._ops: dict[str, Op] = {}  # pending operations only; finished ones leave
-        self._finished_ops: set[str] = set()
-        self._timers: dict[int, Op] = {}
-        self._child_count = 0
-        self._traceparent: str | None = None
-        # Child runs started, by run id: their outcome (a future), kept after they end.
-        self._children: dict[str, asyncio.Future[Any]] = {}
-        self._child_workflows: dict[str, str] = {}
-        # Replay: the log's creation events, matched in order as the code creates operations.
-        self._logged: list[Event | NewEvent] = []
-        self._cursor = 0
-        self._disposed_in_log: set[str] = set()
-        # Patches: the change ids whose marker the log holds, and the answers given so far.
-        self._patches_in_log: set[str] = set()
-        self._patches: dict[str, bool] = {}
-        # Per step: the attempt started last, and when a retrying step's next one is due.
-        self._attempts: dict[str, int] = {}
-        self._retry_at: dict[str, float] = {}
-        # What the current activation produced.
-        self._events: list[NewEvent] = []
-        self._to_start: dict[str, Op] = {}
-        self._to_arm: list[Op] = []
 
     # -- the door --------------------------------------------------------------------------
 
@@ -211,9 +104,6 @@ class RunExecutor:
             tuple(op.correlation_id for op in ops if op.kind == "child"),
         )
 
-    def now(self) -> float:
-        return self._loop.time() if self._loop is not None else 0.0
-
     def discard(self) -> None:
         """Drop the run's coroutines without letting their cleanup code create operations."""
         loop = self._loop
@@ -225,7 +115,7 @@ class RunExecutor:
         try:
             for task in list(loop.tasks):
                 coro = task.get_coro()
-                with contextlib.suppress(Exception, _Discarded):
+                with contextlib.suppress(Exception, Discarded):
                     coro.close()
         finally:
             set_executor(previous)
@@ -282,7 +172,7 @@ class RunExecutor:
                 f"the event log has {missing.type} {missing.attrs.get('name', '')!r} at "
                 f"operation #{self._cursor + 1}, but the workflow code no longer reaches it",
                 self._cursor + 1,
-                _describe(_KIND_OF_CREATION[missing.type], missing.attrs.get("name", "")),
+                describe(KIND_OF_CREATION[missing.type], missing.attrs.get("name", "")),
                 "",
             )
         self._logged = []
@@ -400,24 +290,14 @@ class RunExecutor:
             try:
                 value: Any = serde.decode(event.payload) if event.payload is not None else None
             except SerializationError as exc:
-                value = _Undecodable(exc)
+                value = Undecodable(exc)
             while state.waiters and state.waiters[0].done():
                 state.waiters.popleft()  # cancelled awaits (a lost race) take nothing
             if state.waiters:
-                _settle(state.waiters.popleft(), value)
+                settle(state.waiters.popleft(), value)
             else:
                 state.buffer.append(value)
         self._run()
-
-    def _close_hook(self, op: Op) -> None:
-        """No more payloads: fail whoever still waits, and stop counting the hook as pending."""
-        assert op.hook is not None
-        self._ops.pop(op.correlation_id, None)
-        self._finished_ops.add(op.correlation_id)
-        while op.hook.waiters:
-            waiter = op.hook.waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(op.hook.error or HookDisposedError())
 
     def _run(self) -> None:
         assert self._loop is not None
@@ -451,181 +331,6 @@ class RunExecutor:
         self.finished = True
         self._events.append(NewEvent(EventType.RUN_FAILED, payload=encode_error(error)))
 
-    # -- operations created by workflow code -------------------------------------------------
-
-    def call_step(
-        self, step: DurableStep, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-    ) -> asyncio.Future[Any]:
-        if self._loop is None or self._loop.discarding:
-            raise _Discarded()
-        payload = encode_input(args, kwargs, what=f"step {step.name}")
-        op = self._create("step", step.name, serde.digest(payload))
-        op.step, op.input = step, payload
-        op.future = self._loop.create_future()
-        if op.logged is None:
-            attrs = {"name": step.name, "digest": op.digest}
-            # A label is for people (the dashboard's "model request #3"): replay ignores it.
-            label = getattr(step, "label", None)
-            if label:
-                attrs["label"] = label
-            self._events.append(NewEvent(EventType.STEP_CREATED, op.correlation_id, payload, attrs))
-        self._to_start[op.correlation_id] = op
-        return op.future
-
-    async def start_child(
-        self, workflow: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-    ) -> str:
-        """Record a child run's start (the World creates the run with this run's append);
-        its id: the options' ``run_id``, or this run's id and the child's number."""
-        if self._loop is None or self._loop.discarding:
-            raise _Discarded()
-        if not isinstance(workflow, Workflow):
-            raise InvalidWorkflowFunctionError(
-                f"start() needs a function decorated with @workflow, got {workflow!r}"
-            )
-        options: StartOptions = workflow.start_options
-        payload = encode_input(args, kwargs, what=f"workflow {workflow.name}")
-        self._child_count += 1
-        child_id = options.run_id or f"{self.run_id}.{self._child_count}"
-        check_run_id(child_id)
-        if child_id in self._children:  # the same id again: the same child, as start() outside
-            known = self._child_workflows[child_id]
-            if options.on_conflict == "error" or known != workflow.name:
-                raise WorkflowRunAlreadyExistsError(child_id, "started by this run", known)
-            return child_id
-        op = self._create("child", workflow.name, serde.digest(payload), child_id)
-        child_id = op.correlation_id
-        op.future = self._loop.create_future()
-        self._children[child_id] = op.future
-        self._child_workflows[child_id] = workflow.name
-        if op.logged is None:
-            self._events.append(
-                NewEvent(
-                    EventType.CHILD_CREATED,
-                    child_id,
-                    payload,
-                    _child_attrs(workflow.name, op.digest, options, self.now(), self._traceparent),
-                )
-            )
-        return child_id
-
-    def child_outcome(self, run_id: str) -> asyncio.Future[Any]:
-        future = self._children.get(run_id)
-        if future is None:
-            raise ClientCallInWorkflowError(
-                f"return_value() of run {run_id}, which this run did not start,"
-            )
-        return future
-
-    def create_hook(self, token: str | None, metadata: Any, *, webhook: bool = False) -> Op:
-        if self._loop is None or self._loop.discarding:
-            raise _Discarded()
-        payload = None if metadata is None else serde.encode(metadata, path="metadata")
-        op = self._create("hook", "hook", token or "")
-        if op.logged is not None:
-            token = str(op.logged.attrs.get("token", token))
-        else:
-            # Unguessable by default, and recorded, so a replay sees the same token.
-            token = token or secrets.token_urlsafe(24)
-            attrs: dict[str, Any] = {"name": "hook", "digest": op.digest, "token": token}
-            if webhook:
-                attrs["webhook"] = True
-            self._events.append(NewEvent(EventType.HOOK_CREATED, op.correlation_id, payload, attrs))
-        op.hook = HookState(token)
-        return op
-
-    def next_payload(self, op: Op) -> asyncio.Future[Any]:
-        """A future for the hook's next payload (already resolved if one is buffered)."""
-        assert self._loop is not None and op.hook is not None
-        future = self._loop.create_future()
-        state = op.hook
-        if state.buffer:
-            _settle(future, state.buffer.popleft())
-        elif state.error is not None or state.disposed:
-            future.set_exception(state.error or HookDisposedError())
-        else:
-            state.waiters.append(future)
-        return future
-
-    def dispose_hook(self, op: Op) -> None:
-        assert op.hook is not None
-        if op.hook.disposed:
-            return
-        op.hook.disposed = True
-        if op.hook.error is None and op.correlation_id not in self._disposed_in_log:
-            self._events.append(NewEvent(EventType.HOOK_DISPOSED, op.correlation_id))
-        self._close_hook(op)
-
-    def schedule_timer(self, handle: asyncio.TimerHandle) -> None:
-        if self._loop is None or self._loop.discarding:
-            raise _Discarded()
-        op = self._create("wait", "sleep", "")
-        op.timer = handle
-        self._timers[id(handle)] = op
-        if op.logged is not None:
-            op.resume_at = float(op.logged.attrs.get("resume_at", handle.when()))
-        else:
-            op.resume_at = handle.when()
-            attrs = {"resume_at": op.resume_at, "name": "sleep"}
-            self._events.append(NewEvent(EventType.WAIT_CREATED, op.correlation_id, None, attrs))
-        self._to_arm.append(op)
-
-    def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
-        op = self._timers.get(id(handle))
-        if op is not None:
-            op.cancelled = True
-
-    def _create(self, kind: OpKind, name: str, digest: str, op_id: str | None = None) -> Op:
-        if self._cursor < len(self._logged):
-            logged = self._logged[self._cursor]
-            self._cursor += 1
-            expected_kind = _KIND_OF_CREATION[logged.type]
-            expected_name = str(logged.attrs.get("name", ""))
-            expected_digest = str(logged.attrs.get("digest", ""))
-            if (expected_kind, expected_name, expected_digest) != (kind, name, digest):
-                what = "arguments differ" if expected_name == name else "a different operation"
-                self._diverge(
-                    f"operation #{self._cursor}: the event log has {expected_kind} "
-                    f"{expected_name!r} but the workflow code now calls {kind} {name!r} "
-                    f"({what}); did the code change under a running workflow?",
-                    self._cursor,
-                    _describe(expected_kind, expected_name),
-                    _describe(kind, name) + (" (other arguments)" if expected_name == name else ""),
-                )
-                raise _Diverged()
-            op = Op(kind, str(logged.correlation_id), name, digest, logged=logged)
-        else:
-            op = Op(kind, op_id or new_id("wrun" if kind == "child" else kind), name, digest)
-        self._ops[op.correlation_id] = op
-        return op
-
-    def _diverge(self, message: str, position: int, expected: str, actual: str) -> None:
-        """The code no longer matches the log: stop here. The driver parks the run (or, by
-        the workflow's policy, fails it with ``divergence``); nothing this activation did
-        after the last matching operation is recorded."""
-        if self.divergence is None:
-            self.divergence = ReplayDivergenceError(
-                f"run {self.run_id}: {message}", position, expected, actual
-            )
-            self.finished = True
-
-    def patched(self, change_id: str) -> bool:
-        """Whether the code takes the branch of ``change_id``: yes for a run that recorded
-        its marker, or that meets it live (then it records the marker); no while replaying
-        a log recorded before the change. The first answer holds for the rest of the run."""
-        known = self._patches.get(change_id)
-        if known is not None:
-            return known
-        if change_id in self._patches_in_log:
-            answer = True
-        elif self._cursor < len(self._logged):
-            answer = False  # the log goes on past here without it: recorded by older code
-        else:
-            answer = True
-            self._events.append(NewEvent(EventType.PATCH_MARKED, change_id))
-        self._patches[change_id] = answer
-        return answer
-
 
 # Events only workflow code produces: code ran after every delivery logged before one.
 _CODE_EVENTS = CREATION_EVENTS | {
@@ -647,39 +352,6 @@ def _replayed_part(log: Sequence[Event | NewEvent]) -> int:
     return 0
 
 
-_KIND_OF_CREATION: dict[EventType, OpKind] = {
-    EventType.STEP_CREATED: "step",
-    EventType.WAIT_CREATED: "wait",
-    EventType.HOOK_CREATED: "hook",
-    EventType.HOOK_CONFLICT: "hook",
-    EventType.CHILD_CREATED: "child",
-}
-
-
-def _child_attrs(
-    name: str, digest: str, options: StartOptions, now: float, traceparent: str | None
-) -> dict[str, Any]:
-    """What the World creates the child run with; times from the parent's clock, so a
-    replay (which reads them back from the log) agrees. A child joins its parent's trace."""
-    attrs: dict[str, Any] = {"name": name, "digest": digest}
-    if traceparent is not None:
-        attrs["traceparent"] = traceparent
-    start_at, deadline = options.start_time(now), options.deadline(now)
-    if start_at is not None:
-        attrs["start_at"] = start_at
-    if deadline is not None:
-        attrs["deadline"] = deadline
-    if options.queue is not None:
-        attrs["queue"] = options.queue
-    if options.key is not None:
-        attrs["key"] = options.key
-    if options.priority:
-        attrs["priority"] = options.priority
-    if options.detached:
-        attrs["detached"] = True
-    return attrs
-
-
 def _settle_child(future: asyncio.Future[Any], run_id: str, event: Event | NewEvent) -> None:
     """A child run ended (or its id was another run's): its outcome to whoever awaits it.
     An error nobody retrieves is marked as seen, so the loop does not log it: not awaiting
@@ -697,21 +369,6 @@ def _settle_child(future: asyncio.Future[Any], run_id: str, event: Event | NewEv
         future.exception()
 
 
-def _describe(kind: str, name: Any) -> str:
-    return f"{kind} {name!r}" if name else str(kind)
-
-
-def encode_input(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, what: str) -> bytes:
-    """The payload of a call's arguments; a clear error naming the bad argument if any."""
-    try:
-        # A list pair rather than a tuple pair keeps plain arguments on the codec's fast path.
-        return serde.encode([list(args), dict(kwargs)], path="input")
-    except SerializationError:
-        serde.encode(tuple(args), path="args")
-        serde.encode(dict(kwargs), path="kwargs")
-        raise
-
-
 def encode_error(error: BaseException) -> bytes:
     try:
         return serde.encode(error, path="error")
@@ -719,20 +376,6 @@ def encode_error(error: BaseException) -> bytes:
         text = "".join(traceback.format_exception(error))
         fallback = RuntimeError(f"{type(error).__qualname__}: {error}\n{text}")
         return serde.encode(fallback, path="error")
-
-
-@dataclass(frozen=True, slots=True)
-class _Undecodable:
-    """A hook payload that could not be decoded; awaiting it raises the error."""
-
-    error: SerializationError
-
-
-def _settle(future: asyncio.Future[Any], value: Any) -> None:
-    if isinstance(value, _Undecodable):
-        future.set_exception(value.error)
-    else:
-        future.set_result(value)
 
 
 def _as_exception(value: Any) -> Exception:

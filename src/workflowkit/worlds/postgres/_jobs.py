@@ -6,7 +6,7 @@ every write, event and NOTIFY. The run's row lock is what makes the planner's re
 until commit: everything that changes a run's steps, waits or hooks holds it. Creating a
 hook also takes an advisory lock on its token (after the run locks, in token order), so two
 runs claiming one token are decided one after the other. Decisions come from the planner
-(``worlds.apply``), statements from ``worlds._sql``.
+(``worlds.apply``), statements from ``worlds._sql`` and its siblings.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from psycopg import AsyncClientCursor
 
 from ...errors import LeaseLostError, WorkflowRunNotFoundError
-from .. import _sql
+from .. import _listing_sql, _sql, _write_sql
 from .._rows import (
     event_from_row,
     hook_from_row,
@@ -148,8 +148,8 @@ async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> N
     if events:
         async with conn.cursor() as cursor:
             await cursor.executemany(
-                DIALECT.sql(_sql.INSERT_EVENT),
-                [_sql.event_params(e, DIALECT.stamp) for e in events],
+                DIALECT.sql(_write_sql.INSERT_EVENT),
+                [_write_sql.event_params(e, DIALECT.stamp) for e in events],
             )
     await feed.send(conn, [plan.change for plan in plans if plan.announce])
 
@@ -356,7 +356,9 @@ async def queue_create_run(conn: Conn, plan: CreatePlan, feed: Feed) -> None:
     """Queue, on the pipeline that ends with COMMIT, what creates a run."""
     assert plan.event is not None and plan.change is not None
     await _send_writes(conn, plan.writes)
-    await conn.execute(DIALECT.sql(_sql.INSERT_EVENT), _sql.event_params(plan.event, DIALECT.stamp))
+    await conn.execute(
+        DIALECT.sql(_write_sql.INSERT_EVENT), _write_sql.event_params(plan.event, DIALECT.stamp)
+    )
     await feed.send(conn, [plan.change])
 
 
@@ -380,16 +382,16 @@ async def get_runs(conn: Conn, run_ids: Sequence[str]) -> list[RunRecord]:
     return [run_from_row(row, moment) for row in await cur.fetchall()]
 
 
-_PREFIX_PROBE = _sql.prefix_probe(DIALECT).encode()
+_PREFIX_PROBE = _listing_sql.prefix_probe(DIALECT).encode()
 
 
 async def list_runs(conn: Conn, query: RunQuery) -> list[RunRecord]:
     few = True
-    probe = _sql.prefix_range(query.id_prefix)
+    probe = _listing_sql.prefix_range(query.id_prefix)
     if probe is not None:
         found = await (await conn.execute(_PREFIX_PROBE, probe)).fetchone()
-        few = found is None or found[0] < _sql.FEW_PREFIXED
-    sql, params = _sql.list_runs(DIALECT, query, few_prefixed=few)
+        few = found is None or found[0] < _listing_sql.FEW_PREFIXED
+    sql, params = _listing_sql.list_runs(DIALECT, query, few_prefixed=few)
     cur = await conn.execute(sql.encode(), params)
     return [run_from_row(row, moment) for row in await cur.fetchall()]
 

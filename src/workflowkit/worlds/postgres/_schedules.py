@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from psycopg import AsyncClientCursor
 
-from .. import _sql
+from .. import _schedule_sql, _sql
 from .._rows import run_from_row, schedule_from_row
 from ..apply import CreatePlan, plan_create_run
 from ..records import (
@@ -32,7 +32,7 @@ from ._feed import Feed
 from ._jobs import queue_create_run
 from ._transactions import Conn
 
-_DUE = DIALECT.sql(_sql.due_schedules(DIALECT) + " FOR UPDATE SKIP LOCKED")
+_DUE = DIALECT.sql(_schedule_sql.due_schedules(DIALECT) + " FOR UPDATE SKIP LOCKED")
 _LOCK_ID = "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))"
 
 
@@ -40,7 +40,7 @@ async def lock_schedule(conn: Conn, schedule_id: str, channel: str) -> ScheduleR
     """BEGIN, lock the schedule id and its row; the schedule, None if there is none."""
     cur = AsyncClientCursor(conn)
     await cur.execute(
-        f"BEGIN; {_LOCK_ID}; {DIALECT.sql(_sql.SELECT_SCHEDULE)} FOR UPDATE",
+        f"BEGIN; {_LOCK_ID}; {DIALECT.sql(_schedule_sql.SELECT_SCHEDULE)} FOR UPDATE",
         (channel, f"schedule {schedule_id}", schedule_id),
     )
     cur.nextset()
@@ -51,10 +51,10 @@ async def lock_schedule(conn: Conn, schedule_id: str, channel: str) -> ScheduleR
 
 async def write_change(conn: Conn, schedule_id: str, change: ScheduleChange) -> None:
     if change.record is None:
-        await conn.execute(DIALECT.sql(_sql.DELETE_SCHEDULE), (schedule_id,))
+        await conn.execute(DIALECT.sql(_schedule_sql.DELETE_SCHEDULE), (schedule_id,))
     else:
-        params = _sql.schedule_params(change.record, DIALECT)
-        await conn.execute(DIALECT.sql(_sql.UPSERT_SCHEDULE), params)
+        params = _schedule_sql.schedule_params(change.record, DIALECT)
+        await conn.execute(DIALECT.sql(_schedule_sql.UPSERT_SCHEDULE), params)
 
 
 async def change_schedule(
@@ -102,18 +102,18 @@ async def fire(
 
 
 async def read(conn: Conn, schedule_id: str) -> ScheduleRecord | None:
-    cur = await conn.execute(DIALECT.sql(_sql.SELECT_SCHEDULE), (schedule_id,))
+    cur = await conn.execute(DIALECT.sql(_schedule_sql.SELECT_SCHEDULE), (schedule_id,))
     row = await cur.fetchone()
     return None if row is None else schedule_from_row(row, moment)
 
 
 async def read_all(conn: Conn) -> list[ScheduleRecord]:
-    cur = await conn.execute(_sql.SELECT_SCHEDULES)
+    cur = await conn.execute(_schedule_sql.SELECT_SCHEDULES)
     return [schedule_from_row(row, moment) for row in await cur.fetchall()]
 
 
 async def due(conn: Conn, names: Sequence[str]) -> SchedulesDue:
-    cur = await conn.execute(_sql.schedules_due(DIALECT), (list(names),))
+    cur = await conn.execute(_schedule_sql.schedules_due(DIALECT), (list(names),))
     row = await cur.fetchone()
     tick = None if row is None or row[0] is None else moment(row[0])
     return SchedulesDue(tick, bool(row and row[1]))
@@ -122,7 +122,7 @@ async def due(conn: Conn, names: Sequence[str]) -> SchedulesDue:
 async def _active(conn: Conn, run_id: str | None) -> bool:
     if run_id is None:
         return False
-    cur = await conn.execute(DIALECT.sql(_sql.RUN_ACTIVE), (run_id,))
+    cur = await conn.execute(DIALECT.sql(_schedule_sql.RUN_ACTIVE), (run_id,))
     return await cur.fetchone() is not None
 
 

@@ -2,7 +2,7 @@
 
 Writers of one stream serialise on its ``streams`` row (``FOR UPDATE``), so indexes stay
 dense and in commit order. Each function runs inside the World's transaction or read. The
-rules are ``apply.may_write_stream``; the statements are in ``worlds._sql``.
+rules are ``apply.may_write_stream``; the statements are in ``worlds._stream_sql``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ...errors import WorkflowRunNotFoundError
-from .. import _sql
+from .. import _stream_sql
 from .._rows import run_status, stream_change_from_row, stream_info_from_row, stream_page
 from ..apply import may_write_stream
 from ..records import ChunkWriter, NewChunk, StreamChange, StreamInfo, StreamPage
@@ -34,7 +34,7 @@ async def write(
     cur = await conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
     run = await cur.fetchone()
     at = DIALECT.time(now)
-    await conn.execute(_q(_sql.INSERT_STREAM), (run_id, name, at, at))
+    await conn.execute(_q(_stream_sql.INSERT_STREAM), (run_id, name, at, at))
     cur = await conn.execute(
         "SELECT length, closed_at FROM streams WHERE run_id = %s AND name = %s FOR UPDATE",
         (run_id, name),
@@ -47,10 +47,12 @@ async def write(
         return StreamChange(run_id, name, start, True), start
     if chunks:
         async with conn.cursor() as cursor:
-            rows = _sql.chunk_rows(run_id, name, start, chunks, writer, at)
-            await cursor.executemany(_q(_sql.INSERT_CHUNK), rows)
+            rows = _stream_sql.chunk_rows(run_id, name, start, chunks, writer, at)
+            await cursor.executemany(_q(_stream_sql.INSERT_CHUNK), rows)
     length = start + len(chunks)
-    await conn.execute(_q(_sql.UPDATE_STREAM), (length, at, at if close else None, run_id, name))
+    await conn.execute(
+        _q(_stream_sql.UPDATE_STREAM), (length, at, at if close else None, run_id, name)
+    )
     return StreamChange(run_id, name, length, close), start
 
 
@@ -71,27 +73,27 @@ async def committed(
 
 
 async def read(conn: Conn, run_id: str, name: str, start_index: int, limit: int) -> StreamPage:
-    cur = await conn.execute(_q(_sql.SELECT_STREAM_HEAD), (name, run_id))
+    cur = await conn.execute(_q(_stream_sql.SELECT_STREAM_HEAD), (name, run_id))
     head = await cur.fetchone()
     if head is None:
         raise WorkflowRunNotFoundError(run_id)
     start = start_index
     if start_index < 0:
         cur = await conn.execute(
-            _q(_sql.SELECT_FROM_END).encode(), (run_id, name, -start_index - 1)
+            _q(_stream_sql.SELECT_FROM_END).encode(), (run_id, name, -start_index - 1)
         )
         row = await cur.fetchone()
         start = 0 if row is None else int(row[0])
     end = min(start + limit, int(head[1] or 0))
-    cur = await conn.execute(_q(_sql.SELECT_CHUNKS).encode(), (run_id, name, start, end))
+    cur = await conn.execute(_q(_stream_sql.SELECT_CHUNKS).encode(), (run_id, name, start, end))
     return stream_page(head, start, end, await cur.fetchall())
 
 
 async def list_streams(conn: Conn, run_id: str) -> list[StreamInfo]:
-    cur = await conn.execute(_q(_sql.SELECT_STREAMS), (run_id,))
+    cur = await conn.execute(_q(_stream_sql.SELECT_STREAMS), (run_id,))
     return [stream_info_from_row(run_id, row, moment) for row in await cur.fetchall()]
 
 
 async def changed_since(conn: Conn, since: datetime) -> list[StreamChange]:
-    cur = await conn.execute(_q(_sql.SELECT_CHANGED_STREAMS), (since,))
+    cur = await conn.execute(_q(_stream_sql.SELECT_CHANGED_STREAMS), (since,))
     return [stream_change_from_row(row) for row in await cur.fetchall()]

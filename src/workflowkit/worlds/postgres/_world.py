@@ -9,13 +9,16 @@ lost-commit rules (``Database``), the change feed (``Feed``: NOTIFY, LISTEN, the
 poll, the database clock), group commit for appends (``AppendQueue``), and the statements
 (``_jobs``, ``_streams``). Times for leases and due runs come from the database clock, so
 workers on machines with skewed clocks agree.
+
+Its methods come in groups: the reads (``WorldReads``, in ``_reads``), upkeep (retention and
+re-encryption: ``WorldUpkeep``, in ``_upkeep``), and here the writes and the World's life.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -26,7 +29,7 @@ from ...errors import (
     WorldClosedError,
     WorldUnavailableError,
 )
-from .. import _payload_sql, _retention_sql, _sql
+from .. import _sql
 from .._listeners import Listeners
 from .._rows import divergence_json
 from ..apply import AppendPlan, lookups, plan_create_run
@@ -39,28 +42,16 @@ from ..records import (
     Divergence,
     Event,
     FiredTick,
-    HookRecord,
     NewChunk,
     NewEvent,
-    OpenWork,
-    QueueInfo,
     QueueLimits,
-    QueueUsage,
     RunChange,
     RunOptions,
-    RunQuery,
     RunRecord,
     RunStatus,
     ScheduleRecord,
-    SchedulesDue,
     StepClaim,
-    StepRecord,
-    StoredPayload,
-    StreamInfo,
-    StreamPage,
-    WaitRecord,
     WorkerInfo,
-    WorkerRecord,
 )
 from ..schedule_rules import Decision, TickInput
 from . import _jobs, _queues, _schedules, _streams
@@ -71,14 +62,16 @@ from ._dialect import DIALECT
 from ._feed import Clock, Feed
 from ._jobs import AppendJob
 from ._loop import WorldLoop
+from ._reads import WorldReads
 from ._schema import MIGRATIONS, connect_kwargs, migrate, open_pool, parse_url
 from ._transactions import Conn, Database, Outcome
+from ._upkeep import WorldUpkeep
 
 T = TypeVar("T")
 log = logging.getLogger("workflowkit.postgres")
 
 
-class PostgresWorld:
+class PostgresWorld(WorldReads, WorldUpkeep):
     """The World on PostgreSQL (``WORKFLOWKIT_WORLD=postgresql://...``)."""
 
     schema_version = MIGRATIONS[-1].version  # what a database is brought to on opening
@@ -123,21 +116,6 @@ class PostgresWorld:
 
     def __repr__(self) -> str:
         return f"PostgresWorld(schema={self.schema!r})"
-
-    @property
-    def channel(self) -> str:
-        return self._feed.channel
-
-    def now(self) -> float:
-        """The database clock, estimated locally (within half a round trip)."""
-        return self._clock.now()
-
-    async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await self._loop.call(coro)
-
-    async def _write(self, what: str, fn: Callable[[Conn], Awaitable[Any]]) -> None:
-        """An idempotent write, on the World's loop: safe to repeat after a lost commit."""
-        await self._db.write(what, fn)
 
     # -- change notification -----------------------------------------------------------------
 
@@ -258,91 +236,6 @@ class PostgresWorld:
             *(self._append_alone(job) for job in jobs), return_exceptions=True
         )
 
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        result: RunRecord | None = await self._read(lambda c: _jobs.get_run(c, run_id), "get_run")
-        return result
-
-    async def _read(self, fn: Callable[[Conn], Coroutine[Any, Any, T]], what: str) -> T:
-        return await self._call(self._db.read(fn, what))
-
-    async def list_runs(
-        self,
-        *,
-        workflow_name: str | None = None,
-        status: RunStatus | None = None,
-        limit: int = 100,
-        before: str | None = None,
-        parent_run_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        id_prefix: str | None = None,
-        queue: str | None = None,
-        key: str | None = None,
-        diverged: bool | None = None,
-        forked_from: str | None = None,
-    ) -> list[RunRecord]:
-        query = RunQuery(
-            workflow_name,
-            status,
-            parent_run_id,
-            since,
-            until,
-            id_prefix,
-            before,
-            limit,
-            queue,
-            key,
-            diverged,
-            forked_from,
-        )
-        result: list[RunRecord] = await self._read(lambda c: _jobs.list_runs(c, query), "list_runs")
-        return result
-
-    async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
-        result: list[Event] = await self._read(
-            lambda c: _jobs.get_events(c, run_id, after_seq), "get_events"
-        )
-        return result
-
-    async def list_steps(self, run_id: str) -> list[StepRecord]:
-        result: list[StepRecord] = await self._read(
-            lambda c: _jobs.list_steps(c, run_id), "list_steps"
-        )
-        return result
-
-    async def list_waits(self, run_id: str) -> list[WaitRecord]:
-        result: list[WaitRecord] = await self._read(
-            lambda c: _jobs.list_waits(c, run_id), "list_waits"
-        )
-        return result
-
-    async def recent_workflows(self, runs: int) -> list[str]:
-        async def read(conn: Conn) -> list[str]:
-            cur = await conn.execute(DIALECT.sql(_sql.RECENT_WORKFLOWS), (runs,))
-            return [row[0] for row in await cur.fetchall()]
-
-        result: list[str] = await self._read(read, "recent_workflows")
-        return result
-
-    async def open_work(self, run_ids: Sequence[str]) -> OpenWork:
-        if not run_ids:
-            return OpenWork()
-        result: OpenWork = await self._read(lambda c: _jobs.open_work(c, run_ids), "open_work")
-        return result
-
-    async def get_hook_by_token(self, token: str) -> HookRecord | None:
-        hooks: list[HookRecord] = await self._read(
-            lambda c: _jobs.list_hooks(c, "h.token = ?", (token,)), "get_hook_by_token"
-        )
-        return hooks[0] if hooks else None
-
-    async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
-        where, params = ("h.run_id = ?", (run_id,)) if run_id else ("true", ())
-        result: list[HookRecord] = await self._read(
-            lambda c: _jobs.list_hooks(c, where, params), "list_hooks"
-        )
-        return result
-
     async def put_webhook_response(self, reply_to: str, payload: bytes) -> bool:
         async def body(conn: Conn, retry: bool) -> Outcome:
             cur = await conn.execute(
@@ -362,30 +255,12 @@ class PostgresWorld:
         result: bool = await self._call(coro)
         return result
 
-    async def get_webhook_response(self, reply_to: str) -> bytes | None:
-        result: bytes | None = await self._read(
-            lambda c: _jobs.webhook_response(c, reply_to), "get_webhook_response"
-        )
-        return result
-
     # -- scheduling --------------------------------------------------------------------------
 
     async def register_worker(self, info: WorkerInfo) -> None:
         await self._call(
             self._write("register_worker", lambda c: sched.register_worker(c, info, self.now()))
         )
-
-    async def count_active_runs(self) -> dict[RunStatus, int]:
-        async def count(conn: Conn) -> list[tuple[str, int]]:
-            cur = await conn.execute(_sql.COUNT_ACTIVE_RUNS)
-            return list(await cur.fetchall())
-
-        rows = await self._read(count, "count_active_runs")
-        return {RunStatus(status): int(n) for status, n in rows}
-
-    async def list_workers(self) -> list[WorkerRecord]:
-        result: list[WorkerRecord] = await self._read(sched.list_workers, "list_workers")
-        return result
 
     async def wake_run(self, run_id: str) -> bool:
         async def body(conn: Conn, retry: bool) -> Outcome:
@@ -399,55 +274,6 @@ class PostgresWorld:
         await self._call(
             self._write("register_queues", lambda c: _queues.register(c, queues, self.now()))
         )
-
-    async def list_queues(self) -> list[QueueInfo]:
-        now = self.now()
-        result: list[QueueInfo] = await self._read(
-            lambda c: _queues.list_queues(c, now), "list_queues"
-        )
-        return result
-
-    async def queue_usage(self, name: str) -> QueueUsage | None:
-        now = self.now()
-        result: QueueUsage | None = await self._read(
-            lambda c: _queues.usage(c, name, now), "queue_usage"
-        )
-        return result
-
-    async def expired_runs(
-        self, ended_before: datetime, statuses: Sequence[RunStatus], limit: int
-    ) -> list[str]:
-        sql = _retention_sql.expired(DIALECT, len(statuses))
-        params = (*(str(s) for s in statuses), ended_before, limit)
-
-        async def read(conn: Conn) -> list[str]:
-            cur = await conn.execute(sql, params)
-            return [row[0] for row in await cur.fetchall()]
-
-        result: list[str] = await self._read(read, "expired_runs")
-        return result
-
-    async def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
-        async def body(conn: Conn, retry: bool) -> Outcome:
-            cur = await conn.execute(_retention_sql.ended(DIALECT, " FOR UPDATE"), (list(run_ids),))
-            ended = [row[0] for row in await cur.fetchall()]
-            for statement in _retention_sql.deletes(DIALECT):
-                await conn.execute(statement, (ended,))
-            return Outcome(ended)
-
-        # Deleting again what is gone deletes nothing: safe to repeat after a lost commit.
-        coro = self._db.transaction(body, what="delete_runs", idempotent=True)
-        deleted: list[str] = await self._call(coro)
-        return deleted
-
-    async def purge_webhook_responses(self, before: datetime) -> int:
-        async def body(conn: Conn, retry: bool) -> Outcome:
-            cur = await conn.execute(DIALECT.sql(_retention_sql.PURGE_RESPONSES), (before,))
-            return Outcome(cur.rowcount)
-
-        coro = self._db.transaction(body, what="purge_webhook_responses", idempotent=True)
-        count: int = await self._call(coro)
-        return count
 
     async def unregister_worker(self, worker_id: str) -> None:
         await self._call(
@@ -526,12 +352,6 @@ class PostgresWorld:
         resumed: list[str] = await self._call(coro)
         return resumed
 
-    async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
-        result: datetime | None = await self._read(
-            lambda c: sched.next_wake_at(c, workflow_names), "next_wake_at"
-        )
-        return result
-
     # -- the step queue ------------------------------------------------------------------------
 
     async def queue_steps(
@@ -599,16 +419,6 @@ class PostgresWorld:
         record: ScheduleRecord | None = await self._call(coro)
         return record
 
-    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
-        found: ScheduleRecord | None = await self._read(
-            lambda c: _schedules.read(c, schedule_id), "get_schedule"
-        )
-        return found
-
-    async def list_schedules(self) -> list[ScheduleRecord]:
-        found: list[ScheduleRecord] = await self._read(_schedules.read_all, "list_schedules")
-        return found
-
     async def fire_schedules(
         self,
         workflow_names: Sequence[str],
@@ -630,12 +440,6 @@ class PostgresWorld:
         coro = self._db.transaction(body, what="fire_schedules", idempotent=True, begins=True)
         fired: list[FiredTick] = await self._call(coro)
         return fired
-
-    async def schedules_due(self, workflow_names: Sequence[str]) -> SchedulesDue:
-        found: SchedulesDue = await self._read(
-            lambda c: _schedules.due(c, workflow_names), "schedules_due"
-        )
-        return found
 
     # -- streams -----------------------------------------------------------------------------
 
@@ -666,48 +470,7 @@ class PostgresWorld:
         length, _ = await self._call(coro)
         return int(length)
 
-    async def read_stream(
-        self, run_id: str, name: str, start_index: int, limit: int = 1000
-    ) -> StreamPage:
-        page: StreamPage = await self._read(
-            lambda c: _streams.read(c, run_id, name, start_index, limit), "read_stream"
-        )
-        return page
-
-    async def list_streams(self, run_id: str) -> list[StreamInfo]:
-        found: list[StreamInfo] = await self._read(
-            lambda c: _streams.list_streams(c, run_id), "list_streams"
-        )
-        return found
-
-    # -- payloads, for re-encryption (worlds._payload_sql) ------------------------------------
-
-    async def scan_payloads(
-        self, place: str, after: Sequence[Any] | None, skip_prefix: bytes, limit: int
-    ) -> list[StoredPayload]:
-        spec = _payload_sql.PLACES[place]
-        sql, params = _payload_sql.scan(spec, after, skip_prefix, limit, "%s")
-
-        async def read(conn: Conn) -> list[StoredPayload]:
-            cur = await conn.execute(sql, params)
-            return [_payload_sql.row_payload(spec, r) for r in await cur.fetchall()]
-
-        return await self._read(read, "scan_payloads")
-
-    async def swap_payloads(self, swaps: Sequence[tuple[StoredPayload, bytes, str | None]]) -> int:
-        async def body(conn: Conn, retry: bool) -> Outcome:
-            done = 0
-            for old, data, kind in swaps:
-                spec = _payload_sql.PLACES[old.place]
-                params = _payload_sql.swap_params(spec, old, data, kind)
-                cur = await conn.execute(_payload_sql.swap(spec, "%s"), params)
-                done += cur.rowcount
-            return Outcome(done)
-
-        # A compare-and-swap: repeating it after a lost commit changes nothing.
-        coro = self._db.transaction(body, what="swap_payloads", idempotent=True)
-        swapped: int = await self._call(coro)
-        return swapped
+    # -- closing ------------------------------------------------------------------------------
 
     async def close(self) -> None:
         if self._loop.closed:

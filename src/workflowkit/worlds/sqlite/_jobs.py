@@ -1,7 +1,8 @@
 """What each call of the SQLite World does on its connection: the writes (run inside the
 writer's transaction, which the single writer makes exclusive: the run's lock) and the reads.
 
-Decisions come from the planner (``worlds.apply``); statements from ``worlds._sql``.
+Decisions come from the planner (``worlds.apply``); statements from ``worlds._sql`` and its
+siblings.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import CorruptDataError, LeaseLostError, WorkflowRunNotFoundError
-from .. import _queue_sql, _sql
+from .. import _listing_sql, _queue_sql, _schedule_sql, _sql, _write_sql
 from .._rows import (
     event_from_row,
     hook_from_row,
@@ -195,7 +196,9 @@ def _execute(conn: sqlite3.Connection, writes: Sequence[Any], events: Sequence[E
             raise CorruptDataError(f"{type(write).__name__} did not find its row: {write}")
     if events:
         stamp = DIALECT.stamp
-        conn.executemany(_sql.INSERT_EVENT, [_sql.event_params(e, stamp) for e in events])
+        conn.executemany(
+            _write_sql.INSERT_EVENT, [_write_sql.event_params(e, stamp) for e in events]
+        )
 
 
 # -- scheduling ------------------------------------------------------------------------------
@@ -393,7 +396,7 @@ def finish_step(
 
 # -- schedules -------------------------------------------------------------------------------
 
-_DUE_SCHEDULES = _sql.due_schedules(DIALECT)
+_DUE_SCHEDULES = _schedule_sql.due_schedules(DIALECT)
 
 
 def change_schedule(
@@ -404,9 +407,11 @@ def change_schedule(
     if change is None:
         return existing
     if change.record is None:
-        conn.execute(_sql.DELETE_SCHEDULE, (schedule_id,))
+        conn.execute(_schedule_sql.DELETE_SCHEDULE, (schedule_id,))
     else:
-        conn.execute(_sql.UPSERT_SCHEDULE, _sql.schedule_params(change.record, DIALECT))
+        conn.execute(
+            _schedule_sql.UPSERT_SCHEDULE, _schedule_sql.schedule_params(change.record, DIALECT)
+        )
     return change.record
 
 
@@ -426,7 +431,10 @@ def fire_schedules(
     ]
     for record in due:
         last = record.last_run_id
-        active = last is not None and conn.execute(_sql.RUN_ACTIVE, (last,)).fetchone() is not None
+        active = (
+            last is not None
+            and conn.execute(_schedule_sql.RUN_ACTIVE, (last,)).fetchone() is not None
+        )
         plan = plan_fire(record, active, at, input_for)
         if plan is None:
             continue
@@ -445,21 +453,23 @@ def fire_schedules(
                 FiredTick(record.schedule_id, start.tick, start.run_id, created.value.created)
             )
             changes.extend(created.changes)
-        conn.execute(_sql.UPSERT_SCHEDULE, _sql.schedule_params(plan.record, DIALECT))
+        conn.execute(
+            _schedule_sql.UPSERT_SCHEDULE, _schedule_sql.schedule_params(plan.record, DIALECT)
+        )
     return Changed(fired, changes)
 
 
 def get_schedule(conn: sqlite3.Connection, schedule_id: str) -> ScheduleRecord | None:
-    row = conn.execute(_sql.SELECT_SCHEDULE, (schedule_id,)).fetchone()
+    row = conn.execute(_schedule_sql.SELECT_SCHEDULE, (schedule_id,)).fetchone()
     return None if row is None else schedule_from_row(row, _moment)
 
 
 def list_schedules(conn: sqlite3.Connection) -> list[ScheduleRecord]:
-    return [schedule_from_row(row, _moment) for row in conn.execute(_sql.SELECT_SCHEDULES)]
+    return [schedule_from_row(row, _moment) for row in conn.execute(_schedule_sql.SELECT_SCHEDULES)]
 
 
 def schedules_due(conn: sqlite3.Connection, names: str) -> tuple[float | None, int]:
-    row = conn.execute(_sql.schedules_due(DIALECT), (names,)).fetchone()
+    row = conn.execute(_schedule_sql.schedules_due(DIALECT), (names,)).fetchone()
     return (None, 0) if row is None else (row[0], int(row[1] or 0))
 
 
@@ -471,15 +481,15 @@ def get_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
     return None if row is None else run_from_row(row, _moment)
 
 
-_PREFIX_PROBE = _sql.prefix_probe(DIALECT)
+_PREFIX_PROBE = _listing_sql.prefix_probe(DIALECT)
 
 
 def list_runs(conn: sqlite3.Connection, query: RunQuery) -> list[RunRecord]:
     few = True
-    probe = _sql.prefix_range(query.id_prefix)
+    probe = _listing_sql.prefix_range(query.id_prefix)
     if probe is not None:
-        few = conn.execute(_PREFIX_PROBE, probe).fetchone()[0] < _sql.FEW_PREFIXED
-    sql, params = _sql.list_runs(DIALECT, query, few_prefixed=few)
+        few = conn.execute(_PREFIX_PROBE, probe).fetchone()[0] < _listing_sql.FEW_PREFIXED
+    sql, params = _listing_sql.list_runs(DIALECT, query, few_prefixed=few)
     return [run_from_row(row, _moment) for row in conn.execute(sql, params)]
 
 

@@ -1,0 +1,96 @@
+"""What the planner decides on: the transition tables, and a run's state as read under its lock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .records import EventType, NewEvent, RunStatus, StepStatus
+
+# Which states each run event may leave from, and where it goes; anything else is refused.
+RUN_TRANSITIONS: Mapping[EventType, frozenset[RunStatus]] = {
+    EventType.RUN_STARTED: frozenset({RunStatus.PENDING}),
+    EventType.RUN_COMPLETED: frozenset({RunStatus.RUNNING}),
+    EventType.RUN_FAILED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+    EventType.RUN_CANCELLED: frozenset({RunStatus.PENDING, RunStatus.RUNNING}),
+}
+RUN_TARGET: Mapping[EventType, RunStatus] = {
+    EventType.RUN_STARTED: RunStatus.RUNNING,
+    EventType.RUN_COMPLETED: RunStatus.COMPLETED,
+    EventType.RUN_FAILED: RunStatus.FAILED,
+    EventType.RUN_CANCELLED: RunStatus.CANCELLED,
+}
+# A step may be started again while running: a worker that died mid-step leaves it so.
+STEP_TRANSITIONS: Mapping[EventType, frozenset[StepStatus]] = {
+    EventType.STEP_STARTED: frozenset({StepStatus.PENDING, StepStatus.RUNNING}),
+    EventType.STEP_RETRYING: frozenset({StepStatus.RUNNING}),
+    EventType.STEP_COMPLETED: frozenset({StepStatus.RUNNING}),
+    EventType.STEP_FAILED: frozenset({StepStatus.RUNNING}),
+}
+STEP_TARGET: Mapping[EventType, StepStatus] = {
+    EventType.STEP_STARTED: StepStatus.RUNNING,
+    EventType.STEP_RETRYING: StepStatus.PENDING,
+    EventType.STEP_COMPLETED: StepStatus.COMPLETED,
+    EventType.STEP_FAILED: StepStatus.FAILED,
+}
+_HOOK_EVENTS = frozenset({EventType.HOOK_RECEIVED, EventType.HOOK_DISPOSED})
+ENDS_RUN = frozenset(kind for kind, target in RUN_TARGET.items() if target.terminal)
+
+
+# -- what an append reads ------------------------------------------------------------------
+
+
+class Lookups(NamedTuple):
+    """The rows an append's events touch, by id (tokens: of the hooks it creates).
+
+    ``links``: the events may end the run, so the planner needs the run's parent and its
+    active children (``RunState.parent``, ``RunState.children``).
+    """
+
+    steps: list[str]
+    waits: list[str]
+    hooks: list[str]
+    tokens: list[str]
+    links: bool = False
+
+    @property
+    def only_steps_and_waits(self) -> bool:
+        return not self.hooks and not self.tokens
+
+
+def lookups(events: Sequence[NewEvent]) -> Lookups:
+    ends = any(new.type in ENDS_RUN for new in events)
+    found = Lookups([], [], [], [], ends)
+    for new in events:
+        cid, kind = new.correlation_id, new.type
+        if cid is None:
+            continue
+        if kind in STEP_TRANSITIONS or kind is EventType.STEP_CREATED:
+            found.steps.append(cid)
+        elif kind is EventType.WAIT_CREATED or kind is EventType.WAIT_COMPLETED:
+            found.waits.append(cid)
+        elif kind is EventType.HOOK_CREATED:
+            found.hooks.append(cid)
+            found.tokens.append(str(new.attrs.get("token", "")))
+        elif kind in _HOOK_EVENTS:
+            found.hooks.append(cid)
+    return found
+
+
+@dataclass(slots=True)
+class RunState:
+    """A run as read under its lock: its row, its log's head, and the rows ``Lookups`` named
+    that exist. ``plan_append`` updates it as it applies events."""
+
+    status: RunStatus
+    owner: str | None
+    last_seq: int
+    steps: dict[str, StepStatus] = field(default_factory=dict)
+    waits: dict[str, bool] = field(default_factory=dict)  # wait id -> completed
+    hooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (run id, token)
+    tokens: dict[str, str] = field(default_factory=dict)  # token -> run id holding it
+    # Read when ``Lookups.links`` asks: the run's parent, and its children that are active
+    # and not detached (None: not read).
+    parent: str | None = None
+    children: list[str] | None = None
