@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -309,16 +310,21 @@ async def test_claims_and_leases(world: World) -> None:
     assert next_wake is not None and abs((next_wake - later).total_seconds()) < 0.01
 
 
-async def test_expired_lease_is_taken_over(world: World) -> None:
+async def test_expired_lease_is_taken_over(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     a, b = worker("a"), worker("b")
     await world.register_worker(a)
     await world.register_worker(b)
     run_id = await new_run(world)
     assert await world.claim_runs(a, ["wf"], limit=1, lease_seconds=0.05)
     await asyncio.sleep(0.1)
-    assert [r.run_id for r in await world.claim_runs(b, ["wf"], limit=1, lease_seconds=30)] == [
-        run_id
-    ]
+    with caplog.at_level(logging.INFO, logger="workflowkit.worker"):
+        claimed = await world.claim_runs(b, ["wf"], limit=1, lease_seconds=30)
+    assert [r.run_id for r in claimed] == [run_id]
+    # The taker says so (the loser says "lease lost" when its next write is refused).
+    (taken,) = [r for r in caplog.records if "taken over" in r.getMessage()]
+    assert a.worker_id in taken.getMessage() and taken.__dict__["run_id"] == run_id
     with pytest.raises(LeaseLostError):
         await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=a.worker_id)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import _queue_sql
+from .._takeovers import log_takeovers
 from ..limits import offer_size, pick, window_start
 from ..records import QueueInfo, QueueLimits, QueueUsage, WorkerInfo
 from ._dialect import DIALECT, moment
@@ -97,6 +98,11 @@ async def claim(
         offered = [_queue_sql.candidate(r, limits) for r in await found.fetchall()]
         chosen = pick(used, offered, room - len(taken))
         if chosen:
+            held = await conn.execute(
+                "SELECT run_id, owner FROM runs WHERE run_id = ANY(%s) AND owner IS NOT NULL",
+                (chosen,),
+            )
+            log_takeovers(worker.worker_id, await held.fetchall())
             lease_until = DIALECT.time(now + lease)
             params = (worker.worker_id, lease_until, at, at, chosen, at, dead)
             cur_claim = await conn.execute(_queue_sql.claim(DIALECT), params)

@@ -16,6 +16,7 @@ from datetime import datetime
 from ...errors import LeaseLostError, WorkflowRunNotFoundError
 from .. import _sql
 from .._rows import pid_alive, worker_from_row
+from .._takeovers import log_takeovers
 from ..apply import AppendPlan, Lookups, StepCandidate, plan_claim_step, plan_finish_step
 from ..records import (
     NewEvent,
@@ -84,7 +85,7 @@ async def claim_runs(
     queues within their limits (``_queues.claim``), and runs past their deadline."""
     dead = await dead_local_workers(conn, worker)
     cur = await conn.execute(
-        f"WITH due AS (SELECT run_id FROM runs r WHERE status IN {ACTIVE} "
+        f"WITH due AS (SELECT run_id, owner AS previous FROM runs r WHERE status IN {ACTIVE} "
         "AND (owner IS NULL OR lease_until < clock_timestamp() OR owner = ANY(%s)) "
         "AND ((wake_at <= clock_timestamp() AND diverged IS NULL AND workflow_name = ANY(%s) "
         "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue)) "
@@ -92,10 +93,12 @@ async def claim_runs(
         "FOR UPDATE SKIP LOCKED) UPDATE runs r SET owner = %s, "
         "lease_until = clock_timestamp() + %s * interval '1 second', "
         "wake_at = clock_timestamp() FROM due WHERE r.run_id = due.run_id "
-        "RETURNING r.run_id",
+        "RETURNING r.run_id, due.previous",
         (dead, list(workflow_names), limit, worker.worker_id, float(lease)),
     )
-    run_ids = [row[0] for row in await cur.fetchall()]
+    rows = await cur.fetchall()
+    log_takeovers(worker.worker_id, rows)
+    run_ids = [row[0] for row in rows]
     if len(run_ids) < limit:
         room = limit - len(run_ids)
         run_ids += await _queues.claim(

@@ -29,6 +29,7 @@ from .._rows import (
     wait_from_row,
     worker_from_row,
 )
+from .._takeovers import log_takeovers
 from ..apply import (
     Family,
     Lookups,
@@ -218,7 +219,7 @@ def claim_runs(
     claim one transaction no other claim interleaves with."""
     dead = json.dumps(_dead_local_workers(conn, worker))
     rows = conn.execute(
-        f"SELECT r.run_id FROM runs r WHERE r.status IN {_ACTIVE} "
+        f"SELECT r.run_id, r.owner FROM runs r WHERE r.status IN {_ACTIVE} "
         f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
         f"AND ((r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {DIALECT.in_list} "
         "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue)) OR r.deadline <= ?) "
@@ -226,6 +227,7 @@ def claim_runs(
         (now, dead, now, names, now, limit),
     ).fetchall()
     run_ids = [row[0] for row in rows]
+    log_takeovers(worker.worker_id, rows)
     lease_until = now + lease_seconds
     conn.executemany(
         "UPDATE runs SET owner = ?, lease_until = ?, wake_at = ? WHERE run_id = ?",
@@ -239,11 +241,17 @@ def claim_runs(
         limits = _queue_sql.limits_from_row(row)
         chosen = _pick_queued(conn, worker.worker_id, limits, names, dead, room, now)
         if chosen:
+            log_takeovers(worker.worker_id, _holders(conn, chosen))
             params = (worker.worker_id, lease_until, now, now, json.dumps(chosen), now, dead)
             taken = [r[0] for r in conn.execute(_queue_sql.claim(DIALECT), params).fetchall()]
             run_ids += taken
             room -= len(taken)
     return [record for record in map(functools.partial(get_run, conn), run_ids) if record]
+
+
+def _holders(conn: sqlite3.Connection, run_ids: list[str]) -> list[tuple[str, str | None]]:
+    sql = f"SELECT run_id, owner FROM runs WHERE run_id {DIALECT.in_list} AND owner IS NOT NULL"
+    return [(row[0], row[1]) for row in conn.execute(sql, (json.dumps(run_ids),))]
 
 
 def queue_usage(conn: sqlite3.Connection, name: str, now: float) -> QueueUsage | None:

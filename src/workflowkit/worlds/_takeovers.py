@@ -1,0 +1,27 @@
+"""Telling, on the worker that takes them, of runs taken from another worker.
+
+A claim takes a run whose lease ran out (its worker froze, lost the database, or died) or
+whose worker is known dead; the World sees who held it, so it says so here, under the
+``workflowkit.worker`` logger like the losing side's "lease lost". A run released by its
+worker (evicted while it sleeps, handed back at shutdown) has no holder and is not a
+takeover.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+log = logging.getLogger("workflowkit.worker")
+
+
+def log_takeovers(taker: str, held: Iterable[tuple[str, str | None]]) -> None:
+    """``held``: (run id, the worker that held it before this claim, or None)."""
+    for run_id, previous in held:
+        if previous is not None and previous != taker:
+            log.info(
+                "run %s: taken over from worker %s (its lease ran out, or it died)",
+                run_id,
+                previous,
+                extra={"run_id": run_id, "previous_worker": previous},
+            )
