@@ -16,31 +16,14 @@ code runs, so what the step calls (an instrumented HTTP client) joins the trace 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry import context, metrics, trace
 from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .context import DurableStep, WorkflowMetadata
+from ._lifecycle import StepAttempt
 from .worlds.records import Event, EventType, NewEvent
-
-
-class StepAttempt(Protocol):
-    """What a span needs of a step attempt (``runtime.steps.Attempt`` is one)."""
-
-    @property
-    def step(self) -> DurableStep: ...
-
-    @property
-    def step_id(self) -> str: ...
-
-    @property
-    def attempt(self) -> int: ...
-
-    @property
-    def workflow(self) -> WorkflowMetadata: ...
-
 
 SCOPE = "workflowkit"
 _PROPAGATOR = TraceContextTextMapPropagator()
