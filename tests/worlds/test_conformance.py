@@ -16,6 +16,8 @@ from workflowkit.ids import new_id
 from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import (
+    MOVED,
+    AppendAfter,
     EventType,
     NewEvent,
     RunChange,
@@ -120,6 +122,43 @@ async def test_pending_run_can_be_cancelled_but_not_completed(world: World) -> N
     assert refused.rejected
     result = await world.append(run_id, [NewEvent(EventType.RUN_CANCELLED)])
     assert result.run_status is RunStatus.CANCELLED
+
+
+async def test_an_append_after_a_moved_log_keeps_its_facts_and_refuses_the_rest(
+    world: World,
+) -> None:
+    """A worker appends a step's outcome with what its code did next, decided from the log
+    as it read it. If another writer got in between (a hook payload), the outcome is still
+    recorded but what followed is refused, for the worker to decide again by replay."""
+    run_id = await new_run(world)
+    a = worker("a")
+    await world.register_worker(a)
+    assert await world.claim_runs(a, ["wf"], limit=1, lease_seconds=30)
+    owner = a.worker_id
+    head = await world.append(
+        run_id,
+        [
+            NewEvent(EventType.RUN_STARTED),
+            NewEvent(EventType.HOOK_CREATED, "hook-1", None, {"token": f"tok-{run_id}"}),
+            NewEvent(EventType.STEP_CREATED, "step-1", b"in", {"step_name": "s"}),
+            NewEvent(EventType.STEP_STARTED, "step-1", None, {"attempt": 1}),
+        ],
+        owner=owner,
+    )
+    read_to = head.events[-1].seq
+    await world.append(run_id, [NewEvent(EventType.HOOK_RECEIVED, "hook-1", b"payload")])
+    outcome = NewEvent(EventType.STEP_COMPLETED, "step-1", b"out")
+    next_step = NewEvent(EventType.STEP_CREATED, "step-2", b"in", {"step_name": "s"})
+    moved = await world.append(
+        run_id, [outcome, next_step], owner=owner, after=AppendAfter(read_to, facts=1)
+    )
+    assert [e.type for e in moved.events] == [EventType.STEP_COMPLETED]
+    assert [(r.event, r.reason) for r in moved.rejected] == [(next_step, MOVED)]
+    # From the log as it now ends, the same append goes through.
+    again = await world.append(
+        run_id, [next_step], owner=owner, after=AppendAfter(moved.events[-1].seq, facts=0)
+    )
+    assert [e.correlation_id for e in again.events] == ["step-2"] and not again.rejected
 
 
 async def test_append_to_unknown_run(world: World) -> None:
@@ -310,9 +349,7 @@ async def test_claims_and_leases(world: World) -> None:
     assert next_wake is not None and abs((next_wake - later).total_seconds()) < 0.01
 
 
-async def test_expired_lease_is_taken_over(
-    world: World, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_expired_lease_is_taken_over(world: World, caplog: pytest.LogCaptureFixture) -> None:
     a, b = worker("a"), worker("b")
     await world.register_worker(a)
     await world.register_worker(b)

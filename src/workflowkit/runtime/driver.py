@@ -25,7 +25,15 @@ from ..errors import (
     WorldUnavailableError,
 )
 from ..registry import Workflow
-from ..worlds.records import DELIVERY_EVENTS, Divergence, Event, EventType, NewEvent, RunRecord
+from ..worlds.records import (
+    DELIVERY_EVENTS,
+    AppendAfter,
+    Divergence,
+    Event,
+    EventType,
+    NewEvent,
+    RunRecord,
+)
 from ._driver_state import STEP_OUTCOMES, DriverConfig, DriverState, Outgoing, StepSlots, utc_at
 from .executor import Effects, RunExecutor, StepStart, encode_error
 from .versions import code_version
@@ -285,7 +293,9 @@ class RunDriver(DriverState):
         events += effects.events
         events += starts
         try:
-            refused = await self._append(events)
+            # Only if the log still ends where this driver read it: the effects were decided
+            # from that log plus ``outgoing``; after newer events a replay decides again.
+            refused = await self._append(events, AppendAfter(self.known_seq, len(outgoing)))
         except BaseException:
             self._release_slots(len(here) + len(later))
             raise
@@ -295,7 +305,8 @@ class RunDriver(DriverState):
         if self.done:
             self._release_slots(len(here) + len(later))
             return
-        await self._queue_steps(to_queue)
+        if not self.needs_load:  # else the steps may not exist: the reload places them again
+            await self._queue_steps(to_queue)
         for start, event in zip(here, starts, strict=True):
             if refused and id(event) in refused:
                 self.host.release_slot()
@@ -307,14 +318,15 @@ class RunDriver(DriverState):
             for timer in effects.timers:
                 self._arm(timer)
 
-    async def _append(self, events: list[NewEvent]) -> set[int]:
+    async def _append(self, events: list[NewEvent], after: AppendAfter | None = None) -> set[int]:
         """Append, and check the log holds exactly what this driver believes; else reload.
 
         Returns the ``id()`` of each event the store refused (usually none).
         """
         if not events:
             return set()
-        result = await self.world.append(self.run_id, events, owner=self.config.worker_id)
+        owner = self.config.worker_id
+        result = await self.world.append(self.run_id, events, owner=owner, after=after)
         refused = {id(r.event) for r in result.rejected}
         self.segment.appended(result.events)
         expected = self.known_seq + 1

@@ -32,6 +32,7 @@ from ..errors import PayloadDecryptionError, PayloadKeyMissingError
 from .base import ChangeListener, StreamListener, World
 from .records import (
     NO_OPTIONS,
+    AppendAfter,
     AppendResult,
     ChunkKind,
     ChunkWriter,
@@ -210,7 +211,12 @@ class EncryptedWorld:
         return CreatedRun(self._run(created.record), created.created)
 
     async def append(
-        self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        *,
+        owner: str | None = None,
+        after: AppendAfter | None = None,
     ) -> AppendResult:
         # Built by hand, not dataclasses.replace: this is the hot path (twice per step).
         sealed: list[NewEvent] = []
@@ -226,7 +232,7 @@ class EncryptedWorld:
             copy = NewEvent(event.type, event.correlation_id, data, event.attrs, event.created_at)
             originals[id(copy)] = event
             sealed.append(copy)
-        result = await self.inner.append(run_id, sealed, owner=owner)
+        result = await self.inner.append(run_id, sealed, owner=owner, after=after)
         stored: list[Event] = []
         for e in result.events:
             known = None if e.payload is None else plain.get(e.payload)

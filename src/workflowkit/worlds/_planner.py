@@ -32,6 +32,8 @@ from ._plan_writes import (
 )
 from .records import (
     DELIVERY_EVENTS,
+    MOVED,
+    AppendAfter,
     AppendResult,
     CreatedRun,
     Event,
@@ -127,13 +129,22 @@ def plan_append(
     events: Sequence[NewEvent],
     owner: str | None,
     now: float,
+    after: AppendAfter | None = None,
 ) -> AppendPlan:
-    """Apply ``events`` in order to ``state`` (read under the run's lock, owner checked)."""
+    """Apply ``events`` in order to ``state`` (read under the run's lock, owner checked).
+
+    With ``after`` and a log that has moved past ``after.seq``, the events past its facts
+    are refused (``MOVED``): code decided them without the newer events, and replaying the
+    log in its order could decide otherwise."""
     planner = _Planner(run_id, state)
+    keep = len(events) if after is None or after.seq == state.last_seq else after.facts
     event_ids = new_ids("evnt", len(events))  # one draw; refused events leave theirs unused
     initial = state.status
     now_utc: datetime | None = None
-    for new in events:
+    for index, new in enumerate(events):
+        if index >= keep:
+            planner.rejected.append(Rejected(new, MOVED))
+            continue
         when = new.created_at
         if when is None:
             when = now_utc = now_utc or datetime.fromtimestamp(now, UTC)

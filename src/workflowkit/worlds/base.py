@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .records import (
     NO_OPTIONS,
+    AppendAfter,
     AppendResult,
     ChunkWriter,
     CreatedRun,
@@ -71,12 +72,18 @@ class EventLog(Protocol):
         ...
 
     async def append(
-        self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        *,
+        owner: str | None = None,
+        after: AppendAfter | None = None,
     ) -> AppendResult:
         """Append events in order, each applied to its entity or rejected with a reason.
 
         With ``owner`` the batch is refused (``LeaseLostError``) unless that worker holds
-        the run's lease. Delivery events appended without an owner make the run due.
+        the run's lease. Delivery events appended without an owner make the run due. With
+        ``after``, events past its facts are refused (``MOVED``) if the log has moved on.
         """
         ...
 

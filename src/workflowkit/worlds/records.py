@@ -126,6 +126,20 @@ class Rejected:
 
 
 @dataclass(frozen=True, slots=True)
+class AppendAfter:
+    """An append's precondition: the log ends at ``seq``. If it has moved on, only the first
+    ``facts`` events are applied (what happened: a step's outcome, a timer that fired) and
+    the rest, decided by code that had not seen the newer events, are refused, for the
+    writer to decide again from the log as it is."""
+
+    seq: int
+    facts: int
+
+
+MOVED = "the log moved on: decided before events since appended"
+
+
+@dataclass(frozen=True, slots=True)
 class AppendResult:
     events: Sequence[Event]
     rejected: Sequence[Rejected]

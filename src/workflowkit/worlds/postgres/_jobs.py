@@ -57,6 +57,7 @@ from ..apply import (
     plan_append,
 )
 from ..records import (
+    AppendAfter,
     AppendResult,
     Event,
     HookRecord,
@@ -83,6 +84,7 @@ class AppendJob:
     events: Sequence[NewEvent]
     owner: str | None
     needs: Lookups
+    after: AppendAfter | None = None
 
 
 @dataclass(slots=True)
@@ -113,7 +115,7 @@ async def append_all(
         except (WorkflowRunNotFoundError, LeaseLostError) as exc:
             verdicts.append(Verdict(exc))
             continue
-        plan = plan_append(job.run_id, state, job.events, job.owner, now)
+        plan = plan_append(job.run_id, state, job.events, job.owner, now, job.after)
         verdicts.append(Verdict(plan.result, plan.change))
         plans.append(plan)
     changes = [v.change for v in verdicts if v.change is not None]

@@ -36,6 +36,7 @@ from ..apply import AppendPlan, lookups, plan_create_run
 from ..base import ChangeListener, StreamListener
 from ..records import (
     NO_OPTIONS,
+    AppendAfter,
     AppendResult,
     ChunkWriter,
     CreatedRun,
@@ -171,9 +172,14 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         return created
 
     async def append(
-        self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        *,
+        owner: str | None = None,
+        after: AppendAfter | None = None,
     ) -> AppendResult:
-        job = AppendJob(run_id, events, owner, lookups(events))
+        job = AppendJob(run_id, events, owner, lookups(events), after)
         return await self._call(self._appends.submit(job))
 
     async def _append_alone(self, job: AppendJob) -> AppendResult:

@@ -45,6 +45,7 @@ from ..apply import (
 from ..limits import offer_size, pick, window_start
 from ..records import (
     NO_OPTIONS,
+    AppendAfter,
     Event,
     FiredTick,
     HookRecord,
@@ -114,10 +115,11 @@ def append(
     events: Sequence[NewEvent],
     owner: str | None,
     now: float,
+    after: AppendAfter | None = None,
 ) -> Changed:
     needs = lookups(events)
     state = check_owner(run_id, read_state(conn, run_id, needs), owner)
-    plan = plan_append(run_id, state, events, owner, now)
+    plan = plan_append(run_id, state, events, owner, now, after)
     _execute(conn, plan.writes, plan.result.events)
     if not plan.follow_ups:
         return Changed(plan.result, [plan.change])

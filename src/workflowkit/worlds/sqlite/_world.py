@@ -26,6 +26,7 @@ from .._rows import divergence_json
 from ..base import ChangeListener, StreamListener
 from ..records import (
     NO_OPTIONS,
+    AppendAfter,
     AppendResult,
     ChunkWriter,
     CreatedRun,
@@ -156,10 +157,15 @@ class SQLiteWorld:
         return created
 
     async def append(
-        self, run_id: str, events: Sequence[NewEvent], *, owner: str | None = None
+        self,
+        run_id: str,
+        events: Sequence[NewEvent],
+        *,
+        owner: str | None = None,
+        after: AppendAfter | None = None,
     ) -> AppendResult:
         def append(conn: sqlite3.Connection) -> Changed:
-            return _jobs.append(conn, run_id, events, owner, self.now())
+            return _jobs.append(conn, run_id, events, owner, self.now(), after)
 
         result: AppendResult = await self._write(append, worker=owner is not None)
         return result
