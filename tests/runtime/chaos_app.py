@@ -26,6 +26,15 @@ def finished(directory: str, run_key: str, index: int) -> None:
         os.close(fd)
 
 
+def finished_bodies(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """Step (run key and index) -> (pid, time) of each finished execution of its body."""
+    found = {}
+    for path in directory.iterdir():
+        lines = [line.split() for line in path.read_text().splitlines()]
+        found[path.name] = [(int(pid), float(at)) for pid, at in lines]
+    return found
+
+
 @step(name="chaos.work")
 def work(directory: str, run_key: str, index: int) -> int:
     time.sleep(random.uniform(0.05, 0.3))  # long enough to be caught mid-step

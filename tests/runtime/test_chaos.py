@@ -49,12 +49,10 @@ class Chaos:
     outages: list[float] = field(default_factory=list)  # when the database came back
     kills: int = 0
     freezes: int = 0
-    spawned: int = 0
     knobs: dict[str, str] = field(default_factory=dict)
 
     def spawn(self) -> None:
-        self.spawned += 1
-        log = self.logs / f"worker{self.spawned}.log"
+        log = self.logs / f"worker{len(self.workers) + 1}.log"
         self.workers.append(spawn(self.url, ["chaos_app"], log, lease=LEASE, chaos=self.knobs))
 
     def victim(self, rng: random.Random) -> WorkerProc:
@@ -91,15 +89,6 @@ def app() -> Iterator[object]:
         sys.path.remove(str(HERE))
 
 
-def finished_bodies(directory: Path) -> dict[str, list[tuple[int, float]]]:
-    """Step (run key and index) -> (pid, time) of each finished execution of its body."""
-    found = {}
-    for path in directory.iterdir():
-        lines = [line.split() for line in path.read_text().splitlines()]
-        found[path.name] = [(int(pid), float(at)) for pid, at in lines]
-    return found
-
-
 def unexplained(chaos: Chaos, bodies: dict[str, list[tuple[int, float]]]) -> list[str]:
     """Steps whose body finished more than once with no disruption to account for it: at
     most one execution may belong to an undisturbed worker, unless the database went away
@@ -116,7 +105,7 @@ def unexplained(chaos: Chaos, bodies: dict[str, list[tuple[int, float]]]) -> lis
     return found
 
 
-async def check(world: World, app: object, chaos: Chaos, runs: list[object], work: Path) -> str:
+async def check(world: World, chaos: Chaos, runs: list[object], work: Path) -> str:
     import chaos_app
 
     results = [await run.return_value(timeout=180) for run in runs]  # type: ignore[attr-defined]
@@ -128,7 +117,7 @@ async def check(world: World, app: object, chaos: Chaos, runs: list[object], wor
         if len(done) != chaos_app.STEPS or set(done.values()) != {1}:
             doubled.append((run.run_id, done))  # type: ignore[attr-defined]
     assert doubled == []
-    bodies = finished_bodies(work)
+    bodies = chaos_app.finished_bodies(work)
     assert len(bodies) == len(runs) * chaos_app.STEPS
     assert unexplained(chaos, bodies) == []
     again = sum(len(executions) - 1 for executions in bodies.values())
@@ -189,7 +178,7 @@ async def test_sqlite_workers_under_kills_and_freezes(app: object, tmp_path: Pat
         runs = await starting
         world = SQLiteWorld(tmp_path / "wk.db")
         try:
-            print(await check(world, app, chaos, runs, work))
+            print(await check(world, chaos, runs, work))
         finally:
             await world.close()
         stop(chaos.workers)
@@ -220,7 +209,7 @@ async def test_postgres_workers_under_kills_freezes_restarts_and_a_long_outage(
         actions = ["kill", "freeze", "fast", "kill", "immediate", "freeze", "outage", "kill"]
         await run_chaos(chaos, actions, cluster)
         runs = await starting
-        print(await check(world, app, chaos, runs, work))
+        print(await check(world, chaos, runs, work))
         stop(chaos.workers)
     finally:
         kill_all(chaos.workers)

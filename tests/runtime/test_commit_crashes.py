@@ -46,11 +46,13 @@ def app() -> Iterator[object]:
         sys.path.remove(str(HERE))
 
 
-def finished_bodies(directory: Path) -> dict[str, list[int]]:
+def pids_of_bodies(directory: Path) -> dict[str, list[int]]:
     """Step (run key and index) -> the pids that finished its body, in order."""
+    import chaos_app
+
     return {
-        path.name: [int(line.split()[0]) for line in path.read_text().splitlines()]
-        for path in directory.iterdir()
+        step: [pid for pid, _ in runs]
+        for step, runs in chaos_app.finished_bodies(directory).items()
     }
 
 
@@ -91,9 +93,9 @@ async def test_a_worker_killed_at_a_commit_loses_nothing(
     completions = Counter(e.correlation_id for e in events if e.type is EventType.STEP_COMPLETED)
     assert set(completions.values()) == {1} and len(completions) == chaos_app.STEPS
     assert sum(e.type is EventType.RUN_COMPLETED for e in events) == 1
-    for step, pids in finished_bodies(work).items():
+    for step, pids in pids_of_bodies(work).items():
         # A body finishes twice only if the first was the killed worker's, its result lost
         # with it: the kill fell between the body's end and its result's commit.
         assert len(pids) == 1 or (pids[0] == crashing.proc.pid and len(pids) == 2), (step, pids)
-    again = [step for step, pids in finished_bodies(work).items() if len(pids) > 1]
+    again = [step for step, pids in pids_of_bodies(work).items() if len(pids) > 1]
     assert len(again) == (1 if with_result and when == "before" else 0), again
