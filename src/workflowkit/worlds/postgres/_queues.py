@@ -95,16 +95,14 @@ async def claim(
         found = await conn.execute(
             _queue_sql.candidates(DIALECT), (limits.name, at, dead, at, names, at, wanted)
         )
-        offered = [_queue_sql.candidate(r, limits) for r in await found.fetchall()]
+        rows = await found.fetchall()
+        offered = [_queue_sql.candidate(r, limits) for r in rows]
         chosen = pick(used, offered, room - len(taken))
         if chosen:
-            held = await conn.execute(
-                "SELECT run_id, owner FROM runs WHERE run_id = ANY(%s) AND owner IS NOT NULL",
-                (chosen,),
-            )
-            log_takeovers(worker.worker_id, await held.fetchall())
             lease_until = DIALECT.time(now + lease)
             params = (worker.worker_id, lease_until, at, at, chosen, at, dead)
             cur_claim = await conn.execute(_queue_sql.claim(DIALECT), params)
-            taken += [r[0] for r in await cur_claim.fetchall()]
+            claimed = [r[0] for r in await cur_claim.fetchall()]
+            log_takeovers(worker.worker_id, _queue_sql.holders(rows, claimed))
+            taken += claimed
     return taken

@@ -241,19 +241,14 @@ def claim_runs(
         if room <= 0:
             break
         limits = _queue_sql.limits_from_row(row)
-        chosen = _pick_queued(conn, worker.worker_id, limits, names, dead, room, now)
+        chosen, found = _pick_queued(conn, worker.worker_id, limits, names, dead, room, now)
         if chosen:
-            log_takeovers(worker.worker_id, _holders(conn, chosen))
             params = (worker.worker_id, lease_until, now, now, json.dumps(chosen), now, dead)
             taken = [r[0] for r in conn.execute(_queue_sql.claim(DIALECT), params).fetchall()]
+            log_takeovers(worker.worker_id, _queue_sql.holders(found, taken))
             run_ids += taken
             room -= len(taken)
     return [record for record in map(functools.partial(get_run, conn), run_ids) if record]
-
-
-def _holders(conn: sqlite3.Connection, run_ids: list[str]) -> list[tuple[str, str | None]]:
-    sql = f"SELECT run_id, owner FROM runs WHERE run_id {DIALECT.in_list} AND owner IS NOT NULL"
-    return [(row[0], row[1]) for row in conn.execute(sql, (json.dumps(run_ids),))]
 
 
 def queue_usage(conn: sqlite3.Connection, name: str, now: float) -> QueueUsage | None:
@@ -283,16 +278,17 @@ def _pick_queued(
     dead: str,
     room: int,
     now: float,
-) -> list[str]:
+) -> tuple[list[str], list[Any]]:
+    """The runs of the queue to claim now, and the candidate rows they were picked from."""
     usage = _usage(conn, worker_id, limits, dead, now)
     wanted = offer_size(usage, room)
     if not wanted:
-        return []
+        return [], []
     found = conn.execute(
         _queue_sql.candidates(DIALECT), (limits.name, now, dead, now, names, now, wanted)
     ).fetchall()
     offered = [_queue_sql.candidate(r, limits) for r in found]
-    return pick(usage, offered, room)
+    return pick(usage, offered, room), found
 
 
 def release_run(
