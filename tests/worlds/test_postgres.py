@@ -205,13 +205,15 @@ async def test_lost_listen_connection_is_reopened_and_catches_up(
         heard: list[RunChange] = []
         listening.subscribe(heard.extend)
         await asyncio.sleep(0.3)
-        # Kill every LISTEN connection of this database, then write while it is down.
+        # Kill this schema's LISTEN connections (only these: other test processes share the
+        # server), then write while they are down.
         killed = _query(
             pg_url,
             sql.SQL(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'LISTEN%%' OR query = 'SELECT clock_timestamp()'"
+                "WHERE application_name = %s"
             ),
+            listening.channel,  # the LISTEN connection's application_name
         )
         assert any(row[0] for row in killed)
         run_id = new_id("wrun")

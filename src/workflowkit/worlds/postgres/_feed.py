@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection, sql
+from psycopg.conninfo import conninfo_to_dict
 
 from .._listeners import Listeners
 from .._rows import run_status
@@ -64,6 +65,9 @@ class Feed:
         self.channel = channel
         self._conninfo = conninfo
         self._connect_kwargs = connect_kwargs
+        if "application_name" not in conninfo_to_dict(conninfo):
+            # Shows whose LISTEN connection it is in pg_stat_activity.
+            self._connect_kwargs = {"application_name": channel, **connect_kwargs}
         self._listeners = listeners
         self._clock = clock
         self._heartbeat = heartbeat
