@@ -210,8 +210,7 @@ async def test_lost_listen_connection_is_reopened_and_catches_up(
         killed = _query(
             pg_url,
             sql.SQL(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = %s"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
             ),
             listening.channel,  # the LISTEN connection's application_name
         )

@@ -35,6 +35,7 @@ STEP_TARGET: Mapping[EventType, StepStatus] = {
     EventType.STEP_FAILED: StepStatus.FAILED,
 }
 _HOOK_EVENTS = frozenset({EventType.HOOK_RECEIVED, EventType.HOOK_DISPOSED})
+_STEP_EVENTS = frozenset({EventType.STEP_CREATED, *STEP_TRANSITIONS})
 ENDS_RUN = frozenset(kind for kind, target in RUN_TARGET.items() if target.terminal)
 
 
@@ -60,22 +61,27 @@ class Lookups(NamedTuple):
 
 
 def lookups(events: Sequence[NewEvent]) -> Lookups:
-    ends = any(new.type in ENDS_RUN for new in events)
-    found = Lookups([], [], [], [], ends)
+    steps: list[str] = []
+    waits: list[str] = []
+    hooks: list[str] = []
+    tokens: list[str] = []
+    links = False
     for new in events:
         cid, kind = new.correlation_id, new.type
+        if kind in ENDS_RUN:
+            links = True
         if cid is None:
             continue
-        if kind in STEP_TRANSITIONS or kind is EventType.STEP_CREATED:
-            found.steps.append(cid)
+        if kind in _STEP_EVENTS:
+            steps.append(cid)
         elif kind is EventType.WAIT_CREATED or kind is EventType.WAIT_COMPLETED:
-            found.waits.append(cid)
+            waits.append(cid)
         elif kind is EventType.HOOK_CREATED:
-            found.hooks.append(cid)
-            found.tokens.append(str(new.attrs.get("token", "")))
+            hooks.append(cid)
+            tokens.append(str(new.attrs.get("token", "")))
         elif kind in _HOOK_EVENTS:
-            found.hooks.append(cid)
-    return found
+            hooks.append(cid)
+    return Lookups(steps, waits, hooks, tokens, links)
 
 
 @dataclass(slots=True)

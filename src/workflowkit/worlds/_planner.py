@@ -141,16 +141,22 @@ def plan_append(
     event_ids = new_ids("evnt", len(events))  # one draw; refused events leave theirs unused
     initial = state.status
     now_utc: datetime | None = None
+    now_at = now
     for index, new in enumerate(events):
         if index >= keep:
             planner.rejected.append(Rejected(new, MOVED))
             continue
         when = new.created_at
         if when is None:
-            when = now_utc = now_utc or datetime.fromtimestamp(now, UTC)
-        elif when.tzinfo is not UTC:
-            when = when.astimezone(UTC)
-        verdict = planner.apply(new, when.timestamp())
+            if now_utc is None:  # the time on the datetimes' grid (whole microseconds)
+                now_utc = datetime.fromtimestamp(now, UTC)
+                now_at = now_utc.timestamp()
+            when, at = now_utc, now_at
+        else:
+            if when.tzinfo is not UTC:
+                when = when.astimezone(UTC)
+            at = when.timestamp()
+        verdict = planner.apply(new, at)
         if isinstance(verdict, str):
             planner.rejected.append(Rejected(new, verdict))
             continue

@@ -181,13 +181,14 @@ def _head_and_steps(count: int) -> str:
         "SELECT 0, status, owner, (SELECT max(seq) FROM events WHERE run_id = ?1), "
         "parent_run_id FROM runs WHERE run_id = ?1"
     )
-    if not count:
-        return head
-    marks = ", ".join("?" for _ in range(count))
-    return (
-        f"{head} UNION ALL SELECT 1, step_id, status, NULL, NULL FROM steps "
-        f"WHERE run_id = ?1 AND step_id IN ({marks})"
+    # A point lookup per step, not ``step_id IN (...)``: an IN list of two or more builds
+    # a temporary b-tree (a zeroed page) on every call.
+    steps = (
+        "SELECT 1, step_id, status, NULL, NULL FROM steps "
+        f"WHERE run_id = ?1 AND step_id = ?{number}"
+        for number in range(2, count + 2)
     )
+    return " UNION ALL ".join((head, *steps))
 
 
 def _execute(conn: sqlite3.Connection, writes: Sequence[Any], events: Sequence[Event]) -> None:
