@@ -174,6 +174,32 @@ async def test_a_hanging_step_times_out_on_the_virtual_clock(workflow_runtime: R
     assert [(type(e), e.timeout) for e in errors] == [(StepTimeoutError, 3600.0)] * 3
 
 
+@step(max_retries=0, timeout="1 hour")
+async def hangs_for_good() -> str:
+    await asyncio.Event().wait()
+    return "never"
+
+
+@workflow
+async def hangs_beside_a_nap() -> tuple[str, str]:
+    attempt = asyncio.ensure_future(hangs_for_good())
+    nap = asyncio.ensure_future(sleep("30 minutes"))
+    done, _ = await asyncio.wait([attempt, nap], return_when=asyncio.FIRST_COMPLETED)
+    first = "nap" if nap in done else "step"
+    try:
+        return first, await attempt
+    except StepTimeoutError:
+        return first, "timed out"
+
+
+@pytest.mark.workflowkit(virtual_clock=True)
+async def test_a_stuck_step_lets_earlier_timers_fire_before_its_deadline(
+    workflow_runtime: Runtime,
+) -> None:
+    run = await start(hangs_beside_a_nap)
+    assert await run.return_value(timeout=10) == ("nap", "timed out")
+
+
 NAPPED: dict[str, threading.Event] = {}
 
 
