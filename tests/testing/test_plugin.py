@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from unittest import mock
 
@@ -10,16 +11,22 @@ import pytest
 
 from workflowkit import (
     Request,
+    Retry,
     RetryableError,
+    StepTimeoutError,
     create_hook,
     create_webhook,
+    serde,
     sleep,
     step,
     workflow,
 )
 from workflowkit.api import get_run, resume_hook, resume_webhook, start
+from workflowkit.errors import WorkflowRunFailedError
 from workflowkit.runtime.runtime import Runtime
+from workflowkit.runtime.steps import OVERRUNS
 from workflowkit.testing import wait_for_hook, wait_for_sleep
+from workflowkit.worlds.records import EventType
 
 PUBLISHED: list[str] = []
 
@@ -132,6 +139,140 @@ async def test_virtual_clock_fires_timers_in_due_order(workflow_runtime: Runtime
     run = await start(retry_against_a_sleep)
     assert await run.return_value(timeout=10) == "sleep"
     assert len(FLAKY_CALLS) == 2
+
+
+# -- step timeouts on the virtual clock ----------------------------------------------------
+
+
+@step(retry=Retry(attempts=3, initial="1 minute"), timeout="1 hour")
+async def hangs_for_two_hours() -> str:
+    await asyncio.sleep(7200)
+    return "never"
+
+
+@workflow
+async def calls_a_hanging_step() -> str:
+    return await hangs_for_two_hours()
+
+
+@pytest.mark.workflowkit(virtual_clock=True)
+async def test_a_hanging_step_times_out_on_the_virtual_clock(workflow_runtime: Runtime) -> None:
+    started = time.monotonic()
+    run = await start(calls_a_hanging_step)
+    with pytest.raises(WorkflowRunFailedError) as failed:
+        await run.return_value(timeout=10)
+    assert time.monotonic() - started < 5  # three attempts of an hour each, and two retries
+    assert failed.value.error_type.endswith("StepTimeoutError")
+    steps = await workflow_runtime.world.list_steps(run.run_id)
+    assert [(s.status, s.attempt) for s in steps] == [("failed", 3)]
+    events = await workflow_runtime.world.get_events(run.run_id)
+    errors = [
+        serde.decode(e.payload or b"")
+        for e in events
+        if e.type in (EventType.STEP_RETRYING, EventType.STEP_FAILED)
+    ]
+    assert [(type(e), e.timeout) for e in errors] == [(StepTimeoutError, 3600.0)] * 3
+
+
+@step(max_retries=0, timeout="1 hour")
+async def hangs_for_good() -> str:
+    await asyncio.Event().wait()
+    return "never"
+
+
+@workflow
+async def hangs_beside_a_nap() -> tuple[str, str]:
+    attempt = asyncio.ensure_future(hangs_for_good())
+    nap = asyncio.ensure_future(sleep("30 minutes"))
+    done, _ = await asyncio.wait([attempt, nap], return_when=asyncio.FIRST_COMPLETED)
+    first = "nap" if nap in done else "step"
+    try:
+        return first, await attempt
+    except StepTimeoutError:
+        return first, "timed out"
+
+
+@pytest.mark.workflowkit(virtual_clock=True)
+async def test_a_stuck_step_lets_earlier_timers_fire_before_its_deadline(
+    workflow_runtime: Runtime,
+) -> None:
+    run = await start(hangs_beside_a_nap)
+    assert await run.return_value(timeout=10) == ("nap", "timed out")
+
+
+NAPPED: dict[str, threading.Event] = {}
+
+
+@step(timeout="2 days")
+async def works_until_the_nap_ends(key: str) -> str:
+    # Real work as far as the clock can tell: it goes on past the moment the run looks idle.
+    while not NAPPED[key].is_set():
+        await asyncio.sleep(0.005)
+    return "finished"
+
+
+@workflow
+async def step_beside_a_long_sleep(key: str) -> tuple[str, float]:
+    async def nap() -> float:
+        before = time.time()
+        await sleep("1 day")
+        NAPPED[key].set()  # a test's shortcut: workflow code must not do this
+        return time.time() - before
+
+    return await asyncio.gather(works_until_the_nap_ends(key), nap())
+
+
+@pytest.mark.workflowkit(virtual_clock=True)
+async def test_time_jumps_past_a_running_step_without_timing_it_out(
+    workflow_runtime: Runtime,
+) -> None:
+    key = f"nap-{time.monotonic()}"
+    NAPPED[key] = threading.Event()
+    run = await start(step_beside_a_long_sleep, key)
+    result, napped = await run.return_value(timeout=10)
+    # A day passed on the virtual clock while the step ran: within its two days, it stands.
+    assert result == "finished"
+    assert napped == pytest.approx(86400, abs=60)
+    steps = await workflow_runtime.world.list_steps(run.run_id)
+    assert [(s.status, s.attempt) for s in steps] == [("completed", 1)]
+
+
+RELEASE: dict[str, threading.Event] = {}
+
+
+@step(retry=Retry(attempts=2, initial=0), timeout="1 hour")
+def blocks_its_thread(key: str) -> str:
+    RELEASE[key].wait(30)  # released once the test has its answer
+    return "late"
+
+
+@workflow
+async def calls_a_blocking_step(key: str) -> str:
+    return await blocks_its_thread(key)
+
+
+@pytest.mark.workflowkit(virtual_clock=True)
+async def test_a_blocked_sync_step_times_out_on_the_virtual_clock(
+    workflow_runtime: Runtime,
+) -> None:
+    key = f"blocks-{time.monotonic()}"
+    RELEASE[key] = threading.Event()
+    before = OVERRUNS.count
+    try:
+        run = await start(calls_a_blocking_step, key)
+        with pytest.raises(WorkflowRunFailedError) as failed:
+            await run.return_value(timeout=10)
+        assert failed.value.error_type.endswith("StepTimeoutError")
+        assert OVERRUNS.count == before + 2  # both attempts' threads, abandoned
+    finally:
+        RELEASE[key].set()
+    for _ in range(500):
+        if OVERRUNS.count == before:
+            break
+        await asyncio.sleep(0.01)
+    assert OVERRUNS.count == before
+    steps = await workflow_runtime.world.list_steps(run.run_id)
+    assert [(s.status, s.attempt) for s in steps] == [("failed", 2)]  # late results ignored
 
 
 @workflow

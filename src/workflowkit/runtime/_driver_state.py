@@ -16,12 +16,17 @@ from .._retry_policy import DEFAULT_RETRY, Retry
 from ..registry import Workflow
 from ..worlds.base import World
 from ..worlds.records import Event, EventType, NewEvent, RunRecord
+from .deadlines import watch
 from .executor import RunExecutor, StepStart, Timer
 from .steps import Attempt, run_attempt
 
 STEP_OUTCOMES = frozenset(
     {EventType.STEP_COMPLETED, EventType.STEP_FAILED, EventType.STEP_RETRYING}
 )
+# Virtual clock: real seconds a run must have had nothing to do but wait on its running
+# steps before they count as stuck, and time may jump past them (to their deadlines, too).
+# A step that ends sooner never sees the clock move while it runs.
+STUCK_AFTER = 0.1
 # One of this worker's own events to append, with a future told whether the store took it
 # (None: nobody waits to know).
 Outgoing = tuple[NewEvent, asyncio.Future[bool] | None]
@@ -101,6 +106,10 @@ class DriverState:
         self.pump_task: asyncio.Task[None] | None = None
         self.idle_since: float | None = None  # when the run last had nothing to do
         self.idle_check: asyncio.TimerHandle | None = None
+        # Virtual clock only: the latest time it jumped to, and the virtual deadlines of
+        # the step attempts running here (``_stuck_steps``).
+        self.virtual_floor = 0.0
+        self.step_deadlines: dict[asyncio.Task[None], float] = {}
         # The run's deadline (``timeout`` at start), and its timer while the run is here.
         deadline = record.options.deadline
         self.deadline = None if deadline is None else deadline.timestamp()
@@ -210,7 +219,7 @@ class DriverState:
 
     def _virtual_now(self) -> float:
         executor_now = self.executor.now() if self.executor is not None else 0.0
-        return max(self.now(), executor_now)
+        return max(self.now(), executor_now, self.virtual_floor)
 
     def _step_done(self, task: asyncio.Task[None]) -> None:
         self.host.release_slot()
@@ -243,32 +252,96 @@ class DriverState:
     def _skip_ahead(self, executor: RunExecutor) -> bool:
         """Virtual clock: with nothing left but timers, fire the earliest; whether one fired.
 
-        Timers are sleeps and retry delays. Never while a step runs here or is queued.
+        Timers are sleeps, retry delays, the run's deadline, and the deadlines of running
+        step attempts that look stuck (``_stuck_steps``). Never while a child run, a queued
+        step, or a running step without a timeout is pending.
         """
         gated = self.retry_gates
-        if len(self.steps) > len(gated):
-            return False
         pending = executor.pending()
-        if any(step_id not in gated for step_id in pending.steps):
-            return False
         if pending.children:
             return False  # they take real time, like steps
+        running = [task for step_id, task in self.steps.items() if step_id not in gated]
+        if any(step_id not in gated and step_id not in self.steps for step_id in pending.steps):
+            return False  # queued, or not started yet
+        stuck = self._stuck_steps(running) if running else {}
+        if stuck is None:
+            return False
         first_wait = min(pending.timers, key=lambda timer: timer.resume_at, default=None)
         first_gate = min(gated, key=lambda step_id: gated[step_id][0], default=None)
         wait_due = first_wait.resume_at if first_wait is not None else math.inf
         gate_due = gated[first_gate][0] if first_gate is not None else math.inf
-        if self.deadline is not None and self.deadline <= min(wait_due, gate_due):
+        step_due = min(stuck.values(), default=math.inf)
+        if self.deadline is not None and self.deadline <= min(wait_due, gate_due, step_due):
             self._deadline_due()  # the deadline is one more timer, and it comes first
             return True
-        if first_gate is not None and (
-            first_wait is None or gated[first_gate][0] < first_wait.resume_at
-        ):
+        if step_due < min(wait_due, gate_due):
+            self._time_out_steps(stuck, step_due)
+            return True
+        if first_gate is not None and (first_wait is None or gate_due < wait_due):
+            self.virtual_floor = max(self.virtual_floor, gate_due)
             open_gate(gated.pop(first_gate)[1])
             return True
         if first_wait is not None:
-            self._fire(first_wait.wait_id, at=first_wait.resume_at)
+            self.virtual_floor = max(self.virtual_floor, wait_due)
+            self._fire(first_wait.wait_id, at=wait_due)
             return True
         return False
+
+    def _stuck_steps(
+        self, running: Sequence[asyncio.Task[None]]
+    ) -> dict[asyncio.Task[None], float] | None:
+        """The virtual deadlines of the running step attempts, once they look stuck: each has
+        a timeout, and the run has had nothing else to do for ``STUCK_AFTER`` of real time.
+        Else None, and the pump looks again later.
+
+        A step's deadline is placed on the virtual clock the first time it is seen running,
+        before any jump (only this method's caller jumps): later jumps over sleeps or retry
+        delays leave it where it is, so its elapsed time is measured on the virtual clock.
+        """
+        deadlines = watch(self.loop)
+        known = self.step_deadlines
+        for task in [task for task in known if task not in running]:
+            del known[task]  # that attempt ended
+        now = self.now()
+        if self.idle_since is None:
+            self.idle_since = now
+        remaining = self.idle_since + STUCK_AFTER - now
+        loop_now = self.loop.time()
+        for task in running:
+            at = deadlines.due(task)
+            if at is None:  # no timeout (it holds the clock), not started yet, or timed out
+                self._look_again_in(remaining if remaining > 0 else STUCK_AFTER)
+                return None
+            if task not in known:
+                known[task] = self._virtual_now() + max(0.0, at - loop_now)
+        if remaining > 0:
+            self._look_again_in(remaining)
+            return None
+        return {task: known[task] for task in running}
+
+    def _time_out_steps(self, stuck: dict[asyncio.Task[None], float], at: float) -> None:
+        """The virtual clock reached ``at``: the steps due by then time out, as their real
+        deadlines would have them (``StepTimeoutError``, then their retry policy)."""
+        self.virtual_floor = max(self.virtual_floor, at)
+        deadlines = watch(self.loop)
+        for task, due in stuck.items():
+            if due <= at:
+                del self.step_deadlines[task]
+                deadlines.expire(task)
+
+    def _look_again_in(self, delay: float) -> None:
+        """Poke the pump in ``delay`` seconds, unless it is already due to look by then."""
+        at = self.loop.time() + delay
+        check = self.idle_check
+        if check is not None:
+            if check.when() <= at:
+                return
+            check.cancel()
+        self.idle_check = self.loop.call_at(at, self._idle_check_due)
+
+    def _idle_check_due(self) -> None:
+        self.idle_check = None
+        self.poke()
 
 
 def reported(step_id: str, outgoing: Sequence[Outgoing]) -> bool:

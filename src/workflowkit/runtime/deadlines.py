@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import weakref
+from typing import Any
 
 # The loop may run a timer a hair before its time (its clock's resolution).
 _SLACK = 0.001
@@ -42,6 +43,17 @@ class Deadlines:
             self._expired.discard(task)
             return True
         return False
+
+    def due(self, task: asyncio.Task[Any]) -> float | None:
+        """When ``task``'s deadline falls on the loop's clock; None if it has none (left)."""
+        return self._due.get(task)
+
+    def expire(self, task: asyncio.Task[Any]) -> None:
+        """Cancel ``task`` now, as its deadline would: the test plugin's virtual clock has
+        reached that deadline, however little real time passed."""
+        if self._due.pop(task, None) is not None:
+            self._expired.add(task)
+            task.cancel()
 
     def discard(self, task: asyncio.Task[object]) -> None:
         self._due.pop(task, None)

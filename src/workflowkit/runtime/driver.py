@@ -386,10 +386,6 @@ class RunDriver(DriverState):
             self.idle_check = self.loop.call_later(remaining, self._idle_check_due)
         return remaining <= 0
 
-    def _idle_check_due(self) -> None:
-        self.idle_check = None
-        self.poke()
-
     def _drop(self) -> None:
         self.done = True
         self.segment.ended()
