@@ -26,7 +26,7 @@ STEP_OUTCOMES = frozenset(
 # Virtual clock: real seconds a run must have had nothing to do but wait on its running
 # steps before they count as stuck, and time may jump past them (to their deadlines, too).
 # A step that ends sooner never sees the clock move while it runs.
-STUCK_AFTER = 0.1
+STUCK_AFTER = 0.5
 # One of this worker's own events to append, with a future told whether the store took it
 # (None: nobody waits to know).
 Outgoing = tuple[NewEvent, asyncio.Future[bool] | None]
