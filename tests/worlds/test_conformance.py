@@ -241,6 +241,25 @@ async def test_steps_created_and_started_in_one_batch(world: World) -> None:
     assert step.status is StepStatus.CANCELLED and step.started_at is None
 
 
+async def test_one_append_may_touch_many_steps(world: World) -> None:
+    # A gather of many steps: their creations in one append, their outcomes in another
+    # (past any per-statement limit of a backend), and a refusal among them still found.
+    run_id = await new_run(world)
+    ids = [new_id("step") for _ in range(600)]
+    created = [NewEvent(EventType.RUN_STARTED)]
+    for step_id in ids:
+        created.append(NewEvent(EventType.STEP_CREATED, step_id, b"in", {"name": "s"}))
+        created.append(NewEvent(EventType.STEP_STARTED, step_id, None, {"attempt": 1}))
+    assert not (await world.append(run_id, created)).rejected
+    done = [NewEvent(EventType.STEP_COMPLETED, step_id, b"out") for step_id in ids]
+    done.append(NewEvent(EventType.STEP_COMPLETED, ids[0], b"again"))
+    result = await world.append(run_id, done)
+    assert len(result.events) == 600
+    assert [r.event.payload for r in result.rejected] == [b"again"]
+    steps = await world.list_steps(run_id)
+    assert len(steps) == 600 and all(s.status is StepStatus.COMPLETED for s in steps)
+
+
 async def test_steps_still_active_end_with_their_run(world: World) -> None:
     run_id = await new_run(world)
     running, retrying, done = new_id("step"), new_id("step"), new_id("step")

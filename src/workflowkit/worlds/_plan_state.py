@@ -73,7 +73,8 @@ def lookups(events: Sequence[NewEvent]) -> Lookups:
         if cid is None:
             continue
         if kind in _STEP_EVENTS:
-            steps.append(cid)
+            if cid not in steps:  # a step created and started together: read once
+                steps.append(cid)
         elif kind is EventType.WAIT_CREATED or kind is EventType.WAIT_COMPLETED:
             waits.append(cid)
         elif kind is EventType.HOOK_CREATED:

@@ -152,15 +152,22 @@ def _runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, RunReco
 def read_state(conn: sqlite3.Connection, run_id: str, needs: Lookups) -> RunState | None:
     """The run as the planner needs it (``needs``: ``apply.lookups``), None if it is gone.
 
-    The run's row and its steps come in one statement: this is on every step's path.
+    On every step's path: the run's row and a few steps come as one row of one statement.
     """
-    rows = conn.execute(_head_and_steps(len(needs.steps)), (run_id, *needs.steps)).fetchall()
-    if not rows or rows[0][0] != 0:
+    few = len(needs.steps) <= _FEW_STEPS
+    sql = _head(len(needs.steps) if few else 0)
+    row = conn.execute(sql, (run_id, *needs.steps) if few else (run_id,)).fetchone()
+    if row is None:
         return None
-    _, status, owner, last_seq, parent = rows[0]
+    status, owner, last_seq, parent, *found = row
     state = RunState(run_status(status), owner, int(last_seq or 0), parent=parent)
-    for _, step_id, status_text, _, _ in rows[1:]:
-        state.steps[step_id] = step_status(status_text)
+    if not few:
+        params = (run_id, DIALECT.list_param(needs.steps))
+        statuses = dict(conn.execute(_SELECT_STEPS, params).fetchall())
+        found = [statuses.get(step_id) for step_id in needs.steps]
+    for step_id, text in zip(needs.steps, found, strict=True):
+        if text is not None:
+            state.steps[step_id] = step_status(text)
     if needs.links:
         state.children = [row[0] for row in conn.execute(_sql.ACTIVE_CHILDREN, (run_id,))]
     if needs.waits or needs.hooks or needs.tokens:
@@ -175,20 +182,23 @@ def read_state(conn: sqlite3.Connection, run_id: str, needs: Lookups) -> RunStat
     return state
 
 
+# Up to this many steps are read in the run's row, each by a point lookup of its own (an
+# ``IN`` list of two or more builds a temporary b-tree, a zeroed page, on every call); more
+# (a ``gather`` of many steps) are read by a second statement.
+_FEW_STEPS = 8
+_SELECT_STEPS = _sql.select_steps(DIALECT)
+
+
 @functools.cache
-def _head_and_steps(count: int) -> str:
-    head = (
-        "SELECT 0, status, owner, (SELECT max(seq) FROM events WHERE run_id = ?1), "
-        "parent_run_id FROM runs WHERE run_id = ?1"
+def _head(steps: int) -> str:
+    found = "".join(
+        f", (SELECT status FROM steps WHERE run_id = ?1 AND step_id = ?{number})"
+        for number in range(2, steps + 2)
     )
-    # A point lookup per step, not ``step_id IN (...)``: an IN list of two or more builds
-    # a temporary b-tree (a zeroed page) on every call.
-    steps = (
-        "SELECT 1, step_id, status, NULL, NULL FROM steps "
-        f"WHERE run_id = ?1 AND step_id = ?{number}"
-        for number in range(2, count + 2)
+    return (
+        "SELECT status, owner, (SELECT max(seq) FROM events WHERE run_id = ?1), "
+        f"parent_run_id{found} FROM runs WHERE run_id = ?1"
     )
-    return " UNION ALL ".join((head, *steps))
 
 
 def _execute(conn: sqlite3.Connection, writes: Sequence[Any], events: Sequence[Event]) -> None:
