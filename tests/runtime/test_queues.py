@@ -117,8 +117,10 @@ async def test_rate_limit_spaces_first_starts(runtime: Runtime) -> None:
         await run.return_value(timeout=30)
     starts = sorted([(await run.started_at()) for run in runs])  # type: ignore[type-var]
     # 2 per second, sliding: the 3rd start comes a second after the 1st, the 5th after the 3rd.
+    # (The limit spaces the claims; a start is stamped a moment after its claim, a moment
+    # that varies with the machine's load.)
     assert all(
-        (starts[n + 2] - starts[n]).total_seconds() >= 0.99  # type: ignore[operator]
+        (starts[n + 2] - starts[n]).total_seconds() >= 0.9  # type: ignore[operator]
         for n in range(4)
     )
     assert time.monotonic() - began >= 1.9

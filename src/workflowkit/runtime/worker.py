@@ -111,6 +111,7 @@ class Worker:
         # The last claim left due runs behind (queue limits): a run ending anywhere may free
         # a place, so changes are worth a new claim.
         self._held_back = False
+        self._look_for_parked_at = 0.0  # time.monotonic() of the next look for parked runs
         # Fires the ticks of the schedules of this worker's workflows (in the World).
         self.schedules = ScheduleFirer(world, registry, poll_interval, virtual_clock)
         self.stopping = False
@@ -141,9 +142,11 @@ class Worker:
                 try:
                     await self.schedules.declare()
                     await self.schedules.fire()
-                    claimed = await self._claim()
-                    claimed += await self._claim_steps()
-                    if claimed and len(self.drivers) < self.max_runs:
+                    # A claim that got fewer than it asked for took everything due: the
+                    # next is worth making only when told of a change (or at the poll).
+                    more = await self._claim()
+                    more = await self._claim_steps() or more
+                    if more and len(self.drivers) < self.max_runs:
                         continue
                     await self._idle()
                     failures = 0
@@ -160,10 +163,11 @@ class Worker:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    async def _claim(self) -> int:
+    async def _claim(self) -> bool:
+        """Claim due runs; whether there may be more (the claim got all it asked for)."""
         room = self.max_runs - len(self.drivers)
         if room <= 0:
-            return 0
+            return False
         workflows = tuple(self.registry.workflows)
         if workflows != self.info.workflows:  # a module registered more since the last claim
             added = [name for name in workflows if name not in self.info.workflows]
@@ -171,17 +175,22 @@ class Worker:
             await self.world.register_worker(self.info)
             await self._resume_diverged(added)
         await self._register_queues()
-        await self._resume_diverged(self.info.workflows)
+        if time.monotonic() >= self._look_for_parked_at:
+            # Runs another worker's code parked since: one write per workflow, so once per
+            # poll, not on every claim.
+            self._look_for_parked_at = time.monotonic() + self.poll_interval
+            await self._resume_diverged(self.info.workflows)
+        limit = min(room, 256)
         records = await self.world.claim_runs(
             self.info,
             list(workflows),  # only runs this worker can execute
-            limit=min(room, 256),
+            limit=limit,
             lease_seconds=self.lease_seconds,
         )
         for record in records:
             if record.run_id not in self.drivers and not self.stopping:
                 await self._drive(record)
-        return len(records)
+        return len(records) == limit
 
     async def _resume_diverged(self, names: Sequence[str]) -> None:
         """Runs parked by other code may replay with this code: make them due again."""
@@ -269,10 +278,11 @@ class Worker:
             self._steps_wanted = True
             self.notify()
 
-    async def _claim_steps(self) -> int:
+    async def _claim_steps(self) -> bool:
+        """Claim queued steps when told there are some; whether there may be more."""
         room = self.step_slots - self.running_steps
         if not self._steps_wanted or room <= 0 or self.stopping:
-            return 0
+            return False
         self._steps_wanted = False
         claims = await self.world.claim_steps(
             self.info,
@@ -286,9 +296,9 @@ class Worker:
             self.claimed[claim.step_id] = loop.create_task(self._run_claim(claim))
         if len(claims) == min(room, 64):
             self._steps_wanted = True  # there may be more
-        else:
-            self._queued_steps = False  # the queue holds nothing more for us
-        return len(claims)
+            return True
+        self._queued_steps = False  # the queue holds nothing more for us
+        return False
 
     async def _run_claim(self, claim: StepClaim) -> None:
         try:
@@ -395,8 +405,10 @@ class Worker:
 
     def forget(self, driver: RunDriver) -> None:
         if self.drivers.get(driver.run_id) is driver:
+            full = len(self.drivers) >= self.max_runs
             del self.drivers[driver.run_id]
-            if self._wake is not None and not self.stopping:
+            # Room for a run the last claim had to leave (no room, or its queue's limits).
+            if (full or self._held_back) and self._wake is not None and not self.stopping:
                 self._wake.set()
 
     # -- stopping --------------------------------------------------------------------------------
