@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import workflowkit
-from workflowkit import sleep, workflow
+from workflowkit import Retry, sleep, step, workflow
 from workflowkit.api import start
 
 HERE = Path(__file__).parent
@@ -158,4 +158,42 @@ async def test_a_claim_in_flight_when_the_worker_stops_leaves_nothing_held(
     await running
     record = await world.get_run("late-claim-1")
     assert record is not None and record.owner is None
+    await world.close()
+
+
+@step(retry=Retry(attempts=3, initial="1h"))
+def fails_then_waits_an_hour() -> None:
+    raise RuntimeError("not yet")
+
+
+@workflow(name="retrying.in.an.hour")
+async def retrying_in_an_hour() -> None:
+    await fails_then_waits_an_hour()
+
+
+async def test_a_stopping_worker_does_not_wait_for_a_retry_due_in_an_hour(
+    tmp_path: Path,
+) -> None:
+    """A step waiting out its retry delay is not running: stopping hands the run back at
+    once instead of waiting the whole grace period for it."""
+    from workflowkit.runtime.worker import Worker
+    from workflowkit.worlds.sqlite import SQLiteWorld
+
+    world = SQLiteWorld(tmp_path / "wk.db")
+    worker = Worker(world, poll_interval=0.05)
+    running = asyncio.create_task(worker.run())
+    await world.create_run("retry-later-1", retrying_in_an_hour.name, b"wk1j[[],{}]", {})
+    for _ in range(200):  # until the first attempt failed and the retry waits
+        steps = await world.list_steps("retry-later-1")
+        if steps and steps[0].retry_at is not None:
+            break
+        await asyncio.sleep(0.02)
+    began = time.monotonic()
+    await worker.stop(grace=10)
+    await running
+    assert time.monotonic() - began < 5
+    record = await world.get_run("retry-later-1")
+    assert record is not None and record.owner is None
+    (step_record,) = await world.list_steps("retry-later-1")
+    assert step_record.attempt == 1  # the retry was not run early
     await world.close()

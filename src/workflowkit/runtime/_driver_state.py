@@ -96,6 +96,9 @@ class DriverState:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         # Steps waiting out a retry delay: when the next attempt is due, and what wakes it.
         self.retry_gates: dict[str, tuple[float, asyncio.Future[None]]] = {}
+        # Steps waiting out a retry delay: nothing of theirs runs yet (a worker stopping need
+        # not wait for them; whoever takes the run over starts them when due).
+        self.delayed: set[str] = set()
         # What the pump waits on when idle: a bare future (an asyncio.Event looks the running
         # loop up, a system call, on every wait; the pump does that once per step).
         self.loop = asyncio.get_running_loop()
@@ -205,6 +208,7 @@ class DriverState:
         """Wait out a retry delay; on the virtual clock, until the run has nothing else to do."""
         gate: asyncio.Future[None] = self.loop.create_future()
         handle = None
+        self.delayed.add(step_id)
         if self.config.virtual_clock:
             self.retry_gates[step_id] = (self._virtual_now() + delay, gate)
             self.poke()  # the run may now be idle but for timers: let the pump skip ahead
@@ -213,6 +217,7 @@ class DriverState:
         try:
             await gate
         finally:
+            self.delayed.discard(step_id)
             self.retry_gates.pop(step_id, None)
             if handle is not None:
                 handle.cancel()

@@ -93,7 +93,9 @@ class RunDriver(DriverState):
 
     @property
     def busy(self) -> bool:
-        return bool(self.steps or self.outbox)
+        """Whether a step is running or an outcome is not yet recorded (a worker stopping
+        waits for these, up to its grace)."""
+        return bool(self.outbox) or any(step_id not in self.delayed for step_id in self.steps)
 
     async def _pump(self) -> None:
         try:
