@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from ..errors import (
     AmbiguousCommitError,
     LeaseLostError,
+    PayloadKeyMissingError,
     ReplayDivergenceError,
     WorkflowTimeoutError,
     WorldUnavailableError,
@@ -47,6 +48,8 @@ _TERMINAL_EVENTS = frozenset(
 # The World stayed unreachable past its own retries: the driver keeps what its steps
 # finished and tries again, rather than drop it and run those steps a second time.
 _OUTAGES = (WorldUnavailableError, AmbiguousCommitError)
+# Runs this process said it has no key for (said again only at DEBUG).
+_SAID_NO_KEY: set[str] = set()
 _OUTAGE_PAUSE = 1.0  # seconds between a failed try and the next (each retries on its own)
 
 
@@ -111,13 +114,18 @@ class RunDriver(DriverState):
         except asyncio.CancelledError:
             self._drop()
             raise
+        except PayloadKeyMissingError as exc:
+            # The same every time until the keys change: said once per run in one line, not
+            # a traceback a second. The run stays due for a worker that has the key.
+            level = logging.DEBUG if self.run_id in _SAID_NO_KEY else logging.ERROR
+            if len(_SAID_NO_KEY) > 10_000:
+                _SAID_NO_KEY.clear()
+            _SAID_NO_KEY.add(self.run_id)
+            log.log(level, "run %s: %s: %s; released", self.run_id, type(exc).__name__, exc)
+            await self._release_after_failure(1.0)
         except Exception:
             log.exception("run %s: driver failed; it will be picked up again", self.run_id)
-            self._drop()
-            with contextlib.suppress(Exception):
-                await self.world.release_run(
-                    self.run_id, self.config.worker_id, utc_at(self.now() + 1.0)
-                )
+            await self._release_after_failure(1.0)
         finally:
             self.host.forget(self)
 
@@ -132,6 +140,13 @@ class RunDriver(DriverState):
         else:
             await self._sleep_until_poked()
         return True
+
+    async def _release_after_failure(self, pause: float) -> None:
+        self._drop()
+        with contextlib.suppress(Exception):
+            await self.world.release_run(
+                self.run_id, self.config.worker_id, utc_at(self.now() + pause)
+            )
 
     async def _wait_out_outage(self, exc: Exception) -> None:
         """The World could not be reached (or could not say whether a write committed).
