@@ -235,6 +235,8 @@ class Worker:
     async def _idle(self) -> None:
         assert self._wake is not None
         timeout = self.poll_interval
+        # Runs just claimed read their logs first: this look-up would queue ahead of them.
+        await asyncio.sleep(0)
         wake_at = await self.world.next_wake_at(list(self.registry.workflows))
         self._held_back = False
         if wake_at is not None:
