@@ -131,11 +131,16 @@ async def start_by_name(
 
 
 async def rerun(world: World, run_id: str) -> RunRecord:
-    """A new run of the same workflow with the very same stored input bytes."""
+    """A new run of the same workflow with the very same stored input bytes, in the same
+    queue, key and priority (flow control holds for it as for the first). A top-level run:
+    not its parent's child; without the first's deadline, which was a time now past or near."""
     refuse_in_workflow("rerun()")
     record = await require_run(world, run_id)
+    first = record.options
+    options = RunOptions(queue=first.queue, key=first.key, priority=first.priority)
+    attrs = {"name": record.workflow_name}
     created = await world.create_run(
-        new_id("wrun"), record.workflow_name, record.input, {"name": record.workflow_name}
+        new_id("wrun"), record.workflow_name, record.input, attrs, options
     )
     return created.record
 

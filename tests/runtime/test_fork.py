@@ -125,3 +125,27 @@ async def test_bad_forks_are_refused(runtime: Runtime) -> None:
         await fork_run(parent.run_id, from_step=1)  # step 2 comes after the child's start
     fork = await fork_run(parent.run_id, from_step=0)
     assert await fork.return_value(timeout=20) == "shipped o-5"
+
+
+@workflow(name="fork.placed")
+async def placed(n: int) -> int:
+    return n
+
+
+async def test_a_rerun_keeps_the_runs_queue_key_and_priority(runtime: Runtime) -> None:
+    """Re-running (the dashboard's button) starts a run that flow control treats like the
+    first: same queue, key and priority, and the same input."""
+    from workflowkit import Queue
+    from workflowkit._operations import rerun
+
+    Queue("fork.rerun-queue", concurrency=1)
+    first = await start(placed.options(queue="fork.rerun-queue", key="cust-7", priority=5), 3)
+    assert await first.return_value(timeout=10) == 3
+    again = await rerun(runtime.world, first.run_id)
+    before = await runtime.world.get_run(first.run_id)
+    assert before is not None and again.run_id != first.run_id and again.input == before.input
+    assert (again.options.queue, again.options.key, again.options.priority) == (
+        "fork.rerun-queue",
+        "cust-7",
+        5,
+    )
