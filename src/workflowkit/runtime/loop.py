@@ -88,7 +88,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         if coro is None or task.done():
             return
         if context is None or asyncio.current_task(self) is not None:
-            coro.close()  # not ours to enter (cannot happen while the run is dropped)
+            coro.close()  # a task of this loop is running: we cannot enter another one
             return
         previous = asyncio._get_running_loop()
         asyncio._set_running_loop(self)
