@@ -153,7 +153,7 @@ class DurableAgent:
         model = self._durable_model()
         toolsets = self.agent.toolsets
         if (
-            "toolsets" not in options  # the override drops a run's own toolsets: so would we
+            "toolsets" not in options  # the override drops a run's own toolsets: keep that
             and not any(durable.steps for durable in self._toolsets)
             and len(toolsets) == len(self._toolsets)
             and all(t is d.wrapped for t, d in zip(toolsets, self._toolsets, strict=True))
