@@ -1,7 +1,8 @@
 """DBOS's side of bench/ai_bench.py: the same agent turn, plain and under ``DBOSDurability``.
 
 Run by ai_bench.py with the interpreter of ``bench/.venv-dbos`` (dbos and
-``pydantic-ai-slim[dbos]``); prints one JSON object: seconds per turn, plain and durable.
+``pydantic-ai-slim[dbos]``); prints one JSON list: per round, the plain and the durable
+(wall, CPU) seconds per turn.
 
     bench/.venv-dbos/bin/python bench/ai_dbos_case.py TURNS ROUNDS DIRECTORY
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,18 +41,18 @@ async def turns(count: int) -> int:
     return len(history)
 
 
-async def plain(count: int) -> float:
-    started = time.perf_counter()
+async def plain(count: int) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(count):
         await agent.run("hi")
-    return (time.perf_counter() - started) / count
+    return (time.perf_counter() - wall) / count, (time.process_time() - cpu) / count
 
 
-async def durable_turns(count: int) -> float:
+async def durable_turns(count: int) -> tuple[float, float]:
     await (await DBOS.start_workflow_async(turns, 5)).get_result()  # warm up
-    started = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     await (await DBOS.start_workflow_async(turns, count)).get_result()
-    return (time.perf_counter() - started) / count
+    return (time.perf_counter() - wall) / count, (time.process_time() - cpu) / count
 
 
 async def main(count: int, rounds: int, directory: Path) -> None:
@@ -64,12 +64,9 @@ async def main(count: int, rounds: int, directory: Path) -> None:
     DBOS(config=config)
     DBOS.launch()
     await plain(20)
-    plains, durables = [], []
-    for _ in range(rounds):
-        plains.append(await plain(count))
-        durables.append(await durable_turns(count))
+    rounds_ = [(await plain(count), await durable_turns(count)) for _ in range(rounds)]
     DBOS.destroy()
-    print(json.dumps({"plain": statistics.median(plains), "durable": statistics.median(durables)}))
+    print(json.dumps(rounds_))
 
 
 if __name__ == "__main__":

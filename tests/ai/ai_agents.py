@@ -141,6 +141,22 @@ async def chat(first: str) -> int:
     return len(history)
 
 
+# -- an agent without tools: a run keeps its own toolsets, the request is still a step ----
+
+
+def _greet(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    MODEL_CALLS.append(len(messages))
+    return ModelResponse(parts=[TextPart(f"hello, {prompt_of(messages)}")])
+
+
+toolless = DurableAgent(Agent(FunctionModel(_greet), name="greeter"))
+
+
+@workflow(name="ai.greet")
+async def greet(names: list[str]) -> str:
+    return " / ".join([str((await toolless.run(name)).output) for name in names])
+
+
 # -- the crash test: a model whose requests leave files, and that stops at a marker --------
 
 crash_agent = Agent(FunctionModel(lambda m, i: _crash_respond(m)), name="crashy")

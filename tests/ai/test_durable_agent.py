@@ -53,6 +53,13 @@ async def test_each_model_request_and_tool_call_is_a_step(runtime: Runtime) -> N
     assert steps == {"weather:model request", "weather:tool get_weather"}
 
 
+async def test_an_agent_without_tools_makes_each_model_request_a_step(runtime: Runtime) -> None:
+    run = await start(app.greet, ["Ada", "Bo"])
+    assert await run.return_value(timeout=20) == "hello, Ada / hello, Bo"
+    assert await step_labels(runtime, run) == ["model request #1", "model request #1"]
+    assert len(app.MODEL_CALLS) == 2  # once each, though replayed after every event
+
+
 async def test_outside_a_workflow_it_is_the_plain_agent() -> None:
     result = await app.durable.run("weather in Rome")
     assert result.output == "sunny in Rome"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,43 @@ async def test_a_run_waiting_on_a_hook_stays_for_evict_after_then_leaves(
         assert await run.return_value(timeout=10) == "back"
     finally:
         workflowkit.shutdown()
+
+
+REQUEST: ContextVar[str] = ContextVar("eviction_test_request", default="none")
+CLEANUPS: list[str] = []
+
+
+@workflow
+async def holds_a_context_variable(n: int) -> str:
+    async def child() -> str:
+        token = REQUEST.set("child")
+        try:
+            await sleep(0.3)
+            return REQUEST.get()
+        finally:
+            CLEANUPS.append(REQUEST.get())
+            REQUEST.reset(token)  # a token reset in a context other than its own raises
+
+    token = REQUEST.set("parent")
+    try:
+        return "/".join(await asyncio.gather(*(child() for _ in range(n))))
+    finally:
+        CLEANUPS.append(REQUEST.get())
+        REQUEST.reset(token)
+
+
+async def test_cleanup_code_of_an_evicted_run_runs_in_the_run_own_context(
+    evicting: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Libraries reset context variables and exit anyio cancel scopes in their finally
+    # blocks (pydantic-ai's agent graph does): when a run leaves memory, those run in the
+    # task and context that entered them, not the worker's.
+    unraisable: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(u.exc_value))
+    CLEANUPS.clear()
+    run = await start(holds_a_context_variable, 2)
+    assert await run.return_value(timeout=10) == "child/child"
+    gc.collect()
+    assert unraisable == []
+    assert set(CLEANUPS) == {"parent", "child"}  # on eviction and again at the real end
+    assert len(CLEANUPS) > 3

@@ -118,9 +118,7 @@ class DurableAgent:
         run_id = get_workflow_metadata().workflow_run_id
         with ExitStack() as stack:
             stack.enter_context(override_now_utc(_workflow_now))
-            stack.enter_context(
-                self.agent.override(model=self._durable_model(), toolsets=self._toolsets, tools=[])
-            )
+            stack.enter_context(self.agent.override(**self._overrides(options)))
             result = await self.agent.run(
                 user_prompt,
                 message_history=history,
@@ -142,6 +140,26 @@ class DurableAgent:
                     **options,
                 )
         return result
+
+    def _overrides(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """What a run overrides on the agent: its model, and its toolsets by their wrappers.
+
+        Not the toolsets when none of them has a tool step (an agent without tools) and they
+        are still the agent's: the wrappers would pass every call through, and the override
+        would cost time, since it adds an empty function toolset beside them and pydantic-ai
+        runs each operation on a toolset with two children (listing tools, preparing a run
+        step, collecting instructions) as a task per child: eight more tasks per request.
+        """
+        model = self._durable_model()
+        toolsets = self.agent.toolsets
+        if (
+            "toolsets" not in options  # the override drops a run's own toolsets: keep that
+            and not any(durable.steps for durable in self._toolsets)
+            and len(toolsets) == len(self._toolsets)
+            and all(t is d.wrapped for t, d in zip(toolsets, self._toolsets, strict=True))
+        ):
+            return {"model": model}
+        return {"model": model, "toolsets": self._toolsets, "tools": []}
 
     def _emitter(self) -> _approvals.Emit:
         run = CURRENT.get()

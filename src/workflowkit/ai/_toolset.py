@@ -26,13 +26,13 @@ from ._state import CURRENT
 class DurableToolset(WrapperToolset[Any]):
     def __init__(self, wrapped: AbstractToolset[Any], steps: dict[str, Any]) -> None:
         super().__init__(wrapped)
-        self._steps = steps  # tool name -> its step
+        self.steps = steps  # tool name -> its step
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> Any:
         run = CURRENT.get()
-        step = self._steps.get(name)
+        step = self.steps.get(name)
         if run is None or step is None or not in_workflow():
             return await super().call_tool(name, tool_args, ctx, tool)
         outcome = await step.labelled(f"tool {name}")(

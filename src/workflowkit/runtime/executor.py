@@ -114,9 +114,8 @@ class RunExecutor(WorkflowCalls):
         previous = set_executor(self)
         try:
             for task in list(loop.tasks):
-                coro = task.get_coro()
                 with contextlib.suppress(Exception, Discarded):
-                    coro.close()
+                    loop.close_task(task)
         finally:
             set_executor(previous)
             loop.close()

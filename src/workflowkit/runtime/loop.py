@@ -42,8 +42,11 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._closed = False
         self.discarding = False
         # Our own record of this loop's tasks: asyncio.all_tasks() would walk every task
-        # of every run in the process.
-        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        # of every run in the process. With each its context (Task.get_context() is 3.12+),
+        # for close_task.
+        self.tasks: weakref.WeakKeyDictionary[asyncio.Task[Any], contextvars.Context] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- driving -------------------------------------------------------------------------
 
@@ -70,6 +73,30 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
                         pass
         finally:
             self._running = False
+            asyncio._set_running_loop(previous)
+
+    def close_task(self, task: asyncio.Task[Any]) -> None:
+        """Close a task's coroutine (a run dropped from memory) as if from inside the task.
+
+        In its own context and as this loop's current task, so that cleanup code finds what
+        it entered: context variable tokens (reset in another context they raise
+        ``ValueError``) and anyio's cancel scopes (exited in another task they raise
+        ``RuntimeError``), as pydantic-ai's agent graph uses.
+        """
+        coro = task.get_coro()
+        context = self.tasks.get(task)
+        if coro is None or task.done():
+            return
+        if context is None or asyncio.current_task(self) is not None:
+            coro.close()  # a task of this loop is running: we cannot enter another one
+            return
+        previous = asyncio._get_running_loop()
+        asyncio._set_running_loop(self)
+        asyncio.tasks._enter_task(self, task)
+        try:
+            context.run(coro.close)
+        finally:
+            asyncio.tasks._leave_task(self, task)
             asyncio._set_running_loop(previous)
 
     def fire(self, handle: asyncio.TimerHandle) -> None:
@@ -124,8 +151,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
+        if context is None:
+            context = contextvars.copy_context()  # what the task would copy itself
         task = asyncio.Task(coro, loop=self, name=name, context=context)
-        self.tasks.add(task)
+        self.tasks[task] = context
         return task
 
     def is_running(self) -> bool:
