@@ -18,6 +18,11 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+# Imported now, not at the session's end by hypothesis's plugin: CPython 3.11 can leave its
+# AST recursion counter off after a deep recursion in a test (pydantic-ai's model-error
+# handling), and every later import that pytest rewrites then fails with "AST constructor
+# recursion depth mismatch", turning a passing session's exit code into 1.
+import hypothesis.internal.observability  # noqa: F401
 import pytest
 import uvicorn
 
