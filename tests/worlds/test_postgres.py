@@ -210,8 +210,7 @@ async def test_lost_listen_connection_is_reopened_and_catches_up(
         killed = _query(
             pg_url,
             sql.SQL(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = %s"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
             ),
             listening.channel,  # the LISTEN connection's application_name
         )
@@ -248,6 +247,56 @@ async def test_callable_from_many_event_loops(pg_url: str, pg_schema: str) -> No
             await asyncio.to_thread(thread.join)
         assert not errors
         assert len(await world.list_runs()) == 5
+    finally:
+        await world.close()
+
+
+async def test_a_burst_of_calls_from_two_loops_gets_each_call_its_own_answer(
+    pg_url: str, pg_schema: str
+) -> None:
+    # Calls cross to the World's loop in batches and their outcomes come back in batches,
+    # one batch per caller loop: each must still reach the call that made it.
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+
+        async def burst(tag: str) -> list[tuple[str, str]]:
+            run_ids = [f"{new_id('wrun')}-{tag}{i}" for i in range(40)]
+            await asyncio.gather(*(world.create_run(r, "wf", tag.encode(), {}) for r in run_ids))
+            results = await asyncio.gather(
+                *(world.append(r, [NewEvent(EventType.RUN_STARTED)]) for r in run_ids)
+            )
+            return [
+                (r, result.events[0].run_id) for r, result in zip(run_ids, results, strict=True)
+            ]
+
+        elsewhere: list[list[tuple[str, str]]] = []
+        thread = threading.Thread(target=lambda: elsewhere.append(asyncio.run(burst("b"))))
+        thread.start()
+        here = await burst("a")
+        await asyncio.to_thread(thread.join)
+        for asked, answered in here + elsewhere[0]:
+            assert asked == answered
+    finally:
+        await world.close()
+
+
+async def test_a_cancelled_caller_does_not_cancel_its_write(pg_url: str, pg_schema: str) -> None:
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"", {})
+        call = asyncio.ensure_future(world.append(run_id, [NewEvent(EventType.RUN_STARTED)]))
+        await asyncio.sleep(0)  # the call is on its way to the World's loop
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        logged: list[EventType] = []
+        for _ in range(500):  # until the write lands (it never does if the call was cancelled)
+            logged = [e.type for e in await world.get_events(run_id)]
+            if EventType.RUN_STARTED in logged:
+                break
+            await asyncio.sleep(0.01)
+        assert logged == [EventType.RUN_CREATED, EventType.RUN_STARTED]
     finally:
         await world.close()
 
