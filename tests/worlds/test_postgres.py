@@ -426,3 +426,61 @@ async def test_a_client_frozen_inside_a_transaction_loses_its_locks(
         ]
     finally:
         await world.close()
+
+
+async def test_finishing_a_claimed_step_takes_the_runs_lock_before_the_steps(
+    pg_url: str, pg_schema: str
+) -> None:
+    # Appends lock a run's row and then write its steps' rows; finish_step must take the
+    # two in the same order, or the two can deadlock (each waiting deadlock_timeout).
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        owner, executor = worker("owner"), worker("executor")
+        run_id, step_id = new_id("wrun"), new_id("step")
+        await world.create_run(run_id, "wf", b"", {})
+        await world.register_worker(owner)
+        await world.claim_runs(owner, ["wf"], limit=10, lease_seconds=30)
+        created = NewEvent(EventType.STEP_CREATED, step_id, b"in", {"name": "a"})
+        await world.append(
+            run_id, [NewEvent(EventType.RUN_STARTED), created], owner=owner.worker_id
+        )
+        await world.queue_steps(run_id, [step_id], owner=owner.worker_id)
+        (claim,) = await world.claim_steps(executor, ["a"], limit=1, lease_seconds=30)
+        done = NewEvent(EventType.STEP_COMPLETED, claim.step_id, b"out")
+        runs = sql.Identifier(pg_schema, "runs")
+        steps = sql.Identifier(pg_schema, "steps")
+        async with (
+            await psycopg.AsyncConnection.connect(pg_url) as holder,
+            await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as probe,
+        ):
+            await holder.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE run_id = %s FOR UPDATE").format(runs), (run_id,)
+            )
+            finishing = asyncio.ensure_future(
+                world.finish_step(run_id, done, claimer=executor.worker_id)
+            )
+            waiting = 0
+            for _ in range(500):  # until finish_step waits for the run's lock
+                cur = await probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND position(%s in query) > 0",
+                    (run_id,),
+                )
+                row = await cur.fetchone()
+                waiting = row[0] if row else 0
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting == 1
+            # Meanwhile it holds nothing of the step's: an append could write its row.
+            async with probe.transaction():
+                await probe.execute(
+                    sql.SQL(
+                        "SELECT 1 FROM {} WHERE run_id = %s AND step_id = %s FOR UPDATE NOWAIT"
+                    ).format(steps),
+                    (run_id, step_id),
+                )
+            await holder.commit()
+            assert await finishing
+    finally:
+        await world.close()

@@ -394,10 +394,13 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
     ) -> None:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            change = await sched.queue_steps(conn, run_id, step_ids, owner, delay, self._feed)
-            return Outcome(None, [change])
+            change, writes = await sched.queue_steps(
+                conn, run_id, step_ids, owner, delay, self._feed
+            )
+            return Outcome(None, [change], writes=writes)
 
-        await self._call(self._db.transaction(body, what="queue_steps", idempotent=True))
+        coro = self._db.transaction(body, what="queue_steps", idempotent=True, begins=True)
+        await self._call(coro)
 
     async def claim_steps(
         self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
@@ -433,7 +436,7 @@ class PostgresWorld(WorldReads, WorldUpkeep):
             recorded = await _jobs.has_event(conn, run_id, event.seq, event.event_id)
             return found if recorded else None
 
-        coro = self._db.transaction(body, what="finish_step", recover=recover)
+        coro = self._db.transaction(body, what="finish_step", recover=recover, begins=True)
         recorded = await self._call(coro)
         return recorded is not None
 
