@@ -251,6 +251,56 @@ async def test_callable_from_many_event_loops(pg_url: str, pg_schema: str) -> No
         await world.close()
 
 
+async def test_a_burst_of_calls_from_two_loops_gets_each_call_its_own_answer(
+    pg_url: str, pg_schema: str
+) -> None:
+    # Calls cross to the World's loop in batches and their outcomes come back in batches,
+    # one batch per caller loop: each must still reach the call that made it.
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+
+        async def burst(tag: str) -> list[tuple[str, str]]:
+            run_ids = [f"{new_id('wrun')}-{tag}{i}" for i in range(40)]
+            await asyncio.gather(*(world.create_run(r, "wf", tag.encode(), {}) for r in run_ids))
+            results = await asyncio.gather(
+                *(world.append(r, [NewEvent(EventType.RUN_STARTED)]) for r in run_ids)
+            )
+            return [
+                (r, result.events[0].run_id) for r, result in zip(run_ids, results, strict=True)
+            ]
+
+        elsewhere: list[list[tuple[str, str]]] = []
+        thread = threading.Thread(target=lambda: elsewhere.append(asyncio.run(burst("b"))))
+        thread.start()
+        here = await burst("a")
+        await asyncio.to_thread(thread.join)
+        for asked, answered in here + elsewhere[0]:
+            assert asked == answered
+    finally:
+        await world.close()
+
+
+async def test_a_cancelled_caller_does_not_cancel_its_write(pg_url: str, pg_schema: str) -> None:
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"", {})
+        call = asyncio.ensure_future(world.append(run_id, [NewEvent(EventType.RUN_STARTED)]))
+        await asyncio.sleep(0)  # the call is on its way to the World's loop
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        logged: list[EventType] = []
+        for _ in range(500):  # until the write lands (it never does if the call was cancelled)
+            logged = [e.type for e in await world.get_events(run_id)]
+            if EventType.RUN_STARTED in logged:
+                break
+            await asyncio.sleep(0.01)
+        assert logged == [EventType.RUN_CREATED, EventType.RUN_STARTED]
+    finally:
+        await world.close()
+
+
 # -- failures: retried when nothing committed, never doubled when the commit was lost ----------
 
 
@@ -374,5 +424,63 @@ async def test_a_client_frozen_inside_a_transaction_loses_its_locks(
             (1, EventType.RUN_CREATED),
             (2, EventType.RUN_STARTED),
         ]
+    finally:
+        await world.close()
+
+
+async def test_finishing_a_claimed_step_takes_the_runs_lock_before_the_steps(
+    pg_url: str, pg_schema: str
+) -> None:
+    # Appends lock a run's row and then write its steps' rows; finish_step must take the
+    # two in the same order, or the two can deadlock (each waiting deadlock_timeout).
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        owner, executor = worker("owner"), worker("executor")
+        run_id, step_id = new_id("wrun"), new_id("step")
+        await world.create_run(run_id, "wf", b"", {})
+        await world.register_worker(owner)
+        await world.claim_runs(owner, ["wf"], limit=10, lease_seconds=30)
+        created = NewEvent(EventType.STEP_CREATED, step_id, b"in", {"name": "a"})
+        await world.append(
+            run_id, [NewEvent(EventType.RUN_STARTED), created], owner=owner.worker_id
+        )
+        await world.queue_steps(run_id, [step_id], owner=owner.worker_id)
+        (claim,) = await world.claim_steps(executor, ["a"], limit=1, lease_seconds=30)
+        done = NewEvent(EventType.STEP_COMPLETED, claim.step_id, b"out")
+        runs = sql.Identifier(pg_schema, "runs")
+        steps = sql.Identifier(pg_schema, "steps")
+        async with (
+            await psycopg.AsyncConnection.connect(pg_url) as holder,
+            await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as probe,
+        ):
+            await holder.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE run_id = %s FOR UPDATE").format(runs), (run_id,)
+            )
+            finishing = asyncio.ensure_future(
+                world.finish_step(run_id, done, claimer=executor.worker_id)
+            )
+            waiting = 0
+            for _ in range(500):  # until finish_step waits for the run's lock
+                cur = await probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND position(%s in query) > 0",
+                    (run_id,),
+                )
+                row = await cur.fetchone()
+                waiting = row[0] if row else 0
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting == 1
+            # Meanwhile it holds nothing of the step's: an append could write its row.
+            async with probe.transaction():
+                await probe.execute(
+                    sql.SQL(
+                        "SELECT 1 FROM {} WHERE run_id = %s AND step_id = %s FOR UPDATE NOWAIT"
+                    ).format(steps),
+                    (run_id, step_id),
+                )
+            await holder.commit()
+            assert await finishing
     finally:
         await world.close()

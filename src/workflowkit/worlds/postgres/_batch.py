@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from ...errors import WorldClosedError
 from ..records import AppendResult
-from ._jobs import AppendJob
 
 # Big enough that a burst of a few hundred wake-ups takes a handful of transactions, small
 # enough that one batch's statements stay a short pipeline and its locks are held briefly.
@@ -28,32 +28,45 @@ BATCH_LIMIT = 128
 
 # -- the queue -------------------------------------------------------------------------------
 
+
+class Job(Protocol):
+    @property
+    def run_id(self) -> str: ...
+
+
+J = TypeVar("J", bound=Job)
+R = TypeVar("R")
 Outcome = AppendResult | BaseException
-Alone = Callable[[AppendJob], Awaitable[AppendResult]]
-Together = Callable[[list[AppendJob]], Awaitable[Sequence[Outcome]]]
 
 
-class AppendQueue:
-    """Hot-path appends of one World, on the World's loop: alone while nothing else is in
-    flight, otherwise queued and then committed together.
+class AppendQueue(Generic[J, R]):
+    """Hot-path writes of one World (appends; the same for run creations), on the World's
+    loop: alone while nothing else is in flight, otherwise queued and then committed
+    together.
 
     At most one such transaction is in flight at a time: that is what makes the others
     queue, and a burst costs a few commits instead of one each. A lone append pays nothing
-    for this (no task, no wait). Each batch holds at most one append per run, so a run's
+    for this (no task, no wait). Each batch holds at most one job per run, so a run's
     appends keep their order; the next one waits for the next batch.
     """
 
-    def __init__(self, alone: Alone, together: Together, *, limit: int = BATCH_LIMIT) -> None:
+    def __init__(
+        self,
+        alone: Callable[[J], Awaitable[R]],
+        together: Callable[[list[J]], Awaitable[Sequence[R | BaseException]]],
+        *,
+        limit: int = BATCH_LIMIT,
+    ) -> None:
         self._alone = alone
         self._together = together
         self._limit = limit
-        self._waiting: deque[tuple[AppendJob, asyncio.Future[AppendResult]]] = deque()
+        self._waiting: deque[tuple[J, asyncio.Future[R]]] = deque()
         self._busy = False
         self._closed = False
         # Held so the draining task is not garbage collected: the loop keeps weak references.
         self._drainer: asyncio.Task[None] | None = None
 
-    async def submit(self, job: AppendJob) -> AppendResult:
+    async def submit(self, job: J) -> R:
         if self._closed:
             raise WorldClosedError("this World is closed")
         if not self._busy:
@@ -62,7 +75,7 @@ class AppendQueue:
                 return await self._alone(job)
             finally:
                 self._hand_over()
-        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((job, future))
         return await future
 
@@ -89,9 +102,9 @@ class AppendQueue:
             self._busy = False
             self._drainer = None
 
-    def _take(self) -> list[tuple[AppendJob, asyncio.Future[AppendResult]]]:
-        batch: list[tuple[AppendJob, asyncio.Future[AppendResult]]] = []
-        later: deque[tuple[AppendJob, asyncio.Future[AppendResult]]] = deque()
+    def _take(self) -> list[tuple[J, asyncio.Future[R]]]:
+        batch: list[tuple[J, asyncio.Future[R]]] = []
+        later: deque[tuple[J, asyncio.Future[R]]] = deque()
         runs: set[str] = set()
         while self._waiting and len(batch) < self._limit:
             item = self._waiting.popleft()
@@ -104,9 +117,9 @@ class AppendQueue:
         self._waiting = later
         return batch
 
-    async def _settle(self, batch: list[tuple[AppendJob, asyncio.Future[AppendResult]]]) -> None:
+    async def _settle(self, batch: list[tuple[J, asyncio.Future[R]]]) -> None:
         jobs = [job for job, _ in batch]
-        outcomes: Sequence[Outcome]
+        outcomes: Sequence[R | BaseException]
         try:
             if len(jobs) == 1:
                 outcomes = [await self._alone(jobs[0])]
@@ -122,7 +135,7 @@ class AppendQueue:
             _resolve(future, outcome)
 
 
-def _resolve(future: asyncio.Future[AppendResult], outcome: Outcome) -> None:
+def _resolve(future: asyncio.Future[R], outcome: R | BaseException) -> None:
     if future.done():
         return
     if isinstance(outcome, asyncio.CancelledError):

@@ -145,7 +145,7 @@ async def _follow_ups(
 async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> None:
     """Queue, on the pipeline that ends with COMMIT, every plan's writes, its events, and
     the NOTIFY of those that announce."""
-    await _send_writes(conn, [w for plan in plans for w in plan.writes])
+    await send_writes(conn, [w for plan in plans for w in plan.writes])
     events = [e for plan in plans for e in plan.result.events]
     if events:
         async with conn.cursor() as cursor:
@@ -278,7 +278,7 @@ def _row(write: Write) -> tuple[Any, ...]:
     return ("run", write.run_id)
 
 
-async def _send_writes(conn: Conn, writes: Sequence[Write]) -> None:
+async def send_writes(conn: Conn, writes: Sequence[Write]) -> None:
     """Queue ``writes`` on the pipeline that ends with COMMIT.
 
     A write's layer counts the earlier writes to its row, so one layer's writes touch
@@ -332,32 +332,10 @@ async def has_event(conn: Conn, run_id: str, seq: int, event_id: str) -> bool:
     return row is not None and row[0] == event_id
 
 
-async def begin_and_lock_run(
-    conn: Conn, run_id: str, channel: str
-) -> tuple[RunRecord | None, float]:
-    """BEGIN, then lock the run id (an advisory lock: the row may not exist yet) and read
-    the run, and the database's time: processes starting one id at once are decided one
-    after the other, and a new run is due from the database's now (never a local estimate
-    ahead of it, which would leave it briefly not due)."""
-    cur = AsyncClientCursor(conn)
-    await cur.execute(
-        "BEGIN; SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s)); "
-        "SELECT clock_timestamp(); " + DIALECT.sql(_sql.SELECT_RUN),
-        (channel, run_id, run_id),
-    )
-    cur.nextset()
-    cur.nextset()
-    clock = await cur.fetchone()
-    assert clock is not None
-    cur.nextset()
-    row = await cur.fetchone()
-    return (None if row is None else run_from_row(row, moment)), clock[0].timestamp()
-
-
 async def queue_create_run(conn: Conn, plan: CreatePlan, feed: Feed) -> None:
     """Queue, on the pipeline that ends with COMMIT, what creates a run."""
     assert plan.event is not None and plan.change is not None
-    await _send_writes(conn, plan.writes)
+    await send_writes(conn, plan.writes)
     await conn.execute(
         DIALECT.sql(_write_sql.INSERT_EVENT), _write_sql.event_params(plan.event, DIALECT.stamp)
     )

@@ -10,8 +10,10 @@ sides deadlock_timeout, 1 s). Times come from the database clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+
+from psycopg import AsyncClientCursor
 
 from ...errors import LeaseLostError, WorkflowRunNotFoundError
 from .. import _sql
@@ -32,6 +34,9 @@ from ._dialect import ACTIVE, DIALECT, moment
 from ._feed import Feed
 from ._jobs import AppendJob, get_runs, read_states
 from ._transactions import Conn
+
+# Writes queued on the pipeline that ends with COMMIT.
+Writes = Callable[[Conn], Awaitable[None]]
 
 _HELD_IN_ORDER = (
     "held AS MATERIALIZED (SELECT run_id FROM runs WHERE owner = %s {also} "
@@ -178,27 +183,39 @@ async def max_seq(conn: Conn, run_id: str) -> int:
 
 async def queue_steps(
     conn: Conn, run_id: str, step_ids: Sequence[str], owner: str, delay: float, feed: Feed
-) -> RunChange:
-    cur = await conn.execute(
-        "SELECT owner, status FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
+) -> tuple[RunChange, Writes]:
+    """In a transaction this begins: check the run is ``owner``'s, under its lock, in one
+    round trip; the change, and the writes that go with the COMMIT (``Writes``)."""
+    cur = AsyncClientCursor(conn)
+    await cur.execute(
+        "BEGIN; SELECT owner, status FROM runs WHERE run_id = %s FOR UPDATE; "
+        "SELECT max(seq) FROM events WHERE run_id = %s",
+        (run_id, run_id),
     )
+    cur.nextset()
     row = await cur.fetchone()
+    cur.nextset()
+    head = await cur.fetchone()
     if row is None:
         raise WorkflowRunNotFoundError(run_id)
     if row[0] != owner:
         raise LeaseLostError(run_id, owner)
-    await conn.execute(
-        "UPDATE steps SET queued_at = clock_timestamp() + %s * interval '1 second' "
-        "WHERE run_id = %s AND step_id = ANY(%s) AND status IN ('pending', 'running') "
-        "AND claimed_by IS NULL",
-        (float(delay), run_id, list(step_ids)),
-    )
-    await conn.execute(
-        "UPDATE runs SET updated_at = clock_timestamp() WHERE run_id = %s", (run_id,)
-    )
-    change = RunChange(run_id, await max_seq(conn, run_id), RunStatus(row[1]), owner, True)
-    await feed.send(conn, [change])
-    return change
+    last_seq = int(head[0] or 0) if head else 0
+    change = RunChange(run_id, last_seq, RunStatus(row[1]), owner, True)
+
+    async def writes(conn: Conn) -> None:
+        await conn.execute(
+            "UPDATE steps SET queued_at = clock_timestamp() + %s * interval '1 second' "
+            "WHERE run_id = %s AND step_id = ANY(%s) AND status IN ('pending', 'running') "
+            "AND claimed_by IS NULL",
+            (float(delay), run_id, list(step_ids)),
+        )
+        await conn.execute(
+            "UPDATE runs SET updated_at = clock_timestamp() WHERE run_id = %s", (run_id,)
+        )
+        await feed.send(conn, [change])
+
+    return change, writes
 
 
 async def claims_held(conn: Conn, claims: Sequence[StepClaim], claimer: str) -> list[StepClaim]:
@@ -271,13 +288,16 @@ async def finish_step(
     retry_after: float | None,
     feed: Feed,
 ) -> AppendPlan | None:
+    """In a transaction this begins: the run's lock first and then the step's, the order
+    appends take them in (an append holding the run's lock may be writing the step's row:
+    the other order could deadlock with it, which costs both sides deadlock_timeout)."""
+    job = AppendJob(run_id, (outcome,), None, Lookups([str(outcome.correlation_id)], [], [], []))
+    states, now = await read_states(conn, [job], feed.channel, begin=True)
     cur = await conn.execute(
         "SELECT claimed_by FROM steps WHERE run_id = %s AND step_id = %s FOR UPDATE",
         (run_id, outcome.correlation_id),
     )
     row = await cur.fetchone()
-    job = AppendJob(run_id, (outcome,), None, Lookups([str(outcome.correlation_id)], [], [], []))
-    states, now = await read_states(conn, [job], feed.channel, begin=False)
     state = states.get(run_id)
     if row is None or state is None:
         return None

@@ -32,7 +32,7 @@ from ...errors import (
 from .. import _sql
 from .._listeners import Listeners
 from .._rows import divergence_json
-from ..apply import AppendPlan, lookups, plan_create_run
+from ..apply import AppendPlan, lookups
 from ..base import ChangeListener, StreamListener
 from ..records import (
     NO_OPTIONS,
@@ -55,10 +55,11 @@ from ..records import (
     WorkerInfo,
 )
 from ..schedule_rules import Decision, TickInput
-from . import _jobs, _queues, _schedules, _streams
+from . import _creates, _jobs, _queues, _schedules, _streams
 from . import _scheduling as sched
 from ._batch import AppendQueue
 from ._batch import Outcome as BatchOutcome
+from ._creates import CreateJob
 from ._dialect import DIALECT
 from ._feed import Clock, Feed
 from ._jobs import AppendJob
@@ -97,7 +98,12 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         self._feed = Feed(
             self.conninfo, kwargs, channel, self._listeners, self._clock, listen_heartbeat
         )
-        self._appends = AppendQueue(self._append_alone, self._append_together)
+        self._appends: AppendQueue[AppendJob, AppendResult] = AppendQueue(
+            self._append_alone, self._append_together
+        )
+        self._creates: AppendQueue[CreateJob, CreatedRun] = AppendQueue(
+            self._create_alone, self._create_together
+        )
         self._loop = WorldLoop()
         try:
             pool = self._loop.run_sync(
@@ -140,36 +146,60 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         *,
         start_at: datetime | None = None,
     ) -> CreatedRun:
-        attempts: list[Event] = []  # the run_created each attempt chose (its id, before writing)
         start = None if start_at is None else start_at.timestamp()
+        job = CreateJob(run_id, workflow_name, input, attrs, options, start)
+        return await self._call(self._creates.submit(job))
 
+    async def _create_alone(self, job: CreateJob) -> CreatedRun:
+        """One run, one transaction."""
+        (outcome,) = await self._create_all([job])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def _create_all(self, jobs: list[CreateJob]) -> list[CreatedRun | BaseException]:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            existing, now = await _jobs.begin_and_lock_run(conn, run_id, self.channel)
-            # An earlier attempt of this call may have committed after all.
-            earlier = attempts[-1].event_id if attempts else None
-            if existing is not None and earlier and await _jobs.has_event(conn, run_id, 1, earlier):
-                return Outcome(CreatedRun(existing, True))
-            plan = plan_create_run(
-                run_id, workflow_name, input, attrs, options, start, now, existing
-            )
-            if plan.event is None or plan.change is None:
-                return Outcome(plan.result)
-            attempts.append(plan.event)
+            plans = await _creates.decide(conn, jobs, self.channel)
+            changes = [plan.change for plan in plans if plan.change is not None]
+            if not changes:
+                return Outcome([plan.result for plan in plans])  # it writes nothing
 
             async def writes(conn: Conn) -> None:
-                await _jobs.queue_create_run(conn, plan, self._feed)
+                await _creates.queue_creates(conn, plans, self._feed)
 
-            return Outcome(plan.result, [plan.change], writes=writes)
+            return Outcome([plan.result for plan in plans], changes, writes=writes)
 
         async def recover(conn: Conn, outcome: Outcome) -> Outcome | None:
-            if not outcome.value.created:
+            # One transaction: every new run's event landed or none did.
+            created = [job for job, r in zip(jobs, outcome.value, strict=True) if r.created]
+            if not created:
                 return outcome  # it wrote nothing
-            found = await _jobs.has_event(conn, run_id, 1, attempts[-1].event_id)
+            first = created[0]
+            found = await _jobs.has_event(conn, first.run_id, 1, first.attempts[-1].event_id)
             return outcome if found else None
 
-        coro = self._db.transaction(body, what="create_run", recover=recover, begins=True)
-        created: CreatedRun = await self._call(coro)
+        what = "create_run" if len(jobs) == 1 else f"a batch of {len(jobs)} create_run calls"
+        created: list[CreatedRun | BaseException] = await self._db.transaction(
+            body, what=what, recover=recover, begins=True
+        )
         return created
+
+    async def _create_together(self, jobs: list[CreateJob]) -> Sequence[CreatedRun | BaseException]:
+        """Runs created together, one transaction for all (group commit); as appends, each
+        on its own if the batch fails for a reason that is not about the database."""
+        try:
+            return await self._create_all(jobs)
+        except (WorldUnavailableError, AmbiguousCommitError, WorldClosedError, PoolClosed):
+            raise
+        except Exception as exc:
+            log.warning(
+                "PostgreSQL World: a batch of %d create_run calls failed (%s); creating each alone",
+                len(jobs),
+                exc,
+            )
+        return await asyncio.gather(
+            *(self._create_alone(job) for job in jobs), return_exceptions=True
+        )
 
     async def append(
         self,
@@ -364,10 +394,13 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         self, run_id: str, step_ids: Sequence[str], *, owner: str, delay: float = 0.0
     ) -> None:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            change = await sched.queue_steps(conn, run_id, step_ids, owner, delay, self._feed)
-            return Outcome(None, [change])
+            change, writes = await sched.queue_steps(
+                conn, run_id, step_ids, owner, delay, self._feed
+            )
+            return Outcome(None, [change], writes=writes)
 
-        await self._call(self._db.transaction(body, what="queue_steps", idempotent=True))
+        coro = self._db.transaction(body, what="queue_steps", idempotent=True, begins=True)
+        await self._call(coro)
 
     async def claim_steps(
         self, worker: WorkerInfo, step_names: Sequence[str], *, limit: int, lease_seconds: float
@@ -403,7 +436,7 @@ class PostgresWorld(WorldReads, WorldUpkeep):
             recorded = await _jobs.has_event(conn, run_id, event.seq, event.event_id)
             return found if recorded else None
 
-        coro = self._db.transaction(body, what="finish_step", recover=recover)
+        coro = self._db.transaction(body, what="finish_step", recover=recover, begins=True)
         recorded = await self._call(coro)
         return recorded is not None
 
@@ -485,6 +518,7 @@ class PostgresWorld(WorldReads, WorldUpkeep):
 
         async def finish() -> None:
             self._appends.close()
+            self._creates.close()
             await self._feed.close()
             await self._db.pool.close()
 
