@@ -5,8 +5,10 @@ Completed steps never run again; only the step that was interrupted runs a secon
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -42,7 +44,15 @@ def executions(directory: Path, name: str) -> int:
     return len(list(directory.glob(f"{name}.*")))
 
 
-def start_and_kill(tmp_path: Path, name: str, ready_file: str) -> str:
+def completed(db: Path, step_name: str) -> bool:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        query = "SELECT count(*) FROM steps WHERE step_name = ? AND status = 'completed'"
+        return bool(conn.execute(query, (step_name,)).fetchone()[0])
+
+
+def start_and_kill(tmp_path: Path, name: str, ready_file: str, recorded: str | None = None) -> str:
+    """Kill the process once ``ready_file`` exists and (``recorded``) that step's result is
+    in the log: a kill between a step's last line and its recording runs it again, rightly."""
     url = f"sqlite:///{tmp_path / 'wk.db'}"
     code = STARTER.format(here=str(HERE), url=url, name=name, directory=str(tmp_path))
     env = {
@@ -57,7 +67,9 @@ def start_and_kill(tmp_path: Path, name: str, ready_file: str) -> str:
         run_id = proc.stdout.readline().strip()
         assert run_id.startswith("wrun_"), run_id
         deadline = time.monotonic() + 30
-        while not (tmp_path / ready_file).exists():
+        while not (tmp_path / ready_file).exists() or (
+            recorded is not None and not completed(tmp_path / "wk.db", recorded)
+        ):
             assert time.monotonic() < deadline, "the run never got to the crash point"
             assert proc.poll() is None, "the starter process died on its own"
             time.sleep(0.01)
@@ -90,7 +102,7 @@ async def test_killed_inside_a_step(recovering: Path) -> None:
 
 @pytest.mark.slow
 async def test_killed_while_sleeping(recovering: Path) -> None:
-    run_id = start_and_kill(recovering, "killed_while_sleeping", "sleeping")
+    run_id = start_and_kill(recovering, "killed_while_sleeping", "sleeping", "crash.before_sleep")
     import crash_app  # noqa: F401
 
     workflowkit.configure(f"sqlite:///{recovering / 'wk.db'}")
@@ -102,7 +114,7 @@ async def test_killed_while_sleeping(recovering: Path) -> None:
 
 @pytest.mark.slow
 async def test_hook_resumed_after_the_worker_was_killed(recovering: Path) -> None:
-    run_id = start_and_kill(recovering, "waits_for_hook", "sleeping")
+    run_id = start_and_kill(recovering, "waits_for_hook", "sleeping", "crash.before_sleep")
     import crash_app  # noqa: F401
 
     from workflowkit.api import resume_hook
