@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,34 @@ async def test_queued_steps_start_as_soon_as_slots_free_up(tmp_path: object) -> 
         assert time.monotonic() - began < 4.0
     finally:
         workflowkit.shutdown()
+
+
+async def test_steps_whose_starts_are_being_recorded_hold_no_slot(runtime: Runtime) -> None:
+    """Three runs place a step each while their appends are held up, with two slots: the
+    steps are not running yet, so none goes to the World's step queue (which costs three
+    more transactions and a read of the log per step)."""
+    world = runtime.world
+    real_append = world.append
+    gate = threading.Event()
+    held: list[str] = []
+
+    async def append(run_id: str, events: Any, **kwargs: Any) -> Any:
+        if any(e.type is EventType.STEP_STARTED for e in events):
+            held.append(run_id)
+            await asyncio.to_thread(gate.wait, 30)
+        return await real_append(run_id, events, **kwargs)
+
+    world.append = append  # type: ignore[method-assign]
+    try:
+        runs = [await start(one_step, i) for i in range(3)]
+        for _ in range(500):  # until all three wait to record their step's start
+            if len(held) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(held) == sorted(run.run_id for run in runs)
+    finally:
+        gate.set()
+    assert [await run.return_value(timeout=30) for run in runs] == [0, 1, 2]
+    for run in runs:
+        assert all(s.queued_at is None for s in await world.list_steps(run.run_id))
+    assert runtime.worker is not None and runtime.worker.running_steps == 0

@@ -48,10 +48,19 @@ class DriverConfig:
 class StepSlots(Protocol):
     """The worker's step slots, as a driven run's steps see them (``RunHost`` adds the rest).
 
-    Step slots are the worker's: its own runs' steps and steps it claimed share them.
+    Step slots are the worker's: its own runs' steps and steps it claimed share them. A slot
+    is held while a step's body runs, not while its start is being recorded.
     """
 
+    def has_room(self, placed: int) -> bool:
+        """Whether a step can run here, after ``placed`` others just placed here."""
+        ...
+
     def take_slot(self) -> bool: ...
+
+    async def wait_for_slot(self) -> None:
+        """Until a slot is this caller's (handed over in turn as steps end)."""
+        ...
 
     def release_slot(self) -> None: ...
 
@@ -135,8 +144,14 @@ class DriverState:
     def _place(
         self, starts: Sequence[StepStart], outgoing: Sequence[Outgoing], now: float
     ) -> tuple[list[StepStart], list[StepStart], dict[float, list[str]]]:
-        """Where each step attempt runs: here now, here later (a retry), or, with no free
-        slot here, in the World's step queue (step ids by delay)."""
+        """Where each step attempt runs: here now, here later (a retry), or, with no room
+        here, in the World's step queue (step ids by delay).
+
+        Room counts the steps running or waiting for a slot here and those this call places
+        here, not the steps of other runs whose starts are being recorded: those take a slot
+        only once recorded (a step waits for one if need be). Counting them sent steps to the
+        World's queue (three more transactions each, and a read of the log) whenever many
+        runs appended at once, though their bodies were not running yet."""
         here: list[StepStart] = []
         later: list[StepStart] = []
         to_queue: dict[float, list[str]] = {}
@@ -147,15 +162,11 @@ class DriverState:
             ):
                 continue  # already running here, or queued
             delay = max(0.0, start.due_at - now)
-            if not self.host.take_slot():
+            if not self.host.has_room(len(here) + len(later)):
                 to_queue.setdefault(delay, []).append(step_id)
             else:
                 (later if delay else here).append(start)
         return here, later, to_queue
-
-    def _release_slots(self, count: int) -> None:
-        for _ in range(count):
-            self.host.release_slot()
 
     async def _queue_steps(self, by_delay: dict[float, list[str]]) -> None:
         """Queue steps this worker has no slot for, for whichever worker has one."""
@@ -174,15 +185,18 @@ class DriverState:
         step, step_id, attempt = start.step, start.step_id, start.attempt
         job = Attempt(step, step_id, start.input, attempt, metadata, self.world, self.segment)
         task = self.loop.create_task(self._run_step(job, delay))
-        # Also a done callback: a task cancelled before it ran never enters its finally.
-        task.add_done_callback(self._step_done)
         self.steps[start.step_id] = task
 
     async def _run_step(self, job: Attempt, delay: float) -> None:
         reported = False  # its outcome waits in the outbox; _flush forgets the task
+        slot = False
         try:
             if delay > 0 and not await self._start_when_due(job, delay):
                 return
+            slot = self.host.take_slot()
+            if not slot:
+                await self.host.wait_for_slot()
+                slot = True
             outcome = await run_attempt(job, self.config.step_pool, self.now, self.config.retry)
             self.outbox.append((outcome.event, None))
             reported = True
@@ -195,7 +209,7 @@ class DriverState:
             # Give the slot back here rather than in a done callback: that callback would be
             # one more turn of the loop per step, and would keep the next append from
             # committing at once (see the SQLite World's inline writes, worlds/sqlite/_writer.py).
-            if task is not None and task.remove_done_callback(self._step_done):
+            if slot:
                 self.host.release_slot()
 
     async def _start_when_due(self, job: Attempt, delay: float) -> bool:
@@ -225,9 +239,6 @@ class DriverState:
     def _virtual_now(self) -> float:
         executor_now = self.executor.now() if self.executor is not None else 0.0
         return max(self.now(), executor_now, self.virtual_floor)
-
-    def _step_done(self, task: asyncio.Task[None]) -> None:
-        self.host.release_slot()
 
     async def _record(self, event: NewEvent) -> bool:
         future: asyncio.Future[bool] = self.loop.create_future()

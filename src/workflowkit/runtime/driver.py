@@ -309,25 +309,18 @@ class RunDriver(DriverState):
         events = [event for event, _ in outgoing]
         events += effects.events
         events += starts
-        try:
-            # Only if the log still ends where this driver read it: the effects were decided
-            # from that log plus ``outgoing``; after newer events a replay decides again.
-            refused = await self._append(events, AppendAfter(self.known_seq, len(outgoing)))
-        except BaseException:
-            self._release_slots(len(here) + len(later))
-            raise
+        # Only if the log still ends where this driver read it: the effects were decided
+        # from that log plus ``outgoing``; after newer events a replay decides again.
+        refused = await self._append(events, AppendAfter(self.known_seq, len(outgoing)))
         for event, future in outgoing:
             if future is not None and not future.done():
                 future.set_result(id(event) not in refused)
         if self.done:
-            self._release_slots(len(here) + len(later))
             return
         if not self.needs_load:  # else the steps may not exist: the reload places them again
             await self._queue_steps(to_queue)
         for start, event in zip(here, starts, strict=True):
-            if refused and id(event) in refused:
-                self.host.release_slot()
-            else:
+            if not (refused and id(event) in refused):
                 self._launch(start)
         for start in later:
             self._launch(start, delay=start.due_at - now)

@@ -8,6 +8,7 @@ steps in the World's step queue, and any worker with a free slot claims them und
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -102,6 +103,8 @@ class Worker:
         # steps go to the World's step queue for any worker with a free slot.
         self.step_slots = step_slots or _settings.step_slots()
         self.running_steps = 0
+        # Steps whose starts are recorded, waiting for a slot to run in (oldest first).
+        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.claimed: dict[str, asyncio.Task[None]] = {}  # step id -> the task running it
         self._steps_wanted = True  # the step queue may hold work for us
         self._queued_steps = False  # this worker queued steps it did not run itself
@@ -259,13 +262,34 @@ class Worker:
 
     # -- step slots and the step queue ----------------------------------------------------------
 
+    def has_room(self, placed: int) -> bool:
+        return self.running_steps + len(self._slot_waiters) + placed < self.step_slots
+
     def take_slot(self) -> bool:
-        if self.running_steps >= self.step_slots:
+        if self.running_steps >= self.step_slots or self._slot_waiters:
             return False
         self.running_steps += 1
         return True
 
+    async def wait_for_slot(self) -> None:
+        assert self._loop is not None
+        turn: asyncio.Future[None] = self._loop.create_future()
+        self._slot_waiters.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release_slot()  # handed over as this waiter was cancelled: pass it on
+            else:
+                self._slot_waiters.remove(turn)
+            raise
+
     def release_slot(self) -> None:
+        while self._slot_waiters:  # the slot goes to the step that waited longest
+            turn = self._slot_waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
         self.running_steps -= 1
         if self._queued_steps:  # this worker queued steps: now it has a slot for one itself
             self._steps_wanted = True
@@ -282,7 +306,7 @@ class Worker:
 
     async def _claim_steps(self) -> bool:
         """Claim queued steps when told there are some; whether there may be more."""
-        room = self.step_slots - self.running_steps
+        room = self.step_slots - self.running_steps - len(self._slot_waiters)
         if not self._steps_wanted or room <= 0 or self.stopping:
             return False
         self._steps_wanted = False
