@@ -75,10 +75,6 @@ class _Mailbox:
                 future.set_result(outcome.result())
 
 
-def _hand_back(mailbox: _Mailbox, future: asyncio.Future[Any], done: asyncio.Future[Any]) -> None:
-    mailbox.put(future, done)
-
-
 _Call = tuple[Coroutine[Any, Any, Any], asyncio.Future[Any], _Mailbox]
 
 
@@ -92,6 +88,9 @@ class WorldLoop:
             weakref.WeakKeyDictionary()
         )
         self._mailbox_lock = threading.Lock()
+        # The calls' tasks: an event loop holds its tasks only weakly, and a task waiting on
+        # something only it refers to would be collected, its caller never answered.
+        self._running: set[asyncio.Task[Any]] = set()
         self._thread = threading.Thread(
             target=self._serve, name="workflowkit-postgres", daemon=True
         )
@@ -142,7 +141,14 @@ class WorldLoop:
                 mailbox.put(future, WorldClosedError(_CLOSED))
                 continue
             task = self.loop.create_task(coro)
-            task.add_done_callback(functools.partial(_hand_back, mailbox, future))
+            self._running.add(task)
+            task.add_done_callback(functools.partial(self._hand_back, mailbox, future))
+
+    def _hand_back(
+        self, mailbox: _Mailbox, future: asyncio.Future[Any], done: asyncio.Task[Any]
+    ) -> None:
+        self._running.discard(done)
+        mailbox.put(future, done)
 
     def _fail_waiting(self) -> None:
         """Calls that will never start (the World's loop stopped): they fail."""
