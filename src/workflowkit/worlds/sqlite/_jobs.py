@@ -82,6 +82,7 @@ DIALECT = _sql.Dialect(
     in_list="IN (SELECT value FROM json_each(?))",
     list_param=lambda values: json.dumps(list(values)),
     elapsed="(? - {})",
+    unindexed="+{}",
 )
 _ACTIVE = "('pending', 'running')"
 _SELECT_WAITS = _sql.select_waits(DIALECT)
@@ -232,9 +233,11 @@ def claim_runs(
     claim one transaction no other claim interleaves with."""
     dead = json.dumps(_dead_local_workers(conn, worker))
     rows = conn.execute(
-        f"SELECT r.run_id, r.owner FROM runs r WHERE r.status IN {_ACTIVE} "
+        # ``+``: due runs are found through ``runs_due`` (and ``runs_deadline``), never by
+        # reading every active run, however many sleep (``_sql.Dialect.unindexed``).
+        f"SELECT r.run_id, r.owner FROM runs r WHERE +r.status IN {_ACTIVE} "
         f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
-        f"AND ((r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {DIALECT.in_list} "
+        f"AND ((r.wake_at <= ? AND r.diverged IS NULL AND +r.workflow_name {DIALECT.in_list} "
         "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue)) OR r.deadline <= ?) "
         "ORDER BY r.wake_at LIMIT ?",
         (now, dead, now, names, now, limit),
@@ -365,7 +368,8 @@ def claim_steps(
         "SELECT s.run_id, s.step_id, s.step_name, s.attempt, r.workflow_name, "
         "coalesce(r.started_at, r.created_at), "
         "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq) "
-        f"FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE r.status IN {_ACTIVE} "
+        # ``+``: from the queued and claimed steps' indexes, not from every active run.
+        f"FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE +r.status IN {_ACTIVE} "
         f"AND s.step_name {DIALECT.in_list} "
         "AND (s.queued_at <= ? OR (s.claimed_by IS NOT NULL AND s.status = 'running' "
         f"AND (s.lease_until < ? OR s.claimed_by {DIALECT.in_list}))) "
