@@ -185,8 +185,8 @@ async def test_wal_stays_bounded_under_steady_writes(
 def test_claims_and_the_next_wake_up_do_not_read_every_sleeping_run(tmp_path: Path) -> None:
     """A worker claims due runs and queued steps, and asks when the next run is due each
     time it is idle. Each must find what it needs through its own index (``wake_at``, the
-    step queue's): reading every active run made a worker with 100,000 runs asleep spend a
-    tenth of a second on each."""
+    step queue's) and stop there: reading every active run (or every due one) made a worker
+    with 100,000 runs asleep, or waking at once, spend a tenth of a second on each."""
     path = tmp_path / "w.db"
     asyncio.run(SQLiteWorld(path).close())  # create the file and its tables
     me = WorkerInfo(new_id("wrkr"), "here", os.getpid(), process_space=process_space())
@@ -228,13 +228,14 @@ def test_claims_and_the_next_wake_up_do_not_read_every_sleeping_run(tmp_path: Pa
     names = sqlite_jobs.DIALECT.list_param(["wf"])
     steps = sqlite_jobs.DIALECT.list_param(["st"])
     costs = []
-    for sleeping in (100, 3000):
-        add(sleeping, "running", now + 3600)
-        due = add(1, "pending", now - 1)
-        assert conn.execute(next_wake, (names,)).fetchone()[0] == now - 1
+    for count in (100, 3000):
+        add(count, "running", now + 3600)  # asleep
+        first = add(1, "pending", now - 2)
+        assert conn.execute(next_wake, (names,)).fetchone()[0] == now - 2
         with conn:
-            claimed = sqlite_jobs.claim_runs(conn, me, names, 10, 60.0, now)
-        assert [record.run_id for record in claimed] == due
+            claimed = sqlite_jobs.claim_runs(conn, me, names, 1, 60.0, now)
+        assert [record.run_id for record in claimed] == first
+        add(count, "running", now - 1)  # due all at once: a claim takes 10 of them
         costs.append(
             (
                 work(lambda: conn.execute(next_wake, (names,)).fetchall()),
