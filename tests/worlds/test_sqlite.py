@@ -7,6 +7,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,10 @@ import pytest
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
 from workflowkit.runtime.process_space import process_space
-from workflowkit.worlds import open_world
+from workflowkit.worlds import _sql, open_world
 from workflowkit.worlds.records import EventType, NewEvent, RunChange, WorkerInfo
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
+from workflowkit.worlds.sqlite import _jobs as sqlite_jobs
 from workflowkit.worlds.sqlite import _schema as sqlite_schema
 
 SRC = Path(__file__).parents[2] / "src"
@@ -177,3 +180,69 @@ async def test_wal_stays_bounded_under_steady_writes(
         assert largest < 24 * 1024 * 1024, f"WAL reached {largest} bytes"
     finally:
         await world.close()
+
+
+def test_claims_and_the_next_wake_up_do_not_read_every_sleeping_run(tmp_path: Path) -> None:
+    """A worker claims due runs and queued steps, and asks when the next run is due each
+    time it is idle. Each must find what it needs through its own index (``wake_at``, the
+    step queue's) and stop there: reading every active run (or every due one) made a worker
+    with 100,000 runs asleep, or waking at once, spend a tenth of a second on each."""
+    path = tmp_path / "w.db"
+    asyncio.run(SQLiteWorld(path).close())  # create the file and its tables
+    me = WorkerInfo(new_id("wrkr"), "here", os.getpid(), process_space=process_space())
+    conn = sqlite3.connect(path)
+    now = time.time()
+
+    def add(count: int, status: str, wake_at: float) -> list[str]:
+        """Runs that ran a step each and now sleep (or are due)."""
+        ids = [new_id("wrun") for _ in range(count)]
+        with conn:  # one transaction
+            conn.executemany(
+                "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, "
+                "wake_at) VALUES (?, 'wf', ?, ?, ?, ?)",
+                [(run_id, status, now, now, wake_at) for run_id in ids],
+            )
+            conn.executemany(
+                "INSERT INTO steps (run_id, step_id, step_name, status, attempt, created_at) "
+                "VALUES (?, ?, 'st', 'completed', 1, ?)",
+                [(run_id, new_id("step"), now) for run_id in ids],
+            )
+        return ids
+
+    def work(statement: Callable[[], object]) -> int:
+        """SQLite virtual machine instructions run (in tens): the work, whatever the clock."""
+        counted = [0]
+
+        def tick() -> int:
+            counted[0] += 1
+            return 0
+
+        conn.set_progress_handler(tick, 10)
+        try:
+            statement()
+        finally:
+            conn.set_progress_handler(None, 10)
+        return counted[0]
+
+    next_wake = _sql.next_wake_at(sqlite_jobs.DIALECT)
+    names = sqlite_jobs.DIALECT.list_param(["wf"])
+    steps = sqlite_jobs.DIALECT.list_param(["st"])
+    costs = []
+    for count in (100, 3000):
+        add(count, "running", now + 3600)  # asleep
+        first = add(1, "pending", now - 2)
+        assert conn.execute(next_wake, (names,)).fetchone()[0] == now - 2
+        with conn:
+            claimed = sqlite_jobs.claim_runs(conn, me, names, 1, 60.0, now)
+        assert [record.run_id for record in claimed] == first
+        add(count, "running", now - 1)  # due all at once: a claim takes 10 of them
+        costs.append(
+            (
+                work(lambda: conn.execute(next_wake, (names,)).fetchall()),
+                work(lambda: sqlite_jobs.claim_runs(conn, me, names, 10, 60.0, now)),
+                work(lambda: sqlite_jobs.claim_steps(conn, me, steps, 10, 60.0, now)),
+            )
+        )
+    conn.close()
+    few, many = costs
+    assert all(m < 2 * f + 10 for f, m in zip(few, many, strict=True)), costs

@@ -113,12 +113,30 @@ class RunExecutor(WorkflowCalls):
         self.replaying = True  # cleanup code unwinding here is not the run going on
         previous = set_executor(self)
         try:
-            for task in list(loop.tasks):
+            tasks = list(loop.tasks)
+            for task in tasks:
                 with contextlib.suppress(Exception, Discarded):
                     loop.close_task(task)
+            for task in tasks:
+                # The future a task waits on calls the task back: a cycle. Cancelling it
+                # drops that callback (onto the ready queue, which closing clears).
+                task.cancel()
         finally:
             set_executor(previous)
             loop.close()
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """Break the references between the run's loop, tasks, operations and this executor,
+        so reference counting frees them when the driver lets go: a worker drops a run each
+        time one leaves memory, and cycles would pile up for the collector's full passes."""
+        self._task = None
+        self._loop = None
+        self._ops.clear()
+        self._timers.clear()
+        self._children.clear()
+        self._to_start.clear()
+        self._to_arm.clear()
 
     def _take_effects(self) -> Effects:
         steps = [self._step_start(op) for op in self._to_start.values() if not op.done]

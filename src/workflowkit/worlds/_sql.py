@@ -44,6 +44,9 @@ class Dialect:
     # SQL: the text column "{}" compared by code point (what an id prefix range needs), in
     # a form an index covers: SQLite's default; PostgreSQL's "C" collation.
     by_code_point: str = "{}"
+    # SQL: the column "{}" in a condition no index may serve: SQLite, with no statistics,
+    # picks an index on ``status`` that holds every sleeping run over the ``wake_at`` one.
+    unindexed: str = "{}"
     _texts: dict[str, str] = field(default_factory=dict)
 
     def sql(self, text: str) -> str:
@@ -225,13 +228,19 @@ RESUME_DIVERGED = (
 
 def next_wake_at(dialect: Dialect) -> str:
     """The earliest time an unowned active run becomes due for workers of the workflows in
-    the list parameter, or reaches its deadline (whatever its workflow)."""
+    the list parameter, or reaches its deadline (whatever its workflow).
+
+    Each part is its own ``min()`` over the column's index (``runs_due``, ``runs_deadline``):
+    read in order, it stops at the first run that qualifies instead of reading every active
+    run, and a worker asks this each time it has nothing to do.
+    """
+    status, workflow = dialect.unindexed.format("status"), dialect.unindexed.format("workflow_name")
     return dialect.sql(
-        "SELECT min(t) FROM (SELECT wake_at AS t FROM runs WHERE owner IS NULL "
-        f"AND status IN ('pending', 'running') AND workflow_name {dialect.in_list} "
-        "AND diverged IS NULL "
-        "UNION ALL SELECT deadline FROM runs WHERE owner IS NULL "
-        "AND status IN ('pending', 'running') AND deadline IS NOT NULL) AS due"
+        "SELECT min(t) FROM (SELECT min(wake_at) AS t FROM runs WHERE owner IS NULL "
+        f"AND {status} IN ('pending', 'running') AND {workflow} {dialect.in_list} "
+        "AND diverged IS NULL AND wake_at IS NOT NULL "
+        "UNION ALL SELECT min(deadline) FROM runs WHERE owner IS NULL "
+        f"AND {status} IN ('pending', 'running') AND deadline IS NOT NULL) AS due"
     )
 
 

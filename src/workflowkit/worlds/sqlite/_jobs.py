@@ -82,6 +82,7 @@ DIALECT = _sql.Dialect(
     in_list="IN (SELECT value FROM json_each(?))",
     list_param=lambda values: json.dumps(list(values)),
     elapsed="(? - {})",
+    unindexed="+{}",
 )
 _ACTIVE = "('pending', 'running')"
 _SELECT_WAITS = _sql.select_waits(DIALECT)
@@ -218,6 +219,24 @@ def _execute(conn: sqlite3.Connection, writes: Sequence[Any], events: Sequence[E
 # -- scheduling ------------------------------------------------------------------------------
 
 
+# Due runs of the named workflows not in a queue, and runs past their deadline, earliest
+# wake_at first. Each part reads its own index in order (``runs_due``, ``runs_deadline``) and
+# stops at ``limit``: as one query with an OR, SQLite gathered every due run and sorted them
+# for each claim (100,000 runs waking at once: ~0.4 s a claim). ``+``: no index on status or
+# workflow_name is used instead (``_sql.Dialect.unindexed``).
+_CLAIMABLE = (
+    f"SELECT r.run_id, r.owner, r.wake_at FROM runs r WHERE +r.status IN {_ACTIVE} "
+    f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
+)
+_CLAIM_DUE = (
+    f"SELECT run_id, owner FROM (SELECT * FROM ({_CLAIMABLE}"
+    f"AND r.wake_at <= ? AND r.diverged IS NULL AND +r.workflow_name {DIALECT.in_list} "
+    "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue) "
+    f"ORDER BY r.wake_at LIMIT ?) UNION SELECT * FROM ({_CLAIMABLE}"
+    "AND r.deadline <= ? ORDER BY r.wake_at LIMIT ?)) ORDER BY wake_at LIMIT ?"
+)
+
+
 def claim_runs(
     conn: sqlite3.Connection,
     worker: WorkerInfo,
@@ -232,12 +251,7 @@ def claim_runs(
     claim one transaction no other claim interleaves with."""
     dead = json.dumps(_dead_local_workers(conn, worker))
     rows = conn.execute(
-        f"SELECT r.run_id, r.owner FROM runs r WHERE r.status IN {_ACTIVE} "
-        f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
-        f"AND ((r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {DIALECT.in_list} "
-        "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue)) OR r.deadline <= ?) "
-        "ORDER BY r.wake_at LIMIT ?",
-        (now, dead, now, names, now, limit),
+        _CLAIM_DUE, (now, dead, now, names, limit, now, dead, now, limit, limit)
     ).fetchall()
     run_ids = [row[0] for row in rows]
     log_takeovers(worker.worker_id, rows)
@@ -365,7 +379,8 @@ def claim_steps(
         "SELECT s.run_id, s.step_id, s.step_name, s.attempt, r.workflow_name, "
         "coalesce(r.started_at, r.created_at), "
         "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq) "
-        f"FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE r.status IN {_ACTIVE} "
+        # ``+``: from the queued and claimed steps' indexes, not from every active run.
+        f"FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE +r.status IN {_ACTIVE} "
         f"AND s.step_name {DIALECT.in_list} "
         "AND (s.queued_at <= ? OR (s.claimed_by IS NOT NULL AND s.status = 'running' "
         f"AND (s.lease_until < ? OR s.claimed_by {DIALECT.in_list}))) "
