@@ -176,8 +176,8 @@ async def test_wal_stays_bounded_under_steady_writes(
             await world.append(run_id, [step])
             largest = max(largest, wal.stat().st_size)
         # Never truncated, these writes leave about 48 MB of WAL; truncated, a few MB (more
-        # when a busy machine keeps the checkpointer from its turns).
-        assert largest < 24 * 1024 * 1024, f"WAL reached {largest} bytes"
+        # when a busy machine keeps the checkpointer from its turns: 25 MB was seen).
+        assert largest < 32 * 1024 * 1024, f"WAL reached {largest} bytes"
     finally:
         await world.close()
 

@@ -250,7 +250,10 @@ class DriverState:
         if timer.wait_id in self.timers or self.config.virtual_clock:
             return
         delay = max(0.0, timer.resume_at - self.now())
-        self.timers[timer.wait_id] = self.loop.call_later(delay, self._fire, timer.wait_id)
+        # Stamped no earlier than due: the loop's clock and the World's (the database's,
+        # estimated) may disagree by a moment.
+        handle = self.loop.call_later(delay, self._fire, timer.wait_id, timer.resume_at)
+        self.timers[timer.wait_id] = handle
 
     def _fire(self, wait_id: str, at: float | None = None) -> None:
         self.timers.pop(wait_id, None)
