@@ -14,12 +14,17 @@ no longer held by the appending worker) fails alone.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from ...errors import WorldClosedError
+from psycopg_pool import PoolClosed
+
+from ...errors import AmbiguousCommitError, WorldClosedError, WorldUnavailableError
 from ..records import AppendResult
+
+log = logging.getLogger("workflowkit.postgres")
 
 # Big enough that a burst of a few hundred wake-ups takes a handful of transactions, small
 # enough that one batch's statements stay a short pipeline and its locks are held briefly.
@@ -37,6 +42,32 @@ class Job(Protocol):
 J = TypeVar("J", bound=Job)
 R = TypeVar("R")
 Outcome = AppendResult | BaseException
+AllAtOnce = Callable[[list[J]], Awaitable[Sequence[R | BaseException]]]
+
+
+async def alone(all_at_once: AllAtOnce[J, R], job: J) -> R:
+    """One job in a transaction of its own."""
+    (outcome,) = await all_at_once([job])
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+async def together(
+    all_at_once: AllAtOnce[J, R], jobs: list[J], what: str
+) -> Sequence[R | BaseException]:
+    """Jobs in one transaction (group commit). If it fails as a whole for a reason that is
+    not the database or the World being away (a statement one job's data makes fail), each
+    job is done on its own instead, so only the job at fault fails."""
+    try:
+        return await all_at_once(jobs)
+    except (WorldUnavailableError, AmbiguousCommitError, WorldClosedError, PoolClosed):
+        raise  # about the database or the World, not one job: every job shares it
+    except Exception as exc:
+        log.warning(
+            "PostgreSQL World: a batch of %d %s failed (%s); doing each alone", len(jobs), what, exc
+        )
+    return await asyncio.gather(*(alone(all_at_once, job) for job in jobs), return_exceptions=True)
 
 
 class AppendQueue(Generic[J, R]):

@@ -16,19 +16,11 @@ re-encryption: ``WorldUpkeep``, in ``_upkeep``), and here the writes and the Wor
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from psycopg_pool import PoolClosed
-
-from ...errors import (
-    AmbiguousCommitError,
-    WorldClosedError,
-    WorldUnavailableError,
-)
 from .. import _sql
 from .._listeners import Listeners
 from .._rows import divergence_json
@@ -57,7 +49,7 @@ from ..records import (
 from ..schedule_rules import Decision, TickInput
 from . import _creates, _jobs, _queues, _schedules, _streams
 from . import _scheduling as sched
-from ._batch import AppendQueue
+from ._batch import AppendQueue, alone, together
 from ._batch import Outcome as BatchOutcome
 from ._creates import CreateJob
 from ._dialect import DIALECT
@@ -151,11 +143,10 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         return await self._call(self._creates.submit(job))
 
     async def _create_alone(self, job: CreateJob) -> CreatedRun:
-        """One run, one transaction."""
-        (outcome,) = await self._create_all([job])
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        return await alone(self._create_all, job)
+
+    async def _create_together(self, jobs: list[CreateJob]) -> Sequence[CreatedRun | BaseException]:
+        return await together(self._create_all, jobs, "create_run calls")
 
     async def _create_all(self, jobs: list[CreateJob]) -> list[CreatedRun | BaseException]:
         async def body(conn: Conn, retry: bool) -> Outcome:
@@ -184,23 +175,6 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         )
         return created
 
-    async def _create_together(self, jobs: list[CreateJob]) -> Sequence[CreatedRun | BaseException]:
-        """Runs created together, one transaction for all (group commit); as appends, each
-        on its own if the batch fails for a reason that is not about the database."""
-        try:
-            return await self._create_all(jobs)
-        except (WorldUnavailableError, AmbiguousCommitError, WorldClosedError, PoolClosed):
-            raise
-        except Exception as exc:
-            log.warning(
-                "PostgreSQL World: a batch of %d create_run calls failed (%s); creating each alone",
-                len(jobs),
-                exc,
-            )
-        return await asyncio.gather(
-            *(self._create_alone(job) for job in jobs), return_exceptions=True
-        )
-
     async def append(
         self,
         run_id: str,
@@ -213,11 +187,10 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         return await self._call(self._appends.submit(job))
 
     async def _append_alone(self, job: AppendJob) -> AppendResult:
-        """One append, one transaction."""
-        (outcome,) = await self._append_all([job])
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        return await alone(self._append_all, job)
+
+    async def _append_together(self, jobs: list[AppendJob]) -> Sequence[BatchOutcome]:
+        return await together(self._append_all, jobs, "appends")
 
     async def _append_all(self, jobs: list[AppendJob]) -> list[BatchOutcome]:
         async def body(conn: Conn, retry: bool) -> Outcome:
@@ -250,27 +223,6 @@ class PostgresWorld(WorldReads, WorldUpkeep):
             await _jobs.queue_writes(conn, plans, self._feed)
 
         return writes
-
-    async def _append_together(self, jobs: list[AppendJob]) -> Sequence[BatchOutcome]:
-        """Appends to different runs, one transaction for all (group commit).
-
-        If the transaction fails as a whole for a reason that is not the database being away
-        (a statement one job's data makes fail), each job is appended on its own instead, so
-        only the job at fault fails.
-        """
-        try:
-            return await self._append_all(jobs)
-        except (WorldUnavailableError, AmbiguousCommitError, WorldClosedError, PoolClosed):
-            raise  # about the database or the World, not one job: every job shares it
-        except Exception as exc:
-            log.warning(
-                "PostgreSQL World: a batch of %d appends failed (%s); appending each alone",
-                len(jobs),
-                exc,
-            )
-        return await asyncio.gather(
-            *(self._append_alone(job) for job in jobs), return_exceptions=True
-        )
 
     async def put_webhook_response(self, reply_to: str, payload: bytes) -> bool:
         async def body(conn: Conn, retry: bool) -> Outcome:
