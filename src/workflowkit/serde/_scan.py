@@ -84,13 +84,8 @@ class Scanner:
     def _scan_list(self, items: list[Any], depth: int) -> None:
         if depth > self.max_depth:
             raise self._too_deep()
-        counts = self.counts
-        oid = id(items)
-        if oid in counts:
-            counts[oid] += 1
-            self.plain = False
+        if not self._first_visit(items):
             return
-        counts[oid] = 1
         child = depth + 1
         item: object = None
         try:
@@ -111,13 +106,8 @@ class Scanner:
     def _scan_dict(self, mapping: dict[Any, Any], depth: int) -> None:
         if depth > self.max_depth:
             raise self._too_deep()
-        counts = self.counts
-        oid = id(mapping)
-        if oid in counts:
-            counts[oid] += 1
-            self.plain = False
+        if not self._first_visit(mapping):
             return
-        counts[oid] = 1
         child = depth + 1
         str_keys = TAG not in mapping
         key: object = None
@@ -143,7 +133,7 @@ class Scanner:
             raise
         if not str_keys:
             self.plain = False
-            self.maps.add(oid)
+            self.maps.add(id(mapping))
 
     def _scan_key(self, key: object, depth: int) -> None:
         try:
