@@ -104,10 +104,9 @@ class DriverState:
         self.queued: set[str] = set()  # steps in the World's step queue, or claimed from it
         self.timers: dict[str, asyncio.TimerHandle] = {}
         # Steps waiting out a retry delay: when the next attempt is due, and what wakes it.
+        # Nothing of theirs runs yet: a worker stopping need not wait for them (whoever takes
+        # the run over starts them when due).
         self.retry_gates: dict[str, tuple[float, asyncio.Future[None]]] = {}
-        # Steps waiting out a retry delay: nothing of theirs runs yet (a worker stopping need
-        # not wait for them; whoever takes the run over starts them when due).
-        self.delayed: set[str] = set()
         # What the pump waits on when idle: a bare future (an asyncio.Event looks the running
         # loop up, a system call, on every wait; the pump does that once per step).
         self.loop = asyncio.get_running_loop()
@@ -222,16 +221,15 @@ class DriverState:
         """Wait out a retry delay; on the virtual clock, until the run has nothing else to do."""
         gate: asyncio.Future[None] = self.loop.create_future()
         handle = None
-        self.delayed.add(step_id)
         if self.config.virtual_clock:
             self.retry_gates[step_id] = (self._virtual_now() + delay, gate)
             self.poke()  # the run may now be idle but for timers: let the pump skip ahead
         else:
+            self.retry_gates[step_id] = (self.now() + delay, gate)
             handle = self.loop.call_later(delay, open_gate, gate)
         try:
             await gate
         finally:
-            self.delayed.discard(step_id)
             self.retry_gates.pop(step_id, None)
             if handle is not None:
                 handle.cancel()

@@ -98,7 +98,7 @@ class RunDriver(DriverState):
     def busy(self) -> bool:
         """Whether a step is running or an outcome is not yet recorded (a worker stopping
         waits for these, up to its grace)."""
-        return bool(self.outbox) or any(step_id not in self.delayed for step_id in self.steps)
+        return bool(self.outbox) or any(step_id not in self.retry_gates for step_id in self.steps)
 
     async def _pump(self) -> None:
         try:
