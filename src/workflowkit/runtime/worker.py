@@ -262,8 +262,11 @@ class Worker:
 
     # -- step slots and the step queue ----------------------------------------------------------
 
+    def _free_slots(self) -> int:
+        return self.step_slots - self.running_steps - len(self._slot_waiters)
+
     def has_room(self, placed: int) -> bool:
-        return self.running_steps + len(self._slot_waiters) + placed < self.step_slots
+        return self._free_slots() > placed
 
     def take_slot(self) -> bool:
         if self.running_steps >= self.step_slots or self._slot_waiters:
@@ -306,7 +309,7 @@ class Worker:
 
     async def _claim_steps(self) -> bool:
         """Claim queued steps when told there are some; whether there may be more."""
-        room = self.step_slots - self.running_steps - len(self._slot_waiters)
+        room = self._free_slots()
         if not self._steps_wanted or room <= 0 or self.stopping:
             return False
         self._steps_wanted = False
