@@ -7,6 +7,7 @@ one millisecond each id is the previous one plus one, so run ids sort in creatio
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 from typing import Literal
@@ -97,3 +98,12 @@ def new_ids(prefix: Prefix, count: int) -> list[str]:
         return [f"{prefix}_{_text(first + i)}" for i in range(count)]
     head = f"{prefix}_{_text(first)[:-2]}"
     return [head + _PAIRS[low + i] for i in range(count)]
+
+
+def new_token() -> str:
+    """A hook's default token: 192 random bits, URL-safe, and never starting with ``-``
+    (``workflowkit resume-hook TOKEN`` would read it as an option)."""
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token

@@ -362,3 +362,13 @@ async def test_a_cancelled_await_does_not_swallow_the_next_payload(runtime: Runt
         await asyncio.sleep(0.01)
     await resume_hook(token, "second chance")
     assert await run.return_value(timeout=10) == "second chance"
+
+
+def test_default_tokens_never_look_like_a_command_line_option() -> None:
+    # One URL-safe token in 64 began with "-", and `workflowkit resume-hook TOKEN` then
+    # failed: argparse read the token as an option.
+    from workflowkit.ids import new_token
+
+    tokens = [new_token() for _ in range(5000)]
+    assert not [t for t in tokens if t.startswith("-")]
+    assert len(set(tokens)) == len(tokens) and min(map(len, tokens)) >= 32

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from ..errors import (
     SerializationError,
     WorkflowRunAlreadyExistsError,
 )
-from ..ids import new_id
+from ..ids import new_id, new_token
 from ..registry import Workflow
 from ..urls import base_url
 from ..worlds.records import Event, EventType, NewEvent
@@ -190,7 +189,7 @@ class WorkflowCalls:
             token = str(op.logged.attrs.get("token", token))
         else:
             # Unguessable by default, and recorded, so a replay sees the same token.
-            token = token or secrets.token_urlsafe(24)
+            token = token or new_token()
             attrs: dict[str, Any] = {"name": "hook", "digest": op.digest, "token": token}
             if webhook:
                 attrs["webhook"] = True
