@@ -28,7 +28,7 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from . import _fork, _lifecycle, _settings, serde
 from ._start_options import NO_START_OPTIONS, StartOptions
@@ -50,6 +50,7 @@ from .worlds.records import (
     CreatedRun,
     EventType,
     HookRecord,
+    Lease,
     NewEvent,
     RunOptions,
     RunRecord,
@@ -81,8 +82,23 @@ async def require_hook(world: World, token: str) -> HookRecord:
 # -- starting runs -------------------------------------------------------------------------
 
 
+class RunTaker(Protocol):
+    """A worker in this process that may execute a run the process starts, without a claim:
+    the run is created held by it, and handed over once it exists."""
+
+    def lease_for(
+        self, workflow_name: str, options: RunOptions, start_at: float | None
+    ) -> Lease | None: ...
+
+    def adopt(self, created: CreatedRun) -> None: ...
+
+
 async def start(
-    world: World, workflow: Workflow[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+    world: World,
+    workflow: Workflow[..., Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    taker: RunTaker | None = None,
 ) -> CreatedRun:
     """A run of ``workflow`` with its start options (``Workflow.options``): a new one, or
     the run its ``run_id`` names if that exists. ``InvalidWorkflowFunctionError`` if
@@ -91,7 +107,7 @@ async def start(
         raise InvalidWorkflowFunctionError(
             f"start() needs a function decorated with @workflow, got {workflow!r}"
         )
-    return await start_by_name(world, workflow.name, args, kwargs, workflow.start_options)
+    return await start_by_name(world, workflow.name, args, kwargs, workflow.start_options, taker)
 
 
 async def start_by_name(
@@ -100,6 +116,7 @@ async def start_by_name(
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
     options: StartOptions = NO_START_OPTIONS,
+    taker: RunTaker | None = None,
 ) -> CreatedRun:
     """A run of the workflow with this durable name (see ``start``).
 
@@ -111,20 +128,27 @@ async def start_by_name(
     refuse_in_workflow("start()")
     payload = encode_input(tuple(args), kwargs, what=f"workflow {name}")
     now = world.now()
+    run_options = RunOptions(
+        deadline=from_timestamp(options.deadline(now)),
+        queue=options.queue,
+        key=options.key,
+        priority=options.priority,
+    )
+    start_at = options.start_time(now)
+    # This process's worker takes the run at once if it can: no claim, no wake-up.
+    lease = None if taker is None else taker.lease_for(name, run_options, start_at)
     created = await world.create_run(
         options.run_id or new_id("wrun"),
         name,
         payload,
         _lifecycle.start_attrs(name),
-        RunOptions(
-            deadline=from_timestamp(options.deadline(now)),
-            queue=options.queue,
-            key=options.key,
-            priority=options.priority,
-        ),
-        start_at=from_timestamp(options.start_time(now)),
+        run_options,
+        start_at=from_timestamp(start_at),
+        lease=lease,
     )
     record = created.record
+    if created.created and taker is not None and lease is not None:
+        taker.adopt(created)
     if not created.created and (options.on_conflict == "error" or record.workflow_name != name):
         raise WorkflowRunAlreadyExistsError(record.run_id, str(record.status), record.workflow_name)
     return created

@@ -178,7 +178,8 @@ async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> 
     executor = current_executor()
     if executor is not None:
         return Run(await executor.start_child(workflow, args, kwargs))
-    created = await _operations.start(get_runtime().world, workflow, args, kwargs)
+    runtime = get_runtime()
+    created = await _operations.start(runtime.world, workflow, args, kwargs, runtime.worker)
     return Run(created.record.run_id)
 
 

@@ -84,7 +84,7 @@ class Workflow(Generic[P, R]):
         *,
         run_id: str | None = None,
         on_conflict: OnConflict = "return",
-        queue: str | None = None,
+        queue: Queue | str | None = None,
         key: str | None = None,
         priority: int = 0,
         delay: Duration | None = None,
@@ -96,13 +96,16 @@ class Workflow(Generic[P, R]):
 
         ``run_id``: the run's id; starting again with it returns the existing run, whatever
         its state (``on_conflict="error"``: raise ``WorkflowRunAlreadyExistsError``).
-        ``queue``, ``key``, ``priority``: where the run queues for flow control. ``delay`` or
+        ``queue`` (a ``Queue`` or its name), ``key``, ``priority``: where the run queues for
+        flow control. ``delay`` or
         ``start_at``: the run stays pending until then. ``timeout``: the run fails with
         ``WorkflowTimeoutError`` once that long has passed since the start call.
         ``detached``: a child run that is not cancelled with its parent. Bad values raise
         ``StartOptionsError`` here.
         """
         bound = copy.copy(self)
+        if isinstance(queue, Queue):
+            queue = queue.name
         bound.start_options = make_options(
             run_id=run_id,
             on_conflict=on_conflict,

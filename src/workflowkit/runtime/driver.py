@@ -71,9 +71,15 @@ class RunDriver(DriverState):
     host: RunHost  # the worker: step slots (all ``DriverState`` uses), and the rest
 
     def __init__(
-        self, host: RunHost, config: DriverConfig, record: RunRecord, workflow: Workflow[Any, Any]
+        self,
+        host: RunHost,
+        config: DriverConfig,
+        record: RunRecord,
+        workflow: Workflow[Any, Any],
+        log: list[Event] | None = None,
     ) -> None:
         super().__init__(host, config, record, workflow)
+        self._known_log = log  # the whole log, if the driver's creator has it already
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -189,7 +195,9 @@ class RunDriver(DriverState):
         """Cold start: replay the whole log, then carry on from where it ends."""
         self.needs_load = False
         self._reset_executor()
-        events = await self.world.get_events(self.run_id)
+        events, self._known_log = self._known_log, None
+        if events is None:
+            events = await self.world.get_events(self.run_id)
         self.segment.loaded(events)
         self.known_seq = events[-1].seq if events else 0
         self.world_seq = max(self.world_seq, self.known_seq)

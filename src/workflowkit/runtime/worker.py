@@ -27,10 +27,20 @@ from ..context import WorkflowMetadata
 from ..errors import LeaseLostError, StepOptionsError
 from ..ids import new_id
 from ..queues import defined_queues
-from ..registry import REGISTRY, Registry
+from ..registry import REGISTRY, Registry, Workflow
 from ..urls import base_url
 from ..worlds.base import World
-from ..worlds.records import QueueLimits, RunChange, RunRecord, StepClaim, WorkerInfo
+from ..worlds.records import (
+    CreatedRun,
+    Event,
+    Lease,
+    QueueLimits,
+    RunChange,
+    RunOptions,
+    RunRecord,
+    StepClaim,
+    WorkerInfo,
+)
 from .determinism import install as install_determinism
 from .driver import DriverConfig, RunDriver, timeout_failure
 from .process_space import process_space
@@ -118,6 +128,8 @@ class Worker:
         # Fires the ticks of the schedules of this worker's workflows (in the World).
         self.schedules = ScheduleFirer(world, registry, poll_interval, virtual_clock)
         self.stopping = False
+        self._adopting = False  # whether lease_for may hand out leases (run() is listening)
+        self._releases: set[asyncio.Task[Any]] = set()  # hand-backs of runs adopted too late
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -132,6 +144,7 @@ class Worker:
         await self._register_queues()
         await self._resume_diverged(self.info.workflows)
         unsubscribe = self.world.subscribe(self._listener)
+        self._adopting = True  # from now on, an adopted run hears of its changes
         renewer = self._loop.create_task(self._renew_forever())
         collector = gauge = None
         if self.retention is not None:
@@ -159,6 +172,7 @@ class Worker:
                     log.exception("worker %s cannot reach the World; retrying", self.worker_id)
                     await asyncio.sleep(min(0.1 * 2**failures, 5.0))
         finally:
+            self._adopting = False
             unsubscribe()
             for task in (renewer, collector, gauge):
                 if task is not None:
@@ -217,9 +231,58 @@ class Worker:
         if workflow is None:
             await self._not_mine(record)
             return
-        driver = RunDriver(self, self.driver_config, record, workflow)
+        self._start_driver(record, workflow)
+
+    def _start_driver(
+        self, record: RunRecord, workflow: Workflow[Any, Any], log: list[Event] | None = None
+    ) -> None:
+        driver = RunDriver(self, self.driver_config, record, workflow, log)
         self.drivers[record.run_id] = driver
         driver.start()
+
+    # -- runs this process starts ----------------------------------------------------------------
+
+    def lease_for(
+        self, workflow_name: str, options: RunOptions, start_at: float | None
+    ) -> Lease | None:
+        """A lease to create a run with, if this worker executes it at once (thread-safe).
+
+        Only a run a claim would hand it now anyway: due at once, in no queue (whose limits
+        only a claim applies), of a workflow it has, with room. Starts racing on other
+        threads may take a few runs past ``max_runs``; it bounds memory, not correctness.
+        """
+        if (
+            start_at is not None
+            or options.queue is not None
+            or self.stopping
+            or not self._adopting
+            or len(self.drivers) >= self.max_runs
+            or self.registry.workflow(workflow_name) is None
+        ):
+            return None
+        return Lease(self.worker_id, self.lease_seconds)
+
+    def adopt(self, created: CreatedRun) -> None:
+        """Execute a run just created with a lease from ``lease_for`` (thread-safe). If the
+        loop is gone, the lease runs out and any worker claims the run then."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._adopt, created)
+
+    def _adopt(self, created: CreatedRun) -> None:
+        record = created.record
+        workflow = self.registry.workflow(record.workflow_name)
+        if self.stopping or workflow is None:
+            # Stopping meanwhile: hand it back for any worker, now rather than at lease end.
+            at = datetime.fromtimestamp(self.world.now(), UTC)
+            release = self.world.release_run(record.run_id, self.worker_id, at)
+            task = asyncio.get_running_loop().create_task(release)
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+            return
+        # Its log is the one event just written: the driver need not read it back.
+        self._start_driver(record, workflow, None if created.event is None else [created.event])
 
     async def _not_mine(self, record: RunRecord) -> None:
         """A claimed run of a workflow this worker does not have. Claims take those only

@@ -42,6 +42,7 @@ from .records import (
     EventType,
     FiredTick,
     HookRecord,
+    Lease,
     NewChunk,
     NewEvent,
     OpenWork,
@@ -203,12 +204,17 @@ class EncryptedWorld:
         options: RunOptions = NO_OPTIONS,
         *,
         start_at: datetime | None = None,
+        lease: Lease | None = None,
     ) -> CreatedRun:
         sealed = self.seal(input, run_id)
         created = await self.inner.create_run(
-            run_id, workflow_name, sealed, attrs, options, start_at=start_at
+            run_id, workflow_name, sealed, attrs, options, start_at=start_at, lease=lease
         )
-        return CreatedRun(self._run(created.record), created.created)
+        record = self._run(created.record)
+        event = created.event
+        if event is not None:  # its payload is the run's input
+            event = dataclasses.replace(event, payload=record.input)
+        return CreatedRun(record, created.created, event)
 
     async def append(
         self,

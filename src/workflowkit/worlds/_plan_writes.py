@@ -85,13 +85,16 @@ class DeleteHook(NamedTuple):
 
 
 class InsertRun(NamedTuple):
-    """A new run: pending, due at ``wake_at``."""
+    """A new run: pending, due at ``wake_at``; held by ``owner`` until ``lease_until`` if
+    it is created claimed."""
 
     run_id: str
     workflow_name: str
     at: float
     wake_at: float
     options: RunOptions
+    owner: str | None = None
+    lease_until: float | None = None
 
 
 class StartRun(NamedTuple):

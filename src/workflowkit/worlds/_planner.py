@@ -38,6 +38,7 @@ from .records import (
     CreatedRun,
     Event,
     EventType,
+    Lease,
     NewEvent,
     Rejected,
     RunChange,
@@ -70,13 +71,17 @@ def plan_create_run(
     start_at: float | None,
     now: float,
     existing: RunRecord | None,
+    lease: Lease | None = None,
 ) -> CreatePlan:
     """``existing``: the run with this id, read under a lock on the id (None if there is
-    none); starting it again changes nothing, whatever its state."""
+    none); starting it again changes nothing, whatever its state. With a ``lease`` the new
+    run is created claimed by that worker, as if it had claimed it at once."""
     if existing is not None:
         return CreatePlan(CreatedRun(existing, False))
     at = datetime.fromtimestamp(now, UTC)
     wake_at = now if start_at is None else start_at
+    owner = None if lease is None else lease.owner
+    lease_until = None if lease is None else now + lease.seconds
     event = Event(run_id, 1, new_ids("evnt", 1)[0], EventType.RUN_CREATED, None, input, attrs, at)
     record = RunRecord(
         run_id=run_id,
@@ -90,13 +95,16 @@ def plan_create_run(
         completed_at=None,
         updated_at=at,
         last_seq=1,
-        owner=None,
+        owner=owner,
         wake_at=datetime.fromtimestamp(wake_at, UTC),
         options=options,
     )
-    writes: list[Write] = [InsertRun(run_id, workflow_name, now, wake_at, options)]
-    change = RunChange(run_id, 1, RunStatus.PENDING)
-    return CreatePlan(CreatedRun(record, True), event, writes, change)
+    writes: list[Write] = [
+        InsertRun(run_id, workflow_name, now, wake_at, options, owner, lease_until)
+    ]
+    # Written by its owner, if leased: that worker's listener skips it, as it does its appends.
+    change = RunChange(run_id, 1, RunStatus.PENDING, writer=owner)
+    return CreatePlan(CreatedRun(record, True, event), event, writes, change)
 
 
 # -- deciding an append ----------------------------------------------------------------------

@@ -133,8 +133,8 @@ def _insert_run(w: InsertRun, time: _Time) -> _Rendered:
     deadline = None if o.deadline is None else time(o.deadline.timestamp())
     return (
         "INSERT INTO runs (run_id, workflow_name, status, created_at, updated_at, wake_at, "
-        "deadline, queue, queue_key, priority, parent_run_id, detached, forked_from) "
-        "VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "deadline, queue, queue_key, priority, parent_run_id, detached, forked_from, owner, "
+        "lease_until) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             w.run_id,
             w.workflow_name,
@@ -148,6 +148,8 @@ def _insert_run(w: InsertRun, time: _Time) -> _Rendered:
             o.parent_run_id,
             o.detached,
             o.forked_from,
+            w.owner,
+            None if w.lease_until is None else time(w.lease_until),
         ),
         True,
     )

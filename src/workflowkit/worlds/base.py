@@ -21,6 +21,7 @@ from .records import (
     Event,
     FiredTick,
     HookRecord,
+    Lease,
     NewChunk,
     NewEvent,
     OpenWork,
@@ -64,11 +65,13 @@ class EventLog(Protocol):
         options: RunOptions = NO_OPTIONS,
         *,
         start_at: datetime | None = None,
+        lease: Lease | None = None,
     ) -> CreatedRun:
         """Create a pending run with its ``run_created`` event, due at ``start_at`` (now if
         None). If a run with ``run_id`` exists, whatever its state, nothing is written and
         that run comes back with ``created`` False: starting is idempotent, also when many
-        processes race to start one id."""
+        processes race to start one id. With a ``lease``, a new run is created claimed by
+        ``lease.owner`` (as ``claim_runs`` would leave it), and that worker executes it."""
         ...
 
     async def append(

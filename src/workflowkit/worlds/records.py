@@ -270,6 +270,16 @@ class CreatedRun:
 
     record: RunRecord
     created: bool
+    event: Event | None = None  # the ``run_created`` event written, if created
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A run created already claimed: held by worker ``owner`` for ``seconds`` (a process
+    that starts a run its own worker can execute hands it over without a claim)."""
+
+    owner: str
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)

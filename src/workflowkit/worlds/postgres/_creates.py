@@ -20,7 +20,7 @@ from psycopg import AsyncClientCursor
 from .. import _sql, _write_sql
 from .._rows import run_from_row
 from ..apply import CreatePlan, plan_create_run
-from ..records import CreatedRun, Event, RunOptions, RunRecord
+from ..records import CreatedRun, Event, Lease, RunOptions, RunRecord
 from ._dialect import DIALECT, moment
 from ._feed import Feed
 from ._jobs import has_event, send_writes
@@ -37,6 +37,7 @@ class CreateJob:
     attrs: Mapping[str, Any]
     options: RunOptions
     start: float | None  # when the run is due (None: now)
+    lease: Lease | None  # created claimed by this worker
     # The ``run_created`` each attempt chose (its id, before writing): after a lost COMMIT,
     # finding it tells that the attempt landed.
     attempts: list[Event] = field(default_factory=list)
@@ -54,7 +55,15 @@ async def decide(conn: Conn, jobs: Sequence[CreateJob], channel: str) -> list[Cr
             plans.append(CreatePlan(CreatedRun(found, True)))
             continue
         plan = plan_create_run(
-            job.run_id, job.workflow_name, job.input, job.attrs, job.options, job.start, now, found
+            job.run_id,
+            job.workflow_name,
+            job.input,
+            job.attrs,
+            job.options,
+            job.start,
+            now,
+            found,
+            job.lease,
         )
         if plan.event is not None:
             job.attempts.append(plan.event)

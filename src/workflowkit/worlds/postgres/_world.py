@@ -35,6 +35,7 @@ from ..records import (
     Divergence,
     Event,
     FiredTick,
+    Lease,
     NewChunk,
     NewEvent,
     QueueLimits,
@@ -137,9 +138,10 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         options: RunOptions = NO_OPTIONS,
         *,
         start_at: datetime | None = None,
+        lease: Lease | None = None,
     ) -> CreatedRun:
         start = None if start_at is None else start_at.timestamp()
-        job = CreateJob(run_id, workflow_name, input, attrs, options, start)
+        job = CreateJob(run_id, workflow_name, input, attrs, options, start, lease)
         return await self._call(self._creates.submit(job))
 
     async def _create_alone(self, job: CreateJob) -> CreatedRun:

@@ -49,6 +49,7 @@ from ..records import (
     Event,
     FiredTick,
     HookRecord,
+    Lease,
     NewEvent,
     OpenWork,
     QueueLimits,
@@ -101,9 +102,12 @@ def create_run(
     options: RunOptions,
     start_at: float | None,
     now: float,
+    lease: Lease | None = None,
 ) -> Changed:
     existing = get_run(conn, run_id)  # the single writer is the id's lock
-    plan = plan_create_run(run_id, workflow_name, input, attrs, options, start_at, now, existing)
+    plan = plan_create_run(
+        run_id, workflow_name, input, attrs, options, start_at, now, existing, lease
+    )
     if plan.event is None or plan.change is None:
         return Changed(plan.result)
     _execute(conn, plan.writes, [plan.event])

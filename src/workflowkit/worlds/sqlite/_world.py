@@ -34,6 +34,7 @@ from ..records import (
     Event,
     FiredTick,
     HookRecord,
+    Lease,
     NewChunk,
     NewEvent,
     OpenWork,
@@ -147,12 +148,13 @@ class SQLiteWorld:
         options: RunOptions = NO_OPTIONS,
         *,
         start_at: datetime | None = None,
+        lease: Lease | None = None,
     ) -> CreatedRun:
         start = None if start_at is None else start_at.timestamp()
 
         def create(conn: sqlite3.Connection) -> Changed:
             return _jobs.create_run(
-                conn, run_id, workflow_name, input, attrs, options, start, self.now()
+                conn, run_id, workflow_name, input, attrs, options, start, self.now(), lease
             )
 
         created: CreatedRun = await self._write(create)
