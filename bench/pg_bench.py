@@ -359,6 +359,19 @@ def queue_key(variant: str, workers: int, round_: int) -> str:
     return f"queue-{variant}-{workers}-r{round_}"
 
 
+def files_root(where: Path | None) -> Path:
+    """A new directory for the cases' files: logs, and the probes the wake-up cases' steps
+    write (``pg_common.note``). By default on a tmpfs (``/dev/shm``) when there is one. A
+    probe is a file created by the step being timed, on the worker's event loop: on the disk
+    the server fsyncs its commits to, each create waited for the journal (about 1 ms, up to
+    several under load), holding up the worker's loop, so every run woken after it, in
+    either engine."""
+    if where is None:
+        shm = Path("/dev/shm")
+        where = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="wk-pgbench-files-", dir=where))
+
+
 def run_engine(
     admin: Admin,
     server: str,
@@ -650,6 +663,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-dbos", action="store_true", help="workflowkit only")
     parser.add_argument("--dbos-python", help="an interpreter that has dbos installed")
     parser.add_argument("--json", type=Path, help="also write every raw number to this file")
+    parser.add_argument(
+        "--files-dir",
+        type=Path,
+        help="where the cases' files go (default: /dev/shm if writable, else the temp dir)",
+    )
     args = parser.parse_args(argv)
     sizes = PgSizes.quick() if args.quick else PgSizes()
     workers = [int(n) for n in args.workers.split(",")]
@@ -668,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             engines.append(dbos_engine(python))
     began = time.perf_counter()
-    root = Path(tempfile.mkdtemp(prefix="wk-pgbench-files-"))
+    root = files_root(args.files_dir)
     server_cm = contextlib.nullcontext(args.url) if args.url else private_server()
     results: dict[str, dict[str, Outcome]] = {}
     try:

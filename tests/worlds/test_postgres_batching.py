@@ -208,6 +208,39 @@ async def test_appends_without_an_owner_in_a_batch_wake_the_run_and_notify(
         await other.close()
 
 
+async def test_a_burst_commits_the_run_endings_last(s: Setup) -> None:
+    """Runs that end and runs whose next step starts, queued together: the step starts
+    commit in a transaction of their own, before the endings (3 then 5), and each run's
+    log is what it would be alone."""
+    runs = await running_runs(s, 8)
+    starting, ending = runs[:3], runs[3:]
+    following = {run_id: new_id("step") for run_id, _ in starting}
+    appends: list[Append] = [
+        (
+            run_id,
+            [
+                NewEvent(EventType.STEP_COMPLETED, step_id, b"out"),
+                NewEvent(EventType.RUN_COMPLETED, None, b"done"),
+            ],
+            s.me.worker_id,
+        )
+        for run_id, step_id in ending
+    ]
+    appends[1:1] = [  # arriving among the endings
+        (run_id, completed_then_next(step_id, following[run_id]), s.me.worker_id)
+        for run_id, step_id in starting
+    ]
+    outcomes = await batched(s, appends)
+    assert s.batches == [3, 5]
+    assert all(not ok(o).rejected for o in outcomes)
+    for run_id, _ in starting:
+        await assert_log(s.world, run_id, [*OPENING, *NEXT_STEP])
+    for run_id, _ in ending:
+        await assert_log(
+            s.world, run_id, [*OPENING, EventType.STEP_COMPLETED, EventType.RUN_COMPLETED]
+        )
+
+
 async def test_a_failing_job_fails_alone(s: Setup) -> None:
     runs = await running_runs(s, 6)
     (lost_run, lost_step), (done_run, done_step), *fine = runs

@@ -184,15 +184,29 @@ def plan_append(
     accepted = planner.accepted
     # A worker recording its own run (the hot path) tells nobody else and leaves the runs
     # row alone; other writers and status changes date the row so other processes notice.
+    # A start or an end dated now dates it already (one write of the row, not two), unless
+    # the run must also be made due.
     announce = bool(accepted) and (owner is None or state.status is not initial)
     writes = planner.writes
     if announce:
         delivered = any(e.type in DELIVERY_EVENTS for e in accepted)
         wake = delivered and owner is None and not state.status.terminal
-        writes.append(TouchRun(run_id, now, wake))
+        if wake or not _dated(writes, now):
+            writes.append(TouchRun(run_id, now, wake))
     result = AppendResult(accepted, planner.rejected, state.status)
     change = RunChange(run_id, state.last_seq, state.status, writer=owner)
     return AppendPlan(result, writes, change, announce, planner.follow_ups)
+
+
+def _dated(writes: Sequence[Write], now: float) -> bool:
+    """Whether a start or an end in ``writes`` dates the run's row as a touch would (other
+    processes notice changes by ``updated_at``, looking back at least a second): dated at
+    most ``_FRESH`` before ``now``. A worker dates its run's start a moment before its
+    append commits; an event dated longer ago (a backdated cancel) still gets the touch."""
+    return any(isinstance(w, StartRun | EndRun) and w.at >= now - _FRESH for w in writes)
+
+
+_FRESH = 0.25  # seconds: well inside the look-back of the Worlds' change polls (1 s, 5 s)
 
 
 class _Planner:

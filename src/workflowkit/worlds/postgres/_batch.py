@@ -9,6 +9,12 @@ straight through on its own; those that arrive meanwhile wait for it, and are th
 and written together in one transaction (``_jobs.append_all``). Each gets the verdicts,
 rows, events and notifications it would have had alone; one that fails (its run is gone, or
 no longer held by the appending worker) fails alone.
+
+Some appends hold work up and others do not: a step starts only once its ``step_started``
+is committed, while no step waits for the append that ends a run (``step_completed`` +
+``run_completed``). When a burst mixes the two (sleeps coming due while the runs that
+already woke end), the queue commits the others first, in a smaller transaction of their
+own, and the run endings in the next one (``AppendQueue``'s ``deferrable``).
 """
 
 from __future__ import annotations
@@ -79,6 +85,11 @@ class AppendQueue(Generic[J, R]):
     queue, and a burst costs a few commits instead of one each. A lone append pays nothing
     for this (no task, no wait). Each batch holds at most one job per run, so a run's
     appends keep their order; the next one waits for the next batch.
+
+    ``deferrable`` tells the jobs that hold no work up (see the module's docstring). While
+    both kinds wait, a batch takes only the others; the batch after it takes everything in
+    arrival order, so a deferrable job is passed over once at most, however many others
+    keep arriving. A job of a run whose earlier job was passed over waits too.
     """
 
     def __init__(
@@ -87,10 +98,13 @@ class AppendQueue(Generic[J, R]):
         together: Callable[[list[J]], Awaitable[Sequence[R | BaseException]]],
         *,
         limit: int = BATCH_LIMIT,
+        deferrable: Callable[[J], bool] | None = None,
     ) -> None:
         self._alone = alone
         self._together = together
         self._limit = limit
+        self._deferrable = deferrable
+        self._passed_over = False  # the last batch passed the deferrable jobs over
         self._waiting: deque[tuple[J, asyncio.Future[R]]] = deque()
         self._busy = False
         self._closed = False
@@ -134,19 +148,39 @@ class AppendQueue(Generic[J, R]):
             self._drainer = None
 
     def _take(self) -> list[tuple[J, asyncio.Future[R]]]:
+        pass_over = self._pass_over()
+        batch = self._collect(pass_over)
+        if not batch:  # every job not deferrable waits behind an earlier one of its run
+            pass_over, batch = False, self._collect(False)
+        self._passed_over = pass_over
+        return batch
+
+    def _collect(self, pass_over: bool) -> list[tuple[J, asyncio.Future[R]]]:
+        """Take the next batch out of the waiting jobs: one job per run, in arrival order,
+        without the deferrable ones if ``pass_over``."""
+        deferrable = self._deferrable if pass_over else None
         batch: list[tuple[J, asyncio.Future[R]]] = []
         later: deque[tuple[J, asyncio.Future[R]]] = deque()
-        runs: set[str] = set()
+        runs: set[str] = set()  # taken, or passed over: the run's later jobs wait
         while self._waiting and len(batch) < self._limit:
             item = self._waiting.popleft()
-            if item[0].run_id in runs:
+            run_id = item[0].run_id
+            if run_id in runs or (deferrable is not None and deferrable(item[0])):
                 later.append(item)
             else:
-                runs.add(item[0].run_id)
                 batch.append(item)
+            runs.add(run_id)
         later.extend(self._waiting)
         self._waiting = later
         return batch
+
+    def _pass_over(self) -> bool:
+        """Whether the next batch leaves the deferrable jobs for the one after: both kinds
+        wait, and the last batch did not pass them over already."""
+        deferrable = self._deferrable
+        if deferrable is None or self._passed_over:
+            return False
+        return len({deferrable(job) for job, _ in self._waiting}) == 2
 
     async def _settle(self, batch: list[tuple[J, asyncio.Future[R]]]) -> None:
         jobs = [job for job, _ in batch]

@@ -60,6 +60,7 @@ from ..records import (
     AppendAfter,
     AppendResult,
     Event,
+    EventType,
     HookRecord,
     NewEvent,
     OpenWork,
@@ -85,6 +86,17 @@ class AppendJob:
     owner: str | None
     needs: Lookups
     after: AppendAfter | None = None
+
+
+def ends_its_run(job: AppendJob) -> bool:
+    """Whether the append ends its run. No step waits for it to commit (a step waits for its
+    ``step_started``, a run for its wake-up), only whoever awaits the run's result or its
+    parent, so in a burst it may go one transaction after the others
+    (``_batch.AppendQueue``)."""
+    return any(event.type in _RUN_ENDINGS for event in job.events)
+
+
+_RUN_ENDINGS = frozenset({EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED})
 
 
 @dataclass(slots=True)

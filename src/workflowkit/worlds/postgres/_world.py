@@ -92,7 +92,7 @@ class PostgresWorld(WorldReads, WorldUpkeep):
             self.conninfo, kwargs, channel, self._listeners, self._clock, listen_heartbeat
         )
         self._appends: AppendQueue[AppendJob, AppendResult] = AppendQueue(
-            self._append_alone, self._append_together
+            self._append_alone, self._append_together, deferrable=_jobs.ends_its_run
         )
         self._creates: AppendQueue[CreateJob, CreatedRun] = AppendQueue(
             self._create_alone, self._create_together
