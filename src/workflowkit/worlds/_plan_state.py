@@ -107,18 +107,16 @@ def presume_steps(events: Sequence[NewEvent]) -> dict[str, StepStatus] | None:
     the one the rows read would have given if every such write hits its row; if one misses,
     the World must undo the plan's writes and plan again from the rows read.
     """
-    presumed: dict[str, StepStatus] = {}
-    seen: set[str] = set()
+    first: dict[str, EventType] = {}  # each step's first event
     for new in events:
-        kind, cid = new.type, new.correlation_id
-        if kind not in _EXPECTS or cid is None:
+        if new.type not in _EXPECTS or new.correlation_id is None:
             return None
-        if cid not in seen:
-            seen.add(cid)
-            expected = _EXPECTS[kind]
-            if expected is not None:
-                presumed[cid] = expected
-    return presumed
+        first.setdefault(new.correlation_id, new.type)
+    return {
+        cid: _EXPECTS[kind]  # type: ignore[misc]
+        for cid, kind in first.items()
+        if kind is not EventType.STEP_CREATED
+    }
 
 
 @dataclass(slots=True)

@@ -241,9 +241,10 @@ def _execute(
     *,
     presumed: bool = False,
 ) -> None:
-    render = DIALECT.render  # "?" placeholders: the statements as written
+    # ``DIALECT.render`` without its placeholder rewrite: "?" is SQLite's, as written.
+    render, time = _write_sql.RENDER, DIALECT.time
     for write in writes:
-        sql, params, checked = render(write)
+        sql, params, checked = render[type(write)](write, time)
         try:
             missed = conn.execute(sql, params).rowcount != 1 and checked
         except sqlite3.IntegrityError:  # an InsertStep's row exists
