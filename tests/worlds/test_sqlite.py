@@ -17,7 +17,7 @@ from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
 from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds import _sql, open_world
-from workflowkit.worlds.records import EventType, NewEvent, RunChange, WorkerInfo
+from workflowkit.worlds.records import EventType, NewEvent, RunChange, StepStatus, WorkerInfo
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
 from workflowkit.worlds.sqlite import _jobs as sqlite_jobs
 from workflowkit.worlds.sqlite import _schema as sqlite_schema
@@ -246,3 +246,98 @@ def test_claims_and_the_next_wake_up_do_not_read_every_sleeping_run(tmp_path: Pa
     conn.close()
     few, many = costs
     assert all(m < 2 * f + 10 for f, m in zip(few, many, strict=True)), costs
+
+
+async def test_appends_of_steps_write_first_and_read_only_when_a_row_is_not_as_presumed(
+    tmp_path: Path,
+) -> None:
+    """A worker's step events are planned on the rows they expect (``presume_steps``), with
+    no step row read; a write that misses rolls its attempt back and the append is planned
+    again from the rows read: the same refusals, each event recorded once, and the other
+    appends of the same commit unharmed."""
+    world = SQLiteWorld(tmp_path / "w.db")
+    me = WorkerInfo(new_id("wrkr"), "here", os.getpid(), process_space=process_space())
+    statements: list[str] = []
+    try:
+        runs = [new_id("wrun"), new_id("wrun")]
+        for run_id in runs:
+            await world.create_run(run_id, "wf", b"", {})
+        await world.register_worker(me)
+        await world.claim_runs(me, ["wf"], limit=2, lease_seconds=60)
+        owner, (run_id, other) = me.worker_id, runs
+        for each in runs:
+            await world.append(each, [NewEvent(EventType.RUN_STARTED)], owner=owner)
+        pending, running = new_id("step"), new_id("step")
+        await world.append(
+            run_id,
+            [
+                NewEvent(EventType.STEP_CREATED, pending, None, {"name": "s"}),
+                NewEvent(EventType.STEP_CREATED, running, None, {"name": "s"}),
+                NewEvent(EventType.STEP_STARTED, running, None, {"attempt": 1}),
+            ],
+            owner=owner,
+        )
+        world._writer._conn.set_trace_callback(statements.append)
+
+        # The hot path as presumed: no step row is read.
+        fresh = new_id("step")
+        hot = await world.append(
+            run_id,
+            [
+                NewEvent(EventType.STEP_COMPLETED, running, b"r"),
+                NewEvent(EventType.STEP_CREATED, fresh, None, {"name": "s"}),
+                NewEvent(EventType.STEP_STARTED, fresh, None, {"attempt": 1}),
+            ],
+            owner=owner,
+        )
+        assert not hot.rejected and len(hot.events) == 3
+        assert not [s for s in statements if s.startswith("SELECT") and "steps" in s]
+
+        # Presumed running but pending; presumed absent but there: each write misses, in
+        # one commit with another run's append, which is recorded once all the same.
+        statements.clear()
+        again = new_id("step")
+        missed, created_twice, alongside = await asyncio.gather(
+            world.append(
+                run_id,
+                [
+                    NewEvent(EventType.STEP_COMPLETED, pending, b"r"),
+                    NewEvent(EventType.STEP_CREATED, again, None, {"name": "s"}),
+                ],
+                owner=owner,
+            ),
+            world.append(
+                run_id,
+                [
+                    NewEvent(EventType.STEP_CREATED, fresh, None, {"name": "s"}),
+                    NewEvent(EventType.STEP_COMPLETED, fresh, b"r"),
+                ],
+                owner=owner,
+            ),
+            world.append(
+                other, [NewEvent(EventType.STEP_CREATED, new_id("step"), None, {})], owner=owner
+            ),
+        )
+        assert [r.reason for r in missed.rejected] == [
+            f"step {pending} is pending, cannot apply step_completed"
+        ]
+        assert [e.type for e in missed.events] == [EventType.STEP_CREATED]
+        assert [r.reason for r in created_twice.rejected] == [f"step {fresh} already exists"]
+        assert [e.type for e in created_twice.events] == [EventType.STEP_COMPLETED]
+        assert len(alongside.events) == 1
+        assert any(s.startswith("SELECT") and "steps" in s for s in statements)  # read, then
+
+        events = await world.get_events(run_id)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert len({e.event_id for e in events}) == len(events)
+        steps = {s.step_id: s.status for s in await world.list_steps(run_id)}
+        assert steps == {
+            pending: StepStatus.PENDING,
+            running: StepStatus.COMPLETED,
+            fresh: StepStatus.COMPLETED,
+            again: StepStatus.PENDING,
+        }
+        assert len(await world.get_events(other)) == 3
+    finally:
+        world._writer._conn.set_trace_callback(None)
+        await world.close()

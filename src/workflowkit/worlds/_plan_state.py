@@ -85,6 +85,40 @@ def lookups(events: Sequence[NewEvent]) -> Lookups:
     return Lookups(steps, waits, hooks, tokens, links)
 
 
+# What each event about a step expects its row to be, if it comes first for that step in
+# an append: ``None``, no row (its creation); else the state it most often leaves from.
+_EXPECTS: Mapping[EventType, StepStatus | None] = {
+    EventType.STEP_CREATED: None,
+    EventType.STEP_STARTED: StepStatus.PENDING,
+    EventType.STEP_RETRYING: StepStatus.RUNNING,
+    EventType.STEP_COMPLETED: StepStatus.RUNNING,
+    EventType.STEP_FAILED: StepStatus.RUNNING,
+}
+
+
+def presume_steps(events: Sequence[NewEvent]) -> dict[str, StepStatus] | None:
+    """The step rows as the events themselves expect them (a step they create has none),
+    for a World to plan on without reading them; None if the events are not all about steps.
+
+    With such a presumption every step's first event is accepted, and so makes a write that
+    checks it: ``InsertStep`` that the row is absent (its key), a step update that the row
+    is in its ``was`` state. Events refused otherwise are refused for the run's state (read,
+    not presumed) or for the log having moved on, whatever their steps' rows. So the plan is
+    the one the rows read would have given if every such write hits its row; if one misses,
+    the World must undo the plan's writes and plan again from the rows read.
+    """
+    first: dict[str, EventType] = {}  # each step's first event
+    for new in events:
+        if new.type not in _EXPECTS or new.correlation_id is None:
+            return None
+        first.setdefault(new.correlation_id, new.type)
+    return {
+        cid: _EXPECTS[kind]  # type: ignore[misc]
+        for cid, kind in first.items()
+        if kind is not EventType.STEP_CREATED
+    }
+
+
 @dataclass(slots=True)
 class RunState:
     """A run as read under its lock: its row, its log's head, and the rows ``Lookups`` named

@@ -148,11 +148,12 @@ def plan_append(
     keep = len(events) if after is None or after.seq == state.last_seq else after.facts
     event_ids = new_ids("evnt", len(events))  # one draw; refused events leave theirs unused
     initial = state.status
+    accepted, rejected = planner.accepted, planner.rejected
     now_utc: datetime | None = None
     now_at = now
     for index, new in enumerate(events):
         if index >= keep:
-            planner.rejected.append(Rejected(new, MOVED))
+            rejected.append(Rejected(new, MOVED))
             continue
         when = new.created_at
         if when is None:
@@ -164,24 +165,29 @@ def plan_append(
             if when.tzinfo is not UTC:
                 when = when.astimezone(UTC)
             at = when.timestamp()
-        verdict = planner.apply(new, at)
-        if isinstance(verdict, str):
-            planner.rejected.append(Rejected(new, verdict))
+        # Most events are about a step, a wait or a hook (``_BY_KIND``); ``apply`` decides
+        # the rest. Inlined here as it runs for every event of every step.
+        handler = _BY_KIND.get(new.type)
+        if handler is None or new.correlation_id is None or state.status in _ENDED:
+            verdict = planner.apply(new, at)
+        else:
+            verdict = handler(planner, new, new.correlation_id, at)
+        if verdict.__class__ is str:
+            rejected.append(Rejected(new, verdict))
             continue
-        state.last_seq += 1
-        planner.accepted.append(
+        state.last_seq = seq = state.last_seq + 1
+        accepted.append(
             Event(
                 run_id,
-                state.last_seq,
-                event_ids[len(planner.accepted)],
-                verdict.type,
-                verdict.correlation_id,
-                verdict.payload,
-                verdict.attrs,
+                seq,
+                event_ids[len(accepted)],
+                verdict.type,  # type: ignore[union-attr]
+                verdict.correlation_id,  # type: ignore[union-attr]
+                verdict.payload,  # type: ignore[union-attr]
+                verdict.attrs,  # type: ignore[union-attr]
                 when,
             )
         )
-    accepted = planner.accepted
     # A worker recording its own run (the hot path) tells nobody else and leaves the runs
     # row alone; other writers and status changes date the row so other processes notice.
     # A start or an end dated now dates it already (one write of the row, not two), unless
@@ -193,7 +199,7 @@ def plan_append(
         wake = delivered and owner is None and not state.status.terminal
         if wake or not _dated(writes, now):
             writes.append(TouchRun(run_id, now, wake))
-    result = AppendResult(accepted, planner.rejected, state.status)
+    result = AppendResult(accepted, rejected, state.status)
     change = RunChange(run_id, state.last_seq, state.status, writer=owner)
     return AppendPlan(result, writes, change, announce, planner.follow_ups)
 
@@ -227,7 +233,7 @@ class _Planner:
 
     def apply(self, new: NewEvent, at: float) -> NewEvent | str:
         """The event to record (``new``, or what it became), or why it is refused."""
-        if self.state.status.terminal:
+        if self.state.status in _ENDED:
             return f"run is {self.state.status}"
         kind, cid = new.type, new.correlation_id
         handler = _BY_KIND.get(kind)
@@ -330,19 +336,18 @@ class _Planner:
             )
             return new
         self.inserts.pop(cid, None)  # later writes to it are updates of the inserted row
-        self.writes.append(self._step_write(new, cid, at, current))
-        return new
-
-    def _step_write(self, new: NewEvent, cid: str, at: float, was: StepStatus) -> Write:
-        kind = new.type
         if kind is EventType.STEP_STARTED:
             attempt = new.attrs.get("attempt")
-            return StartStep(self.run_id, cid, None if attempt is None else int(attempt), at, was)
-        if kind is EventType.STEP_RETRYING:
+            attempt = None if attempt is None else int(attempt)
+            self.writes.append(StartStep(self.run_id, cid, attempt, at, current))
+        elif kind is EventType.STEP_RETRYING:
             retry_at = new.attrs.get("retry_at")
             retry = None if retry_at is None else float(retry_at)
-            return RetryStep(self.run_id, cid, self.state.last_seq + 1, retry, was)
-        return EndStep(self.run_id, cid, STEP_TARGET[kind], self.state.last_seq + 1, at, was)
+            self.writes.append(RetryStep(self.run_id, cid, self.state.last_seq + 1, retry, current))
+        else:
+            seq = self.state.last_seq + 1
+            self.writes.append(EndStep(self.run_id, cid, STEP_TARGET[kind], seq, at, current))
+        return new
 
     def _create_wait(self, new: NewEvent, cid: str, at: float) -> NewEvent | str:
         if cid in self.state.waits:
@@ -386,6 +391,8 @@ class _Planner:
             self.writes.append(DeleteHook(self.run_id, cid))
         return new
 
+
+_ENDED = frozenset(status for status in RunStatus if status.terminal)
 
 # What the steps still pending or running become when their run ends.
 _STEPS_END_AS: Mapping[RunStatus, StepStatus] = {

@@ -31,6 +31,7 @@ from ._plan_state import (
     Lookups,
     RunState,
     lookups,
+    presume_steps,
 )
 from ._plan_writes import (
     ClaimStep,
@@ -95,6 +96,7 @@ __all__ = [
     "plan_claim_step",
     "plan_create_run",
     "plan_finish_step",
+    "presume_steps",
 ]
 
 

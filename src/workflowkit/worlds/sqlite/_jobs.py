@@ -41,6 +41,7 @@ from ..apply import (
     plan_claim_step,
     plan_create_run,
     plan_finish_step,
+    presume_steps,
 )
 from ..limits import offer_size, pick, window_start
 from ..records import (
@@ -61,6 +62,7 @@ from ..records import (
     ScheduleRecord,
     StepClaim,
     StepRecord,
+    StepStatus,
     WaitRecord,
     WorkerInfo,
     WorkerRecord,
@@ -114,6 +116,12 @@ def create_run(
     return Changed(plan.result, [plan.change])
 
 
+class PresumptionMissed(Exception):
+    """A write planned on presumed step rows (``apply.presume_steps``) did not find its row
+    as presumed: the append is to be planned again, from the rows read, in a transaction
+    without this attempt's writes (``SQLiteWorld.append`` does)."""
+
+
 def append(
     conn: sqlite3.Connection,
     run_id: str,
@@ -121,11 +129,21 @@ def append(
     owner: str | None,
     now: float,
     after: AppendAfter | None = None,
+    *,
+    presume: bool = False,
 ) -> Changed:
-    needs = lookups(events)
-    state = check_owner(run_id, read_state(conn, run_id, needs), owner)
+    """``presume``: plan on the step rows the events expect rather than read them (the hot
+    path: a step's result, the next one's creation and start), and raise
+    ``PresumptionMissed`` if a write finds its row otherwise; this transaction must then be
+    rolled back. Saves reading each step's row before writing it."""
+    presumed = presume_steps(events) if presume else None
+    if presumed is None:
+        found = read_state(conn, run_id, lookups(events))
+    else:
+        found = _read_head(conn, run_id, presumed)
+    state = check_owner(run_id, found, owner)
     plan = plan_append(run_id, state, events, owner, now, after)
-    _execute(conn, plan.writes, plan.result.events)
+    _execute(conn, plan.writes, plan.result.events, presumed=presumed is not None)
     if not plan.follow_ups:
         return Changed(plan.result, [plan.change])
     family = Family({run_id: state}, now)
@@ -187,6 +205,17 @@ def read_state(conn: sqlite3.Connection, run_id: str, needs: Lookups) -> RunStat
     return state
 
 
+def _read_head(
+    conn: sqlite3.Connection, run_id: str, steps: dict[str, StepStatus]
+) -> RunState | None:
+    """The run's row read, its steps' rows as ``steps`` presumes them."""
+    row = conn.execute(_HEAD, (run_id,)).fetchone()
+    if row is None:
+        return None
+    status, owner, last_seq, parent = row
+    return RunState(run_status(status), owner, int(last_seq or 0), steps, parent=parent)
+
+
 # Up to this many steps are read in the run's row, each by a point lookup of its own (an
 # ``IN`` list of two or more builds a temporary b-tree, a zeroed page, on every call); more
 # (a ``gather`` of many steps) are read by a second statement.
@@ -206,11 +235,29 @@ def _head(steps: int) -> str:
     )
 
 
-def _execute(conn: sqlite3.Connection, writes: Sequence[Any], events: Sequence[Event]) -> None:
-    render = DIALECT.render  # "?" placeholders: the statements as written
+_HEAD = _head(0)
+
+
+def _execute(
+    conn: sqlite3.Connection,
+    writes: Sequence[Any],
+    events: Sequence[Event],
+    *,
+    presumed: bool = False,
+) -> None:
+    # ``DIALECT.render`` without its placeholder rewrite: "?" is SQLite's, as written.
+    render, time = _write_sql.RENDER, DIALECT.time
     for write in writes:
-        sql, params, checked = render(write)
-        if conn.execute(sql, params).rowcount != 1 and checked:
+        sql, params, checked = render[type(write)](write, time)
+        try:
+            missed = conn.execute(sql, params).rowcount != 1 and checked
+        except sqlite3.IntegrityError:  # an InsertStep's row exists
+            if not presumed:
+                raise
+            missed = True
+        if missed:
+            if presumed:
+                raise PresumptionMissed(f"{type(write).__name__}: {write}")
             # Decided from rows read in this very transaction: something is badly wrong.
             raise CorruptDataError(f"{type(write).__name__} did not find its row: {write}")
     if events:

@@ -168,10 +168,17 @@ class SQLiteWorld:
         owner: str | None = None,
         after: AppendAfter | None = None,
     ) -> AppendResult:
-        def append(conn: sqlite3.Connection) -> Changed:
-            return _jobs.append(conn, run_id, events, owner, self.now(), after)
+        def planned(presume: bool) -> Callable[[sqlite3.Connection], Changed]:
+            return lambda conn: _jobs.append(
+                conn, run_id, events, owner, self.now(), after, presume=presume
+            )
 
-        result: AppendResult = await self._write(append, worker=owner is not None)
+        worker = owner is not None
+        result: AppendResult
+        try:
+            result = await self._write(planned(True), worker=worker)
+        except _jobs.PresumptionMissed:  # rolled back: decide again from the rows read
+            result = await self._write(planned(False), worker=worker)
         return result
 
     async def get_run(self, run_id: str) -> RunRecord | None:
