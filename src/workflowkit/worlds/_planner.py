@@ -183,7 +183,9 @@ def plan_append(
         wake = delivered and owner is None and not state.status.terminal
         writes.append(TouchRun(run_id, now, wake))
     result = AppendResult(accepted, planner.rejected, state.status)
-    change = RunChange(run_id, state.last_seq, state.status, writer=owner)
+    # Another writer's events go with the change: the run's owner delivers them as they are.
+    told = tuple(accepted) if owner is None else ()
+    change = RunChange(run_id, state.last_seq, state.status, writer=owner, events=told)
     return AppendPlan(result, writes, change, announce, planner.follow_ups)
 
 
