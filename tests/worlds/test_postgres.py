@@ -224,6 +224,26 @@ async def test_another_writers_events_come_with_its_notification(
     assert told[2][0].payload == b"\x00|payload" and told[2][0].attrs == {"attempt": 1}
 
 
+async def test_a_notification_whose_events_do_not_decode_still_tells_its_change(
+    pg_url: str, pg_schema: str
+) -> None:
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        heard: list[RunChange] = []
+        world.subscribe(heard.extend)
+        await asyncio.sleep(0.3)
+        run_id = new_id("wrun")
+        for payload in (f"other|{run_id}|4|running||e!!not base64", f"other|{run_id}|5|running||q"):
+            _query(pg_url, sql.SQL("SELECT pg_notify(%s, %s)"), world.channel, payload)
+        await _until(lambda: len(heard) >= 2)
+        assert [(c.last_seq, c.events, c.steps_queued) for c in heard] == [
+            (4, (), False),
+            (5, (), True),
+        ]
+    finally:
+        await world.close()
+
+
 async def test_lost_listen_connection_is_reopened_and_catches_up(
     pg_url: str, pg_schema: str
 ) -> None:

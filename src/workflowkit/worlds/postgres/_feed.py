@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -135,12 +136,18 @@ class Feed:
             if len(parts) != 6:
                 return
             writer, queued = parts[4] or None, parts[5] == "q"
-            events = _events_told(parts[1], int(parts[2]), parts[5])
             status = RunStatus(parts[3])
-            change = RunChange(parts[1], int(parts[2]), status, writer, queued, events)
-        except (ValueError, TypeError, CorruptDataError):
+            change = RunChange(parts[1], int(parts[2]), status, writer, queued)
+        except ValueError:
             log.warning("ignoring malformed notification %r", payload)
             return
+        try:
+            change = dataclasses.replace(
+                change, events=_events_told(change.run_id, change.last_seq, parts[5])
+            )
+        except (ValueError, TypeError, CorruptDataError):
+            # The change still counts: whoever holds the run reads its log instead.
+            log.warning("ignoring the events of notification %r", payload[:200])
         self._listeners.runs.notify([change])
 
     async def _listen_forever(self) -> None:
