@@ -136,15 +136,14 @@ class Feed:
             if len(parts) != 6:
                 return
             writer, queued = parts[4] or None, parts[5] == "q"
-            status = RunStatus(parts[3])
-            change = RunChange(parts[1], int(parts[2]), status, writer, queued)
+            change = RunChange(parts[1], int(parts[2]), RunStatus(parts[3]), writer, queued)
         except ValueError:
             log.warning("ignoring malformed notification %r", payload)
             return
         try:
-            change = dataclasses.replace(
-                change, events=_events_told(change.run_id, change.last_seq, parts[5])
-            )
+            if parts[5].startswith("e"):
+                events = _events_told(change.run_id, change.last_seq, parts[5])
+                change = dataclasses.replace(change, events=events)
         except (ValueError, TypeError, CorruptDataError):
             # The change still counts: whoever holds the run reads its log instead.
             log.warning("ignoring the events of notification %r", payload[:200])
@@ -228,9 +227,8 @@ def _told_events(events: Sequence[Event]) -> str:
 
 
 def _events_told(run_id: str, last_seq: int, field: str) -> tuple[Event, ...]:
-    """The events a notification carries; none unless they run on up to ``last_seq``."""
-    if not field.startswith("e"):
-        return ()
+    """The events a notification carries (its last field, ``e…``); none unless they run on
+    up to ``last_seq``."""
     rows = json.loads(base64.urlsafe_b64decode(field[1:]))
     events = tuple(
         Event(
