@@ -15,6 +15,7 @@ from workflowkit import (
     HookNotFoundError,
     SerializationError,
     WorkflowRunFailedError,
+    _operations,
     create_hook,
     define_hook,
     sleep,
@@ -23,7 +24,9 @@ from workflowkit import (
 )
 from workflowkit.api import get_hook_by_token, resume_hook, start
 from workflowkit.runtime.runtime import Runtime
-from workflowkit.worlds.records import EventType
+from workflowkit.worlds.base import World
+from workflowkit.worlds.postgres import PostgresWorld
+from workflowkit.worlds.records import Event, EventType, StepStatus
 
 PROCESSED: list[str] = []
 
@@ -372,3 +375,62 @@ def test_default_tokens_never_look_like_a_command_line_option() -> None:
     tokens = [new_token() for _ in range(5000)]
     assert not [t for t in tokens if t.startswith("-")]
     assert len(set(tokens)) == len(tokens) and min(map(len, tokens)) >= 32
+
+
+@step
+async def add_to(total: int, value: int) -> int:
+    return total + value
+
+
+@workflow
+async def summing(token: str, n: int) -> int:
+    hook = create_hook(token=token)
+    total = 0
+    for _ in range(n):
+        total = await add_to(total, await hook)
+    return total
+
+
+@pytest.mark.parametrize("sender", ["this World", "another World"])
+async def test_a_run_held_in_memory_takes_payloads_from_the_change_without_reading_its_log(
+    cached_runtime: Runtime,
+    sender: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker holding the run learns of a payload from the change the append announced
+    (here at once; from another process in its NOTIFY) and delivers it as it is: no read of
+    the log between the payload and the step that follows it."""
+    world = cached_runtime.world
+    if sender == "another World":
+        if not isinstance(world, PostgresWorld):
+            pytest.skip("another process's changes carry events only through NOTIFY")
+        other: World = PostgresWorld(request.getfixturevalue("pg_url"), schema=world.schema)
+    else:
+        other = world
+    token = uuid.uuid4().hex
+    run = await start(summing, token, 3)
+    await hook_ready(cached_runtime, token)
+    driver_reads: list[int] = []
+    read = world.get_events
+
+    async def counted(run_id: str, after_seq: int = 0) -> list[Event]:
+        task = asyncio.current_task()
+        if task is not None and task.get_name() == f"workflowkit-run-{run_id}":
+            driver_reads.append(after_seq)  # the run's driver (its pump task) read its log
+        return await read(run_id, after_seq)
+
+    monkeypatch.setattr(world, "get_events", counted)
+    try:
+        for done, value in enumerate([1, 2, 3], start=1):
+            await _operations.resume_hook(other, token, value)
+            for _ in range(1000):  # one payload at a time: its step recorded before the next
+                steps = await world.list_steps(run.run_id)
+                if sum(s.status is StepStatus.COMPLETED for s in steps) >= done:
+                    break
+                await asyncio.sleep(0.01)
+        assert await run.return_value(timeout=10) == 6
+    finally:
+        if other is not world:
+            await other.close()
+    assert driver_reads == []

@@ -21,6 +21,7 @@ from workflowkit.ids import new_id
 from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds import open_world
 from workflowkit.worlds.postgres import PostgresWorld, parse_url
+from workflowkit.worlds.postgres._feed import TOLD_LIMIT
 from workflowkit.worlds.records import EventType, NewEvent, RunChange, RunStatus, WorkerInfo
 
 
@@ -194,6 +195,53 @@ async def test_other_worlds_hear_changes_through_notify(
     await asyncio.sleep(0.2)
     # The writing World heard each of its own changes once (directly, not again via NOTIFY).
     assert [c.last_seq for c in heard_here if c.run_id == run_id] == [1, 2, 3]
+
+
+async def test_another_writers_events_come_with_its_notification(
+    pair: tuple[PostgresWorld, PostgresWorld],
+) -> None:
+    """A non-owner's append (a hook payload, a wake-up) tells other processes its events,
+    exactly as stored, so the run's worker need not read its log; too large to carry, or
+    the owner's own append (nobody else drives the run), the change comes without them."""
+    first, second = pair
+    heard: list[RunChange] = []
+    second.subscribe(heard.extend)
+    await asyncio.sleep(0.3)  # let the LISTEN connection come up
+    run_id = new_id("wrun")
+    await first.create_run(run_id, "wf", b"", {})
+    small = NewEvent(EventType.RUN_STARTED, None, b"\x00|payload", {"attempt": 1})
+    await first.append(run_id, [small], owner=None)
+    big = NewEvent(EventType.STEP_CREATED, "s1", b"x" * (TOLD_LIMIT * 2))
+    await first.append(run_id, [big], owner=None)
+    someone = worker("someone")
+    await first.register_worker(someone)
+    assert await first.claim_runs(someone, ["wf"], limit=1, lease_seconds=30)
+    await first.append(run_id, [NewEvent(EventType.RUN_CANCELLED)], owner=someone.worker_id)
+    await _until(lambda: len([c for c in heard if c.run_id == run_id]) >= 4)
+    log = await first.get_events(run_id)
+    told = {c.last_seq: c.events for c in heard if c.run_id == run_id}
+    assert told == {1: (), 2: (log[1],), 3: (), 4: ()}
+    assert told[2][0].payload == b"\x00|payload" and told[2][0].attrs == {"attempt": 1}
+
+
+async def test_a_notification_whose_events_do_not_decode_still_tells_its_change(
+    pg_url: str, pg_schema: str
+) -> None:
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        heard: list[RunChange] = []
+        world.subscribe(heard.extend)
+        await asyncio.sleep(0.3)
+        run_id = new_id("wrun")
+        for payload in (f"other|{run_id}|4|running||e!!not base64", f"other|{run_id}|5|running||q"):
+            _query(pg_url, sql.SQL("SELECT pg_notify(%s, %s)"), world.channel, payload)
+        await _until(lambda: len(heard) >= 2)
+        assert [(c.last_seq, c.events, c.steps_queued) for c in heard] == [
+            (4, (), False),
+            (5, (), True),
+        ]
+    finally:
+        await world.close()
 
 
 async def test_lost_listen_connection_is_reopened_and_catches_up(

@@ -96,6 +96,9 @@ class DriverState:
         self.segment = RunSegment(record.run_id, workflow.name)  # its logs, spans, metrics
         self.known_seq = 0  # the end of the log as this driver knows it
         self.world_seq = record.last_seq  # the end of the log as the World last told
+        # Events past ``known_seq`` that came with the World's changes (by seq): delivered
+        # without a read of the log when they run on from ``known_seq`` to ``world_seq``.
+        self.told: dict[int, Event] = {}
         self.executor: RunExecutor | None = None
         self.outbox: list[Outgoing] = []
         # Hook conflicts the store recorded for this driver's appends: code yet to learn them.

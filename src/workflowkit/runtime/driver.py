@@ -33,6 +33,7 @@ from ..worlds.records import (
     Event,
     EventType,
     NewEvent,
+    RunChange,
     RunRecord,
 )
 from ._driver_state import STEP_OUTCOMES, DriverConfig, DriverState, Outgoing, StepSlots, utc_at
@@ -95,9 +96,12 @@ class RunDriver(DriverState):
                 self._waiter = None
         self._woken = False
 
-    def on_change(self, last_seq: int) -> None:
-        if last_seq > self.world_seq:
-            self.world_seq = last_seq
+    def on_change(self, change: RunChange) -> None:
+        if change.last_seq > self.world_seq:
+            self.world_seq = change.last_seq
+            for event in change.events:
+                if event.seq > self.known_seq:
+                    self.told[event.seq] = event
             self.poke()
 
     @property
@@ -194,6 +198,7 @@ class RunDriver(DriverState):
     async def _load(self) -> None:
         """Cold start: replay the whole log, then carry on from where it ends."""
         self.needs_load = False
+        self.told = {}  # the log read below holds whatever they were
         self._reset_executor()
         events, self._known_log = self._known_log, None
         if events is None:
@@ -261,8 +266,11 @@ class RunDriver(DriverState):
             self.queued = {s.step_id for s in steps if s.in_step_queue and s.step_id in logged}
 
     async def _catch_up(self) -> None:
-        """Deliver events someone else appended (a hook payload, a wake-up, a step result)."""
-        events = await self.world.get_events(self.run_id, after_seq=self.known_seq)
+        """Deliver events someone else appended (a hook payload, a wake-up, a step result):
+        those the World's changes brought if they are the whole gap, else read from the log."""
+        events = self._take_told()
+        if events is None:
+            events = await self.world.get_events(self.run_id, after_seq=self.known_seq)
         if any(e.type in _TERMINAL_EVENTS for e in events):
             self._drop()
             return
@@ -275,6 +283,14 @@ class RunDriver(DriverState):
                 self._cancel_timer(event.correlation_id)
                 self.queued.discard(event.correlation_id or "")
         await self._activate(events)
+
+    def _take_told(self) -> list[Event] | None:
+        """The events from ``known_seq`` to ``world_seq`` if changes brought every one."""
+        told, self.told = self.told, {}
+        wanted = range(self.known_seq + 1, self.world_seq + 1)
+        if not wanted or any(seq not in told for seq in wanted):
+            return None
+        return [told[seq] for seq in wanted]
 
     async def _flush(self) -> None:
         """Deliver this worker's own outcomes (steps, timers) and record them with what follows."""

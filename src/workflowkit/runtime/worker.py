@@ -470,7 +470,7 @@ class Worker:
                 self._steps_wanted = claim = True
             driver = self.drivers.get(change.run_id)
             if driver is not None:
-                driver.on_change(change.last_seq)
+                driver.on_change(change)
             elif not change.status.terminal and change.writer is None:
                 # A change its owner wrote leaves the run owned: nothing to claim. Others
                 # (a new run, a hook payload, a wake-up, a step result) may make it due.

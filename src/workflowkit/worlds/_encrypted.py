@@ -50,6 +50,7 @@ from .records import (
     QueueLimits,
     QueueUsage,
     Rejected,
+    RunChange,
     RunOptions,
     RunRecord,
     RunStatus,
@@ -498,13 +499,24 @@ class EncryptedWorld:
     # -- change feed -------------------------------------------------------------------------
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
-        return self.inner.subscribe(listener)
+        def told(changes: Sequence[RunChange]) -> None:
+            listener([_unsealed(change) for change in changes])
+
+        return self.inner.subscribe(told)
 
     def subscribe_streams(self, listener: StreamListener) -> Callable[[], None]:
         return self.inner.subscribe_streams(listener)
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def _unsealed(change: RunChange) -> RunChange:
+    """``change`` without the events it carries if one is sealed: those are read from the
+    log, decrypted there (a child's result needs its parent's id, a read)."""
+    if any(e.payload is not None and e.payload[:3] == _MAGIC for e in change.events):
+        return dataclasses.replace(change, events=())
+    return change
 
 
 class _Parent:

@@ -200,7 +200,9 @@ def plan_append(
         if wake or not _dated(writes, now):
             writes.append(TouchRun(run_id, now, wake))
     result = AppendResult(accepted, rejected, state.status)
-    change = RunChange(run_id, state.last_seq, state.status, writer=owner)
+    # Another writer's events go with the change: the run's owner delivers them as they are.
+    told = tuple(accepted) if owner is None else ()
+    change = RunChange(run_id, state.last_seq, state.status, writer=owner, events=told)
     return AppendPlan(result, writes, change, announce, planner.follow_ups)
 
 

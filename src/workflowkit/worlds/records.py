@@ -378,6 +378,11 @@ class RunChange:
     status: RunStatus
     writer: str | None = None  # the worker whose append this was, if any
     steps_queued: bool = False  # steps were offered to any worker (claim_steps has work)
+    # The events this change appended, when its teller passed them on (another writer's
+    # append: a hook payload, a wake-up): the log from ``last_seq - len(events) + 1`` to
+    # ``last_seq``, as stored. A worker holding the run where they begin delivers them
+    # without reading its log again. Not part of what the change is (equality, repr).
+    events: tuple[Event, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
