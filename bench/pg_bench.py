@@ -590,12 +590,15 @@ def report(
             if not u:
                 continue
             wall = u["wall_s"]
+            steps = sizes.runs * sizes.steps  # every case here runs them all while timed
             urows.append(
                 [
                     name,
                     what,
                     f"{u['workers_cpu_s'] / wall * 100:.0f}",
+                    f"{u['workers_cpu_s'] / steps * 1e6:.0f}",
                     f"{u['postgres_cpu_s'] / wall * 100:.0f}",
+                    f"{u['postgres_cpu_s'] / steps * 1e6:.0f}",
                     f"{u['client_cpu_s'] / wall * 100:.0f}",
                     f"{u['commits'] / wall:,.0f}",
                     f"{u['statement_ms'] / 1e3 / wall * 100:.0f}",
@@ -606,15 +609,18 @@ def report(
             "engine",
             "workers",
             "workers CPU %",
+            "µs/step",
             "postgres CPU %",
+            "µs/step",
             "client CPU %",
             "commits/s",
             "statement time %",
         ]
-        out.append(table(headers, urows, right=set(range(1, 7))))
+        out.append(table(headers, urows, right=set(range(1, 9))))
         out.append(
-            "postgres CPU = the backends serving this database; statement time = server time "
-            "inside statements (pg_stat_statements), as % of one core."
+            "postgres CPU = the backends serving this database; µs/step = that CPU time over "
+            "the case's steps; statement time = server time inside statements "
+            "(pg_stat_statements), as % of one core."
         )
     top = [(f"throughput-{n}", f"{n} worker process(es)") for n in workers[-1:]]
     top += [
