@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import CorruptDataError, LeaseLostError, WorkflowRunNotFoundError
-from .. import _listing_sql, _queue_sql, _schedule_sql, _sql, _write_sql
+from .. import _listing_sql, _queue_sql, _sql, _write_sql
 from .._rows import (
     event_from_row,
     hook_from_row,
@@ -23,7 +23,6 @@ from .._rows import (
     pid_alive,
     run_from_row,
     run_status,
-    schedule_from_row,
     step_from_row,
     step_status,
     wait_from_row,
@@ -45,10 +44,8 @@ from ..apply import (
 )
 from ..limits import offer_size, pick, window_start
 from ..records import (
-    NO_OPTIONS,
     AppendAfter,
     Event,
-    FiredTick,
     HookRecord,
     Lease,
     NewEvent,
@@ -59,7 +56,6 @@ from ..records import (
     RunOptions,
     RunQuery,
     RunRecord,
-    ScheduleRecord,
     StepClaim,
     StepRecord,
     StepStatus,
@@ -67,7 +63,6 @@ from ..records import (
     WorkerInfo,
     WorkerRecord,
 )
-from ..schedule_rules import Decision, TickInput, plan_fire
 from ._writer import Changed
 
 
@@ -475,85 +470,6 @@ def finish_step(
         return Changed(False)
     _execute(conn, plan.writes, plan.result.events)
     return Changed(True, [plan.change])
-
-
-# -- schedules -------------------------------------------------------------------------------
-
-_DUE_SCHEDULES = _schedule_sql.due_schedules(DIALECT)
-
-
-def change_schedule(
-    conn: sqlite3.Connection, schedule_id: str, decide: Decision, now: float
-) -> ScheduleRecord | None:
-    existing = get_schedule(conn, schedule_id)  # the single writer is the row's lock
-    change = decide(existing, now)
-    if change is None:
-        return existing
-    if change.record is None:
-        conn.execute(_schedule_sql.DELETE_SCHEDULE, (schedule_id,))
-    else:
-        conn.execute(
-            _schedule_sql.UPSERT_SCHEDULE, _schedule_sql.schedule_params(change.record, DIALECT)
-        )
-    return change.record
-
-
-def fire_schedules(
-    conn: sqlite3.Connection,
-    names: str,
-    input_for: TickInput,
-    at: float,
-    limit: int,
-    now: float,
-) -> Changed:
-    """Fire what is due by ``at``; runs are created at ``now``, the World's clock."""
-    fired: list[FiredTick] = []
-    changes: list[RunChange] = []
-    due = [
-        schedule_from_row(row, _moment) for row in conn.execute(_DUE_SCHEDULES, (names, at, limit))
-    ]
-    for record in due:
-        last = record.last_run_id
-        active = (
-            last is not None
-            and conn.execute(_schedule_sql.RUN_ACTIVE, (last,)).fetchone() is not None
-        )
-        plan = plan_fire(record, active, at, input_for)
-        if plan is None:
-            continue
-        for start in plan.starts:
-            created = create_run(
-                conn,
-                start.run_id,
-                record.workflow_name,
-                start.input,
-                start.attrs,
-                NO_OPTIONS,
-                None,
-                now,
-            )
-            fired.append(
-                FiredTick(record.schedule_id, start.tick, start.run_id, created.value.created)
-            )
-            changes.extend(created.changes)
-        conn.execute(
-            _schedule_sql.UPSERT_SCHEDULE, _schedule_sql.schedule_params(plan.record, DIALECT)
-        )
-    return Changed(fired, changes)
-
-
-def get_schedule(conn: sqlite3.Connection, schedule_id: str) -> ScheduleRecord | None:
-    row = conn.execute(_schedule_sql.SELECT_SCHEDULE, (schedule_id,)).fetchone()
-    return None if row is None else schedule_from_row(row, _moment)
-
-
-def list_schedules(conn: sqlite3.Connection) -> list[ScheduleRecord]:
-    return [schedule_from_row(row, _moment) for row in conn.execute(_schedule_sql.SELECT_SCHEDULES)]
-
-
-def schedules_due(conn: sqlite3.Connection, names: str) -> tuple[float | None, int]:
-    row = conn.execute(_schedule_sql.schedules_due(DIALECT), (names,)).fetchone()
-    return (None, 0) if row is None else (row[0], int(row[1] or 0))
 
 
 # -- reads -----------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from ..records import (
     from_timestamp,
 )
 from ..schedule_rules import Decision, TickInput
-from . import _jobs, _streams
+from . import _jobs, _schedules, _streams
 from ._jobs import DIALECT
 from ._schema import MIGRATIONS, Checkpointer, connect, prepare
 from ._threads import DbThread
@@ -486,18 +486,18 @@ class SQLiteWorld:
 
     async def change_schedule(self, schedule_id: str, decide: Decision) -> ScheduleRecord | None:
         record: ScheduleRecord | None = await self._write(
-            lambda c: _jobs.change_schedule(c, schedule_id, decide, self.now())
+            lambda c: _schedules.change_schedule(c, schedule_id, decide, self.now())
         )
         return record
 
     async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
         found: ScheduleRecord | None = await self._read(
-            lambda c: _jobs.get_schedule(c, schedule_id)
+            lambda c: _schedules.get_schedule(c, schedule_id)
         )
         return found
 
     async def list_schedules(self) -> list[ScheduleRecord]:
-        found: list[ScheduleRecord] = await self._read(_jobs.list_schedules)
+        found: list[ScheduleRecord] = await self._read(_schedules.list_schedules)
         return found
 
     async def fire_schedules(
@@ -513,14 +513,14 @@ class SQLiteWorld:
         def fire(conn: sqlite3.Connection) -> Changed:
             clock = self.now()
             at = clock if now is None else now
-            return _jobs.fire_schedules(conn, names, input_for, at, limit, clock)
+            return _schedules.fire_schedules(conn, names, input_for, at, limit, clock)
 
         fired: list[FiredTick] = await self._write(fire, worker=True)
         return fired
 
     async def schedules_due(self, workflow_names: Sequence[str]) -> SchedulesDue:
         names = DIALECT.list_param(workflow_names)
-        tick, buffered = await self._read(lambda c: _jobs.schedules_due(c, names))
+        tick, buffered = await self._read(lambda c: _schedules.schedules_due(c, names))
         return SchedulesDue(from_timestamp(tick), buffered > 0)
 
     # -- streams ---------------------------------------------------------------------------
