@@ -18,7 +18,6 @@ import socket
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from .. import _lifecycle, _retention, _settings
@@ -41,6 +40,7 @@ from ..worlds.records import (
     StepClaim,
     WorkerInfo,
 )
+from ._driver_state import utc_at
 from .determinism import install as install_determinism
 from .driver import DriverConfig, RunDriver, timeout_failure
 from .process_space import process_space
@@ -275,8 +275,9 @@ class Worker:
         workflow = self.registry.workflow(record.workflow_name)
         if self.stopping or workflow is None:
             # Stopping meanwhile: hand it back for any worker, now rather than at lease end.
-            at = datetime.fromtimestamp(self.world.now(), UTC)
-            release = self.world.release_run(record.run_id, self.worker_id, at)
+            release = self.world.release_run(
+                record.run_id, self.worker_id, utc_at(self.world.now())
+            )
             task = asyncio.get_running_loop().create_task(release)
             self._releases.add(task)
             task.add_done_callback(self._releases.discard)
@@ -295,8 +296,7 @@ class Worker:
             with contextlib.suppress(LeaseLostError):
                 await self.world.append(record.run_id, [failure], owner=self.worker_id)
             return
-        at = datetime.fromtimestamp(now, UTC)
-        await self.world.release_run(record.run_id, self.worker_id, at)
+        await self.world.release_run(record.run_id, self.worker_id, utc_at(now))
 
     async def _idle(self) -> None:
         assert self._wake is not None
