@@ -88,6 +88,44 @@ async def test_a_run_waiting_on_a_hook_stays_for_evict_after_then_leaves(
         workflowkit.shutdown()
 
 
+@workflow
+async def sleeps_for(seconds: float) -> str:
+    await sleep(seconds)
+    return "woke"
+
+
+async def _asleep(rt: Runtime, run_id: str) -> None:
+    """Until the run's sleep is recorded."""
+    for _ in range(500):
+        kinds = [e.type for e in await rt.world.get_events(run_id)]
+        if EventType.WAIT_CREATED in kinds:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"run {run_id} never fell asleep")
+
+
+async def test_a_run_asleep_for_long_leaves_memory_at_once_a_short_nap_stays(
+    tmp_path: Path,
+) -> None:
+    # With only a timer to wait for, and one due well after the idle time would end, idling
+    # first would hold the run's memory for nothing; a nap due within it keeps the run.
+    rt = workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", evict_after=2.0)
+    try:
+        assert rt.worker is not None
+        long = await start(sleeps_for, 3600.0)
+        nap = await start(sleeps_for, 3.0)
+        await _asleep(rt, long.run_id)
+        await _asleep(rt, nap.run_id)
+        await asyncio.sleep(0.3)  # far less than evict_after
+        assert long.run_id not in rt.worker.drivers
+        record = await rt.world.get_run(long.run_id)
+        assert record is not None and record.owner is None and record.wake_at is not None
+        assert nap.run_id in rt.worker.drivers
+        assert await nap.return_value(timeout=10) == "woke"
+    finally:
+        workflowkit.shutdown()
+
+
 REQUEST: ContextVar[str] = ContextVar("eviction_test_request", default="none")
 CLEANUPS: list[str] = []
 

@@ -37,7 +37,7 @@ from ..worlds.records import (
     RunRecord,
 )
 from ._driver_state import STEP_OUTCOMES, DriverConfig, DriverState, Outgoing, StepSlots, utc_at
-from .executor import Effects, RunExecutor, StepStart, encode_error
+from .executor import Effects, Pending, RunExecutor, StepStart, encode_error
 from .versions import code_version
 
 __all__ = ["DriverConfig", "Outgoing", "RunDriver", "RunHost", "timeout_failure"]
@@ -399,7 +399,7 @@ class RunDriver(DriverState):
         now = self.now()
         if wake_at is not None and wake_at - now <= self.config.evict_after:
             return False
-        if not self._idle_long_enough(now):
+        if not (self._waits_only_on_time(pending, wake_at, now) or self._idle_long_enough(now)):
             return False
         self._drop()
         await self.world.release_run(
@@ -409,6 +409,17 @@ class RunDriver(DriverState):
             self.known_seq,
         )
         return True
+
+    def _waits_only_on_time(self, pending: Pending, wake_at: float | None, now: float) -> bool:
+        """Whether the run would leave memory at the end of its idle time anyway: nothing
+        but its timers can wake it, and the first is due later than ``evict_after`` after
+        that. Staying idle first holds its memory for nothing (with thousands of runs
+        falling asleep at once, that is most of a worker's memory). A run waiting on a hook
+        or a child stays, so that a quick answer finds it still in memory."""
+        if pending.hooks or pending.children:
+            return False
+        idle_since = now if self.idle_since is None else self.idle_since
+        return wake_at is None or wake_at - idle_since > 2 * self.config.evict_after
 
     def _idle_long_enough(self, now: float) -> bool:
         """Whether the run has had nothing to do for ``evict_after`` seconds (if not yet,
