@@ -41,6 +41,7 @@ EMBEDDED_WORKER = "WORKFLOWKIT_EMBEDDED_WORKER"
 RUN_CACHE = "WORKFLOWKIT_RUN_CACHE"
 LEASE_SECONDS = "WORKFLOWKIT_LEASE_SECONDS"
 STEP_SLOTS = "WORKFLOWKIT_STEP_SLOTS"
+MAX_RUNS = "WORKFLOWKIT_MAX_RUNS"
 SERDE_MAX_SIZE = "WORKFLOWKIT_SERDE_MAX_SIZE"
 SERDE_MAX_DEPTH = "WORKFLOWKIT_SERDE_MAX_DEPTH"
 RETENTION = "WORKFLOWKIT_RETENTION"
@@ -130,6 +131,11 @@ def lease_seconds() -> float:
 
 def step_slots() -> int:
     return integer(STEP_SLOTS, 256, minimum=1)
+
+
+def max_runs() -> int:
+    """How many runs a worker holds in memory at once (see docs/workers.md)."""
+    return integer(MAX_RUNS, 2000, minimum=1)
 
 
 def retention() -> float | None:
@@ -247,6 +253,7 @@ def check_settings() -> None:
     run_cache()
     lease_seconds()
     step_slots()
+    max_runs()
     retention()
     deployment()
     base_url()

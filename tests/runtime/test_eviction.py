@@ -126,6 +126,33 @@ async def test_a_run_asleep_for_long_leaves_memory_at_once_a_short_nap_stays(
         workflowkit.shutdown()
 
 
+@workflow
+async def quick(x: int) -> int:
+    return await double(x)
+
+
+async def test_a_full_worker_makes_room_by_sending_idle_runs_out_of_memory(
+    tmp_path: Path,
+) -> None:
+    # Three runs waiting on hooks fill a worker that holds three: a fourth, due now, must not
+    # wait out their idle time (30 s here) to be run.
+    from workflowkit.api import resume_hook
+
+    rt = workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", evict_after=30.0, max_runs=3)
+    try:
+        assert rt.worker is not None
+        waiting = [await start(waits_on_hook, f"full-{i}") for i in range(3)]
+        for i in range(3):
+            while await rt.world.get_hook_by_token(f"full-{i}") is None:
+                await asyncio.sleep(0.01)
+        assert await (await start(quick, 21)).return_value(timeout=10) == 42
+        for i, run in enumerate(waiting):
+            await resume_hook(f"full-{i}", i)
+        assert [await run.return_value(timeout=10) for run in waiting] == [0, 1, 2]
+    finally:
+        workflowkit.shutdown()
+
+
 REQUEST: ContextVar[str] = ContextVar("eviction_test_request", default="none")
 CLEANUPS: list[str] = []
 

@@ -38,6 +38,13 @@ def add_parser(commands: Any) -> None:
         "or 256)",
     )
     parser.add_argument(
+        "--max-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="runs held in memory at once here (default $WORKFLOWKIT_MAX_RUNS or 2000)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",
@@ -62,19 +69,19 @@ def run(args: argparse.Namespace) -> int:
         except ImportError as exc:
             print(f"workflowkit worker: cannot import {name!r}: {exc}", file=sys.stderr)
             return 2
-    if args.step_slots is not None and args.step_slots < 1:
-        print("workflowkit worker: --step-slots must be at least 1", file=sys.stderr)
-        return 2
+    for option in ("step_slots", "max_runs"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            flag = "--" + option.replace("_", "-")
+            print(f"workflowkit worker: {flag} must be at least 1", file=sys.stderr)
+            return 2
     _settings.check_settings()  # before the World opens: a bad setting stops the start
-    asyncio.run(_serve(args.world, args.grace, args.step_slots, early_stop))
+    asyncio.run(_serve(args, early_stop))
     return 0
 
 
-async def _serve(
-    world_url: str | None, grace: float, step_slots: int | None, early_stop: threading.Event
-) -> None:
-    world = open_world(world_url)
-    worker = Worker(world, step_slots=step_slots)
+async def _serve(args: argparse.Namespace, early_stop: threading.Event) -> None:
+    world = open_world(args.world)
+    worker = Worker(world, step_slots=args.step_slots, max_runs=args.max_runs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,8 +92,10 @@ async def _serve(
     log.info("worker %s started on %r", worker.worker_id, world)
     stopped = loop.create_task(stop.wait())
     await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    log.info("worker %s stopping: finishing running steps (up to %s s)", worker.worker_id, grace)
-    await worker.stop(grace)
+    log.info(
+        "worker %s stopping: finishing running steps (up to %s s)", worker.worker_id, args.grace
+    )
+    await worker.stop(args.grace)
     await task
     await world.close()
     log.info("worker %s stopped", worker.worker_id)

@@ -64,6 +64,10 @@ class RunHost(StepSlots, Protocol):
         """The driver has stopped; its run is no longer in memory."""
         ...
 
+    def crowded(self) -> bool:
+        """Whether the worker holds as many runs as it may (idle runs then leave at once)."""
+        ...
+
 
 class RunDriver(DriverState):
     """The pump of one run held in memory: events in, appends out, and leaving memory;
@@ -382,7 +386,8 @@ class RunDriver(DriverState):
     # -- leaving memory ----------------------------------------------------------------------
 
     async def _release_if_idle(self) -> bool:
-        """Leave memory once idle for ``evict_after`` seconds with no timer due by then."""
+        """Leave memory once idle for ``evict_after`` seconds with no timer due by then (at
+        once if only a later timer can wake the run, or the worker is full)."""
         executor = self.executor
         if executor is None or self.outbox or self.host.stopping:
             return False
@@ -399,7 +404,11 @@ class RunDriver(DriverState):
         now = self.now()
         if wake_at is not None and wake_at - now <= self.config.evict_after:
             return False
-        if not (self._waits_only_on_time(pending, wake_at, now) or self._idle_long_enough(now)):
+        if not (
+            self._waits_only_on_time(pending, wake_at, now)
+            or self.host.crowded()
+            or self._idle_long_enough(now)
+        ):
             return False
         self._drop()
         await self.world.release_run(

@@ -59,7 +59,7 @@ class Worker:
         world: World,
         *,
         registry: Registry = REGISTRY,
-        max_runs: int = 10_000,
+        max_runs: int | None = None,
         lease_seconds: float | None = None,
         evict_after: float = 5.0,
         poll_interval: float = 1.0,
@@ -79,7 +79,9 @@ class Worker:
         self.world = world
         self.registry = registry
         self.worker_id = new_id("wrkr")
-        self.max_runs = max_runs
+        # Runs held in memory at once: what bounds a worker's memory when runs come due
+        # faster than it can put them to sleep.
+        self.max_runs = max_runs or _settings.max_runs()
         self.lease_seconds = lease_seconds or _settings.lease_seconds()
         # What the World knows of this worker: the workflows it can execute, which is what
         # ``inspect`` and ``start`` read to say a run waits for a worker that has one.
@@ -119,6 +121,7 @@ class Worker:
         self._steps_wanted = True  # the step queue may hold work for us
         self._queued_steps = False  # this worker queued steps it did not run itself
         self.drivers: dict[str, RunDriver] = {}
+        self._crowded = False  # the last claim found no room (see ``crowded``)
         self._running: asyncio.Task[Any] | None = None  # the task in run()
         self._queues: list[QueueLimits] = []  # the queue limits this worker registered
         # The last claim left due runs behind (queue limits): a run ending anywhere may free
@@ -184,7 +187,13 @@ class Worker:
         """Claim due runs; whether there may be more (the claim got all it asked for)."""
         room = self.max_runs - len(self.drivers)
         if room <= 0:
+            if not self._crowded:  # just filled up: the runs idle now make room
+                self._crowded = True
+                for driver in self.drivers.values():
+                    if driver.idle_since is not None:
+                        driver.poke()
             return False
+        self._crowded = False
         workflows = tuple(self.registry.workflows)
         if workflows != self.info.workflows:  # a module registered more since the last claim
             added = [name for name in workflows if name not in self.info.workflows]
@@ -327,6 +336,12 @@ class Worker:
 
     def _free_slots(self) -> int:
         return self.step_slots - self.running_steps - len(self._slot_waiters)
+
+    def crowded(self) -> bool:
+        """Whether this worker holds as many runs as it may: then a run with nothing to do
+        leaves memory at once rather than after ``evict_after``, to make room for runs that
+        are due (the least recently busy go first, as from a cache)."""
+        return len(self.drivers) >= self.max_runs
 
     def has_room(self, placed: int) -> bool:
         return self._free_slots() > placed
