@@ -246,6 +246,19 @@ async def test_schedules_survive_a_restart(tmp_path: Path) -> None:
         workflowkit.shutdown()
 
 
+async def test_a_schedule_declared_in_code_is_there_for_the_first_call(tmp_path: Path) -> None:
+    """A script that triggers its declared schedule right after start (examples/daily_digest.py
+    does) finds it on a fresh World: it does not race the worker's first pass."""
+    workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", poll_interval=0.2)
+    try:
+        info = await get_schedule("sched.new_year+1")
+        assert info.declared_in_code and info.cron == "@yearly"
+        run = await trigger_schedule("sched.new_year")
+        assert await run.status() in {"pending", "running", "completed"}
+    finally:
+        workflowkit.shutdown()
+
+
 def test_the_sync_api_mirrors_the_async_one(tmp_path: Path) -> None:
     workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", poll_interval=0.2)
     try:
