@@ -116,7 +116,8 @@ def test_catch_up_after_a_weekend_down() -> None:
 def test_overlap_decides_among_ticks_due_together() -> None:
     start = datetime(2026, 12, 7, 9, tzinfo=UTC)
     for overlap, active, starts, held in [
-        ("allow", False, 3, None), ("skip", False, 1, 2), ("skip", True, 0, None),
+        ("allow", False, 3, None), ("allow", True, 3, None),
+        ("skip", False, 1, 2), ("skip", True, 0, None),
         ("buffer_one", False, 1, 2), ("buffer_one", True, 0, 2),
     ]:  # fmt: skip
         spec = make_spec("s", "wf", "* * * * * *", input=b"", catch_up="all", overlap=overlap)

@@ -176,6 +176,19 @@ async def test_overlap_skip_starts_nothing_while_the_last_run_is_active(world: W
     assert after.next_tick is not None and after.next_tick.timestamp() > later
 
 
+async def test_overlap_allow_starts_a_tick_while_the_last_run_is_active(world: World) -> None:
+    record = await create(world, overlap="allow")
+    assert record.next_tick is not None
+    at = record.next_tick.timestamp()
+    (first,) = await world.fire_schedules(["wf"], input_for, now=at)
+    (second,) = await world.fire_schedules(["wf"], input_for, now=at + 1)
+    assert second.tick == record.next_tick + timedelta(seconds=1)
+    statuses = [(await world.get_run(f.run_id)).status for f in (first, second)]  # type: ignore[union-attr]
+    assert statuses == [RunStatus.PENDING, RunStatus.PENDING]  # the first still active
+    after = await world.get_schedule("s1")
+    assert after is not None and after.last_run_id == second.run_id
+
+
 async def test_overlap_buffer_one_starts_the_held_tick_when_the_run_ends(world: World) -> None:
     from workflowkit.worlds.records import EventType, NewEvent
 
