@@ -217,6 +217,25 @@ async def test_a_paused_schedule_does_not_fire_and_resumes_from_now(world: World
     assert (await world.schedules_due(["wf"])).next_tick is None
 
 
+async def test_resuming_drops_a_tick_held_before_the_pause(world: World) -> None:
+    """Resuming starts from the next tick after now: a tick ``buffer_one`` held before the
+    pause is as stale as the ticks that fell while paused, and does not start."""
+    from workflowkit.worlds.records import EventType, NewEvent
+
+    record = await create(world, overlap="buffer_one")
+    assert record.next_tick is not None
+    at = record.next_tick.timestamp()
+    (first,) = await world.fire_schedules(["wf"], input_for, now=at)
+    assert await world.fire_schedules(["wf"], input_for, now=at + 1) == []  # held
+    await world.change_schedule("s1", rules.set_paused("s1", True))
+    await world.append(first.run_id, [NewEvent(EventType.RUN_CANCELLED)])
+    resumed = await world.change_schedule("s1", rules.set_paused("s1", False))
+    assert resumed is not None and resumed.buffered_tick is None
+    assert not (await world.schedules_due(["wf"])).buffered
+    later = await world.fire_schedules(["wf"], input_for, now=world.now())
+    assert all(f.tick.timestamp() > at + 1 for f in later), later
+
+
 async def test_a_schedule_ends_at_its_end(world: World) -> None:
     now = datetime.fromtimestamp(world.now(), UTC)
     record = await create(world, overlap="allow", catch_up="all", end_at=now + timedelta(seconds=3))
