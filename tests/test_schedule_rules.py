@@ -8,9 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from workflowkit import serde
 from workflowkit._cron import parse_cron
 from workflowkit._schedule_spec import make_spec
 from workflowkit.errors import InvalidScheduleError
+from workflowkit.runtime.executor import encode_input
+from workflowkit.runtime.schedules import tick_input
 from workflowkit.worlds import schedule_rules as rules
 from workflowkit.worlds.records import ScheduleRecord
 
@@ -60,6 +63,27 @@ def test_an_hourly_job_runs_by_elapsed_time_across_both_transitions() -> None:
     assert autumn == [
         "10-25 01:00+0200", "10-25 02:00+0200", "10-25 02:00+0100", "10-25 03:00+0100",
     ]  # fmt: skip
+
+
+def test_the_repeated_hour_reaches_the_workflow_as_two_distinct_times() -> None:
+    """What the runs of the two 02:00 ticks of the autumn night get: 02:00 local both times,
+    an hour apart (``fold`` survives encoding), not the same moment twice."""
+    spec = make_spec("s", "wf", "0 * * * *", input=encode_input((), {}, what="s"),
+                     timezone="Europe/Berlin", overlap="allow")  # fmt: skip
+    change = rules.create(spec)(None, datetime(2026, 10, 25, 1, 30, tzinfo=BERLIN).timestamp())
+    assert change is not None and change.record is not None
+    record, received = change.record, []
+    first = datetime(2026, 10, 25, 0, tzinfo=UTC)  # 02:00+02:00
+    for at in (first, first + timedelta(hours=1)):  # each fired on time
+        plan = rules.plan_fire(record, False, at.timestamp(), tick_input)
+        assert plan is not None
+        received += [serde.decode(start.input)[0][0] for start in plan.starts]
+        record = plan.record
+    assert [t.astimezone(UTC) for t in received] == [first, first + timedelta(hours=1)]
+    assert [(t.hour, t.utcoffset()) for t in received] == [
+        (2, timedelta(hours=2)), (2, timedelta(hours=1)),
+    ]  # fmt: skip
+    assert all(isinstance(t.tzinfo, ZoneInfo) for t in received)
 
 
 def test_working_days_at_nine_follow_the_local_clock() -> None:
@@ -116,7 +140,8 @@ def test_catch_up_after_a_weekend_down() -> None:
 def test_overlap_decides_among_ticks_due_together() -> None:
     start = datetime(2026, 12, 7, 9, tzinfo=UTC)
     for overlap, active, starts, held in [
-        ("allow", False, 3, None), ("skip", False, 1, 2), ("skip", True, 0, None),
+        ("allow", False, 3, None), ("allow", True, 3, None),
+        ("skip", False, 1, 2), ("skip", True, 0, None),
         ("buffer_one", False, 1, 2), ("buffer_one", True, 0, 2),
     ]:  # fmt: skip
         spec = make_spec("s", "wf", "* * * * * *", input=b"", catch_up="all", overlap=overlap)

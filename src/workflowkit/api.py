@@ -22,6 +22,7 @@ from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
 from .streams import Readable
 from .webhooks import Request, Response
+from .worlds.base import World
 from .worlds.records import CatchUp, HookRecord, Overlap, RunRecord, RunStatus, ScheduleRecord
 
 P = ParamSpec("P")
@@ -330,6 +331,15 @@ def schedule_info(record: ScheduleRecord) -> ScheduleInfo:
     )
 
 
+async def _schedules_world(call: str) -> World:
+    """The World, once this process's declared schedules are in it (refused in workflow
+    code first, as ``call``)."""
+    refuse_in_workflow(call)
+    runtime = get_runtime()
+    await runtime.declare_schedules()
+    return runtime.world
+
+
 def _changed(record: ScheduleRecord) -> ScheduleInfo:
     get_runtime().schedules_changed()  # this process's worker looks again now
     return schedule_info(record)
@@ -358,9 +368,8 @@ async def create_schedule(
     ``end_at``. Raises ``InvalidScheduleError`` (a bad value, before anything is written)
     and ``ScheduleAlreadyExistsError``.
     """
-    world = get_runtime().world
     record = await _schedule_ops.create(
-        world,
+        await _schedules_world("create_schedule()"),
         schedule_id,
         workflow,
         cron=cron,
@@ -377,13 +386,14 @@ async def create_schedule(
 
 async def get_schedule(schedule_id: str) -> ScheduleInfo:
     """The schedule with this id; ``ScheduleNotFoundError`` if there is none."""
-    return schedule_info(await _schedule_ops.require_schedule(get_runtime().world, schedule_id))
+    world = await _schedules_world("get_schedule()")
+    return schedule_info(await _schedule_ops.require_schedule(world, schedule_id))
 
 
 async def list_schedules() -> list[ScheduleInfo]:
     """Every schedule in the World, by id."""
-    refuse_in_workflow("list_schedules()")
-    return [schedule_info(r) for r in await get_runtime().world.list_schedules()]
+    world = await _schedules_world("list_schedules()")
+    return [schedule_info(r) for r in await world.list_schedules()]
 
 
 async def update_schedule(
@@ -402,7 +412,7 @@ async def update_schedule(
     moves the next tick. Schedules declared in code change in code
     (``StaticScheduleError``)."""
     record = await _schedule_ops.update(
-        get_runtime().world,
+        await _schedules_world("update_schedule()"),
         schedule_id,
         cron=cron,
         args=args,
@@ -418,22 +428,25 @@ async def update_schedule(
 
 async def pause_schedule(schedule_id: str) -> ScheduleInfo:
     """No tick fires until ``resume_schedule``; runs already started go on."""
-    return _changed(await _schedule_ops.set_paused(get_runtime().world, schedule_id, True))
+    world = await _schedules_world("pause_schedule()")
+    return _changed(await _schedule_ops.set_paused(world, schedule_id, True))
 
 
 async def resume_schedule(schedule_id: str) -> ScheduleInfo:
     """Fire again from the next tick after now (ticks missed while paused are not caught up)."""
-    return _changed(await _schedule_ops.set_paused(get_runtime().world, schedule_id, False))
+    world = await _schedules_world("resume_schedule()")
+    return _changed(await _schedule_ops.set_paused(world, schedule_id, False))
 
 
 async def delete_schedule(schedule_id: str) -> None:
     """Delete the schedule (its runs stay); ``ScheduleNotFoundError`` if there is none."""
-    await _schedule_ops.delete(get_runtime().world, schedule_id)
+    await _schedule_ops.delete(await _schedules_world("delete_schedule()"), schedule_id)
     get_runtime().schedules_changed()
 
 
 async def trigger_schedule(schedule_id: str) -> Run[Any]:
     """Start one run of the schedule now (its tick time is now), whatever its overlap
     policy, even while paused; the schedule's own ticks are unaffected."""
-    created = await _schedule_ops.trigger(get_runtime().world, schedule_id)
+    world = await _schedules_world("trigger_schedule()")
+    created = await _schedule_ops.trigger(world, schedule_id)
     return Run(created.record.run_id)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import threading
 from datetime import date
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from test_examples import load
 
+import workflowkit
 from workflowkit import WorkflowRunFailedError
 from workflowkit.api import get_schedule, resume_hook, start
 from workflowkit.registry import REGISTRY
@@ -68,6 +74,37 @@ async def test_daily_digest_runs_each_working_day(
     finally:
         # The registry is the process's: keep this schedule out of later tests' Worlds.
         REGISTRY.workflows.pop(example.daily_digest.name, None)
+
+
+def test_daily_digest_as_a_script_sends_todays_digest(tmp_path: Path) -> None:
+    """``python examples/daily_digest.py`` on a fresh World, as its docstring says to run it:
+    today's digest at once (the schedule the code declares is there for its first call)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(workflowkit.__file__).parents[1]),
+        "WORKFLOWKIT_WORLD": f"sqlite:///{tmp_path / 'wk.db'}",
+    }
+    script = Path(__file__).parents[2] / "examples" / "daily_digest.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(60, proc.kill)  # it waits for the next tick forever
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert "digest to team@example.com" in lines[0], (lines, proc.stderr)
+        assert lines[1].startswith("sent today's digest ("), lines
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        _, err = proc.communicate()
+    assert "Traceback" not in err, err
 
 
 async def until_declared(runtime: Runtime, schedule_id: str) -> None:

@@ -19,6 +19,7 @@ from pg_procs import WorkerProc, spawn, stop
 
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import RunStatus
+from workflowkit.worlds.schedule_rules import GRACE_SECONDS
 
 SCHEDULE = "sched_app.tick"
 RUN_FOR = 20.0
@@ -60,6 +61,14 @@ async def check_every_tick_ran_once(world: World, started: datetime, ended: date
     assert ticks[0] <= started + timedelta(seconds=5), (ticks[0], started)
     assert ticks[-1] >= ended - timedelta(seconds=3), (ticks[-1], ended)
     assert len(ticks) >= RUN_FOR - 3
+    # Each on time, the tick at the kill included: none was left to catch-up (the schedule
+    # has catch_up="all", which would fill a gap late and hide a missed tick).
+    late = [
+        (r.run_id, (r.created_at - tick).total_seconds())
+        for r, tick in zip(sorted(runs, key=lambda r: r.run_id), ticks, strict=True)
+        if (r.created_at - tick).total_seconds() > GRACE_SECONDS
+    ]
+    assert late == [], late
     schedule = await world.get_schedule(SCHEDULE)
     assert schedule is not None and schedule.static and schedule.last_tick == ticks[-1]
 

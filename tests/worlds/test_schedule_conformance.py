@@ -176,6 +176,19 @@ async def test_overlap_skip_starts_nothing_while_the_last_run_is_active(world: W
     assert after.next_tick is not None and after.next_tick.timestamp() > later
 
 
+async def test_overlap_allow_starts_a_tick_while_the_last_run_is_active(world: World) -> None:
+    record = await create(world, overlap="allow")
+    assert record.next_tick is not None
+    at = record.next_tick.timestamp()
+    (first,) = await world.fire_schedules(["wf"], input_for, now=at)
+    (second,) = await world.fire_schedules(["wf"], input_for, now=at + 1)
+    assert second.tick == record.next_tick + timedelta(seconds=1)
+    statuses = [(await world.get_run(f.run_id)).status for f in (first, second)]  # type: ignore[union-attr]
+    assert statuses == [RunStatus.PENDING, RunStatus.PENDING]  # the first still active
+    after = await world.get_schedule("s1")
+    assert after is not None and after.last_run_id == second.run_id
+
+
 async def test_overlap_buffer_one_starts_the_held_tick_when_the_run_ends(world: World) -> None:
     from workflowkit.worlds.records import EventType, NewEvent
 
@@ -202,6 +215,25 @@ async def test_a_paused_schedule_does_not_fire_and_resumes_from_now(world: World
     at = record.next_tick.timestamp() + 5
     assert await world.fire_schedules(["wf"], input_for, now=at) == []
     assert (await world.schedules_due(["wf"])).next_tick is None
+
+
+async def test_resuming_drops_a_tick_held_before_the_pause(world: World) -> None:
+    """Resuming starts from the next tick after now: a tick ``buffer_one`` held before the
+    pause is as stale as the ticks that fell while paused, and does not start."""
+    from workflowkit.worlds.records import EventType, NewEvent
+
+    record = await create(world, overlap="buffer_one")
+    assert record.next_tick is not None
+    at = record.next_tick.timestamp()
+    (first,) = await world.fire_schedules(["wf"], input_for, now=at)
+    assert await world.fire_schedules(["wf"], input_for, now=at + 1) == []  # held
+    await world.change_schedule("s1", rules.set_paused("s1", True))
+    await world.append(first.run_id, [NewEvent(EventType.RUN_CANCELLED)])
+    resumed = await world.change_schedule("s1", rules.set_paused("s1", False))
+    assert resumed is not None and resumed.buffered_tick is None
+    assert not (await world.schedules_due(["wf"])).buffered
+    later = await world.fire_schedules(["wf"], input_for, now=world.now())
+    assert all(f.tick.timestamp() > at + 1 for f in later), later
 
 
 async def test_a_schedule_ends_at_its_end(world: World) -> None:

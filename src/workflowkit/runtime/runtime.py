@@ -68,6 +68,19 @@ class Runtime:
             self.worker.schedules.changed()
             self.worker.notify()
 
+    async def declare_schedules(self) -> None:
+        """Have this process's worker write the schedules its code declares, if it has not
+        yet: a client call just after start (``trigger_schedule`` on a schedule declared in
+        code, as examples/daily_digest.py makes) must find them, not race the worker's first
+        pass. Usually nothing to write, and then no query. Callable from any event loop."""
+        if self.worker is None:
+            return
+        declare = self.worker.schedules.declare()
+        if threading.current_thread() is self._thread:
+            await declare
+        else:  # the firer's state belongs to the runtime's loop, where its worker runs
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(declare, self.loop))
+
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the runtime's loop and block for its result (for sync callers)."""
         if threading.current_thread() is self._thread:

@@ -90,6 +90,8 @@ class ScheduleFirer:
         # On the virtual clock, the time ticks are due by; None: the World's clock.
         self.virtual_now: float | None = world.now() if virtual_clock else None
         self._advancing = False  # ``advance`` fires alone: it waits for what it fired
+        # A client call (``Runtime.declare_schedules``) may declare while the worker does.
+        self._declaring = asyncio.Lock()
 
     def changed(self) -> None:
         """A schedule was written in this process: read when the next tick is due again."""
@@ -105,6 +107,11 @@ class ScheduleFirer:
         names = tuple(self.registry.workflows)
         if names == self._names:
             return  # the registry is as it was: so are its schedules
+        async with self._declaring:
+            if names != self._names:  # not written meanwhile by the other caller
+                await self._declare(names)
+
+    async def _declare(self, names: tuple[str, ...]) -> None:
         specs = declared(self.registry)
         for spec in specs.values():
             await self.world.change_schedule(spec.schedule_id, rules.declare(spec))

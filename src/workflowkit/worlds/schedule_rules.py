@@ -112,7 +112,8 @@ def update(schedule_id: str, redefine: Callable[[ScheduleRecord], ScheduleSpec])
 
 def set_paused(schedule_id: str, paused: bool) -> Decision:
     """Pause or resume. Ticks that fall while paused are skipped: resuming starts from the
-    next tick after now, whatever ``catch_up`` says."""
+    next tick after now, whatever ``catch_up`` says; a tick ``buffer_one`` held before the
+    pause is dropped with them (it is older than those)."""
 
     def decide(existing: ScheduleRecord | None, now: float) -> ScheduleChange | None:
         if existing is None:
@@ -121,12 +122,14 @@ def set_paused(schedule_id: str, paused: bool) -> Decision:
             return None
         at = _at(now)
         cron = _cron_of(existing)
-        next_tick = existing.next_tick
+        next_tick, buffered = existing.next_tick, existing.buffered_tick
         if not paused:
             next_tick = first_tick(cron, existing.start_at, existing.end_at, at)
-        return ScheduleChange(
-            dataclasses.replace(existing, paused=paused, next_tick=next_tick, updated_at=at)
+            buffered = None
+        resumed = dataclasses.replace(
+            existing, paused=paused, next_tick=next_tick, buffered_tick=buffered, updated_at=at
         )
+        return ScheduleChange(resumed)
 
     return decide
 
