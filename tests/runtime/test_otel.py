@@ -321,3 +321,39 @@ async def test_a_child_run_joins_its_parents_trace(telemetry: Telemetry, tmp_pat
     assert {s.context.trace_id for s in segments.values() if s.context} == {
         request_context.trace_id
     }
+
+
+@pytest.mark.parametrize("evicted", [False, True], ids=["in memory", "evicted"])
+async def test_hooks_are_events_of_the_runs_segments(
+    telemetry: Telemetry, tmp_path: Path, evicted: bool
+) -> None:
+    """Sleeps and retries are covered across processes above; a hook's creation shows on
+    the segment that created it, its payload on the segment it woke: the same one if the run
+    stayed in memory, else the next one (which read the payload from the log)."""
+    from workflowkit.api import resume_hook
+
+    rt = workflowkit.configure(
+        f"sqlite:///{tmp_path / 'wk.db'}", evict_after=0.05 if evicted else 60.0
+    )
+    token = f"span-{uuid.uuid4().hex}"
+    run = await start(waits, token)
+    while await rt.world.get_hook_by_token(token) is None:
+        await asyncio.sleep(0.01)
+    assert rt.worker is not None
+    while evicted and run.run_id in rt.worker.drivers:
+        await asyncio.sleep(0.01)
+    await resume_hook(token, "payload")
+    assert await run.return_value(timeout=30) == "payload"
+    workflowkit.shutdown()
+    segments = [s for s in telemetry.spans.get_finished_spans() if s.name.startswith("run ")]
+    events = [[e.name for e in s.events] for s in segments]
+    if evicted:
+        assert [s.attributes["workflowkit.outcome"] for s in segments if s.attributes] == [
+            "suspended",
+            "completed",
+        ]
+        assert events == [["hook created"], ["hook received"]]
+    else:
+        assert events == [["hook created", "hook received"]]
+    received = next(e for s in segments for e in s.events if e.name == "hook received")
+    assert received.attributes is not None and received.attributes["workflowkit.id"]
