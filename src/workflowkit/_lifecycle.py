@@ -4,7 +4,8 @@ The runtime calls this module at a few lifecycle points, once each: a worker's d
 holds one ``RunSegment`` per stay of a run in its memory (``loaded``, ``appended``,
 ``delivered``, ``lease_lost``, ``ended``); ``runtime.steps.run_attempt`` calls
 ``attempt_started`` and ``attempt_ended`` around every step attempt, wherever it runs; the
-client calls ``start_attrs`` when it creates a run, ``run_cancelled`` and ``hook_received``.
+client calls ``start_attrs`` when it creates a run, ``run_cancelled`` and ``hook_received``;
+a worker that fails a run it has no code for (past its deadline) calls ``ended_undriven``.
 
 Logs go through ``logging`` under four names (docs/observability.md lists them, with the
 ``extra`` fields each record carries): failures and retries at INFO, the happy path at
@@ -248,6 +249,16 @@ class RunSegment:
 
     def _extra(self, **more: Any) -> dict[str, Any]:
         return {"run_id": self.run_id, "step_id": None, "workflow": self.workflow, **more}
+
+
+def ended_undriven(run_id: str, workflow: str, events: Sequence[Event]) -> None:
+    """A worker ended a run it never drove (past its deadline, its code not here): logged
+    and counted as any run's end is."""
+    segment = RunSegment(run_id, workflow)
+    otel = telemetry()
+    if otel is not None:
+        segment.measuring = otel.measuring()
+    segment.appended(events)
 
 
 def _woke_it(events: Sequence[Event]) -> Sequence[Event]:

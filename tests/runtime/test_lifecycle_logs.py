@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from workflowkit import (
 from workflowkit.api import resume_hook, start
 from workflowkit.logs import JsonFormatter
 from workflowkit.runtime.runtime import Runtime
-from workflowkit.worlds.records import EventType
+from workflowkit.worlds.records import EventType, RunOptions
 
 LIFECYCLE = ("workflowkit.runs", "workflowkit.steps", "workflowkit.hooks", "workflowkit.worker")
 ATTEMPTS: Counter[str] = Counter()
@@ -388,3 +388,20 @@ async def test_a_lost_lease_is_logged_with_the_runs_ids(
     [lost] = [r for r in _ours(caplog, run.run_id) if "lease lost" in r.getMessage()]
     assert lost.name == "workflowkit.worker" and lost.levelno == logging.WARNING
     assert lost.workflow == one_held_step.name and lost.step_id is None  # type: ignore[attr-defined]
+
+
+async def test_a_run_failed_by_its_deadline_without_its_code_is_logged(
+    cached_runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker fails a run past its deadline even when it does not have the run's workflow
+    (no driver, no replay): that failure is logged like any other."""
+    caplog.set_level(logging.INFO, logger="workflowkit")
+    run_id = f"wrun_{uuid.uuid4().hex}"
+    past = datetime.fromtimestamp(cached_runtime.world.now() - 1, UTC)
+    await cached_runtime.world.create_run(
+        run_id, "elsewhere:gone", b"", {"name": "elsewhere:gone"}, RunOptions(deadline=past)
+    )
+    await _logged(caplog, run_id, "failed: WorkflowTimeoutError")
+    [record] = _ours(caplog, run_id)
+    assert record.name == "workflowkit.runs" and record.levelno == logging.INFO
+    assert record.workflow == "elsewhere:gone" and record.step_id is None  # type: ignore[attr-defined]

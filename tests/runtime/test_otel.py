@@ -357,3 +357,27 @@ async def test_hooks_are_events_of_the_runs_segments(
         assert events == [["hook created", "hook received"]]
     received = next(e for s in segments for e in s.events if e.name == "hook received")
     assert received.attributes is not None and received.attributes["workflowkit.id"]
+
+
+async def test_a_run_failed_without_its_code_is_counted(
+    telemetry: Telemetry, tmp_path: Path
+) -> None:
+    """A worker fails a run past its deadline though it lacks the run's workflow: counted
+    as failed like any other."""
+    from datetime import UTC, datetime
+
+    from workflowkit.worlds.records import RunOptions, RunStatus
+
+    rt = workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", poll_interval=0.05)
+    past = datetime.fromtimestamp(rt.world.now() - 1, UTC)
+    await rt.world.create_run("wrun_gone", "elsewhere:gone", b"", {}, RunOptions(deadline=past))
+    for _ in range(200):
+        record = await rt.world.get_run("wrun_gone")
+        if record is not None and record.status is RunStatus.FAILED:
+            break
+        await asyncio.sleep(0.05)
+    workflowkit.shutdown()
+    points = telemetry.metric_points("workflowkit.runs.failed")
+    assert [(dict(p.attributes), p.value) for p in points] == [
+        ({"workflowkit.workflow": "elsewhere:gone"}, 1)
+    ]
