@@ -381,3 +381,38 @@ async def test_a_run_failed_without_its_code_is_counted(
     assert [(dict(p.attributes), p.value) for p in points] == [
         ({"workflowkit.workflow": "elsewhere:gone"}, 1)
     ]
+
+
+@step
+async def refuses(x: int) -> int:
+    from workflowkit import FatalError
+
+    raise FatalError(f"no {x}")
+
+
+@workflow
+async def fails(x: int) -> int:
+    return await refuses(x)
+
+
+async def test_a_failed_run_s_segment_and_step_carry_the_error(
+    telemetry: Telemetry, tmp_path: Path
+) -> None:
+    from workflowkit import WorkflowRunFailedError
+
+    workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}")
+    run = await start(fails, 7)
+    with pytest.raises(WorkflowRunFailedError):
+        await run.return_value(timeout=30)
+    workflowkit.shutdown()
+    spans = {s.name: s for s in telemetry.spans.get_finished_spans()}
+    segment, attempt = spans[f"run {fails.name}"], spans[f"step {refuses.name}"]
+    assert segment.attributes is not None and segment.attributes["workflowkit.outcome"] == "failed"
+    assert segment.status.status_code.name == "ERROR"
+    assert attempt.attributes is not None and attempt.attributes["workflowkit.outcome"] == "failed"
+    assert attempt.status.description == "FatalError: no 7"
+    [exception] = [e for e in attempt.events if e.name == "exception"]
+    assert exception.attributes is not None
+    assert exception.attributes["exception.message"] == "no 7"
+    points = telemetry.metric_points("workflowkit.runs.failed")
+    assert sum(p.value for p in points) == 1
