@@ -147,6 +147,8 @@ BAD_SETTINGS = [
     ("WORKFLOWKIT_EMBEDDED_WORKER", "2"),
     ("WORKFLOWKIT_BASE_URL", "app.example.com"),
     ("WORKFLOWKIT_SERDE_MAX_SIZE", "64MB"),
+    ("WORKFLOWKIT_RETENTION", "a month"),
+    ("WORKFLOWKIT_RETENTION", "0s"),
 ]
 
 
@@ -170,6 +172,7 @@ def test_a_bad_setting_stops_start_up_naming_it(
         ("WORKFLOWKIT_EMBEDDED_WORKER", "NO"),
         ("WORKFLOWKIT_MAX_WEBHOOK_BODY", " 2048 "),
         ("WORKFLOWKIT_BASE_URL", "https://app.example.com/prefix/"),
+        ("WORKFLOWKIT_RETENTION", "30d"),
     ],
 )
 def test_good_settings_are_accepted(
@@ -182,6 +185,8 @@ def test_good_settings_are_accepted(
             assert runtime.worker is not None and runtime.worker.driver_config.cache_runs is False
         if name == "WORKFLOWKIT_EMBEDDED_WORKER":
             assert runtime.worker is None
+        if name == "WORKFLOWKIT_RETENTION":  # the worker deletes runs that ended 30 days ago
+            assert runtime.worker is not None and runtime.worker.retention == 30 * 86400
     finally:
         workflowkit.shutdown()
 

@@ -4,7 +4,8 @@ The runtime calls this module at a few lifecycle points, once each: a worker's d
 holds one ``RunSegment`` per stay of a run in its memory (``loaded``, ``appended``,
 ``delivered``, ``lease_lost``, ``ended``); ``runtime.steps.run_attempt`` calls
 ``attempt_started`` and ``attempt_ended`` around every step attempt, wherever it runs; the
-client calls ``start_attrs`` when it creates a run, ``run_cancelled`` and ``hook_received``.
+client calls ``start_attrs`` when it creates a run, ``run_cancelled`` and ``hook_received``;
+a worker that fails a run it has no code for (past its deadline) calls ``ended_undriven``.
 
 Logs go through ``logging`` under four names (docs/observability.md lists them, with the
 ``extra`` fields each record carries): failures and retries at INFO, the happy path at
@@ -59,6 +60,18 @@ _SPAN_EVENTS = frozenset(
     }
 )
 _DELIVERED_SPAN_EVENTS = _SPAN_EVENTS | {EventType.STEP_COMPLETED}
+# What others append for a run that is not in memory and makes it due again (a hook's
+# payload, a sleep's end, a queued step's attempts): the tail of the log a segment loads
+# after the previous segment left, shown on the new segment's span.
+_WAKING = frozenset(
+    {
+        EventType.WAIT_COMPLETED,
+        EventType.HOOK_RECEIVED,
+        EventType.STEP_STARTED,
+        EventType.STEP_RETRYING,
+        EventType.STEP_COMPLETED,
+    }
+)
 # The run_created attribute holding the W3C trace context of the code that called start().
 TRACEPARENT = "traceparent"
 
@@ -149,6 +162,7 @@ class RunSegment:
             self.tracing, self.measuring = otel.tracing(), otel.measuring()
             if self._span is None and self.tracing:
                 self._span = otel.start_segment(self.run_id, self.workflow, self.traceparent)
+                self.delivered(_woke_it(events))
 
     @property
     def span(self) -> Any:
@@ -235,6 +249,25 @@ class RunSegment:
 
     def _extra(self, **more: Any) -> dict[str, Any]:
         return {"run_id": self.run_id, "step_id": None, "workflow": self.workflow, **more}
+
+
+def ended_undriven(run_id: str, workflow: str, events: Sequence[Event]) -> None:
+    """A worker ended a run it never drove (past its deadline, its code not here): logged
+    and counted as any run's end is."""
+    segment = RunSegment(run_id, workflow)
+    otel = telemetry()
+    if otel is not None:
+        segment.measuring = otel.measuring()
+    segment.appended(events)
+
+
+def _woke_it(events: Sequence[Event]) -> Sequence[Event]:
+    """The events at the end of a run's log appended since its code last ran (what made it
+    due again); none for a run that starts or ended."""
+    start = len(events)
+    while start > 0 and events[start - 1].type in _WAKING:
+        start -= 1
+    return events[start:] if start > 0 else ()
 
 
 # -- step attempts -----------------------------------------------------------------------------
@@ -415,18 +448,22 @@ def run_cancelled(run_id: str, workflow: str) -> None:
     )
 
 
-def hook_received(run_id: str, hook_id: str) -> None:
+async def hook_received(world: World, run_id: str, hook_id: str) -> None:
     """A payload was recorded for the hook (never its token in logs: a webhook's token is
-    what lets anyone post to it)."""
+    what lets anyone post to it). The run's workflow is read only when the record is
+    wanted: a hook's record does not name it."""
     if hooks_log.isEnabledFor(_DEBUG):
+        run = await world.get_run(run_id)
+        workflow = run.workflow_name if run is not None else None
         hooks_log.debug(
-            "hook %s of run %s received a payload",
+            "hook %s of run %s (%s) received a payload",
             hook_id,
             run_id,
+            workflow,
             extra={
                 "run_id": run_id,
                 "step_id": None,
-                "workflow": None,
+                "workflow": workflow,
                 "hook_id": hook_id,
             },
         )

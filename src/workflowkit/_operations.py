@@ -313,7 +313,7 @@ async def _deliver(world: World, hook: HookRecord, payload: bytes) -> None:
     result = await world.append(hook.run_id, [event])
     if not result.events:  # disposed, or its run ended, in the meantime
         raise HookNotFoundError(hook.token)
-    _lifecycle.hook_received(hook.run_id, hook.hook_id)
+    await _lifecycle.hook_received(world, hook.run_id, hook.hook_id)
 
 
 async def _stored_response(world: World, reply_to: str) -> Response | None:

@@ -234,3 +234,20 @@ def test_bash_completion(tmp_path: Path, typed: list[str], offered: set[str]) ->
 def test_completion_command_prints_the_script(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "completion", "zsh")
     assert code == 0 and "bashcompinit" in out and "complete -o default -F _workflowkit" in out
+
+
+def test_the_docs_use_the_current_argument_conventions() -> None:
+    """Run ids positional, the payload as --payload: no page teaches the deprecated forms
+    (cli.md names them once, as deprecated, in a form these patterns do not match)."""
+    docs = Path(__file__).parents[2] / "docs"
+    old_forms = [
+        re.compile(r"inspect\s+(steps|events|sleeps|streams|hooks)\s+--run\b"),
+        re.compile(r"resume-hook\s+\S+\s+--json\s+['\"{]"),
+    ]
+    found = [
+        f"{page.relative_to(docs)}: {match.group(0)!r}"
+        for page in sorted(docs.rglob("*.md"))
+        for pattern in old_forms
+        for match in pattern.finditer(page.read_text())
+    ]
+    assert found == []

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,7 @@ from workflowkit import (
 from workflowkit.api import resume_hook, start
 from workflowkit.logs import JsonFormatter
 from workflowkit.runtime.runtime import Runtime
+from workflowkit.worlds.records import EventType, RunOptions
 
 LIFECYCLE = ("workflowkit.runs", "workflowkit.steps", "workflowkit.hooks", "workflowkit.worker")
 ATTEMPTS: Counter[str] = Counter()
@@ -147,6 +151,7 @@ async def test_a_completed_run_and_a_received_hook_are_logged_at_debug(
     assert ("workflowkit.runs", logging.DEBUG, completed) in messages
     hooks = [r for r in records if r.name == "workflowkit.hooks"]
     assert len(hooks) == 1 and hooks[0].levelno == logging.DEBUG
+    assert hooks[0].workflow == on_hook.name and hooks[0].step_id is None  # type: ignore[attr-defined]
     assert token not in hooks[0].getMessage()  # a webhook's token is its secret
 
 
@@ -335,3 +340,68 @@ def test_worker_log_format_json_writes_one_object_per_line(tmp_path: Path) -> No
     assert retry["workflow"] == otel_app.traced.name and retry["attempt"] == 1
     assert retry["error"] == "RetryableError: first attempt fails" and retry["retry_at"]
     assert retry["step_id"].startswith("step")
+
+
+# -- leases ------------------------------------------------------------------------------------
+
+HOLD = threading.Event()
+
+
+@step
+def held_step() -> str:
+    HOLD.wait(20)
+    return "late"
+
+
+@workflow
+async def one_held_step() -> str:
+    return await held_step()
+
+
+async def test_a_lost_lease_is_logged_with_the_runs_ids(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another worker takes the run while its step runs (written here as that worker's claim
+    would write it): the driver's next write is refused, and it says so, with the run's ids."""
+    caplog.set_level(logging.INFO, logger="workflowkit.worker")
+    db = tmp_path / "wk.db"
+    rt = workflowkit.configure(f"sqlite:///{db}", poll_interval=0.05)
+    HOLD.clear()
+    try:
+        run = await start(one_held_step)
+        assert rt.worker is not None
+        while not any(
+            e.type is EventType.STEP_STARTED for e in await rt.world.get_events(run.run_id)
+        ):
+            await asyncio.sleep(0.01)
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "UPDATE runs SET owner = 'wrkr_other', lease_until = ? WHERE run_id = ?",
+                (time.time() + 3600, run.run_id),
+            )
+        HOLD.set()
+        while run.run_id in rt.worker.drivers:  # dropped once its write is refused
+            await asyncio.sleep(0.01)
+    finally:
+        HOLD.set()
+        workflowkit.shutdown()
+    [lost] = [r for r in _ours(caplog, run.run_id) if "lease lost" in r.getMessage()]
+    assert lost.name == "workflowkit.worker" and lost.levelno == logging.WARNING
+    assert lost.workflow == one_held_step.name and lost.step_id is None  # type: ignore[attr-defined]
+
+
+async def test_a_run_failed_by_its_deadline_without_its_code_is_logged(
+    cached_runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker fails a run past its deadline even when it does not have the run's workflow
+    (no driver, no replay): that failure is logged like any other."""
+    caplog.set_level(logging.INFO, logger="workflowkit")
+    run_id = f"wrun_{uuid.uuid4().hex}"
+    past = datetime.fromtimestamp(cached_runtime.world.now() - 1, UTC)
+    await cached_runtime.world.create_run(
+        run_id, "elsewhere:gone", b"", {"name": "elsewhere:gone"}, RunOptions(deadline=past)
+    )
+    await _logged(caplog, run_id, "failed: WorkflowTimeoutError")
+    [record] = _ours(caplog, run_id)
+    assert record.name == "workflowkit.runs" and record.levelno == logging.INFO
+    assert record.workflow == "elsewhere:gone" and record.step_id is None  # type: ignore[attr-defined]

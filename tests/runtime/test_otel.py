@@ -321,3 +321,98 @@ async def test_a_child_run_joins_its_parents_trace(telemetry: Telemetry, tmp_pat
     assert {s.context.trace_id for s in segments.values() if s.context} == {
         request_context.trace_id
     }
+
+
+@pytest.mark.parametrize("evicted", [False, True], ids=["in memory", "evicted"])
+async def test_hooks_are_events_of_the_runs_segments(
+    telemetry: Telemetry, tmp_path: Path, evicted: bool
+) -> None:
+    """Sleeps and retries are covered across processes above; a hook's creation shows on
+    the segment that created it, its payload on the segment it woke: the same one if the run
+    stayed in memory, else the next one (which read the payload from the log)."""
+    from workflowkit.api import resume_hook
+
+    rt = workflowkit.configure(
+        f"sqlite:///{tmp_path / 'wk.db'}", evict_after=0.05 if evicted else 60.0
+    )
+    token = f"span-{uuid.uuid4().hex}"
+    run = await start(waits, token)
+    while await rt.world.get_hook_by_token(token) is None:
+        await asyncio.sleep(0.01)
+    assert rt.worker is not None
+    while evicted and run.run_id in rt.worker.drivers:
+        await asyncio.sleep(0.01)
+    await resume_hook(token, "payload")
+    assert await run.return_value(timeout=30) == "payload"
+    workflowkit.shutdown()
+    segments = [s for s in telemetry.spans.get_finished_spans() if s.name.startswith("run ")]
+    events = [[e.name for e in s.events] for s in segments]
+    if evicted:
+        assert [s.attributes["workflowkit.outcome"] for s in segments if s.attributes] == [
+            "suspended",
+            "completed",
+        ]
+        assert events == [["hook created"], ["hook received"]]
+    else:
+        assert events == [["hook created", "hook received"]]
+    received = next(e for s in segments for e in s.events if e.name == "hook received")
+    assert received.attributes is not None and received.attributes["workflowkit.id"]
+
+
+async def test_a_run_failed_without_its_code_is_counted(
+    telemetry: Telemetry, tmp_path: Path
+) -> None:
+    """A worker fails a run past its deadline though it lacks the run's workflow: counted
+    as failed like any other."""
+    from datetime import UTC, datetime
+
+    from workflowkit.worlds.records import RunOptions, RunStatus
+
+    rt = workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", poll_interval=0.05)
+    past = datetime.fromtimestamp(rt.world.now() - 1, UTC)
+    await rt.world.create_run("wrun_gone", "elsewhere:gone", b"", {}, RunOptions(deadline=past))
+    for _ in range(200):
+        record = await rt.world.get_run("wrun_gone")
+        if record is not None and record.status is RunStatus.FAILED:
+            break
+        await asyncio.sleep(0.05)
+    workflowkit.shutdown()
+    points = telemetry.metric_points("workflowkit.runs.failed")
+    assert [(dict(p.attributes), p.value) for p in points] == [
+        ({"workflowkit.workflow": "elsewhere:gone"}, 1)
+    ]
+
+
+@step
+async def refuses(x: int) -> int:
+    from workflowkit import FatalError
+
+    raise FatalError(f"no {x}")
+
+
+@workflow
+async def fails(x: int) -> int:
+    return await refuses(x)
+
+
+async def test_a_failed_run_s_segment_and_step_carry_the_error(
+    telemetry: Telemetry, tmp_path: Path
+) -> None:
+    from workflowkit import WorkflowRunFailedError
+
+    workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}")
+    run = await start(fails, 7)
+    with pytest.raises(WorkflowRunFailedError):
+        await run.return_value(timeout=30)
+    workflowkit.shutdown()
+    spans = {s.name: s for s in telemetry.spans.get_finished_spans()}
+    segment, attempt = spans[f"run {fails.name}"], spans[f"step {refuses.name}"]
+    assert segment.attributes is not None and segment.attributes["workflowkit.outcome"] == "failed"
+    assert segment.status.status_code.name == "ERROR"
+    assert attempt.attributes is not None and attempt.attributes["workflowkit.outcome"] == "failed"
+    assert attempt.status.description == "FatalError: no 7"
+    [exception] = [e for e in attempt.events if e.name == "exception"]
+    assert exception.attributes is not None
+    assert exception.attributes["exception.message"] == "no 7"
+    points = telemetry.metric_points("workflowkit.runs.failed")
+    assert sum(p.value for p in points) == 1

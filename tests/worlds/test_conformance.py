@@ -381,6 +381,9 @@ async def test_expired_lease_is_taken_over(world: World, caplog: pytest.LogCaptu
     # The taker says so (the loser says "lease lost" when its next write is refused).
     (taken,) = [r for r in caplog.records if "taken over" in r.getMessage()]
     assert a.worker_id in taken.getMessage() and taken.__dict__["run_id"] == run_id
+    # The ids every record about a run carries (docs/observability.md).
+    assert taken.__dict__["workflow"] == "wf" and taken.__dict__["step_id"] is None
+    assert taken.__dict__["previous_worker"] == a.worker_id
     with pytest.raises(LeaseLostError):
         await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=a.worker_id)
 

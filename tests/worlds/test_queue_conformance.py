@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
+
+import pytest
 
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import QueueLimits, RunOptions, RunStatus, WorkerInfo
@@ -88,3 +92,22 @@ async def test_runs_past_their_deadline_ignore_queue_limits(world: World) -> Non
     assert await claim(world, OTHER) == ["late"]
     record = await world.get_run("late")
     assert record is not None and record.status is RunStatus.PENDING
+
+
+async def test_a_queued_run_taken_over_is_logged_with_its_ids(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker that takes a queued run whose lease ran out says so, with the ids every
+    record about a run carries (``workflowkit.worker``, INFO)."""
+    await world.register_queues([QueueLimits("t", concurrency=1)])
+    await add(world, "taken-1", RunOptions(queue="t"), due_ago=1)
+    held = await world.claim_runs(ME, ["flow"], limit=1, lease_seconds=0.05)
+    assert [r.run_id for r in held] == ["taken-1"]
+    await asyncio.sleep(0.1)
+    with caplog.at_level(logging.INFO, logger="workflowkit.worker"):
+        assert await claim(world, OTHER) == ["taken-1"]
+    [record] = [r for r in caplog.records if "taken over" in r.getMessage()]
+    assert record.levelno == logging.INFO and ME.worker_id in record.getMessage()
+    extra = record.__dict__
+    assert (extra["run_id"], extra["step_id"], extra["workflow"]) == ("taken-1", None, "flow")
+    assert extra["previous_worker"] == ME.worker_id

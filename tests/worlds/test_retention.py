@@ -56,14 +56,23 @@ async def test_expired_runs_by_status_age_and_limit(world: World) -> None:
     assert len(await world.expired_runs(later(world), ENDED, 2)) == 2
 
 
-async def test_collect_in_batches(world: World) -> None:
+async def test_collect_in_batches(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(5):
         await finished(world, f"r{n}")
     await world.create_run("still-pending", "flow", b"", {})
     dry = await _retention.collect(world, -60, dry_run=True)
     assert dry.runs == 5
+    # Each delete is one bounded transaction: the World's own method, its calls noted.
+    batches: list[int] = []
+    delete_runs = world.delete_runs
+
+    async def noted(run_ids: list[str]) -> list[str]:
+        batches.append(len(run_ids))
+        return await delete_runs(run_ids)
+
+    monkeypatch.setattr(world, "delete_runs", noted)
     done = await _retention.collect(world, -60, batch=2)
-    assert done.runs == 5
+    assert done.runs == 5 and batches == [2, 2, 1]
     assert [r.run_id for r in await world.list_runs()] == ["still-pending"]
 
 

@@ -303,7 +303,8 @@ class Worker:
         if deadline is not None and deadline.timestamp() <= now:
             failure = timeout_failure(record.run_id, deadline.timestamp(), now)
             with contextlib.suppress(LeaseLostError):
-                await self.world.append(record.run_id, [failure], owner=self.worker_id)
+                result = await self.world.append(record.run_id, [failure], owner=self.worker_id)
+                _lifecycle.ended_undriven(record.run_id, record.workflow_name, result.events)
             return
         await self.world.release_run(record.run_id, self.worker_id, utc_at(now))
 

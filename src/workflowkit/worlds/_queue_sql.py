@@ -101,11 +101,12 @@ def recent_starts(dialect: Dialect) -> str:
 @functools.cache
 def candidates(dialect: Dialect) -> str:
     """Due runs of the queue no worker holds, of the listed workflows, aged priority first,
-    with the worker that held each last (its lease ran out, or it died). Params: queue,
-    now, dead workers, now, workflow names, now, limit."""
+    with the worker that held each last (its lease ran out, or it died) and its workflow
+    (for ``holders``). Params: queue, now, dead workers, now, workflow names, now, limit."""
     age = dialect.elapsed.format("r.wake_at")
     return dialect.sql(
-        "SELECT r.run_id, r.queue_key, r.dequeued_at IS NULL, r.status, r.owner FROM runs r "
+        "SELECT r.run_id, r.queue_key, r.dequeued_at IS NULL, r.status, r.owner, r.workflow_name "
+        "FROM runs r "
         f"WHERE r.queue = ? AND r.status IN {_ACTIVE} AND {_unheld(dialect)} "
         f"AND r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {dialect.in_list} "
         f"ORDER BY r.priority + {age} / {AGING_SECONDS} DESC, r.wake_at, r.run_id LIMIT ?"
@@ -134,16 +135,19 @@ def usage(
 
 
 def candidate(row: Sequence[Any], limits: QueueLimits) -> QueueCandidate:
-    run_id, key, first, status, _ = row
+    run_id, key, first, status = row[:4]
     return QueueCandidate(
         run_id, key, bool(first), limits.hold_while_waiting and status == "running"
     )
 
 
-def holders(rows: Sequence[Sequence[Any]], chosen: Sequence[str]) -> list[tuple[str, str | None]]:
-    """The chosen candidates, each with the worker that held it last (for takeovers)."""
-    held = {row[0]: row[4] for row in rows}
-    return [(run_id, held.get(run_id)) for run_id in chosen]
+def holders(
+    rows: Sequence[Sequence[Any]], chosen: Sequence[str]
+) -> list[tuple[str, str | None, str]]:
+    """The chosen candidates, each with the worker that held it last and its workflow (for
+    takeovers)."""
+    held = {row[0]: (row[4], row[5]) for row in rows}
+    return [(run_id, *held[run_id]) for run_id in chosen if run_id in held]
 
 
 # -- what inspection reads -----------------------------------------------------------------------

@@ -15,13 +15,20 @@ from collections.abc import Iterable
 log = logging.getLogger("workflowkit.worker")
 
 
-def log_takeovers(taker: str, held: Iterable[tuple[str, str | None]]) -> None:
-    """``held``: (run id, the worker that held it before this claim, or None)."""
-    for run_id, previous in held:
+def log_takeovers(taker: str, held: Iterable[tuple[str, str | None, str]]) -> None:
+    """``held``: (run id, the worker that held it before this claim or None, the run's
+    workflow). The record carries the same ids as every other record about a run."""
+    for run_id, previous, workflow in held:
         if previous is not None and previous != taker:
             log.info(
-                "run %s: taken over from worker %s (its lease ran out, or it died)",
+                "run %s (%s): taken over from worker %s (its lease ran out, or it died)",
                 run_id,
+                workflow,
                 previous,
-                extra={"run_id": run_id, "previous_worker": previous},
+                extra={
+                    "run_id": run_id,
+                    "step_id": None,
+                    "workflow": workflow,
+                    "previous_worker": previous,
+                },
             )

@@ -95,7 +95,7 @@ _CLAIM_DUE = (
     "ORDER BY wake_at LIMIT %s) "
     "UPDATE runs r SET owner = %s, lease_until = clock_timestamp() + %s * interval '1 second', "
     "wake_at = clock_timestamp() FROM due WHERE r.run_id = due.run_id "
-    "RETURNING r.run_id, due.previous"
+    "RETURNING r.run_id, due.previous, r.workflow_name"
 )
 
 

@@ -271,11 +271,12 @@ def _execute(
 # for each claim (100,000 runs waking at once: ~0.4 s a claim). ``+``: no index on status or
 # workflow_name is used instead (``_sql.Dialect.unindexed``).
 _CLAIMABLE = (
-    f"SELECT r.run_id, r.owner, r.wake_at FROM runs r WHERE +r.status IN {_ACTIVE} "
+    "SELECT r.run_id, r.owner, r.workflow_name, r.wake_at FROM runs r "
+    f"WHERE +r.status IN {_ACTIVE} "
     f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
 )
 _CLAIM_DUE = (
-    f"SELECT run_id, owner FROM (SELECT * FROM ({_CLAIMABLE}"
+    f"SELECT run_id, owner, workflow_name FROM (SELECT * FROM ({_CLAIMABLE}"
     f"AND r.wake_at <= ? AND r.diverged IS NULL AND +r.workflow_name {DIALECT.in_list} "
     "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue) "
     f"ORDER BY r.wake_at LIMIT ?) UNION SELECT * FROM ({_CLAIMABLE}"
