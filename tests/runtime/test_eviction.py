@@ -146,7 +146,7 @@ async def test_a_full_worker_makes_room_by_sending_idle_runs_out_of_memory(
             while await rt.world.get_hook_by_token(f"full-{i}") is None:
                 await asyncio.sleep(0.01)
         assert await (await start(quick, 21)).return_value(timeout=10) == 42
-        for i, run in enumerate(waiting):
+        for i in range(3):
             await resume_hook(f"full-{i}", i)
         assert [await run.return_value(timeout=10) for run in waiting] == [0, 1, 2]
     finally:
