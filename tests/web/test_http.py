@@ -468,6 +468,8 @@ async def test_fork_from_a_step_and_diverged_runs(
     # The fork links back to its source; a run shows the code version it started under.
     forked = (await client.get(f"/runs/{fork_id}", headers=HTML)).text
     assert "<dt>forked from</dt>" in forked and 'href="/runs/forkable-1"' in forked
+    # Its timeline shows the step it reused, though that ran before the fork was created.
+    assert re.search(r'<a class="label"[^>]*>a #1</a>', forked)
     order = (await client.get(f"/runs/{seeded.order}", headers=HTML)).text
     assert re.search(r'<dt>code version</dt><dd class="id">src-[0-9a-f]{12}</dd>', order)
     # Cancelling a parked run ends it: it is parked no more, in the filter or the badge.
