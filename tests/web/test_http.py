@@ -463,6 +463,8 @@ async def test_fork_from_a_step_and_diverged_runs(
     assert too_far.status_code == 400 and "has 2 step" in too_far.json()["error"]
     listed = (await client.get("/", params={"diverged": "1"}, headers=HTML)).text
     assert row_ids(listed) == ["parked-1"] and "s-diverged" in listed
+    api_listed = (await client.get("/api/runs", params={"diverged": "1"})).json()["runs"]
+    assert [r["run_id"] for r in api_listed] == ["parked-1"]
     parked = (await client.get("/runs/parked-1", headers=HTML)).text
     assert "no longer replays it at operation #2" in parked and "s-diverged" in parked
     # The fork links back to its source; a run shows the code version it started under.
