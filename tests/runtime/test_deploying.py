@@ -191,3 +191,16 @@ async def test_patched_in_a_step_is_an_error(runtime: Runtime) -> None:
             await run.return_value(timeout=20)
         assert info.value.error_type.endswith("NotInWorkflowError")
         assert "works only in workflow code" in info.value.error_message
+
+
+def test_a_version_is_the_deployment_name_else_a_digest_of_the_workflow_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workflowkit.runtime.versions import code_version
+
+    monkeypatch.delenv("WORKFLOWKIT_DEPLOYMENT", raising=False)
+    first, second = code_version(evolving), code_version(reorders)
+    assert first.startswith("src-") and second.startswith("src-") and first != second
+    assert code_version(evolving) == first  # the same source, the same version
+    monkeypatch.setenv("WORKFLOWKIT_DEPLOYMENT", "release-43")
+    assert code_version(evolving) == code_version(reorders) == "release-43"
