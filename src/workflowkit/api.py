@@ -63,6 +63,7 @@ class RunInfo:
     # Set while the run is parked because its code no longer replays its log: where and why.
     diverged: str | None = None
     code_version: str | None = None  # of the code it started under
+    forked_from: str | None = None  # a fork: the run whose first steps it reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +108,9 @@ class Run(Generic[R]):
             r.created_at,
             r.started_at,
             r.completed_at,
-            None if r.diverged is None else r.diverged.message,
+            r.diverged.message if r.diverged is not None and r.parked else None,
             r.code_version,
+            r.options.forked_from,
         )
 
     async def workflow_name(self) -> str:

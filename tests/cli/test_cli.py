@@ -436,3 +436,48 @@ def test_fork_and_diverged_runs(capsys: pytest.CaptureFixture[str], seeded: Seed
     code, _, err = run_cli(capsys, "--world", seeded.url, "fork", source, "--from-step", "99")
     assert code == 2 and "cannot keep the first 99" in err
     assert cli_json(capsys, seeded, "inspect", "runs", "--diverged")["runs"] == []
+
+
+def test_a_parked_run_is_listed_shown_and_cancelled(
+    capsys: pytest.CaptureFixture[str], seeded: Seeded
+) -> None:
+    """``inspect runs --diverged`` finds a parked run, ``inspect run`` shows where its code
+    stopped matching and the code version it started under, ``cancel`` ends it."""
+    from datetime import UTC, datetime
+
+    from workflowkit.worlds import open_world
+    from workflowkit.worlds.records import Divergence, EventType, NewEvent, WorkerInfo
+
+    async def park() -> None:
+        world = open_world(seeded.url)
+        try:
+            await world.create_run("parked-cli", "nobody.has.this", b"", {})
+            started = NewEvent(EventType.RUN_STARTED, None, None, {"version": "deploy-7"})
+            await world.append("parked-cli", [started])
+            me = WorkerInfo("wrkr_cli", "h", 1, ("nobody.has.this",))
+            await world.claim_runs(me, ["nobody.has.this"], limit=10, lease_seconds=30)
+            found = Divergence(2, "step 'a'", "step 'b'", "changed", "deploy-8", datetime.now(UTC))
+            assert await world.park_run("parked-cli", "wrkr_cli", found)
+        finally:
+            await world.close()
+
+    asyncio.run(park())
+    listed = cli_json(capsys, seeded, "inspect", "runs", "--diverged")["runs"]
+    assert [r["run_id"] for r in listed] == ["parked-cli"]
+    assert listed[0]["status"] == "running" and listed[0]["code_version"] == "deploy-7"
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "runs", "--diverged")
+    assert code == 0 and "parked-cli" in out and seeded.completed not in out
+    shown = cli_json(capsys, seeded, "inspect", "run", "parked-cli")
+    assert shown["diverged"]["position"] == 2 and shown["diverged"]["version"] == "deploy-8"
+    assert shown["diverged"]["expected"] == "step 'a'" and shown["diverged"]["actual"] == "step 'b'"
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "run", "parked-cli")
+    assert re.search(r"code version:\s+deploy-7", out) and "operation #2" in out
+    # A run the seeding ran records the digest of its workflow's source.
+    done = cli_json(capsys, seeded, "inspect", "run", seeded.completed)
+    assert re.fullmatch(r"src-[0-9a-f]{12}", done["code_version"])
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "inspect", "run", seeded.completed)
+    assert done["code_version"] in out
+    code, _, err = run_cli(capsys, "--world", seeded.url, "cancel", "parked-cli")
+    assert code == 0, err
+    assert cli_json(capsys, seeded, "inspect", "run", "parked-cli")["status"] == "cancelled"
+    assert cli_json(capsys, seeded, "inspect", "runs", "--diverged")["runs"] == []

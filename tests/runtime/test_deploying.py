@@ -11,6 +11,7 @@ import pytest
 import workflowkit
 from workflowkit import (
     NotInWorkflowError,
+    WorkflowRunFailedError,
     deprecate_patch,
     patched,
     sleep,
@@ -152,8 +153,54 @@ async def test_cancel_ends_a_parked_run(replaying: str) -> None:
 async def test_runs_record_the_code_version_they_started_under(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("WORKFLOWKIT_DEPLOYMENT", raising=False)
     run = await start(reorders)
     await run.return_value(timeout=20)
     record = await runtime.world.get_run(run.run_id)
     assert record is not None and record.code_version is not None
-    assert record.code_version.startswith("src-")
+    assert record.code_version.startswith("src-")  # a digest of the workflow's source
+    monkeypatch.setenv("WORKFLOWKIT_DEPLOYMENT", "release-42")  # one name for a deploy
+    named = await start(reorders)
+    await named.return_value(timeout=20)
+    assert (await named.info()).code_version == "release-42"
+    assert (await run.info()).code_version == record.code_version  # what it started under
+
+
+@step(max_retries=0)
+def asks_in_a_step() -> str:
+    patched("in-a-step")
+    return "no error"
+
+
+@step(max_retries=0)
+async def asks_in_an_async_step() -> str:
+    deprecate_patch("in-a-step")
+    return "no error"
+
+
+@workflow
+async def patches_in_steps(which: str) -> str:
+    return await (asks_in_a_step() if which == "sync" else asks_in_an_async_step())
+
+
+async def test_patched_in_a_step_is_an_error(runtime: Runtime) -> None:
+    """A step's body is not workflow code: it runs once, so a patch there would mean nothing."""
+    for which in ("sync", "async"):
+        run = await start(patches_in_steps, which)
+        with pytest.raises(WorkflowRunFailedError) as info:
+            await run.return_value(timeout=20)
+        assert info.value.error_type.endswith("NotInWorkflowError")
+        assert "works only in workflow code" in info.value.error_message
+
+
+def test_a_version_is_the_deployment_name_else_a_digest_of_the_workflow_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from workflowkit.runtime.versions import code_version
+
+    monkeypatch.delenv("WORKFLOWKIT_DEPLOYMENT", raising=False)
+    first, second = code_version(evolving), code_version(reorders)
+    assert first.startswith("src-") and second.startswith("src-") and first != second
+    assert code_version(evolving) == first  # the same source, the same version
+    monkeypatch.setenv("WORKFLOWKIT_DEPLOYMENT", "release-43")
+    assert code_version(evolving) == code_version(reorders) == "release-43"

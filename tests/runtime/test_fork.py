@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from workflowkit import ForkError, WorkflowRunFailedError, create_hook, sleep, step, workflow
-from workflowkit.api import fork_run, resume_hook, start
+import workflowkit.sync
+from workflowkit import (
+    ForkError,
+    WorkflowRunFailedError,
+    create_hook,
+    get_writable,
+    sleep,
+    step,
+    workflow,
+)
+from workflowkit.api import fork_run, get_run, resume_hook, start
 from workflowkit.runtime.runtime import Runtime
 from workflowkit.testing import wait_for_hook
 from workflowkit.worlds.records import EventType
@@ -149,3 +160,75 @@ async def test_a_rerun_keeps_the_runs_queue_key_and_priority(runtime: Runtime) -
         "cust-7",
         5,
     )
+
+
+@step
+async def say(line: str) -> str:
+    called("say")
+    await get_writable().write(line)
+    return line
+
+
+@workflow
+async def napping(order: str) -> list[str]:
+    done = [await reserve(order)]
+    await sleep("1 hour")
+    done.append(await ship(order))
+    return done
+
+
+@workflow
+async def talking(order: str) -> list[str]:
+    return [await say(f"hello {order}"), await ship(order)]
+
+
+async def until_sleeping(runtime: Runtime, run_id: str) -> None:
+    for _ in range(1000):
+        if any(e.type is EventType.WAIT_CREATED for e in await runtime.world.get_events(run_id)):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{run_id} never slept")
+
+
+async def test_a_fork_does_not_sleep_again_what_its_source_slept(runtime: Runtime) -> None:
+    """A sleep of the copied part that was over is over in the fork too; one still going
+    keeps its time (the fork waits until then, as the source does)."""
+    source = await start(napping, "o-6")
+    await until_sleeping(runtime, source.run_id)
+    waiting = await fork_run(source.run_id, from_step=1)  # the sleep is copied unfinished
+    await source.wake_up()
+    assert await source.return_value(timeout=20) == ["reserved o-6", "shipped o-6"]
+    fork = await fork_run(source.run_id, from_step=1)  # the sleep is copied over
+    assert await fork.return_value(timeout=20) == ["reserved o-6", "shipped o-6"]
+    assert dict(CALLS) == {"reserve": 1, "ship": 2}
+    kinds = [e.type for e in await runtime.world.get_events(fork.run_id)]
+    assert (kinds.count(EventType.WAIT_CREATED), kinds.count(EventType.WAIT_COMPLETED)) == (1, 1)
+    assert await waiting.status() == "running"
+    source_wait = (await runtime.world.list_waits(source.run_id))[0]
+    (copied_wait,) = await runtime.world.list_waits(waiting.run_id)
+    assert copied_wait.completed_at is None and copied_wait.resume_at == source_wait.resume_at
+    await waiting.cancel()
+
+
+async def test_a_fork_does_not_copy_stream_chunks(runtime: Runtime) -> None:
+    source = await start(talking, "o-7")
+    assert await source.return_value(timeout=20) == ["hello o-7", "shipped o-7"]
+    assert [c async for c in source.get_readable()] == ["hello o-7"]
+    fork = await fork_run(source.run_id, from_step=1)  # the step that wrote is reused
+    assert await fork.return_value(timeout=20) == ["hello o-7", "shipped o-7"]
+    assert CALLS["say"] == 1
+    assert [c async for c in get_run(fork.run_id).get_readable()] == []
+
+
+def test_fork_run_from_sync_code(tmp_path: Path) -> None:
+    BROKEN["charge"] = False
+    workflowkit.configure(f"sqlite:///{tmp_path}/wk.db", poll_interval=0.05)
+    try:
+        source = workflowkit.sync.start(order_flow, "o-8")
+        assert source.return_value(timeout=20)[0] == "reserved o-8"
+        fork = workflowkit.sync.fork_run(source.run_id, from_step=2)
+        assert fork.return_value(timeout=20) == ["reserved o-8", "charged o-8", "shipped o-8"]
+        assert dict(CALLS) == {"reserve": 1, "charge": 1, "ship": 2}
+        assert fork.info().forked_from == source.run_id
+    finally:
+        workflowkit.shutdown()

@@ -6,9 +6,11 @@ database; each test acts on runs of its own so the order of tests does not matte
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,10 @@ from web_seed import Seeded, copy_seed, serve
 import workflowkit
 import workflowkit.sync as wk
 from workflowkit.web import create_app
+from workflowkit.worlds import open_world
+from workflowkit.worlds.records import EventType
+
+STARTED = EventType.STEP_STARTED
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -256,3 +262,51 @@ def test_timeline_zooms_to_a_dragged_range(site: Site, page: Page) -> None:
     page.click(".zoom-out")
     page.wait_for_url(re.compile(r"/runs/[^?]+\??$"))
     expect(labels.filter(has_text="reserve #1")).to_have_count(1)
+
+
+def test_rerun_from_a_step(site: Site, page: Page) -> None:
+    """A step's "Re-run from here" forks the run: the steps before it are reused (their
+    events copied, with their times), the new run opens and links back to its source."""
+    source = site.seeded.order
+    page.goto(f"{site.url}/runs/{source}")
+    page.locator(".track").nth(5).locator(".label").click()  # ship #1: two steps before it
+    detail = page.locator("[data-item-detail]:visible")
+    asked: list[str] = []
+
+    def accept(dialog: playwright.Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    detail.locator('button[data-action="rerun"]', has_text="Re-run from here").click()
+    page.wait_for_url(re.compile(r"/runs/(?!" + re.escape(source) + r"\b)[^/?]+$"))
+    assert asked == ["Start a new run reusing the 2 step(s) before this one?"]
+    fork_id = page.url.rsplit("/", 1)[-1]
+    expect(page.locator(".run-head .badge").first).to_have_text("completed")
+    expect(page.locator(f'a[href$="/runs/{source}"]')).to_have_count(1)
+    assert wk.get_run(fork_id).return_value(timeout=10) == "shipped book"
+    assert wk.get_run(fork_id).info().forked_from == source
+    labels = page.locator(".track .label").all_inner_texts()
+    assert [x.rsplit(":", 1)[-1] for x in labels][1:] == [
+        "reserve #1",
+        "charge #1",
+        "charge #2",
+        "charge #3",
+        "ship #1",
+    ]
+
+    async def attempts(run_id: str) -> list[tuple[str, object]]:
+        world = open_world(site.seeded.url)
+        try:
+            log = await world.get_events(run_id)
+        finally:
+            await world.close()
+        return [(e.correlation_id or "", e.created_at) for e in log if e.type is STARTED]
+
+    # reserve's and charge's attempts were copied as they were (their times too), not run
+    # again; ship's is the fork's own.
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread
+        before = pool.submit(asyncio.run, attempts(source)).result()
+        after = pool.submit(asyncio.run, attempts(fork_id)).result()
+    assert len(before) == len(after) == 5
+    assert after[:4] == before[:4] and after[4] != before[4]

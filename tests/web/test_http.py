@@ -463,5 +463,20 @@ async def test_fork_from_a_step_and_diverged_runs(
     assert too_far.status_code == 400 and "has 2 step" in too_far.json()["error"]
     listed = (await client.get("/", params={"diverged": "1"}, headers=HTML)).text
     assert row_ids(listed) == ["parked-1"] and "s-diverged" in listed
+    api_listed = (await client.get("/api/runs", params={"diverged": "1"})).json()["runs"]
+    assert [r["run_id"] for r in api_listed] == ["parked-1"]
     parked = (await client.get("/runs/parked-1", headers=HTML)).text
-    assert "no longer replays it at operation #2" in parked
+    assert "no longer replays it at operation #2" in parked and "s-diverged" in parked
+    # The fork links back to its source; a run shows the code version it started under.
+    forked = (await client.get(f"/runs/{fork_id}", headers=HTML)).text
+    assert "<dt>forked from</dt>" in forked and 'href="/runs/forkable-1"' in forked
+    # Its timeline shows the step it reused, though that ran before the fork was created.
+    assert re.search(r'<a class="label"[^>]*>a #1</a>', forked)
+    order = (await client.get(f"/runs/{seeded.order}", headers=HTML)).text
+    assert re.search(r'<dt>code version</dt><dd class="id">src-[0-9a-f]{12}</dd>', order)
+    # Cancelling a parked run ends it: it is parked no more, in the filter or the badge.
+    cancelled = await client.post("/api/runs/parked-1/cancel", headers=headers)
+    assert cancelled.status_code == 200, cancelled.text
+    listed = (await client.get("/", params={"diverged": "1"}, headers=HTML)).text
+    assert row_ids(listed) == []
+    assert "s-diverged" not in (await client.get("/runs/parked-1", headers=HTML)).text

@@ -55,7 +55,9 @@ def run_replay(args: argparse.Namespace) -> int:
         replayed = [r for r in report.runs if r.skipped is None]
         print(f"replayed {len(replayed)} run(s): {len(report.diverged)} diverged")
         for run in report.diverged:
-            print(f"  {run.run_id} ({run.workflow_name}, {run.status}): {run.divergence}")
+            # The line begins with the run id: the message need not say it again.
+            message = str(run.divergence).removeprefix(f"run {run.run_id}: ")
+            print(f"  {run.run_id} ({run.workflow_name}, {run.status}): {message}")
         skipped = len(report.runs) - len(replayed)
         if skipped:
             print(f"skipped {skipped} run(s) of workflows these modules do not define")

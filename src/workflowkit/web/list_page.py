@@ -96,7 +96,7 @@ def _row(base: str, r: RunRecord, waiting: str | None, now: datetime) -> Markup:
         r.run_id,
         r.run_id,
         r.workflow_name,
-        join([badge(str(r.status)), badge("diverged") if r.diverged else Markup("")]),
+        join([badge(str(r.status)), badge("diverged") if r.parked else Markup("")]),
         h('<div class="waiting">{}</div>', waiting) if waiting else Markup(""),
         _queue(r),
         moment(r.created_at, now),

@@ -14,7 +14,7 @@ from ..worlds.records import EventType
 from .data import RunView
 from .html import Markup, attrs, esc, h, join, pretty
 from .layout import badge, button, moment, payload
-from .timeline import Bar, Timeline
+from .timeline import Bar, Timeline, origin_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +161,7 @@ def hooks_panel(base: str, view: RunView) -> Markup:
 
 
 def events_panel(base: str, view: RunView) -> Markup:
-    origin = view.run.created_at
+    origin = origin_of(view.run, view.events)
     rows = []
     for e in view.events:
         data = shown(e.payload)

@@ -36,7 +36,7 @@ def run_live(base: str, view: RunView) -> Markup:
         "<dt>created</dt><dd>{}</dd><dt>started</dt><dd>{}</dd><dt>completed</dt><dd>{}</dd>"
         '<dt>duration</dt><dd>{}</dd>{}</dl><div class="actions">{}</div></section>',
         run.workflow_name,
-        join([badge(str(run.status)), badge("diverged") if run.diverged else Markup("")]),
+        join([badge(str(run.status)), badge("diverged") if run.parked else Markup("")]),
         _holdup(view),
         _failure(view),
         run.run_id,

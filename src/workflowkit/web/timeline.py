@@ -46,7 +46,8 @@ class Timeline:
 
     @property
     def length(self) -> float:
-        """Seconds from the run's creation to the right end of the whole axis."""
+        """Seconds from the origin (the run's creation, or its first event's time) to the right
+        end of the whole axis."""
         return max(0.0, (self.until - self.origin).total_seconds())
 
     @property
@@ -288,7 +289,14 @@ def build(run: RunRecord, events: Sequence[Event], now: datetime) -> Timeline:
     ends = [b.end for b in bars if b.end is not None]
     until = run.completed_at if run.status.terminal and run.completed_at else now
     until = max([until, *ends])
-    return Timeline(run.created_at, until, tuple(bars))
+    return Timeline(origin_of(run, events), until, tuple(bars))
+
+
+def origin_of(run: RunRecord, events: Sequence[Event]) -> datetime:
+    """Where a run's axis begins: its creation, or earlier for a fork, whose log begins
+    with its source's events at their own times (the steps it reused are shown where they
+    ran, not hidden before the axis)."""
+    return min([run.created_at, *(e.created_at for e in events)])
 
 
 def _ended_with(bar: Bar, run: RunRecord) -> Bar:

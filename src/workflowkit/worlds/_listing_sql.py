@@ -37,8 +37,12 @@ def list_runs(
         ("r.queue = ?", query.queue),
         ("r.queue_key = ?", query.key),
         ("r.forked_from = ?", query.forked_from),
-        ("r.diverged IS NOT NULL", True if query.diverged else None),
-        ("r.diverged IS NULL", True if query.diverged is False else None),
+        # Parked: diverged and not ended (a run cancelled while parked keeps its mark).
+        (f"r.diverged IS NOT NULL AND r.status IN {_ACTIVE}", True if query.diverged else None),
+        (
+            f"(r.diverged IS NULL OR r.status NOT IN {_ACTIVE})",
+            True if query.diverged is False else None,
+        ),
         (
             f"r.created_at <= ({_CURSOR_TIME}) AND (r.created_at < ({_CURSOR_TIME}) "
             "OR r.run_id < ?)",
@@ -60,6 +64,7 @@ def list_runs(
     return dialect.sql(sql), (*params, query.limit)
 
 
+_ACTIVE = "('pending', 'running')"
 _CURSOR_TIME = "SELECT b.created_at FROM runs b WHERE b.run_id = ?"
 
 # How many ids with a prefix are "few": sorting that many by time is quick.

@@ -163,7 +163,13 @@ class RunRecord:
     wake_at: datetime | None = None
     options: RunOptions = field(default_factory=lambda: RunOptions())
     code_version: str | None = None  # of the worker that started it
-    diverged: Divergence | None = None  # parked: its code no longer replays its log
+    diverged: Divergence | None = None  # its code no longer replayed its log
+
+    @property
+    def parked(self) -> bool:
+        """Waiting for other code to replay it: diverged and not ended. An ended run (one
+        cancelled while parked) keeps its mark as history but is parked no more."""
+        return self.diverged is not None and not self.status.terminal
 
 
 @dataclass(frozen=True, slots=True)
