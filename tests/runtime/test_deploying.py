@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,3 +205,28 @@ def test_a_version_is_the_deployment_name_else_a_digest_of_the_workflow_source(
     assert code_version(evolving) == first  # the same source, the same version
     monkeypatch.setenv("WORKFLOWKIT_DEPLOYMENT", "release-43")
     assert code_version(evolving) == code_version(reorders) == "release-43"
+
+
+def test_a_change_beside_the_workflow_in_its_module_makes_a_new_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fix in a helper the workflow calls must let the fixed code retry runs the old code
+    # parked, so the version covers the workflow's module, not only the function.
+    import importlib.util
+    import types
+
+    from workflowkit.runtime.versions import code_version
+
+    monkeypatch.delenv("WORKFLOWKIT_DEPLOYMENT", raising=False)
+    workflow_source = "async def flow():\n    return helper()\n"
+    versions = []
+    for name, helper in (("v_old", "return 1"), ("v_new", "return 2")):
+        path = tmp_path / f"{name}.py"
+        path.write_text(f"def helper():\n    {helper}\n\n\n{workflow_source}")
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        versions.append(code_version(types.SimpleNamespace(fn=module.flow)))
+    assert versions[0] != versions[1]
