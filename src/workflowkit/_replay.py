@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import ReplayDivergenceError
+from .errors import ReplayDivergenceError, WorkflowNotRegisteredError
 from .registry import REGISTRY, Registry
 from .runtime.determinism import install as install_determinism
 from .runtime.executor import RunExecutor
@@ -62,7 +62,13 @@ async def replay_runs(
     registry: Registry = REGISTRY,
 ) -> ReplayReport:
     """Replay up to ``limit`` of the most recent runs in ``statuses`` (of ``workflow``, or
-    of any workflow) against the registered code."""
+    of any workflow) against the registered code.
+
+    ``WorkflowNotRegisteredError`` if ``workflow`` is not in that code: every run would be
+    skipped, and a check before a deploy that checked nothing must not pass.
+    """
+    if workflow is not None and registry.workflow(workflow) is None:
+        raise WorkflowNotRegisteredError(workflow)
     install_determinism()
     records: list[RunRecord] = []
     for status in statuses:

@@ -135,3 +135,28 @@ async def test_replay_chooses_runs_by_workflow_status_and_limit(tmp_path: Path) 
         refused = replay(url, *both, *wrong)
         assert refused.returncode == 2 and wrong[0] in refused.stderr
     assert dump(recorded) == before  # nothing was written by any of them
+
+
+async def test_replaying_a_workflow_the_code_does_not_define_is_refused(tmp_path: Path) -> None:
+    # A misspelt --workflow, or a module not passed, would skip every run: a check before a
+    # deploy that checked nothing must not pass.
+    url = f"sqlite:///{tmp_path / 'wk.db'}"
+    with pytest.raises(workflowkit.WorkflowNotRegisteredError, match=r"replay\.flwo"):
+        await replay_runs(url, workflow="replay.flwo")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflowkit",
+            "replay",
+            "--world",
+            url,
+            "--workflow",
+            "nope.x",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and "nope.x" in done.stderr and "Traceback" not in done.stderr

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from .._replay import REPLAYED, Replayed, replay_runs
+from ..errors import WorkflowNotRegisteredError
 from ..worlds.records import RunStatus
 from .common import EXIT_FAILURE, EXIT_USAGE, CliError, add_json_flag, print_json, with_world
 
@@ -43,12 +44,15 @@ def run_replay(args: argparse.Namespace) -> int:
             importlib.import_module(name)
         except ImportError as exc:
             raise CliError(f"cannot import {name!r}: {exc}", EXIT_USAGE) from None
-    report = with_world(
-        args,
-        lambda world: replay_runs(
-            world, workflow=args.workflow, statuses=statuses, limit=args.limit
-        ),
-    )
+    try:
+        report = with_world(
+            args,
+            lambda world: replay_runs(
+                world, workflow=args.workflow, statuses=statuses, limit=args.limit
+            ),
+        )
+    except WorkflowNotRegisteredError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     if args.json:
         print_json({"ok": report.ok, "runs": [_json(r) for r in report.runs]})
     else:
