@@ -12,7 +12,7 @@ from typing import Any
 
 from ._rows import Moment
 from ._sql import Dialect
-from .limits import AGING_SECONDS, QueueCandidate
+from .limits import QueueCandidate
 from .records import QueueInfo, QueueLimits, QueueUsage
 
 _ACTIVE = "('pending', 'running')"
@@ -80,11 +80,19 @@ def due_queues(dialect: Dialect) -> str:
 @functools.cache
 def places(dialect: Dialect, hold_while_waiting: bool) -> str:
     """Runs holding a place in the queue, by key, and how many the worker holds.
-    Params: worker id, queue, now, dead workers."""
+    Params: worker id, queue, now, dead workers.
+
+    Where only held runs hold places, they are found through the index of owned runs
+    (``runs_owner``: as many as workers hold), not the queue's: SQLite, with no statistics,
+    picked ``runs_queue_active`` and read every run waiting in the queue on each claim.
+    """
     waiting = " OR r.status = 'running'" if hold_while_waiting else ""
+    queue, status = "r.queue", "r.status"
+    if not hold_while_waiting:
+        queue, status = dialect.unindexed.format(queue), dialect.unindexed.format(status)
     return dialect.sql(
         "SELECT r.queue_key, count(*), sum(CASE WHEN r.owner = ? THEN 1 ELSE 0 END) "
-        f"FROM runs r WHERE r.queue = ? AND r.status IN {_ACTIVE} AND ((r.owner IS NOT NULL "
+        f"FROM runs r WHERE {queue} = ? AND {status} IN {_ACTIVE} AND ((r.owner IS NOT NULL "
         f"AND r.lease_until >= ? AND NOT (r.owner {dialect.in_list})){waiting}) "
         "GROUP BY r.queue_key"
     )
@@ -102,13 +110,19 @@ def recent_starts(dialect: Dialect) -> str:
 def candidates(dialect: Dialect) -> str:
     """Due runs of the queue no worker holds, of the listed workflows, aged priority first,
     with the worker that held each last (its lease ran out, or it died). Params: queue,
-    now, dead workers, now, workflow names, now, limit."""
-    age = dialect.elapsed.format("r.wake_at")
+    now, dead workers, now, workflow names, limit.
+
+    Aged priority, ``priority + (now - wake_at) / AGING_SECONDS`` descending, orders runs
+    exactly as ``wake_at - AGING_SECONDS * priority`` ascending does (``dialect.queue_rank``),
+    whatever ``now`` is, and that is a value of the row alone: the index ``runs_queue_order``
+    holds the queue's active runs in that order, so a claim reads the first due ones instead
+    of sorting the whole backlog (with 100,000 runs waiting, a sort took ~100 ms a claim).
+    """
     return dialect.sql(
         "SELECT r.run_id, r.queue_key, r.dequeued_at IS NULL, r.status, r.owner FROM runs r "
         f"WHERE r.queue = ? AND r.status IN {_ACTIVE} AND {_unheld(dialect)} "
         f"AND r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {dialect.in_list} "
-        f"ORDER BY r.priority + {age} / {AGING_SECONDS} DESC, r.wake_at, r.run_id LIMIT ?"
+        f"ORDER BY {dialect.queue_rank}, r.wake_at, r.run_id LIMIT ?"
     )
 
 

@@ -41,6 +41,10 @@ class Dialect:
     in_list: str  # SQL: "is one of the values in the list parameter", after a column
     list_param: Callable[[Sequence[str]], Any]  # that list, as the parameter
     elapsed: str  # SQL: seconds from the time column "{}" to the time parameter
+    # SQL: a run's place in its queue, ascending: ``wake_at`` less ``AGING_SECONDS`` for
+    # each level of priority (``_queue_sql.candidates`` says why), as the expression of the
+    # index ``runs_queue_order`` spells it, so the index serves the order.
+    queue_rank: str
     # SQL: the text column "{}" compared by code point (what an id prefix range needs), in
     # a form an index covers: SQLite's default; PostgreSQL's "C" collation.
     by_code_point: str = "{}"

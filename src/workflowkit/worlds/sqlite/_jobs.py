@@ -42,7 +42,7 @@ from ..apply import (
     plan_finish_step,
     presume_steps,
 )
-from ..limits import offer_size, pick, window_start
+from ..limits import AGING_SECONDS, offer_size, pick, window_start
 from ..records import (
     AppendAfter,
     Event,
@@ -80,6 +80,7 @@ DIALECT = _sql.Dialect(
     in_list="IN (SELECT value FROM json_each(?))",
     list_param=lambda values: json.dumps(list(values)),
     elapsed="(? - {})",
+    queue_rank=f"(r.wake_at - r.priority * {AGING_SECONDS:g})",  # as migration 0009
     unindexed="+{}",
 )
 _ACTIVE = "('pending', 'running')"
@@ -356,7 +357,7 @@ def _pick_queued(
     if not wanted:
         return [], []
     found = conn.execute(
-        _queue_sql.candidates(DIALECT), (limits.name, now, dead, now, names, now, wanted)
+        _queue_sql.candidates(DIALECT), (limits.name, now, dead, now, names, wanted)
     ).fetchall()
     offered = [_queue_sql.candidate(r, limits) for r in found]
     return pick(usage, offered, room), found
