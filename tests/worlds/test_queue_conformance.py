@@ -123,3 +123,21 @@ async def test_a_waiting_run_says_which_limit_holds_it(world: World) -> None:
     assert rated is not None and rated.startswith("rate limit of queue `rated`: next start in ")
     assert 3590 <= float(rated.rsplit(" ", 2)[-2]) <= 3600
     assert await reason("full-1") is None  # held by a worker: not waiting for a place
+
+
+async def test_runs_of_a_queue_no_worker_registered_start_as_if_in_none(world: World) -> None:
+    """A claim takes due runs in no queue and runs of unregistered queues together, earliest
+    due first, up to its limit, whatever waits in a registered queue at its limit."""
+    await world.register_queues([QueueLimits("full", concurrency=1)])
+    await add(world, "full-held", RunOptions(queue="full"), due_ago=20)
+    assert await claim(world, OTHER, limit=1) == ["full-held"]
+    for n in range(3):
+        await add(world, f"full-{n}", RunOptions(queue="full"), due_ago=30 + n)
+    await add(world, "free-old", RunOptions(), due_ago=9)
+    await add(world, "adhoc-old", RunOptions(queue="adhoc"), due_ago=8)
+    await add(world, "free-new", RunOptions(), due_ago=7)
+    await add(world, "other-adhoc", RunOptions(queue="other-adhoc", key="k"), due_ago=6)
+    await add(world, "adhoc-new", RunOptions(queue="adhoc"), due_ago=5)
+    await add(world, "later", RunOptions(queue="adhoc"), due_ago=-3600)  # not due yet
+    assert await claim(world, ME, limit=4) == ["free-old", "adhoc-old", "free-new", "other-adhoc"]
+    assert await claim(world, ME) == ["adhoc-new"]

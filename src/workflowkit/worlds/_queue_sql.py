@@ -78,6 +78,24 @@ def due_queues(dialect: Dialect) -> str:
 
 
 @functools.cache
+def unregistered(dialect: Dialect) -> str:
+    """``WITH RECURSIVE`` tables ending in ``unregistered(queue)``: the queues with active
+    runs that no worker registered, whose runs start as if in no queue. It reads the first
+    entry of ``runs_queue_active`` after each name in turn (a loose index scan): one read
+    per queue, not one per run waiting in a queue. No params."""
+    first = (
+        f"SELECT r.queue FROM runs r{dialect.indexed_by.format('runs_queue_active')} "
+        f"WHERE {{}} AND r.status IN {_ACTIVE} ORDER BY r.queue LIMIT 1"
+    )
+    return (
+        f"WITH RECURSIVE named(queue) AS (SELECT ({first.format('r.queue IS NOT NULL')}) "
+        f"UNION ALL SELECT ({first.format('r.queue > n.queue')}) FROM named n "
+        "WHERE n.queue IS NOT NULL), unregistered(queue) AS (SELECT n.queue FROM named n "
+        "WHERE n.queue IS NOT NULL AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = n.queue)) "
+    )
+
+
+@functools.cache
 def places(dialect: Dialect, hold_while_waiting: bool) -> str:
     """Runs holding a place in the queue, by key, and how many the worker holds.
     Params: worker id, queue, now, dead workers.
@@ -117,9 +135,12 @@ def candidates(dialect: Dialect) -> str:
     whatever ``now`` is, and that is a value of the row alone: the index ``runs_queue_order``
     holds the queue's active runs in that order, so a claim reads the first due ones instead
     of sorting the whole backlog (with 100,000 runs waiting, a sort took ~100 ms a claim).
+    SQLite, with no statistics, would rather read the queue's due runs through
+    ``runs_due_queue`` and sort them.
     """
+    runs = f"runs r{dialect.indexed_by.format('runs_queue_order')}"
     return dialect.sql(
-        "SELECT r.run_id, r.queue_key, r.dequeued_at IS NULL, r.status, r.owner FROM runs r "
+        f"SELECT r.run_id, r.queue_key, r.dequeued_at IS NULL, r.status, r.owner FROM {runs} "
         f"WHERE r.queue = ? AND r.status IN {_ACTIVE} AND {_unheld(dialect)} "
         f"AND r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {dialect.in_list} "
         f"ORDER BY {dialect.queue_rank}, r.wake_at, r.run_id LIMIT ?"

@@ -51,6 +51,10 @@ class Dialect:
     # SQL: the column "{}" in a condition no index may serve: SQLite, with no statistics,
     # picks an index on ``status`` that holds every sleeping run over the ``wake_at`` one.
     unindexed: str = "{}"
+    # SQL after a table name: read it through the index "{}" (SQLite's INDEXED BY), where
+    # SQLite, with no statistics, prefers an index that makes the statement read every run
+    # waiting in a queue; PostgreSQL picks by its statistics.
+    indexed_by: str = ""
     _texts: dict[str, str] = field(default_factory=dict)
 
     def sql(self, text: str) -> str:

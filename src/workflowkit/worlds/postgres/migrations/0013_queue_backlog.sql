@@ -8,3 +8,8 @@
 CREATE INDEX runs_queue_order
     ON runs (queue, ((wake_at AT TIME ZONE 'UTC') - priority * interval '60 seconds'), wake_at, run_id)
     WHERE queue IS NOT NULL AND status IN ('pending', 'running') AND wake_at IS NOT NULL;
+-- Due runs by queue, then wake_at: those in no queue (queue IS NULL) and those of each queue
+-- no worker registered, which start as if in no queue. The claim of such runs read
+-- runs_due and skipped the runs of registered queues one by one: every run waiting in a
+-- queue, on every claim.
+CREATE INDEX runs_due_queue ON runs (queue, wake_at) WHERE wake_at IS NOT NULL AND status IN ('pending', 'running');
