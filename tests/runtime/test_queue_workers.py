@@ -1,11 +1,13 @@
 """Queue limits across worker processes: several workers on one PostgreSQL database, two on
-one SQLite file. The limits must hold however the claims interleave, and a killed worker's
-places must come back."""
+one SQLite file, each test on both. The limits must hold however the claims interleave, runs
+must start by priority, and a killed worker's places must come back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -66,19 +68,40 @@ async def run_all(
         await handle.return_value(timeout=180)
 
 
-def pg(url: str, schema_sql: str) -> list[tuple[object, ...]]:
+@pytest.fixture(params=["postgres", "sqlite"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The World the workers share: a fresh PostgreSQL schema, or one SQLite file."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'wk.db'}"
+    pg_url, schema = request.getfixturevalue("pg_url"), request.getfixturevalue("pg_schema")
+    return f"{pg_url}?schema={schema}"
+
+
+def processes(url: str, on_postgres: int) -> int:
+    """How many worker processes a test runs: ``on_postgres``, or two on one SQLite file."""
+    return 2 if url.startswith("sqlite") else on_postgres
+
+
+def first_starts(url: str, queue: str) -> list[float]:
+    """When each run of ``queue`` first started from it (Unix seconds), in order."""
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            rows = db.execute("SELECT dequeued_at FROM runs WHERE queue = ?", (queue,))
+            return sorted(float(row[0]) for row in rows)
     base, schema = url.split("?schema=")
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')
-        return conn.execute(schema_sql).fetchall()
+        cur = conn.execute(
+            "SELECT extract(epoch FROM dequeued_at) FROM runs WHERE queue = %s", (queue,)
+        )
+        return sorted(float(row[0]) for row in cur.fetchall())
 
 
 @pytest.mark.slow
-async def test_four_postgres_workers_keep_a_concurrency_of_three(
-    app_path: None, pg_url: str, pg_schema: str, tmp_path: Path
+async def test_workers_keep_a_concurrency_of_three(
+    app_path: None, url: str, tmp_path: Path
 ) -> None:
-    url = f"{pg_url}?schema={pg_schema}"
-    procs = workers(url, 4, tmp_path)
+    procs = workers(url, processes(url, 4), tmp_path)
     try:
         await run_all(url, [(f"c{n}", "qa.three", {}) for n in range(300)], tmp_path)
     finally:
@@ -89,11 +112,8 @@ async def test_four_postgres_workers_keep_a_concurrency_of_three(
 
 
 @pytest.mark.slow
-async def test_one_run_per_key_across_postgres_workers(
-    app_path: None, pg_url: str, pg_schema: str, tmp_path: Path
-) -> None:
-    url = f"{pg_url}?schema={pg_schema}"
-    procs = workers(url, 3, tmp_path)
+async def test_one_run_per_key_across_workers(app_path: None, url: str, tmp_path: Path) -> None:
+    procs = workers(url, processes(url, 3), tmp_path)
     runs = [(f"k{n % 10}-{n}", "qa.per-key", {"key": f"k{n % 10}"}) for n in range(100)]
     try:
         await run_all(url, runs, tmp_path)
@@ -105,17 +125,13 @@ async def test_one_run_per_key_across_postgres_workers(
 
 
 @pytest.mark.slow
-async def test_a_rate_limit_holds_over_300_starts(
-    app_path: None, pg_url: str, pg_schema: str, tmp_path: Path
-) -> None:
-    url = f"{pg_url}?schema={pg_schema}"
+async def test_a_rate_limit_holds_over_300_starts(app_path: None, url: str, tmp_path: Path) -> None:
     procs = workers(url, 2, tmp_path)
     try:
         await run_all(url, [(f"r{n}", "qa.rate", {}) for n in range(300)], tmp_path)
     finally:
         stop(procs)
-    rows = pg(url, "SELECT extract(epoch FROM dequeued_at) FROM runs WHERE queue = 'qa.rate'")
-    starts = sorted(float(row[0]) for row in rows)  # type: ignore[arg-type]
+    starts = first_starts(url, "qa.rate")
     assert len(starts) == 300
     busiest = max(sum(1 for t in starts[i:] if t < s + 1.0) for i, s in enumerate(starts))
     assert busiest <= 20
@@ -123,12 +139,44 @@ async def test_a_rate_limit_holds_over_300_starts(
 
 
 @pytest.mark.slow
-async def test_a_killed_worker_s_places_come_back(
-    app_path: None, pg_url: str, pg_schema: str, tmp_path: Path
+async def test_runs_start_by_priority_across_workers(
+    app_path: None, url: str, tmp_path: Path
 ) -> None:
+    """One place, held while runs of two priorities queue behind it: when it frees, the
+    workers start every high-priority run before any low one, each lane in start order."""
     import queue_app
 
-    url = f"{pg_url}?schema={pg_schema}"
+    procs = workers(url, processes(url, 3), tmp_path)
+    try:
+        workflowkit.configure(url, embedded_worker=False)
+        d = str(tmp_path)
+        gate = await start(queue_app.job.options(queue="qa.one"), d, "gate", 0.0, False, True)
+        while not (tmp_path / "gated.gate").exists():
+            await asyncio.sleep(0.02)
+        runs = []
+        for tag, priority in [
+            *((f"low{n}", 0) for n in range(4)),
+            *((f"high{n}", 5) for n in range(4)),
+        ]:
+            bound = queue_app.job.options(queue="qa.one", priority=priority)
+            runs.append(await start(bound, d, tag))
+        await asyncio.sleep(0.5)
+        assert {await run.status() for run in runs} == {"pending"}  # the place is taken
+        (tmp_path / "open").write_text("x")
+        for run in [gate, *runs]:
+            await run.return_value(timeout=60)
+    finally:
+        stop(procs)
+    began = {p.name.split(".")[1]: float(p.read_text().split()[0]) for p in tmp_path.glob("ran.*")}
+    order = sorted(began, key=began.__getitem__)
+    assert order == ["gate", *(f"high{n}" for n in range(4)), *(f"low{n}" for n in range(4))]
+    assert most_at_once(intervals(tmp_path)) == 1
+
+
+@pytest.mark.slow
+async def test_a_killed_worker_s_places_come_back(app_path: None, url: str, tmp_path: Path) -> None:
+    import queue_app
+
     (first,) = workers(url, 1, tmp_path, lease=5)
     workflowkit.configure(url, embedded_worker=False)
     job, d = queue_app.job.options(queue="qa.two"), str(tmp_path)
@@ -149,18 +197,3 @@ async def test_a_killed_worker_s_places_come_back(
     finally:
         stop([second])
     assert most_at_once(intervals(tmp_path)) <= 2
-
-
-@pytest.mark.slow
-async def test_two_processes_on_one_sqlite_file_keep_the_limit(
-    app_path: None, tmp_path: Path
-) -> None:
-    url = f"sqlite:///{tmp_path / 'wk.db'}"
-    procs = workers(url, 2, tmp_path)
-    try:
-        await run_all(url, [(f"s{n}", "qa.three", {}) for n in range(60)], tmp_path)
-    finally:
-        stop(procs)
-    spans = intervals(tmp_path)
-    assert len(spans) == 60
-    assert most_at_once(spans) == 3

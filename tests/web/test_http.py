@@ -402,6 +402,35 @@ async def test_queues_page_and_run_list_queue_filter(
     assert ids(by_key) == []
 
 
+async def test_a_run_held_back_by_its_queue_says_why(
+    client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    import os
+    import socket
+
+    from workflowkit.worlds.records import QueueLimits, WorkerInfo
+
+    worker = WorkerInfo("wrkr_web_q", socket.gethostname(), os.getpid(), ("web.queued",))
+    world = open_world(seeded.url)
+    try:
+        await world.register_worker(worker)  # a live worker has the workflow
+        await world.register_queues([QueueLimits("one-at-a-time", concurrency=1)])
+        for run_id in ("held-1", "held-2"):
+            options = RunOptions(queue="one-at-a-time")
+            await world.create_run(run_id, "web.queued", b"", {}, options)
+        claimed = await world.claim_runs(worker, ["web.queued"], limit=1, lease_seconds=60)
+        assert [r.run_id for r in claimed] == ["held-1"]
+    finally:
+        await world.close()
+    reason = "queue `one-at-a-time` is at its limit of 1 running"
+    page = (await client.get("/runs/held-2", headers=HTML)).text
+    assert f"Waiting for {reason}" in page
+    listed = (await client.get("/", params={"queue": "one-at-a-time"}, headers=HTML)).text
+    assert reason in listed
+    data = (await client.get("/api/runs", params={"queue": "one-at-a-time"})).json()
+    assert {r["run_id"]: r["waiting_for"] for r in data["runs"]}["held-2"] == reason
+
+
 async def test_a_run_page_shows_start_options_and_starts_a_delayed_run(
     client: httpx.AsyncClient, seeded: Seeded
 ) -> None:

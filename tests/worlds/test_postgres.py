@@ -549,7 +549,7 @@ def test_a_run_claim_reads_what_it_takes_not_every_due_run(pg_url: str, pg_schem
             "FROM generate_series(1, 20000) g"
         )
         conn.execute("ANALYZE runs")
-        params = ([], ["wf"], 10, [], 10, 10, "wrkr_x", 30.0)
+        params = ([], ["wf"], 10, [], ["wf"], 10, [], 10, 10, "wrkr_x", 30.0)
         with conn.transaction(force_rollback=True):
             plan = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + _CLAIM_DUE.encode(), params)
             tree = plan.fetchone()[0][0]["Plan"]

@@ -111,3 +111,56 @@ async def test_a_queued_run_taken_over_is_logged_with_its_ids(
     extra = record.__dict__
     assert (extra["run_id"], extra["step_id"], extra["workflow"]) == ("taken-1", None, "flow")
     assert extra["previous_worker"] == ME.worker_id
+
+
+async def test_a_waiting_run_says_which_limit_holds_it(world: World) -> None:
+    """What ``inspect run``, ``inspect runs`` and the dashboard show for a run held back:
+    the queue's limit, its key's, or the rate limit and when the next start is allowed."""
+    from workflowkit.inspection import holdups, waiting_for
+
+    await world.register_worker(ME)  # a live worker has the workflow: only queues hold runs
+    await world.register_queues(
+        [
+            QueueLimits("full", concurrency=1),
+            QueueLimits("keyed", per_key=1),
+            QueueLimits("rated", rate_count=1, rate_period=3600),
+        ]
+    )
+    await add(world, "full-1", RunOptions(queue="full"), due_ago=3)
+    await add(world, "full-2", RunOptions(queue="full"), due_ago=2)
+    await add(world, "keyed-1", RunOptions(queue="keyed", key="cust-7"), due_ago=3)
+    await add(world, "keyed-2", RunOptions(queue="keyed", key="cust-7"), due_ago=2)
+    await add(world, "rated-1", RunOptions(queue="rated"), due_ago=3)
+    await add(world, "rated-2", RunOptions(queue="rated"), due_ago=2)
+    assert sorted(await claim(world)) == ["full-1", "keyed-1", "rated-1"]
+
+    async def reason(run_id: str) -> str | None:
+        record = await world.get_run(run_id)
+        assert record is not None and record.status is RunStatus.PENDING
+        now = datetime.fromtimestamp(world.now(), UTC)
+        return waiting_for(record, await holdups(world, [record]), now)
+
+    assert await reason("full-2") == "queue `full` is at its limit of 1 running"
+    assert await reason("keyed-2") == "key `cust-7` of queue `keyed` has 1 running (limit 1)"
+    rated = await reason("rated-2")
+    assert rated is not None and rated.startswith("rate limit of queue `rated`: next start in ")
+    assert 3590 <= float(rated.rsplit(" ", 2)[-2]) <= 3600
+    assert await reason("full-1") is None  # held by a worker: not waiting for a place
+
+
+async def test_runs_of_a_queue_no_worker_registered_start_as_if_in_none(world: World) -> None:
+    """A claim takes due runs in no queue and runs of unregistered queues together, earliest
+    due first, up to its limit, whatever waits in a registered queue at its limit."""
+    await world.register_queues([QueueLimits("full", concurrency=1)])
+    await add(world, "full-held", RunOptions(queue="full"), due_ago=20)
+    assert await claim(world, OTHER, limit=1) == ["full-held"]
+    for n in range(3):
+        await add(world, f"full-{n}", RunOptions(queue="full"), due_ago=30 + n)
+    await add(world, "free-old", RunOptions(), due_ago=9)
+    await add(world, "adhoc-old", RunOptions(queue="adhoc"), due_ago=8)
+    await add(world, "free-new", RunOptions(), due_ago=7)
+    await add(world, "other-adhoc", RunOptions(queue="other-adhoc", key="k"), due_ago=6)
+    await add(world, "adhoc-new", RunOptions(queue="adhoc"), due_ago=5)
+    await add(world, "later", RunOptions(queue="adhoc"), due_ago=-3600)  # not due yet
+    assert await claim(world, ME, limit=4) == ["free-old", "adhoc-old", "free-new", "other-adhoc"]
+    assert await claim(world, ME) == ["adhoc-new"]

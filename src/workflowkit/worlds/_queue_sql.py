@@ -12,7 +12,7 @@ from typing import Any
 
 from ._rows import Moment
 from ._sql import Dialect
-from .limits import AGING_SECONDS, QueueCandidate
+from .limits import QueueCandidate
 from .records import QueueInfo, QueueLimits, QueueUsage
 
 _ACTIVE = "('pending', 'running')"
@@ -78,13 +78,39 @@ def due_queues(dialect: Dialect) -> str:
 
 
 @functools.cache
+def unregistered(dialect: Dialect) -> str:
+    """``WITH RECURSIVE`` tables ending in ``unregistered(queue)``: the queues with active
+    runs that no worker registered, whose runs start as if in no queue. It reads the first
+    entry of ``runs_queue_active`` after each name in turn (a loose index scan): one read
+    per queue, not one per run waiting in a queue. No params."""
+    first = (
+        f"SELECT r.queue FROM runs r{dialect.indexed_by.format('runs_queue_active')} "
+        f"WHERE {{}} AND r.status IN {_ACTIVE} ORDER BY r.queue LIMIT 1"
+    )
+    return (
+        f"WITH RECURSIVE named(queue) AS (SELECT ({first.format('r.queue IS NOT NULL')}) "
+        f"UNION ALL SELECT ({first.format('r.queue > n.queue')}) FROM named n "
+        "WHERE n.queue IS NOT NULL), unregistered(queue) AS (SELECT n.queue FROM named n "
+        "WHERE n.queue IS NOT NULL AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = n.queue)) "
+    )
+
+
+@functools.cache
 def places(dialect: Dialect, hold_while_waiting: bool) -> str:
     """Runs holding a place in the queue, by key, and how many the worker holds.
-    Params: worker id, queue, now, dead workers."""
+    Params: worker id, queue, now, dead workers.
+
+    Where only held runs hold places, they are found through the index of owned runs
+    (``runs_owner``: as many as workers hold), not the queue's: SQLite, with no statistics,
+    picked ``runs_queue_active`` and read every run waiting in the queue on each claim.
+    """
     waiting = " OR r.status = 'running'" if hold_while_waiting else ""
+    queue, status = "r.queue", "r.status"
+    if not hold_while_waiting:
+        queue, status = dialect.unindexed.format(queue), dialect.unindexed.format(status)
     return dialect.sql(
         "SELECT r.queue_key, count(*), sum(CASE WHEN r.owner = ? THEN 1 ELSE 0 END) "
-        f"FROM runs r WHERE r.queue = ? AND r.status IN {_ACTIVE} AND ((r.owner IS NOT NULL "
+        f"FROM runs r WHERE {queue} = ? AND {status} IN {_ACTIVE} AND ((r.owner IS NOT NULL "
         f"AND r.lease_until >= ? AND NOT (r.owner {dialect.in_list})){waiting}) "
         "GROUP BY r.queue_key"
     )
@@ -102,14 +128,23 @@ def recent_starts(dialect: Dialect) -> str:
 def candidates(dialect: Dialect) -> str:
     """Due runs of the queue no worker holds, of the listed workflows, aged priority first,
     with the worker that held each last (its lease ran out, or it died) and its workflow
-    (for ``holders``). Params: queue, now, dead workers, now, workflow names, now, limit."""
-    age = dialect.elapsed.format("r.wake_at")
+    (for ``holders``). Params: queue, now, dead workers, now, workflow names, limit.
+
+    Aged priority, ``priority + (now - wake_at) / AGING_SECONDS`` descending, orders runs
+    exactly as ``wake_at - AGING_SECONDS * priority`` ascending does (``dialect.queue_rank``),
+    whatever ``now`` is, and that is a value of the row alone: the index ``runs_queue_order``
+    holds the queue's active runs in that order, so a claim reads the first due ones instead
+    of sorting the whole backlog (with 100,000 runs waiting, a sort took ~100 ms a claim).
+    SQLite, with no statistics, would rather read the queue's due runs through
+    ``runs_due_queue`` and sort them.
+    """
+    runs = f"runs r{dialect.indexed_by.format('runs_queue_order')}"
     return dialect.sql(
-        "SELECT r.run_id, r.queue_key, r.dequeued_at IS NULL, r.status, r.owner, r.workflow_name "
-        "FROM runs r "
+        f"SELECT r.run_id, r.queue_key, r.dequeued_at IS NULL, r.status, r.owner, "
+        f"r.workflow_name FROM {runs} "
         f"WHERE r.queue = ? AND r.status IN {_ACTIVE} AND {_unheld(dialect)} "
         f"AND r.wake_at <= ? AND r.diverged IS NULL AND r.workflow_name {dialect.in_list} "
-        f"ORDER BY r.priority + {age} / {AGING_SECONDS} DESC, r.wake_at, r.run_id LIMIT ?"
+        f"ORDER BY {dialect.queue_rank}, r.wake_at, r.run_id LIMIT ?"
     )
 
 

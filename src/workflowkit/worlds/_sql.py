@@ -41,12 +41,20 @@ class Dialect:
     in_list: str  # SQL: "is one of the values in the list parameter", after a column
     list_param: Callable[[Sequence[str]], Any]  # that list, as the parameter
     elapsed: str  # SQL: seconds from the time column "{}" to the time parameter
+    # SQL: a run's place in its queue, ascending: ``wake_at`` less ``AGING_SECONDS`` for
+    # each level of priority (``_queue_sql.candidates`` says why), as the expression of the
+    # index ``runs_queue_order`` spells it, so the index serves the order.
+    queue_rank: str
     # SQL: the text column "{}" compared by code point (what an id prefix range needs), in
     # a form an index covers: SQLite's default; PostgreSQL's "C" collation.
     by_code_point: str = "{}"
     # SQL: the column "{}" in a condition no index may serve: SQLite, with no statistics,
     # picks an index on ``status`` that holds every sleeping run over the ``wake_at`` one.
     unindexed: str = "{}"
+    # SQL after a table name: read it through the index "{}" (SQLite's INDEXED BY), where
+    # SQLite, with no statistics, prefers an index that makes the statement read every run
+    # waiting in a queue; PostgreSQL picks by its statistics.
+    indexed_by: str = ""
     _texts: dict[str, str] = field(default_factory=dict)
 
     def sql(self, text: str) -> str:

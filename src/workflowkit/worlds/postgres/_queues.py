@@ -93,7 +93,7 @@ async def claim(
         if not wanted:
             continue
         found = await conn.execute(
-            _queue_sql.candidates(DIALECT), (limits.name, at, dead, at, names, at, wanted)
+            _queue_sql.candidates(DIALECT), (limits.name, at, dead, at, names, wanted)
         )
         rows = await found.fetchall()
         offered = [_queue_sql.candidate(r, limits) for r in rows]

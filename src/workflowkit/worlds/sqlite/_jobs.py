@@ -42,7 +42,7 @@ from ..apply import (
     plan_finish_step,
     presume_steps,
 )
-from ..limits import offer_size, pick, window_start
+from ..limits import AGING_SECONDS, offer_size, pick, window_start
 from ..records import (
     AppendAfter,
     Event,
@@ -80,7 +80,9 @@ DIALECT = _sql.Dialect(
     in_list="IN (SELECT value FROM json_each(?))",
     list_param=lambda values: json.dumps(list(values)),
     elapsed="(? - {})",
+    queue_rank=f"(r.wake_at - r.priority * {AGING_SECONDS:g})",  # as migration 0009
     unindexed="+{}",
+    indexed_by=" INDEXED BY {}",
 )
 _ACTIVE = "('pending', 'running')"
 _SELECT_WAITS = _sql.select_waits(DIALECT)
@@ -266,21 +268,24 @@ def _execute(
 
 
 # Due runs of the named workflows not in a queue, and runs past their deadline, earliest
-# wake_at first. Each part reads its own index in order (``runs_due``, ``runs_deadline``) and
-# stops at ``limit``: as one query with an OR, SQLite gathered every due run and sorted them
-# for each claim (100,000 runs waking at once: ~0.4 s a claim). ``+``: no index on status or
-# workflow_name is used instead (``_sql.Dialect.unindexed``).
-_CLAIMABLE = (
-    "SELECT r.run_id, r.owner, r.workflow_name, r.wake_at FROM runs r "
-    f"WHERE +r.status IN {_ACTIVE} "
-    f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
-)
+# wake_at first. Each part reads its own index in order and stops at ``limit``: runs in no
+# queue, and runs of each queue no worker registered (which start as if in no queue),
+# ``runs_due_queue``; runs past their deadline ``runs_deadline``. As one query with an OR,
+# SQLite gathered every due run and sorted them for each claim (100,000 runs waking at
+# once: ~0.4 s a claim); reading ``runs_due`` and skipping the runs of registered queues,
+# it read every run waiting in a queue. ``+``: no index on status or workflow_name is used
+# instead (``_sql.Dialect.unindexed``).
+_UNHELD = f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
+_ROWS = "SELECT r.run_id, r.owner, r.workflow_name, r.wake_at FROM runs r"
+_DUE = f"AND r.wake_at <= ? AND r.diverged IS NULL AND +r.workflow_name {DIALECT.in_list} "
 _CLAIM_DUE = (
-    f"SELECT run_id, owner, workflow_name FROM (SELECT * FROM ({_CLAIMABLE}"
-    f"AND r.wake_at <= ? AND r.diverged IS NULL AND +r.workflow_name {DIALECT.in_list} "
-    "AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = r.queue) "
-    f"ORDER BY r.wake_at LIMIT ?) UNION SELECT * FROM ({_CLAIMABLE}"
-    "AND r.deadline <= ? ORDER BY r.wake_at LIMIT ?)) ORDER BY wake_at LIMIT ?"
+    f"{_queue_sql.unregistered(DIALECT)}SELECT run_id, owner, workflow_name FROM (SELECT * FROM "
+    f"({_ROWS} INDEXED BY runs_due_queue WHERE r.queue IS NULL AND +r.status IN {_ACTIVE} "
+    f"{_UNHELD}{_DUE}ORDER BY r.wake_at LIMIT ?) UNION SELECT * FROM "
+    f"({_ROWS} INDEXED BY runs_due_queue WHERE r.queue IN (SELECT queue FROM unregistered) "
+    f"AND +r.status IN {_ACTIVE} {_UNHELD}{_DUE}ORDER BY r.wake_at LIMIT ?) UNION SELECT * "
+    f"FROM ({_ROWS} WHERE +r.status IN {_ACTIVE} {_UNHELD}AND r.deadline <= ? "
+    "ORDER BY r.wake_at LIMIT ?)) ORDER BY wake_at LIMIT ?"
 )
 
 
@@ -298,7 +303,8 @@ def claim_runs(
     claim one transaction no other claim interleaves with."""
     dead = json.dumps(_dead_local_workers(conn, worker))
     rows = conn.execute(
-        _CLAIM_DUE, (now, dead, now, names, limit, now, dead, now, limit, limit)
+        _CLAIM_DUE,
+        (now, dead, now, names, limit, now, dead, now, names, limit, now, dead, now, limit, limit),
     ).fetchall()
     run_ids = [row[0] for row in rows]
     log_takeovers(worker.worker_id, rows)
@@ -357,7 +363,7 @@ def _pick_queued(
     if not wanted:
         return [], []
     found = conn.execute(
-        _queue_sql.candidates(DIALECT), (limits.name, now, dead, now, names, now, wanted)
+        _queue_sql.candidates(DIALECT), (limits.name, now, dead, now, names, wanted)
     ).fetchall()
     offered = [_queue_sql.candidate(r, limits) for r in found]
     return pick(usage, offered, room), found
