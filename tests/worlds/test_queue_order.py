@@ -144,7 +144,7 @@ def test_postgres_reads_a_queue_s_waiting_runs_through_its_index(
             (now, OFFER),
         ).fetchall()
         assert conn.execute(candidates, offer).fetchall() == [
-            (row[0], None, True, "pending", None) for row in aged
+            (row[0], None, True, "pending", None, "wf") for row in aged
         ]
         plan = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + candidates.encode(), offer)
         assert_read_in_order(plan.fetchone()[0][0]["Plan"])  # type: ignore[index]
