@@ -73,6 +73,7 @@ async def test_a_worker_killed_at_a_commit_loses_nothing(
         url,
         ["chaos_app"],
         tmp_path / "crashing.log",
+        lease=2,  # its runs are taken when its leases run out: no pid is asked
         chaos={"CHAOS_CRASH_AT": f"{kind}:{when}:{nth}"},
         wait=False,
     )

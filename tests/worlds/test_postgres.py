@@ -18,7 +18,6 @@ from psycopg import sql
 
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
-from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds import open_world
 from workflowkit.worlds.postgres import PostgresWorld, parse_url
 from workflowkit.worlds.postgres._feed import TOLD_LIMIT
@@ -26,9 +25,7 @@ from workflowkit.worlds.records import EventType, NewEvent, RunChange, RunStatus
 
 
 def worker(name: str) -> WorkerInfo:
-    return WorkerInfo(
-        new_id("wrkr") + name, socket.gethostname(), os.getpid(), process_space=process_space()
-    )
+    return WorkerInfo(new_id("wrkr") + name, socket.gethostname(), os.getpid())
 
 
 @pytest.fixture
@@ -549,7 +546,7 @@ def test_a_run_claim_reads_what_it_takes_not_every_due_run(pg_url: str, pg_schem
             "FROM generate_series(1, 20000) g"
         )
         conn.execute("ANALYZE runs")
-        params = ([], ["wf"], 10, [], 10, 10, "wrkr_x", 30.0)
+        params = (["wf"], 10, 10, 10, "wrkr_x", 30.0)
         with conn.transaction(force_rollback=True):
             plan = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + _CLAIM_DUE.encode(), params)
             tree = plan.fetchone()[0][0]["Plan"]
