@@ -57,6 +57,7 @@ def pids_of_bodies(directory: Path) -> dict[str, list[int]]:
 
 
 @pytest.mark.slow
+@pytest.mark.chaos  # the commit-point half of the chaos suite: `pytest -m chaos` runs both
 @pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize(("kind", "nth", "with_result"), COMMITS)
 async def test_a_worker_killed_at_a_commit_loses_nothing(
