@@ -54,6 +54,8 @@ async def test_killed_at_the_third_request_resumes_there(crash_dir: Path) -> Non
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        # A killed worker's runs are taken when its leases run out (no pid is asked).
+        "WORKFLOWKIT_LEASE_SECONDS": "2",
     }
     code = STARTER.format(here=str(HERE), url=url)
     proc = subprocess.Popen(

@@ -7,6 +7,7 @@ process ran each.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import time
@@ -53,3 +54,16 @@ async def flow(directory: str, run_key: str) -> int:
 
 
 EXPECTED = sum(index * 10 for index in range(STEPS))
+
+
+@workflow(name="chaos.fan")
+async def fan(directory: str, run_key: str) -> int:
+    """Two steps at once, then a third: with one step slot the second goes through the
+    World's step queue (queued, claimed back, finished there), the commits ``flow`` never
+    makes."""
+    first = await asyncio.gather(work(directory, run_key, 0), work(directory, run_key, 1))
+    return sum(first) + await work(directory, run_key, 2)
+
+
+FAN_STEPS = 3
+FAN_EXPECTED = sum(index * 10 for index in range(FAN_STEPS))

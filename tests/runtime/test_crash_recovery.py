@@ -58,6 +58,8 @@ def start_and_kill(tmp_path: Path, name: str, ready_file: str, recorded: str | N
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        # A killed worker's runs are taken when its leases run out (no pid is asked).
+        "WORKFLOWKIT_LEASE_SECONDS": "2",
     }
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True

@@ -58,6 +58,11 @@ async def refuse(card: str) -> None:
 
 
 @workflow
+async def fails_with(card: str) -> None:
+    raise ValueError(f"card refused: {card}")
+
+
+@workflow
 async def child_flow(card: str) -> str:
     return f"child saw {card}"
 
@@ -172,6 +177,10 @@ async def test_a_workflow_runs_encrypted_and_nothing_stored_holds_the_plaintext(
     run = workflowkit.api.get_run(run_id)
     chunks = [c async for c in run.get_readable()]
     assert chunks == [f"charging {SECRET}", SECRET.encode()]
+    # A run's own failure (its error and traceback) is a payload too.
+    failed = await start(fails_with, SECRET)
+    with pytest.raises(workflowkit.WorkflowRunFailedError, match="card refused"):
+        await failed.return_value(timeout=20)
     # Steps' inputs, results and errors, the hook's metadata and payload, the child's input
     # and result, stream chunks, the run's input and result: none of it is in clear.
     assert leaks(url) == []

@@ -45,7 +45,8 @@ async def test_a_sleep_fires_on_the_database_clock(
 
     workflowkit.configure(pg_world, embedded_worker=False)
     world = get_runtime().world
-    first = spawn(pg_world, ["skew_app"], tmp_path / "first.log", skew=first_skew)
+    # A short lease: a killed worker's run moves when its lease runs out (no pid is asked).
+    first = spawn(pg_world, ["skew_app"], tmp_path / "first.log", skew=first_skew, lease=3)
     workers = [first]
     try:
         run = await start(skew_app.sleeps_two_seconds, str(tmp_path))

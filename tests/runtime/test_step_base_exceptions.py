@@ -4,6 +4,7 @@ worker that claims the run, take the whole fleet down one worker at a time)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import uuid
@@ -31,6 +32,14 @@ async def async_interrupts(key: str) -> None:
     raise KeyboardInterrupt
 
 
+@step(max_retries=1)
+def parses_bad_arguments(key: str) -> None:
+    ATTEMPTS[key] += 1
+    # argparse reports a bad argument with sys.exit(2): a step that parses options the way a
+    # command-line tool does fails like any other.
+    argparse.ArgumentParser(prog="tool").parse_args(["--no-such-option"])
+
+
 @step(max_retries=0)
 async def cancels_itself(key: str) -> None:
     ATTEMPTS[key] += 1
@@ -44,7 +53,12 @@ def plain(value: int) -> int:
 
 @workflow
 async def survives_a_step_exit(kind: str, key: str) -> str:
-    steps = {"exit": sync_exits, "interrupt": async_interrupts, "cancel": cancels_itself}
+    steps = {
+        "exit": sync_exits,
+        "interrupt": async_interrupts,
+        "argparse": parses_bad_arguments,
+        "cancel": cancels_itself,
+    }
     try:
         await steps[kind](key)
     except StepExitError as exc:
@@ -64,7 +78,12 @@ async def one_step(value: int) -> int:
 
 @pytest.mark.parametrize(
     ("kind", "type_name"),
-    [("exit", "SystemExit"), ("interrupt", "KeyboardInterrupt"), ("cancel", "CancelledError")],
+    [
+        ("exit", "SystemExit"),
+        ("interrupt", "KeyboardInterrupt"),
+        ("argparse", "SystemExit"),
+        ("cancel", "CancelledError"),
+    ],
 )
 async def test_a_step_base_exception_is_a_failed_attempt(
     runtime: Runtime, kind: str, type_name: str

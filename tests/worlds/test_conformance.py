@@ -13,7 +13,6 @@ import pytest
 
 from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
-from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds.base import World
 from workflowkit.worlds.records import (
     MOVED,
@@ -29,12 +28,7 @@ from workflowkit.worlds.records import (
 
 
 def worker(name: str = "a", pid: int | None = None) -> WorkerInfo:
-    return WorkerInfo(
-        new_id("wrkr") + name,
-        socket.gethostname(),
-        pid or os.getpid(),
-        process_space=process_space(),
-    )
+    return WorkerInfo(new_id("wrkr") + name, socket.gethostname(), pid or os.getpid())
 
 
 async def new_run(world: World, name: str = "wf") -> str:
@@ -413,16 +407,20 @@ async def test_renewal_keeps_only_the_runs_named(world: World) -> None:
     assert [r.run_id for r in taken] == [forgotten]
 
 
-async def test_dead_local_worker_runs_are_taken_at_once(world: World) -> None:
-    dead_pid = 2**22 + 12345  # beyond pid_max on typical systems: no such process
-    dead, alive = worker("dead", dead_pid), worker("alive")
-    await world.register_worker(dead)
-    await world.register_worker(alive)
+async def test_a_worker_is_never_judged_by_its_pid_only_by_its_lease(world: World) -> None:
+    """Same hostname, a pid with no process here: a worker in another PID namespace (a
+    container with a fixed hostname) looks just like that, and is alive. Its run is taken
+    when its lease runs out, never before (issue 25 item 3)."""
+    no_such_pid = 2**22 + 12345  # beyond pid_max on typical systems: no process here
+    elsewhere, here = worker("elsewhere", no_such_pid), worker("here")
+    await world.register_worker(elsewhere)
+    await world.register_worker(here)
     run_id = await new_run(world)
-    assert await world.claim_runs(dead, ["wf"], limit=1, lease_seconds=3600)
-    assert [r.run_id for r in await world.claim_runs(alive, ["wf"], limit=1, lease_seconds=30)] == [
-        run_id
-    ]
+    assert await world.claim_runs(elsewhere, ["wf"], limit=1, lease_seconds=0.5)
+    assert await world.claim_runs(here, ["wf"], limit=1, lease_seconds=30) == []
+    await asyncio.sleep(0.7)
+    taken = await world.claim_runs(here, ["wf"], limit=1, lease_seconds=30)
+    assert [r.run_id for r in taken] == [run_id]
 
 
 async def test_release_does_not_lose_a_wakeup(world: World) -> None:
@@ -565,23 +563,6 @@ async def test_runs_are_listed_newest_first_whatever_their_ids(world: World) -> 
     window = await world.list_runs(since=created["alpha"], until=created["wrun_0"])
     assert [r.run_id for r in window] == ["mid", "alpha"]
     assert [r.run_id for r in await world.list_runs(id_prefix="al")] == ["alpha"]
-
-
-async def test_a_worker_in_another_process_space_is_never_judged_by_its_pid(
-    world: World,
-) -> None:
-    """Same hostname, another PID namespace (a container): its pid says nothing here."""
-    dead_pid = 2**22 + 12345  # no such process in this space
-    elsewhere = WorkerInfo(
-        new_id("wrkr"), socket.gethostname(), dead_pid, process_space="other-host/boot/pid:[1]"
-    )
-    alive = worker("alive")
-    await world.register_worker(elsewhere)
-    await world.register_worker(alive)
-    await new_run(world)
-    assert await world.claim_runs(elsewhere, ["wf"], limit=1, lease_seconds=3600)
-    assert await world.claim_runs(alive, ["wf"], limit=1, lease_seconds=30) == []
-    assert [w.info.process_space for w in await world.list_workers()].count("") == 0
 
 
 async def test_count_active_runs_counts_pending_and_running_runs_only(world: World) -> None:

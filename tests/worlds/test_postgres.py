@@ -18,7 +18,6 @@ from psycopg import sql
 
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
-from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds import open_world
 from workflowkit.worlds.postgres import PostgresWorld, parse_url
 from workflowkit.worlds.postgres._feed import TOLD_LIMIT
@@ -26,9 +25,7 @@ from workflowkit.worlds.records import EventType, NewEvent, RunChange, RunStatus
 
 
 def worker(name: str) -> WorkerInfo:
-    return WorkerInfo(
-        new_id("wrkr") + name, socket.gethostname(), os.getpid(), process_space=process_space()
-    )
+    return WorkerInfo(new_id("wrkr") + name, socket.gethostname(), os.getpid())
 
 
 @pytest.fixture
@@ -411,6 +408,33 @@ async def test_unreachable_database_is_a_clear_error_after_the_retry_budget(
         await world.close()
 
 
+def test_a_database_that_cannot_be_reached_at_open_is_a_typed_error_saying_why(
+    pg_url: str,
+) -> None:
+    """Opening used to end in psycopg_pool's bare "pool initialization incomplete after
+    30 sec": no type to catch, no reason, whatever was wrong (server down, no such
+    database, no such role)."""
+    from urllib.parse import urlsplit
+
+    from workflowkit.errors import WorldUnavailableError
+
+    secret = "s3cr3t-pw"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]  # nothing listens there once the socket closes
+    server = urlsplit(pg_url)
+    cases = [
+        (f"postgresql://app:{secret}@127.0.0.1:{closed_port}/db", "refused"),
+        (f"postgresql://{server.netloc}/no_such_db_{new_id('wrun')[-6:].lower()}", "does not"),
+    ]
+    for url, why in cases:
+        with pytest.raises(WorldUnavailableError) as info:
+            PostgresWorld(url, retry_for=0.5)
+        message = str(info.value)
+        assert why in message and "retry_for" in message, message
+        assert secret not in message
+
+
 async def test_close_ends_calls_that_are_still_retrying(
     pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -549,7 +573,7 @@ def test_a_run_claim_reads_what_it_takes_not_every_due_run(pg_url: str, pg_schem
             "FROM generate_series(1, 20000) g"
         )
         conn.execute("ANALYZE runs")
-        params = ([], ["wf"], 10, [], ["wf"], 10, [], 10, 10, "wrkr_x", 30.0)
+        params = (["wf"], 10, ["wf"], 10, 10, 10, "wrkr_x", 30.0)
         with conn.transaction(force_rollback=True):
             plan = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + _CLAIM_DUE.encode(), params)
             tree = plan.fetchone()[0][0]["Plan"]

@@ -24,7 +24,6 @@ from psycopg import sql
 
 from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
-from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds.postgres import PostgresWorld
 from workflowkit.worlds.postgres._jobs import AppendJob
 from workflowkit.worlds.records import (
@@ -59,9 +58,7 @@ async def s(pg_url: str, pg_schema: str) -> AsyncIterator[Setup]:
         return await together(jobs)
 
     world._appends._together = counted
-    me = WorkerInfo(
-        new_id("wrkr"), socket.gethostname(), os.getpid(), process_space=process_space()
-    )
+    me = WorkerInfo(new_id("wrkr"), socket.gethostname(), os.getpid())
     await world.register_worker(me)
     yield Setup(world, pg_url, pg_schema, me, batches)
     await world.close()

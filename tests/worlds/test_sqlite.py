@@ -15,7 +15,6 @@ import pytest
 
 from workflowkit.errors import CorruptDataError
 from workflowkit.ids import new_id
-from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds import _sql, open_world
 from workflowkit.worlds.records import EventType, NewEvent, RunChange, StepStatus, WorkerInfo
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
@@ -132,7 +131,7 @@ async def test_worker_loop_appends_share_a_commit_or_commit_at_once(tmp_path: Pa
     """A worker's appends made in one turn of its loop share one transaction; an append
     with nothing else queued commits without waiting for the next turn."""
     world = SQLiteWorld(tmp_path / "w.db")
-    me = WorkerInfo(new_id("wrkr"), "here", os.getpid(), process_space=process_space())
+    me = WorkerInfo(new_id("wrkr"), "here", os.getpid())
     batches: list[list[RunChange]] = []
     unsubscribe = world.subscribe(lambda changes: batches.append(list(changes)))
     try:
@@ -189,7 +188,7 @@ def test_claims_and_the_next_wake_up_do_not_read_every_sleeping_run(tmp_path: Pa
     with 100,000 runs asleep, or waking at once, spend a tenth of a second on each."""
     path = tmp_path / "w.db"
     asyncio.run(SQLiteWorld(path).close())  # create the file and its tables
-    me = WorkerInfo(new_id("wrkr"), "here", os.getpid(), process_space=process_space())
+    me = WorkerInfo(new_id("wrkr"), "here", os.getpid())
     conn = sqlite3.connect(path)
     now = time.time()
 
@@ -256,7 +255,7 @@ async def test_appends_of_steps_write_first_and_read_only_when_a_row_is_not_as_p
     again from the rows read: the same refusals, each event recorded once, and the other
     appends of the same commit unharmed."""
     world = SQLiteWorld(tmp_path / "w.db")
-    me = WorkerInfo(new_id("wrkr"), "here", os.getpid(), process_space=process_space())
+    me = WorkerInfo(new_id("wrkr"), "here", os.getpid())
     statements: list[str] = []
     try:
         runs = [new_id("wrun"), new_id("wrun")]
@@ -340,4 +339,30 @@ async def test_appends_of_steps_write_first_and_read_only_when_a_row_is_not_as_p
         assert len(await world.get_events(other)) == 3
     finally:
         world._writer._conn.set_trace_callback(None)
+        await world.close()
+
+
+async def test_rows_of_workers_not_heard_from_for_a_day_are_forgotten(tmp_path: Path) -> None:
+    """Every process has a new worker id and nobody asks a pid whether it lives, so a
+    killed worker's row would stay for ever: a worker registering drops rows whose last
+    heartbeat is over a day old, and keeps the others (live or not)."""
+    world = SQLiteWorld(tmp_path / "w.db")
+    try:
+        gone, quiet = (WorkerInfo(new_id("wrkr"), "h", 1) for _ in range(2))
+        await world.register_worker(gone)
+        await world.register_worker(quiet)
+        with sqlite3.connect(tmp_path / "w.db") as conn:
+            conn.execute(
+                "UPDATE workers SET heartbeat_at = heartbeat_at - ? WHERE worker_id = ?",
+                (_sql.GONE_AFTER + 60, gone.worker_id),
+            )
+            conn.execute(
+                "UPDATE workers SET heartbeat_at = heartbeat_at - 3600 WHERE worker_id = ?",
+                (quiet.worker_id,),
+            )
+        me = WorkerInfo(new_id("wrkr"), "h", os.getpid())
+        await world.register_worker(me)
+        listed = {w.info.worker_id for w in await world.list_workers()}
+        assert listed == {quiet.worker_id, me.worker_id}
+    finally:
         await world.close()

@@ -43,7 +43,6 @@ from ..worlds.records import (
 from ._driver_state import utc_at
 from .determinism import install as install_determinism
 from .driver import DriverConfig, RunDriver, timeout_failure
-from .process_space import process_space
 from .schedules import ScheduleFirer
 from .steps import Attempt, run_attempt
 from .versions import code_version
@@ -91,7 +90,6 @@ class Worker:
             os.getpid(),
             tuple(registry.workflows),
             self.lease_seconds,
-            process_space(),
         )
         self.poll_interval = poll_interval
         # Ended runs older than this are deleted now and then (None: kept forever).

@@ -1,7 +1,6 @@
 """The queue statements both Worlds share (``worlds.limits`` decides; these read and claim).
 
-Each takes the World's time ``now`` as a parameter, and the list of dead workers' ids
-(whose leases need not be waited out) where a statement asks who holds a run.
+Each takes the World's time ``now`` as a parameter: a run is held while its lease lasts.
 """
 
 from __future__ import annotations
@@ -61,14 +60,14 @@ def limits_from_row(row: Sequence[Any]) -> QueueLimits:
 
 
 def _unheld(dialect: Dialect) -> str:
-    """A run no live worker holds (as a condition on ``r``): params now, dead workers."""
-    return f"(r.owner IS NULL OR r.lease_until < ? OR r.owner {dialect.in_list})"
+    """A run no worker holds (as a condition on ``r``): params now."""
+    return "(r.owner IS NULL OR r.lease_until < ?)"
 
 
 @functools.cache
 def due_queues(dialect: Dialect) -> str:
     """The registered queues with due runs no worker holds, of the listed workflows.
-    Params: now, dead workers, now, workflow names."""
+    Params: now, now, workflow names."""
     return dialect.sql(
         f"SELECT {_QUEUE_COLUMNS} FROM queues q WHERE EXISTS (SELECT 1 FROM runs r "
         f"WHERE r.queue = q.name AND r.status IN {_ACTIVE} AND {_unheld(dialect)} "
@@ -98,7 +97,7 @@ def unregistered(dialect: Dialect) -> str:
 @functools.cache
 def places(dialect: Dialect, hold_while_waiting: bool) -> str:
     """Runs holding a place in the queue, by key, and how many the worker holds.
-    Params: worker id, queue, now, dead workers.
+    Params: worker id, queue, now.
 
     Where only held runs hold places, they are found through the index of owned runs
     (``runs_owner``: as many as workers hold), not the queue's: SQLite, with no statistics,
@@ -111,7 +110,7 @@ def places(dialect: Dialect, hold_while_waiting: bool) -> str:
     return dialect.sql(
         "SELECT r.queue_key, count(*), sum(CASE WHEN r.owner = ? THEN 1 ELSE 0 END) "
         f"FROM runs r WHERE {queue} = ? AND {status} IN {_ACTIVE} AND ((r.owner IS NOT NULL "
-        f"AND r.lease_until >= ? AND NOT (r.owner {dialect.in_list})){waiting}) "
+        f"AND r.lease_until >= ?){waiting}) "
         "GROUP BY r.queue_key"
     )
 
@@ -127,8 +126,8 @@ def recent_starts(dialect: Dialect) -> str:
 @functools.cache
 def candidates(dialect: Dialect) -> str:
     """Due runs of the queue no worker holds, of the listed workflows, aged priority first,
-    with the worker that held each last (its lease ran out, or it died) and its workflow
-    (for ``holders``). Params: queue, now, dead workers, now, workflow names, limit.
+    with the worker that held each last (its lease ran out) and its workflow (for
+    ``holders``). Params: queue, now, now, workflow names, limit.
 
     Aged priority, ``priority + (now - wake_at) / AGING_SECONDS`` descending, orders runs
     exactly as ``wake_at - AGING_SECONDS * priority`` ascending does (``dialect.queue_rank``),
@@ -152,11 +151,11 @@ def candidates(dialect: Dialect) -> str:
 def claim(dialect: Dialect) -> str:
     """Hold the listed runs, those still unheld (a claim of a run past its deadline, which
     ignores queues, may have taken one). Params: worker id, lease end, now, now, run ids,
-    now, dead workers."""
+    now."""
     return dialect.sql(
         "UPDATE runs SET owner = ?, lease_until = ?, wake_at = ?, "
         f"dequeued_at = COALESCE(dequeued_at, ?) WHERE run_id {dialect.in_list} "
-        f"AND (owner IS NULL OR lease_until < ? OR owner {dialect.in_list}) RETURNING run_id"
+        "AND (owner IS NULL OR lease_until < ?) RETURNING run_id"
     )
 
 

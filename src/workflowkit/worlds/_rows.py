@@ -4,7 +4,6 @@ time columns read back (``Moment``)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -91,18 +90,6 @@ def step_status(value: str) -> StepStatus:
     if found is None:
         raise CorruptDataError(f"unknown step status {value!r} in the store")
     return found
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this process space still runs (so its worker's leases must be
-    waited out); ask only about workers of the same ``WorkerInfo.process_space``."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _blob(value: Any) -> bytes | None:
@@ -260,7 +247,7 @@ def stream_page(
 def worker_from_row(row: Sequence[Any], moment: Moment) -> WorkerRecord:
     """A row of ``SELECT_WORKERS``."""
     workflows = tuple(json.loads(row[3] or "[]"))
-    info = WorkerInfo(row[0], row[1], int(row[2]), workflows, float(row[4]), row[7] or "")
+    info = WorkerInfo(row[0], row[1], int(row[2]), workflows, float(row[4]))
     return WorkerRecord(info, moment(row[5]), moment(row[6]))
 
 

@@ -193,25 +193,24 @@ def open_steps(dialect: Dialect) -> str:
 # -- workers ---------------------------------------------------------------------------------
 
 UPSERT_WORKER = (
-    "INSERT INTO workers (worker_id, hostname, pid, workflows, lease_seconds, process_space, "
-    "started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO "
-    "UPDATE SET hostname = excluded.hostname, pid = excluded.pid, "
-    "workflows = excluded.workflows, lease_seconds = excluded.lease_seconds, "
-    "process_space = excluded.process_space, heartbeat_at = excluded.heartbeat_at"
+    "INSERT INTO workers (worker_id, hostname, pid, workflows, lease_seconds, started_at, "
+    "heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET "
+    "hostname = excluded.hostname, pid = excluded.pid, workflows = excluded.workflows, "
+    "lease_seconds = excluded.lease_seconds, heartbeat_at = excluded.heartbeat_at"
 )
+# A worker's id is new in every process, so a process that died leaves a row nobody will
+# update again (it is never asked whether it lives: its leases run out). Rows not heard
+# from for this long go when a worker registers. Params: now - GONE_AFTER.
+GONE_AFTER = 24 * 3600.0
+FORGET_GONE_WORKERS = "DELETE FROM workers WHERE heartbeat_at < ?"
 # By the (status, created_at) index: only active runs, however many have ended.
 COUNT_ACTIVE_RUNS = (
     "SELECT status, count(*) FROM runs WHERE status IN ('pending', 'running') GROUP BY status"
 )
 
 SELECT_WORKERS = (
-    "SELECT worker_id, hostname, pid, workflows, lease_seconds, started_at, heartbeat_at, "
-    "process_space FROM workers ORDER BY started_at, worker_id"
-)
-# Other workers whose pid means something here (same process space). Params: it, me.
-SAME_SPACE_WORKERS = (
-    "SELECT worker_id, pid FROM workers WHERE process_space = ? AND process_space <> '' "
-    "AND worker_id <> ?"
+    "SELECT worker_id, hostname, pid, workflows, lease_seconds, started_at, heartbeat_at "
+    "FROM workers ORDER BY started_at, worker_id"
 )
 # A pending run waiting for its start time (and held by nobody) is due now instead.
 WAKE_RUN = (
@@ -261,7 +260,6 @@ def worker_params(info: WorkerInfo, now: Any) -> tuple[Any, ...]:
         info.pid,
         workflows,
         info.lease_seconds,
-        info.process_space,
         now,
         now,
     )

@@ -167,10 +167,11 @@ class Leases(Protocol):
         limit: int,
         lease_seconds: float,
     ) -> list[RunRecord]:
-        """Take up to ``limit`` runs whose lease is free, expired, or held by a dead process,
-        and that are due and of the named workflows (those the worker can run), or past
-        their deadline whatever their workflow (failing one needs no code of it). Runs in
-        a registered queue are taken only as its limits allow (``worlds.limits``)."""
+        """Take up to ``limit`` runs whose lease is free or expired (a worker is never
+        judged by a pid: it lives as long as its leases), and that are due and of the
+        named workflows (those the worker can run), or past their deadline whatever their
+        workflow (failing one needs no code of it). Runs in a registered queue are taken
+        only as its limits allow (``worlds.limits``)."""
         ...
 
     async def renew_leases(

@@ -402,10 +402,6 @@ class WorkerInfo:
     pid: int
     workflows: tuple[str, ...] = ()
     lease_seconds: float = 30.0
-    # Where ``pid`` names a process (the host's boot and PID namespace); "" if unknown. Only
-    # a worker in the same space may judge it dead by its pid: elsewhere the pid means
-    # nothing (a container with the same hostname), and its leases must run out.
-    process_space: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,15 +39,13 @@ async def usage(conn: Conn, name: str, now: float) -> QueueUsage | None:
     row = await cur.fetchone()
     if row is None:
         return None
-    return await _usage(conn, "", _queue_sql.limits_from_row(row), [], now)
+    return await _usage(conn, "", _queue_sql.limits_from_row(row), now)
 
 
-async def _usage(
-    conn: Conn, worker_id: str, limits: QueueLimits, dead: list[str], now: float
-) -> QueueUsage:
+async def _usage(conn: Conn, worker_id: str, limits: QueueLimits, now: float) -> QueueUsage:
     at = DIALECT.time(now)
     cur = await conn.execute(
-        _queue_sql.places(DIALECT, limits.hold_while_waiting), (worker_id, limits.name, at, dead)
+        _queue_sql.places(DIALECT, limits.hold_while_waiting), (worker_id, limits.name, at)
     )
     places = await cur.fetchall()
     since = window_start(limits, now)
@@ -72,7 +70,6 @@ async def claim(
     conn: Conn,
     worker: WorkerInfo,
     workflow_names: Sequence[str],
-    dead: list[str],
     room: int,
     lease: float,
     now: float,
@@ -80,7 +77,7 @@ async def claim(
 ) -> list[str]:
     """Runs of registered queues this worker takes, within their limits (up to ``room``)."""
     at, names = DIALECT.time(now), list(workflow_names)
-    cur = await conn.execute(_queue_sql.due_queues(DIALECT), (at, dead, at, names))
+    cur = await conn.execute(_queue_sql.due_queues(DIALECT), (at, at, names))
     taken: list[str] = []
     for row in await cur.fetchall():
         if len(taken) >= room:
@@ -88,19 +85,19 @@ async def claim(
         limits = _queue_sql.limits_from_row(row)
         if not await _try_lock(conn, channel, limits.name):
             continue  # another worker is claiming from it right now: it takes what it can
-        used = await _usage(conn, worker.worker_id, limits, dead, now)
+        used = await _usage(conn, worker.worker_id, limits, now)
         wanted = offer_size(used, room - len(taken))
         if not wanted:
             continue
         found = await conn.execute(
-            _queue_sql.candidates(DIALECT), (limits.name, at, dead, at, names, wanted)
+            _queue_sql.candidates(DIALECT), (limits.name, at, at, names, wanted)
         )
         rows = await found.fetchall()
         offered = [_queue_sql.candidate(r, limits) for r in rows]
         chosen = pick(used, offered, room - len(taken))
         if chosen:
             lease_until = DIALECT.time(now + lease)
-            params = (worker.worker_id, lease_until, at, at, chosen, at, dead)
+            params = (worker.worker_id, lease_until, at, at, chosen, at)
             cur_claim = await conn.execute(_queue_sql.claim(DIALECT), params)
             claimed = [r[0] for r in await cur_claim.fetchall()]
             log_takeovers(worker.worker_id, _queue_sql.holders(rows, claimed))

@@ -17,7 +17,7 @@ from psycopg import AsyncClientCursor
 
 from ...errors import LeaseLostError, WorkflowRunNotFoundError
 from .. import _queue_sql, _sql
-from .._rows import pid_alive, worker_from_row
+from .._rows import worker_from_row
 from .._takeovers import log_takeovers
 from ..apply import AppendPlan, Lookups, StepCandidate, plan_claim_step, plan_finish_step
 from ..records import (
@@ -45,6 +45,8 @@ _HELD_IN_ORDER = (
 
 
 async def register_worker(conn: Conn, info: WorkerInfo, now: float) -> None:
+    gone = DIALECT.time(now - _sql.GONE_AFTER)
+    await conn.execute(DIALECT.sql(_sql.FORGET_GONE_WORKERS), (gone,))
     await conn.execute(DIALECT.sql(_sql.UPSERT_WORKER), _sql.worker_params(info, DIALECT.time(now)))
 
 
@@ -86,7 +88,7 @@ async def unregister_worker(conn: Conn, worker_id: str) -> None:
 # queue (100,000 waiting: ~65 ms a claim).
 _CLAIMABLE = (
     f"SELECT run_id, owner AS previous, wake_at FROM runs r WHERE status IN {ACTIVE} "
-    "AND (owner IS NULL OR lease_until < clock_timestamp() OR owner = ANY(%s)) "
+    "AND (owner IS NULL OR lease_until < clock_timestamp()) "
 )
 _DUE = "AND wake_at <= clock_timestamp() AND diverged IS NULL AND workflow_name = ANY(%s) "
 _CLAIM_DUE = (
@@ -117,18 +119,15 @@ async def claim_runs(
 ) -> list[RunRecord]:
     """Due runs in no registered queue (one statement, ``SKIP LOCKED``), then runs of
     queues within their limits (``_queues.claim``), and runs past their deadline."""
-    dead = await dead_local_workers(conn, worker)
     names = list(workflow_names)
-    params = (dead, names, limit, dead, names, limit, dead, limit, limit, worker.worker_id, lease)
+    params = (names, limit, names, limit, limit, limit, worker.worker_id, float(lease))
     cur = await conn.execute(_CLAIM_DUE, params)
     rows = await cur.fetchall()
     log_takeovers(worker.worker_id, rows)
     run_ids = [row[0] for row in rows]
     if len(run_ids) < limit:
         room = limit - len(run_ids)
-        run_ids += await _queues.claim(
-            conn, worker, workflow_names, dead, room, lease, now, channel
-        )
+        run_ids += await _queues.claim(conn, worker, workflow_names, room, lease, now, channel)
     return await get_runs(conn, run_ids)
 
 
@@ -176,20 +175,6 @@ async def next_wake_at(conn: Conn, workflow_names: Sequence[str]) -> datetime | 
     cur = await conn.execute(_sql.next_wake_at(DIALECT), (list(workflow_names),))
     row = await cur.fetchone()
     return None if row is None or row[0] is None else moment(row[0])
-
-
-async def dead_local_workers(conn: Conn, me: WorkerInfo) -> list[str]:
-    """Workers on this host whose process is gone: their leases need not be waited out."""
-    cur = await conn.execute(
-        DIALECT.sql(_sql.SAME_SPACE_WORKERS),
-        (me.process_space, me.worker_id),
-    )
-    dead = [
-        worker_id for worker_id, pid in await cur.fetchall() if pid != me.pid and not pid_alive(pid)
-    ]
-    if dead:
-        await conn.execute("DELETE FROM workers WHERE worker_id = ANY(%s)", (dead,))
-    return dead
 
 
 async def max_seq(conn: Conn, run_id: str) -> int:
@@ -261,7 +246,6 @@ async def claim_steps(
     feed: Feed,
 ) -> tuple[list[StepClaim], list[AppendPlan]]:
     """The steps this worker claims, and the plans whose writes go with the COMMIT."""
-    dead = await dead_local_workers(conn, worker)
     cur = await conn.execute(
         "SELECT s.run_id, s.step_id, s.step_name, s.attempt, r.workflow_name, "
         "coalesce(r.started_at, r.created_at), "
@@ -269,11 +253,10 @@ async def claim_steps(
         "FROM steps s JOIN runs r ON r.run_id = s.run_id "
         f"WHERE r.status IN {ACTIVE} AND s.step_name = ANY(%s) "
         "AND (s.queued_at <= clock_timestamp() OR (s.claimed_by IS NOT NULL "
-        "AND s.status = 'running' AND (s.lease_until < clock_timestamp() "
-        "OR s.claimed_by = ANY(%s)))) "
+        "AND s.status = 'running' AND s.lease_until < clock_timestamp())) "
         "ORDER BY coalesce(s.queued_at, s.lease_until) LIMIT %s "
         "FOR UPDATE OF s SKIP LOCKED",
-        (list(step_names), dead, limit),
+        (list(step_names), limit),
     )
     candidates = [
         StepCandidate(run_id, step_id, name, attempt, workflow, moment(started), bytes(data or b""))

@@ -6,11 +6,12 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..._settings import redact_url
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, WorldUnavailableError
 from .. import _migrations
 from ._transactions import Conn
 
@@ -84,10 +85,28 @@ async def open_pool(
     )
     try:
         await pool.open(wait=True, timeout=retry_for)
+    except PoolTimeout:
+        await pool.close()
+        why = await _why_unreachable(conninfo, kwargs)
+        raise WorldUnavailableError(
+            f"PostgreSQL at {redact_url(conninfo)} could not be reached within {retry_for:g} s "
+            f"(retry_for): {why}"
+        ) from None
     except BaseException:
         await pool.close()
         raise
     return pool
+
+
+async def _why_unreachable(conninfo: str, kwargs: dict[str, Any]) -> str:
+    """What one more connection attempt says (the pool only logs its failures): the
+    server's or the network's words, which name the host and user, never the password."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=5, **kwargs)
+    except psycopg.Error as exc:
+        return " ".join(str(exc).split()) or type(exc).__name__
+    await conn.close()
+    return "it answered only after the pool gave up"
 
 
 async def migrate(conn: Conn, schema: str, lock: str) -> None:

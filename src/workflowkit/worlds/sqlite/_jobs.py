@@ -20,7 +20,6 @@ from .._rows import (
     event_from_row,
     hook_from_row,
     open_step_from_row,
-    pid_alive,
     run_from_row,
     run_status,
     step_from_row,
@@ -275,7 +274,7 @@ def _execute(
 # once: ~0.4 s a claim); reading ``runs_due`` and skipping the runs of registered queues,
 # it read every run waiting in a queue. ``+``: no index on status or workflow_name is used
 # instead (``_sql.Dialect.unindexed``).
-_UNHELD = f"AND (r.owner IS NULL OR r.lease_until < ? OR r.owner {DIALECT.in_list}) "
+_UNHELD = "AND (r.owner IS NULL OR r.lease_until < ?) "
 _ROWS = "SELECT r.run_id, r.owner, r.workflow_name, r.wake_at FROM runs r"
 _DUE = f"AND r.wake_at <= ? AND r.diverged IS NULL AND +r.workflow_name {DIALECT.in_list} "
 _CLAIM_DUE = (
@@ -301,10 +300,8 @@ def claim_runs(
     each queue's limits, those in one (``worlds.limits``); and runs past their deadline,
     of any workflow, for the worker to fail. The single writer makes the reads and the
     claim one transaction no other claim interleaves with."""
-    dead = json.dumps(_dead_local_workers(conn, worker))
     rows = conn.execute(
-        _CLAIM_DUE,
-        (now, dead, now, names, limit, now, dead, now, names, limit, now, dead, now, limit, limit),
+        _CLAIM_DUE, (now, now, names, limit, now, now, names, limit, now, now, limit, limit)
     ).fetchall()
     run_ids = [row[0] for row in rows]
     log_takeovers(worker.worker_id, rows)
@@ -314,14 +311,14 @@ def claim_runs(
         [(worker.worker_id, lease_until, now, run_id) for run_id in run_ids],
     )
     room = limit - len(run_ids)
-    queues = conn.execute(_queue_sql.due_queues(DIALECT), (now, dead, now, names)).fetchall()
+    queues = conn.execute(_queue_sql.due_queues(DIALECT), (now, now, names)).fetchall()
     for row in queues:
         if room <= 0:
             break
         limits = _queue_sql.limits_from_row(row)
-        chosen, found = _pick_queued(conn, worker.worker_id, limits, names, dead, room, now)
+        chosen, found = _pick_queued(conn, worker.worker_id, limits, names, room, now)
         if chosen:
-            params = (worker.worker_id, lease_until, now, now, json.dumps(chosen), now, dead)
+            params = (worker.worker_id, lease_until, now, now, json.dumps(chosen), now)
             taken = [r[0] for r in conn.execute(_queue_sql.claim(DIALECT), params).fetchall()]
             log_takeovers(worker.worker_id, _queue_sql.holders(found, taken))
             run_ids += taken
@@ -331,14 +328,12 @@ def claim_runs(
 
 def queue_usage(conn: sqlite3.Connection, name: str, now: float) -> QueueUsage | None:
     row = conn.execute(_queue_sql.SELECT_QUEUE, (name,)).fetchone()
-    return None if row is None else _usage(conn, "", _queue_sql.limits_from_row(row), "[]", now)
+    return None if row is None else _usage(conn, "", _queue_sql.limits_from_row(row), now)
 
 
-def _usage(
-    conn: sqlite3.Connection, worker_id: str, limits: QueueLimits, dead: str, now: float
-) -> QueueUsage:
+def _usage(conn: sqlite3.Connection, worker_id: str, limits: QueueLimits, now: float) -> QueueUsage:
     places = conn.execute(
-        _queue_sql.places(DIALECT, limits.hold_while_waiting), (worker_id, limits.name, now, dead)
+        _queue_sql.places(DIALECT, limits.hold_while_waiting), (worker_id, limits.name, now)
     ).fetchall()
     since = window_start(limits, now)
     starts = []
@@ -353,17 +348,16 @@ def _pick_queued(
     worker_id: str,
     limits: QueueLimits,
     names: str,
-    dead: str,
     room: int,
     now: float,
 ) -> tuple[list[str], list[Any]]:
     """The runs of the queue to claim now, and the candidate rows they were picked from."""
-    usage = _usage(conn, worker_id, limits, dead, now)
+    usage = _usage(conn, worker_id, limits, now)
     wanted = offer_size(usage, room)
     if not wanted:
         return [], []
     found = conn.execute(
-        _queue_sql.candidates(DIALECT), (limits.name, now, dead, now, names, wanted)
+        _queue_sql.candidates(DIALECT), (limits.name, now, now, names, wanted)
     ).fetchall()
     offered = [_queue_sql.candidate(r, limits) for r in found]
     return pick(usage, offered, room), found
@@ -386,15 +380,6 @@ def release_run(
         "UPDATE runs SET owner = NULL, lease_until = NULL, wake_at = ? WHERE run_id = ?",
         (wake_at, run_id),
     )
-
-
-def _dead_local_workers(conn: sqlite3.Connection, me: WorkerInfo) -> list[str]:
-    """Workers on this host whose process is gone: their leases need not be waited out."""
-    rows = conn.execute(_sql.SAME_SPACE_WORKERS, (me.process_space, me.worker_id)).fetchall()
-    dead = [worker_id for worker_id, pid in rows if pid != me.pid and not pid_alive(pid)]
-    for worker_id in dead:
-        conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
-    return dead
 
 
 # -- the step queue --------------------------------------------------------------------------
@@ -427,7 +412,6 @@ def claim_steps(
     lease_seconds: float,
     now: float,
 ) -> Changed:
-    dead = _dead_local_workers(conn, worker)
     rows = conn.execute(
         "SELECT s.run_id, s.step_id, s.step_name, s.attempt, r.workflow_name, "
         "coalesce(r.started_at, r.created_at), "
@@ -436,9 +420,9 @@ def claim_steps(
         f"FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE +r.status IN {_ACTIVE} "
         f"AND s.step_name {DIALECT.in_list} "
         "AND (s.queued_at <= ? OR (s.claimed_by IS NOT NULL AND s.status = 'running' "
-        f"AND (s.lease_until < ? OR s.claimed_by {DIALECT.in_list}))) "
+        "AND s.lease_until < ?)) "
         "ORDER BY coalesce(s.queued_at, s.lease_until) LIMIT ?",
-        (names, now, now, json.dumps(dead), limit),
+        (names, now, now, limit),
     ).fetchall()
     claims: list[StepClaim] = []
     changes: list[RunChange] = []

@@ -286,10 +286,12 @@ class SQLiteWorld:
     # -- scheduling ----------------------------------------------------------------------
 
     async def register_worker(self, info: WorkerInfo) -> None:
-        await self._write(
-            lambda c: c.execute(_sql.UPSERT_WORKER, _sql.worker_params(info, self.now())),
-            worker=True,
-        )
+        def register(conn: sqlite3.Connection) -> None:
+            now = self.now()
+            conn.execute(_sql.FORGET_GONE_WORKERS, (now - _sql.GONE_AFTER,))
+            conn.execute(_sql.UPSERT_WORKER, _sql.worker_params(info, now))
+
+        await self._write(register, worker=True)
 
     async def list_workers(self) -> list[WorkerRecord]:
         result: list[WorkerRecord] = await self._read(_jobs.list_workers)
