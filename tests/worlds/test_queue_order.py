@@ -24,7 +24,6 @@ import psycopg
 from psycopg import sql
 
 from workflowkit.ids import new_id
-from workflowkit.runtime.process_space import process_space
 from workflowkit.worlds import _queue_sql
 from workflowkit.worlds.limits import AGING_SECONDS
 from workflowkit.worlds.postgres import PostgresWorld
@@ -92,7 +91,7 @@ def test_sqlite_reads_a_queue_s_waiting_runs_through_its_index(tmp_path: Path) -
     names = SQLITE.list_param(["wf"])
     candidates = _queue_sql.candidates(SQLITE)
     places = _queue_sql.places(SQLITE, False)
-    offer = ("q", now, "[]", now, names, OFFER)
+    offer = ("q", now, now, names, OFFER)
     plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + candidates, offer))
     assert "runs_queue_order" in plan and "ORDER BY" not in plan, plan  # no sort
     costs = []
@@ -105,12 +104,12 @@ def test_sqlite_reads_a_queue_s_waiting_runs_through_its_index(tmp_path: Path) -
         ).fetchall()
         due.sort(key=lambda r: (r[1] - AGING_SECONDS * r[2], r[1], r[0]))
         assert [row[0] for row in conn.execute(candidates, offer)] == [r[0] for r in due[:OFFER]]
-        held = conn.execute(places, ("wrkr_me", "q", now, "[]")).fetchall()
+        held = conn.execute(places, ("wrkr_me", "q", now)).fetchall()
         assert held == [(None, 2 * rounds, 0)]  # by key (none), all, mine
         costs.append(
             (
                 work(lambda: conn.execute(candidates, offer).fetchall()),
-                work(lambda: conn.execute(places, ("wrkr_me", "q", now, "[]")).fetchall()),
+                work(lambda: conn.execute(places, ("wrkr_me", "q", now)).fetchall()),
             )
         )
     conn.close()
@@ -135,7 +134,7 @@ def test_postgres_reads_a_queue_s_waiting_runs_through_its_index(
         )
         conn.execute("ANALYZE runs")
         candidates = _queue_sql.candidates(PG)
-        offer = ("q", now, [], now, ["wf"], OFFER)
+        offer = ("q", now, now, ["wf"], OFFER)
         # The order as aged priority spells it, computed exactly (numeric), to compare.
         aged = conn.execute(
             "SELECT run_id FROM runs WHERE queue = 'q' ORDER BY priority + "
@@ -151,14 +150,10 @@ def test_postgres_reads_a_queue_s_waiting_runs_through_its_index(
         # A statement prepared by psycopg may be planned once for any parameters.
         numbers = iter(range(1, 10))
         generic = re.sub("%s", lambda _: f"${next(numbers)}", candidates)
-        conn.execute(
-            "PREPARE offer (text, timestamptz, text[], timestamptz, text[], bigint) AS " + generic
-        )
+        conn.execute("PREPARE offer (text, timestamptz, timestamptz, text[], bigint) AS " + generic)
         conn.execute("SET plan_cache_mode = force_generic_plan")
         cursor = psycopg.ClientCursor(conn)
-        cursor.execute(
-            "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE offer (%s, %s, %s, %s, %s, %s)", offer
-        )
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE offer (%s, %s, %s, %s, %s)", offer)
         assert_read_in_order(cursor.fetchone()[0][0]["Plan"])  # type: ignore[index]
 
 
@@ -181,7 +176,7 @@ def test_sqlite_claim_does_not_pass_over_every_run_waiting_in_a_queue(tmp_path: 
     queue no worker registered, and its work does not grow with the queue's backlog."""
     path = tmp_path / "w.db"
     asyncio.run(SQLiteWorld(path).close())  # create the file and its tables
-    me = WorkerInfo(new_id("wrkr"), "here", os.getpid(), process_space=process_space())
+    me = WorkerInfo(new_id("wrkr"), "here", os.getpid())
     conn = sqlite3.connect(path)
     now = float(int(time.time()))
     conn.execute("INSERT INTO queues (name, concurrency, updated_at) VALUES ('q', 1, ?)", (now,))
@@ -239,7 +234,7 @@ def test_postgres_claim_does_not_pass_over_every_run_waiting_in_a_queue(
             "now() - g * interval '1 ms', 'q' FROM generate_series(1, 20000) g"
         )
         conn.execute("ANALYZE runs")
-        params = ([], ["wf"], 10, [], ["wf"], 10, [], 10, 10, "wrkr_x", 30.0)
+        params = (["wf"], 10, ["wf"], 10, 10, 10, "wrkr_x", 30.0)
         with conn.transaction(force_rollback=True):
             plan = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + _CLAIM_DUE.encode(), params)
             tree = plan.fetchone()[0][0]["Plan"]  # type: ignore[index]
