@@ -518,3 +518,15 @@ def list_hooks(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) ->
 
 def list_workers(conn: sqlite3.Connection) -> list[WorkerRecord]:
     return [worker_from_row(row, _moment) for row in conn.execute(_sql.SELECT_WORKERS)]
+
+
+def hand_back(conn: sqlite3.Connection, worker_id: str, now: float) -> None:
+    """What a worker holds goes back, due at once: its runs, and the steps it claimed to the
+    step queue; it is forgotten."""
+    conn.execute("UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?", (worker_id,))
+    conn.execute(
+        "UPDATE steps SET claimed_by = NULL, lease_until = NULL, queued_at = ? "
+        "WHERE claimed_by = ?",
+        (now, worker_id),
+    )
+    conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))

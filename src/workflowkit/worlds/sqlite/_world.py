@@ -61,6 +61,7 @@ from ..records import (
 from ..schedule_rules import Decision, TickInput
 from . import _jobs, _schedules, _streams
 from ._jobs import DIALECT
+from ._liveness import WorkerLocks
 from ._schema import MIGRATIONS, Checkpointer, connect, prepare
 from ._threads import DbThread
 from ._writer import Changed, Writer
@@ -111,6 +112,7 @@ class SQLiteWorld:
         )
         self._reader.start_and_wait()
         self._checkpointer = Checkpointer(self.path, checkpoint_interval)
+        self._locks = WorkerLocks(self.path)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -286,8 +288,13 @@ class SQLiteWorld:
     # -- scheduling ----------------------------------------------------------------------
 
     async def register_worker(self, info: WorkerInfo) -> None:
+        self._locks.hold(info.worker_id)
+        gone = self._locks.take_gone()
+
         def register(conn: sqlite3.Connection) -> None:
             now = self.now()
+            for worker_id in gone:  # they died holding runs: those are due again at once
+                _jobs.hand_back(conn, worker_id, now)
             conn.execute(_sql.FORGET_GONE_WORKERS, (now - _sql.GONE_AFTER,))
             conn.execute(_sql.UPSERT_WORKER, _sql.worker_params(info, now))
 
@@ -363,18 +370,8 @@ class SQLiteWorld:
         return count
 
     async def unregister_worker(self, worker_id: str) -> None:
-        def unregister(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE runs SET owner = NULL, lease_until = NULL WHERE owner = ?", (worker_id,)
-            )
-            conn.execute(
-                "UPDATE steps SET claimed_by = NULL, lease_until = NULL, queued_at = ? "
-                "WHERE claimed_by = ?",
-                (self.now(), worker_id),
-            )
-            conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
-
-        await self._write(unregister, worker=True)
+        await self._write(lambda conn: _jobs.hand_back(conn, worker_id, self.now()), worker=True)
+        self._locks.release(worker_id)
 
     async def claim_runs(
         self,
@@ -399,9 +396,12 @@ class SQLiteWorld:
         lease_seconds: float,
     ) -> None:
         runs, steps = DIALECT.list_param(run_ids), DIALECT.list_param(step_ids)
+        gone = self._locks.take_gone()
 
         def renew(conn: sqlite3.Connection) -> None:
             now = self.now()
+            for gone_id in gone:
+                _jobs.hand_back(conn, gone_id, now)
             conn.execute(
                 f"UPDATE runs SET lease_until = ? WHERE owner = ? AND run_id {DIALECT.in_list}",
                 (now + lease_seconds, worker_id, runs),
@@ -588,3 +588,4 @@ class SQLiteWorld:
         self._writer.close()
         self._reader.stop()
         self._checkpointer.stop()
+        self._locks.release_all()

@@ -1,0 +1,90 @@
+"""Workers of one SQLite file know at once when another is gone: each holds a file lock the
+kernel drops when its process ends. A killed worker's runs move without waiting out its
+lease (a script killed and started again carries on at once); a worker that is alive, if
+frozen, keeps them until its lease runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pg_procs import HERE, kill_all, spawn, stop
+
+import workflowkit
+from workflowkit.api import start
+
+
+@pytest.fixture
+def app() -> Iterator[object]:
+    sys.path.insert(0, str(HERE))
+    try:
+        import worker_app
+
+        yield worker_app
+    finally:
+        workflowkit.shutdown()
+        sys.path.remove(str(HERE))
+
+
+async def _inside_slow(work: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not (work / "inside-slow").exists():
+        assert time.monotonic() < deadline, "the step never started"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.slow
+async def test_a_killed_workers_runs_move_at_once_not_after_its_lease(
+    app: object, tmp_path: Path
+) -> None:
+    import worker_app
+
+    url = f"sqlite:///{tmp_path / 'wk.db'}"
+    workflowkit.configure(url, embedded_worker=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    first = spawn(url, ["worker_app"], tmp_path / "first.log", lease=60)
+    workers = [first]
+    try:
+        run = await start(worker_app.slow_then_after, str(work))
+        await _inside_slow(work)
+        first.signal(signal.SIGKILL)
+        first.proc.wait(10)
+        killed_at = time.monotonic()
+        workers.append(spawn(url, ["worker_app"], tmp_path / "second.log", lease=60))
+        assert await run.return_value(timeout=30) == ["slow done", "after done"]
+        assert time.monotonic() - killed_at < 20  # far less than the 60 s lease
+        assert len(list(work.glob("slow.*"))) == 2  # the step was running when killed
+        stop(workers[1:])
+    finally:
+        kill_all(workers)
+
+
+@pytest.mark.slow
+async def test_a_frozen_worker_keeps_its_runs_until_its_lease_runs_out(
+    app: object, tmp_path: Path
+) -> None:
+    import worker_app
+
+    url = f"sqlite:///{tmp_path / 'wk.db'}"
+    workflowkit.configure(url, embedded_worker=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    first = spawn(url, ["worker_app"], tmp_path / "first.log", lease=4)
+    workers = [first]
+    try:
+        run = await start(worker_app.slow_then_after, str(work))
+        await _inside_slow(work)
+        first.signal(signal.SIGSTOP)  # alive, holding its lock, renewing nothing
+        frozen_at = time.monotonic()
+        workers.append(spawn(url, ["worker_app"], tmp_path / "second.log", lease=4))
+        assert await run.return_value(timeout=60) == ["slow done", "after done"]
+        assert time.monotonic() - frozen_at > 2  # not before the lease ran out
+        stop(workers)
+    finally:
+        kill_all(workers)
