@@ -10,13 +10,14 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pg_procs import HERE, kill_all, spawn, stop
+from pg_procs import HERE, WorkerProc, kill_all, spawn, stop
 
 import workflowkit
-from workflowkit.api import start
+from workflowkit.api import Run, start
 
 
 @pytest.fixture
@@ -31,35 +32,48 @@ def app() -> Iterator[object]:
         sys.path.remove(str(HERE))
 
 
-async def _inside_slow(work: Path) -> None:
-    deadline = time.monotonic() + 30
-    while not (work / "inside-slow").exists():
-        assert time.monotonic() < deadline, "the step never started"
-        await asyncio.sleep(0.02)
+@dataclass
+class Started:
+    """A run of ``slow_then_after`` inside its slow step on a worker of its own."""
+
+    url: str
+    work: Path
+    run: Run[list[str]]
+    first: WorkerProc
 
 
-@pytest.mark.slow
-async def test_a_killed_workers_runs_move_at_once_not_after_its_lease(
-    app: object, tmp_path: Path
-) -> None:
+async def _start_inside_slow(tmp_path: Path, lease: float) -> Started:
     import worker_app
 
     url = f"sqlite:///{tmp_path / 'wk.db'}"
     workflowkit.configure(url, embedded_worker=False)
     work = tmp_path / "work"
     work.mkdir()
-    first = spawn(url, ["worker_app"], tmp_path / "first.log", lease=60)
-    workers = [first]
+    first = spawn(url, ["worker_app"], tmp_path / "first.log", lease=lease)
+    run = await start(worker_app.slow_then_after, str(work))
+    deadline = time.monotonic() + 30
+    while not (work / "inside-slow").exists():
+        if time.monotonic() > deadline:
+            kill_all([first])
+            raise AssertionError("the step never started")
+        await asyncio.sleep(0.02)
+    return Started(url, work, run, first)
+
+
+@pytest.mark.slow
+async def test_a_killed_workers_runs_move_at_once_not_after_its_lease(
+    app: object, tmp_path: Path
+) -> None:
+    started = await _start_inside_slow(tmp_path, lease=60)
+    workers = [started.first]
     try:
-        run = await start(worker_app.slow_then_after, str(work))
-        await _inside_slow(work)
-        first.signal(signal.SIGKILL)
-        first.proc.wait(10)
+        started.first.signal(signal.SIGKILL)
+        started.first.proc.wait(10)
         killed_at = time.monotonic()
-        workers.append(spawn(url, ["worker_app"], tmp_path / "second.log", lease=60))
-        assert await run.return_value(timeout=30) == ["slow done", "after done"]
+        workers.append(spawn(started.url, ["worker_app"], tmp_path / "second.log", lease=60))
+        assert await started.run.return_value(timeout=30) == ["slow done", "after done"]
         assert time.monotonic() - killed_at < 20  # far less than the 60 s lease
-        assert len(list(work.glob("slow.*"))) == 2  # the step was running when killed
+        assert len(list(started.work.glob("slow.*"))) == 2  # the step was running when killed
         stop(workers[1:])
     finally:
         kill_all(workers)
@@ -69,21 +83,13 @@ async def test_a_killed_workers_runs_move_at_once_not_after_its_lease(
 async def test_a_frozen_worker_keeps_its_runs_until_its_lease_runs_out(
     app: object, tmp_path: Path
 ) -> None:
-    import worker_app
-
-    url = f"sqlite:///{tmp_path / 'wk.db'}"
-    workflowkit.configure(url, embedded_worker=False)
-    work = tmp_path / "work"
-    work.mkdir()
-    first = spawn(url, ["worker_app"], tmp_path / "first.log", lease=4)
-    workers = [first]
+    started = await _start_inside_slow(tmp_path, lease=4)
+    workers = [started.first]
     try:
-        run = await start(worker_app.slow_then_after, str(work))
-        await _inside_slow(work)
-        first.signal(signal.SIGSTOP)  # alive, holding its lock, renewing nothing
+        started.first.signal(signal.SIGSTOP)  # alive, holding its lock, renewing nothing
         frozen_at = time.monotonic()
-        workers.append(spawn(url, ["worker_app"], tmp_path / "second.log", lease=4))
-        assert await run.return_value(timeout=60) == ["slow done", "after done"]
+        workers.append(spawn(started.url, ["worker_app"], tmp_path / "second.log", lease=4))
+        assert await started.run.return_value(timeout=60) == ["slow done", "after done"]
         assert time.monotonic() - frozen_at > 2  # not before the lease ran out
         stop(workers)
     finally:
