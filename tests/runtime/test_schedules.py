@@ -99,7 +99,11 @@ async def test_each_tick_starts_a_run_that_gets_the_tick_time(cached_runtime: Ru
     ticks = sorted(t for t, _ in SEEN)
     # Aware, in the schedule's zone (not a fixed offset: this holds in summer and winter).
     assert all(isinstance(t.tzinfo, ZoneInfo) and t.tzinfo.key == "Europe/Berlin" for t in ticks)
-    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(ticks))
+    # Whole seconds apart (a loaded machine may skip a tick: catch_up="latest").
+    assert all(
+        b > a and (b - a) % timedelta(seconds=1) == timedelta(0)
+        for a, b in itertools.pairwise(ticks)
+    )
     assert {label for _, label in SEEN} == {"x"}
     run_ids = await runs_of("every-second")
     first = ticks[0].astimezone(UTC)
@@ -192,7 +196,9 @@ async def test_overlap_allow_starts_each_tick_while_the_last_run_waits(
     await pause_schedule("overlaps")
     runs = await runs_of("overlaps")
     statuses = [await get_run(run_id).status() for run_id in runs]
-    assert statuses[:3] == ["running"] * 3, statuses  # none ended: each tick started anyway
+    # None ended (each waits on its hook), yet each tick started a run; the newest may not
+    # have been picked up yet.
+    assert all(status in ("pending", "running") for status in statuses), statuses
     for run_id in runs:
         await get_run(run_id).cancel()
 

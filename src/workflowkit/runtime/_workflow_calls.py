@@ -76,7 +76,7 @@ class WorkflowCalls:
     ) -> None:
         self.run_id = run_id
         self.version = version  # of the code: recorded when the run starts
-        self.random = random.Random(run_id)
+        self._random: random.Random | None = None
         self.metadata = WorkflowMetadata(
             run_id, workflow.name, datetime.fromtimestamp(0, UTC), base_url()
         )
@@ -110,6 +110,14 @@ class WorkflowCalls:
         self._events: list[NewEvent] = []
         self._to_start: dict[str, Op] = {}
         self._to_arm: list[Op] = []
+
+    @property
+    def random(self) -> random.Random:
+        """The run's random numbers, seeded by its id: the same draws on every replay. Made
+        on first use (2.5 KB of state; most runs draw nothing)."""
+        if self._random is None:
+            self._random = random.Random(self.run_id)
+        return self._random
 
     def now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0

@@ -73,6 +73,8 @@ class RunDriver(DriverState):
     """The pump of one run held in memory: events in, appends out, and leaving memory;
     ``DriverState`` holds the run's state and runs its steps and timers."""
 
+    __slots__ = ("_known_log",)
+
     host: RunHost  # the worker: step slots (all ``DriverState`` uses), and the rest
 
     def __init__(
