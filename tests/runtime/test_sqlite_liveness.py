@@ -6,6 +6,7 @@ frozen, keeps them until its lease runs out."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -18,6 +19,8 @@ from pg_procs import HERE, WorkerProc, kill_all, spawn, stop
 
 import workflowkit
 from workflowkit.api import Run, start
+from workflowkit.worlds.records import WorkerInfo
+from workflowkit.worlds.sqlite import SQLiteWorld
 
 
 @pytest.fixture
@@ -94,3 +97,27 @@ async def test_a_frozen_worker_keeps_its_runs_until_its_lease_runs_out(
         stop(workers)
     finally:
         kill_all(workers)
+
+
+async def test_a_live_workers_lock_holds_and_a_clean_close_leaves_no_lock_files(
+    tmp_path: Path,
+) -> None:
+    first = SQLiteWorld(tmp_path / "wk.db")
+    second = SQLiteWorld(tmp_path / "wk.db")
+    try:
+        await first.register_worker(WorkerInfo("wrkr_first", "here", os.getpid()))
+        await first.create_run("wrun_held", "flow", b"", {})
+        held = await first.claim_runs(
+            WorkerInfo("wrkr_first", "here", os.getpid()), ["flow"], limit=1, lease_seconds=60
+        )
+        assert [r.run_id for r in held] == ["wrun_held"]
+        # Another World of the file registers: the first worker's lock is held, so it lives.
+        await second.register_worker(WorkerInfo("wrkr_second", "here", os.getpid()))
+        record = await second.get_run("wrun_held")
+        assert record is not None and record.owner == "wrkr_first"
+        # Nothing a copy of the database's files (``wk.db*``) would pick up.
+        assert all(path.is_file() for path in tmp_path.glob("wk.db*"))
+    finally:
+        await first.close()
+        await second.close()
+    assert not (tmp_path / ".wk.db-workers").exists()

@@ -30,7 +30,9 @@ class WorkerLocks:
     """The locks of the workers registered through one World, and a look at the others'."""
 
     def __init__(self, database: Path) -> None:
-        self._dir = database.with_name(database.name + "-workers")
+        # Hidden, and not named like the database's own files: a copy of ``wk.db*`` (a
+        # backup) takes no lock files.
+        self._dir = database.with_name(f".{database.name}-workers")
         self._held: dict[str, int] = {}  # worker id -> the descriptor holding its lock
 
     def hold(self, worker_id: str) -> None:
@@ -65,6 +67,8 @@ class WorkerLocks:
     def release_all(self) -> None:
         for worker_id in list(self._held):
             self.release(worker_id)
+        with contextlib.suppress(OSError):  # left in place while other workers use it
+            self._dir.rmdir()
 
     def take_gone(self) -> list[str]:
         """The workers whose process ended without handing back; each lock file found
