@@ -61,7 +61,7 @@ class Lookups(NamedTuple):
 
 
 def lookups(events: Sequence[NewEvent]) -> Lookups:
-    steps: list[str] = []
+    steps: dict[str, None] = {}  # in order, once each: a step created and started together
     waits: list[str] = []
     hooks: list[str] = []
     tokens: list[str] = []
@@ -73,8 +73,7 @@ def lookups(events: Sequence[NewEvent]) -> Lookups:
         if cid is None:
             continue
         if kind in _STEP_EVENTS:
-            if cid not in steps:  # a step created and started together: read once
-                steps.append(cid)
+            steps[cid] = None
         elif kind is EventType.WAIT_CREATED or kind is EventType.WAIT_COMPLETED:
             waits.append(cid)
         elif kind is EventType.HOOK_CREATED:
@@ -82,7 +81,7 @@ def lookups(events: Sequence[NewEvent]) -> Lookups:
             tokens.append(str(new.attrs.get("token", "")))
         elif kind in _HOOK_EVENTS:
             hooks.append(cid)
-    return Lookups(steps, waits, hooks, tokens, links)
+    return Lookups(list(steps), waits, hooks, tokens, links)
 
 
 # What each event about a step expects its row to be, if it comes first for that step in
