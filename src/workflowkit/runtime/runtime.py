@@ -73,13 +73,15 @@ class Runtime:
         yet: a client call just after start (``trigger_schedule`` on a schedule declared in
         code, as examples/daily_digest.py makes) must find them, not race the worker's first
         pass. Usually nothing to write, and then no query. Callable from any event loop."""
-        if self.worker is None:
-            return
-        declare = self.worker.schedules.declare()
+        if self.worker is not None:
+            await self.on_loop(self.worker.schedules.declare())
+
+    async def on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the runtime's loop, from any event loop: the worker's state
+        belongs to the loop it runs on."""
         if threading.current_thread() is self._thread:
-            await declare
-        else:  # the firer's state belongs to the runtime's loop, where its worker runs
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(declare, self.loop))
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the runtime's loop and block for its result (for sync callers)."""

@@ -163,7 +163,7 @@ class Worker:
                     # next is worth making only when told of a change (or at the poll).
                     more = await self._claim()
                     more = await self._claim_steps() or more
-                    if more and len(self.drivers) < self.max_runs:
+                    if more and not self.crowded():
                         continue
                     await self._idle()
                     failures = 0
@@ -263,7 +263,7 @@ class Worker:
             or options.queue is not None
             or self.stopping
             or not self._adopting
-            or len(self.drivers) >= self.max_runs
+            or self.crowded()
             or self.registry.workflow(workflow_name) is None
         ):
             return None
@@ -511,7 +511,7 @@ class Worker:
 
     def forget(self, driver: RunDriver) -> None:
         if self.drivers.get(driver.run_id) is driver:
-            full = len(self.drivers) >= self.max_runs
+            full = self.crowded()
             del self.drivers[driver.run_id]
             # Room for a run the last claim had to leave (no room, or its queue's limits).
             if (full or self._held_back) and self._wake is not None and not self.stopping:

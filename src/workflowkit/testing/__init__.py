@@ -91,8 +91,5 @@ async def advance_schedules(duration: Duration, *, run_timeout: float = 10) -> l
     if runtime.worker is None:
         raise RuntimeError("advance_schedules() needs the embedded worker")
     advance = runtime.worker.schedules.advance(parse_duration(duration), run_timeout)
-    if asyncio.get_running_loop() is runtime.loop:
-        fired = await advance
-    else:
-        fired = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(advance, runtime.loop))
+    fired = await runtime.on_loop(advance)
     return [Run(f.run_id) for f in fired]

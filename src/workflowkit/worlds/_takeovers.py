@@ -1,10 +1,10 @@
 """Telling, on the worker that takes them, of runs taken from another worker.
 
 A claim takes a run whose lease ran out (its worker froze, lost the database, or died);
-the World sees who held it, so it says so here, under the
-``workflowkit.worker`` logger like the losing side's "lease lost". A run released by its
-worker (evicted while it sleeps, handed back at shutdown) has no holder and is not a
-takeover.
+the World sees who held it, so it says so here, under the ``workflowkit.worker`` logger
+like the losing side's "lease lost". A run released by its worker (evicted while it
+sleeps, handed back at shutdown, or by a SQLite worker that found its process gone) has
+no holder and is not a takeover.
 """
 
 from __future__ import annotations
