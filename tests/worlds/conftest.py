@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,3 +54,28 @@ def flaky_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], No
 
     monkeypatch.setattr(psycopg.AsyncConnection, "execute", execute)
     yield plan.append
+
+
+VmWork = Callable[[sqlite3.Connection, Callable[[], object]], int]
+
+
+@pytest.fixture
+def vm_work() -> VmWork:
+    """SQLite virtual machine instructions (in tens) a statement runs on ``conn``: the
+    work, whatever the clock."""
+
+    def work(conn: sqlite3.Connection, statement: Callable[[], object]) -> int:
+        counted = [0]
+
+        def tick() -> int:
+            counted[0] += 1
+            return 0
+
+        conn.set_progress_handler(tick, 10)
+        try:
+            statement()
+        finally:
+            conn.set_progress_handler(None, 10)
+        return counted[0]
+
+    return work

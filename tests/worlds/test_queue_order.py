@@ -11,6 +11,7 @@ its id. And the claim of runs in no queue, which every claim makes first, reads
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import sqlite3
@@ -34,6 +35,9 @@ from workflowkit.worlds.sqlite import SQLiteWorld
 from workflowkit.worlds.sqlite import _jobs as sqlite_jobs
 from workflowkit.worlds.sqlite._jobs import DIALECT as SQLITE
 
+# The ``vm_work`` fixture (tests/worlds/conftest.py).
+VmWork = Callable[[sqlite3.Connection, Callable[[], object]], int]
+
 OFFER = 72  # what a claim with room for one run reads (limits.offer_size)
 
 
@@ -42,7 +46,9 @@ def priority_of(n: int) -> int:
     return (n // 7) % 3
 
 
-def test_sqlite_reads_a_queue_s_waiting_runs_through_its_index(tmp_path: Path) -> None:
+def test_sqlite_reads_a_queue_s_waiting_runs_through_its_index(
+    tmp_path: Path, vm_work: VmWork
+) -> None:
     path = tmp_path / "w.db"
     asyncio.run(SQLiteWorld(path).close())  # create the file and its tables
     conn = sqlite3.connect(path)
@@ -73,20 +79,7 @@ def test_sqlite_reads_a_queue_s_waiting_runs_through_its_index(tmp_path: Path) -
                 (now + 60,),
             )
 
-    def work(statement: Callable[[], object]) -> int:
-        """SQLite virtual machine instructions run (in tens): the work, whatever the clock."""
-        counted = [0]
-
-        def tick() -> int:
-            counted[0] += 1
-            return 0
-
-        conn.set_progress_handler(tick, 10)
-        try:
-            statement()
-        finally:
-            conn.set_progress_handler(None, 10)
-        return counted[0]
+    work = functools.partial(vm_work, conn)
 
     names = SQLITE.list_param(["wf"])
     candidates = _queue_sql.candidates(SQLITE)
@@ -171,7 +164,9 @@ def assert_read_in_order(tree: dict[str, Any]) -> None:
     assert read <= 2 * OFFER, tree
 
 
-def test_sqlite_claim_does_not_pass_over_every_run_waiting_in_a_queue(tmp_path: Path) -> None:
+def test_sqlite_claim_does_not_pass_over_every_run_waiting_in_a_queue(
+    tmp_path: Path, vm_work: VmWork
+) -> None:
     """A queue at its limit with runs waiting: a claim takes the runs in no queue and in a
     queue no worker registered, and its work does not grow with the queue's backlog."""
     path = tmp_path / "w.db"
@@ -192,18 +187,10 @@ def test_sqlite_claim_does_not_pass_over_every_run_waiting_in_a_queue(tmp_path: 
             return [r.run_id for r in sqlite_jobs.claim_runs(conn, me, '["wf"]', 10, 60.0, now)]
 
     def work() -> int:
-        counted = [0]
-
-        def tick() -> int:
-            counted[0] += 1
-            return 0
-
-        conn.set_progress_handler(tick, 10)
-        try:
-            assert claim() == []
-        finally:
-            conn.set_progress_handler(None, 10)
-        return counted[0]
+        found: list[list[str]] = []
+        counted = vm_work(conn, lambda: found.append(claim()))
+        assert found == [[]]
+        return counted
 
     costs = []
     for waiting in (100, 3000):

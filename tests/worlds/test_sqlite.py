@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import subprocess
@@ -20,6 +21,9 @@ from workflowkit.worlds.records import EventType, NewEvent, RunChange, StepStatu
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
 from workflowkit.worlds.sqlite import _jobs as sqlite_jobs
 from workflowkit.worlds.sqlite import _schema as sqlite_schema
+
+# The ``vm_work`` fixture (tests/worlds/conftest.py).
+VmWork = Callable[[sqlite3.Connection, Callable[[], object]], int]
 
 SRC = Path(__file__).parents[2] / "src"
 
@@ -181,7 +185,9 @@ async def test_wal_stays_bounded_under_steady_writes(
         await world.close()
 
 
-def test_claims_and_the_next_wake_up_do_not_read_every_sleeping_run(tmp_path: Path) -> None:
+def test_claims_and_the_next_wake_up_do_not_read_every_sleeping_run(
+    tmp_path: Path, vm_work: VmWork
+) -> None:
     """A worker claims due runs and queued steps, and asks when the next run is due each
     time it is idle. Each must find what it needs through its own index (``wake_at``, the
     step queue's) and stop there: reading every active run (or every due one) made a worker
@@ -208,20 +214,7 @@ def test_claims_and_the_next_wake_up_do_not_read_every_sleeping_run(tmp_path: Pa
             )
         return ids
 
-    def work(statement: Callable[[], object]) -> int:
-        """SQLite virtual machine instructions run (in tens): the work, whatever the clock."""
-        counted = [0]
-
-        def tick() -> int:
-            counted[0] += 1
-            return 0
-
-        conn.set_progress_handler(tick, 10)
-        try:
-            statement()
-        finally:
-            conn.set_progress_handler(None, 10)
-        return counted[0]
+    work = functools.partial(vm_work, conn)
 
     next_wake = _sql.next_wake_at(sqlite_jobs.DIALECT)
     names = sqlite_jobs.DIALECT.list_param(["wf"])
