@@ -221,21 +221,28 @@ class StepStreams:
     """
 
     def __init__(
-        self, world: World, loop: asyncio.AbstractEventLoop, run_id: str, writer: ChunkWriter
+        self, world: World, loop: asyncio.AbstractEventLoop, run_id: str, step_id: str, attempt: int
     ) -> None:
         self.world = world
         self.loop = loop
         self.run_id = run_id
-        self.writer = writer
+        self.step_id = step_id
+        self.attempt = attempt
         self._buffers: dict[tuple[str, str], _Buffer] = {}
         self._lock = threading.Lock()
+
+    @property
+    def written(self) -> bool:
+        """Whether the attempt wrote to a stream (most steps do not: nothing to settle)."""
+        return bool(self._buffers)
 
     def buffer(self, run_id: str, name: str) -> _Buffer:
         with self._lock:
             found = self._buffers.get((run_id, name))
             if found is None:
                 # Chunks count as this attempt's only in its own run's streams.
-                writer = self.writer if run_id == self.run_id else None
+                mine = run_id == self.run_id
+                writer = ChunkWriter(self.step_id, self.attempt) if mine else None
                 found = self._buffers[run_id, name] = _Buffer(self, run_id, name, writer)
             return found
 

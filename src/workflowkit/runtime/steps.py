@@ -25,7 +25,7 @@ from ..context import DurableStep, StepMetadata, WorkflowMetadata, set_step
 from ..errors import StepTimeoutError
 from ..streams import StepStreams, set_step_streams
 from ..worlds.base import World
-from ..worlds.records import ChunkWriter, EventType, NewEvent
+from ..worlds.records import EventType, NewEvent
 from .deadlines import watch
 from .executor import encode_error
 
@@ -70,8 +70,8 @@ async def run_attempt(
     ``default_retry``: the policy of a step that names none (the worker's default).
     """
     run_id = attempt.workflow.workflow_run_id
-    writer = ChunkWriter(attempt.step_id, attempt.attempt)
-    streams = StepStreams(attempt.world, asyncio.get_running_loop(), run_id, writer)
+    loop = asyncio.get_running_loop()
+    streams = StepStreams(attempt.world, loop, run_id, attempt.step_id, attempt.attempt)
     metadata = StepMetadata(
         attempt.step_id,
         attempt.step.name,
@@ -85,7 +85,8 @@ async def run_attempt(
         args, kwargs = serde.decode(attempt.input)
         value = await _call(attempt.step, tuple(args), dict(kwargs), metadata, streams, step_pool)
         output = serde.encode(value, path=f"return value of step {attempt.step.name}")
-        await streams.finish(succeeded=True)  # what the step wrote is stored before its result
+        if streams.written:  # what the step wrote is stored before its result
+            await streams.finish(succeeded=True)
     except BaseException as error:
         if isinstance(error, asyncio.CancelledError) and _cancelled_by_worker():
             _lifecycle.attempt_ended(attempt, None, None, trace)

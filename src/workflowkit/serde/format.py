@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
 from workflowkit import _envelope
+from workflowkit._compact_json import compact_encoder
 from workflowkit.errors import SerializationError
 
 MAGIC: Final = b"wk"
@@ -124,9 +125,7 @@ def _refuse_constant(name: str) -> NoReturn:
 
 
 # Built once: json.dumps/json.loads with non-default options build a new coder per call.
-_ENCODER: Final = json.JSONEncoder(
-    ensure_ascii=False, check_circular=False, allow_nan=False, separators=(",", ":")
-)
+_ENCODE: Final = compact_encoder(ensure_ascii=False, allow_nan=False)
 # The decoder's C scanner, called directly: JSONDecoder.decode adds a whitespace regex pass.
 _SCAN_ONCE: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder(
     parse_constant=_refuse_constant
@@ -135,7 +134,7 @@ _SCAN_ONCE: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder(
 
 def dump_head(tree: object) -> bytes:
     """Compact JSON of a tree of dict/list/str/int/float/bool/None without cycles."""
-    return _ENCODER.encode(tree).encode("utf-8", "surrogatepass")
+    return _ENCODE(tree).encode("utf-8", "surrogatepass")
 
 
 def parse_head(head: str) -> Any:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from .._compact_json import compact_encoder
 from ..errors import CorruptDataError
 from .records import (
     CatchUp,
@@ -38,7 +39,7 @@ from .records import (
 Moment = Callable[[Any], datetime]
 
 # One encoder for every call: json.dumps with options builds a new one each time.
-_ATTRS_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_ENCODE_ATTRS = compact_encoder(ensure_ascii=True, allow_nan=True)
 
 
 def dump_attrs(attrs: Mapping[str, Any]) -> str | None:
@@ -50,11 +51,11 @@ def dump_attrs(attrs: Mapping[str, Any]) -> str | None:
             try:
                 return _ONE_ATTR[key, value]
             except KeyError:
-                text = _ONE_ATTR[key, value] = _ATTRS_ENCODER.encode(attrs)
+                text = _ONE_ATTR[key, value] = _ENCODE_ATTRS(attrs)
                 if len(_ONE_ATTR) > 1024:
                     _ONE_ATTR.clear()
                 return text
-    return _ATTRS_ENCODER.encode(attrs)
+    return _ENCODE_ATTRS(attrs)
 
 
 _SCALARS = frozenset({int, str})  # (bool and float would share keys with int: not cached)
