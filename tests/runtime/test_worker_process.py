@@ -197,3 +197,26 @@ async def test_a_stopping_worker_does_not_wait_for_a_retry_due_in_an_hour(
     (step_record,) = await world.list_steps("retry-later-1")
     assert step_record.attempt == 1  # the retry was not run early
     await world.close()
+
+
+@pytest.mark.parametrize(
+    ("modules", "expected"),
+    [((), [50_000, 10, 10]), (("gc_tuned_app",), [1234, 5, 5])],
+    ids=["tuned", "application-settings-kept"],
+)
+async def test_the_worker_tunes_the_collector_unless_the_application_did(
+    app: Path, modules: tuple[str, ...], expected: list[int]
+) -> None:
+    # A worker holding many runs spent a fifth of its CPU in the collector's passes with
+    # Python's default thresholds; thresholds the application set are its own business.
+    import worker_app
+
+    db = app / "wk.db"
+    workflowkit.configure(f"sqlite:///{db}", embedded_worker=False)
+    worker = spawn_worker(db, *modules)
+    try:
+        run = await start(worker_app.report_gc)
+        assert await run.return_value(timeout=30) == expected
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=30)

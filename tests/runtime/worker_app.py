@@ -72,3 +72,15 @@ async def step_exits(code: int) -> str:
     except Exception as exc:
         return type(exc).__name__
     return "no error"
+
+
+@step(name="worker_app.gc_settings")
+def gc_settings() -> list[int]:
+    import gc
+
+    return list(gc.get_threshold())
+
+
+@workflow(name="worker_app.report_gc")
+async def report_gc() -> list[int]:
+    return await gc_settings()
