@@ -17,13 +17,13 @@ from typing import Any
 
 from psycopg import AsyncClientCursor
 
-from .. import _sql, _write_sql
+from .. import _sql
 from .._rows import run_from_row
 from ..apply import CreatePlan, plan_create_run
 from ..records import CreatedRun, Event, Lease, RunOptions, RunRecord
-from ._dialect import DIALECT, moment
+from ._dialect import moment
 from ._feed import Feed
-from ._jobs import has_event, send_writes
+from ._jobs import has_event, insert_events, send_writes
 from ._transactions import Conn
 
 
@@ -100,9 +100,5 @@ async def queue_creates(conn: Conn, plans: Sequence[CreatePlan], feed: Feed) -> 
     """Queue, on the pipeline that ends with COMMIT, what creates the plans' runs."""
     created = [plan for plan in plans if plan.event is not None]
     await send_writes(conn, [write for plan in created for write in plan.writes])
-    async with conn.cursor() as cursor:
-        await cursor.executemany(
-            DIALECT.sql(_write_sql.INSERT_EVENT),
-            [_write_sql.event_params(plan.event, DIALECT.stamp) for plan in created if plan.event],
-        )
+    await insert_events(conn, [plan.event for plan in created if plan.event is not None])
     await feed.send(conn, [plan.change for plan in created if plan.change is not None])
