@@ -455,6 +455,27 @@ async def test_close_ends_calls_that_are_still_retrying(
         await world.get_run("wrun_x")
 
 
+async def test_a_call_that_finds_the_pool_closed_gets_world_closed_error(pg_url: str) -> None:
+    # The race above, made certain: a call waiting out a lost connection wakes up after
+    # close() closed the pool and before it cancelled the call. It got psycopg's PoolClosed.
+    from psycopg_pool import AsyncConnectionPool
+
+    from workflowkit.errors import WorldClosedError
+    from workflowkit.worlds._listeners import Listeners
+    from workflowkit.worlds.postgres._transactions import Database, Outcome
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(pg_url, open=False)
+    db = Database(pool, Listeners(), retry_for=5.0)
+
+    async def body(conn: Any, retry: bool) -> Outcome:
+        return Outcome(None)
+
+    with pytest.raises(WorldClosedError, match="closed while get_run"):
+        await db.read(lambda conn: conn.execute("SELECT 1"), "get_run")
+    with pytest.raises(WorldClosedError, match="closed while an append"):
+        await db.transaction(body, what="an append")
+
+
 @pytest.mark.parametrize("timeout", [0.3, 30.0], ids=["ended", "still-locked"])
 async def test_a_client_frozen_inside_a_transaction_loses_its_locks(
     pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch, timeout: float

@@ -75,6 +75,13 @@ def _rolled_back(exc: BaseException) -> bool:
     return getattr(exc, "sqlstate", None) in {"40001", "40P01", _IDLE_TIMEOUT}
 
 
+def _raise_if_closed(exc: Exception, what: str) -> None:
+    """The pool was closed under a call (one waiting out a lost connection when the World
+    closed): the caller gets the World's error, not psycopg's."""
+    if isinstance(exc, PoolClosed):
+        raise WorldClosedError(f"this World was closed while {what} was running") from exc
+
+
 async def _commit(conn: Conn, outcome: Outcome) -> None:
     """Send the outcome's writes and COMMIT in one round trip. Nothing else follows the
     pipeline inside the transaction: after one, the server no longer times a session idle
@@ -134,6 +141,7 @@ class Database:
                     committing = True
                     await _commit(conn, outcome)
             except Exception as exc:
+                _raise_if_closed(exc, what)
                 if not is_transient(exc):
                     raise
                 retry = True
@@ -166,6 +174,7 @@ class Database:
                 async with self.pool.connection() as conn:
                     return await fn(conn)
             except Exception as exc:
+                _raise_if_closed(exc, what)
                 if not is_transient(exc):
                     raise
                 delay = await self._backoff(delay, started, what, exc)
