@@ -162,13 +162,15 @@ async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> N
     await feed.send(conn, [plan.change for plan in plans if plan.announce])
 
 
-# One statement for any number of events: its columns go as arrays. ``executemany`` sent a
-# Bind and an Execute per event, and psycopg's work for each was most of a worker's time
-# writing a burst (a batch of 128 appends holds some 400 events).
+# One statement for any number of events: its columns go as arrays, in binary (psycopg
+# writes a text array element by element through a regex). ``executemany`` sent a Bind and
+# an Execute per event, and psycopg's work for each was most of a worker's time writing a
+# burst (a batch of 128 appends holds some 400 events): for 100 events, about 2.3 ms of
+# client CPU that way, 3.1 ms as text arrays, 0.65 ms as binary ones.
 _INSERT_EVENTS = (
     "INSERT INTO events (run_id, seq, event_id, type, correlation_id, payload, attrs, "
-    "created_at) SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], "
-    "%s::text[], %s::bytea[], %s::text[], %s::timestamptz[])"
+    "created_at) SELECT * FROM unnest(%b::text[], %b::int[], %b::text[], %b::text[], "
+    "%b::text[], %b::bytea[], %b::text[], %b::timestamptz[])"
 )
 
 
