@@ -1,10 +1,10 @@
 """Compact JSON text of small trees, without ``JSONEncoder.encode``'s set-up on every call.
 
 ``JSONEncoder.encode`` builds a new C encoder each time it is called: for the few values of
-a step's payload or an event's attributes, that costs more than the encoding itself (about
-4 % of a step's instructions). Here the C encoder is built once. It is json's private API,
-so it is checked against the public one when built, and where it is missing or differs the
-public encoder is used.
+a step's payload or an event's attributes, that costs more than the encoding itself (with
+a step's streams settled only when written, 4 % of a chain step's instructions). Here the C
+encoder is built once. It is json's private API, so it is checked against the public one
+when built, and where it is missing or differs the public encoder is used.
 """
 
 from __future__ import annotations
