@@ -168,8 +168,11 @@ async def test_many_appends_from_one_world_commit_together_each_as_alone(s: Setu
         assert [e.event_id for e in stored] == [e.event_id for e in result.events]
         steps = {st.step_id: st for st in await s.world.list_steps(run_id)}
         assert steps[step_id].status is StepStatus.COMPLETED and steps[step_id].output == b"out"
-        assert steps[following[run_id]].status is StepStatus.RUNNING
-        assert steps[following[run_id]].attempt == 1
+        # The batch's new step rows go in one statement: each row has its own values.
+        created = steps[following[run_id]]
+        assert created.status is StepStatus.RUNNING and created.attempt == 1
+        assert created.step_name == "s" and created.input == b"in"
+        assert created.started_at is not None and created.started_at >= created.created_at
     # Local listeners hear of each append as they would alone: its run, its last seq, its writer.
     mine = {c.run_id: c for c in heard if c.run_id in following}
     assert len(mine) == len(runs)

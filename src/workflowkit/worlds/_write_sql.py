@@ -33,11 +33,16 @@ _Rendered = tuple[str, tuple[Any, ...], bool]
 _Time = Callable[[float], Any]
 
 
+INSERT_STEP = (
+    "INSERT INTO steps (run_id, step_id, step_name, status, attempt, input_seq, "
+    "created_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def _insert_step(w: InsertStep, time: _Time) -> _Rendered:
     started = None if w.started_at is None else time(w.started_at)
     return (
-        "INSERT INTO steps (run_id, step_id, step_name, status, attempt, input_seq, "
-        "created_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        INSERT_STEP,
         (
             w.run_id,
             w.step_id,

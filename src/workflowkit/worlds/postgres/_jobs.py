@@ -328,8 +328,23 @@ async def send_writes(conn: Conn, writes: Sequence[Write]) -> None:
         sql, params, checked = DIALECT.render(write)
         groups.setdefault((layer, _must_hit(sql) if checked else sql), []).append(params)
     for (_, query), rows in sorted(groups.items(), key=lambda g: g[0][0]):
+        arrayed = _ARRAYED.get(query)
+        if arrayed is not None and len(rows) > 1:
+            await conn.execute(arrayed, [list(column) for column in zip(*rows, strict=True)])
+            continue
         async with conn.cursor() as cursor:
             await cursor.executemany(query.encode(), rows)
+
+
+# Inserts many rows of which go as one statement of binary arrays (see ``_INSERT_EVENTS``):
+# a burst of wake-ups creates a step in each run.
+_ARRAYED = {
+    DIALECT.sql(_write_sql.INSERT_STEP): (
+        "INSERT INTO steps (run_id, step_id, step_name, status, attempt, input_seq, created_at, "
+        "started_at) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], "
+        "%b::int[], %b::int[], %b::timestamptz[], %b::timestamptz[])"
+    )
+}
 
 
 _MUST_HIT: dict[str, str] = {}
