@@ -241,6 +241,32 @@ async def test_a_notification_whose_events_do_not_decode_still_tells_its_change(
         await world.close()
 
 
+async def test_notifications_read_together_reach_listeners_in_one_call(
+    pg_url: str, pg_schema: str
+) -> None:
+    # Every worker hears each run another one creates or ends: one listener call (and one
+    # wake-up of a worker's loop) per notification cost 4 workers more than 2 gained.
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        calls: list[list[RunChange]] = []
+        world.subscribe(lambda changes: calls.append(list(changes)))
+        await asyncio.sleep(0.3)
+        run_ids = [new_id("wrun") for _ in range(50)]
+        payloads = [f"other|{run_id}|1|pending||" for run_id in run_ids]
+        # One transaction: the server delivers the 50 together, at its commit.
+        _query(
+            pg_url,
+            sql.SQL("SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p"),
+            world.channel,
+            payloads,
+        )
+        await _until(lambda: sum(map(len, calls)) >= 50)
+        assert [c.run_id for call in calls for c in call] == run_ids
+        assert len(calls) < 5
+    finally:
+        await world.close()
+
+
 async def test_lost_listen_connection_is_reopened_and_catches_up(
     pg_url: str, pg_schema: str
 ) -> None:

@@ -83,6 +83,7 @@ class Feed:
         self._task: asyncio.Task[None] | None = None
         self._seen: datetime | None = None
         self._closed = False
+        self._heard: list[RunChange] = []  # not yet told (``_tell``)
 
     # -- telling ------------------------------------------------------------------------------
 
@@ -147,7 +148,17 @@ class Feed:
         except (ValueError, TypeError, CorruptDataError):
             # The change still counts: whoever holds the run reads its log instead.
             log.warning("ignoring the events of notification %r", payload[:200])
-        self._listeners.runs.notify([change])
+        self._heard.append(change)
+        if len(self._heard) == 1:
+            asyncio.get_running_loop().call_soon(self._tell)
+
+    def _tell(self) -> None:
+        """Tell listeners every run change heard since the last time, in one call: a burst
+        of notifications read at once (every worker hears each run another one creates or
+        ends) costs each listener one call, and a worker one wake-up of its loop, not one
+        per notification."""
+        changes, self._heard = self._heard, []
+        self._listeners.runs.notify(changes)
 
     async def _listen_forever(self) -> None:
         delay = 0.1
