@@ -177,8 +177,15 @@ _INSERT_EVENTS = (
 async def insert_events(conn: Conn, events: Sequence[Event]) -> None:
     """Queue the insert of ``events`` on the pipeline that ends with COMMIT."""
     if events:
-        rows = [_write_sql.event_params(e, DIALECT.stamp) for e in events]
-        await conn.execute(_INSERT_EVENTS, [list(column) for column in zip(*rows, strict=True)])
+        await _insert_arrayed(
+            conn, _INSERT_EVENTS, [_write_sql.event_params(e, DIALECT.stamp) for e in events]
+        )
+
+
+async def _insert_arrayed(conn: Conn, query: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Rows inserted by one ``INSERT ... SELECT FROM unnest`` statement: each column goes as
+    one array parameter."""
+    await conn.execute(query, [list(column) for column in zip(*rows, strict=True)])
 
 
 async def read_states(
@@ -330,14 +337,14 @@ async def send_writes(conn: Conn, writes: Sequence[Write]) -> None:
     for (_, query), rows in sorted(groups.items(), key=lambda g: g[0][0]):
         arrayed = _ARRAYED.get(query)
         if arrayed is not None and len(rows) > 1:
-            await conn.execute(arrayed, [list(column) for column in zip(*rows, strict=True)])
+            await _insert_arrayed(conn, arrayed, rows)
             continue
         async with conn.cursor() as cursor:
             await cursor.executemany(query.encode(), rows)
 
 
-# Inserts many rows of which go as one statement of binary arrays (see ``_INSERT_EVENTS``):
-# a burst of wake-ups creates a step in each run.
+# Inserts that go as one statement of binary arrays when a layer holds more than one row
+# (as ``_INSERT_EVENTS`` always does): a burst of wake-ups creates a step in each run.
 _ARRAYED = {
     DIALECT.sql(_write_sql.INSERT_STEP): (
         "INSERT INTO steps (run_id, step_id, step_name, status, attempt, input_seq, created_at, "
