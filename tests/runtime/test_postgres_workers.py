@@ -69,6 +69,26 @@ def stop(procs: list[subprocess.Popen[str]]) -> list[str]:
     return [proc.communicate(timeout=60)[1] for proc in procs]
 
 
+async def test_a_worker_process_runs_on_the_postgres_worlds_own_loop(pg_world: str) -> None:
+    # There its World calls cost no hand-off between threads (bench/README.md); async steps
+    # run there too. The embedded worker keeps a loop of its own: a step blocking it must not
+    # hold up the application's calls to the World.
+    import worker_app
+
+    workflowkit.configure(pg_world, embedded_worker=False)
+    worker = spawn_worker(pg_world)
+    try:
+        run = await start(worker_app.report_thread)
+        assert await run.return_value(timeout=30) == "workflowkit-postgres"
+    finally:
+        errors = stop([worker])
+    assert worker.returncode == 0, errors
+
+    workflowkit.configure(pg_world)
+    run = await start(worker_app.report_thread)
+    assert await run.return_value(timeout=30) == "workflowkit-runtime"
+
+
 @pytest.mark.slow
 async def test_four_workers_share_many_runs_exactly_once(pg_world: str, tmp_path: Path) -> None:
     import worker_app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -84,3 +85,13 @@ def gc_settings() -> list[int]:
 @workflow(name="worker_app.report_gc")
 async def report_gc() -> list[int]:
     return await gc_settings()
+
+
+@step(name="worker_app.step_thread")
+async def step_thread() -> str:
+    return threading.current_thread().name
+
+
+@workflow(name="worker_app.report_thread")
+async def report_thread() -> str:
+    return await step_thread()

@@ -9,8 +9,8 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -22,6 +22,8 @@ from workflowkit.worlds import open_world
 from workflowkit.worlds.postgres import PostgresWorld, parse_url
 from workflowkit.worlds.postgres._feed import TOLD_LIMIT
 from workflowkit.worlds.records import EventType, NewEvent, RunChange, RunStatus, WorkerInfo
+
+T = TypeVar("T")
 
 
 def worker(name: str) -> WorkerInfo:
@@ -351,16 +353,31 @@ async def test_a_burst_of_calls_from_two_loops_gets_each_call_its_own_answer(
         await world.close()
 
 
-async def test_a_cancelled_caller_does_not_cancel_its_write(pg_url: str, pg_schema: str) -> None:
+def on_home_loop(world: PostgresWorld, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+    """``coro`` run on the World's own loop, as a worker's code runs there."""
+    return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, world.home_loop))
+
+
+@pytest.mark.parametrize("caller", ["another loop", "the World's loop"])
+async def test_a_cancelled_caller_does_not_cancel_its_write(
+    pg_url: str, pg_schema: str, caller: str
+) -> None:
     world = PostgresWorld(pg_url, schema=pg_schema)
     try:
         run_id = new_id("wrun")
         await world.create_run(run_id, "wf", b"", {})
-        call = asyncio.ensure_future(world.append(run_id, [NewEvent(EventType.RUN_STARTED)]))
-        await asyncio.sleep(0)  # the call is on its way to the World's loop
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
+
+        async def append_then_cancel() -> None:
+            call = asyncio.ensure_future(world.append(run_id, [NewEvent(EventType.RUN_STARTED)]))
+            await asyncio.sleep(0)  # the write is under way
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+
+        if caller == "another loop":
+            await append_then_cancel()
+        else:
+            await on_home_loop(world, append_then_cancel())
         logged: list[EventType] = []
         for _ in range(500):  # until the write lands (it never does if the call was cancelled)
             logged = [e.type for e in await world.get_events(run_id)]
@@ -370,6 +387,29 @@ async def test_a_cancelled_caller_does_not_cancel_its_write(pg_url: str, pg_sche
         assert logged == [EventType.RUN_CREATED, EventType.RUN_STARTED]
     finally:
         await world.close()
+
+
+async def test_code_on_the_worlds_own_loop_calls_it_and_cannot_close_it(
+    pg_url: str, pg_schema: str
+) -> None:
+    # A worker runs on the World's loop (no thread hand-off per call); closing the World
+    # stops that loop, so from there it is a clear error and the World goes on working.
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        run_id = new_id("wrun")
+
+        async def use() -> list[EventType]:
+            await world.create_run(run_id, "wf", b"", {})
+            await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+            return [e.type for e in await world.get_events(run_id)]
+
+        assert await on_home_loop(world, use()) == [EventType.RUN_CREATED, EventType.RUN_STARTED]
+        with pytest.raises(RuntimeError, match="from another thread or event loop"):
+            await on_home_loop(world, world.close())
+        assert (await world.get_run(run_id)) is not None
+    finally:
+        await world.close()
+    assert not world.home_loop.is_running()
 
 
 # -- failures: retried when nothing committed, never doubled when the commit was lost ----------

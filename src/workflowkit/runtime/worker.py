@@ -473,7 +473,11 @@ class Worker:
         # Our own appends come back through their results; skip them here (hot path).
         changes = [c for c in changes if c.writer != self.worker_id]
         loop = self._loop
-        if changes and loop is not None and not loop.is_closed():
+        if not changes or loop is None or loop.is_closed():
+            return
+        if asyncio._get_running_loop() is loop:  # told on our own loop (the World's): no wake-up
+            loop.call_soon(self._on_changes, changes)
+        else:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._on_changes, changes)
 

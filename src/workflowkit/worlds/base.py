@@ -7,6 +7,7 @@ rows happen in one transaction. The records it hands out are in ``workflowkit.wo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -393,3 +394,11 @@ class World(
     """
 
     async def close(self) -> None: ...
+
+
+def home_loop(world: World) -> asyncio.AbstractEventLoop | None:
+    """The event loop ``world`` does its work on, if it has one (``home_loop``, beyond the
+    contract): a worker run there calls it with no hand-off between threads. The PostgreSQL
+    World has one; the SQLite World works on threads of its own and has none."""
+    loop = getattr(world, "home_loop", None)
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None

@@ -5,8 +5,12 @@ The World is called from any event loop (the runtime's background loop, user loo
 that created them. So the World owns one loop, where its pool and LISTEN connection live,
 and every call is bridged to it and awaited from the caller's loop. This buys one pool per
 World whatever the number of caller loops, a synchronous constructor, and a ``close()`` that
-works from any loop. A caller that is cancelled does not cancel the database work it
+works from any loop but its own. A caller that is cancelled does not cancel the database work it
 started: a write runs to its commit or rollback.
+
+Code that runs on the World's loop itself calls it with no bridge at all. A worker runs
+there (``PostgresWorld.home_loop``): its calls cost no thread hand-off, and its loop and the
+World's no longer take turns on the GIL.
 
 The bridge is the hot path of every call, so it is kept to one wake-up per batch in each
 direction: calls wait in an inbox that the World's loop drains in one go, and outcomes wait
@@ -111,7 +115,13 @@ class WorldLoop:
             raise WorldClosedError("this World is closed")
         caller = asyncio.get_running_loop()
         if caller is self.loop:
-            return await coro
+            # A caller living on this loop (a worker run here: see ``home_loop``) pays no
+            # hand-off; the work is still a task of its own, so cancelling the caller does
+            # not cut a write short.
+            task = self.loop.create_task(coro)
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            return await asyncio.shield(task)
         future: asyncio.Future[T] = caller.create_future()
         self._inbox.append((coro, future, self._mailbox(caller)))
         if not self._armed:
@@ -165,6 +175,12 @@ class WorldLoop:
 
     async def shut_down(self, finish: Coroutine[Any, Any, None]) -> None:
         """Run ``finish`` on the World's loop, cancel whatever still runs there, stop it."""
+        if asyncio.get_running_loop() is self.loop:
+            finish.close()
+            raise RuntimeError(
+                "a PostgreSQL World cannot be closed from its own event loop (it stops that "
+                "loop): close it from another thread or event loop"
+            )
         self.closed = True
         if self.loop.is_running():
             with contextlib.suppress(Exception):

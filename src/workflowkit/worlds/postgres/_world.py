@@ -16,6 +16,7 @@ re-encryption: ``WorldUpkeep``, in ``_upkeep``), and here the writes and the Wor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -116,6 +117,12 @@ class PostgresWorld(WorldReads, WorldUpkeep):
 
     def __repr__(self) -> str:
         return f"PostgresWorld(schema={self.schema!r})"
+
+    @property
+    def home_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this World works on, in a thread of its own: code running there
+        (a worker) calls it with no hand-off between threads."""
+        return self._loop.loop
 
     # -- change notification -----------------------------------------------------------------
 
