@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from workflowkit.worlds.records import EventType, NewEvent, RunChange, StepStatu
 from workflowkit.worlds.sqlite import DEFAULT_PATH, SQLiteWorld, path_from_url
 from workflowkit.worlds.sqlite import _jobs as sqlite_jobs
 from workflowkit.worlds.sqlite import _schema as sqlite_schema
+from workflowkit.worlds.sqlite import _threads as sqlite_threads
 
 # The ``vm_work`` fixture (tests/worlds/conftest.py).
 VmWork = Callable[[sqlite3.Connection, Callable[[], object]], int]
@@ -159,6 +161,77 @@ async def test_worker_loop_appends_share_a_commit_or_commit_at_once(tmp_path: Pa
     finally:
         unsubscribe()
         await world.close()
+
+
+async def test_a_lone_client_write_commits_in_the_call_and_a_burst_shares_commits(
+    tmp_path: Path,
+) -> None:
+    """A start made alone commits on the caller's thread (no hand-off to the writer thread
+    and back); starts made together still share the writer thread's commits."""
+    world = SQLiteWorld(tmp_path / "w.db")
+    batches: list[list[RunChange]] = []
+    unsubscribe = world.subscribe(lambda changes: batches.append(list(changes)))
+    try:
+        lone = world.create_run(new_id("wrun"), "wf", b"", {})
+        with pytest.raises(StopIteration) as done:
+            lone.send(None)  # finishes in this call: no suspension
+        assert done.value.value.created
+        batches.clear()
+        runs = [new_id("wrun") for _ in range(20)]
+        await asyncio.gather(*(world.create_run(run_id, "wf", b"", {}) for run_id in runs))
+        assert sorted(c.run_id for batch in batches for c in batch) == sorted(runs)
+        assert len(batches) < 20  # not a commit each
+    finally:
+        unsubscribe()
+        await world.close()
+
+
+async def test_a_lone_write_waiting_for_another_process_does_not_block_the_loop(
+    tmp_path: Path,
+) -> None:
+    """While another process holds SQLite's write lock, a client's write waits on the writer
+    thread, not on the caller's event loop, and commits once the lock is free."""
+    world = SQLiteWorld(tmp_path / "w.db")
+    other = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        run_id = new_id("wrun")
+        began = time.monotonic()
+        create = asyncio.ensure_future(world.create_run(run_id, "wf", b"", {}))
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - began < 2  # the loop went on (SQLite waits 5 s for a lock)
+        assert not create.done()
+        other.execute("COMMIT")
+        assert (await create).created
+        assert (await world.get_run(run_id)) is not None
+    finally:
+        other.close()
+        await world.close()
+
+
+def test_an_inline_connection_in_use_sends_others_elsewhere_at_once() -> None:
+    """Short reads run on the caller's thread only while nobody else uses that connection:
+    another thread never waits for it (it goes to the reader thread)."""
+    inline = sqlite_threads.InlineConnection(sqlite3.connect(":memory:", check_same_thread=False))
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> int:
+        inside.set()
+        leave.wait(5)
+        return 1
+
+    holder = threading.Thread(target=inline.try_run, args=(hold,))
+    holder.start()
+    assert inside.wait(5)
+    began = time.monotonic()
+    assert inline.try_run(lambda conn: conn.execute("SELECT 2").fetchone()[0]) == (False, None)
+    assert time.monotonic() - began < 0.5
+    leave.set()
+    holder.join()
+    assert inline.try_run(lambda conn: conn.execute("SELECT 2").fetchone()[0]) == (True, 2)
+    inline.close()
+    assert inline.try_run(lambda conn: 3) == (False, None)
 
 
 async def test_wal_stays_bounded_under_steady_writes(

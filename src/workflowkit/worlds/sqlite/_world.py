@@ -63,7 +63,7 @@ from . import _jobs, _schedules, _streams
 from ._jobs import DIALECT
 from ._liveness import WorkerLocks
 from ._schema import MIGRATIONS, Checkpointer, connect, prepare
-from ._threads import DbThread
+from ._threads import DbThread, InlineConnection
 from ._writer import Changed, Writer
 
 DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
@@ -111,6 +111,7 @@ class SQLiteWorld:
             "workflowkit-sqlite-reader", lambda: connect(self.path)
         )
         self._reader.start_and_wait()
+        self._inline_reads = InlineConnection(connect(self.path))
         self._checkpointer = Checkpointer(self.path, checkpoint_interval)
         self._locks = WorkerLocks(self.path)
         self._closed = False
@@ -128,7 +129,12 @@ class SQLiteWorld:
     async def _write(self, fn: Callable[[sqlite3.Connection], Any], *, worker: bool = False) -> Any:
         return await self._writer.write(fn, worker=worker)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    async def _read(self, fn: Callable[[sqlite3.Connection], Any], *, inline: bool = False) -> Any:
+        """On the reader thread; a short read (``inline``) here if its connection is free."""
+        if inline:
+            done, value = self._inline_reads.try_run(fn)
+            if done:
+                return value
         return await self._reader.call(fn)
 
     # -- change notification ---------------------------------------------------------------
@@ -184,7 +190,7 @@ class SQLiteWorld:
         return result
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        result: RunRecord | None = await self._read(lambda c: _jobs.get_run(c, run_id))
+        result: RunRecord | None = await self._read(lambda c: _jobs.get_run(c, run_id), inline=True)
         return result
 
     async def list_runs(
@@ -587,5 +593,6 @@ class SQLiteWorld:
         self._closed = True
         self._writer.close()
         self._reader.stop()
+        self._inline_reads.close()
         self._checkpointer.stop()
         self._locks.release_all()

@@ -8,9 +8,11 @@ is rolled back alone, through a savepoint, and the others still commit. A job re
 
 Jobs run on the writer thread, except a worker's own writes (the hot path): those run
 inline on the worker's loop, with no thread hop, and those made in one turn of that loop
-share a commit. A lock keeps the two users of the connection apart. The writer thread also
-polls ``PRAGMA data_version`` on that connection, which moves only when another process
-commits, to tell listeners what other processes changed.
+share a commit. Another write made alone (a client's start, say) also runs inline if the
+connection is free and no other process holds SQLite's write lock; else, and for a burst
+of writes, the writer thread takes it. A lock keeps the users of the connection apart.
+The writer thread also polls ``PRAGMA data_version`` on that connection, which moves only
+when another process commits, to tell listeners what other processes changed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .._listeners import Listeners
 from .._rows import run_status
 from ..records import RunChange, StreamChange
 from . import _streams
-from ._schema import connect
+from ._schema import BUSY_TIMEOUT_MS, connect
 from ._threads import DbThread, Job, retry_busy
 
 Outcome = tuple[Any, BaseException | None]
@@ -68,9 +70,16 @@ class Writer:
         self._thread.stop()
 
     async def write(self, fn: Callable[[sqlite3.Connection], Any], *, worker: bool) -> Any:
-        """Run ``fn`` in a write transaction: on the writer thread, or, for a write a worker
-        makes (the hot path), inline on the calling loop's thread."""
+        """Run ``fn`` in a write transaction: on the writer thread, or inline on the calling
+        loop's thread for a write a worker makes (the hot path) and for a lone write that
+        would wait for nothing."""
         if not worker:
+            if _loop_is_idle(asyncio.get_running_loop()):
+                # A lone write: here if it waits for nothing, saving two thread hand-offs.
+                # A burst goes to the writer thread, to share its commits.
+                done, value = self._try_alone(fn)
+                if done:
+                    return value
             return await self._thread.call(fn)
         if self._closed:
             raise WorldClosedError("this World is closed")
@@ -102,19 +111,41 @@ class Writer:
                 else:
                     job.future.set_result(result)
 
+    def _try_alone(self, fn: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
+        """``fn`` committed on the calling thread if that waits for nothing: neither for this
+        process's other writes nor for another process's lock. Else (False, None)."""
+        if self._closed or not self._lock.acquire(blocking=False):
+            return False, None
+        try:
+            conn = self._conn
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return False, None  # another process writes: the writer thread waits for it
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            result = _commit_one(conn, fn)
+            return True, self._told(result)
+        finally:
+            self._lock.release()
+
     # -- transactions ----------------------------------------------------------------------
 
     def _alone(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """One job in a transaction of its own, on the calling thread (the hot path)."""
         with self._lock:
-            result = _run_one(self._conn, fn)
-            if not isinstance(result, Changed):
-                return result
-            if result.changes:  # still under the lock: listeners hear in commit order
-                self._listeners.runs.notify(result.changes)
-            if result.stream_changes:
-                self._listeners.streams.notify(result.stream_changes)
-            return result.value
+            return self._told(_run_one(self._conn, fn))
+
+    def _told(self, result: Any) -> Any:
+        """A committed job's value, its changes told (under the lock: in commit order)."""
+        if not isinstance(result, Changed):
+            return result
+        if result.changes:
+            self._listeners.runs.notify(result.changes)
+        if result.stream_changes:
+            self._listeners.streams.notify(result.stream_changes)
+        return result.value
 
     def _transaction(
         self, conn: sqlite3.Connection, batch: list[Job[sqlite3.Connection]]
@@ -155,6 +186,11 @@ class Writer:
 
 def _run_one(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> Any:
     _busy_retried(conn, "BEGIN IMMEDIATE")
+    return _commit_one(conn, fn)
+
+
+def _commit_one(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    """``fn`` in the transaction just begun, then COMMIT (or ROLLBACK if either fails)."""
     try:
         result = fn(conn)
     except BaseException:
