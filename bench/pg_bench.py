@@ -10,7 +10,8 @@ the throughput runs in a queue of 50 at once next to the same runs in no queue (
 workflowkit, in a queue with no limit), with 1 and 2 worker processes, and the overhead of
 the limit. For each throughput and queue case it also reports where the time goes: CPU of
 the workers, of the PostgreSQL backends serving them and of the client, commits, and the
-statements that took the most server time (``pg_stat_statements``). See bench/README.md.
+statements that took the most server time (``pg_stat_statements``). With the hook case it
+also times that path's floor with psycopg alone (``pg_floor.py``). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import psycopg
 from core_bench import dbos_python, table
 from core_common import RESULT_PREFIX
 from pg_common import BEGIN_LINE, QUEUE_LIMIT, QUEUE_VARIANTS, WORKER_READY, PgSizes
+from pg_floor import hook_floor
 from psycopg import sql
 
 HERE = Path(__file__).resolve().parent
@@ -648,6 +650,27 @@ def report(
     return "\n".join(out)
 
 
+def hook_floor_case(admin: Admin, server: str, sizes: PgSizes) -> dict[str, float] | str:
+    """The hook path's floor on this server (``pg_floor``), or why it could not be timed."""
+    dbname = "wkbench_floor"
+    admin.recreate(dbname)
+    try:
+        return hook_floor(with_database(server, dbname), sizes.hook_samples, sizes.hook_warmup)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        admin.drop(dbname)
+
+
+def floor_line(floor: dict[str, float] | str) -> str:
+    if isinstance(floor, str):
+        return f"\nresume_hook floor (pg_floor.py): error: {floor}"
+    return (
+        f"\nresume_hook floor, psycopg alone (commit + NOTIFY → listener → commit; "
+        f"pg_floor.py): median {floor['p50_ms']:.1f} ms, p99 {floor['p99_ms']:.1f} ms"
+    )
+
+
 def _fmt(value: Any, digits: int) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, int | float) else "—"
 
@@ -704,12 +727,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results[engine.label] = run_engine(
                     admin, server, engine, cases, workers, sizes, root, queue_workers, rounds
                 )
+            if "hook" in cases:
+                floor = hook_floor_case(admin, server, sizes)
             admin.conn.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     shown_workers = workers if "throughput" in cases else []
     shown_queues = queue_workers if "queue" in cases else []
     print(report(results, shown_workers, sizes, os.cpu_count() or 1, shown_queues, rounds))
+    if "hook" in cases:
+        print(floor_line(floor))
     print(f"\nTotal benchmark time: {time.perf_counter() - began:.0f} s")
     if args.json is not None:
         raw = {

@@ -45,7 +45,7 @@ from .ids import new_id
 from .registry import Workflow
 from .runtime.executor import encode_input
 from .webhooks import ACCEPTED, Request, Response
-from .worlds.base import World
+from .worlds.base import World, on_home_loop
 from .worlds.records import (
     CreatedRun,
     EventType,
@@ -257,11 +257,15 @@ async def resume_hook(world: World, token: str, payload: Any) -> HookRecord:
     """
     refuse_in_workflow("resume_hook()")
     encoded = serde.encode(payload, path="payload")
-    hook = await require_hook(world, token)
-    if hook.is_webhook:
-        raise WebhookTokenError(token)
-    await _deliver(world, hook, encoded)
-    return hook
+
+    async def resume() -> HookRecord:
+        hook = await require_hook(world, token)
+        if hook.is_webhook:
+            raise WebhookTokenError(token)
+        await _deliver(world, hook, encoded)
+        return hook
+
+    return await on_home_loop(world, resume())
 
 
 async def resume_webhook(

@@ -6,24 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from workflowkit.errors import CorruptDataError
+from workflowkit.errors import CorruptDataError, HookNotFoundError
 from workflowkit.ids import new_id
 from workflowkit.worlds import open_world
+from workflowkit.worlds.base import on_home_loop
 from workflowkit.worlds.postgres import PostgresWorld, parse_url
 from workflowkit.worlds.postgres._feed import TOLD_LIMIT
 from workflowkit.worlds.records import EventType, NewEvent, RunChange, RunStatus, WorkerInfo
-
-T = TypeVar("T")
 
 
 def worker(name: str) -> WorkerInfo:
@@ -353,11 +353,6 @@ async def test_a_burst_of_calls_from_two_loops_gets_each_call_its_own_answer(
         await world.close()
 
 
-def on_home_loop(world: PostgresWorld, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
-    """``coro`` run on the World's own loop, as a worker's code runs there."""
-    return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, world.home_loop))
-
-
 @pytest.mark.parametrize("caller", ["another loop", "the World's loop"])
 async def test_a_cancelled_caller_does_not_cancel_its_write(
     pg_url: str, pg_schema: str, caller: str
@@ -410,6 +405,34 @@ async def test_code_on_the_worlds_own_loop_calls_it_and_cannot_close_it(
     finally:
         await world.close()
     assert not world.home_loop.is_running()
+
+
+async def test_a_chain_of_calls_runs_on_the_worlds_loop_in_the_callers_context(
+    pg_url: str, pg_schema: str
+) -> None:
+    # A client's resume_hook (look the hook up, then append) pays one hand-off each way
+    # instead of two per call; it still sees the caller's context (workflow code refusals,
+    # tracing) and its errors arrive as they are.
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    caller = contextvars.ContextVar[str]("caller")
+    caller.set("the caller's")
+    try:
+        run_id = new_id("wrun")
+
+        async def chain() -> tuple[bool, str]:
+            await world.create_run(run_id, "wf", b"", {})
+            await world.append(run_id, [NewEvent(EventType.RUN_STARTED)])
+            return asyncio.get_running_loop() is world.home_loop, caller.get()
+
+        assert await on_home_loop(world, chain()) == (True, "the caller's")
+
+        async def failing() -> None:
+            raise HookNotFoundError("no-such-token")
+
+        with pytest.raises(HookNotFoundError):
+            await on_home_loop(world, failing())
+    finally:
+        await world.close()
 
 
 # -- failures: retried when nothing committed, never doubled when the commit was lost ----------

@@ -8,9 +8,9 @@ rows happen in one transaction. The records it hands out are in ``workflowkit.wo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .records import (
     NO_OPTIONS,
@@ -46,6 +46,7 @@ from .records import (
 )
 from .schedule_rules import Decision, TickInput
 
+T = TypeVar("T")
 ChangeListener = Callable[[Sequence[RunChange]], None]
 StreamListener = Callable[[Sequence[StreamChange]], None]
 
@@ -402,3 +403,13 @@ def home_loop(world: World) -> asyncio.AbstractEventLoop | None:
     World has one; the SQLite World works on threads of its own and has none."""
     loop = getattr(world, "home_loop", None)
     return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
+
+
+async def on_home_loop(world: World, coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro``, a chain of calls to ``world``, on the World's own loop if it has one
+    (in the caller's context): the chain then pays one hand-off between threads each way,
+    not two per call. Here if it has none, or this is that loop."""
+    loop = home_loop(world)
+    if loop is None or loop is asyncio.get_running_loop():
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
