@@ -7,7 +7,6 @@ too; this module adds the ``Run`` handle, waiting for a run to end, and decoded 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from .context import current_executor, refuse_in_workflow
 from .errors import WorldUnavailableError
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
+from .runtime.waiters import Nudge
 from .streams import Readable
 from .webhooks import Request, Response
 from .worlds.base import World
@@ -243,14 +243,8 @@ def _hook_info(record: HookRecord) -> HookInfo:
 
 async def _wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) -> RunRecord:
     """Wait for a run to reach a terminal state, woken by store notifications."""
-    loop = asyncio.get_running_loop()
-    changed = asyncio.Event()
-
-    def wake() -> None:
-        with contextlib.suppress(RuntimeError):  # the waiting loop is gone
-            loop.call_soon_threadsafe(changed.set)
-
-    unsubscribe = runtime.waiters.add(run_id, wake)
+    changed = Nudge(asyncio.get_running_loop())
+    unsubscribe = runtime.waiters.add(run_id, changed.nudge)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
@@ -269,9 +263,7 @@ async def _wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) -
                 wait = min(wait, deadline - time.monotonic())
                 if wait <= 0:
                     raise TimeoutError(f"run {run_id} is still {record.status} after {timeout} s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), wait)
-            changed.clear()
+            await changed.wait(wait)
     finally:
         unsubscribe()
 

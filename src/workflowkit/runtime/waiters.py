@@ -6,6 +6,8 @@ One World listener serves every waiter of the process, dispatching by run id, so
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 
@@ -46,3 +48,38 @@ class TerminalWaiters:
             ]
         for callback in due:
             callback()
+
+
+class Nudge:
+    """Wakes a coroutine of ``loop`` waiting in ``wait()``, from any thread; a nudge that
+    comes while nobody waits ends the next wait at once.
+
+    One future per wait, set straight from the nudge: an ``asyncio.Event`` waited on with
+    ``wait_for`` takes three turns of the loop to resume its waiter (a task of its own,
+    then its callbacks), about 100 µs of a short run's start → result."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiter: asyncio.Future[None] | None = None
+        self._nudged = False
+
+    def nudge(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the waiting loop is gone
+            self._loop.call_soon_threadsafe(self._wake, True)
+
+    def _wake(self, nudged: bool) -> None:
+        self._nudged = self._nudged or nudged
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Until nudged (since the last wait) or ``timeout`` seconds pass."""
+        if not self._nudged:
+            self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(timeout, self._wake, False)
+            try:
+                await self._waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        self._nudged = False
