@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -99,15 +99,18 @@ async def start(
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
     taker: RunTaker | None = None,
+    before_create: Callable[[str], None] | None = None,
 ) -> CreatedRun:
     """A run of ``workflow`` with its start options (``Workflow.options``): a new one, or
     the run its ``run_id`` names if that exists. ``InvalidWorkflowFunctionError`` if
-    ``workflow`` is not a ``@workflow``."""
+    ``workflow`` is not a ``@workflow``. ``before_create`` is told the run id just before
+    the create is written."""
     if not isinstance(workflow, Workflow):
         raise InvalidWorkflowFunctionError(
             f"start() needs a function decorated with @workflow, got {workflow!r}"
         )
-    return await start_by_name(world, workflow.name, args, kwargs, workflow.start_options, taker)
+    options = workflow.start_options
+    return await start_by_name(world, workflow.name, args, kwargs, options, taker, before_create)
 
 
 async def start_by_name(
@@ -117,6 +120,7 @@ async def start_by_name(
     kwargs: Mapping[str, Any],
     options: StartOptions = NO_START_OPTIONS,
     taker: RunTaker | None = None,
+    before_create: Callable[[str], None] | None = None,
 ) -> CreatedRun:
     """A run of the workflow with this durable name (see ``start``).
 
@@ -137,8 +141,11 @@ async def start_by_name(
     start_at = options.start_time(now)
     # This process's worker takes the run at once if it can: no claim, no wake-up.
     lease = None if taker is None else taker.lease_for(name, run_options, start_at)
+    run_id = options.run_id or new_id("wrun")
+    if before_create is not None:
+        before_create(run_id)
     created = await world.create_run(
-        options.run_id or new_id("wrun"),
+        run_id,
         name,
         payload,
         _lifecycle.start_attrs(name),

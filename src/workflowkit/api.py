@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from .context import current_executor, refuse_in_workflow
 from .errors import WorldUnavailableError
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
-from .runtime.waiters import Nudge
+from .runtime.waiters import EndWatch, Nudge
 from .streams import Readable
 from .webhooks import Request, Response
 from .worlds.base import World
@@ -82,6 +83,7 @@ class Run(Generic[R]):
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
+        self._end: EndWatch | None = None  # set by start(): see EndWatch
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r})"
@@ -140,7 +142,8 @@ class Run(Generic[R]):
             if timeout is None:
                 return cast(R, await outcome)
             return cast(R, await asyncio.wait_for(outcome, timeout))
-        record = await _wait_terminal(self.runtime, self.run_id, timeout)
+        end, self._end = self._end, None
+        record = await _wait_terminal(self.runtime, self.run_id, timeout, end)
         payload = record.output if record.status is RunStatus.COMPLETED else record.error
         return cast(R, run_outcome(self.run_id, record.status, payload))
 
@@ -182,8 +185,21 @@ async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> 
     if executor is not None:
         return Run(await executor.start_child(workflow, args, kwargs))
     runtime = get_runtime()
-    created = await _operations.start(runtime.world, workflow, args, kwargs, runtime.worker)
-    return Run(created.record.run_id)
+    end = EndWatch(runtime.waiters, asyncio.get_running_loop())
+    try:
+        created = await _operations.start(
+            runtime.world, workflow, args, kwargs, runtime.worker, end.begin
+        )
+    except BaseException:
+        end.stop()
+        raise
+    run: Run[R] = Run(created.record.run_id)
+    if created.created:  # nothing of this run happened before the watch began
+        run._end = end
+        weakref.finalize(run, end.stop)
+    else:
+        end.stop()
+    return run
 
 
 async def fork_run(run_id: str, from_step: int) -> Run[Any]:
@@ -241,28 +257,37 @@ def _hook_info(record: HookRecord) -> HookInfo:
     return HookInfo(record.hook_id, record.run_id, record.token, metadata, record.created_at)
 
 
-async def _wait_terminal(runtime: Runtime, run_id: str, timeout: float | None) -> RunRecord:
-    """Wait for a run to reach a terminal state, woken by store notifications."""
-    changed = Nudge(asyncio.get_running_loop())
-    unsubscribe = runtime.waiters.add(run_id, changed.nudge)
+async def _wait_terminal(
+    runtime: Runtime, run_id: str, timeout: float | None, end: EndWatch | None = None
+) -> RunRecord:
+    """Wait for a run to reach a terminal state, woken by store notifications. With ``end``
+    (the run's start set it up), the first read waits for a nudge or a second."""
+    if end is not None and end.serves(runtime.waiters):
+        changed, unsubscribe, read = end.nudge, end.stop, False
+    else:
+        if end is not None:
+            end.stop()
+        changed = Nudge(asyncio.get_running_loop())
+        unsubscribe, read = runtime.waiters.add(run_id, changed.nudge), True
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
-            try:
-                record = await _operations.require_run(runtime.world, run_id)
-            except WorldUnavailableError:
-                # The store is away: waiting for a result rides out an outage, up to its timeout.
+            if read:
+                try:
+                    record = await _operations.require_run(runtime.world, run_id)
+                except WorldUnavailableError:
+                    # The store is away: waiting for a result rides out an outage, up to
+                    # its timeout.
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+                    continue
+                if record.status.terminal:
+                    return record
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise
-                await asyncio.sleep(0.5)
-                continue
-            if record.status.terminal:
-                return record
-            wait = 1.0
-            if deadline is not None:
-                wait = min(wait, deadline - time.monotonic())
-                if wait <= 0:
                     raise TimeoutError(f"run {run_id} is still {record.status} after {timeout} s")
+            read = True
+            wait = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
             await changed.wait(wait)
     finally:
         unsubscribe()

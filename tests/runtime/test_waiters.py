@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 
+import pytest
+
+from workflowkit import step, workflow
+from workflowkit.api import start
+from workflowkit.runtime.runtime import Runtime
 from workflowkit.runtime.waiters import Nudge
 
 
@@ -38,3 +44,61 @@ async def test_a_cancelled_wait_leaves_the_nudge_usable() -> None:
     await asyncio.gather(waiting, return_exceptions=True)
     nudge.nudge()
     await asyncio.wait_for(nudge.wait(10), 5)
+
+
+@step(name="waiters.double")
+async def double(x: int) -> int:
+    return 2 * x
+
+
+@workflow(name="waiters.doubling")
+async def doubling(x: int) -> int:
+    return await double(x)
+
+
+async def _ended(runtime: Runtime, run_id: str) -> None:
+    for _ in range(1000):
+        record = await runtime.world.get_run(run_id)
+        if record is not None and record.status.terminal:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"run {run_id} never ended")
+
+
+async def test_a_run_that_ended_before_anyone_waited_returns_at_once(
+    cached_runtime: Runtime,
+) -> None:
+    # start() listens for the run's end before creating it, and return_value() then waits
+    # before its first read: the end heard meanwhile must not be waited out (a 1 s poll).
+    run = await start(doubling, 21)
+    await _ended(cached_runtime, run.run_id)
+    began = time.monotonic()
+    assert await run.return_value(timeout=10) == 42
+    assert time.monotonic() - began < 0.5
+
+
+async def test_return_value_times_out_with_the_runs_status(cached_runtime: Runtime) -> None:
+    run = await start(doubling.options(delay="1h"), 1)
+    with pytest.raises(TimeoutError, match="still pending"):
+        await run.return_value(timeout=0.05)
+    with pytest.raises(TimeoutError, match="still pending"):
+        await run.return_value(timeout=0)
+
+
+async def test_a_run_handle_awaited_on_another_loop_still_gets_its_result(
+    cached_runtime: Runtime,
+) -> None:
+    run = await start(doubling, 4)
+    result = await asyncio.to_thread(lambda: asyncio.run(run.return_value(timeout=10)))
+    assert result == 8
+
+
+async def test_run_handles_dropped_unawaited_leave_no_listener_behind(
+    cached_runtime: Runtime,
+) -> None:
+    runs = [await start(doubling, i) for i in range(20)]
+    for run in runs:
+        await _ended(cached_runtime, run.run_id)
+    del runs, run
+    gc.collect()
+    assert not cached_runtime.waiters._waiters

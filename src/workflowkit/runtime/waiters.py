@@ -83,3 +83,29 @@ class Nudge:
                 timer.cancel()
                 self._waiter = None
         self._nudged = False
+
+
+class EndWatch:
+    """A run's end, listened for from before the run exists: ``start()`` sets it up just
+    before the create, so ``return_value()`` on the same loop need not read the run before
+    its first wait (a read that competed with the worker for the GIL while the run ran). If
+    the run ends before anyone waits, the nudge is kept for the first wait."""
+
+    def __init__(self, waiters: TerminalWaiters, loop: asyncio.AbstractEventLoop) -> None:
+        self.waiters = waiters
+        self.loop = loop
+        self.nudge = Nudge(loop)
+        self._remove: Callable[[], None] | None = None
+
+    def begin(self, run_id: str) -> None:
+        self._remove = self.waiters.add(run_id, self.nudge.nudge)
+
+    def stop(self) -> None:
+        remove, self._remove = self._remove, None
+        if remove is not None:
+            remove()
+
+    def serves(self, waiters: TerminalWaiters) -> bool:
+        """Whether it still listens, through ``waiters``, for a caller on its loop."""
+        running = asyncio._get_running_loop()
+        return self._remove is not None and waiters is self.waiters and running is self.loop
