@@ -104,7 +104,7 @@ async def start(
     """A run of ``workflow`` with its start options (``Workflow.options``): a new one, or
     the run its ``run_id`` names if that exists. ``InvalidWorkflowFunctionError`` if
     ``workflow`` is not a ``@workflow``. ``before_create`` is told the run id just before
-    the create is written."""
+    the create of a run ``taker`` will execute is written."""
     if not isinstance(workflow, Workflow):
         raise InvalidWorkflowFunctionError(
             f"start() needs a function decorated with @workflow, got {workflow!r}"
@@ -142,7 +142,7 @@ async def start_by_name(
     # This process's worker takes the run at once if it can: no claim, no wake-up.
     lease = None if taker is None else taker.lease_for(name, run_options, start_at)
     run_id = options.run_id or new_id("wrun")
-    if before_create is not None:
+    if before_create is not None and lease is not None:
         before_create(run_id)
     created = await world.create_run(
         run_id,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -194,9 +193,9 @@ async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> 
         end.stop()
         raise
     run: Run[R] = Run(created.record.run_id)
-    if created.created:  # nothing of this run happened before the watch began
+    if created.created and end.listening:  # it began before the run existed: nothing missed
         run._end = end
-        weakref.finalize(run, end.stop)
+        end.hold(run)
     else:
         end.stop()
     return run

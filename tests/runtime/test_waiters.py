@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from workflowkit import step, workflow
+from workflowkit import sleep, step, workflow
 from workflowkit.api import start
 from workflowkit.runtime.runtime import Runtime
 from workflowkit.runtime.waiters import Nudge
@@ -93,12 +93,22 @@ async def test_a_run_handle_awaited_on_another_loop_still_gets_its_result(
     assert result == 8
 
 
-async def test_run_handles_dropped_unawaited_leave_no_listener_behind(
+@workflow(name="waiters.napping")
+async def napping() -> None:
+    await sleep("1h")
+
+
+async def test_run_handles_held_or_dropped_unawaited_leave_no_listener_behind(
     cached_runtime: Runtime,
 ) -> None:
-    runs = [await start(doubling, i) for i in range(20)]
-    for run in runs:
+    # A process that starts many runs and keeps (or drops) their handles must not keep a
+    # listener for each: one stops at its run's end, or when its handle goes.
+    ended = [await start(doubling, i) for i in range(20)]
+    for run in ended:
         await _ended(cached_runtime, run.run_id)
-    del runs, run
+    assert not cached_runtime.waiters._waiters
+    asleep = [await start(napping) for _ in range(5)]
+    assert len(cached_runtime.waiters._waiters) == 5
+    del asleep
     gc.collect()
     assert not cached_runtime.waiters._waiters

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..worlds.base import World
 from ..worlds.records import RunChange
@@ -58,6 +60,8 @@ class Nudge:
     ``wait_for`` takes three turns of the loop to resume its waiter (a task of its own,
     then its callbacks), about 100 µs of a short run's start → result."""
 
+    __slots__ = ("_loop", "_nudged", "_waiter")
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._waiter: asyncio.Future[None] | None = None
@@ -86,26 +90,45 @@ class Nudge:
 
 
 class EndWatch:
-    """A run's end, listened for from before the run exists: ``start()`` sets it up just
-    before the create, so ``return_value()`` on the same loop need not read the run before
-    its first wait (a read that competed with the worker for the GIL while the run ran). If
-    the run ends before anyone waits, the nudge is kept for the first wait."""
+    """The end of a run this process's worker is about to execute, listened for from before
+    the run exists: ``start()`` begins it just before the create, so ``return_value()`` on
+    the same loop need not read the run before its first wait (a read that competed with
+    the worker for the GIL while the run ran). It stops listening once the run has ended
+    (then a wait reads first, as any other), or when its handle is dropped."""
+
+    __slots__ = ("_dropped", "_remove", "loop", "nudge", "waiters")
 
     def __init__(self, waiters: TerminalWaiters, loop: asyncio.AbstractEventLoop) -> None:
         self.waiters = waiters
         self.loop = loop
         self.nudge = Nudge(loop)
         self._remove: Callable[[], None] | None = None
+        self._dropped: weakref.finalize[Any, Any] | None = None
 
     def begin(self, run_id: str) -> None:
-        self._remove = self.waiters.add(run_id, self.nudge.nudge)
+        self._remove = self.waiters.add(run_id, self._ended)
+
+    def hold(self, handle: object) -> None:
+        """Stop listening if ``handle`` (the run's) is garbage collected first."""
+        self._dropped = weakref.finalize(handle, self.stop)
+
+    def _ended(self) -> None:
+        self.nudge.nudge()
+        self.stop()
 
     def stop(self) -> None:
         remove, self._remove = self._remove, None
         if remove is not None:
             remove()
+        dropped, self._dropped = self._dropped, None
+        if dropped is not None:
+            dropped.detach()
+
+    @property
+    def listening(self) -> bool:
+        return self._remove is not None
 
     def serves(self, waiters: TerminalWaiters) -> bool:
         """Whether it still listens, through ``waiters``, for a caller on its loop."""
         running = asyncio._get_running_loop()
-        return self._remove is not None and waiters is self.waiters and running is self.loop
+        return self.listening and waiters is self.waiters and running is self.loop
