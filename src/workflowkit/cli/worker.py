@@ -11,16 +11,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from .. import _settings
 from ..logs import JsonFormatter
 from ..runtime.worker import Worker
 from ..worlds import open_world
-from ..worlds.base import home_loop
-
-T = TypeVar("T")
+from ..worlds.base import on_home_loop
 
 log = logging.getLogger("workflowkit.cli")
 
@@ -112,24 +109,15 @@ async def _serve(args: argparse.Namespace, early_stop: threading.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
     if early_stop.is_set():
         stop.set()
-    home = home_loop(world)  # the worker runs where the World works: no thread hand-offs
-    task: asyncio.Future[Any] = _run_on(home, worker.run())
+    # The worker runs where the World works, if it has a loop of its own: no thread hand-offs.
+    task = asyncio.ensure_future(on_home_loop(world, worker.run()))
     log.info("worker %s started on %r", worker.worker_id, world)
-    stopped: asyncio.Future[Any] = loop.create_task(stop.wait())
+    stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     log.info(
         "worker %s stopping: finishing running steps (up to %s s)", worker.worker_id, args.grace
     )
-    await _run_on(home, worker.stop(args.grace))
+    await on_home_loop(world, worker.stop(args.grace))
     await task
     await world.close()
     log.info("worker %s stopped", worker.worker_id)
-
-
-def _run_on(
-    loop: asyncio.AbstractEventLoop | None, coro: Coroutine[Any, Any, T]
-) -> asyncio.Future[T]:
-    """``coro`` on ``loop`` (another thread's), awaitable here; on this loop if None."""
-    if loop is None:
-        return asyncio.ensure_future(coro)
-    return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
