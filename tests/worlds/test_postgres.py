@@ -22,8 +22,18 @@ from workflowkit.ids import new_id
 from workflowkit.worlds import open_world
 from workflowkit.worlds.base import on_home_loop
 from workflowkit.worlds.postgres import PostgresWorld, parse_url
+from workflowkit.worlds.postgres import _jobs as pg_jobs
 from workflowkit.worlds.postgres._feed import TOLD_LIMIT
-from workflowkit.worlds.records import EventType, NewEvent, RunChange, RunStatus, WorkerInfo
+from workflowkit.worlds.records import (
+    MOVED,
+    AppendAfter,
+    EventType,
+    NewEvent,
+    RunChange,
+    RunStatus,
+    StepStatus,
+    WorkerInfo,
+)
 
 
 def worker(name: str) -> WorkerInfo:
@@ -431,6 +441,66 @@ async def test_a_chain_of_calls_runs_on_the_worlds_loop_in_the_callers_context(
 
         with pytest.raises(HookNotFoundError):
             await on_home_loop(world, failing())
+    finally:
+        await world.close()
+
+
+async def test_an_owners_step_append_is_decided_unread_and_checked_in_its_commit(
+    pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hot path (a step's result, the next one's creation and start) costs one round
+    # trip: decided on the run as its owner knows it, checked under the run's lock in the
+    # pipeline that commits. A presumption that misses writes nothing and is decided again
+    # from the rows read.
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    reads: list[str] = []
+    read_states = pg_jobs.read_states
+
+    async def counted(conn: Any, jobs: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.extend(job.run_id for job in jobs)
+        return await read_states(conn, jobs, *args, **kwargs)
+
+    monkeypatch.setattr(pg_jobs, "read_states", counted)
+    try:
+        me = worker("me")
+        await world.register_worker(me)
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"", {})
+        assert await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
+        owner = me.worker_id
+        head = await world.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=owner)
+        known = head.events[-1].seq
+        reads.clear()
+
+        created = NewEvent(EventType.STEP_CREATED, "step-1", b"in", {"step_name": "s"})
+        started = NewEvent(EventType.STEP_STARTED, "step-1", None, {"attempt": 1})
+        first = await world.append(
+            run_id, [created, started], owner=owner, after=AppendAfter(known, facts=0)
+        )
+        assert reads == []
+        assert [e.seq for e in first.events] == [known + 1, known + 2]
+        steps = {s.step_id: s.status for s in await world.list_steps(run_id)}
+        assert steps == {"step-1": StepStatus.RUNNING}
+
+        # Decided from a log that has moved on since (the owner's view is stale).
+        outcome = NewEvent(EventType.STEP_COMPLETED, "step-1", b"out")
+        next_step = NewEvent(EventType.STEP_CREATED, "step-2", b"in", {"step_name": "s"})
+        moved = await world.append(
+            run_id, [outcome, next_step], owner=owner, after=AppendAfter(known, facts=1)
+        )
+        assert reads == [run_id]
+        assert [e.type for e in moved.events] == [EventType.STEP_COMPLETED]
+        assert [(r.event, r.reason) for r in moved.rejected] == [(next_step, MOVED)]
+
+        # A step row not as its events expect (completed already): read, then decided.
+        reads.clear()
+        again = await world.append(
+            run_id, [outcome], owner=owner, after=AppendAfter(moved.events[-1].seq, facts=1)
+        )
+        assert reads == [run_id]
+        assert not again.events and len(again.rejected) == 1
+        logged = [e.type for e in await world.get_events(run_id)]
+        assert logged.count(EventType.STEP_COMPLETED) == 1
     finally:
         await world.close()
 

@@ -55,6 +55,7 @@ from ..apply import (
     Write,
     check_owner,
     plan_append,
+    presume_steps,
 )
 from ..records import (
     AppendAfter,
@@ -67,7 +68,9 @@ from ..records import (
     RunChange,
     RunQuery,
     RunRecord,
+    RunStatus,
     StepRecord,
+    StepStatus,
     WaitRecord,
 )
 from ._dialect import DIALECT, moment
@@ -152,6 +155,42 @@ async def _follow_ups(
         linked = [AppendJob(run_id, (), None, links) for run_id in runs]
         found, _ = await read_states(conn, linked, channel, begin=False, lock_ids=children)
         family.supply(found, {r.run_id: r for r in await get_runs(conn, children)})
+
+
+def presumable(job: AppendJob) -> dict[str, StepStatus] | None:
+    """The step rows to presume for an owner's append of step events alone (a step's
+    result, the next one's creation and start: the hot path), None for any other append.
+
+    Such an append is decided without reading (``presumed_plan``): on the run as its owner
+    knows it (running, its log ending at ``after.seq``) and the steps' rows as the events
+    expect them (``apply.presume_steps``). ``queue_presumed`` checks all of that under the
+    run's lock, in the pipeline with the writes and the COMMIT: one round trip, not two."""
+    if job.owner is None or job.after is None:
+        return None
+    return presume_steps(job.events)
+
+
+def presumed_plan(job: AppendJob, steps: dict[str, StepStatus], now: float) -> AppendPlan:
+    assert job.after is not None
+    state = RunState(RunStatus.RUNNING, job.owner, job.after.seq, dict(steps))
+    return plan_append(job.run_id, state, job.events, job.owner, now, job.after)
+
+
+# Locks the run's row and fails (division by zero) unless it is as presumed.
+_PRESUMED_HEAD = (
+    "WITH r AS (SELECT status, owner FROM runs WHERE run_id = %s FOR UPDATE) "
+    "SELECT 1 / count(*) FROM r WHERE r.status = 'running' AND r.owner = %s "
+    "AND (SELECT max(seq) FROM events WHERE run_id = %s) = %s"
+)
+
+
+async def queue_presumed(conn: Conn, job: AppendJob, plan: AppendPlan, feed: Feed) -> None:
+    """Queue, on the pipeline that ends with COMMIT, BEGIN, the check of what
+    ``presumed_plan`` presumed of the run, and the plan's writes."""
+    assert job.after is not None
+    await conn.execute("BEGIN")
+    await conn.execute(_PRESUMED_HEAD, (job.run_id, job.owner, job.run_id, job.after.seq))
+    await queue_writes(conn, [plan], feed)
 
 
 async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> None:

@@ -49,6 +49,14 @@ class Outcome:
     changes: Sequence[RunChange] = ()
     stream_changes: Sequence[StreamChange] = ()
     writes: Callable[[Conn], Awaitable[None]] | None = None
+    # Decided on rows presumed rather than read: a write that misses its row means the
+    # presumption was wrong (``PresumptionMissed``), not that the data is.
+    presumed: bool = False
+
+
+class PresumptionMissed(Exception):
+    """A transaction decided on presumed rows found them otherwise and wrote nothing: it is
+    to be decided again from the rows read."""
 
 
 Body = Callable[[Conn, bool], Awaitable[Outcome]]
@@ -93,7 +101,13 @@ async def _commit(conn: Conn, outcome: Outcome) -> None:
         async with conn.pipeline():
             await outcome.writes(conn)
             await conn.execute("COMMIT")
-    except psycopg.errors.DivisionByZero as exc:  # a write that must hit its row missed it
+    except (psycopg.errors.DivisionByZero, psycopg.errors.UniqueViolation) as exc:
+        # A write that must hit its row (or find none) did not.
+        if outcome.presumed:
+            await conn.execute("ROLLBACK")  # the connection goes back to the pool clean
+            raise PresumptionMissed(str(exc)) from exc
+        if isinstance(exc, psycopg.errors.UniqueViolation):
+            raise
         raise CorruptDataError(
             "steps or waits changed without their run's lock; nothing was written"
         ) from exc

@@ -17,6 +17,7 @@ re-encryption: ``WorldUpkeep``, in ``_upkeep``), and here the writes and the Wor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -60,7 +61,7 @@ from ._jobs import AppendJob
 from ._loop import WorldLoop
 from ._reads import WorldReads
 from ._schema import MIGRATIONS, connect_kwargs, migrate, open_pool, parse_url
-from ._transactions import Conn, Database, Outcome
+from ._transactions import Conn, Database, Outcome, PresumptionMissed
 from ._upkeep import WorldUpkeep
 
 T = TypeVar("T")
@@ -202,6 +203,18 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         return await together(self._append_all, jobs, "appends")
 
     async def _append_all(self, jobs: list[AppendJob]) -> list[BatchOutcome]:
+        steps = _jobs.presumable(jobs[0]) if len(jobs) == 1 else None
+
+        async def presumed(conn: Conn, retry: bool) -> Outcome:
+            (job,) = jobs
+            assert steps is not None
+            plan = _jobs.presumed_plan(job, steps, self._clock.now())
+
+            async def writes(conn: Conn) -> None:
+                await _jobs.queue_presumed(conn, job, plan, self._feed)
+
+            return Outcome([plan.result], [plan.change], writes=writes, presumed=True)
+
         async def body(conn: Conn, retry: bool) -> Outcome:
             verdicts, plans, changes = await _jobs.append_all(conn, jobs, self._feed)
             return Outcome([v.result for v in verdicts], changes, writes=self._writes(plans))
@@ -219,6 +232,12 @@ class PostgresWorld(WorldReads, WorldUpkeep):
             return outcome if found else None
 
         what = "append" if len(jobs) == 1 else f"a batch of {len(jobs)} appends"
+        if steps is not None:
+            with contextlib.suppress(PresumptionMissed):  # rolled back: read, decide again
+                presumed_outcomes: list[BatchOutcome] = await self._db.transaction(
+                    presumed, what=what, recover=recover, begins=True
+                )
+                return presumed_outcomes
         outcomes: list[BatchOutcome] = await self._db.transaction(
             body, what=what, recover=recover, begins=True
         )
