@@ -134,6 +134,9 @@ class Checkpointer:
         self._path = path
         self._wal = path.with_name(path.name + "-wal")
         self._interval = interval
+        # The WAL was past its limit at the last look and is not truncated yet: writers
+        # should leave the GIL and the write lock room for the checkpoint (``caught_up``).
+        self._behind = False
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="workflowkit-sqlite-checkpoint", daemon=True
@@ -156,11 +159,17 @@ class Checkpointer:
         finally:
             conn.close()
 
+    def caught_up(self) -> bool:
+        """Whether the WAL was within its limit at the last look (thread-safe)."""
+        return not self._behind
+
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             if _file_size(self._wal) > WAL_LIMIT_BYTES:
+                self._behind = True
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._behind = False
 
 
 def _file_size(path: Path) -> int:

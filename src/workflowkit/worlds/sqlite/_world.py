@@ -113,6 +113,7 @@ class SQLiteWorld:
         self._reader.start_and_wait()
         self._inline_reads = InlineConnection(connect(self.path))
         self._checkpointer = Checkpointer(self.path, checkpoint_interval)
+        self._writer.inline_allowed = self._checkpointer.caught_up
         self._locks = WorkerLocks(self.path)
         self._closed = False
 
