@@ -106,14 +106,15 @@ class SQLiteWorld:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         prepare(self.path)
         self._listeners = Listeners()
-        self._writer = Writer(self.path, self._listeners, poll_interval)
+        self._checkpointer = Checkpointer(self.path, checkpoint_interval)
+        self._writer = Writer(
+            self.path, self._listeners, poll_interval, self._checkpointer.caught_up
+        )
         self._reader: DbThread[sqlite3.Connection] = DbThread(
             "workflowkit-sqlite-reader", lambda: connect(self.path)
         )
         self._reader.start_and_wait()
         self._inline_reads = InlineConnection(connect(self.path))
-        self._checkpointer = Checkpointer(self.path, checkpoint_interval)
-        self._writer.inline_allowed = self._checkpointer.caught_up
         self._locks = WorkerLocks(self.path)
         self._closed = False
 

@@ -46,7 +46,13 @@ class Changed(NamedTuple):
 
 
 class Writer:
-    def __init__(self, path: Path, listeners: Listeners, poll_interval: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        listeners: Listeners,
+        poll_interval: float,
+        inline_allowed: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._listeners = listeners
         self._lock = threading.Lock()
         self._conn = connect(path)
@@ -56,10 +62,10 @@ class Writer:
         # A worker's writes queued on its loop for the commit at the end of the loop's turn.
         self._inline: dict[asyncio.AbstractEventLoop, list[Job[sqlite3.Connection]]] = {}
         self._closed = False
-        # Whether a lone write may commit on the caller's thread: not while the checkpointer
-        # is behind. A caller writing without a pause would hold the GIL and the write lock
+        # Whether a lone write may commit on the caller's thread (not while the checkpointer
+        # is behind). A caller writing without a pause would hold the GIL and the write lock
         # nearly all the time, and the WAL would outgrow its limit.
-        self.inline_allowed: Callable[[], bool] = lambda: True
+        self._inline_allowed = inline_allowed
         self._thread: DbThread[sqlite3.Connection] = DbThread(
             "workflowkit-sqlite-writer",
             lambda: self._conn,
@@ -78,7 +84,7 @@ class Writer:
         loop's thread for a write a worker makes (the hot path) and for a lone write that
         would wait for nothing."""
         if not worker:
-            if _loop_is_idle(asyncio.get_running_loop()) and self.inline_allowed():
+            if _loop_is_idle(asyncio.get_running_loop()) and self._inline_allowed():
                 # A lone write: here if it waits for nothing, saving two thread hand-offs.
                 # A burst goes to the writer thread, to share its commits.
                 done, value = self._try_alone(fn)
