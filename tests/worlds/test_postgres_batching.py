@@ -25,8 +25,11 @@ from psycopg import sql
 from workflowkit.errors import LeaseLostError, WorkflowRunNotFoundError
 from workflowkit.ids import new_id
 from workflowkit.worlds.postgres import PostgresWorld
+from workflowkit.worlds.postgres import _jobs as pg_jobs
 from workflowkit.worlds.postgres._jobs import AppendJob
 from workflowkit.worlds.records import (
+    MOVED,
+    AppendAfter,
     AppendResult,
     EventType,
     NewEvent,
@@ -36,6 +39,7 @@ from workflowkit.worlds.records import (
 )
 
 Append = tuple[str, Sequence[NewEvent], str | None]
+Appends = Sequence[Append | tuple[str, Sequence[NewEvent], str | None, AppendAfter]]
 
 
 @dataclass
@@ -94,8 +98,9 @@ async def running_runs(s: Setup, count: int) -> list[tuple[str, str]]:
     return runs
 
 
-async def batched(s: Setup, appends: Sequence[Append]) -> list[AppendResult | BaseException]:
-    """Make ``appends`` wait behind one blocked append, then let them go together.
+async def batched(s: Setup, appends: Appends) -> list[AppendResult | BaseException]:
+    """Make ``appends`` (each with its ``after`` if it has one) wait behind one blocked
+    append, then let them go together.
 
     The blocker is an append to a run of its own whose row lock a separate connection holds.
     """
@@ -110,8 +115,12 @@ async def batched(s: Setup, appends: Sequence[Append]) -> list[AppendResult | Ba
         )
         await _until(lambda: s.world._appends._busy)
         tasks = [
-            asyncio.ensure_future(s.world.append(run_id, events, owner=owner))
-            for run_id, events, owner in appends
+            asyncio.ensure_future(
+                s.world.append(append[0], append[1], owner=append[2], after=append[3])
+                if len(append) == 4
+                else s.world.append(append[0], append[1], owner=append[2])
+            )
+            for append in appends
         ]
         await _until(lambda: len(s.world._appends._waiting) == len(appends))
         await conn.commit()
@@ -506,3 +515,116 @@ async def test_lease_renewal_and_a_batch_lock_runs_in_the_same_order(
     assert "deadlock" not in caplog.text
     assert s.batches == [len(runs)]
     assert all([e.seq for e in ok(o).events] == [5, 6, 7] for o in outcomes)
+
+
+# -- decided on presumed rows ------------------------------------------------------------------
+
+
+def wake_then_step(wait_id: str, step_id: str) -> list[NewEvent]:
+    return [NewEvent(EventType.WAIT_COMPLETED, wait_id), *created_and_started(step_id)]
+
+
+async def sleeping_runs(s: Setup, count: int) -> list[tuple[str, str]]:
+    """``count`` runs held by ``s.me`` whose step has ended and who now sleep (their log
+    ends at seq 6); (run id, wait id) each."""
+    asleep = []
+    for run_id, step_id in await running_runs(s, count):
+        wait_id = new_id("wait")
+        await s.world.append(
+            run_id,
+            [
+                NewEvent(EventType.STEP_COMPLETED, step_id, b"out"),
+                NewEvent(EventType.WAIT_CREATED, wait_id, None, {"resume_at": time.time()}),
+            ],
+            owner=s.me.worker_id,
+            after=AppendAfter(4, facts=1),
+        )
+        asleep.append((run_id, wait_id))
+    return asleep
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The runs whose rows appends read before deciding."""
+    found: list[str] = []
+    read_states = pg_jobs.read_states
+
+    async def counted(conn: Any, jobs: Sequence[AppendJob], *args: Any, **kwargs: Any) -> Any:
+        found.extend(job.run_id for job in jobs)
+        return await read_states(conn, jobs, *args, **kwargs)
+
+    monkeypatch.setattr(pg_jobs, "read_states", counted)
+    return found
+
+
+WOKEN = [
+    *OPENING,
+    EventType.STEP_COMPLETED,
+    EventType.WAIT_CREATED,
+    EventType.WAIT_COMPLETED,
+    EventType.STEP_CREATED,
+    EventType.STEP_STARTED,
+]
+
+
+async def test_a_batch_of_owners_wake_ups_is_decided_unread(s: Setup, reads: list[str]) -> None:
+    """A burst of sleeps coming due: each owner's wake-up is decided on its run as the owner
+    knows it and the rows as its events expect them, checked under the runs' locks in the
+    pipeline that commits: no read, and the outcome of reading."""
+    runs = await sleeping_runs(s, 6)
+    following = {run_id: new_id("step") for run_id, _ in runs}
+    reads.clear()
+    outcomes = await batched(
+        s,
+        [
+            (run_id, wake_then_step(wait_id, following[run_id]), s.me.worker_id, AppendAfter(6, 1))
+            for run_id, wait_id in runs
+        ],
+    )
+    assert s.batches == [6]
+    assert [run_id for run_id in reads if run_id in following] == []
+    for (run_id, wait_id), outcome in zip(runs, outcomes, strict=True):
+        assert [e.seq for e in ok(outcome).events] == [7, 8, 9] and not ok(outcome).rejected
+        await assert_log(s.world, run_id, WOKEN)
+        (wait,) = await s.world.list_waits(run_id)
+        assert wait.wait_id == wait_id and wait.completed_at is not None
+        steps = {st.step_id: st.status for st in await s.world.list_steps(run_id)}
+        assert steps[following[run_id]] is StepStatus.RUNNING
+
+
+@pytest.mark.parametrize("miss", ["stale log", "wait already completed"])
+async def test_a_presumption_missed_in_a_batch_decides_it_again_from_the_rows(
+    s: Setup, reads: list[str], miss: str
+) -> None:
+    """One run not as its owner presumed (its log moved on, or its wait completed by someone
+    else): the batch writes nothing, is read and decided again, and each append gets what it
+    would have got alone."""
+    runs = await sleeping_runs(s, 5)
+    (odd_run, odd_wait), *fine = runs
+    if miss == "stale log":
+        later = NewEvent(EventType.WAIT_CREATED, new_id("wait"), None, {"resume_at": time.time()})
+        await s.world.append(odd_run, [later], owner=s.me.worker_id)
+    else:
+        await s.world.append(odd_run, [NewEvent(EventType.WAIT_COMPLETED, odd_wait)])
+    following = {run_id: new_id("step") for run_id, _ in runs}
+    reads.clear()
+    outcomes = await batched(
+        s,
+        [
+            (run_id, wake_then_step(wait_id, following[run_id]), s.me.worker_id, AppendAfter(6, 1))
+            for run_id, wait_id in runs
+        ],
+    )
+    assert s.batches == [5]
+    assert sorted(run_id for run_id in reads if run_id in following) == sorted(following)
+    odd, *good = outcomes
+    if miss == "stale log":
+        # The wake-up itself is a fact; what the code decided after it is refused.
+        assert [e.type for e in ok(odd).events] == [EventType.WAIT_COMPLETED]
+        assert {r.reason for r in ok(odd).rejected} == {MOVED}
+    else:
+        assert not ok(odd).events
+        assert ok(odd).rejected[0].reason == f"wait {odd_wait} is not waiting"
+    for (run_id, _), outcome in zip(fine, good, strict=True):
+        assert [e.seq for e in ok(outcome).events] == [7, 8, 9]
+        await assert_log(s.world, run_id, WOKEN)

@@ -316,7 +316,7 @@ def test_claims_and_the_next_wake_up_do_not_read_every_sleeping_run(
 async def test_appends_of_steps_write_first_and_read_only_when_a_row_is_not_as_presumed(
     tmp_path: Path,
 ) -> None:
-    """A worker's step events are planned on the rows they expect (``presume_steps``), with
+    """A worker's step events are planned on the rows they expect (``presume_rows``), with
     no step row read; a write that misses rolls its attempt back and the append is planned
     again from the rows read: the same refusals, each event recorded once, and the other
     appends of the same commit unharmed."""
@@ -403,6 +403,50 @@ async def test_appends_of_steps_write_first_and_read_only_when_a_row_is_not_as_p
             again: StepStatus.PENDING,
         }
         assert len(await world.get_events(other)) == 3
+    finally:
+        world._writer._conn.set_trace_callback(None)
+        await world.close()
+
+
+async def test_a_wake_up_is_planned_on_the_wait_it_expects(tmp_path: Path) -> None:
+    """A worker's wake-up (its wait completed, the next step created and started) reads no
+    wait row; completing a wait that is no longer waiting misses, is planned again from the
+    rows read, and is refused."""
+    world = SQLiteWorld(tmp_path / "w.db")
+    me = WorkerInfo(new_id("wrkr"), "here", os.getpid())
+    statements: list[str] = []
+    try:
+        run_id, wait_id, step_id = new_id("wrun"), new_id("wait"), new_id("step")
+        await world.create_run(run_id, "wf", b"", {})
+        await world.register_worker(me)
+        await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
+        sleeping = [
+            NewEvent(EventType.RUN_STARTED),
+            NewEvent(EventType.WAIT_CREATED, wait_id, None, {"resume_at": time.time()}),
+        ]
+        await world.append(run_id, sleeping, owner=me.worker_id)
+        world._writer._conn.set_trace_callback(statements.append)
+        woken = await world.append(
+            run_id,
+            [
+                NewEvent(EventType.WAIT_COMPLETED, wait_id),
+                NewEvent(EventType.STEP_CREATED, step_id, None, {"name": "s"}),
+                NewEvent(EventType.STEP_STARTED, step_id, None, {"attempt": 1}),
+            ],
+            owner=me.worker_id,
+        )
+        assert not woken.rejected and len(woken.events) == 3
+        assert not [s for s in statements if s.startswith("SELECT") and "waits" in s]
+
+        again = await world.append(
+            run_id, [NewEvent(EventType.WAIT_COMPLETED, wait_id)], owner=me.worker_id
+        )
+        assert [r.reason for r in again.rejected] == [f"wait {wait_id} is not waiting"]
+        assert any(s.startswith("SELECT") and "waits" in s for s in statements)
+        (wait,) = await world.list_waits(run_id)
+        assert wait.completed_at is not None
+        logged = [e.type for e in await world.get_events(run_id)]
+        assert logged.count(EventType.WAIT_COMPLETED) == 1
     finally:
         world._writer._conn.set_trace_callback(None)
         await world.close()

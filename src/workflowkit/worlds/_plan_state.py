@@ -84,38 +84,54 @@ def lookups(events: Sequence[NewEvent]) -> Lookups:
     return Lookups(list(steps), waits, hooks, tokens, links)
 
 
-# What each event about a step expects its row to be, if it comes first for that step in
-# an append: ``None``, no row (its creation); else the state it most often leaves from.
-_EXPECTS: Mapping[EventType, StepStatus | None] = {
+# What each event about a step or a wait expects its row to be, if it comes first for that
+# step or wait in an append: ``None``, no row (its creation); else the state it most often
+# leaves from (a wait: ``False``, not yet completed).
+_EXPECTS: Mapping[EventType, StepStatus | bool | None] = {
     EventType.STEP_CREATED: None,
     EventType.STEP_STARTED: StepStatus.PENDING,
     EventType.STEP_RETRYING: StepStatus.RUNNING,
     EventType.STEP_COMPLETED: StepStatus.RUNNING,
     EventType.STEP_FAILED: StepStatus.RUNNING,
+    EventType.WAIT_CREATED: None,
+    EventType.WAIT_COMPLETED: False,
 }
 
 
-def presume_steps(events: Sequence[NewEvent]) -> dict[str, StepStatus] | None:
-    """The step rows as the events themselves expect them (a step they create has none),
-    for a World to plan on without reading them; None if the events are not all about steps.
+class Presumed(NamedTuple):
+    """Step and wait rows as an append's events expect them (``presume_rows``)."""
 
-    With such a presumption every step's first event is accepted, and so makes a write that
-    checks it: ``InsertStep`` that the row is absent (its key), a step update that the row
-    is in its ``was`` state. Events refused otherwise are refused for the run's state (read,
-    not presumed) or for the log having moved on, whatever their steps' rows. So the plan is
-    the one the rows read would have given if every such write hits its row; if one misses,
-    the World must undo the plan's writes and plan again from the rows read.
+    steps: dict[str, StepStatus]
+    waits: dict[str, bool]
+
+
+def presume_rows(events: Sequence[NewEvent]) -> Presumed | None:
+    """The step and wait rows as the events themselves expect them (one they create has
+    none), for a World to plan on without reading them; None if the events are not all
+    about steps and waits.
+
+    With such a presumption every step's or wait's first event is accepted, and so makes a
+    write that checks it: an insert that the row is absent (its key), an update that the
+    row is in its ``was`` state (a wait: not completed). Events refused otherwise are
+    refused for the run's state (read, not presumed) or for the log having moved on,
+    whatever their rows. So the plan is the one the rows read would have given if every
+    such write hits its row; if one misses, the World must undo the plan's writes and plan
+    again from the rows read.
     """
-    first: dict[str, EventType] = {}  # each step's first event
+    first: dict[str, EventType] = {}  # each step's or wait's first event
     for new in events:
         if new.type not in _EXPECTS or new.correlation_id is None:
             return None
         first.setdefault(new.correlation_id, new.type)
-    return {
-        cid: _EXPECTS[kind]  # type: ignore[misc]
-        for cid, kind in first.items()
-        if kind is not EventType.STEP_CREATED
-    }
+    steps: dict[str, StepStatus] = {}
+    waits: dict[str, bool] = {}
+    for cid, kind in first.items():
+        expected = _EXPECTS[kind]
+        if isinstance(expected, StepStatus):
+            steps[cid] = expected
+        elif expected is False:
+            waits[cid] = False
+    return Presumed(steps, waits)
 
 
 @dataclass(slots=True)

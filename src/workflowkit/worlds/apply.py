@@ -29,9 +29,10 @@ from ._plan_state import (
     STEP_TARGET,
     STEP_TRANSITIONS,
     Lookups,
+    Presumed,
     RunState,
     lookups,
-    presume_steps,
+    presume_rows,
 )
 from ._plan_writes import (
     ClaimStep,
@@ -81,6 +82,7 @@ __all__ = [
     "InsertStep",
     "InsertWait",
     "Lookups",
+    "Presumed",
     "RetryStep",
     "RunState",
     "StartRun",
@@ -96,7 +98,7 @@ __all__ = [
     "plan_claim_step",
     "plan_create_run",
     "plan_finish_step",
-    "presume_steps",
+    "presume_rows",
 ]
 
 

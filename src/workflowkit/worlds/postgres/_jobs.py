@@ -46,6 +46,7 @@ from ..apply import (
     InsertStep,
     InsertWait,
     Lookups,
+    Presumed,
     RetryStep,
     RunState,
     StartRun,
@@ -55,7 +56,7 @@ from ..apply import (
     Write,
     check_owner,
     plan_append,
-    presume_steps,
+    presume_rows,
 )
 from ..records import (
     AppendAfter,
@@ -70,9 +71,9 @@ from ..records import (
     RunRecord,
     RunStatus,
     StepRecord,
-    StepStatus,
     WaitRecord,
 )
+from . import _arrays
 from ._dialect import DIALECT, moment
 from ._feed import Feed
 from ._transactions import Conn
@@ -157,40 +158,58 @@ async def _follow_ups(
         family.supply(found, {r.run_id: r for r in await get_runs(conn, children)})
 
 
-def presumable(job: AppendJob) -> dict[str, StepStatus] | None:
-    """The step rows to presume for an owner's append of step events alone (a step's
-    result, the next one's creation and start: the hot path), None for any other append.
+def presumable(jobs: Sequence[AppendJob]) -> list[Presumed] | None:
+    """The step and wait rows to presume for each job, if every one is an owner's append of
+    step and wait events alone (a step's result or a wake-up, the next step's creation and
+    start: the hot path); else None.
 
-    Such an append is decided without reading (``presumed_plan``): on the run as its owner
-    knows it (running, its log ending at ``after.seq``) and the steps' rows as the events
-    expect them (``apply.presume_steps``). ``queue_presumed`` checks all of that under the
-    run's lock, in the pipeline with the writes and the COMMIT: one round trip, not two."""
-    if job.owner is None or job.after is None:
-        return None
-    return presume_steps(job.events)
+    Such appends are decided without reading (``presumed_plans``): on each run as its owner
+    knows it (running, its log ending at ``after.seq``) and the rows as the events expect
+    them (``apply.presume_rows``). ``queue_presumed`` checks all of that under the runs'
+    locks, in the pipeline with the writes and the COMMIT: one round trip, not two."""
+    found: list[Presumed] = []
+    for job in jobs:
+        presumed = presume_rows(job.events) if job.owner and job.after else None
+        if presumed is None:
+            return None
+        found.append(presumed)
+    return found
 
 
-def presumed_plan(job: AppendJob, steps: dict[str, StepStatus], now: float) -> AppendPlan:
-    assert job.after is not None
-    state = RunState(RunStatus.RUNNING, job.owner, job.after.seq, dict(steps))
-    return plan_append(job.run_id, state, job.events, job.owner, now, job.after)
+def presumed_plans(
+    jobs: Sequence[AppendJob], presumed: Sequence[Presumed], now: float
+) -> list[AppendPlan]:
+    plans = []
+    for job, (steps, waits) in zip(jobs, presumed, strict=True):
+        assert job.after is not None
+        state = RunState(RunStatus.RUNNING, job.owner, job.after.seq, dict(steps), dict(waits))
+        plans.append(plan_append(job.run_id, state, job.events, job.owner, now, job.after))
+    return plans
 
 
-# Locks the run's row and fails (division by zero) unless it is as presumed.
-_PRESUMED_HEAD = (
-    "WITH r AS (SELECT status, owner FROM runs WHERE run_id = %s FOR UPDATE) "
-    "SELECT 1 / count(*) FROM r WHERE r.status = 'running' AND r.owner = %s "
-    "AND (SELECT max(seq) FROM events WHERE run_id = %s) = %s"
+# Locks the runs' rows (in ``run_id`` order, as ``read_states`` does) and fails (division by
+# zero) unless every one is as presumed.
+_PRESUMED_HEADS = (
+    "WITH r AS (SELECT run_id, status, owner FROM runs WHERE run_id = ANY(%s) "
+    "ORDER BY run_id FOR UPDATE) "
+    "SELECT 1 / (count(*) = %s)::int FROM r "
+    "JOIN unnest(%s::text[], %s::text[], %s::int[]) AS t(run_id, owner, seq) USING (run_id) "
+    "WHERE r.status = 'running' AND r.owner = t.owner "
+    "AND (SELECT max(seq) FROM events e WHERE e.run_id = r.run_id) = t.seq"
 )
 
 
-async def queue_presumed(conn: Conn, job: AppendJob, plan: AppendPlan, feed: Feed) -> None:
+async def queue_presumed(
+    conn: Conn, jobs: Sequence[AppendJob], plans: Sequence[AppendPlan], feed: Feed
+) -> None:
     """Queue, on the pipeline that ends with COMMIT, BEGIN, the check of what
-    ``presumed_plan`` presumed of the run, and the plan's writes."""
-    assert job.after is not None
+    ``presumed_plans`` presumed of the runs, and the plans' writes."""
+    ids = [job.run_id for job in jobs]
+    owners = [job.owner for job in jobs]
+    seqs = [job.after.seq if job.after else 0 for job in jobs]
     await conn.execute("BEGIN")
-    await conn.execute(_PRESUMED_HEAD, (job.run_id, job.owner, job.run_id, job.after.seq))
-    await queue_writes(conn, [plan], feed)
+    await conn.execute(_PRESUMED_HEADS, (ids, len(jobs), ids, owners, seqs))
+    await queue_writes(conn, plans, feed)
 
 
 async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> None:
@@ -201,19 +220,7 @@ async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> N
     await feed.send(conn, [plan.change for plan in plans if plan.announce])
 
 
-# One statement for any number of events: its columns go as arrays, in binary (psycopg
-# writes a text array element by element through a regex). ``executemany`` sent a Bind and
-# an Execute per event, and psycopg's work for each was most of a worker's time writing a
-# burst (a batch of 128 appends holds some 400 events): for 100 events, about 2.3 ms of
-# client CPU that way, 3.1 ms as text arrays, 0.65 ms as binary ones.
-def _arrayed(insert: str, types: Sequence[str]) -> str:
-    """``insert`` (``INSERT INTO t (columns) VALUES (...)``, as ``_write_sql`` has it) as one
-    ``INSERT ... SELECT FROM unnest`` of binary arrays of these column types."""
-    head = insert.partition(" VALUES")[0]
-    return f"{head} SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in types)})"
-
-
-_INSERT_EVENTS = _arrayed(
+_INSERT_EVENTS = _arrays.insert_statement(
     _write_sql.INSERT_EVENT,
     ("text", "int", "text", "text", "text", "bytea", "text", "timestamptz"),
 )
@@ -222,15 +229,8 @@ _INSERT_EVENTS = _arrayed(
 async def insert_events(conn: Conn, events: Sequence[Event]) -> None:
     """Queue the insert of ``events`` on the pipeline that ends with COMMIT."""
     if events:
-        await _insert_arrayed(
-            conn, _INSERT_EVENTS, [_write_sql.event_params(e, DIALECT.stamp) for e in events]
-        )
-
-
-async def _insert_arrayed(conn: Conn, query: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Rows inserted by one ``INSERT ... SELECT FROM unnest`` statement: each column goes as
-    one array parameter."""
-    await conn.execute(query, [list(column) for column in zip(*rows, strict=True)])
+        rows = [_write_sql.event_params(e, DIALECT.stamp) for e in events]
+        await _arrays.insert_rows(conn, _INSERT_EVENTS, rows)
 
 
 async def read_states(
@@ -359,14 +359,15 @@ async def send_writes(conn: Conn, writes: Sequence[Write]) -> None:
     """Queue ``writes`` on the pipeline that ends with COMMIT.
 
     A write's layer counts the earlier writes to its row, so one layer's writes touch
-    distinct rows, and each layer goes as one ``executemany`` per statement text: far fewer
-    Python calls than one statement each once a batch holds a hundred appends. Each write
+    distinct rows, and each layer goes as one statement per statement text
+    (``_arrays.write_rows``): far fewer Python calls than one statement each once a batch
+    holds a hundred appends. Each write
     was decided from rows read under the runs' locks, so each must hit its row; an update
     that does not (something changed the row without the lock) fails the transaction, here
     on the server, before the COMMIT that follows it.
     """
     seen: dict[tuple[Any, ...], int] = {}
-    groups: dict[tuple[int, str], list[tuple[Any, ...]]] = {}
+    groups: dict[tuple[int, str, bool], list[tuple[Any, ...]]] = {}
     step_layers: dict[str, int] = {}  # per run: the last layer holding a write to its steps
     for write in writes:
         if isinstance(write, EndRunSteps):
@@ -378,24 +379,12 @@ async def send_writes(conn: Conn, writes: Sequence[Write]) -> None:
             if row[0] == "step":
                 step_layers[write.run_id] = max(layer, step_layers.get(write.run_id, -1))
         sql, params, checked = DIALECT.render(write)
-        groups.setdefault((layer, _must_hit(sql) if checked else sql), []).append(params)
-    for (_, query), rows in sorted(groups.items(), key=lambda g: g[0][0]):
-        arrayed = _ARRAYED.get(query)
-        if arrayed is not None and len(rows) > 1:
-            await _insert_arrayed(conn, arrayed, rows)
-            continue
-        async with conn.cursor() as cursor:
-            await cursor.executemany(query.encode(), rows)
-
-
-# Inserts that go as one statement of binary arrays when a layer holds more than one row
-# (as ``_INSERT_EVENTS`` always does): a burst of wake-ups creates a step in each run.
-_ARRAYED = {
-    DIALECT.sql(_write_sql.INSERT_STEP): _arrayed(
-        _write_sql.INSERT_STEP,
-        ("text", "text", "text", "text", "int", "int", "timestamptz", "timestamptz"),
-    )
-}
+        groups.setdefault((layer, sql, checked), []).append(params)
+    for (_, query, checked), rows in sorted(groups.items(), key=lambda g: g[0][0]):
+        if len(rows) > 1:
+            await _arrays.write_rows(conn, query, rows, must_hit=checked)
+        else:
+            await conn.execute((_must_hit(query) if checked else query).encode(), rows[0])
 
 
 _MUST_HIT: dict[str, str] = {}

@@ -203,17 +203,17 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         return await together(self._append_all, jobs, "appends")
 
     async def _append_all(self, jobs: list[AppendJob]) -> list[BatchOutcome]:
-        steps = _jobs.presumable(jobs[0]) if len(jobs) == 1 else None
+        presumed_rows = _jobs.presumable(jobs)
 
         async def presumed(conn: Conn, retry: bool) -> Outcome:
-            (job,) = jobs
-            assert steps is not None
-            plan = _jobs.presumed_plan(job, steps, self._clock.now())
+            assert presumed_rows is not None
+            plans = _jobs.presumed_plans(jobs, presumed_rows, self._clock.now())
 
             async def writes(conn: Conn) -> None:
-                await _jobs.queue_presumed(conn, job, plan, self._feed)
+                await _jobs.queue_presumed(conn, jobs, plans, self._feed)
 
-            return Outcome([plan.result], [plan.change], writes=writes, presumed=True)
+            changes = [plan.change for plan in plans]
+            return Outcome([plan.result for plan in plans], changes, writes=writes, presumed=True)
 
         async def body(conn: Conn, retry: bool) -> Outcome:
             verdicts, plans, changes = await _jobs.append_all(conn, jobs, self._feed)
@@ -232,7 +232,7 @@ class PostgresWorld(WorldReads, WorldUpkeep):
             return outcome if found else None
 
         what = "append" if len(jobs) == 1 else f"a batch of {len(jobs)} appends"
-        if steps is not None:
+        if presumed_rows is not None:
             with contextlib.suppress(PresumptionMissed):  # rolled back: read, decide again
                 presumed_outcomes: list[BatchOutcome] = await self._db.transaction(
                     presumed, what=what, recover=recover, begins=True

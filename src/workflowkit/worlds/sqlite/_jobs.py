@@ -31,6 +31,7 @@ from .._takeovers import log_takeovers
 from ..apply import (
     Family,
     Lookups,
+    Presumed,
     RunState,
     StepCandidate,
     check_owner,
@@ -39,7 +40,7 @@ from ..apply import (
     plan_claim_step,
     plan_create_run,
     plan_finish_step,
-    presume_steps,
+    presume_rows,
 )
 from ..limits import AGING_SECONDS, offer_size, pick, window_start
 from ..records import (
@@ -57,7 +58,6 @@ from ..records import (
     RunRecord,
     StepClaim,
     StepRecord,
-    StepStatus,
     WaitRecord,
     WorkerInfo,
     WorkerRecord,
@@ -113,8 +113,8 @@ def create_run(
 
 
 class PresumptionMissed(Exception):
-    """A write planned on presumed step rows (``apply.presume_steps``) did not find its row
-    as presumed: the append is to be planned again, from the rows read, in a transaction
+    """A write planned on presumed step or wait rows (``apply.presume_rows``) did not find
+    its row as presumed: the append is to be planned again, from the rows read, in a transaction
     without this attempt's writes (``SQLiteWorld.append`` does)."""
 
 
@@ -128,11 +128,11 @@ def append(
     *,
     presume: bool = False,
 ) -> Changed:
-    """``presume``: plan on the step rows the events expect rather than read them (the hot
-    path: a step's result, the next one's creation and start), and raise
-    ``PresumptionMissed`` if a write finds its row otherwise; this transaction must then be
-    rolled back. Saves reading each step's row before writing it."""
-    presumed = presume_steps(events) if presume else None
+    """``presume``: plan on the step and wait rows the events expect rather than read them
+    (the hot path: a step's result or a wake-up, the next step's creation and start), and
+    raise ``PresumptionMissed`` if a write finds its row otherwise; this transaction must
+    then be rolled back. Saves reading each row before writing it."""
+    presumed = presume_rows(events) if presume else None
     if presumed is None:
         found = read_state(conn, run_id, lookups(events))
     else:
@@ -201,15 +201,14 @@ def read_state(conn: sqlite3.Connection, run_id: str, needs: Lookups) -> RunStat
     return state
 
 
-def _read_head(
-    conn: sqlite3.Connection, run_id: str, steps: dict[str, StepStatus]
-) -> RunState | None:
-    """The run's row read, its steps' rows as ``steps`` presumes them."""
+def _read_head(conn: sqlite3.Connection, run_id: str, presumed: Presumed) -> RunState | None:
+    """The run's row read, its steps' and waits' rows as presumed."""
     row = conn.execute(_HEAD, (run_id,)).fetchone()
     if row is None:
         return None
     status, owner, last_seq, parent = row
-    return RunState(run_status(status), owner, int(last_seq or 0), steps, parent=parent)
+    steps, waits = presumed
+    return RunState(run_status(status), owner, int(last_seq or 0), steps, waits, parent=parent)
 
 
 # Up to this many steps are read in the run's row, each by a point lookup of its own (an
@@ -247,7 +246,7 @@ def _execute(
         sql, params, checked = render[type(write)](write, time)
         try:
             missed = conn.execute(sql, params).rowcount != 1 and checked
-        except sqlite3.IntegrityError:  # an InsertStep's row exists
+        except sqlite3.IntegrityError:  # an inserted step or wait row exists
             if not presumed:
                 raise
             missed = True
