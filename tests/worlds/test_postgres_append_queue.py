@@ -1,7 +1,7 @@
 """The PostgreSQL World's group commit queue on its own (no database): which waiting appends
 each transaction takes. In a burst, the appends that end runs go after the others (which
-hold up a step's start, or a run's wake-up); they are passed over once at most, and a run's
-appends keep their order."""
+hold up a step's start, or a run's wake-up); they are passed over for a bounded time at
+most, and a run's appends keep their order."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from workflowkit.worlds._plan_state import lookups
-from workflowkit.worlds.postgres._batch import AppendQueue
+from workflowkit.worlds.postgres._batch import DEFERRED_BATCH_LIMIT, AppendQueue
 from workflowkit.worlds.postgres._jobs import AppendJob, ends_its_run
 from workflowkit.worlds.records import EventType, NewEvent
 
@@ -73,25 +73,46 @@ async def test_a_burst_of_one_kind_is_one_transaction() -> None:
     assert await burst([Job("a", True), Job("b", True)]) == [["a.", "b."]]
 
 
-async def test_an_append_is_passed_over_once_at_most() -> None:
-    """Appends arriving while a batch that passed the run endings over commits do not hold
-    them back again: the next transaction takes everything waiting, in arrival order."""
-    rec = Recorder()
-    queue: AppendQueue[Job, str] = AppendQueue(rec.alone, rec.together, deferrable=ends)
+class Slow(Recorder):
+    """Transactions of 5 ms each."""
+
+    async def together(self, jobs: list[Job]) -> Sequence[str]:
+        self.transactions.append([f"{j.run_id}{'.' if j.ends else ''}" for j in jobs])
+        await asyncio.sleep(0.005)
+        return [job.run_id for job in jobs]
+
+
+async def test_an_append_is_passed_over_for_a_bounded_time_at_most() -> None:
+    """While others keep arriving, a run's ending waits behind them only until it has waited
+    the queue's ``defer_limit``; then a transaction takes it with them, in arrival order."""
+    rec = Slow()
+    queue: AppendQueue[Job, str] = AppendQueue(
+        rec.alone, rec.together, deferrable=ends, defer_limit=0.05
+    )
+    loop = asyncio.get_running_loop()
     first = asyncio.ensure_future(queue.submit(Job("first", False)))
     await asyncio.sleep(0)
-    early = [asyncio.ensure_future(queue.submit(j)) for j in (Job("end", True), Job("w1", False))]
-    await asyncio.sleep(0)
-    rec.gate.clear()
-    gate, rec.gate = rec.gate, asyncio.Event()
-    gate.set()  # the first commits; the batch without the ending starts, held
-    while len(rec.transactions) < 2:
-        await asyncio.sleep(0)
-    late = [asyncio.ensure_future(queue.submit(j)) for j in (Job("w2", False), Job("w3", False))]
-    await asyncio.sleep(0)
-    rec.gate.set()
-    await asyncio.gather(first, *early, *late)
-    assert rec.transactions[1:] == [["w1"], ["end.", "w2", "w3"]]
+    since = loop.time()
+    ending = asyncio.ensure_future(queue.submit(Job("end", True)))
+    others = []
+    for i in range(1000):  # another append every millisecond: always some waiting
+        others.append(asyncio.ensure_future(queue.submit(Job(f"w{i}", False))))
+        await asyncio.sleep(0.001)
+        if ending.done():
+            break
+    waited = loop.time() - since
+    assert ending.done()
+    await asyncio.gather(first, *others)
+    (taken,) = [batch for batch in rec.transactions if "end." in batch]
+    assert 0.05 <= waited < 0.5
+    assert taken[0] == "end." and len(taken) > 1  # with the others that waited behind it
+
+
+async def test_run_endings_go_a_few_dozen_at_most_in_one_transaction() -> None:
+    """A wake-up arriving while run endings commit waits for no more than a few dozen."""
+    jobs = [Job(f"end{i}", True) for i in range(DEFERRED_BATCH_LIMIT + 8)] + [Job("w", False)]
+    sizes = [len(batch) for batch in await burst(jobs)]
+    assert sizes == [1, DEFERRED_BATCH_LIMIT, 8]  # the wake-up, then the endings
 
 
 async def test_a_run_keeps_the_order_of_its_appends() -> None:

@@ -13,8 +13,10 @@ no longer held by the appending worker) fails alone.
 Some appends hold work up and others do not: a step starts only once its ``step_started``
 is committed, while no step waits for the append that ends a run (``step_completed`` +
 ``run_completed``). When a burst mixes the two (sleeps coming due while the runs that
-already woke end), the queue commits the others first, in a smaller transaction of their
-own, and the run endings in the next one (``AppendQueue``'s ``deferrable``).
+already woke end), the queue commits the others first, and the run endings once no other
+append waits, or once the oldest of them has waited ``DEFER_LIMIT`` (``AppendQueue``'s
+``deferrable``). A worker is busiest in such a burst: taking turns, each wake-up waited for
+the endings of the runs woken before it, and its latency grew with the burst.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ log = logging.getLogger("workflowkit.postgres")
 # Big enough that a burst of a few hundred wake-ups takes a handful of transactions, small
 # enough that one batch's statements stay a short pipeline and its locks are held briefly.
 BATCH_LIMIT = 128
+# How long an append that holds no work up may be passed over while others keep arriving:
+# a run's ending (its result, for whoever awaits it) waits at most about this long behind
+# the wake-ups and step starts of a burst.
+DEFER_LIMIT = 0.25
+# At most this many of them in one transaction: a batch of a hundred run endings took some
+# 30 ms, which every wake-up arriving meanwhile waited out.
+DEFERRED_BATCH_LIMIT = 32
 
 
 # -- the queue -------------------------------------------------------------------------------
@@ -87,9 +96,10 @@ class AppendQueue(Generic[J, R]):
     appends keep their order; the next one waits for the next batch.
 
     ``deferrable`` tells the jobs that hold no work up (see the module's docstring). While
-    both kinds wait, a batch takes only the others; the batch after it takes everything in
-    arrival order, so a deferrable job is passed over once at most, however many others
-    keep arriving. A job of a run whose earlier job was passed over waits too.
+    both kinds wait, a batch takes only the others, until the oldest deferrable job has
+    waited ``defer_limit`` seconds; then a batch takes everything in arrival order, so a
+    deferrable job is not held back for longer however many others keep arriving. A job of
+    a run whose earlier job was passed over waits too.
     """
 
     def __init__(
@@ -99,13 +109,15 @@ class AppendQueue(Generic[J, R]):
         *,
         limit: int = BATCH_LIMIT,
         deferrable: Callable[[J], bool] | None = None,
+        defer_limit: float = DEFER_LIMIT,
     ) -> None:
         self._alone = alone
         self._together = together
         self._limit = limit
         self._deferrable = deferrable
-        self._passed_over = False  # the last batch passed the deferrable jobs over
+        self._defer_limit = defer_limit
         self._waiting: deque[tuple[J, asyncio.Future[R]]] = deque()
+        self._since: dict[int, float] = {}  # id of a waiting deferrable job -> when it came
         self._busy = False
         self._closed = False
         # Held so the draining task is not garbage collected: the loop keeps weak references.
@@ -120,13 +132,17 @@ class AppendQueue(Generic[J, R]):
                 return await self._alone(job)
             finally:
                 self._hand_over()
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        if self._deferrable is not None and self._deferrable(job):
+            self._since[id(job)] = loop.time()
         self._waiting.append((job, future))
         return await future
 
     def close(self) -> None:
         """Fail what still waits; later submissions fail at once."""
         self._closed = True
+        self._since.clear()
         while self._waiting:
             _, future = self._waiting.popleft()
             if not future.done():
@@ -148,39 +164,44 @@ class AppendQueue(Generic[J, R]):
             self._drainer = None
 
     def _take(self) -> list[tuple[J, asyncio.Future[R]]]:
-        pass_over = self._pass_over()
-        batch = self._collect(pass_over)
+        batch = self._collect(self._pass_over())
         if not batch:  # every job not deferrable waits behind an earlier one of its run
-            pass_over, batch = False, self._collect(False)
-        self._passed_over = pass_over
+            batch = self._collect(False)
+        for job, _ in batch:
+            self._since.pop(id(job), None)
         return batch
 
     def _collect(self, pass_over: bool) -> list[tuple[J, asyncio.Future[R]]]:
         """Take the next batch out of the waiting jobs: one job per run, in arrival order,
-        without the deferrable ones if ``pass_over``."""
-        deferrable = self._deferrable if pass_over else None
+        without the deferrable ones if ``pass_over`` (else ``DEFERRED_BATCH_LIMIT`` of
+        them at most)."""
+        deferrable = self._deferrable
+        room = 0 if pass_over else DEFERRED_BATCH_LIMIT  # for deferrable jobs
         batch: list[tuple[J, asyncio.Future[R]]] = []
         later: deque[tuple[J, asyncio.Future[R]]] = deque()
         runs: set[str] = set()  # taken, or passed over: the run's later jobs wait
         while self._waiting and len(batch) < self._limit:
             item = self._waiting.popleft()
             run_id = item[0].run_id
-            if run_id in runs or (deferrable is not None and deferrable(item[0])):
+            deferred = deferrable is not None and deferrable(item[0])
+            if run_id in runs or (deferred and room == 0):
                 later.append(item)
             else:
                 batch.append(item)
+                room -= deferred
             runs.add(run_id)
         later.extend(self._waiting)
         self._waiting = later
         return batch
 
     def _pass_over(self) -> bool:
-        """Whether the next batch leaves the deferrable jobs for the one after: both kinds
-        wait, and the last batch did not pass them over already."""
-        deferrable = self._deferrable
-        if deferrable is None or self._passed_over:
+        """Whether the next batch leaves the deferrable jobs for later: others wait too, and
+        no deferrable one has waited ``defer_limit`` yet."""
+        since = self._since
+        if not since or len(since) == len(self._waiting):
             return False
-        return len({deferrable(job) for job, _ in self._waiting}) == 2
+        oldest = next(iter(since.values()))  # in arrival order
+        return asyncio.get_running_loop().time() - oldest < self._defer_limit
 
     async def _settle(self, batch: list[tuple[J, asyncio.Future[R]]]) -> None:
         jobs = [job for job, _ in batch]
