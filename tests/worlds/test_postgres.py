@@ -206,6 +206,44 @@ async def test_other_worlds_hear_changes_through_notify(
     assert [c.last_seq for c in heard_here if c.run_id == run_id] == [1, 2, 3]
 
 
+async def test_an_owners_start_and_steps_are_not_told_to_other_worlds_its_end_is(
+    pair: tuple[PostgresWorld, PostgresWorld],
+) -> None:
+    """No other process waits on a run's start or its steps while its owner drives it, and
+    every worker would wake up to hear them: only the owner's World hears those; the run's
+    end reaches everyone."""
+    first, second = pair
+    heard_here: list[RunChange] = []
+    heard_there: list[RunChange] = []
+    first.subscribe(heard_here.extend)
+    second.subscribe(heard_there.extend)
+    await asyncio.sleep(0.3)  # let both LISTEN connections come up
+    owner = worker("owner")
+    await first.register_worker(owner)
+    run_id = new_id("wrun")
+    await first.create_run(run_id, "wf", b"", {})
+    assert await first.claim_runs(owner, ["wf"], limit=1, lease_seconds=30)
+    mine = owner.worker_id
+    await first.append(run_id, [NewEvent(EventType.RUN_STARTED)], owner=mine)
+    step = [
+        NewEvent(EventType.STEP_CREATED, "s1", b"in", {"step_name": "s"}),
+        NewEvent(EventType.STEP_STARTED, "s1", None, {"attempt": 1}),
+    ]
+    await first.append(run_id, step, owner=mine, after=AppendAfter(2, facts=0))
+    ending = [
+        NewEvent(EventType.STEP_COMPLETED, "s1", b"out"),
+        NewEvent(EventType.RUN_COMPLETED, None, b"out"),
+    ]
+    await first.append(run_id, ending, owner=mine, after=AppendAfter(4, facts=1))
+    await _until(lambda: any(c.status.terminal for c in heard_there if c.run_id == run_id))
+    await asyncio.sleep(0.2)
+    there = [(c.last_seq, c.status) for c in heard_there if c.run_id == run_id]
+    assert there == [(1, RunStatus.PENDING), (6, RunStatus.COMPLETED)]
+    assert [c.last_seq for c in heard_here if c.run_id == run_id] == [1, 2, 4, 6]
+    record = await second.get_run(run_id)  # the start is on the run's row all the same
+    assert record is not None and record.started_at is not None
+
+
 async def test_another_writers_events_come_with_its_notification(
     pair: tuple[PostgresWorld, PostgresWorld],
 ) -> None:

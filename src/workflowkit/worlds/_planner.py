@@ -189,10 +189,12 @@ def plan_append(
             )
         )
     # A worker recording its own run (the hot path) tells nobody else and leaves the runs
-    # row alone; other writers and status changes date the row so other processes notice.
-    # A start or an end dated now dates it already (one write of the row, not two), unless
-    # the run must also be made due.
-    announce = bool(accepted) and (owner is None or state.status is not initial)
+    # row alone; other writers and run endings date the row so other processes notice. Its
+    # own start is dated (``StartRun``) but told to nobody: no other process waits for a
+    # run to start, and every worker would wake up to hear it. An end dated now dates it
+    # already (one write of the row, not two), unless the run must also be made due.
+    ended = state.status is not initial and state.status.terminal
+    announce = bool(accepted) and (owner is None or ended)
     writes = planner.writes
     if announce:
         delivered = any(e.type in DELIVERY_EVENTS for e in accepted)

@@ -375,9 +375,12 @@ class Schedules(Protocol):
 
 
 class ChangeFeed(Protocol):
-    """Who hears of changes: every append and stream write, also other processes', soon after it
-    commits. Listeners are called from a backend thread and must hand work over
-    thread-safely."""
+    """Who hears of changes: this process's every append and stream write, and of other
+    processes' at least those that concern someone else than the run's owner (a new run, a
+    payload, a wake-up, a cancellation, a run's end, steps offered to any worker, a stream
+    write), soon after each commits. A worker's own progress through its run (its steps,
+    its start) may stay unheard elsewhere. Listeners are called from a backend thread and
+    must hand work over thread-safely."""
 
     def subscribe(self, listener: ChangeListener) -> Callable[[], None]: ...
 
