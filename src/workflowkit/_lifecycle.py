@@ -4,7 +4,8 @@ The runtime calls this module at a few lifecycle points, once each: a worker's d
 holds one ``RunSegment`` per stay of a run in its memory (``loaded``, ``appended``,
 ``delivered``, ``lease_lost``, ``ended``); ``runtime.steps.run_attempt`` calls
 ``attempt_started`` and ``attempt_ended`` around every step attempt, wherever it runs; the
-client calls ``start_attrs`` when it creates a run, ``run_cancelled`` and ``hook_received``;
+client calls ``start_attrs`` when it creates a run, ``run_cancelled``,
+``run_failed_by_operator`` and ``hook_received``;
 a worker that fails a run it has no code for (past its deadline) calls ``ended_undriven``.
 
 Logs go through ``logging`` under four names (docs/observability.md lists them, with the
@@ -445,6 +446,19 @@ def run_cancelled(run_id: str, workflow: str) -> None:
         run_id,
         workflow,
         extra={"run_id": run_id, "step_id": None, "workflow": workflow},
+    )
+
+
+def run_failed_by_operator(run_id: str, workflow: str, failure: BaseException) -> None:
+    """A client failed the run with ``failure`` (``workflowkit fail``, ``run.fail()``):
+    logged by its process as a worker logs the failures it records."""
+    error = _exception_text(failure)
+    runs_log.info(
+        "run %s (%s) failed: %s",
+        run_id,
+        workflow,
+        error,
+        extra={"run_id": run_id, "step_id": None, "workflow": workflow, "error": error},
     )
 
 

@@ -1,4 +1,4 @@
-"""Every write a client makes, written once: start, cancel, wake up, resume, re-run.
+"""Every write a client makes, written once: start, cancel, fail, wake up, resume, re-run.
 
 ``workflowkit.api`` (and ``workflowkit.sync`` through it) calls these on the process's
 World; the CLI and the dashboard call them on the World they opened. None of those appends
@@ -15,10 +15,10 @@ database, about every run created and every event appended.
 
 Failure model: each write is one World call, so it lands whole or not at all (the World
 settles an ambiguous commit itself). A caller that retries after an error may repeat it:
-cancelling or waking again is harmless (the second call finds nothing left to do), starting
-again with the same ``run_id`` returns the same run (without one, it starts a second run),
-resuming again delivers a second payload. Cancelling many runs
-is one write per run, so an error part-way leaves the runs before it cancelled.
+cancelling, failing or waking again is harmless (the second call finds nothing left to do),
+starting again with the same ``run_id`` returns the same run (without one, it starts a
+second run), resuming again delivers a second payload. Cancelling (failing) many runs is
+one write per run, so an error part-way leaves the runs before it cancelled (failed).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .context import refuse_in_workflow
 from .errors import (
     HookNotFoundError,
     InvalidWorkflowFunctionError,
+    RunFailedByOperatorError,
     WebhookResponseNotSentError,
     WebhookTokenError,
     WorkflowRunAlreadyExistsError,
@@ -43,7 +44,7 @@ from .errors import (
 )
 from .ids import new_id
 from .registry import Workflow
-from .runtime.executor import encode_input
+from .runtime.executor import encode_error, encode_input
 from .webhooks import ACCEPTED, Request, Response
 from .worlds.base import World, on_home_loop
 from .worlds.records import (
@@ -183,7 +184,7 @@ async def fork(world: World, run_id: str, from_step: int) -> RunRecord:
     return await _fork.fork(world, await require_run(world, run_id), from_step)
 
 
-# -- cancelling ----------------------------------------------------------------------------
+# -- cancelling and failing ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +199,12 @@ class CancelOutcome:
     skipped: tuple[Skipped, ...] = ()  # runs that had already ended, with their status
 
 
+@dataclass(frozen=True, slots=True)
+class FailOutcome:
+    failed: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()  # runs that had already ended, with their status
+
+
 async def cancel(world: World, run_ids: Sequence[str]) -> CancelOutcome:
     """Cancel the runs with these ids; all are looked up first, so an unknown id
     (``WorkflowRunNotFoundError``) cancels none."""
@@ -208,19 +215,65 @@ async def cancel(world: World, run_ids: Sequence[str]) -> CancelOutcome:
 async def cancel_runs(world: World, records: Sequence[RunRecord]) -> CancelOutcome:
     """Cancel each run that has not ended; the others are skipped with their status."""
     refuse_in_workflow("cancel()")
-    cancelled: list[str] = []
+    ended, skipped = await _end_runs(
+        world, records, lambda _: NewEvent(EventType.RUN_CANCELLED), _lifecycle.run_cancelled
+    )
+    return CancelOutcome(ended, skipped)
+
+
+async def fail(world: World, run_ids: Sequence[str], reason: str | None = None) -> FailOutcome:
+    """End the runs with these ids as failed (``fail_runs``); all are looked up first, so an
+    unknown id (``WorkflowRunNotFoundError``) fails none."""
+    refuse_in_workflow("fail()")
+    records = [await require_run(world, run_id) for run_id in run_ids]
+    return await fail_runs(world, records, reason)
+
+
+async def fail_runs(
+    world: World, records: Sequence[RunRecord], reason: str | None = None
+) -> FailOutcome:
+    """End each run that has not ended as failed, its error a ``RunFailedByOperatorError``
+    carrying ``reason`` (None for an empty one); the others are skipped with their status.
+
+    As with a cancel, its steps' results are discarded, its hooks released, its children
+    that are not detached cancelled, and a worker holding it stops; a parent awaiting it
+    gets the failure. A parked (diverged) run is ended the same way."""
+    refuse_in_workflow("fail()")
+    why = reason or None
+
+    def failure(run_id: str) -> NewEvent:
+        error = RunFailedByOperatorError(run_id, why)
+        return NewEvent(EventType.RUN_FAILED, payload=encode_error(error))
+
+    def logged(run_id: str, workflow: str) -> None:
+        _lifecycle.run_failed_by_operator(run_id, workflow, RunFailedByOperatorError(run_id, why))
+
+    ended, skipped = await _end_runs(world, records, failure, logged)
+    return FailOutcome(ended, skipped)
+
+
+async def _end_runs(
+    world: World,
+    records: Sequence[RunRecord],
+    ending: Callable[[str], NewEvent],
+    logged: Callable[[str, str], None],
+) -> tuple[tuple[str, ...], tuple[Skipped, ...]]:
+    """Append ``ending(run_id)`` to each run that has not ended, as a writer that does not
+    hold it (its worker, if any, learns of it and drops it); the runs ended, and the runs
+    skipped (they had ended, perhaps in the meantime) with their status."""
+    ended: list[str] = []
     skipped: list[Skipped] = []
     for record in records:
         if record.status.terminal:
             skipped.append(Skipped(record.run_id, str(record.status)))
             continue
-        result = await world.append(record.run_id, [NewEvent(EventType.RUN_CANCELLED)])
+        result = await world.append(record.run_id, [ending(record.run_id)])
         if result.events:
-            cancelled.append(record.run_id)
-            _lifecycle.run_cancelled(record.run_id, record.workflow_name)
+            ended.append(record.run_id)
+            logged(record.run_id, record.workflow_name)
         else:  # it ended in the meantime
             skipped.append(Skipped(record.run_id, str(result.run_status)))
-    return CancelOutcome(tuple(cancelled), tuple(skipped))
+    return tuple(ended), tuple(skipped)
 
 
 # -- waking sleeps -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The client API: start runs, look them up, wait for them, cancel them, wake them.
+"""The client API: start runs, look them up, wait for them, cancel or fail them, wake them.
 
 Every write goes through ``workflowkit._operations``, which the CLI and the dashboard call
 too; this module adds the ``Run`` handle, waiting for a run to end, and decoded values.
@@ -152,6 +152,16 @@ class Run(Generic[R]):
         A run that already ended is left as it is.
         """
         await _operations.cancel(self.runtime.world, [self.run_id])
+
+    async def fail(self, reason: str | None = None) -> None:
+        """End the run as failed, as ``workflowkit fail`` does: its error is a
+        ``RunFailedByOperatorError`` carrying ``reason``, which ``return_value()`` raises as
+        the ``__cause__`` of ``WorkflowRunFailedError``. As with ``cancel()``, no new steps
+        start and in-flight step results are discarded; a parked (diverged) run ends too.
+
+        A run that already ended is left as it is.
+        """
+        await _operations.fail(self.runtime.world, [self.run_id], reason)
 
     def get_readable(self, namespace: str | None = None, start_index: int = 0) -> Readable:
         """The run's stream ``namespace``, live: iterate with ``async for``.

@@ -176,6 +176,19 @@ class WorkflowRunCancelledError(WorkflowKitError):
         self.run_id = run_id
 
 
+class RunFailedByOperatorError(WorkflowKitError):
+    """The error of a run failed from outside (``workflowkit fail``, ``run.fail()``): the
+    ``__cause__`` of its ``WorkflowRunFailedError``. ``reason``: the one given, or None."""
+
+    slug = "run-failed-by-operator"
+
+    def __init__(self, run_id: str, reason: str | None = None) -> None:
+        why = f": {reason}" if reason else ""
+        super().__init__(f"run {run_id} was failed by an operator{why}")
+        self.run_id = run_id
+        self.reason = reason
+
+
 class WorkflowNotRegisteredError(WorkflowKitError, LookupError):
     """A run names a workflow that no imported module registered."""
 

@@ -76,6 +76,10 @@ class Run(Generic[R]):
         """Cancel the run: no new steps start, in-flight step results are discarded."""
         _blocking("workflowkit.sync cancel()").call(self._run.cancel())
 
+    def fail(self, reason: str | None = None) -> None:
+        """End the run as failed (``RunFailedByOperatorError`` carrying ``reason``)."""
+        _blocking("workflowkit.sync fail()").call(self._run.fail(reason))
+
     def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
         """End the run's pending sleeps now (all, or those named); the ids woken."""
         return _blocking("workflowkit.sync wake_up()").call(self._run.wake_up(correlation_ids))

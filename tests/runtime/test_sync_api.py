@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from workflowkit import HookNotFoundError, WorkflowRunCancelledError, sleep, step, sync, workflow
+from workflowkit import (
+    HookNotFoundError,
+    RunFailedByOperatorError,
+    WorkflowRunCancelledError,
+    WorkflowRunFailedError,
+    sleep,
+    step,
+    sync,
+    workflow,
+)
 from workflowkit.runtime.runtime import Runtime
 
 
@@ -37,6 +46,16 @@ def test_sync_cancel(cached_runtime: Runtime) -> None:
     run.cancel()
     with pytest.raises(WorkflowRunCancelledError):
         run.return_value(timeout=10)
+
+
+def test_sync_fail(cached_runtime: Runtime) -> None:
+    run = sync.start(forever)
+    run.fail("stuck")
+    with pytest.raises(WorkflowRunFailedError) as failed:
+        run.return_value(timeout=10)
+    cause = failed.value.__cause__
+    assert isinstance(cause, RunFailedByOperatorError) and cause.reason == "stuck"
+    assert run.status() == "failed"
 
 
 def test_sync_timeout(cached_runtime: Runtime) -> None:

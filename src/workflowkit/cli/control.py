@@ -1,4 +1,5 @@
-"""``workflowkit start``, ``cancel``, ``wake-up``, ``resume-hook``: act on runs from outside.
+"""``workflowkit start``, ``cancel``, ``fail``, ``wake-up``, ``resume-hook``, ``fork``: act on
+runs from outside.
 
 These call ``workflowkit._operations`` on the World, as the client API does, so they follow
 the same rules; a worker serving that World picks the change up. No worker is started here.
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import _operations
-from .._operations import CancelOutcome
+from .._operations import CancelOutcome, FailOutcome
 from .._start_options import make_options
 from ..errors import ForkError, SerializationError, StartOptionsError
 from ..inspection import Holdups, has_worker, holdups, matching_runs, run_json, waiting_for
@@ -80,6 +81,17 @@ def add_parser(commands: Any) -> None:
     cancel.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     add_json_flag(cancel)
     cancel.set_defaults(handler=run_cancel)
+
+    fail = commands.add_parser(
+        "fail",
+        help="end runs as failed (by id), with an optional reason",
+        description="End each run that has not ended as failed: its error is a "
+        "RunFailedByOperatorError carrying --reason. Runs that already ended are left alone.",
+    )
+    fail.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="the runs to fail")
+    fail.add_argument("--reason", metavar="TEXT", help="why: recorded in the runs' error")
+    add_json_flag(fail)
+    fail.set_defaults(handler=run_fail)
 
     wake = commands.add_parser(
         "wake-up", help="end a run's pending sleeps now", description="End sleeps early."
@@ -194,6 +206,26 @@ def _print_cancelled(args: argparse.Namespace, outcome: CancelOutcome) -> None:
         print(f"{passed_over.run_id} is already {passed_over.status}: not cancelled")
     if not outcome.cancelled and not outcome.skipped:
         print("no matching runs")
+
+
+# -- fail ----------------------------------------------------------------------------------
+
+
+def run_fail(args: argparse.Namespace) -> int:
+    outcome = with_world(args, lambda world: _operations.fail(world, args.run_ids, args.reason))
+    _print_failed(args, outcome)
+    return 0
+
+
+def _print_failed(args: argparse.Namespace, outcome: FailOutcome) -> None:
+    if args.json:
+        passed = [{"run_id": x.run_id, "status": x.status} for x in outcome.skipped]
+        print_json({"failed": list(outcome.failed), "skipped": passed})
+        return
+    for run_id in outcome.failed:
+        print(f"failed {run_id}")
+    for passed_over in outcome.skipped:
+        print(f"{passed_over.run_id} is already {passed_over.status}: not failed")
 
 
 # -- wake-up -------------------------------------------------------------------------------
