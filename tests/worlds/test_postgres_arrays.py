@@ -84,3 +84,17 @@ async def test_a_write_that_must_hit_fails_when_one_row_is_missing(conn: Conn) -
     assert [row[1] for row in await rows(conn)] == [1, 2]  # one statement: nothing changed
     await write_rows(conn, update, [(5, "a", 1), (6, "b", 99)], must_hit=False)
     assert [row[1] for row in await rows(conn)] == [5, 2]
+
+
+async def test_one_row_or_values_of_two_types_go_row_by_row(conn: Conn) -> None:
+    insert = "INSERT INTO t (id, n, note) VALUES (%s, %s, %s)"
+    await write_rows(conn, insert, [("a", 1, "x")], must_hit=True)
+    # A parameter that is text in one row and a number in another fits no array type.
+    await write_rows(conn, insert, [("b", 2, "y"), ("c", 3, 4)], must_hit=True)
+    assert [(row[0], row[1], row[5]) for row in await rows(conn)] == [
+        ("a", 1, "x"),
+        ("b", 2, "y"),
+        ("c", 3, "4"),
+    ]
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await write_rows(conn, "UPDATE t SET n = %s WHERE id = %s", [(9, "zz")], must_hit=True)

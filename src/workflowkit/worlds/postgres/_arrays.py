@@ -48,10 +48,19 @@ async def write_rows(
     conn: Conn, query: str, rows: Sequence[tuple[Any, ...]], must_hit: bool
 ) -> None:
     """Queue ``query`` (an INSERT, UPDATE or DELETE with ``%s`` parameters) for every row, as
-    one statement. With ``must_hit``, an UPDATE or DELETE fails (division by zero) unless
-    every row hit one (an INSERT fails on its own when its row exists)."""
+    one statement (a single row as it is). With ``must_hit``, an UPDATE or DELETE fails
+    (division by zero) unless every row hit one (an INSERT fails on its own when its row
+    exists)."""
     columns = [list(column) for column in zip(*rows, strict=True)]
-    types = tuple(_type_of(column) for column in columns)
+    try:
+        types = tuple(_type_of(column) for column in columns)
+    except _Mixed:  # values of two types for one parameter: no one array type fits
+        types = None
+    if len(rows) == 1 or types is None:
+        alone = _one_must_hit(query) if must_hit else query
+        for row in rows:
+            await conn.execute(alone.encode(), row)
+        return
     statement = _statement(query, types, must_hit)
     params: list[Any] = [column for column, kind in zip(columns, types, strict=True) if kind]
     if must_hit and not query.startswith("INSERT"):
@@ -59,11 +68,15 @@ async def write_rows(
     await conn.execute(statement, params)
 
 
+class _Mixed(Exception):
+    pass
+
+
 def _type_of(column: list[Any]) -> str | None:
-    for value in column:
-        if value is not None:
-            return _TYPES[type(value)]
-    return None
+    kinds = {type(value) for value in column if value is not None}
+    if len(kinds) > 1:
+        raise _Mixed
+    return _TYPES[kinds.pop()] if kinds else None
 
 
 @functools.cache
@@ -82,6 +95,14 @@ def _statement(query: str, types: tuple[str | None, ...], must_hit: bool) -> str
     if not must_hit:
         return statement
     return f"WITH hit AS ({statement} RETURNING 1) SELECT 1 / (count(*) = %s)::int FROM hit"
+
+
+@functools.cache
+def _one_must_hit(query: str) -> str:
+    """``query`` for one row, failing (division by zero) unless it changes a row."""
+    if query.startswith(("UPDATE", "DELETE")):
+        return f"WITH hit AS ({query} RETURNING 1) SELECT 1 / count(*) FROM hit"
+    return query
 
 
 def _column(number: int, types: tuple[str | None, ...]) -> str:

@@ -381,26 +381,7 @@ async def send_writes(conn: Conn, writes: Sequence[Write]) -> None:
         sql, params, checked = DIALECT.render(write)
         groups.setdefault((layer, sql, checked), []).append(params)
     for (_, query, checked), rows in sorted(groups.items(), key=lambda g: g[0][0]):
-        if len(rows) > 1:
-            await _arrays.write_rows(conn, query, rows, must_hit=checked)
-        else:
-            await conn.execute((_must_hit(query) if checked else query).encode(), rows[0])
-
-
-_MUST_HIT: dict[str, str] = {}
-
-
-def _must_hit(query: str) -> str:
-    """``query``, failing (division by zero) unless it changes a row. Inserts fail on their
-    own when their row exists."""
-    found = _MUST_HIT.get(query)
-    if found is None:
-        if query.startswith(("UPDATE", "DELETE")):
-            found = f"WITH hit AS ({query} RETURNING 1) SELECT 1 / count(*) FROM hit"
-        else:
-            found = query
-        _MUST_HIT[query] = found
-    return found
+        await _arrays.write_rows(conn, query, rows, must_hit=checked)
 
 
 async def has_event(conn: Conn, run_id: str, seq: int, event_id: str) -> bool:
