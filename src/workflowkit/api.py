@@ -23,7 +23,16 @@ from .runtime.waiters import EndWatch, Nudge
 from .streams import Readable
 from .webhooks import Request, Response
 from .worlds.base import World
-from .worlds.records import CatchUp, HookRecord, Overlap, RunRecord, RunStatus, ScheduleRecord
+from .worlds.records import (
+    CatchUp,
+    EventType,
+    HookRecord,
+    Overlap,
+    RunChange,
+    RunRecord,
+    RunStatus,
+    ScheduleRecord,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -142,9 +151,8 @@ class Run(Generic[R]):
                 return cast(R, await outcome)
             return cast(R, await asyncio.wait_for(outcome, timeout))
         end, self._end = self._end, None
-        record = await _wait_terminal(self.runtime, self.run_id, timeout, end)
-        payload = record.output if record.status is RunStatus.COMPLETED else record.error
-        return cast(R, run_outcome(self.run_id, record.status, payload))
+        status, payload = await _wait_terminal(self.runtime, self.run_id, timeout, end)
+        return cast(R, run_outcome(self.run_id, status, payload))
 
     async def cancel(self) -> None:
         """Cancel the run: no new steps start, in-flight step results are discarded.
@@ -266,11 +274,23 @@ def _hook_info(record: HookRecord) -> HookInfo:
     return HookInfo(record.hook_id, record.run_id, record.token, metadata, record.created_at)
 
 
+def _ending(change: RunChange | None) -> tuple[RunStatus, bytes | None] | None:
+    """The status and payload of the event that ended the run, if ``change`` told it."""
+    if change is None or not change.events or change.events[-1].type not in _ENDINGS:
+        return None
+    return change.status, change.events[-1].payload
+
+
+_ENDINGS = frozenset({EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED})
+
+
 async def _wait_terminal(
     runtime: Runtime, run_id: str, timeout: float | None, end: EndWatch | None = None
-) -> RunRecord:
-    """Wait for a run to reach a terminal state, woken by store notifications. With ``end``
-    (the run's start set it up), the first read waits for a nudge or a second."""
+) -> tuple[RunStatus, bytes | None]:
+    """Wait for a run to reach a terminal state, woken by store notifications; that state,
+    and the run's output (completed) or error (failed). With ``end`` (the run's start set it
+    up), the first read waits for a nudge or a second. The change that ended the run
+    usually carries its last event: then the run is not read again."""
     if end is not None and end.serves(runtime.waiters):
         changed, unsubscribe, read = end.nudge, end.stop, False
     else:
@@ -292,12 +312,16 @@ async def _wait_terminal(
                     await asyncio.sleep(0.5)
                     continue
                 if record.status.terminal:
-                    return record
+                    completed = record.status is RunStatus.COMPLETED
+                    return record.status, record.output if completed else record.error
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"run {run_id} is still {record.status} after {timeout} s")
             read = True
             wait = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
             await changed.wait(wait)
+            ending = _ending(changed.ended)
+            if ending is not None:
+                return ending
     finally:
         unsubscribe()
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from workflowkit import sleep, step, workflow
-from workflowkit.api import start
+from workflowkit import WorkflowRunFailedError, sleep, step, workflow
+from workflowkit.api import get_run, start
 from workflowkit.runtime.runtime import Runtime
 from workflowkit.runtime.waiters import Nudge
 
@@ -112,3 +112,40 @@ async def test_run_handles_held_or_dropped_unawaited_leave_no_listener_behind(
     del asleep
     gc.collect()
     assert not cached_runtime.waiters._waiters
+
+
+@workflow(name="waiters.failing")
+async def failing(x: int) -> int:
+    await double(x)
+    raise ValueError(f"no good: {x}")
+
+
+async def test_a_result_told_with_the_runs_end_is_not_read_again(
+    cached_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change that ends a run carries its last event: ``return_value()`` takes the
+    result, or the error, from it rather than reading the run once more."""
+    world = cached_runtime.world
+    reads: list[str] = []
+    read = world.get_run
+
+    async def counted(run_id: str) -> object:
+        reads.append(run_id)
+        return await read(run_id)
+
+    await (await start(doubling, 1)).return_value(timeout=10)  # the worker is up
+    monkeypatch.setattr(world, "get_run", counted)
+    assert await (await start(doubling, 21)).return_value(timeout=10) == 42
+    with pytest.raises(WorkflowRunFailedError, match="no good: 3"):
+        await (await start(failing, 3)).return_value(timeout=10)
+    assert reads == []
+    # A handle that did not start the run reads it once, then hears how it ended.
+    run = await start(napping)
+    other = get_run(run.run_id)
+    reads.clear()
+    waiting = asyncio.ensure_future(other.return_value(timeout=10))
+    await asyncio.sleep(0.2)
+    await run.cancel()
+    with pytest.raises(Exception, match="cancelled"):
+        await waiting
+    assert reads.count(run.run_id) == 2  # the wait's first read, and cancel()'s

@@ -239,6 +239,12 @@ async def test_an_owners_start_and_steps_are_not_told_to_other_worlds_its_end_is
     await asyncio.sleep(0.2)
     there = [(c.last_seq, c.status) for c in heard_there if c.run_id == run_id]
     assert there == [(1, RunStatus.PENDING), (6, RunStatus.COMPLETED)]
+    # The end tells its events: whoever awaits the result takes it from there, unread.
+    (end,) = [c for c in heard_there if c.run_id == run_id and c.status.terminal]
+    assert [(e.seq, e.type, e.payload) for e in end.events] == [
+        (5, EventType.STEP_COMPLETED, b"out"),
+        (6, EventType.RUN_COMPLETED, b"out"),
+    ]
     assert [c.last_seq for c in heard_here if c.run_id == run_id] == [1, 2, 4, 6]
     record = await second.get_run(run_id)  # the start is on the run's row all the same
     assert record is not None and record.started_at is not None
@@ -248,8 +254,9 @@ async def test_another_writers_events_come_with_its_notification(
     pair: tuple[PostgresWorld, PostgresWorld],
 ) -> None:
     """A non-owner's append (a hook payload, a wake-up) tells other processes its events,
-    exactly as stored, so the run's worker need not read its log; too large to carry, or
-    the owner's own append (nobody else drives the run), the change comes without them."""
+    exactly as stored, so the run's worker need not read its log, and so does the append
+    that ends a run (whoever awaits its result takes it from there); too large to carry,
+    the change comes without them."""
     first, second = pair
     heard: list[RunChange] = []
     second.subscribe(heard.extend)
@@ -267,7 +274,7 @@ async def test_another_writers_events_come_with_its_notification(
     await _until(lambda: len([c for c in heard if c.run_id == run_id]) >= 4)
     log = await first.get_events(run_id)
     told = {c.last_seq: c.events for c in heard if c.run_id == run_id}
-    assert told == {1: (), 2: (log[1],), 3: (), 4: ()}
+    assert told == {1: (), 2: (log[1],), 3: (), 4: (log[3],)}
     assert told[2][0].payload == b"\x00|payload" and told[2][0].attrs == {"attempt": 1}
 
 

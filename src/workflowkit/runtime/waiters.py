@@ -20,11 +20,11 @@ from ..worlds.records import RunChange
 class TerminalWaiters:
     def __init__(self, world: World) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[str, list[Callable[[], None]]] = {}
+        self._waiters: dict[str, list[Callable[[RunChange], None]]] = {}
         self.unsubscribe = world.subscribe(self._on_changes)
 
-    def add(self, run_id: str, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` (from a World thread) when the run may have ended."""
+    def add(self, run_id: str, callback: Callable[[RunChange], None]) -> Callable[[], None]:
+        """Call ``callback`` (from a World thread) with the change that ended the run."""
         with self._lock:
             self._waiters.setdefault(run_id, []).append(callback)
 
@@ -43,31 +43,35 @@ class TerminalWaiters:
             return
         with self._lock:
             due = [
-                callback
+                (callback, change)
                 for change in changes
                 if change.status.terminal
                 for callback in self._waiters.get(change.run_id, ())
             ]
-        for callback in due:
-            callback()
+        for callback, change in due:
+            callback(change)
 
 
 class Nudge:
     """Wakes a coroutine of ``loop`` waiting in ``wait()``, from any thread; a nudge that
-    comes while nobody waits ends the next wait at once.
+    comes while nobody waits ends the next wait at once. ``ended``: the change that ended
+    the run, once one nudged.
 
     One future per wait, set straight from the nudge: an ``asyncio.Event`` waited on with
     ``wait_for`` takes three turns of the loop to resume its waiter (a task of its own,
     then its callbacks), about 100 µs of a short run's start → result."""
 
-    __slots__ = ("_loop", "_nudged", "_waiter")
+    __slots__ = ("_loop", "_nudged", "_waiter", "ended")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._waiter: asyncio.Future[None] | None = None
         self._nudged = False
+        self.ended: RunChange | None = None
 
-    def nudge(self) -> None:
+    def nudge(self, ended: RunChange | None = None) -> None:
+        if ended is not None:
+            self.ended = ended
         with contextlib.suppress(RuntimeError):  # the waiting loop is gone
             self._loop.call_soon_threadsafe(self._wake, True)
 
@@ -112,8 +116,8 @@ class EndWatch:
         """Stop listening if ``handle`` (the run's) is garbage collected first."""
         self._dropped = weakref.finalize(handle, self.stop)
 
-    def _ended(self) -> None:
-        self.nudge.nudge()
+    def _ended(self, change: RunChange) -> None:
+        self.nudge.nudge(change)
         self.stop()
 
     def stop(self) -> None:

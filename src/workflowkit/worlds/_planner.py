@@ -203,7 +203,8 @@ def plan_append(
             writes.append(TouchRun(run_id, now, wake))
     result = AppendResult(accepted, rejected, state.status)
     # Another writer's events go with the change: the run's owner delivers them as they are.
-    told = tuple(accepted) if owner is None else ()
+    # So do a run's last ones: whoever awaits its result takes it from them, unread.
+    told = tuple(accepted) if owner is None or ended else ()
     change = RunChange(run_id, state.last_seq, state.status, writer=owner, events=told)
     return AppendPlan(result, writes, change, announce, planner.follow_ups)
 
