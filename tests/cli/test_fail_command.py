@@ -1,5 +1,5 @@
 """``workflowkit fail``: end runs as failed from outside, against a SQLite World seeded by
-real runs (a worker holding the run while it is failed: tests/runtime/test_fail.py)."""
+real runs (a worker holding the run while it is failed: tests/runtime/test_operator_failure.py)."""
 
 from __future__ import annotations
 
