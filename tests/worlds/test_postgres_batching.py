@@ -567,13 +567,12 @@ WOKEN = [
 ]
 
 
-async def test_a_batch_of_owners_wake_ups_is_decided_unread(s: Setup, reads: list[str]) -> None:
-    """A burst of sleeps coming due: each owner's wake-up is decided on its run as the owner
-    knows it and the rows as its events expect them, checked under the runs' locks in the
-    pipeline that commits: no read, and the outcome of reading."""
-    runs = await sleeping_runs(s, 6)
+async def woken_together(
+    s: Setup, runs: Sequence[tuple[str, str]]
+) -> tuple[dict[str, str], list[AppendResult | BaseException]]:
+    """Each of ``sleeping_runs`` woken by its owner, in one batch: the step each starts next,
+    and the outcomes."""
     following = {run_id: new_id("step") for run_id, _ in runs}
-    reads.clear()
     outcomes = await batched(
         s,
         [
@@ -581,6 +580,16 @@ async def test_a_batch_of_owners_wake_ups_is_decided_unread(s: Setup, reads: lis
             for run_id, wait_id in runs
         ],
     )
+    return following, outcomes
+
+
+async def test_a_batch_of_owners_wake_ups_is_decided_unread(s: Setup, reads: list[str]) -> None:
+    """A burst of sleeps coming due: each owner's wake-up is decided on its run as the owner
+    knows it and the rows as its events expect them, checked under the runs' locks in the
+    pipeline that commits: no read, and the outcome of reading."""
+    runs = await sleeping_runs(s, 6)
+    reads.clear()
+    following, outcomes = await woken_together(s, runs)
     assert s.batches == [6]
     assert [run_id for run_id in reads if run_id in following] == []
     for (run_id, wait_id), outcome in zip(runs, outcomes, strict=True):
@@ -606,15 +615,8 @@ async def test_a_presumption_missed_in_a_batch_decides_it_again_from_the_rows(
         await s.world.append(odd_run, [later], owner=s.me.worker_id)
     else:
         await s.world.append(odd_run, [NewEvent(EventType.WAIT_COMPLETED, odd_wait)])
-    following = {run_id: new_id("step") for run_id, _ in runs}
     reads.clear()
-    outcomes = await batched(
-        s,
-        [
-            (run_id, wake_then_step(wait_id, following[run_id]), s.me.worker_id, AppendAfter(6, 1))
-            for run_id, wait_id in runs
-        ],
-    )
+    following, outcomes = await woken_together(s, runs)
     assert s.batches == [5]
     assert sorted(run_id for run_id in reads if run_id in following) == sorted(following)
     odd, *good = outcomes

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from .. import _operations
-from .._operations import CancelOutcome, FailOutcome
+from .._operations import CancelOutcome, Skipped
 from .._start_options import make_options
 from ..errors import ForkError, SerializationError, StartOptionsError
 from ..inspection import Holdups, has_worker, holdups, matching_runs, run_json, waiting_for
@@ -196,16 +197,24 @@ def _confirmed(args: argparse.Namespace, records: list[RunRecord]) -> bool:
 
 
 def _print_cancelled(args: argparse.Namespace, outcome: CancelOutcome) -> None:
-    if args.json:
-        passed = [{"run_id": x.run_id, "status": x.status} for x in outcome.skipped]
-        print_json({"cancelled": list(outcome.cancelled), "skipped": passed})
-        return
-    for run_id in outcome.cancelled:
-        print(f"cancelled {run_id}")
-    for passed_over in outcome.skipped:
-        print(f"{passed_over.run_id} is already {passed_over.status}: not cancelled")
-    if not outcome.cancelled and not outcome.skipped:
+    _print_ended(args, "cancelled", outcome.cancelled, outcome.skipped)
+    if not outcome.cancelled and not outcome.skipped and not args.json:
         print("no matching runs")
+
+
+def _print_ended(
+    args: argparse.Namespace, verb: str, ended: Sequence[str], skipped: Sequence[Skipped]
+) -> None:
+    """What ``cancel`` or ``fail`` did: the runs ``verb`` (cancelled, failed), and those
+    passed over because they had ended already."""
+    if args.json:
+        passed = [{"run_id": x.run_id, "status": x.status} for x in skipped]
+        print_json({verb: list(ended), "skipped": passed})
+        return
+    for run_id in ended:
+        print(f"{verb} {run_id}")
+    for passed_over in skipped:
+        print(f"{passed_over.run_id} is already {passed_over.status}: not {verb}")
 
 
 # -- fail ----------------------------------------------------------------------------------
@@ -213,19 +222,8 @@ def _print_cancelled(args: argparse.Namespace, outcome: CancelOutcome) -> None:
 
 def run_fail(args: argparse.Namespace) -> int:
     outcome = with_world(args, lambda world: _operations.fail(world, args.run_ids, args.reason))
-    _print_failed(args, outcome)
+    _print_ended(args, "failed", outcome.failed, outcome.skipped)
     return 0
-
-
-def _print_failed(args: argparse.Namespace, outcome: FailOutcome) -> None:
-    if args.json:
-        passed = [{"run_id": x.run_id, "status": x.status} for x in outcome.skipped]
-        print_json({"failed": list(outcome.failed), "skipped": passed})
-        return
-    for run_id in outcome.failed:
-        print(f"failed {run_id}")
-    for passed_over in outcome.skipped:
-        print(f"{passed_over.run_id} is already {passed_over.status}: not failed")
 
 
 # -- wake-up -------------------------------------------------------------------------------
