@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -27,6 +28,7 @@ from workflowkit.worlds.postgres._feed import TOLD_LIMIT
 from workflowkit.worlds.records import (
     MOVED,
     AppendAfter,
+    Divergence,
     EventType,
     NewEvent,
     RunChange,
@@ -810,3 +812,25 @@ def test_a_run_claim_reads_what_it_takes_not_every_due_run(pg_url: str, pg_schem
         return own + sum(rows_read(child) for child in node.get("Plans", []))
 
     assert rows_read(tree) < 500  # 10 claimed (and the rows they are updated through)
+
+
+async def test_a_resumed_parked_run_is_due_by_the_databases_clock(
+    pg_url: str, pg_schema: str
+) -> None:
+    """A worker's estimate of the database clock may run a little ahead of it: a parked run
+    made due again is due by the database's clock, so a claim right after takes it."""
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        me = WorkerInfo(new_id("wrkr"), socket.gethostname(), os.getpid(), ("wf",))
+        await world.register_worker(me)
+        run_id = new_id("wrun")
+        await world.create_run(run_id, "wf", b"", {})
+        assert await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
+        found = Divergence(1, "step 'a'", "step 'b'", "changed", "v1", datetime.now(UTC))
+        assert await world.park_run(run_id, me.worker_id, found)
+        world._clock.offset += 5.0  # this process's estimate: 5 s ahead
+        assert await world.resume_diverged("wf", "v2") == [run_id]
+        claimed = await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
+        assert [r.run_id for r in claimed] == [run_id]
+    finally:
+        await world.close()

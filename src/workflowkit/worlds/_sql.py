@@ -225,12 +225,18 @@ PARK_RUN = (
     "UPDATE runs SET diverged = ?, diverged_version = ?, owner = NULL, lease_until = NULL, "
     "wake_at = NULL WHERE run_id = ? AND owner = ? AND status IN ('pending', 'running')"
 )
-# Params: now, workflow name, version. Returns the ids made due.
-RESUME_DIVERGED = (
-    "UPDATE runs SET diverged = NULL, diverged_version = NULL, wake_at = ? "
-    "WHERE workflow_name = ? AND diverged IS NOT NULL AND status IN ('pending', 'running') "
-    "AND (diverged_version IS NULL OR diverged_version <> ?) RETURNING run_id"
-)
+
+
+def resume_diverged(now: str) -> str:
+    """Makes due again the parked runs of a workflow whose code version differs; ``now``
+    the SQL of the moment they are due from (a database with a clock of its own gives its
+    clock: a claim right after compares with that one). Params: workflow name, version,
+    after any ``now`` takes. Returns the ids made due."""
+    return (
+        f"UPDATE runs SET diverged = NULL, diverged_version = NULL, wake_at = {now} "
+        "WHERE workflow_name = ? AND diverged IS NOT NULL AND status IN ('pending', 'running') "
+        "AND (diverged_version IS NULL OR diverged_version <> ?) RETURNING run_id"
+    )
 
 
 def next_wake_at(dialect: Dialect) -> str:

@@ -357,8 +357,8 @@ class PostgresWorld(WorldReads, WorldUpkeep):
 
     async def resume_diverged(self, workflow_name: str, version: str) -> list[str]:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            params = (DIALECT.time(self.now()), workflow_name, version)
-            cur = await conn.execute(DIALECT.sql(_sql.RESUME_DIVERGED), params)
+            statement = DIALECT.sql(_sql.resume_diverged("clock_timestamp()"))
+            cur = await conn.execute(statement, (workflow_name, version))
             ids = [row[0] for row in await cur.fetchall()]
             changes = [RunChange(run_id, 0, RunStatus.RUNNING) for run_id in ids]
             await self._feed.send(conn, changes)

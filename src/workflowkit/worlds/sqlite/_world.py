@@ -445,7 +445,7 @@ class SQLiteWorld:
 
     async def resume_diverged(self, workflow_name: str, version: str) -> list[str]:
         def resume(conn: sqlite3.Connection) -> Changed:
-            rows = conn.execute(_sql.RESUME_DIVERGED, (self.now(), workflow_name, version))
+            rows = conn.execute(_sql.resume_diverged("?"), (self.now(), workflow_name, version))
             ids = [row[0] for row in rows]
             changes = [RunChange(run_id, 0, RunStatus.RUNNING) for run_id in ids]
             return Changed(ids, changes)
