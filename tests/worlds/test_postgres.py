@@ -10,6 +10,7 @@ import contextvars
 import os
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -830,6 +831,25 @@ async def test_a_resumed_parked_run_is_due_by_the_databases_clock(
         assert await world.park_run(run_id, me.worker_id, found)
         world._clock.offset += 5.0  # this process's estimate: 5 s ahead
         assert await world.resume_diverged("wf", "v2") == [run_id]
+        claimed = await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
+        assert [r.run_id for r in claimed] == [run_id]
+    finally:
+        await world.close()
+
+
+async def test_a_run_woken_before_its_start_time_is_due_by_the_databases_clock(
+    pg_url: str, pg_schema: str
+) -> None:
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    try:
+        me = WorkerInfo(new_id("wrkr"), socket.gethostname(), os.getpid(), ("wf",))
+        await world.register_worker(me)
+        run_id = new_id("wrun")
+        later = datetime.fromtimestamp(time.time() + 3600, UTC)
+        await world.create_run(run_id, "wf", b"", {}, start_at=later)
+        assert await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60) == []
+        world._clock.offset += 5.0  # this process's estimate: 5 s ahead
+        assert await world.wake_run(run_id)
         claimed = await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
         assert [r.run_id for r in claimed] == [run_id]
     finally:

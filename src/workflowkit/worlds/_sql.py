@@ -212,11 +212,16 @@ SELECT_WORKERS = (
     "SELECT worker_id, hostname, pid, workflows, lease_seconds, started_at, heartbeat_at "
     "FROM workers ORDER BY started_at, worker_id"
 )
+
+
 # A pending run waiting for its start time (and held by nobody) is due now instead.
-WAKE_RUN = (
-    "UPDATE runs SET wake_at = ?, updated_at = ? WHERE run_id = ? "
-    "AND status IN ('pending', 'running') AND owner IS NULL AND wake_at > ?"
-)
+def wake_run(now: str) -> str:
+    """Makes an unheld run due ``now`` (the SQL of it, as in ``resume_diverged``) if it was
+    due later. Params: any ``now`` takes before the run id, the run id, then the last."""
+    return (
+        f"UPDATE runs SET wake_at = {now}, updated_at = {now} WHERE run_id = ? "
+        f"AND status IN ('pending', 'running') AND owner IS NULL AND wake_at > {now}"
+    )
 
 
 # Parking a run whose code diverged: unheld and never due until resumed.

@@ -55,9 +55,12 @@ async def list_workers(conn: Conn) -> list[WorkerRecord]:
     return [worker_from_row(row, moment) for row in await cur.fetchall()]
 
 
-async def wake_run(conn: Conn, run_id: str, now: float, feed: Feed) -> RunChange | None:
-    at = DIALECT.time(now)
-    cur = await conn.execute(DIALECT.sql(_sql.WAKE_RUN), (at, at, run_id, at))
+_WAKE_RUN = DIALECT.sql(_sql.wake_run("clock_timestamp()"))
+
+
+async def wake_run(conn: Conn, run_id: str, feed: Feed) -> RunChange | None:
+    """Make the run due by the database's clock (a claim right after compares with it)."""
+    cur = await conn.execute(_WAKE_RUN, (run_id,))
     if not cur.rowcount:
         return None
     change = RunChange(run_id, await max_seq(conn, run_id), RunStatus.PENDING)

@@ -280,7 +280,7 @@ class PostgresWorld(WorldReads, WorldUpkeep):
 
     async def wake_run(self, run_id: str) -> bool:
         async def body(conn: Conn, retry: bool) -> Outcome:
-            change = await sched.wake_run(conn, run_id, self.now(), self._feed)
+            change = await sched.wake_run(conn, run_id, self._feed)
             return Outcome(change is not None, [] if change is None else [change])
 
         woken: bool = await self._call(self._db.transaction(body, what="wake_run", idempotent=True))

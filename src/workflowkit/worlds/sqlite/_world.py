@@ -315,7 +315,7 @@ class SQLiteWorld:
     async def wake_run(self, run_id: str) -> bool:
         def wake(conn: sqlite3.Connection) -> Changed:
             now = self.now()
-            if not conn.execute(_sql.WAKE_RUN, (now, now, run_id, now)).rowcount:
+            if not conn.execute(_sql.wake_run("?"), (now, now, run_id, now)).rowcount:
                 return Changed(False)
             head = conn.execute(_sql.SELECT_HEAD, (run_id,)).fetchone()
             return Changed(True, [RunChange(run_id, int(head[2] or 0), RunStatus.PENDING)])
