@@ -22,10 +22,10 @@ from .runtime.runtime import Runtime, get_runtime
 from .runtime.waiters import EndWatch, Nudge
 from .streams import Readable
 from .webhooks import Request, Response
+from .worlds.apply import ENDS_RUN
 from .worlds.base import World
 from .worlds.records import (
     CatchUp,
-    EventType,
     HookRecord,
     Overlap,
     RunChange,
@@ -276,12 +276,9 @@ def _hook_info(record: HookRecord) -> HookInfo:
 
 def _ending(change: RunChange | None) -> tuple[RunStatus, bytes | None] | None:
     """The status and payload of the event that ended the run, if ``change`` told it."""
-    if change is None or not change.events or change.events[-1].type not in _ENDINGS:
+    if change is None or not change.events or change.events[-1].type not in ENDS_RUN:
         return None
     return change.status, change.events[-1].payload
-
-
-_ENDINGS = frozenset({EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED})
 
 
 async def _wait_terminal(

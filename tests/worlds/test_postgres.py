@@ -815,6 +815,17 @@ def test_a_run_claim_reads_what_it_takes_not_every_due_run(pg_url: str, pg_schem
     assert rows_read(tree) < 500  # 10 claimed (and the rows they are updated through)
 
 
+async def claimed_at_once_with_the_clock_ahead(
+    world: PostgresWorld, me: WorkerInfo, run_id: str, make_due: Callable[[], Any]
+) -> None:
+    """``make_due()`` makes the run due while this process's estimate of the database clock
+    is 5 s ahead; a claim right after takes it."""
+    world._clock.offset += 5.0
+    assert await make_due()
+    claimed = await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
+    assert [r.run_id for r in claimed] == [run_id]
+
+
 async def test_a_resumed_parked_run_is_due_by_the_databases_clock(
     pg_url: str, pg_schema: str
 ) -> None:
@@ -822,17 +833,18 @@ async def test_a_resumed_parked_run_is_due_by_the_databases_clock(
     made due again is due by the database's clock, so a claim right after takes it."""
     world = PostgresWorld(pg_url, schema=pg_schema)
     try:
-        me = WorkerInfo(new_id("wrkr"), socket.gethostname(), os.getpid(), ("wf",))
+        me = worker("me")
         await world.register_worker(me)
         run_id = new_id("wrun")
         await world.create_run(run_id, "wf", b"", {})
         assert await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
         found = Divergence(1, "step 'a'", "step 'b'", "changed", "v1", datetime.now(UTC))
         assert await world.park_run(run_id, me.worker_id, found)
-        world._clock.offset += 5.0  # this process's estimate: 5 s ahead
-        assert await world.resume_diverged("wf", "v2") == [run_id]
-        claimed = await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
-        assert [r.run_id for r in claimed] == [run_id]
+
+        async def resume() -> bool:
+            return await world.resume_diverged("wf", "v2") == [run_id]
+
+        await claimed_at_once_with_the_clock_ahead(world, me, run_id, resume)
     finally:
         await world.close()
 
@@ -842,15 +854,14 @@ async def test_a_run_woken_before_its_start_time_is_due_by_the_databases_clock(
 ) -> None:
     world = PostgresWorld(pg_url, schema=pg_schema)
     try:
-        me = WorkerInfo(new_id("wrkr"), socket.gethostname(), os.getpid(), ("wf",))
+        me = worker("me")
         await world.register_worker(me)
         run_id = new_id("wrun")
         later = datetime.fromtimestamp(time.time() + 3600, UTC)
         await world.create_run(run_id, "wf", b"", {}, start_at=later)
         assert await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60) == []
-        world._clock.offset += 5.0  # this process's estimate: 5 s ahead
-        assert await world.wake_run(run_id)
-        claimed = await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
-        assert [r.run_id for r in claimed] == [run_id]
+        await claimed_at_once_with_the_clock_ahead(
+            world, me, run_id, lambda: world.wake_run(run_id)
+        )
     finally:
         await world.close()

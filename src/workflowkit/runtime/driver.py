@@ -26,6 +26,7 @@ from ..errors import (
     WorldUnavailableError,
 )
 from ..registry import Workflow
+from ..worlds.apply import ENDS_RUN
 from ..worlds.records import (
     DELIVERY_EVENTS,
     AppendAfter,
@@ -43,9 +44,6 @@ from .versions import code_version
 __all__ = ["DriverConfig", "Outgoing", "RunDriver", "RunHost", "timeout_failure"]
 
 log = logging.getLogger("workflowkit.worker")
-_TERMINAL_EVENTS = frozenset(
-    {EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
-)
 # The World stayed unreachable past its own retries: the driver keeps what its steps
 # finished and tries again, rather than drop it and run those steps a second time.
 _OUTAGES = (WorldUnavailableError, AmbiguousCommitError)
@@ -212,7 +210,7 @@ class RunDriver(DriverState):
         self.segment.loaded(events)
         self.known_seq = events[-1].seq if events else 0
         self.world_seq = max(self.world_seq, self.known_seq)
-        if any(e.type in _TERMINAL_EVENTS for e in events):
+        if any(e.type in ENDS_RUN for e in events):
             self._drop()
             return
         now = self.now()
@@ -277,7 +275,7 @@ class RunDriver(DriverState):
         events = self._take_told()
         if events is None:
             events = await self.world.get_events(self.run_id, after_seq=self.known_seq)
-        if any(e.type in _TERMINAL_EVENTS for e in events):
+        if any(e.type in ENDS_RUN for e in events):
             self._drop()
             return
         if events:

@@ -24,6 +24,7 @@ from typing import NamedTuple
 from ..errors import StreamClosedError, WorkflowRunNotFoundError
 from ._plan_family import Family
 from ._plan_state import (
+    ENDS_RUN,
     RUN_TARGET,
     RUN_TRANSITIONS,
     STEP_TARGET,
@@ -60,6 +61,7 @@ from ._planner import AppendPlan, CreatePlan, check_owner, plan_append, plan_cre
 from .records import EventType, NewEvent, RunChange, RunStatus, StepClaim, StepStatus
 
 __all__ = [
+    "ENDS_RUN",
     "RUN_TARGET",
     "RUN_TRANSITIONS",
     "STEP_TARGET",

@@ -31,19 +31,6 @@ _TYPES: dict[type, str] = {
 _PLACEHOLDER = re.compile(r"%s")
 
 
-def insert_statement(insert: str, types: Sequence[str]) -> str:
-    """``insert`` (``INSERT INTO t (columns) VALUES (...)``) as one ``INSERT ... SELECT FROM
-    unnest`` of binary arrays of these column types (for a statement whose types are known
-    in advance: its rows need not be looked at)."""
-    head = insert.partition(" VALUES")[0]
-    return f"{head} SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in types)})"
-
-
-async def insert_rows(conn: Conn, query: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Rows inserted by ``query`` from ``insert_statement``."""
-    await conn.execute(query, [list(column) for column in zip(*rows, strict=True)])
-
-
 async def write_rows(
     conn: Conn, query: str, rows: Sequence[tuple[Any, ...]], must_hit: bool
 ) -> None:

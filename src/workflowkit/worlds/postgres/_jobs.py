@@ -31,6 +31,7 @@ from .._rows import (
     wait_from_row,
 )
 from ..apply import (
+    ENDS_RUN,
     AppendPlan,
     ClaimStep,
     CompleteWait,
@@ -62,7 +63,6 @@ from ..records import (
     AppendAfter,
     AppendResult,
     Event,
-    EventType,
     HookRecord,
     NewEvent,
     OpenWork,
@@ -97,10 +97,7 @@ def ends_its_run(job: AppendJob) -> bool:
     ``step_started``, a run for its wake-up), only whoever awaits the run's result or its
     parent, so in a burst it may go one transaction after the others
     (``_batch.AppendQueue``)."""
-    return any(event.type in _RUN_ENDINGS for event in job.events)
-
-
-_RUN_ENDINGS = frozenset({EventType.RUN_COMPLETED, EventType.RUN_FAILED, EventType.RUN_CANCELLED})
+    return any(event.type in ENDS_RUN for event in job.events)
 
 
 @dataclass(slots=True)
@@ -220,17 +217,14 @@ async def queue_writes(conn: Conn, plans: Sequence[AppendPlan], feed: Feed) -> N
     await feed.send(conn, [plan.change for plan in plans if plan.announce])
 
 
-_INSERT_EVENTS = _arrays.insert_statement(
-    _write_sql.INSERT_EVENT,
-    ("text", "int", "text", "text", "text", "bytea", "text", "timestamptz"),
-)
+_INSERT_EVENT = DIALECT.sql(_write_sql.INSERT_EVENT)
 
 
 async def insert_events(conn: Conn, events: Sequence[Event]) -> None:
     """Queue the insert of ``events`` on the pipeline that ends with COMMIT."""
     if events:
         rows = [_write_sql.event_params(e, DIALECT.stamp) for e in events]
-        await _arrays.insert_rows(conn, _INSERT_EVENTS, rows)
+        await _arrays.write_rows(conn, _INSERT_EVENT, rows, must_hit=False)
 
 
 async def read_states(
