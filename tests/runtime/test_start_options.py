@@ -162,7 +162,9 @@ async def test_a_run_past_its_deadline_fails(runtime: Runtime) -> None:
 
 
 async def test_a_deadline_cancels_the_runs_children(runtime: Runtime) -> None:
-    run = await start(times_out_with_a_child.options(timeout=1))
+    # Long enough for the first turn (which starts the child) to come before the deadline
+    # on a loaded machine: at 1 s a full suite once saw the run fail before it had a child.
+    run = await start(times_out_with_a_child.options(timeout=3))
     with pytest.raises(WorkflowRunFailedError):
         await run.return_value(timeout=20)
     await wait_status(runtime, f"{run.run_id}.1", RunStatus.CANCELLED)
