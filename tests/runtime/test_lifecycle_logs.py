@@ -405,3 +405,35 @@ async def test_a_run_failed_by_its_deadline_without_its_code_is_logged(
     [record] = _ours(caplog, run_id)
     assert record.name == "workflowkit.runs" and record.levelno == logging.INFO
     assert record.workflow == "elsewhere:gone" and record.step_id is None  # type: ignore[attr-defined]
+
+
+class _Fatal(BaseException):
+    """Beyond what the worker's loop catches (it rides out any ``Exception``)."""
+
+
+async def test_an_embedded_worker_that_stops_on_its_own_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing of this process runs once its worker's loop ends: that is an error in the
+    log, not silence (a closed runtime stopping it says nothing)."""
+    caplog.set_level(logging.ERROR, logger="workflowkit.worker")
+    rt = workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", poll_interval=0.05)
+    assert rt.worker is not None
+
+    async def fatal() -> bool:
+        raise _Fatal("out of the blue")
+
+    try:
+        rt.worker._claim = fatal  # type: ignore[method-assign]
+        deadline = time.monotonic() + 10
+        while not any("embedded worker stopped" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the worker's end was not logged"
+            await asyncio.sleep(0.02)
+    finally:
+        workflowkit.shutdown()
+    [record] = [r for r in caplog.records if "embedded worker stopped" in r.getMessage()]
+    assert record.levelno == logging.ERROR and "_Fatal: out of the blue" in record.getMessage()
+    caplog.clear()
+    workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}")
+    workflowkit.shutdown()
+    assert not [r for r in caplog.records if "embedded worker stopped" in r.getMessage()]

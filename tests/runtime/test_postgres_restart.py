@@ -14,13 +14,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pg_procs import HERE, Cluster, kill_all, private_cluster, spawn, stop
 
 import workflowkit
 from workflowkit import step, workflow
-from workflowkit.api import start
+from workflowkit.api import Run, start
 from workflowkit.runtime.runtime import get_runtime
 from workflowkit.worlds.postgres import PostgresWorld
 from workflowkit.worlds.records import EventType
@@ -38,6 +39,22 @@ def cluster() -> Iterator[Cluster]:
             workflowkit.shutdown()
     finally:
         sys.path.remove(str(HERE))
+
+
+async def results_of(runs: list[Run[Any]], timeout: float) -> list[Any]:
+    """The runs' results, in order; a run not ended in time fails the test with what the
+    World and this process's worker know of it."""
+    results = []
+    for run in runs:
+        try:
+            results.append(await run.return_value(timeout=timeout))
+        except TimeoutError as exc:
+            runtime = get_runtime()
+            record = await runtime.world.get_run(run.run_id)
+            events = [e.type.value for e in await runtime.world.get_events(run.run_id)]
+            held = runtime.worker is not None and run.run_id in runtime.worker.drivers
+            raise AssertionError(f"{exc}: {record}, events {events}, driven here: {held}") from exc
+    return results
 
 
 def done_steps(directory: Path) -> int:
@@ -122,7 +139,7 @@ async def test_an_outage_past_the_retry_window_stalls_no_run(cluster: Cluster) -
         runs = [await start(ticks, 30) for _ in range(40)]
         await asyncio.sleep(0.5)  # every run is under way
         await asyncio.to_thread(cluster.outage, 6.0)
-        results = [await run.return_value(timeout=60) for run in runs]
+        results = await results_of(runs, timeout=60)
         assert results == [sum(range(30))] * len(runs)
     finally:
         workflowkit.shutdown()
@@ -160,7 +177,7 @@ async def test_a_step_finished_during_a_long_outage_is_recorded_not_run_again(
         runs = [await start(slow_ticks, f"r{i}", 3) for i in range(8)]
         await asyncio.sleep(0.4)  # every run's first step is running
         await asyncio.to_thread(cluster.outage, 4.0)
-        results = [await run.return_value(timeout=60) for run in runs]
+        results = await results_of(runs, timeout=60)
     finally:
         workflowkit.shutdown()
         await world.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
 import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from ..encryption import EncryptionKeys
 
 T = TypeVar("T")
+
+log = logging.getLogger("workflowkit.worker")
 
 
 class Runtime:
@@ -52,6 +55,20 @@ class Runtime:
         self._thread.start()
         if self.worker is not None:
             self._worker_future = asyncio.run_coroutine_threadsafe(self.worker.run(), self.loop)
+            self._worker_future.add_done_callback(self._worker_ended)
+
+    def _worker_ended(self, future: Any) -> None:
+        """The embedded worker's loop ended: said loudly unless the runtime closed it, since
+        from then on no run of this process is claimed, resumed or renewed."""
+        if self._closed or future.cancelled() or (self.worker and self.worker.stopping):
+            return
+        error = future.exception()
+        log.error(
+            "the embedded worker stopped (%s): this process runs no more workflows until "
+            "workflowkit is configured again",
+            "no error" if error is None else f"{type(error).__name__}: {error}",
+            exc_info=error,
+        )
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -99,8 +116,8 @@ class Runtime:
             if self.worker is not None:
                 await self.worker.stop(grace)
             if self._worker_future is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wrap_future(self._worker_future)
+                # How it ended is not the close's business (``_worker_ended`` said so).
+                await asyncio.wait([asyncio.wrap_future(self._worker_future)])
             self.waiters.unsubscribe()  # a World we do not own lives on: stop listening to it
             if self._owns_world:
                 await self.world.close()
