@@ -13,3 +13,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --group dev -e ".[postgres-binary,web,http,pydantic,ai,crypto,otel]"
   touch "$stamp"
 fi
+# Compiled once here, not in every process: where PYTHONDONTWRITEBYTECODE is set (as on this
+# machine) each worker process, CLI call and example the tests start would otherwise compile
+# the package from source, about 0.15 s of a process's 0.4 s start. Up-to-date files are skipped.
+.venv/bin/python -m compileall -q src tests examples >/dev/null
