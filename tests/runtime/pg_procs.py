@@ -146,8 +146,15 @@ class Cluster:
 
     def outage(self, seconds: float) -> None:
         """The server crashes and stays down for ``seconds`` before it comes back."""
-        self.pg_ctl("stop", "-m", "immediate")
+        self.crash()
         time.sleep(seconds)
+        self.start()
+
+    def crash(self) -> None:
+        self.pg_ctl("stop", "-m", "immediate")
+
+    def start(self) -> None:
+        # With its output to a file: to pg_ctl's pipes, the server would hold them open.
         self.pg_ctl("start", "-o", self.options, "-l", str(self.data / "server.log"))
 
 

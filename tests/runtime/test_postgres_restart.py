@@ -9,6 +9,7 @@ port), never the shared server other tests use, and removes it whatever happens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -22,6 +23,7 @@ from pg_procs import HERE, Cluster, kill_all, private_cluster, spawn, stop
 import workflowkit
 from workflowkit import step, workflow
 from workflowkit.api import Run, start
+from workflowkit.errors import WorldUnavailableError
 from workflowkit.runtime.runtime import get_runtime
 from workflowkit.worlds.postgres import PostgresWorld
 from workflowkit.worlds.records import EventType
@@ -183,3 +185,38 @@ async def test_a_step_finished_during_a_long_outage_is_recorded_not_run_again(
         await world.close()
     assert results == [3] * len(runs)
     assert set(SLOW_STEP_RUNS.values()) == {1}, SLOW_STEP_RUNS
+
+
+@workflow(name="outage.one_tick")
+async def one_tick() -> int:
+    return await tick(7)
+
+
+@pytest.mark.slow
+async def test_a_worker_started_during_an_outage_starts_once_it_ends(cluster: Cluster) -> None:
+    """The database goes away before the process's worker has registered: the worker waits
+    it out, as it would once running, and then runs the process's runs (it used to stop for
+    good there, every run of the process left pending)."""
+    world = PostgresWorld(f"{cluster.url}?schema=wk", retry_for=0.5)
+    try:
+        await asyncio.to_thread(cluster.crash)
+        workflowkit.configure(world, poll_interval=0.2)
+        await asyncio.sleep(1.5)  # its first tries fail
+        await asyncio.to_thread(cluster.start)
+        runtime = get_runtime()
+        assert runtime.worker is not None
+        deadline = time.monotonic() + 30
+        while runtime.worker.worker_id not in await _worker_ids(world):
+            assert time.monotonic() < deadline, "the worker never registered"
+            await asyncio.sleep(0.2)
+        run = await start(one_tick)
+        assert await results_of([run], timeout=30) == [7]
+    finally:
+        workflowkit.shutdown()
+        await world.close()
+
+
+async def _worker_ids(world: PostgresWorld) -> set[str]:
+    with contextlib.suppress(WorldUnavailableError):  # not reconnected yet
+        return {w.info.worker_id for w in await world.list_workers()}
+    return set()

@@ -842,7 +842,7 @@ async def test_a_resumed_parked_run_is_due_by_the_databases_clock(
         assert await world.park_run(run_id, me.worker_id, found)
 
         async def resume() -> bool:
-            return await world.resume_diverged("wf", "v2") == [run_id]
+            return await world.resume_diverged({"wf": "v2"}) == [run_id]
 
         await claimed_at_once_with_the_clock_ahead(world, me, run_id, resume)
     finally:

@@ -141,9 +141,8 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._running = asyncio.current_task()
-        await self.world.register_worker(self.info)
-        await self._register_queues()
-        await self._resume_diverged(self.info.workflows)
+        if not await self._register():
+            return
         unsubscribe = self.world.subscribe(self._listener)
         self._adopting = True  # from now on, an adopted run hears of its changes
         renewer = self._loop.create_task(self._renew_forever())
@@ -170,8 +169,7 @@ class Worker:
                 except Exception:
                     # The store is unreachable or failing: keep the worker alive and retry.
                     failures += 1
-                    log.exception("worker %s cannot reach the World; retrying", self.worker_id)
-                    await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                    await self._cannot_reach(failures)
         finally:
             self._adopting = False
             unsubscribe()
@@ -180,6 +178,27 @@ class Worker:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+
+    async def _register(self) -> bool:
+        """Tell the World of this worker, its queues and its code; whether it could before
+        ``stop()``. A World unreachable at start is waited out as in the loop: a worker
+        started during an outage (or a process whose first writes meet one) starts once it
+        ends, rather than stopping there and leaving every run of the process pending."""
+        failures = 0
+        while not self.stopping:
+            try:
+                await self.world.register_worker(self.info)
+                await self._register_queues()
+                await self._resume_diverged(self.info.workflows)
+                return True
+            except Exception:
+                failures += 1
+                await self._cannot_reach(failures)
+        return False
+
+    async def _cannot_reach(self, failures: int) -> None:
+        log.exception("worker %s cannot reach the World; retrying", self.worker_id)
+        await asyncio.sleep(min(0.1 * 2**failures, 5.0))
 
     async def _claim(self) -> bool:
         """Claim due runs; whether there may be more (the claim got all it asked for)."""
@@ -218,13 +237,13 @@ class Worker:
 
     async def _resume_diverged(self, names: Sequence[str]) -> None:
         """Runs parked by other code may replay with this code: make them due again."""
-        for name in names:
-            workflow = self.registry.workflow(name)
-            if workflow is None:
-                continue
-            resumed = await self.world.resume_diverged(name, code_version(workflow))
-            if resumed:
-                log.info("retrying %d parked run(s) of %s with this code", len(resumed), name)
+        workflows = self.registry.workflows
+        versions = {name: code_version(workflows[name]) for name in names if name in workflows}
+        if not versions:
+            return
+        resumed = await self.world.resume_diverged(versions)
+        if resumed:
+            log.info("retrying %d parked run(s) with this code", len(resumed))
 
     async def _register_queues(self) -> None:
         """Write the limits of queues defined since the last look (the World enforces them)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -378,8 +378,8 @@ class EncryptedWorld:
     async def park_run(self, run_id: str, owner: str, divergence: Divergence) -> bool:
         return await self.inner.park_run(run_id, owner, divergence)
 
-    async def resume_diverged(self, workflow_name: str, version: str) -> list[str]:
-        return await self.inner.resume_diverged(workflow_name, version)
+    async def resume_diverged(self, versions: Mapping[str, str]) -> list[str]:
+        return await self.inner.resume_diverged(versions)
 
     async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:
         return await self.inner.next_wake_at(workflow_names)

@@ -217,9 +217,10 @@ class Leases(Protocol):
         ``resume_diverged`` is asked by a worker with other code."""
         ...
 
-    async def resume_diverged(self, workflow_name: str, version: str) -> list[str]:
-        """Make due again the parked runs of the workflow that diverged under another code
-        version than ``version``; their ids."""
+    async def resume_diverged(self, versions: Mapping[str, str]) -> list[str]:
+        """Make due again the parked runs of the workflows in ``versions`` (name -> the
+        asking worker's code version) that diverged under another version; their ids. One
+        write for every workflow: a worker asks at each poll, for all it has."""
         ...
 
     async def next_wake_at(self, workflow_names: Sequence[str]) -> datetime | None:

@@ -66,6 +66,9 @@ from ._upkeep import WorldUpkeep
 
 T = TypeVar("T")
 log = logging.getLogger("workflowkit.postgres")
+_RESUME_DIVERGED = DIALECT.sql(
+    _sql.resume_diverged("clock_timestamp()", "unnest(?::text[], ?::text[]) AS v(name, version)")
+)
 
 
 class PostgresWorld(WorldReads, WorldUpkeep):
@@ -355,10 +358,11 @@ class PostgresWorld(WorldReads, WorldUpkeep):
         parked: bool = await self._call(coro)
         return parked
 
-    async def resume_diverged(self, workflow_name: str, version: str) -> list[str]:
+    async def resume_diverged(self, versions: Mapping[str, str]) -> list[str]:
+        params = (list(versions), list(versions.values()))
+
         async def body(conn: Conn, retry: bool) -> Outcome:
-            statement = DIALECT.sql(_sql.resume_diverged("clock_timestamp()"))
-            cur = await conn.execute(statement, (workflow_name, version))
+            cur = await conn.execute(_RESUME_DIVERGED, params)
             ids = [row[0] for row in await cur.fetchall()]
             changes = [RunChange(run_id, 0, RunStatus.RUNNING) for run_id in ids]
             await self._feed.send(conn, changes)

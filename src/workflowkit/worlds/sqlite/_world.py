@@ -443,10 +443,10 @@ class SQLiteWorld:
         parked: bool = await self._write(park)
         return parked
 
-    async def resume_diverged(self, workflow_name: str, version: str) -> list[str]:
+    async def resume_diverged(self, versions: Mapping[str, str]) -> list[str]:
         def resume(conn: sqlite3.Connection) -> Changed:
-            rows = conn.execute(_sql.resume_diverged("?"), (self.now(), workflow_name, version))
-            ids = [row[0] for row in rows]
+            statement, now = _sql.resume_diverged("?"), self.now()
+            ids = [row[0] for v in versions.items() for row in conn.execute(statement, (now, *v))]
             changes = [RunChange(run_id, 0, RunStatus.RUNNING) for run_id in ids]
             return Changed(ids, changes)
 
