@@ -441,17 +441,19 @@ async def claimed_parent(world: World, run_id: str) -> str | None:
 
 
 def run_cancelled(run_id: str, workflow: str) -> None:
+    """A client cancelled the run: logged and counted by its process."""
     runs_log.info(
         "run %s (%s) cancelled",
         run_id,
         workflow,
         extra={"run_id": run_id, "step_id": None, "workflow": workflow},
     )
+    _count_ended("runs_cancelled", workflow)
 
 
 def run_failed_by_operator(run_id: str, workflow: str, failure: BaseException) -> None:
     """A client failed the run with ``failure`` (``workflowkit fail``, ``run.fail()``):
-    logged by its process as a worker logs the failures it records."""
+    logged and counted by its process as a worker does the failures it records."""
     error = _exception_text(failure)
     runs_log.info(
         "run %s (%s) failed: %s",
@@ -460,6 +462,13 @@ def run_failed_by_operator(run_id: str, workflow: str, failure: BaseException) -
         error,
         extra={"run_id": run_id, "step_id": None, "workflow": workflow, "error": error},
     )
+    _count_ended("runs_failed", workflow)
+
+
+def _count_ended(what: str, workflow: str) -> None:
+    otel = telemetry()
+    if otel is not None:
+        otel.count(what, workflow)
 
 
 async def hook_received(world: World, run_id: str, hook_id: str) -> None:

@@ -81,6 +81,9 @@ class _Instruments:
             "runs_failed": meter.create_counter(
                 "workflowkit.runs.failed", unit="{run}", description="Runs failed"
             ),
+            "runs_cancelled": meter.create_counter(
+                "workflowkit.runs.cancelled", unit="{run}", description="Runs cancelled"
+            ),
         }
         self.attempts = meter.create_counter(
             "workflowkit.step.attempts", unit="{attempt}", description="Step attempts, by outcome"

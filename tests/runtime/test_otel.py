@@ -416,3 +416,29 @@ async def test_a_failed_run_s_segment_and_step_carry_the_error(
     assert exception.attributes["exception.message"] == "no 7"
     points = telemetry.metric_points("workflowkit.runs.failed")
     assert sum(p.value for p in points) == 1
+
+
+@workflow
+async def waits_for_ever() -> None:
+    from workflowkit import create_hook
+
+    await create_hook()
+
+
+async def test_runs_cancelled_or_failed_from_outside_are_counted(
+    telemetry: Telemetry, tmp_path: Path
+) -> None:
+    """``run.cancel()`` and ``run.fail()`` end a run with no worker recording it: the
+    process that ended it counts it, so the counters add up to the runs that ended."""
+    workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}")
+    cancelled, failed = await start(waits_for_ever), await start(waits_for_ever)
+    await cancelled.cancel()
+    await failed.fail("stuck")
+    workflowkit.shutdown()
+
+    def counted(name: str) -> list[tuple[dict[str, Any], int]]:
+        return [(dict(p.attributes), p.value) for p in telemetry.metric_points(name)]
+
+    attrs = {"workflowkit.workflow": waits_for_ever.name}
+    assert counted("workflowkit.runs.cancelled") == [(attrs, 1)]
+    assert counted("workflowkit.runs.failed") == [(attrs, 1)]
