@@ -50,6 +50,16 @@ async def test_create_and_get_run(world: World) -> None:
     assert await world.get_run("wrun_missing") is None
 
 
+async def test_the_logs_of_several_runs_read_at_once_are_their_logs(world: World) -> None:
+    short, longer = await new_run(world), await new_run(world)
+    await world.append(longer, [NewEvent(EventType.RUN_STARTED)])
+    await world.append(longer, [NewEvent(EventType.STEP_CREATED, "step_1", b"payload")])
+    logs = await world.get_logs([longer, "wrun_missing", short])
+    assert logs == {short: await world.get_events(short), longer: await world.get_events(longer)}
+    assert [e.seq for e in logs[longer]] == [1, 2, 3] and logs[longer][2].payload == b"payload"
+    assert await world.get_logs([]) == {}
+
+
 async def test_create_run_returns_what_is_stored(world: World) -> None:
     created = await world.create_run(new_id("wrun"), "wf", b"input", {"name": "wf"})
     assert created.created

@@ -48,6 +48,9 @@ from .steps import Attempt, run_attempt
 from .versions import code_version
 
 log = logging.getLogger("workflowkit.worker")
+# A claimed run's log is read with the others claimed at once unless it is longer than this:
+# one read for a claim of many short runs, and no few very long logs loaded at a time.
+_BATCHED_LOG = 200
 
 
 class Worker:
@@ -230,10 +233,31 @@ class Worker:
             limit=limit,
             lease_seconds=self.lease_seconds,
         )
+        logs = await self._logs_of(records)
         for record in records:
             if record.run_id not in self.drivers and not self.stopping:
-                await self._drive(record)
+                await self._drive(record, logs.get(record.run_id))
         return len(records) == limit
+
+    async def _logs_of(self, records: Sequence[RunRecord]) -> dict[str, list[Event]]:
+        """The logs of the runs a claim took, in one read rather than one per driver
+        (a worker's start-up, a burst of runs started elsewhere): those of this worker's
+        workflows, unless longer than ``_BATCHED_LOG`` events. A read that fails leaves
+        each driver to read its own (and to wait out an outage as it does)."""
+        wanted = [
+            r.run_id
+            for r in records
+            if r.last_seq <= _BATCHED_LOG
+            and r.run_id not in self.drivers
+            and r.workflow_name in self.registry.workflows
+        ]
+        if len(wanted) < 2:
+            return {}
+        try:
+            return await self.world.get_logs(wanted)
+        except Exception as exc:
+            log.debug("reading %d claimed runs' logs at once failed: %s", len(wanted), exc)
+            return {}
 
     async def _resume_diverged(self, names: Sequence[str]) -> None:
         """Runs parked by other code may replay with this code: make them due again."""
@@ -252,12 +276,12 @@ class Worker:
             await self.world.register_queues(queues)
             self._queues = queues
 
-    async def _drive(self, record: RunRecord) -> None:
+    async def _drive(self, record: RunRecord, events: list[Event] | None = None) -> None:
         workflow = self.registry.workflow(record.workflow_name)
         if workflow is None:
             await self._not_mine(record)
             return
-        self._start_driver(record, workflow)
+        self._start_driver(record, workflow, events)
 
     def _start_driver(
         self, record: RunRecord, workflow: Workflow[Any, Any], log: list[Event] | None = None

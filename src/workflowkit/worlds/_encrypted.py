@@ -294,7 +294,14 @@ class EncryptedWorld:
         return [self._run(r) for r in records]
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
-        events = await self.inner.get_events(run_id, after_seq)
+        return await self._opened(run_id, await self.inner.get_events(run_id, after_seq))
+
+    async def get_logs(self, run_ids: Sequence[str]) -> dict[str, list[Event]]:
+        logs = await self.inner.get_logs(run_ids)
+        return {run_id: await self._opened(run_id, events) for run_id, events in logs.items()}
+
+    async def _opened(self, run_id: str, events: list[Event]) -> list[Event]:
+        """The run's events with their payloads decrypted (each as ``_event`` opens it)."""
         if not any(e.payload is not None and e.payload[:3] == _MAGIC for e in events):
             return events
         parent = _Parent(self.inner, run_id)

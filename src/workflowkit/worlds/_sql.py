@@ -143,6 +143,17 @@ SELECT_EVENTS = (
     "SELECT run_id, seq, event_id, type, correlation_id, payload, attrs, created_at "
     "FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
 )
+
+
+def select_logs(dialect: Dialect) -> str:
+    """The whole logs of the runs in the list parameter, run by run (``SELECT_EVENTS``'s
+    columns)."""
+    return dialect.sql(
+        "SELECT run_id, seq, event_id, type, correlation_id, payload, attrs, created_at "
+        f"FROM events WHERE run_id {dialect.in_list} ORDER BY run_id, seq"
+    )
+
+
 SELECT_STEPS = (
     "SELECT s.step_id, s.run_id, s.step_name, s.status, s.attempt, "
     "(SELECT payload FROM events e WHERE e.run_id = s.run_id AND e.seq = s.input_seq), "

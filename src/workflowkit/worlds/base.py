@@ -119,6 +119,11 @@ class EventLog(Protocol):
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]: ...
 
+    async def get_logs(self, run_ids: Sequence[str]) -> dict[str, list[Event]]:
+        """The whole logs of these runs in one read (a worker reads the runs it has just
+        claimed at once); a run that does not exist has none."""
+        ...
+
     async def count_active_runs(self) -> dict[RunStatus, int]:
         """How many runs are pending and how many running (the ``workflowkit.runs``
         gauge of OpenTelemetry metrics); statuses with none may be left out."""

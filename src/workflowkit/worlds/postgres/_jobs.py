@@ -435,6 +435,18 @@ async def get_events(conn: Conn, run_id: str, after_seq: int) -> list[Event]:
     return [event_from_row(row, moment, cache) for row in await cur.fetchall()]
 
 
+_SELECT_LOGS = _sql.select_logs(DIALECT).encode()
+
+
+async def get_logs(conn: Conn, run_ids: Sequence[str]) -> dict[str, list[Event]]:
+    cur = await conn.execute(_SELECT_LOGS, (list(run_ids),))
+    logs: dict[str, list[Event]] = {}
+    cache: dict[str, Any] = {}
+    for row in await cur.fetchall():
+        logs.setdefault(row[0], []).append(event_from_row(row, moment, cache))
+    return logs
+
+
 async def list_steps(conn: Conn, run_id: str) -> list[StepRecord]:
     cur = await conn.execute(DIALECT.sql(_sql.SELECT_STEPS), (run_id,))
     return [step_from_row(row, moment) for row in await cur.fetchall()]

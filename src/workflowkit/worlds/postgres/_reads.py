@@ -77,6 +77,12 @@ class WorldReads(WorldParts):
         )
         return result
 
+    async def get_logs(self, run_ids: Sequence[str]) -> dict[str, list[Event]]:
+        result: dict[str, list[Event]] = await self._read(
+            lambda c: _jobs.get_logs(c, run_ids), "get_logs"
+        )
+        return result
+
     async def list_steps(self, run_id: str) -> list[StepRecord]:
         result: list[StepRecord] = await self._read(
             lambda c: _jobs.list_steps(c, run_id), "list_steps"

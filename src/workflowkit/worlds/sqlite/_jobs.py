@@ -488,6 +488,17 @@ def get_events(conn: sqlite3.Connection, run_id: str, after_seq: int) -> list[Ev
     return [event_from_row(row, _moment, cache) for row in rows]
 
 
+_SELECT_LOGS = _sql.select_logs(DIALECT)
+
+
+def get_logs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, list[Event]]:
+    logs: dict[str, list[Event]] = {}
+    cache: dict[str, Any] = {}
+    for row in conn.execute(_SELECT_LOGS, (DIALECT.list_param(run_ids),)):
+        logs.setdefault(row[0], []).append(event_from_row(row, _moment, cache))
+    return logs
+
+
 def list_steps(conn: sqlite3.Connection, run_id: str) -> list[StepRecord]:
     return [step_from_row(row, _moment) for row in conn.execute(_sql.SELECT_STEPS, (run_id,))]
 

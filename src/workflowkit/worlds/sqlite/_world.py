@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from ..._settings import redact_url
@@ -68,6 +68,7 @@ from ._writer import Changed, Writer
 
 DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
 _ACTIVE = "('pending', 'running')"
+T = TypeVar("T")
 
 
 def path_from_url(url: str | None) -> Path:
@@ -131,12 +132,12 @@ class SQLiteWorld:
     async def _write(self, fn: Callable[[sqlite3.Connection], Any], *, worker: bool = False) -> Any:
         return await self._writer.write(fn, worker=worker)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], Any], *, inline: bool = False) -> Any:
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False) -> T:
         """On the reader thread; a short read (``inline``) here if its connection is free."""
         if inline:
             done, value = self._inline_reads.try_run(fn)
             if done:
-                return value
+                return cast(T, value)
         return await self._reader.call(fn)
 
     # -- change notification ---------------------------------------------------------------
@@ -192,8 +193,7 @@ class SQLiteWorld:
         return result
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        result: RunRecord | None = await self._read(lambda c: _jobs.get_run(c, run_id), inline=True)
-        return result
+        return await self._read(lambda c: _jobs.get_run(c, run_id), inline=True)
 
     async def list_runs(
         self,
@@ -225,12 +225,13 @@ class SQLiteWorld:
             diverged,
             forked_from,
         )
-        result: list[RunRecord] = await self._read(lambda c: _jobs.list_runs(c, query))
-        return result
+        return await self._read(lambda c: _jobs.list_runs(c, query))
 
     async def get_events(self, run_id: str, after_seq: int = 0) -> list[Event]:
-        result: list[Event] = await self._read(lambda c: _jobs.get_events(c, run_id, after_seq))
-        return result
+        return await self._read(lambda c: _jobs.get_events(c, run_id, after_seq))
+
+    async def get_logs(self, run_ids: Sequence[str]) -> dict[str, list[Event]]:
+        return await self._read(lambda c: _jobs.get_logs(c, run_ids))
 
     async def count_active_runs(self) -> dict[RunStatus, int]:
         rows: list[tuple[str, int]] = await self._read(
@@ -239,25 +240,21 @@ class SQLiteWorld:
         return {RunStatus(status): int(count) for status, count in rows}
 
     async def list_steps(self, run_id: str) -> list[StepRecord]:
-        result: list[StepRecord] = await self._read(lambda c: _jobs.list_steps(c, run_id))
-        return result
+        return await self._read(lambda c: _jobs.list_steps(c, run_id))
 
     async def list_waits(self, run_id: str) -> list[WaitRecord]:
-        result: list[WaitRecord] = await self._read(lambda c: _jobs.list_waits(c, run_id))
-        return result
+        return await self._read(lambda c: _jobs.list_waits(c, run_id))
 
     async def recent_workflows(self, runs: int) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
             return [row[0] for row in conn.execute(_sql.RECENT_WORKFLOWS, (runs,))]
 
-        result: list[str] = await self._read(read)
-        return result
+        return await self._read(read)
 
     async def open_work(self, run_ids: Sequence[str]) -> OpenWork:
         if not run_ids:
             return OpenWork()
-        result: OpenWork = await self._read(lambda c: _jobs.open_work(c, run_ids))
-        return result
+        return await self._read(lambda c: _jobs.open_work(c, run_ids))
 
     async def get_hook_by_token(self, token: str) -> HookRecord | None:
         hooks: list[HookRecord] = await self._read(
@@ -267,8 +264,7 @@ class SQLiteWorld:
 
     async def list_hooks(self, run_id: str | None = None) -> list[HookRecord]:
         where, params = ("h.run_id = ?", (run_id,)) if run_id else ("1 = 1", ())
-        result: list[HookRecord] = await self._read(lambda c: _jobs.list_hooks(c, where, params))
-        return result
+        return await self._read(lambda c: _jobs.list_hooks(c, where, params))
 
     async def put_webhook_response(self, reply_to: str, payload: bytes) -> bool:
         def put(conn: sqlite3.Connection) -> bool:
@@ -290,8 +286,7 @@ class SQLiteWorld:
             ).fetchone()
             return None if row is None else bytes(row[0])
 
-        result: bytes | None = await self._read(get)
-        return result
+        return await self._read(get)
 
     # -- scheduling ----------------------------------------------------------------------
 
@@ -309,8 +304,7 @@ class SQLiteWorld:
         await self._write(register, worker=True)
 
     async def list_workers(self) -> list[WorkerRecord]:
-        result: list[WorkerRecord] = await self._read(_jobs.list_workers)
-        return result
+        return await self._read(_jobs.list_workers)
 
     async def wake_run(self, run_id: str) -> bool:
         def wake(conn: sqlite3.Connection) -> Changed:
@@ -339,13 +333,11 @@ class SQLiteWorld:
             rows = conn.execute(_queue_sql.select_queues(_jobs.DIALECT), (now,) * 4).fetchall()
             return [_queue_sql.info_from_row(row, _jobs.DIALECT.moment) for row in rows]
 
-        result: list[QueueInfo] = await self._read(read)
-        return result
+        return await self._read(read)
 
     async def queue_usage(self, name: str) -> QueueUsage | None:
         now = self.now()
-        result: QueueUsage | None = await self._read(lambda c: _jobs.queue_usage(c, name, now))
-        return result
+        return await self._read(lambda c: _jobs.queue_usage(c, name, now))
 
     async def expired_runs(
         self, ended_before: datetime, statuses: Sequence[RunStatus], limit: int
