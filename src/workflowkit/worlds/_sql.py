@@ -139,18 +139,14 @@ RUN_COLUMNS = (
     "r.forked_from, r.code_version, r.diverged"
 )
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_id = ?"
-SELECT_EVENTS = (
-    "SELECT run_id, seq, event_id, type, correlation_id, payload, attrs, created_at "
-    "FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
-)
+_EVENT_COLUMNS = "run_id, seq, event_id, type, correlation_id, payload, attrs, created_at"
+SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND seq > ? ORDER BY seq"
 
 
 def select_logs(dialect: Dialect) -> str:
-    """The whole logs of the runs in the list parameter, run by run (``SELECT_EVENTS``'s
-    columns)."""
+    """The whole logs of the runs in the list parameter, run by run."""
     return dialect.sql(
-        "SELECT run_id, seq, event_id, type, correlation_id, payload, attrs, created_at "
-        f"FROM events WHERE run_id {dialect.in_list} ORDER BY run_id, seq"
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id {dialect.in_list} ORDER BY run_id, seq"
     )
 
 
