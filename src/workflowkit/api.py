@@ -293,6 +293,9 @@ async def _wait_terminal(
     else:
         if end is not None:
             end.stop()
+            told = _ending(end.nudge.ended)
+            if told is not None:  # it ended before this wait began
+                return told
         changed = Nudge(asyncio.get_running_loop())
         unsubscribe, read = runtime.waiters.add(run_id, changed.nudge), True
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -139,6 +139,14 @@ async def test_a_result_told_with_the_runs_end_is_not_read_again(
     with pytest.raises(WorkflowRunFailedError, match="no good: 3"):
         await (await start(failing, 3)).return_value(timeout=10)
     assert reads == []
+    # A run that has ended before its result is asked for: the change that ended it was
+    # kept (on a busy machine the worker may well finish a short run that soon).
+    early = await start(doubling, 5)
+    while not (record := await read(early.run_id)) or not record.status.terminal:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the change reaches this loop's listener
+    assert await early.return_value(timeout=10) == 10
+    assert reads == []
     # A handle that did not start the run reads it once, then hears how it ended.
     run = await start(napping)
     other = get_run(run.run_id)
