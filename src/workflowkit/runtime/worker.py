@@ -49,8 +49,9 @@ from .versions import code_version
 
 log = logging.getLogger("workflowkit.worker")
 # A claimed run's log is read with the others claimed at once unless it is longer than this:
-# one read for a claim of many short runs, and no few very long logs loaded at a time.
-_BATCHED_LOG = 200
+# one read for a claim of many short runs, and at most 256 x 50 events decoded in one go
+# (the worker's loop does nothing else meanwhile).
+_BATCHED_LOG = 50
 
 
 class Worker:
