@@ -214,6 +214,8 @@ async def start(workflow: Workflow[P, R], *args: P.args, **kwargs: P.kwargs) -> 
     if created.created and end.listening:  # it began before the run existed: nothing missed
         run._end = end
         end.hold(run)
+    elif created.created and end.nudge.ended is not None:
+        run._end = end  # the run has already ended: its result came with the change
     else:
         end.stop()
     return run
