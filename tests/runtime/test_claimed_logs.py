@@ -42,8 +42,9 @@ async def test_runs_claimed_together_have_their_logs_read_together(
 
     monkeypatch.setattr(world, "get_events", events)
     monkeypatch.setattr(world, "get_logs", logs)
-    # Due later, so not handed to the worker at their start: a claim takes them, together.
-    due = datetime.now(UTC) + timedelta(seconds=0.5)
+    # Due later, so not handed to the worker at their start: a claim takes them, together
+    # (all are started well before they are due, even on a busy machine).
+    due = datetime.now(UTC) + timedelta(seconds=1.5)
     runs = [await start(flow.options(start_at=due), x) for x in range(10)]
     assert [await run.return_value(timeout=10) for run in runs] == list(range(1, 11))
     ids = {run.run_id for run in runs}
