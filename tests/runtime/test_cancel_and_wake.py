@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
+import blocked_step
 import pytest
 
 from workflowkit import WorkflowRunCancelledError, sleep, step, workflow
@@ -66,38 +66,12 @@ async def test_cancel_while_sleeping(runtime: Runtime) -> None:
     assert await run.wake_up() == []
 
 
-STEP_STARTED = threading.Event()
-STEP_RELEASE = threading.Event()
-FOLLOW_UPS: list[str] = []
-
-
-@step
-def blocking_step() -> str:
-    STEP_STARTED.set()
-    STEP_RELEASE.wait(10)
-    return "finished"
-
-
-@step
-def follow_up() -> None:
-    FOLLOW_UPS.append("ran")
-
-
-@workflow
-async def cancellable() -> str:
-    value = await blocking_step()
-    await follow_up()
-    return value
-
-
 async def test_cancel_while_a_step_runs(runtime: Runtime) -> None:
-    STEP_STARTED.clear()
-    STEP_RELEASE.clear()
-    FOLLOW_UPS.clear()
-    run = await start(cancellable)
-    assert await asyncio.to_thread(STEP_STARTED.wait, 10)
+    blocked_step.reset()
+    run = await start(blocked_step.held_in_a_step)
+    assert await asyncio.to_thread(blocked_step.STEP_STARTED.wait, 10)
     await run.cancel()
-    STEP_RELEASE.set()
+    blocked_step.STEP_RELEASE.set()
     with pytest.raises(WorkflowRunCancelledError):
         await run.return_value(timeout=10)
     await asyncio.sleep(0.2)
@@ -105,7 +79,7 @@ async def test_cancel_while_a_step_runs(runtime: Runtime) -> None:
     kinds = [e.type for e in events]
     assert EventType.STEP_COMPLETED not in kinds  # the in-flight result was discarded
     assert kinds[-1] is EventType.RUN_CANCELLED
-    assert FOLLOW_UPS == []
+    assert blocked_step.FOLLOW_UPS == []
 
 
 async def test_cancel_is_terminal(runtime: Runtime) -> None:

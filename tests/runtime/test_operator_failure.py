@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import blocked_step
 import pytest
 
 import workflowkit
@@ -115,38 +115,12 @@ async def test_fail_while_sleeping(runtime: Runtime, caplog: pytest.LogCaptureFi
     assert worker_errors(caplog) == []
 
 
-STEP_STARTED = threading.Event()
-STEP_RELEASE = threading.Event()
-FOLLOW_UPS: list[str] = []
-
-
-@step
-def blocking_step() -> str:
-    STEP_STARTED.set()
-    STEP_RELEASE.wait(10)
-    return "finished"
-
-
-@step
-def follow_up() -> None:
-    FOLLOW_UPS.append("ran")
-
-
-@workflow
-async def busy() -> str:
-    value = await blocking_step()
-    await follow_up()
-    return value
-
-
 async def test_fail_while_a_step_runs(runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
-    STEP_STARTED.clear()
-    STEP_RELEASE.clear()
-    FOLLOW_UPS.clear()
-    run = await start(busy)
-    assert await asyncio.to_thread(STEP_STARTED.wait, 10)
+    blocked_step.reset()
+    run = await start(blocked_step.held_in_a_step)
+    assert await asyncio.to_thread(blocked_step.STEP_STARTED.wait, 10)
     await run.fail()
-    STEP_RELEASE.set()
+    blocked_step.STEP_RELEASE.set()
     with pytest.raises(WorkflowRunFailedError) as caught:
         await run.return_value(timeout=10)
     assert operator_failure(caught.value).reason is None
@@ -154,7 +128,7 @@ async def test_fail_while_a_step_runs(runtime: Runtime, caplog: pytest.LogCaptur
     kinds = [e.type for e in await runtime.world.get_events(run.run_id)]
     assert EventType.STEP_COMPLETED not in kinds  # the in-flight result was discarded
     assert kinds[-1] is EventType.RUN_FAILED
-    assert FOLLOW_UPS == []
+    assert blocked_step.FOLLOW_UPS == []
     steps = await runtime.world.list_steps(run.run_id)
     assert [s.status for s in steps] == [StepStatus.ABANDONED]
     assert await (await start(quick, "next")).return_value(timeout=10) == "next"
