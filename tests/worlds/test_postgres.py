@@ -44,6 +44,14 @@ def worker(name: str) -> WorkerInfo:
 
 
 @pytest.fixture
+async def pg_world(pg_url: str, pg_schema: str) -> AsyncIterator[PostgresWorld]:
+    """One World on a fresh schema."""
+    world = PostgresWorld(pg_url, schema=pg_schema)
+    yield world
+    await world.close()
+
+
+@pytest.fixture
 async def pair(pg_url: str, pg_schema: str) -> AsyncIterator[tuple[PostgresWorld, PostgresWorld]]:
     """Two Worlds on one schema, as two processes would have."""
     first = PostgresWorld(pg_url, schema=pg_schema)
@@ -827,41 +835,29 @@ async def claimed_at_once_with_the_clock_ahead(
 
 
 async def test_a_resumed_parked_run_is_due_by_the_databases_clock(
-    pg_url: str, pg_schema: str
+    pg_world: PostgresWorld,
 ) -> None:
     """A worker's estimate of the database clock may run a little ahead of it: a parked run
     made due again is due by the database's clock, so a claim right after takes it."""
-    world = PostgresWorld(pg_url, schema=pg_schema)
-    try:
-        me = worker("me")
-        await world.register_worker(me)
-        run_id = new_id("wrun")
-        await world.create_run(run_id, "wf", b"", {})
-        assert await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
-        found = Divergence(1, "step 'a'", "step 'b'", "changed", "v1", datetime.now(UTC))
-        assert await world.park_run(run_id, me.worker_id, found)
+    world, me, run_id = pg_world, worker("me"), new_id("wrun")
+    await world.register_worker(me)
+    await world.create_run(run_id, "wf", b"", {})
+    assert await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60)
+    found = Divergence(1, "step 'a'", "step 'b'", "changed", "v1", datetime.now(UTC))
+    assert await world.park_run(run_id, me.worker_id, found)
 
-        async def resume() -> bool:
-            return await world.resume_diverged({"wf": "v2"}) == [run_id]
+    async def resume() -> bool:
+        return await world.resume_diverged({"wf": "v2"}) == [run_id]
 
-        await claimed_at_once_with_the_clock_ahead(world, me, run_id, resume)
-    finally:
-        await world.close()
+    await claimed_at_once_with_the_clock_ahead(world, me, run_id, resume)
 
 
 async def test_a_run_woken_before_its_start_time_is_due_by_the_databases_clock(
-    pg_url: str, pg_schema: str
+    pg_world: PostgresWorld,
 ) -> None:
-    world = PostgresWorld(pg_url, schema=pg_schema)
-    try:
-        me = worker("me")
-        await world.register_worker(me)
-        run_id = new_id("wrun")
-        later = datetime.fromtimestamp(time.time() + 3600, UTC)
-        await world.create_run(run_id, "wf", b"", {}, start_at=later)
-        assert await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60) == []
-        await claimed_at_once_with_the_clock_ahead(
-            world, me, run_id, lambda: world.wake_run(run_id)
-        )
-    finally:
-        await world.close()
+    world, me, run_id = pg_world, worker("me"), new_id("wrun")
+    await world.register_worker(me)
+    later = datetime.fromtimestamp(time.time() + 3600, UTC)
+    await world.create_run(run_id, "wf", b"", {}, start_at=later)
+    assert await world.claim_runs(me, ["wf"], limit=1, lease_seconds=60) == []
+    await claimed_at_once_with_the_clock_ahead(world, me, run_id, lambda: world.wake_run(run_id))
