@@ -13,6 +13,7 @@ from typing import Any
 
 import cli_workflows as wf
 import pytest
+from parked import park_a_run
 
 import workflowkit
 from conftest import Seeded
@@ -443,25 +444,7 @@ def test_a_parked_run_is_listed_shown_and_cancelled(
 ) -> None:
     """``inspect runs --diverged`` finds a parked run, ``inspect run`` shows where its code
     stopped matching and the code version it started under, ``cancel`` ends it."""
-    from datetime import UTC, datetime
-
-    from workflowkit.worlds import open_world
-    from workflowkit.worlds.records import Divergence, EventType, NewEvent, WorkerInfo
-
-    async def park() -> None:
-        world = open_world(seeded.url)
-        try:
-            await world.create_run("parked-cli", "nobody.has.this", b"", {})
-            started = NewEvent(EventType.RUN_STARTED, None, None, {"version": "deploy-7"})
-            await world.append("parked-cli", [started])
-            me = WorkerInfo("wrkr_cli", "h", 1, ("nobody.has.this",))
-            await world.claim_runs(me, ["nobody.has.this"], limit=10, lease_seconds=30)
-            found = Divergence(2, "step 'a'", "step 'b'", "changed", "deploy-8", datetime.now(UTC))
-            assert await world.park_run("parked-cli", "wrkr_cli", found)
-        finally:
-            await world.close()
-
-    asyncio.run(park())
+    park_a_run(seeded.url, "parked-cli")
     listed = cli_json(capsys, seeded, "inspect", "runs", "--diverged")["runs"]
     assert [r["run_id"] for r in listed] == ["parked-cli"]
     assert listed[0]["status"] == "running" and listed[0]["code_version"] == "deploy-7"

@@ -213,6 +213,8 @@ def test_tables_fit_the_terminal_width(
         (["inspect", "runs", "--st"], {"--status"}),
         (["inspect", "runs", "--status", "fa"], {"failed"}),
         (["resume-hook", "--pa"], {"--payload"}),
+        (["fa"], {"fail"}),
+        (["fail", "--re"], {"--reason"}),
         (["completion", ""], {"bash", "zsh"}),
     ],
 )

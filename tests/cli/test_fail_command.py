@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from parked import park_a_run
 
 import workflowkit
 from conftest import Seeded
 from workflowkit.api import get_run
-from workflowkit.cli.completion import script
-from workflowkit.cli.main import build_parser, main
-from workflowkit.worlds import open_world
-from workflowkit.worlds.records import Divergence, EventType, NewEvent, WorkerInfo
+from workflowkit.cli.main import main
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], seeded: Seeded, *argv: str) -> tuple[int, str, str]:
@@ -145,20 +140,7 @@ def test_fail_needs_a_run_id(capsys: pytest.CaptureFixture[str], seeded: Seeded)
 
 
 def test_a_parked_run_can_be_failed(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
-    async def park() -> None:
-        world = open_world(seeded.url)
-        try:
-            await world.create_run("parked-fail", "nobody.has.this", b"", {})
-            started = NewEvent(EventType.RUN_STARTED, None, None, {"version": "deploy-7"})
-            await world.append("parked-fail", [started])
-            me = WorkerInfo("wrkr_cli", "h", 1, ("nobody.has.this",))
-            await world.claim_runs(me, ["nobody.has.this"], limit=10, lease_seconds=30)
-            found = Divergence(2, "step 'a'", "step 'b'", "changed", "deploy-8", datetime.now(UTC))
-            assert await world.park_run("parked-fail", "wrkr_cli", found)
-        finally:
-            await world.close()
-
-    asyncio.run(park())
+    park_a_run(seeded.url, "parked-fail")
     listed = cli_json(capsys, seeded, "inspect", "runs", "--diverged")["runs"]
     assert [r["run_id"] for r in listed] == ["parked-fail"]
     code, out, err = run_cli(capsys, seeded, "fail", "parked-fail", "--reason", "will not fix")
@@ -171,19 +153,3 @@ def test_a_parked_run_can_be_failed(capsys: pytest.CaptureFixture[str], seeded: 
     cause = failure_of(seeded, "parked-fail").__cause__
     assert isinstance(cause, workflowkit.RunFailedByOperatorError)
     assert cause.reason == "will not fix"
-
-
-def test_bash_completion_offers_fail(tmp_path: Path) -> None:
-    completion = tmp_path / "workflowkit.bash"
-    completion.write_text(script(build_parser(), "bash"))
-    for typed, offered in ((["fa"], "fail"), (["fail", "--re"], "--reason")):
-        words = " ".join(f"'{w}'" for w in ["workflowkit", *typed])
-        test = (
-            f"source {completion}; COMP_WORDS=({words}); COMP_CWORD={len(typed)}; "
-            '_workflowkit && printf "%s\\n" "${COMPREPLY[@]}"'
-        )
-        result = subprocess.run(
-            ["bash", "-c", test], capture_output=True, text=True, timeout=10, check=False
-        )
-        assert result.returncode == 0, result.stderr
-        assert offered in result.stdout.split(), result.stdout
