@@ -239,21 +239,17 @@ PARK_RUN = (
 )
 
 
-def resume_diverged(now: str, versions: str = "") -> str:
+def resume_diverged(now: str, versions: str) -> str:
     """Makes due again the parked runs whose code version differs from the asking worker's;
     ``now`` the SQL of the moment they are due from (a database with a clock of its own
-    gives its clock: a claim right after compares with that one). Returns the ids made due.
-
-    Without ``versions``, for one workflow (params: any ``now`` takes, the workflow's name,
-    the worker's version). With it, for several at once: ``versions`` a FROM item with
-    columns ``name`` and ``version``, one row per workflow."""
-    which = "workflow_name = ?" if not versions else "workflow_name = v.name"
-    version = "?" if not versions else "v.version"
+    gives its clock: a claim right after compares with that one), ``versions`` a FROM item
+    ``v`` with a row per workflow: its ``name`` and the worker's ``version`` of it. Params:
+    any ``now`` takes, then those of ``versions``. Returns the ids made due."""
     return (
         f"UPDATE runs SET diverged = NULL, diverged_version = NULL, wake_at = {now} "
-        f"{versions and f'FROM {versions} '}WHERE {which} AND diverged IS NOT NULL "
+        f"FROM {versions} WHERE workflow_name = v.name AND diverged IS NOT NULL "
         "AND status IN ('pending', 'running') "
-        f"AND (diverged_version IS NULL OR diverged_version <> {version}) RETURNING run_id"
+        "AND (diverged_version IS NULL OR diverged_version <> v.version) RETURNING run_id"
     )
 
 

@@ -9,6 +9,7 @@ here is the run's lock the planner needs: what it reads stays true until it comm
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -69,6 +70,10 @@ from ._writer import Changed, Writer
 DEFAULT_PATH = Path(".workflowkit") / "workflowkit.db"
 _ACTIVE = "('pending', 'running')"
 T = TypeVar("T")
+# The workflows' versions as one JSON object: {name: version}.
+_RESUME_DIVERGED = _sql.resume_diverged(
+    "?", "(SELECT key AS name, value AS version FROM json_each(?)) AS v"
+)
 
 
 def path_from_url(url: str | None) -> Path:
@@ -437,8 +442,8 @@ class SQLiteWorld:
 
     async def resume_diverged(self, versions: Mapping[str, str]) -> list[str]:
         def resume(conn: sqlite3.Connection) -> Changed:
-            statement, now = _sql.resume_diverged("?"), self.now()
-            ids = [row[0] for v in versions.items() for row in conn.execute(statement, (now, *v))]
+            params = (self.now(), json.dumps(dict(versions)))
+            ids = [row[0] for row in conn.execute(_RESUME_DIVERGED, params)]
             changes = [RunChange(run_id, 0, RunStatus.RUNNING) for run_id in ids]
             return Changed(ids, changes)
 
