@@ -4,7 +4,7 @@ time columns read back (``Moment``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -221,6 +221,15 @@ def event_from_row(row: Sequence[Any], moment: Moment, attrs_cache: dict[str, An
             cached = attrs_cache[text] = load_attrs(text)
         attrs = cached
     return Event(row[0], row[1], row[2], kind, row[4], _blob(row[5]), attrs, moment(row[7]))
+
+
+def logs_from_rows(rows: Iterable[Sequence[Any]], moment: Moment) -> dict[str, list[Event]]:
+    """Rows of ``EVENT_COLUMNS`` ordered by run and seq, as each run's log."""
+    logs: dict[str, list[Event]] = {}
+    cache: dict[str, Any] = {}
+    for row in rows:
+        logs.setdefault(row[0], []).append(event_from_row(row, moment, cache))
+    return logs
 
 
 def stream_info_from_row(run_id: str, row: Sequence[Any], moment: Moment) -> StreamInfo:

@@ -23,6 +23,7 @@ from .. import _listing_sql, _sql, _write_sql
 from .._rows import (
     event_from_row,
     hook_from_row,
+    logs_from_rows,
     open_step_from_row,
     run_from_row,
     run_status,
@@ -440,11 +441,7 @@ _SELECT_LOGS = _sql.select_logs(DIALECT).encode()
 
 async def get_logs(conn: Conn, run_ids: Sequence[str]) -> dict[str, list[Event]]:
     cur = await conn.execute(_SELECT_LOGS, (list(run_ids),))
-    logs: dict[str, list[Event]] = {}
-    cache: dict[str, Any] = {}
-    for row in await cur.fetchall():
-        logs.setdefault(row[0], []).append(event_from_row(row, moment, cache))
-    return logs
+    return logs_from_rows(await cur.fetchall(), moment)
 
 
 async def list_steps(conn: Conn, run_id: str) -> list[StepRecord]:

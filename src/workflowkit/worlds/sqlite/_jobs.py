@@ -19,6 +19,7 @@ from .. import _listing_sql, _queue_sql, _sql, _write_sql
 from .._rows import (
     event_from_row,
     hook_from_row,
+    logs_from_rows,
     open_step_from_row,
     run_from_row,
     run_status,
@@ -492,11 +493,7 @@ _SELECT_LOGS = _sql.select_logs(DIALECT)
 
 
 def get_logs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> dict[str, list[Event]]:
-    logs: dict[str, list[Event]] = {}
-    cache: dict[str, Any] = {}
-    for row in conn.execute(_SELECT_LOGS, (DIALECT.list_param(run_ids),)):
-        logs.setdefault(row[0], []).append(event_from_row(row, _moment, cache))
-    return logs
+    return logs_from_rows(conn.execute(_SELECT_LOGS, (DIALECT.list_param(run_ids),)), _moment)
 
 
 def list_steps(conn: sqlite3.Connection, run_id: str) -> list[StepRecord]:
