@@ -177,7 +177,11 @@ class Run(Generic[R]):
         Iteration ends when the stream is closed or the run ends. A negative ``start_index``
         starts that many chunks before the current end; after an interruption, start again
         from the reader's ``index`` to miss nothing and see nothing twice.
+
+        Not in workflow code (``ClientCallInWorkflowError``): what it reads would not be in
+        the run's log; read the stream in a step.
         """
+        refuse_in_workflow("a Run's get_readable()")
         return Readable(self.runtime.world, self.run_id, namespace, start_index)
 
     async def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:

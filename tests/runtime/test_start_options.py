@@ -214,6 +214,10 @@ async def makes_client_call(call: str) -> str:
             await Run("x").cancel()
         elif call == "wake_up":
             await Run("x").wake_up()
+        elif call == "fail":
+            await Run("x").fail("no")
+        elif call == "get_readable":
+            Run("x").get_readable()
         elif call == "resume_hook":
             await resume_hook("token", 1)
         elif call == "get_hook_by_token":
@@ -229,7 +233,17 @@ async def makes_client_call(call: str) -> str:
 
 @pytest.mark.parametrize(
     "call",
-    ["get_run", "status", "cancel", "wake_up", "resume_hook", "get_hook_by_token", "sync.start"],
+    [
+        "get_run",
+        "status",
+        "cancel",
+        "wake_up",
+        "fail",
+        "get_readable",
+        "resume_hook",
+        "get_hook_by_token",
+        "sync.start",
+    ],
 )
 async def test_client_calls_in_workflow_code_raise(cached_runtime: Runtime, call: str) -> None:
     run = await start(makes_client_call, call)
