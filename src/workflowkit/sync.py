@@ -150,9 +150,12 @@ def get_hook_by_token(token: str) -> api.HookInfo:
     return _blocking("workflowkit.sync get_hook_by_token()").call(api.get_hook_by_token(token))
 
 
-def resume_webhook(token: str, request: Request) -> Response:
+def resume_webhook(
+    token: str, request: Request, *, response_timeout: float | None = None
+) -> Response:
     """Deliver ``request`` to a webhook (see ``workflowkit.api.resume_webhook``)."""
-    return _blocking("workflowkit.sync resume_webhook()").call(api.resume_webhook(token, request))
+    delivery = api.resume_webhook(token, request, response_timeout=response_timeout)
+    return _blocking("workflowkit.sync resume_webhook()").call(delivery)
 
 
 # -- schedules (see workflowkit.api for what each does) --------------------------------------

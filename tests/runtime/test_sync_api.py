@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from workflowkit import (
@@ -89,3 +93,22 @@ def test_sync_resume_hook(cached_runtime: Runtime) -> None:
     assert info.run_id == run.run_id
     sync.resume_hook(token, "hi")
     assert run.return_value(timeout=10) == "hi"
+
+
+def _parameters(fn: Callable[..., Any]) -> list[tuple[str, object, object]]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_sync_takes_the_same_parameters_as_the_async_api() -> None:
+    """``workflowkit.sync`` mirrors ``workflowkit.api``: a keyword one side takes and the
+    other refuses is a TypeError waiting for whoever switches."""
+    from workflowkit import api
+
+    functions = [n for n in api.__all__ if callable(getattr(sync, n, None)) and n != "Run"]
+    assert "resume_webhook" in functions and "create_schedule" in functions
+    for name in functions:
+        assert _parameters(getattr(sync, name)) == _parameters(getattr(api, name)), name
+    methods = [m for m in vars(sync.Run) if not m.startswith("_") and hasattr(api.Run, m)]
+    assert "return_value" in methods and "get_readable" in methods
+    for name in methods:
+        assert _parameters(getattr(sync.Run, name)) == _parameters(getattr(api.Run, name)), name
