@@ -55,9 +55,41 @@ async def create(
         raise InvalidWorkflowFunctionError(
             f"create_schedule() needs a function decorated with @workflow, got {workflow!r}"
         )
-    spec = make_spec(
+    return await create_by_name(
+        world,
         schedule_id,
         workflow.name,
+        cron=cron,
+        args=args,
+        kwargs=kwargs,
+        timezone=timezone,
+        catch_up=catch_up,
+        overlap=overlap,
+        start_at=start_at,
+        end_at=end_at,
+    )
+
+
+async def create_by_name(
+    world: World,
+    schedule_id: str,
+    workflow_name: str,
+    *,
+    cron: str,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    timezone: str = "UTC",
+    catch_up: str = "none",
+    overlap: str = "skip",
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+) -> ScheduleRecord:
+    """``create`` for a workflow known by its durable name (the CLI and the dashboard do
+    not import the workflows' code). Its ticks start runs once a worker has the workflow."""
+    refuse_in_workflow("create_schedule()")
+    spec = make_spec(
+        schedule_id,
+        workflow_name,
         cron,
         input=_input(schedule_id, args, kwargs),
         timezone=timezone,

@@ -1,4 +1,4 @@
-"""``workflowkit schedules``: list, show, pause, resume, trigger and delete from a terminal."""
+"""``workflowkit schedules``: see, create and operate schedules from a terminal."""
 
 from __future__ import annotations
 
@@ -85,3 +85,68 @@ def test_pause_resume_trigger_show_delete(capsys: pytest.CaptureFixture[str], ur
     assert cli_json(capsys, url, "delete", "nightly", "--yes") == {"deleted": "nightly"}
     code, _, err = cli(capsys, url, "show", "nightly")
     assert code == 1 and "no schedule with id 'nightly'" in err and "#schedule-not-found" in err
+
+
+def test_create_makes_a_schedule_a_worker_fires(
+    capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    """A schedule created from a terminal, by the workflow's durable name, starts runs in
+    a process that has the workflow, with the tick's time and the arguments given."""
+    created = cli_json(capsys, url, "create", "every-second", "cli.sched.report",
+                       "--cron", "* * * * * *", "--args", '["ops"]', "--overlap", "allow",
+                       "--end-at", "2099-01-01T00:00:00")  # fmt: skip
+    assert created["schedule_id"] == "every-second" and created["input"] == [["ops"], {}]
+    assert created["overlap"] == "allow" and created["end_at"].startswith("2099-01-01T00:00:00")
+    code, out, _ = cli(capsys, url, "list")
+    assert code == 0
+    assert "every-second" in out and "cli.sched.report" in out
+    assert fired(url, "every-second@").startswith("ops@")
+
+
+def fired(url: str, prefix: str) -> str:
+    """The output of the first run of the schedule, run by an embedded worker here."""
+    import workflowkit
+    from workflowkit.api import get_run
+
+    runtime = workflowkit.configure(url, poll_interval=0.2)
+
+    async def first() -> str:
+        deadline = asyncio.get_running_loop().time() + 20
+        while asyncio.get_running_loop().time() < deadline:
+            runs = await runtime.world.list_runs(id_prefix=prefix, limit=1)
+            if runs:
+                return str(await get_run(runs[0].run_id).return_value(timeout=20))
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no run of {prefix!r} started within 20 s")
+
+    try:
+        return asyncio.run(first())
+    finally:
+        workflowkit.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["nightly", "cli.sched.report", "--cron", "@daily"], 1, "exists already"),
+        (["x", "cli.sched.report", "--cron", "61 * * * *"], 1, "invalid cron expression"),
+        (["x", "cli.sched.report", "--cron", "@daily", "--timezone", "Mars/Base"], 1,
+         "unknown time zone"),
+        (["x", "cli.sched.report", "--cron", "@daily", "--args", "{}"], 2,
+         "--args must be a JSON array"),
+        (["x", "cli.sched.report", "--cron", "@daily", "--start-at", "2030-01-02",
+          "--end-at", "2030-01-01"], 1, "end_at must be after start_at"),
+        (["x", "cli.sched.report", "--cron", "@daily", "--start-at", "soon"], 2,
+         "invalid ISO datetime"),
+    ],
+)  # fmt: skip
+def test_create_refuses_bad_input_saying_what_to_fix(
+    capsys: pytest.CaptureFixture[str], url: str, argv: list[str], code: int, message: str
+) -> None:
+    try:
+        got = main(["--world", url, "--no-color", "schedules", "create", *argv])
+    except SystemExit as exc:  # argparse refused a value
+        got = exc.code
+    err = capsys.readouterr().err
+    assert got == code and message in err and "Traceback" not in err
+    assert [s["schedule_id"] for s in cli_json(capsys, url, "list")] == ["nightly", "weekly"]

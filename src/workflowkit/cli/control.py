@@ -42,15 +42,7 @@ def add_parser(commands: Any) -> None:
         "a worker that has imported the workflow executes it.",
     )
     begin.add_argument("name", metavar="NAME")
-    begin.add_argument(
-        "--args",
-        default="[]",
-        metavar="JSON",
-        help="positional arguments as a JSON array (default []), e.g. '[\"o-1\", 500]'",
-    )
-    begin.add_argument(
-        "--kwargs", default="{}", metavar="JSON", help="keyword arguments as a JSON object"
-    )
+    add_call_arguments(begin)
     begin.add_argument(
         "--run-id",
         metavar="ID",
@@ -293,13 +285,30 @@ def run_resume_hook(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_start(args: argparse.Namespace) -> int:
+def add_call_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--args`` and ``--kwargs``: the workflow's arguments, as JSON (``call_arguments``)."""
+    parser.add_argument(
+        "--args",
+        default="[]",
+        metavar="JSON",
+        help="positional arguments as a JSON array (default []), e.g. '[\"o-1\", 500]'",
+    )
+    parser.add_argument(
+        "--kwargs", default="{}", metavar="JSON", help="keyword arguments as a JSON object"
+    )
+
+
+def call_arguments(args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
     positional, keywords = _json_arg(args.args, "--args"), _json_arg(args.kwargs, "--kwargs")
     if not isinstance(positional, list):
         raise CliError("--args must be a JSON array", EXIT_USAGE)
     if not isinstance(keywords, dict):
         raise CliError("--kwargs must be a JSON object", EXIT_USAGE)
+    return positional, keywords
 
+
+def run_start(args: argparse.Namespace) -> int:
+    positional, keywords = call_arguments(args)
     try:
         options = make_options(
             run_id=args.run_id,

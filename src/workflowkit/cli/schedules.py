@@ -1,4 +1,5 @@
-"""``workflowkit schedules list|show|pause|resume|trigger|delete``: see and operate schedules.
+"""``workflowkit schedules list|show|create|pause|resume|trigger|delete``: see and operate
+schedules.
 
 Writes go through ``workflowkit._schedule_ops``, as the client API's do; a worker of the
 schedule's workflow notices them at its next poll (within a second by default).
@@ -24,7 +25,7 @@ from .common import (
     use_color,
     with_world,
 )
-from .control import confirm, interactive
+from .control import add_call_arguments, call_arguments, confirm, interactive
 
 RECENT_RUNS = 10
 
@@ -32,13 +33,14 @@ RECENT_RUNS = 10
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "schedules",
-        help="list, show, pause, resume, trigger or delete schedules",
+        help="list, show, create, pause, resume, trigger or delete schedules",
         description="Schedules start a workflow on a cron expression; see docs/schedules.md.",
     )
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="every schedule, with its next tick")
     add_json_flag(listing)
     listing.set_defaults(handler=run_list)
+    _add_create(actions)
     for name, handler, text in (
         ("show", run_show, "a schedule and its latest runs"),
         ("pause", run_pause, "fire no tick until resumed"),
@@ -52,6 +54,75 @@ def add_parser(commands: Any) -> None:
         if name == "delete":
             action.add_argument("-y", "--yes", action="store_true", help="do not ask")
         action.set_defaults(handler=handler)
+
+
+def _add_create(actions: Any) -> None:
+    create = actions.add_parser(
+        "create",
+        help="start a workflow on a cron schedule",
+        description="Create a schedule of a workflow by its durable name; a worker that has "
+        "imported the workflow fires its ticks. Each tick's run gets the tick's time first, "
+        "then --args and --kwargs.",
+    )
+    create.add_argument("schedule_id", metavar="SCHEDULE_ID")
+    create.add_argument("workflow", metavar="WORKFLOW", help="the workflow's durable name")
+    create.add_argument(
+        "--cron", required=True, help="five fields, six with seconds first, or @hourly, @daily..."
+    )
+    add_call_arguments(create)
+    create.add_argument("--timezone", default="UTC", help="IANA name the cron is read in")
+    create.add_argument(
+        "--catch-up", default="none", choices=("none", "latest", "all"), help="missed ticks"
+    )
+    create.add_argument(
+        "--overlap",
+        default="skip",
+        choices=("skip", "allow", "buffer_one"),
+        help="a tick while the last run is active",
+    )
+    for flag, text in (("--start-at", "no tick before"), ("--end-at", "no tick after")):
+        create.add_argument(
+            flag, type=_moment, metavar="ISO", help=f"{text} this time (naive: UTC)"
+        )
+    add_json_flag(create)
+    create.set_defaults(handler=run_create)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid ISO datetime {text!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def run_create(args: argparse.Namespace) -> int:
+    positional, keywords = call_arguments(args)
+    record = with_world(
+        args,
+        lambda w: _schedule_ops.create_by_name(
+            w,
+            args.schedule_id,
+            args.workflow,
+            cron=args.cron,
+            args=positional,
+            kwargs=keywords,
+            timezone=args.timezone,
+            catch_up=args.catch_up,
+            overlap=args.overlap,
+            start_at=args.start_at,
+            end_at=args.end_at,
+        ),
+        create=True,
+    )
+    if args.json:
+        print_json(schedule_json(record))
+    else:
+        upcoming = "-" if record.next_tick is None else iso(record.next_tick)
+        print(
+            f"created schedule {record.schedule_id} ({record.workflow_name}); next tick {upcoming}"
+        )
+    return 0
 
 
 def _row(record: ScheduleRecord, now: datetime) -> list[str]:
