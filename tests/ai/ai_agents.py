@@ -135,6 +135,12 @@ async def ask_streaming(prompt: str) -> str:
     return str(result.output)
 
 
+@workflow(name="ai.ask_stream_method")
+async def ask_stream_method(prompt: str, namespace: str | None) -> str:
+    result = await durable.stream(prompt, writable=namespace)
+    return str(result.output)
+
+
 @workflow(name="ai.chat")
 async def chat(first: str) -> int:
     history = await chat_session(durable, first)

@@ -99,6 +99,20 @@ async def test_text_deltas_and_tool_events_stream_as_they_come(runtime: Runtime)
     assert len({c["id"] for c in chunks if c["type"] == "text-delta"}) == 1
 
 
+@pytest.mark.parametrize("namespace", [None, "answers"])
+async def test_stream_writes_the_output_to_the_default_stream_or_the_one_named(
+    runtime: Runtime, namespace: str | None
+) -> None:
+    run = await start(app.ask_stream_method, "weather in Paris", namespace)
+    chunks = [c async for c in run.get_readable(namespace)]
+    assert await run.return_value(timeout=20) == "sunny in Paris"
+    assert chunks[0]["type"] == "tool-input-available" and chunks[-1] == {"type": "finish"}
+    text = "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
+    assert text == "sunny in Paris"
+    if namespace is not None:
+        assert [c async for c in run.get_readable()] == []
+
+
 async def test_a_tool_needing_approval_waits_on_a_hook_and_runs_when_approved(
     runtime: Runtime,
 ) -> None:

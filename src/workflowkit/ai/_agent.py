@@ -101,6 +101,26 @@ class DurableAgent:
         finally:
             CURRENT.reset(token)
 
+    async def stream(
+        self,
+        user_prompt: str | None = None,
+        *,
+        writable: Writable | str | None = None,
+        message_history: Sequence[ModelMessage] | None = None,
+        deps: Any = None,
+        **kwargs: Any,
+    ) -> AgentRunResult[Any]:
+        """``run`` with its output streamed, as the reference's ``agent.stream()``: to
+        ``writable`` (a handle from ``get_writable()`` or a namespace), by default to the
+        run's default stream, ending with a ``finish`` chunk."""
+        return await self.run(
+            user_prompt,
+            message_history=message_history,
+            deps=deps,
+            stream=True if writable is None else writable,
+            **kwargs,
+        )
+
     async def emit(self, stream: Writable, chunks: Sequence[Any], *, label: str = "stream") -> None:
         """Write ``chunks`` to ``stream`` from workflow code (one step)."""
         if chunks:
