@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from . import _operations, _settings
+from . import _operations, _settings, urls
 from ._http import error
 from .errors import (
     ConfigurationError,
@@ -57,6 +57,13 @@ def target(path: str) -> Target:
     if rest.startswith("webhook/") and len(rest) > len("webhook/"):
         return Target("webhook", unquote(rest[len("webhook/") :]))
     return Target("missing")
+
+
+def note_port(port: object, path: str) -> None:
+    """Learn where this app is served (``urls.served_at``): a webhook's default URL."""
+    if isinstance(port, int | str) and str(port).isdigit():
+        index = path.find(PREFIX)
+        urls.served_at(int(port), path[:index] if index > 0 else "")
 
 
 def misconfigured(exc: ConfigurationError) -> Response:

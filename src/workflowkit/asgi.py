@@ -28,6 +28,9 @@ async def app(scope: _http.Scope, receive: _http.Receive, send: _http.Send) -> N
     if scope["type"] != "http":
         return
     path = "".join(_http.mount_point(scope))
+    server = scope.get("server")
+    if server:
+        _webhook_app.note_port(server[1], path)
     target = _webhook_app.target(path)
     if target.kind == "health":
         await _http.send_response(send, _webhook_app.HEALTHY)

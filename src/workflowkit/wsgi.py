@@ -31,6 +31,7 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     ``/.well-known/workflow/v1`` or at the root.
     """
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    _webhook_app.note_port(environ.get("SERVER_PORT"), path)
     target = _webhook_app.target(path)
     if target.kind == "health":
         return _reply(start_response, _webhook_app.HEALTHY)

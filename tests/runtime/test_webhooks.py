@@ -318,3 +318,44 @@ async def test_a_hook_payload_for_a_webhook_token_is_refused(
     assert EventType.HOOK_RECEIVED not in [e.type for e in events]
     assert (await resume_webhook(token, Request("POST", "http://x/", (), b"hi"))).status == 202
     assert (await run.return_value(timeout=10))["body"] == "hi"
+
+
+@pytest.fixture
+def no_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``WORKFLOWKIT_BASE_URL`` unset, and what the apps learned of their port forgotten."""
+    monkeypatch.delenv("WORKFLOWKIT_BASE_URL", raising=False)
+    monkeypatch.setattr(workflowkit.urls, "_served_at", None)
+
+
+@pytest.mark.parametrize("mount_at", [None, "/.well-known/workflow/v1", "/hooks"])
+async def test_unset_base_url_is_the_serving_apps_port(
+    cached_runtime: Runtime,
+    no_base_url: None,
+    serve_asgi: Callable[[object], str],
+    mount_at: str | None,
+) -> None:
+    """DESIGN §2: by default ``webhook.url`` is ``http://127.0.0.1:<port>`` of the app
+    serving webhooks (learned from the first request it answers, a health check here)."""
+    app: object = workflowkit.asgi.app
+    if mount_at is not None:
+        app = fastapi.FastAPI()
+        app.mount(mount_at, workflowkit.asgi.app)
+    base = serve_asgi(app)
+    prefix = base + ("/hooks" if mount_at == "/hooks" else "")
+    async with httpx.AsyncClient() as client:
+        health = await client.get(f"{prefix}/.well-known/workflow/v1/health")
+        assert health.json() == {"ok": True}
+        key = f"port{mount_at}"
+        run = await start(receives, key)
+        url = await url_of(key)
+        assert url.startswith(f"{prefix}/.well-known/workflow/v1/webhook/")
+        assert (await client.post(url, content=b"found")).status_code == 202
+    assert (await run.return_value(timeout=10))["body"] == "found"
+
+
+def test_unset_base_url_is_the_wsgi_servers_port(
+    cached_runtime: Runtime, no_base_url: None, serve_wsgi: Callable[[object], str]
+) -> None:
+    base = serve_wsgi(workflowkit.wsgi.app)
+    assert httpx.get(base + "/.well-known/workflow/v1/health").json() == {"ok": True}
+    assert workflowkit.urls.base_url() == base
