@@ -10,13 +10,14 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from . import _operations, _schedule_ops, serde
 from ._outcomes import run_outcome
 from .context import current_executor, refuse_in_workflow
 from .errors import WorldUnavailableError
+from .inspection import holdups, open_work, waiting_for
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
 from .runtime.waiters import EndWatch, Nudge
@@ -73,6 +74,10 @@ class RunInfo:
     diverged: str | None = None
     code_version: str | None = None  # of the code it started under
     forked_from: str | None = None  # a fork: the run whose first steps it reused
+    # A run that has not ended: what it waits for, in words, as the CLI and the dashboard
+    # say it (its start time, a sleep, hook or step, no worker with its workflow, a full
+    # queue, other code); None while nothing holds it up.
+    waiting_for: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +114,14 @@ class Run(Generic[R]):
         return str((await self._record()).status)
 
     async def info(self) -> RunInfo:
-        """The run's workflow name, status and times, in one read."""
+        """The run's workflow name, status and times; for a run that has not ended, also
+        what it waits for (a few more reads)."""
+        world = self.runtime.world
         r = await self._record()
+        waiting = None
+        if not r.status.terminal:
+            held, work = await holdups(world, [r]), await open_work(world, [r])
+            waiting = waiting_for(r, held, datetime.fromtimestamp(world.now(), UTC), work)
         return RunInfo(
             r.run_id,
             r.workflow_name,
@@ -121,6 +132,7 @@ class Run(Generic[R]):
             r.diverged.message if r.diverged is not None and r.parked else None,
             r.code_version,
             r.options.forked_from,
+            waiting,
         )
 
     async def workflow_name(self) -> str:

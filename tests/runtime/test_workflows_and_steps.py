@@ -69,6 +69,38 @@ async def test_greeting_and_get_run(runtime: Runtime) -> None:
     info = await again.info()
     assert info.workflow_name.endswith(":greeting")
     assert info.created_at <= info.started_at <= info.completed_at  # type: ignore[operator]
+    assert info.waiting_for is None
+
+
+@workflow
+async def naps() -> None:
+    await sleep("3 days")
+
+
+async def test_info_says_what_a_run_waits_for(runtime: Runtime) -> None:
+    """DESIGN §8: runs not yet allowed to start are pending and say why; so do runs that
+    wait in their code, as the CLI and the dashboard say it."""
+    later = await start(greeting.options(delay="1h"), "Later")
+    assert (await later.info()).waiting_for in ("its start, in 1h", "its start, in 59m")
+    asleep = await start(naps)
+    for _ in range(500):
+        waiting = (await asleep.info()).waiting_for
+        if waiting is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert waiting is not None and waiting.startswith("sleep until") and "(in 2d)" in waiting
+
+
+def test_info_says_when_no_worker_has_the_workflow(tmp_path: object) -> None:
+    import workflowkit
+    from workflowkit import sync
+
+    workflowkit.configure(f"sqlite:///{tmp_path}/wk.db", embedded_worker=False)
+    try:
+        run = sync.start(greeting, "nobody")
+        assert run.info().waiting_for == (f"a worker: no worker has workflow `{greeting.name}`")
+    finally:
+        workflowkit.shutdown()
 
 
 async def test_step_outside_a_workflow_is_a_plain_call() -> None:
