@@ -186,6 +186,10 @@ def test_cancel_one(capsys: pytest.CaptureFixture[str], seeded: Seeded) -> None:
     assert {s["status"] for s in again["skipped"]} == {"cancelled", "completed"}
     with pytest.raises(workflowkit.WorkflowRunCancelledError):
         finish(seeded, seeded.sleeping)
+    # An ended run sleeps no more, whatever its sleep's row still says.
+    code, out, _ = run_cli(capsys, "--world", seeded.url, "--no-color", "inspect", "run",
+                           seeded.sleeping)  # fmt: skip
+    assert code == 0 and re.search(r"^sleeping:\s+-$", out, re.MULTILINE), out
 
 
 def test_bulk_cancel_needs_confirmation(

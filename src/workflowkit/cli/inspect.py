@@ -237,7 +237,8 @@ def inspect_run(args: argparse.Namespace) -> int:
         extra = {"forks": details.forks, "schedule_id": schedule_id, "scheduled_at": tick}
         print_json({**data, "children": children, **extra, "failure": failure_json(failure)})
         return 0
-    pending_waits = [w for w in waits if w.completed_at is None]
+    # An ended run's sleeps are over, completed or not.
+    pending_waits = [] if record.status.terminal else [w for w in waits if w.completed_at is None]
     fields = [
         ("run", record.run_id),
         ("workflow", record.workflow_name),
