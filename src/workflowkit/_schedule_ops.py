@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ._schedule_spec import ScheduleUpdate, make_spec
+from ._schedule_spec import UNCHANGED, Bound, ScheduleUpdate, make_spec
 from .context import refuse_in_workflow
 from .errors import InvalidWorkflowFunctionError, ScheduleNotFoundError
 from .ids import new_id
@@ -111,8 +111,8 @@ async def update(
     timezone: str | None = None,
     catch_up: str | None = None,
     overlap: str | None = None,
-    start_at: datetime | None = None,
-    end_at: datetime | None = None,
+    start_at: Bound = UNCHANGED,
+    end_at: Bound = UNCHANGED,
 ) -> ScheduleRecord:
     """The schedule with the fields given changed (the others as they are). New ``args``
     or ``kwargs`` replace both: give both unless the other is empty."""

@@ -8,6 +8,7 @@ says what to fix; the World only stores it.
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,17 +143,28 @@ def static_schedules(
     )
 
 
+class Unchanged(enum.Enum):
+    """``update_schedule``'s default for the window's bounds, where None means "no bound"."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+Bound = datetime | None | Unchanged
+
+
 @dataclass(frozen=True, slots=True)
 class ScheduleUpdate:
-    """The fields ``update_schedule`` changes; None keeps a field as it is."""
+    """The fields ``update_schedule`` changes; None keeps a field as it is, except the
+    window's bounds, which ``UNCHANGED`` keeps and None removes."""
 
     cron: str | None = None
     timezone: str | None = None
     input: bytes | None = None
     catch_up: str | None = None
     overlap: str | None = None
-    start_at: datetime | None = None
-    end_at: datetime | None = None
+    start_at: Bound = UNCHANGED
+    end_at: Bound = UNCHANGED
 
     def apply(self, record: ScheduleRecord) -> ScheduleSpec:
         """``record``'s definition with these changes, checked (``InvalidScheduleError``)."""
@@ -164,6 +176,6 @@ class ScheduleUpdate:
             timezone=self.timezone or record.timezone,
             catch_up=self.catch_up or record.catch_up,
             overlap=self.overlap or record.overlap,
-            start_at=self.start_at or record.start_at,
-            end_at=self.end_at or record.end_at,
+            start_at=record.start_at if self.start_at is UNCHANGED else self.start_at,
+            end_at=record.end_at if self.end_at is UNCHANGED else self.end_at,
         )

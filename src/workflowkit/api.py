@@ -15,6 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from . import _operations, _schedule_ops, serde
 from ._outcomes import run_outcome
+from ._schedule_spec import UNCHANGED, Bound
 from .context import current_executor, refuse_in_workflow
 from .errors import WorldUnavailableError
 from .inspection import holdups, open_work, waiting_for
@@ -475,12 +476,12 @@ async def update_schedule(
     timezone: str | None = None,
     catch_up: str | None = None,
     overlap: str | None = None,
-    start_at: datetime | None = None,
-    end_at: datetime | None = None,
+    start_at: Bound = UNCHANGED,
+    end_at: Bound = UNCHANGED,
 ) -> ScheduleInfo:
     """Change the fields given (see ``create_schedule``); a new cron, time zone or window
-    moves the next tick. Schedules declared in code change in code
-    (``StaticScheduleError``)."""
+    moves the next tick. ``start_at=None`` or ``end_at=None`` removes that bound of the
+    window. Schedules declared in code change in code (``StaticScheduleError``)."""
     record = await _schedule_ops.update(
         await _schedules_world("update_schedule()"),
         schedule_id,

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from . import api
+from ._schedule_spec import UNCHANGED, Bound
 from .context import refuse_in_workflow
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
@@ -207,8 +208,8 @@ def update_schedule(
     timezone: str | None = None,
     catch_up: str | None = None,
     overlap: str | None = None,
-    start_at: datetime | None = None,
-    end_at: datetime | None = None,
+    start_at: Bound = UNCHANGED,
+    end_at: Bound = UNCHANGED,
 ) -> api.ScheduleInfo:
     """Change the fields given (``workflowkit.api.update_schedule``)."""
     coro = api.update_schedule(

@@ -168,6 +168,22 @@ async def test_edits_and_their_errors(cached_runtime: Runtime) -> None:
         await create_schedule("x", record_tick, cron="@daily", catch_up="some")  # type: ignore[arg-type]
 
 
+async def test_an_update_keeps_the_window_unless_told_and_none_removes_a_bound(
+    cached_runtime: Runtime,
+) -> None:
+    start, end = datetime(2030, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)
+    await create_schedule("windowed", record_tick, cron="@daily", start_at=start, end_at=end)
+    kept = await update_schedule("windowed", cron="@hourly")
+    assert (kept.start_at, kept.end_at) == (start, end)
+    assert kept.next_tick == start
+    opened = await update_schedule("windowed", start_at=None)
+    assert (opened.start_at, opened.end_at) == (None, end)
+    assert opened.next_tick is not None and opened.next_tick < start
+    endless = await update_schedule("windowed", end_at=None)
+    assert (endless.start_at, endless.end_at) == (None, None)
+    await delete_schedule("windowed")
+
+
 async def test_overlap_skip_fires_nothing_while_the_last_run_waits(
     cached_runtime: Runtime,
 ) -> None:
