@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,12 @@ import pytest
 from web_seed import Seeded, copy_seed, seed
 
 import workflowkit
+
+# The fail tests hold a run inside a step with the runtime tests' helper (blocked_step.py),
+# importable however pytest was started (the whole suite, or only this folder).
+RUNTIME_TESTS = str(Path(__file__).parents[1] / "runtime")
+if RUNTIME_TESTS not in sys.path:
+    sys.path.append(RUNTIME_TESTS)
 
 
 @pytest.fixture(scope="session")

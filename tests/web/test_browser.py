@@ -14,12 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import blocked_step
 import pytest
 import web_workflows as wf
 from web_seed import Seeded, copy_seed, serve
 
 import workflowkit
 import workflowkit.sync as wk
+from workflowkit import RunFailedByOperatorError, ScheduleNotFoundError, WorkflowRunFailedError
 from workflowkit.web import create_app
 from workflowkit.worlds import open_world
 from workflowkit.worlds.records import EventType
@@ -310,3 +312,86 @@ def test_rerun_from_a_step(site: Site, page: Page) -> None:
         after = pool.submit(asyncio.run, attempts(fork_id)).result()
     assert len(before) == len(after) == 5
     assert after[:4] == before[:4] and after[4] != before[4]
+
+
+def test_create_and_delete_a_schedule_from_the_page(site: Site, page: Page) -> None:
+    page.goto(site.url + "/schedules")
+    page.click("details.new-schedule summary")
+    form = page.locator("form.new-schedule")
+    form.locator('input[name="schedule_id"]').fill("browser-digest")
+    form.locator('input[name="workflow"]').fill("web.digest")
+    form.locator('input[name="cron"]').fill("30 25 * * *")
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#flash")).to_contain_text("invalid cron expression '30 25 * * *'")
+    expect(page.locator('tr[data-schedule-id="browser-digest"]')).to_have_count(0)
+
+    form.locator('input[name="cron"]').fill("30 6 * * *")
+    form.locator('input[name="timezone"]').fill("Europe/Berlin")
+    form.locator('textarea[name="args_json"]').fill('["ops"]')
+    form.locator('select[name="overlap"]').select_option("allow")
+    form.locator('button[type="submit"]').click()
+    expect(page.locator("#flash")).to_have_text("created schedule browser-digest")
+    row = page.locator('tr[data-schedule-id="browser-digest"]')
+    expect(row.locator(".badge").first).to_have_text("active")
+    expect(row.locator("time")).to_have_text(re.compile(r"^in \d+[hm]$"))
+    expect(form.locator('input[name="schedule_id"]')).to_have_value("")  # ready for the next
+    info = wk.get_schedule("browser-digest")
+    assert (info.workflow_name, info.timezone, info.overlap) == (
+        "web.digest",
+        "Europe/Berlin",
+        "allow",
+    )
+    assert info.args == ("ops",) and info.next_tick is not None
+
+    # Its runs get the tick's time, then the arguments typed in the form.
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator('button[data-action="trigger"]').click()
+    expect(row.locator("ul.recent .badge").first).to_have_text("completed")
+    [run_id] = row.locator("ul.recent a").evaluate_all("links => links.map(a => a.href)")
+    assert wk.get_run(run_id.rsplit("/", 1)[-1]).return_value(timeout=10).startswith("ops@")
+
+    asked: list[str] = []
+
+    def accept(dialog: playwright.Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    row.locator('button[data-action="delete"]').click()
+    expect(page.locator("#flash")).to_have_text("deleted schedule browser-digest")
+    expect(row).to_have_count(0)
+    assert asked == ["Delete schedule browser-digest? Its runs stay."]
+    with pytest.raises(ScheduleNotFoundError):
+        wk.get_schedule("browser-digest")
+
+
+def test_fail_from_the_page(site: Site, page: Page) -> None:
+    blocked_step.reset()
+    run = wk.start(blocked_step.held_in_a_step)
+    asked: list[tuple[str, str]] = []
+
+    def answer(dialog: playwright.Dialog) -> None:
+        asked.append((dialog.type, dialog.message))
+        dialog.accept("stuck behind a bad deploy")
+
+    try:
+        assert blocked_step.STEP_STARTED.wait(10)
+        page.goto(f"{site.url}/runs/{run.run_id}")
+        expect(page.locator(".run-head .badge")).to_have_text("running")
+        page.once("dialog", lambda dialog: dialog.dismiss())  # changed my mind: nothing sent
+        page.click('button[data-action="fail"]')
+        page.once("dialog", answer)
+        page.click('button[data-action="fail"]')
+        expect(page.locator("#flash")).to_have_text(f"failed {run.run_id}")
+        expect(page.locator(".run-head .badge")).to_have_text("failed")
+        expect(page.locator(".run-head .failure")).to_contain_text("stuck behind a bad deploy")
+        expect(page.locator('button[data-action="fail"]')).to_have_count(0)
+    finally:
+        blocked_step.STEP_RELEASE.set()
+    assert asked == [("prompt", "Fail this run? Why (optional, recorded in its error):")]
+    with pytest.raises(WorkflowRunFailedError) as caught:
+        run.return_value(timeout=10)
+    cause = caught.value.__cause__
+    assert isinstance(cause, RunFailedByOperatorError)
+    assert cause.reason == "stuck behind a bad deploy"
+    assert blocked_step.FOLLOW_UPS == []

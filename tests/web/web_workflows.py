@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from workflowkit import (
@@ -94,3 +95,9 @@ async def talk(token: str) -> None:
 async def webhook() -> str:
     request = await create_webhook()
     return request.text
+
+
+@workflow(name="web.digest")
+async def digest(scheduled_at: datetime, team: str) -> str:
+    """What the schedule the browser test creates starts: the tick's time, then its args."""
+    return await echo(f"{team}@{scheduled_at.isoformat()}")

@@ -2,7 +2,8 @@
 
 Its actions call ``workflowkit._operations``, as the client API and the CLI do; their
 errors become answers here: an unknown run, schedule or hook token is a 404, a hook payload sent to
-a webhook's token a 400.
+a webhook's token or a schedule that cannot be defined a 400, a change to a schedule declared
+in code a 409 (only its code changes it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Iterable
 from .. import _http
 from ..errors import (
     HookNotFoundError,
+    InvalidScheduleError,
     ScheduleNotFoundError,
+    StaticScheduleError,
     WebhookTokenError,
     WorkflowRunNotFoundError,
 )
@@ -48,15 +51,18 @@ ROUTES: tuple[Route, ...] = (
     route("GET", "/api/runs/{run_id}", endpoints.get_run),
     route("GET", "/api/runs/{run_id}/state", endpoints.run_state),
     route("POST", "/api/runs/{run_id}/cancel", endpoints.cancel_one),
+    route("POST", "/api/runs/{run_id}/fail", endpoints.fail_one),
     route("POST", "/api/runs/{run_id}/wake-up", endpoints.wake_up),
     route("POST", "/api/runs/{run_id}/rerun", endpoints.rerun),
     route("POST", "/api/runs/{run_id}/fork", endpoints.fork),
     route("POST", "/api/hooks/resume", endpoints.resume_hook),
     route("GET", "/schedules", pages.schedules),
     route("GET", "/api/schedules", endpoints.list_schedules),
+    route("POST", "/api/schedules", endpoints.create_schedule),
     route("POST", "/api/schedules/{schedule_id}/pause", endpoints.pause_schedule),
     route("POST", "/api/schedules/{schedule_id}/resume", endpoints.resume_schedule),
     route("POST", "/api/schedules/{schedule_id}/trigger", endpoints.trigger_schedule),
+    route("POST", "/api/schedules/{schedule_id}/delete", endpoints.delete_schedule),
 )
 
 
@@ -115,7 +121,9 @@ class Dashboard:
             return _error(request, exc.status, exc.message)
         except (WorkflowRunNotFoundError, HookNotFoundError, ScheduleNotFoundError) as exc:
             return _error(request, 404, str(exc))
-        except WebhookTokenError as exc:
+        except StaticScheduleError as exc:
+            return _error(request, 409, str(exc))
+        except (WebhookTokenError, InvalidScheduleError) as exc:
             return _error(request, 400, str(exc))
         except Exception:
             log.exception("dashboard: %s %s failed", request.method, request.path)

@@ -22,6 +22,7 @@ from ..inspection import (
     open_work,
     waiting_for,
 )
+from ..registry import REGISTRY
 from ..streams import chunk_json
 from ..worlds.base import World
 from ..worlds.records import (
@@ -295,3 +296,11 @@ async def schedules_view(world: World) -> SchedulesView:
         recent = await world.list_runs(id_prefix=f"{record.schedule_id}@", limit=RECENT_RUNS)
         rows.append(ScheduleRow(record, tuple(recent)))
     return SchedulesView(tuple(rows))
+
+
+async def workflow_names(world: World) -> tuple[str, ...]:
+    """The workflows a new schedule may name: this process's and its World's workers'."""
+    names = set(REGISTRY.workflows)
+    for worker in await world.list_workers():
+        names.update(worker.info.workflows)
+    return tuple(sorted(names))

@@ -1,8 +1,9 @@
 """The JSON endpoints: the runs list and a run (what live updates poll), and the actions.
 
 Shapes are those of ``workflowkit inspect --json`` (docs/cli.md), so scripts can use either.
-Actions are POSTs (CSRF-checked in ``auth``) that call ``workflowkit._operations``, as the
-CLI and the client API do; ``app`` turns the errors they raise into 404 and 400 answers.
+Actions are POSTs (CSRF-checked in ``auth``) that call ``workflowkit._operations`` and
+``workflowkit._schedule_ops`` on the dashboard's World, as the CLI and the client API do on
+theirs; ``app`` turns the errors they raise into 404, 409 and 400 answers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _operations, _schedule_ops
-from ..errors import ForkError, SerializationError
+from ..errors import ForkError, ScheduleAlreadyExistsError, SerializationError
 from ..inspection import (
     describe,
     event_json,
@@ -31,6 +32,7 @@ from ..webhooks import Response
 from ..worlds.base import World
 from ..worlds.records import utcnow
 from . import data
+from .new_schedule import NewSchedule, check_workflow
 from .requests import DashboardRequest, HttpError, json_response
 from .timeline import Bar
 
@@ -128,11 +130,22 @@ async def cancel_one(
 
 
 def _cancelled(outcome: _operations.CancelOutcome) -> Response:
+    return _ended("cancelled", outcome.cancelled, outcome.skipped)
+
+
+async def fail_one(world: World, request: DashboardRequest, params: Mapping[str, str]) -> Response:
+    """End the run as failed, as ``workflowkit fail`` does: ``{"reason": text}`` optional."""
+    reason = _object(request).get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise HttpError(400, '"reason" must be a string: why the run is failed (or left out)')
+    outcome = await _operations.fail(world, [params["run_id"]], reason)
+    return _ended("failed", outcome.failed, outcome.skipped)
+
+
+def _ended(verb: str, ended: tuple[str, ...], skipped: tuple[_operations.Skipped, ...]) -> Response:
+    """Which runs ``verb`` (cancelled, failed) ended, and those left as they were."""
     return json_response(
-        {
-            "cancelled": list(outcome.cancelled),
-            "skipped": [{"run_id": s.run_id, "status": s.status} for s in outcome.skipped],
-        }
+        {verb: list(ended), "skipped": [{"run_id": s.run_id, "status": s.status} for s in skipped]}
     )
 
 
@@ -237,3 +250,42 @@ async def trigger_schedule(
 ) -> Response:
     created = await _schedule_ops.trigger(world, params["schedule_id"])
     return json_response({"run": run_json(created.record)})
+
+
+async def create_schedule(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
+    """A new schedule, from the fields ``new_schedule`` reads: ``201 {"schedule": ...}``."""
+    new = NewSchedule.from_body(_object(request))
+    await check_workflow(world, new.workflow)
+    try:
+        # By name, as the CLI does: the dashboard has no workflow code to hand to create().
+        record = await _schedule_ops.create_by_name(
+            world,
+            new.schedule_id,
+            new.workflow,
+            cron=new.cron,
+            args=new.args,
+            kwargs=new.kwargs,
+            timezone=new.timezone,
+            catch_up=new.catch_up,
+            overlap=new.overlap,
+            start_at=new.start_at,
+            end_at=new.end_at,
+        )
+    except ScheduleAlreadyExistsError:
+        raise HttpError(
+            409,
+            f"a schedule with id {new.schedule_id!r} exists already: choose another id, "
+            "or delete that schedule first",
+        ) from None
+    except SerializationError as exc:
+        raise HttpError(400, f"cannot store these arguments: {describe(exc)}") from None
+    return json_response({"schedule": schedule_json(record)}, status=201)
+
+
+async def delete_schedule(
+    world: World, request: DashboardRequest, params: Mapping[str, str]
+) -> Response:
+    await _schedule_ops.delete(world, params["schedule_id"])
+    return json_response({"deleted": params["schedule_id"]})

@@ -83,10 +83,20 @@ def error(value: Mapping[str, Any]) -> Markup:
     return join(parts)
 
 
-def button(text: str, action: str, url: str, confirm: str | None = None) -> Markup:
+def button(
+    text: str, action: str, url: str, confirm: str | None = None, *, prompt: str | None = None
+) -> Markup:
+    """An action button; ``confirm`` asks first, ``prompt`` asks for an optional text (the
+    action's ``reason``), which is a confirmation too: dismissing it does nothing."""
     return h(
         "<button{}>{}</button>",
-        attrs(type="button", data_action=action, data_url=url, data_confirm=confirm),
+        attrs(
+            type="button",
+            data_action=action,
+            data_url=url,
+            data_confirm=confirm,
+            data_prompt=prompt,
+        ),
         text,
     )
 

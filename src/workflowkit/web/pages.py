@@ -52,7 +52,8 @@ async def schedules(world: World, request: DashboardRequest, params: Mapping[str
     now = utcnow()
     if request.arg("fragment") is not None:
         return html_response(schedules_live(request.base, view, now))
-    return _page(request, "Schedules", schedules_body(request.base, view, now))
+    workflows = await data.workflow_names(world)
+    return _page(request, "Schedules", schedules_body(request.base, view, now, workflows))
 
 
 def _window(request: DashboardRequest) -> tuple[float, float] | None:

@@ -23,6 +23,8 @@ def run_live(base: str, view: RunView) -> Markup:
     actions = []
     if not run.status.terminal:
         actions.append(button("Cancel run", "cancel", f"{api}/cancel", "Cancel this run?"))
+        question = "Fail this run? Why (optional, recorded in its error):"
+        actions.append(button("Fail run", "fail", f"{api}/fail", prompt=question))
         if view.pending_waits:
             actions.append(button("Wake up sleeps", "wake-up", f"{api}/wake-up"))
         elif _delayed(view):

@@ -133,11 +133,22 @@
     button.textContent = count ? "Cancel selected (" + count + ")" : "Cancel selected";
   }
 
-  function describeCancel(data) {
+  // What a cancel or a fail did: the runs it ended ("cancelled"/"failed"), and those skipped.
+  function describeEnded(data, verb) {
     const parts = [];
-    if (data.cancelled.length) parts.push("cancelled " + data.cancelled.join(", "));
+    if (data[verb].length) parts.push(verb + " " + data[verb].join(", "));
     for (const s of data.skipped) parts.push(s.run_id + " is already " + s.status);
-    return parts.join("; ") || "nothing to cancel";
+    return parts.join("; ") || "nothing to end";
+  }
+
+  // The body of a button's POST, or null when the user dismissed its question.
+  function ask(button) {
+    if (button.dataset.prompt !== undefined) {
+      const reason = window.prompt(button.dataset.prompt, "");
+      return reason === null ? null : { reason: reason };
+    }
+    if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return null;
+    return {};
   }
 
   async function act(button) {
@@ -145,15 +156,18 @@
     if (action === "bulk-cancel") {
       const ids = selectedRuns();
       if (!ids.length || !window.confirm("Cancel " + ids.length + " run(s)?")) return;
-      flash(describeCancel(await post(button.dataset.url, { run_ids: ids })), true);
+      flash(describeEnded(await post(button.dataset.url, { run_ids: ids }), "cancelled"), true);
     } else {
-      if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
-      const data = await post(button.dataset.url, {});
+      const body = ask(button);
+      if (body === null) return;
+      const data = await post(button.dataset.url, body);
       if (action === "rerun") {
         window.location.href = base() + "/runs/" + encodeURIComponent(data.run.run_id);
         return;
       }
-      if (action === "cancel") flash(describeCancel(data), true);
+      if (action === "cancel") flash(describeEnded(data, "cancelled"), true);
+      if (action === "fail") flash(describeEnded(data, "failed"), true);
+      if (action === "delete") flash("deleted schedule " + data.deleted, true);
       if (action === "trigger") flash("started run " + data.run.run_id, true);
       if (action === "pause" || action === "resume") {
         flash((action === "pause" ? "paused " : "resumed ") + data.schedule.schedule_id, true);
@@ -172,6 +186,14 @@
       payload_json: area.value,
     });
     flash("delivered to hook " + data.hook_id, true);
+    await reload();
+  }
+
+  // The form's fields as they are ("" for one left empty: the server reads that as unset).
+  async function createSchedule(form) {
+    const data = await post(form.dataset.url, Object.fromEntries(new FormData(form)));
+    flash("created schedule " + data.schedule.schedule_id, true);
+    form.reset();
     await reload();
   }
 
@@ -254,10 +276,11 @@
     updateBulk();
   });
   document.addEventListener("submit", (event) => {
-    const form = event.target.closest("form.resume");
+    const form = event.target.closest("form.resume, form.new-schedule");
     if (!form) return;
     event.preventDefault();
-    resume(form).catch((err) => flash(err.message, false));
+    const send = form.classList.contains("resume") ? resume : createSchedule;
+    send(form).catch((err) => flash(err.message, false));
   });
 
   refreshTimes();
