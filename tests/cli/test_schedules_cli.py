@@ -92,9 +92,11 @@ def test_create_makes_a_schedule_a_worker_fires(
 ) -> None:
     """A schedule created from a terminal, by the workflow's durable name, starts runs in
     a process that has the workflow, with the tick's time and the arguments given."""
-    created = cli_json(capsys, url, "create", "every-second", "cli.sched.report",
-                       "--cron", "* * * * * *", "--args", '["ops"]', "--overlap", "allow",
-                       "--end-at", "2099-01-01T00:00:00")  # fmt: skip
+    code, out, err = cli(capsys, url, "create", "every-second", "cli.sched.report",
+                         "--cron", "* * * * * *", "--args", '["ops"]', "--overlap", "allow",
+                         "--end-at", "2099-01-01T00:00:00", "--json")  # fmt: skip
+    assert code == 0 and "no live worker has registered workflow 'cli.sched.report'" in err
+    created = json.loads(out)
     assert created["schedule_id"] == "every-second" and created["input"] == [["ops"], {}]
     assert created["overlap"] == "allow" and created["end_at"].startswith("2099-01-01T00:00:00")
     code, out, _ = cli(capsys, url, "list")

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import _schedule_ops
-from ..inspection import iso, relative, run_json, schedule_json, shown
+from ..inspection import has_worker, iso, relative, run_json, schedule_json, shown
 from ..worlds.base import World
-from ..worlds.records import RunRecord, ScheduleRecord
+from ..worlds.records import RunRecord, ScheduleRecord, WorkerRecord
 from .common import (
     add_json_flag,
     one_line,
@@ -98,10 +98,10 @@ def _moment(text: str) -> datetime:
 
 def run_create(args: argparse.Namespace) -> int:
     positional, keywords = call_arguments(args)
-    record = with_world(
-        args,
-        lambda w: _schedule_ops.create_by_name(
-            w,
+
+    async def action(world: World) -> tuple[ScheduleRecord, list[WorkerRecord]]:
+        record = await _schedule_ops.create_by_name(
+            world,
             args.schedule_id,
             args.workflow,
             cron=args.cron,
@@ -112,9 +112,17 @@ def run_create(args: argparse.Namespace) -> int:
             overlap=args.overlap,
             start_at=args.start_at,
             end_at=args.end_at,
-        ),
-        create=True,
-    )
+        )
+        return record, await world.list_workers()
+
+    record, workers = with_world(args, action, create=True)
+    if not has_worker(args.workflow, workers, datetime.now(UTC)):
+        # Created all the same, as ``start`` does: a worker that has it may come.
+        print(
+            f"warning: no live worker has registered workflow {args.workflow!r}; its ticks "
+            "start runs once one that imports it runs (workflowkit worker MODULE)",
+            file=sys.stderr,
+        )
     if args.json:
         print_json(schedule_json(record))
     else:
