@@ -465,6 +465,25 @@ def run_failed_by_operator(run_id: str, workflow: str, failure: BaseException) -
     _count_ended("runs_failed", workflow)
 
 
+async def children_cancelled(world: World, parent_id: str, child_ids: Sequence[str]) -> None:
+    """Runs cancelled because ``parent_id`` ended (``AppendResult.cancelled_children``):
+    logged and counted by the process that ended it, as a client's cancel is."""
+    for child_id in child_ids:
+        try:
+            record = await world.get_run(child_id)
+        except Exception:  # the log line must not fail the end it reports
+            record = None
+        workflow = record.workflow_name if record is not None else "?"
+        runs_log.info(
+            "run %s (%s) cancelled: its parent run %s ended",
+            child_id,
+            workflow,
+            parent_id,
+            extra={"run_id": child_id, "step_id": None, "workflow": workflow},
+        )
+        _count_ended("runs_cancelled", workflow)
+
+
 def _count_ended(what: str, workflow: str) -> None:
     otel = telemetry()
     if otel is not None:

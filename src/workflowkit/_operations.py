@@ -271,6 +271,7 @@ async def _end_runs(
         if result.events:
             ended.append(record.run_id)
             logged(record.run_id, record.workflow_name)
+            await _lifecycle.children_cancelled(world, record.run_id, result.cancelled_children)
         else:  # it ended in the meantime
             skipped.append(Skipped(record.run_id, str(result.run_status)))
     return tuple(ended), tuple(skipped)

@@ -27,9 +27,10 @@ from workflowkit import (
     step,
     workflow,
 )
-from workflowkit.api import resume_hook, start
+from workflowkit.api import get_run, resume_hook, start
 from workflowkit.logs import JsonFormatter
 from workflowkit.runtime.runtime import Runtime
+from workflowkit.testing import wait_for_hook
 from workflowkit.worlds.records import EventType, RunOptions
 
 LIFECYCLE = ("workflowkit.runs", "workflowkit.steps", "workflowkit.hooks", "workflowkit.worker")
@@ -164,6 +165,40 @@ async def test_a_cancelled_run_is_logged(
     [record] = _ours(caplog, run.run_id)
     assert record.name == "workflowkit.runs" and record.workflow == on_hook.name  # type: ignore[attr-defined]
     assert record.getMessage() == f"run {run.run_id} ({on_hook.name}) cancelled"
+
+
+@workflow
+async def leaves_a_child(token: str) -> str:
+    child = await start(on_hook, token)
+    return child.run_id
+
+
+async def test_a_child_cancelled_with_its_parent_is_logged_by_whoever_ended_the_parent(
+    cached_runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker that recorded the parent's end, or the client that cancelled it: no one
+    else knows the child was cancelled."""
+    caplog.set_level(logging.INFO, logger="workflowkit")
+    parent = await start(leaves_a_child, f"t-{uuid.uuid4().hex}")
+    child_id = await parent.return_value(timeout=10)
+    await _logged(caplog, child_id, "cancelled")
+    [record] = _ours(caplog, child_id)
+    assert record.workflow == on_hook.name  # type: ignore[attr-defined]
+    expected = f"run {child_id} ({on_hook.name}) cancelled: its parent run {parent.run_id} ended"
+    assert record.getMessage() == expected
+
+    parent = await start(waits_on_a_child, f"t-{uuid.uuid4().hex}")
+    child_id = f"{parent.run_id}.1"
+    await wait_for_hook(get_run(child_id))
+    await parent.cancel()
+    [record] = _ours(caplog, child_id)
+    assert record.getMessage().startswith(f"run {child_id} ({on_hook.name}) cancelled: its parent")
+
+
+@workflow
+async def waits_on_a_child(token: str) -> None:
+    child = await start(on_hook, token)
+    await child.return_value()
 
 
 # -- workflowkit.logger ------------------------------------------------------------------------

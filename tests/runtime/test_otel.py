@@ -27,7 +27,8 @@ from opentelemetry.util._once import Once
 
 import workflowkit
 from workflowkit import step, workflow
-from workflowkit.api import start
+from workflowkit.api import get_run, start
+from workflowkit.testing import wait_for_hook
 
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
@@ -425,6 +426,12 @@ async def waits_for_ever() -> None:
     await create_hook()
 
 
+@workflow
+async def holds_a_child() -> None:
+    child = await start(waits_for_ever)
+    await child.return_value()
+
+
 async def test_runs_cancelled_or_failed_from_outside_are_counted(
     telemetry: Telemetry, tmp_path: Path
 ) -> None:
@@ -434,11 +441,18 @@ async def test_runs_cancelled_or_failed_from_outside_are_counted(
     cancelled, failed = await start(waits_for_ever), await start(waits_for_ever)
     await cancelled.cancel()
     await failed.fail("stuck")
+    # Its child, cancelled with it, is counted too (by the process that failed the parent).
+    parent = await start(holds_a_child)
+    await wait_for_hook(get_run(f"{parent.run_id}.1"))
+    await parent.fail("stuck too")
     workflowkit.shutdown()
 
     def counted(name: str) -> list[tuple[dict[str, Any], int]]:
         return [(dict(p.attributes), p.value) for p in telemetry.metric_points(name)]
 
     attrs = {"workflowkit.workflow": waits_for_ever.name}
-    assert counted("workflowkit.runs.cancelled") == [(attrs, 1)]
-    assert counted("workflowkit.runs.failed") == [(attrs, 1)]
+    assert counted("workflowkit.runs.cancelled") == [(attrs, 2)]
+    assert counted("workflowkit.runs.failed") == [
+        (attrs, 1),
+        ({"workflowkit.workflow": holds_a_child.name}, 1),
+    ]

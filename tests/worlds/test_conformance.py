@@ -165,6 +165,30 @@ async def test_an_append_after_a_moved_log_keeps_its_facts_and_refuses_the_rest(
     assert [e.correlation_id for e in again.events] == ["step-2"] and not again.rejected
 
 
+async def test_an_append_that_ends_a_run_names_the_children_it_cancelled(world: World) -> None:
+    """Its children that are not detached, and theirs in turn: whoever ended the run logs
+    and counts them (no other process knows they were cancelled)."""
+    parent = await new_run(world)
+    child, grandchild, detached = f"{parent}.1", f"{parent}.1.1", f"{parent}.2"
+    started = NewEvent(EventType.RUN_STARTED)
+
+    def created(run_id: str, detached: bool = False) -> NewEvent:
+        return NewEvent(
+            EventType.CHILD_CREATED, run_id, b"in", {"name": "wf", "detached": detached}
+        )
+
+    await world.append(parent, [started, created(child), created(detached, detached=True)])
+    await world.append(child, [started, created(grandchild)])
+    result = await world.append(parent, [NewEvent(EventType.RUN_CANCELLED)])
+    assert sorted(result.cancelled_children) == sorted([child, grandchild])
+    for run_id, status in ((child, RunStatus.CANCELLED), (grandchild, RunStatus.CANCELLED),
+                           (detached, RunStatus.PENDING)):  # fmt: skip
+        record = await world.get_run(run_id)
+        assert record is not None and record.status is status
+    lone = await new_run(world)
+    assert (await world.append(lone, [NewEvent(EventType.RUN_CANCELLED)])).cancelled_children == ()
+
+
 async def test_append_to_unknown_run(world: World) -> None:
     with pytest.raises(WorkflowRunNotFoundError):
         await world.append("wrun_missing", [NewEvent(EventType.RUN_STARTED)])

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from .. import _lifecycle
 from ..errors import (
     AmbiguousCommitError,
     LeaseLostError,
@@ -373,6 +374,9 @@ class RunDriver(DriverState):
             self.known_seq = max(self.known_seq, result.events[-1].seq)
         if result.run_status.terminal:
             self._drop()
+            if result.cancelled_children:
+                children = result.cancelled_children
+                await _lifecycle.children_cancelled(self.world, self.run_id, children)
             return refused
         for stored in result.events:
             if stored.type is EventType.HOOK_CONFLICT:

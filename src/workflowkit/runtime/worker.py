@@ -347,6 +347,8 @@ class Worker:
             with contextlib.suppress(LeaseLostError):
                 result = await self.world.append(record.run_id, [failure], owner=self.worker_id)
                 _lifecycle.ended_undriven(record.run_id, record.workflow_name, result.events)
+                children = result.cancelled_children
+                await _lifecycle.children_cancelled(self.world, record.run_id, children)
             return
         await self.world.release_run(record.run_id, self.worker_id, utc_at(now))
 

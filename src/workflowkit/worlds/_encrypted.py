@@ -249,13 +249,11 @@ class EncryptedWorld:
             elif e.payload is not None:
                 e = self._event(e, _Parent(self.inner, run_id).sync)
             stored.append(e)
-        if not result.rejected:
-            return AppendResult(stored, result.rejected, result.run_status)
         # The caller tells its refused events by identity: hand back its own objects.
         rejected = [
             Rejected(originals.get(id(r.event), r.event), r.reason) for r in result.rejected
         ]
-        return AppendResult(stored, rejected, result.run_status)
+        return dataclasses.replace(result, events=stored, rejected=rejected)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         record = await self.inner.get_run(run_id)

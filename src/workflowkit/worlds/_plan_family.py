@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ class Family:
         self._queue: list[FollowUp] = []
         self._existing: dict[str, RunRecord | None] = {}
         self._created: dict[str, str] = {}  # child created here -> its parent, if attached
+        self._cancelled: dict[str, str] = {}  # child cancelled with its parent -> the parent
 
     def add(self, plans: Sequence[AppendPlan]) -> None:
         for plan in plans:
@@ -107,6 +109,20 @@ class Family:
         plan = plan_append(follow_up.run_id, state, [follow_up.event], None, self.now)
         self.plans.append(plan)
         self._queue.extend(plan.follow_ups)
+        if follow_up.child_of is not None and plan.result.events:
+            self._cancelled[follow_up.run_id] = follow_up.child_of
+
+    def with_cancelled(self, run_id: str, result: AppendResult) -> AppendResult:
+        """``result`` of the append to ``run_id``, naming the runs cancelled because it
+        ended (its children, and theirs in turn)."""
+        cancelled = [c for c in self._cancelled if self._descends(c, run_id)]
+        return replace(result, cancelled_children=tuple(cancelled)) if cancelled else result
+
+    def _descends(self, run_id: str, ancestor: str) -> bool:
+        parent = self._cancelled.get(run_id)
+        while parent is not None and parent != ancestor:
+            parent = self._cancelled.get(parent)
+        return parent == ancestor
 
     def _create(self, follow_up: CreateChild) -> None:
         event, parent = follow_up.event, follow_up.parent_run_id

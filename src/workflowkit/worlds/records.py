@@ -144,6 +144,9 @@ class AppendResult:
     events: Sequence[Event]
     rejected: Sequence[Rejected]
     run_status: RunStatus
+    # Runs this append cancelled because the run ended: its children that were not
+    # detached, and theirs in turn (the process that ended it logs and counts them).
+    cancelled_children: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)

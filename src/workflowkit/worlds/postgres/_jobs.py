@@ -134,22 +134,29 @@ async def append_all(
         plans.append(plan)
     changes = [v.change for v in verdicts if v.change is not None]
     if any(plan.follow_ups for plan in plans):
-        later = await _follow_ups(conn, plans, states, now, feed.channel)
-        plans += later
-        changes += [plan.change for plan in later]
+        family = await _follow_ups(conn, plans, states, now, feed.channel)
+        plans += family.plans
+        changes += [plan.change for plan in family.plans]
+        verdicts = [_with_cancelled(family, job, v) for job, v in zip(jobs, verdicts, strict=True)]
     return verdicts, plans, changes
+
+
+def _with_cancelled(family: Family, job: AppendJob, verdict: Verdict) -> Verdict:
+    if not isinstance(verdict.result, AppendResult):
+        return verdict
+    return Verdict(family.with_cancelled(job.run_id, verdict.result), verdict.change)
 
 
 async def _follow_ups(
     conn: Conn, plans: Sequence[AppendPlan], states: dict[str, RunState], now: float, channel: str
-) -> list[AppendPlan]:
+) -> Family:
     family = Family(states, now)
     family.add(plans)
     while True:
         family.decide()
         runs, children = family.wanted()
         if not runs and not children:
-            return family.plans
+            return family
         links = Lookups([], [], [], [], links=True)
         linked = [AppendJob(run_id, (), None, links) for run_id in runs]
         found, _ = await read_states(conn, linked, channel, begin=False, lock_ids=children)

@@ -154,7 +154,7 @@ def append(
             changes.append(later.change)
         runs, children = family.wanted()
         if not runs and not children:
-            return Changed(plan.result, changes)
+            return Changed(family.with_cancelled(run_id, plan.result), changes)
         family.supply(_linked_states(conn, runs), _runs(conn, children))
 
 
