@@ -18,6 +18,7 @@ Order of precedence after a failed attempt (``next_delay``):
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,8 @@ from .errors import (
     StepOptionsError,
     StreamClosedError,
 )
+
+steps_log = logging.getLogger("workflowkit.steps")
 
 # Errors no retry can fix: the value cannot be stored, or the stream is gone.
 _FATAL = (FatalError, SerializationError, StreamClosedError)
@@ -146,7 +149,16 @@ def next_delay(
     if not policy.retries(error) or attempt >= policy.attempts:
         return None
     if isinstance(error, RetryableError) and error.retry_after is not None:
-        return _retry_after(error.retry_after, now)
+        try:
+            return _retry_after(error.retry_after, now)
+        except (TypeError, ValueError, OverflowError) as exc:
+            # The attempt must still be recorded, or its run would wait for it for ever.
+            steps_log.warning(
+                "RetryableError(retry_after=%r) ignored (%s): retrying after the step's "
+                "policy delay instead",
+                error.retry_after,
+                exc,
+            )
     return policy.delay(attempt, draw)
 
 

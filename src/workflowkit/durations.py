@@ -32,6 +32,9 @@ _UNITS: dict[str, float] = {
     "w": 604800,
     "week": 604800,
     "weeks": 604800,
+    "mo": 2_629_800,  # a twelfth of a year, as the reference's durations count a month
+    "month": 2_629_800,
+    "months": 2_629_800,
     "y": 31_557_600,
     "yr": 31_557_600,
     "yrs": 31_557_600,

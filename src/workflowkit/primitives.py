@@ -14,6 +14,9 @@ from .errors import NotInWorkflowError
 async def sleep(duration: Duration | datetime) -> None:
     """Suspend the workflow durably: ``"1 day"``, ``timedelta``, seconds, or an aware datetime.
 
+    Duration strings chain parts (``"1h 30m"``) in ``ms``, ``s``, ``m``, ``h``, ``d``,
+    ``w``, ``mo`` (a twelfth of a year) and ``y``, or their words (``"2 weeks"``).
+
     A sleeping run holds no memory or thread; it is woken from the store when due, or early
     by ``Run.wake_up()``. ``asyncio.sleep`` in workflow code is the same durable sleep.
     """

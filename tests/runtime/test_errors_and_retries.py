@@ -10,6 +10,7 @@ import pytest
 
 from workflowkit import (
     FatalError,
+    Retry,
     RetryableError,
     WorkflowRunFailedError,
     get_step_metadata,
@@ -250,6 +251,36 @@ async def test_steps_get_arguments_by_value(runtime: Runtime) -> None:
     assert await run.return_value(timeout=10) == ([1, 2], [1, 2, 99])
 
 
+BAD_AFTER: Counter[str] = Counter()
+
+
+@step(retry=Retry(attempts=3, initial=0.01))
+def asks_for_a_retry_it_cannot_say(key: str, after: object) -> str:
+    BAD_AFTER[key] += 1
+    if BAD_AFTER[key] == 1:
+        raise RetryableError("try later", retry_after=after)  # type: ignore[arg-type]
+    return "second time"
+
+
+@workflow
+async def bad_retry_after(key: str, after: object) -> str:
+    return await asks_for_a_retry_it_cannot_say(key, after)
+
+
+@pytest.mark.parametrize("after", ["soon", "1 fortnight", {"seconds": 1}])
+async def test_a_retry_after_that_cannot_be_read_still_retries(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture, after: object
+) -> None:
+    """The attempt is recorded and retried after the policy's delay (the run used to wait
+    for ever: the failed attempt was never recorded), and the log says why."""
+    key = uuid.uuid4().hex
+    run = await start(bad_retry_after, key, after)
+    assert await run.return_value(timeout=10) == "second time"
+    assert BAD_AFTER[key] == 2
+    assert any("retry_after" in r.getMessage() and "ignored" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+
+
 def test_retry_after_forms() -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -262,6 +293,7 @@ def test_retry_after_forms() -> None:
     assert delay(RetryableError("x")) == 1.0
     assert delay(RetryableError("x", retry_after=2.5)) == 2.5
     assert delay(RetryableError("x", retry_after="1m")) == 60
+    assert delay(RetryableError("x", retry_after="1 month")) == 30.4375 * 86400
     assert delay(RetryableError("x", retry_after=timedelta(seconds=3))) == 3
     soon = datetime.now(UTC) + timedelta(seconds=10)
     assert 9 < (delay(RetryableError("x", retry_after=soon)) or 0) <= 10
