@@ -108,13 +108,17 @@ def create_hook(token: str | None = None, metadata: Any = None) -> Hook[Any]:
             "create_hook() works only in workflow code; resume hooks from elsewhere with "
             "workflowkit.api.resume_hook"
         )
+    _check_token("create_hook", token)
+    return Hook(executor, executor.create_hook(token, metadata))
+
+
+def _check_token(call: str, token: object) -> None:
     if token is not None and (not isinstance(token, str) or not token.strip()):
         # An empty token would silently get a random one, which nobody could resume by.
         raise HookTokenError(
-            f"create_hook(token={token!r}): a token must be a non-empty str; leave token "
+            f"{call}(token={token!r}): a token must be a non-empty str; leave token "
             "out for a random one (hook.token tells it)"
         )
-    return Hook(executor, executor.create_hook(token, metadata))
 
 
 class Webhook(Hook[Request]):
@@ -125,16 +129,24 @@ class Webhook(Hook[Request]):
         return webhook_url(self.token)
 
 
-def create_webhook(respond_with: Response | Literal["manual"] | None = None) -> Webhook:
-    """Create a webhook in workflow code. Its token is random and cannot be chosen.
+def create_webhook(
+    respond_with: Response | Literal["manual"] | None = None, *, token: str | None = None
+) -> Webhook:
+    """Create a webhook in workflow code.
 
     Every request gets ``202 Accepted`` with an empty body, or the ``Response`` given as
     ``respond_with``. With ``respond_with="manual"`` the caller waits until a step calls
     ``await request.respond_with(Response(...))``.
+
+    ``token`` defaults to an unguessable random one, the webhook URL's only secret. A chosen
+    token (``f"github:{repo}"``, for a sender configured once for every run) is as easy to
+    guess as the name: check each request's signature in a step. It is reserved while the
+    webhook is active, as a hook's is (``HookConflictError``).
     """
     executor = current_executor()
     if not isinstance(executor, RunExecutor):
         raise NotInWorkflowError("create_webhook() works only in workflow code")
+    _check_token("create_webhook", token)
     if (
         respond_with is not None
         and respond_with != "manual"
@@ -144,28 +156,34 @@ def create_webhook(respond_with: Response | Literal["manual"] | None = None) -> 
             "respond_with must be a workflowkit.Response, 'manual', or None (202 Accepted), "
             f"not {respond_with!r}"
         )
-    op = executor.create_hook(None, respond_with, webhook=True)
+    op = executor.create_hook(token, respond_with, webhook=True)
     return Webhook(executor, op)
 
 
 class HookDefinition(Generic[T]):
-    """A hook whose payloads are validated (and converted) by a pydantic-compatible schema."""
+    """A hook whose payloads are validated (and converted) by a pydantic-compatible schema;
+    with no schema, a typed name for a hook whose payloads pass as they are."""
 
-    def __init__(self, schema: type[T] | Any) -> None:
+    def __init__(self, schema: type[T] | Any = None) -> None:
+        self.schema = schema
+        self._adapter: Any = None
+        if schema is None:
+            return
         try:
             from pydantic import TypeAdapter
         except ImportError as exc:  # pragma: no cover - pydantic is an optional dependency
             raise ImportError(
                 "define_hook(schema=...) needs pydantic: pip install 'workflowkit[pydantic]'"
             ) from exc
-        self.schema = schema
-        self._adapter: Any = TypeAdapter(schema)
+        self._adapter = TypeAdapter(schema)
 
     def create(self, token: str | None = None, metadata: Any = None) -> Hook[T]:
         return cast(Hook[T], create_hook(token, metadata))
 
     def validate(self, payload: Any) -> T:
         """The payload as the schema makes it; pydantic's ``ValidationError`` if it does not fit."""
+        if self._adapter is None:
+            return cast(T, payload)
         return cast(T, self._adapter.validate_python(payload))
 
     async def resume(self, token: str, payload: Any) -> HookInfo:
@@ -176,7 +194,8 @@ class HookDefinition(Generic[T]):
         return await resume_hook(token, self.validate(payload))
 
 
-def define_hook(schema: type[T] | Any) -> HookDefinition[T]:
+def define_hook(schema: type[T] | Any = None) -> HookDefinition[T]:
     """A typed hook: ``approval = define_hook(schema=Approval)``; ``approval.create(token=...)``
-    in the workflow and ``await approval.resume(token, payload)`` outside."""
+    in the workflow and ``await approval.resume(token, payload)`` outside. Without a schema
+    payloads are not checked (``define_hook()``: a shared name for both sides)."""
     return HookDefinition(schema)

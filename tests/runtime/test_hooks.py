@@ -306,6 +306,24 @@ async def test_define_hook_validates_before_writing(runtime: Runtime) -> None:
     assert await run.return_value(timeout=10) == "Approval:True:ok"
 
 
+untyped_hook = define_hook()
+
+
+@workflow
+async def untyped_approval(token: str) -> object:
+    return await untyped_hook.create(token=token)
+
+
+async def test_define_hook_without_a_schema_passes_payloads_as_they_are(
+    runtime: Runtime,
+) -> None:
+    token = uuid.uuid4().hex
+    run = await start(untyped_approval, token)
+    await hook_ready(runtime, token)
+    await untyped_hook.resume(token, {"approved": "maybe", "n": [1, 2]})
+    assert await run.return_value(timeout=10) == {"approved": "maybe", "n": [1, 2]}
+
+
 @step
 def explode() -> None:
     raise FatalError("boom")

@@ -24,7 +24,7 @@ from workflowkit import (
     workflow,
 )
 from workflowkit.api import resume_hook, resume_webhook, start
-from workflowkit.errors import HookNotFoundError
+from workflowkit.errors import HookNotFoundError, HookTokenError
 from workflowkit.runtime.runtime import Runtime
 from workflowkit.testing import wait_for_hook
 from workflowkit.worlds.records import EventType
@@ -91,6 +91,42 @@ async def test_static_response(runtime: Runtime, asgi_server: str) -> None:
         reply = await client.put(url, json={"n": 7})
     assert reply.status_code == 201 and reply.json() == {"ok": True}
     assert await run.return_value(timeout=10) == "7"
+
+
+@workflow
+async def github_events(repo: str) -> list[str]:
+    """The reference's pattern: one URL for every run, configured once at the sender."""
+    webhook = create_webhook(token=f"github:{repo}", respond_with=Response(status=204))
+    return [(await webhook).text, (await webhook).text]
+
+
+async def test_a_webhook_with_a_chosen_token(runtime: Runtime, asgi_server: str) -> None:
+    run = await start(github_events, "acme/app")
+    url = f"{asgi_server}/.well-known/workflow/v1/webhook/github:acme%2Fapp"
+    assert (await wait_for_hook(run, "github:acme/app")).run_id == run.run_id
+    async with httpx.AsyncClient() as client:
+        for body in ("push", "release"):
+            assert (await client.post(url, content=body)).status_code == 204
+    assert await run.return_value(timeout=10) == ["push", "release"]
+    # Free again once its run has ended: the next run takes the same URL.
+    again = await start(github_events, "acme/app")
+    assert (await wait_for_hook(again, "github:acme/app")).run_id == again.run_id
+    await again.cancel()
+
+
+@workflow
+async def webhook_token(token: object) -> str:
+    try:
+        create_webhook(token=token)  # type: ignore[arg-type]
+    except HookTokenError as exc:
+        return str(exc)
+    return "accepted"
+
+
+async def test_a_webhook_token_must_be_a_non_empty_str(runtime: Runtime) -> None:
+    for token in ("", "  ", 42):
+        refused = await (await start(webhook_token, token)).return_value(timeout=10)
+        assert refused.startswith(f"create_webhook(token={token!r}): a token must be")
 
 
 async def test_errors_are_4xx_json(
