@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import MissingExtraError
+from .errors import FatalError, MissingExtraError
 from .registry import step
 from .webhooks import Response
 
@@ -28,13 +28,20 @@ async def fetch(
     params: Mapping[str, str] | None = None,
     json: Any = None,
     content: bytes | str | None = None,
+    body: bytes | str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Response:
     """Send an HTTP request; the ``Response`` (status, headers, url, content, json(), text).
 
-    Any status is a result, not an error: raise in your own step to retry on a 5xx. Bodies
-    over 32 MiB are refused, since every response is stored in the run's log.
+    ``body`` is ``content`` under the web fetch's name. Any status is a result, not an
+    error: raise in your own step to retry on a 5xx. Bodies over 32 MiB are refused, since
+    every response is stored in the run's log.
     """
+    if body is not None:
+        if content is not None:
+            # Fatal: a retry would make the same call.
+            raise FatalError("fetch() takes body= or content= (the same thing), not both")
+        content = body
     try:
         import httpx
     except ImportError:

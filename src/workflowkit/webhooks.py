@@ -131,7 +131,8 @@ class Response:
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.status < 400
+        """A 2xx status, as the web's ``Response.ok`` (a redirect is not ``ok``)."""
+        return 200 <= self.status < 300
 
 
 ACCEPTED = Response(202)

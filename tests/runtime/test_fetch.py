@@ -118,6 +118,13 @@ async def posts(url: str) -> tuple[int, object]:
 
 
 @workflow
+async def posts_a_body(url: str) -> tuple[int, object]:
+    # The web fetch's name for the request body: the same as content=.
+    response = await fetch(url, method="POST", body='{"b": 2}', headers={"X-Test": "body"})
+    return response.status, response.json()
+
+
+@workflow
 async def binary(url: str) -> tuple[bytes, list[str]]:
     response = await fetch(url)
     cookies = [value for key, value in response.headers if key.lower() == "set-cookie"]
@@ -129,6 +136,8 @@ async def test_methods_bodies_and_repeated_headers(runtime: Runtime, server: str
     status, echo = await run.return_value(timeout=10)
     assert status == 201
     assert echo == {"body": '{"a":1}', "type": "application/json", "x": "yes"}
+    status, echo = await (await start(posts_a_body, server + "/echo")).return_value(timeout=10)
+    assert status == 201 and echo["body"] == '{"b": 2}' and echo["x"] == "body"
     run = await start(binary, server + "/binary")
     content, cookies = await run.return_value(timeout=10)
     assert content == bytes(range(256)) and cookies == ["a=1", "b=2"]
@@ -199,3 +208,9 @@ def test_request_and_response_round_trip_through_the_codec() -> None:
         encoded = serde.encode(value)
         assert serde.decode(encoded) == value
         assert len(encoded) < len(body) + 1000  # raw bytes, no base64 bloat
+
+
+def test_ok_means_a_2xx_status_as_on_the_web() -> None:
+    assert [Response(status).ok for status in (200, 204, 299, 302, 404, 500)] == [
+        True, True, True, False, False, False
+    ]  # fmt: skip
