@@ -4,12 +4,17 @@ Run it: ``uvicorn examples.ai_chat.app:app`` and open http://127.0.0.1:8000. Wit
 talks to a demo model (pydantic-ai's FunctionModel) that streams its answer word by word;
 ``CHAT_MODEL=openai:gpt-4o-mini`` (with ``OPENAI_API_KEY``) switches to a real provider.
 
-- ``POST /api/chat`` starts a conversation (a ``chat`` run) with its first message and
-  answers with the run id (also in the ``x-workflow-run-id`` header).
+- ``POST /api/chat`` starts a conversation (a ``chat`` run) with its first message; the run
+  id is in the ``x-workflow-run-id`` header. The body is the run id as JSON for the page,
+  and the run's stream as Server-Sent Events for a client that accepts them
+  (``workflowkit.ai.WorkflowChatTransport``), as the reference's chat endpoint answers.
 - ``POST /api/chat/{run_id}`` sends a follow-up message through the run's hook.
 - ``GET /api/chat/{run_id}/stream`` is the run's stream as Server-Sent Events; each event's
   id is its index, so a dropped connection resumes with ``Last-Event-ID`` and a reloaded
-  page with ``?start_index=`` (the role of the reference's ``WorkflowChatTransport``).
+  page with ``?start_index=``.
+
+A message is ``{"message": text}`` (the page) or ``{"messages": [...]}``, UI messages of
+which the last is the new one (``WorkflowChatTransport``).
 """
 
 from __future__ import annotations
@@ -74,16 +79,28 @@ async def page() -> HTMLResponse:
     return HTMLResponse(PAGE.read_text())
 
 
+def message_text(body: dict[str, Any]) -> str:
+    if "messages" not in body:
+        return str(body["message"])
+    parts = body["messages"][-1].get("parts", [])
+    return "".join(str(part.get("text", "")) for part in parts if part.get("type") == "text")
+
+
 @app.post("/api/chat")
-async def new_chat(body: dict[str, Any]) -> Response:
-    run = await start(conversation, str(body["message"]))
-    return JSONResponse({"runId": run.run_id}, headers={"x-workflow-run-id": run.run_id})
+async def new_chat(request: Request, body: dict[str, Any]) -> Response:
+    run = await start(conversation, message_text(body))
+    headers = {"x-workflow-run-id": run.run_id}
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        return JSONResponse({"runId": run.run_id}, headers=headers)
+    response = await sse_response(request, run.run_id)
+    response.headers.update(headers)
+    return response
 
 
 @app.post("/api/chat/{run_id}")
-async def follow_up(run_id: str, body: dict[str, Any]) -> dict[str, bool]:
-    await send_message(run_id, str(body["message"]))
-    return {"ok": True}
+async def follow_up(run_id: str, body: dict[str, Any]) -> Response:
+    await send_message(run_id, message_text(body))
+    return JSONResponse({"ok": True}, headers={"x-workflow-run-id": run_id})
 
 
 @app.get("/api/chat/{run_id}/stream")

@@ -10,6 +10,7 @@ from .context import StepMetadata, WorkflowMetadata, get_step_metadata, get_work
 from .encryption import EncryptionKeys
 from .errors import (
     AmbiguousCommitError,
+    ChatTransportError,
     ClientCallInWorkflowError,
     ConfigurationError,
     CorruptDataError,
@@ -54,6 +55,7 @@ from .errors import (
     WorkflowRunCancelledError,
     WorkflowRunFailedError,
     WorkflowRunNotFoundError,
+    WorkflowRuntimeError,
     WorkflowTimeoutError,
     WorldClosedError,
     WorldError,
@@ -74,6 +76,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousCommitError",
+    "ChatTransportError",
     "ClientCallInWorkflowError",
     "ConfigurationError",
     "CorruptDataError",
@@ -131,6 +134,7 @@ __all__ = [
     "WorkflowRunCancelledError",
     "WorkflowRunFailedError",
     "WorkflowRunNotFoundError",
+    "WorkflowRuntimeError",
     "WorkflowTimeoutError",
     "WorldClosedError",
     "WorldError",

@@ -41,6 +41,10 @@ class WorkflowKitError(_Documented, Exception):
     slug: ClassVar[str] = "workflowkit-error"
 
 
+# The reference's name for the errors its runtime raises (``HookConflictError`` among them).
+WorkflowRuntimeError = WorkflowKitError
+
+
 # -- errors raised by user code to steer retries ------------------------------------------
 
 
@@ -478,6 +482,31 @@ class DurableAgentError(WorkflowKitError):
     """A ``workflowkit.ai.DurableAgent`` used in a way that cannot be durable."""
 
     slug = "durable-agent"
+
+
+class ChatTransportError(WorkflowKitError):
+    """``workflowkit.ai.WorkflowChatTransport`` could not get a chat reply to its ``finish``.
+
+    The endpoint refused the request, did not name its run in ``x-workflow-run-id``, sent
+    something that is not a chunk, or the stream ended or could not be read again within
+    ``max_consecutive_errors`` attempts. ``run_id`` and ``status_code`` are None when not
+    known; ``next_index`` is where ``reconnect_to_stream`` would resume.
+    """
+
+    slug = "chat-transport"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        status_code: int | None = None,
+        next_index: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status_code = status_code
+        self.next_index = next_index
 
 
 class ConfigurationError(WorkflowKitError, ValueError):
