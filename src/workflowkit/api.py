@@ -197,6 +197,12 @@ class Run(Generic[R]):
         refuse_in_workflow("a Run's get_readable()")
         return Readable(self.runtime.world, self.run_id, namespace, start_index)
 
+    @property
+    def readable(self) -> Readable:
+        """The run's default stream from its start: ``get_readable()``, as the reference's
+        ``run.readable``."""
+        return self.get_readable()
+
     async def wake_up(self, correlation_ids: Sequence[str] | None = None) -> list[str]:
         """Complete the run's pending sleeps now (all, or those named); the ids woken."""
         outcome = await _operations.wake_up(self.runtime.world, self.run_id, correlation_ids)

@@ -43,6 +43,11 @@ class StepMetadata:
     workflow: WorkflowMetadata
     world: World | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def step_started_at(self) -> datetime:
+        """``started_at`` under the reference's name (``stepStartedAt``)."""
+        return self.started_at
+
 
 class DurableStep(Protocol):
     """A step as the runtime runs it: ``registry.Step`` is one."""

@@ -89,6 +89,11 @@ class Run(Generic[R]):
         """The run's stream ``namespace`` as a blocking iterator (see ``api.Run.get_readable``)."""
         return ReadableSync(self._run.get_readable(namespace, start_index))
 
+    @property
+    def readable(self) -> ReadableSync:
+        """The run's default stream from its start (see ``api.Run.readable``)."""
+        return self.get_readable()
+
 
 class ReadableSync:
     """Blocking iterator over a stream; ``index`` is where to resume after stopping."""

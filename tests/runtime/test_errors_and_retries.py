@@ -131,6 +131,7 @@ SEEN_IDS: dict[str, list[tuple[str, int]]] = {}
 @step(max_retries=3)
 def charge_user(key: str) -> str:
     meta = get_step_metadata()
+    assert meta.step_started_at == meta.started_at  # the reference's stepStartedAt
     SEEN_IDS.setdefault(key, []).append((meta.step_id, meta.attempt))
     if meta.attempt < 3:
         raise RetryableError("transient", retry_after=0.01)

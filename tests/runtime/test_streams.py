@@ -56,6 +56,8 @@ async def test_steps_write_and_the_stream_ends_with_the_run(runtime: Runtime) ->
     assert await run.return_value(timeout=10) == "done"
     # A reader that starts after the run ended still gets everything.
     assert await collect(run) == chunks
+    # run.readable, the reference's shorthand: the default stream from its start.
+    assert [chunk async for chunk in run.readable] == chunks
 
 
 # -- get_writable() in workflow code, handed to steps (api-reference/get-writable) -----------
@@ -328,3 +330,4 @@ def test_sync_readers_block_and_resume(cached_runtime: Runtime) -> None:
         "Processing data...",
         "Task complete!",
     ]
+    assert list(run.readable) == ["Starting task...", "Processing data...", "Task complete!"]

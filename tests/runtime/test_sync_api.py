@@ -109,6 +109,9 @@ def test_sync_takes_the_same_parameters_as_the_async_api() -> None:
     for name in functions:
         assert _parameters(getattr(sync, name)) == _parameters(getattr(api, name)), name
     methods = [m for m in vars(sync.Run) if not m.startswith("_") and hasattr(api.Run, m)]
+    assert isinstance(vars(sync.Run)["readable"], property)
+    assert isinstance(vars(api.Run)["readable"], property)
+    methods = [m for m in methods if callable(getattr(sync.Run, m))]
     assert "return_value" in methods and "get_readable" in methods
     for name in methods:
         assert _parameters(getattr(sync.Run, name)) == _parameters(getattr(api.Run, name)), name
