@@ -15,9 +15,8 @@ from typing import Any
 
 from ._schedule_spec import UNCHANGED, Bound, ScheduleUpdate, make_spec
 from .context import refuse_in_workflow
-from .errors import InvalidWorkflowFunctionError, ScheduleNotFoundError
+from .errors import ScheduleNotFoundError
 from .ids import new_id
-from .registry import Workflow
 from .runtime.executor import encode_input
 from .runtime.schedules import tick_input
 from .worlds import schedule_rules as rules
@@ -37,42 +36,6 @@ async def require_schedule(world: World, schedule_id: str) -> ScheduleRecord:
 async def create(
     world: World,
     schedule_id: str,
-    workflow: Workflow[..., Any],
-    *,
-    cron: str,
-    args: Sequence[Any] = (),
-    kwargs: Mapping[str, Any] | None = None,
-    timezone: str = "UTC",
-    catch_up: str = "none",
-    overlap: str = "skip",
-    start_at: datetime | None = None,
-    end_at: datetime | None = None,
-) -> ScheduleRecord:
-    """A new schedule of ``workflow``; everything is checked and the arguments encoded
-    before anything is written."""
-    refuse_in_workflow("create_schedule()")
-    if not isinstance(workflow, Workflow):
-        raise InvalidWorkflowFunctionError(
-            f"create_schedule() needs a function decorated with @workflow, got {workflow!r}"
-        )
-    return await create_by_name(
-        world,
-        schedule_id,
-        workflow.name,
-        cron=cron,
-        args=args,
-        kwargs=kwargs,
-        timezone=timezone,
-        catch_up=catch_up,
-        overlap=overlap,
-        start_at=start_at,
-        end_at=end_at,
-    )
-
-
-async def create_by_name(
-    world: World,
-    schedule_id: str,
     workflow_name: str,
     *,
     cron: str,
@@ -84,8 +47,9 @@ async def create_by_name(
     start_at: datetime | None = None,
     end_at: datetime | None = None,
 ) -> ScheduleRecord:
-    """``create`` for a workflow known by its durable name (the CLI and the dashboard do
-    not import the workflows' code). Its ticks start runs once a worker has the workflow."""
+    """A new schedule of the workflow with this durable name (the CLI and the dashboard
+    do not import the workflows' code); everything is checked and the arguments encoded
+    before anything is written. Its ticks start runs once a worker has the workflow."""
     refuse_in_workflow("create_schedule()")
     spec = make_spec(
         schedule_id,

@@ -17,7 +17,7 @@ from . import _operations, _schedule_ops, serde
 from ._outcomes import run_outcome
 from ._schedule_spec import UNCHANGED, Bound
 from .context import current_executor, refuse_in_workflow
-from .errors import WorldUnavailableError
+from .errors import InvalidWorkflowFunctionError, WorldUnavailableError
 from .inspection import holdups, open_work, waiting_for
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
@@ -445,10 +445,14 @@ async def create_schedule(
     ``end_at``. Raises ``InvalidScheduleError`` (a bad value, before anything is written)
     and ``ScheduleAlreadyExistsError``.
     """
+    if not isinstance(workflow, Workflow):
+        raise InvalidWorkflowFunctionError(
+            f"create_schedule() needs a function decorated with @workflow, got {workflow!r}"
+        )
     record = await _schedule_ops.create(
         await _schedules_world("create_schedule()"),
         schedule_id,
-        workflow,
+        workflow.name,
         cron=cron,
         args=args,
         kwargs=kwargs,

@@ -29,6 +29,7 @@ from workflowkit.api import (
 from workflowkit.errors import (
     ClientCallInWorkflowError,
     InvalidScheduleError,
+    InvalidWorkflowFunctionError,
     ScheduleAlreadyExistsError,
     ScheduleNotFoundError,
     StaticScheduleError,
@@ -166,6 +167,8 @@ async def test_edits_and_their_errors(cached_runtime: Runtime) -> None:
         await create_schedule("bad id!", record_tick, cron="@daily")
     with pytest.raises(InvalidScheduleError):
         await create_schedule("x", record_tick, cron="@daily", catch_up="some")  # type: ignore[arg-type]
+    with pytest.raises(InvalidWorkflowFunctionError, match="decorated with @workflow"):
+        await create_schedule("x", print, cron="@daily")  # type: ignore[arg-type]
 
 
 async def test_an_update_keeps_the_window_unless_told_and_none_removes_a_bound(

@@ -39,9 +39,9 @@ def seed_schedules(path: Path) -> str:
     async def seed() -> None:
         world = SQLiteWorld(path)
         try:
-            await create(world, "nightly", report, cron="0 2 * * *", args=["ops"],
+            await create(world, "nightly", report.name, cron="0 2 * * *", args=["ops"],
                          timezone="Europe/Berlin")  # fmt: skip
-            await create(world, "weekly", report, cron="@weekly", args=["dev"])
+            await create(world, "weekly", report.name, cron="@weekly", args=["dev"])
         finally:
             await world.close()
 

@@ -100,7 +100,7 @@ def run_create(args: argparse.Namespace) -> int:
     positional, keywords = call_arguments(args)
 
     async def action(world: World) -> tuple[ScheduleRecord, list[WorkerRecord]]:
-        record = await _schedule_ops.create_by_name(
+        record = await _schedule_ops.create(
             world,
             args.schedule_id,
             args.workflow,

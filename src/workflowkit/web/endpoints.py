@@ -260,7 +260,7 @@ async def create_schedule(
     await check_workflow(world, new.workflow)
     try:
         # By name, as the CLI does: the dashboard has no workflow code to hand to create().
-        record = await _schedule_ops.create_by_name(
+        record = await _schedule_ops.create(
             world,
             new.schedule_id,
             new.workflow,
