@@ -10,23 +10,18 @@ from datetime import datetime
 
 import httpx
 import pytest
+from dashboard_client import HTML, dashboard_client
 from web_seed import Seeded
 
-from workflowkit.web import Dashboard, create_app
 from workflowkit.web.timeline import tick_label, tick_step
-
-HTML = {"accept": "text/html"}
 
 AT = r"(\d{4}-\d\d-\d\d )?\d\d:\d\d(:\d\d)? UTC"  # a time on a later day than now carries its date
 
 
 @pytest.fixture
 async def client(seeded: Seeded) -> AsyncIterator[httpx.AsyncClient]:
-    app: Dashboard = create_app(seeded.url)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with dashboard_client(seeded.url) as c:
         yield c
-    await app.close()
 
 
 async def test_a_failed_runs_header_shows_its_error_and_user_traceback(

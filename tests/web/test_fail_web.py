@@ -13,13 +13,11 @@ import blocked_step
 import httpx
 import pytest
 import web_workflows as wf
+from dashboard_client import HTML, csrf, dashboard_client
 
 import workflowkit
 from workflowkit import RunFailedByOperatorError, WorkflowRunFailedError
 from workflowkit.api import Run, start
-from workflowkit.web import Dashboard, create_app
-
-HTML = {"accept": "text/html"}
 
 
 @pytest.fixture
@@ -33,18 +31,8 @@ def url(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 async def client(url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app: Dashboard = create_app(url)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with dashboard_client(url) as c:
         yield c
-    await app.close()
-
-
-async def csrf(client: httpx.AsyncClient) -> dict[str, str]:
-    page = await client.get("/", headers=HTML)
-    token = re.search(r'name="workflowkit-csrf" content="([^"]+)"', page.text)
-    assert token is not None
-    return {"x-workflowkit-csrf": token.group(1)}
 
 
 async def held_run() -> Run[str]:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import web_workflows as wf
+from dashboard_client import HTML, csrf
 from web_seed import Seeded
 
 import workflowkit
@@ -18,8 +19,6 @@ from workflowkit.testing import wait_for_hook
 from workflowkit.web import Dashboard, create_app
 from workflowkit.worlds import open_world
 from workflowkit.worlds.records import RunOptions
-
-HTML = {"accept": "text/html"}
 
 
 @pytest.fixture
@@ -34,14 +33,6 @@ async def client(app: Dashboard) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
-
-
-async def csrf(client: httpx.AsyncClient) -> dict[str, str]:
-    """The header a page's script sends with a POST (after a page set the cookie)."""
-    page = await client.get("/", headers=HTML)
-    token = re.search(r'name="workflowkit-csrf" content="([^"]+)"', page.text)
-    assert token is not None and client.cookies["workflowkit_csrf"] == token.group(1)
-    return {"x-workflowkit-csrf": token.group(1)}
 
 
 def ids(data: dict[str, Any]) -> list[str]:

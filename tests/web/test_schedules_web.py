@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from dashboard_client import HTML, dashboard_client
+from dashboard_client import csrf as csrf_of
 from web_seed import serve
 
 import workflowkit
@@ -21,12 +23,11 @@ from workflowkit._schedule_ops import create
 from workflowkit._schedule_spec import static_schedules
 from workflowkit.registry import Registry, Workflow
 from workflowkit.runtime.schedules import declared
-from workflowkit.web import Dashboard, create_app
+from workflowkit.web import create_app
 from workflowkit.worlds import schedule_rules as rules
 from workflowkit.worlds.records import WorkerInfo
 from workflowkit.worlds.sqlite import SQLiteWorld
 
-HTML = {"accept": "text/html"}
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -52,18 +53,12 @@ def seed_schedules(path: Path) -> str:
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     url = await asyncio.to_thread(seed_schedules, tmp_path / "wk.db")
-    app: Dashboard = create_app(url)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with dashboard_client(url) as c:
         yield c
-    await app.close()
 
 
 async def csrf(client: httpx.AsyncClient) -> dict[str, str]:
-    page = await client.get("/schedules", headers=HTML)
-    token = re.search(r'name="workflowkit-csrf" content="([^"]+)"', page.text)
-    assert token is not None
-    return {"x-workflowkit-csrf": token.group(1)}
+    return await csrf_of(client, "/schedules")
 
 
 async def test_the_page_lists_schedules_with_next_ticks(client: httpx.AsyncClient) -> None:
