@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from ai_agents import prompt_of
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
+from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 import workflowkit
@@ -48,14 +49,7 @@ def reply_to(prompt: str) -> str:
 
 
 async def stream_reply(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
-    prompts = [
-        part.content
-        for message in messages
-        if isinstance(message, ModelRequest)
-        for part in message.parts
-        if isinstance(part, UserPromptPart)
-    ]
-    words = reply_to(str(prompts[-1])).split(" ")
+    words = reply_to(prompt_of(messages)).split(" ")
     for index, word in enumerate(words):
         yield word if index == len(words) - 1 else word + " "
 
