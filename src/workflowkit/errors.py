@@ -98,6 +98,31 @@ class StepExitError(WorkflowKitError):
         self.message = message
 
 
+class StepAttemptLostError(WorkflowKitError):
+    """A step has no attempts left: its last attempt never ended, because the worker running
+    it stopped (its process crashed or was killed, or it lost its lease) first.
+
+    A lost attempt counts as a failed one, so a step that kills its worker every time (a
+    segfault, the OOM killer, ``os._exit``) fails once its retry policy's attempts are used
+    up instead of taking down every worker that takes its run over.
+    """
+
+    slug = "step-attempt-lost"
+
+    def __init__(self, step_name: str, lost: int, attempts: int) -> None:
+        super().__init__(
+            f"step {step_name}: attempt {lost} ended without an outcome (the worker running "
+            f"it stopped, crashed or lost its lease), and its retry policy allows "
+            f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        )
+        self.step_name = step_name
+        self.lost = lost
+        self.attempts = attempts
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.step_name, self.lost, self.attempts))
+
+
 class StepTimeoutError(WorkflowKitError, TimeoutError):
     """A step attempt ran past its ``@step(timeout=...)`` and was given up on.
 

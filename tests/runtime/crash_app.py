@@ -100,3 +100,15 @@ async def fan_out(directory: str) -> int:
         if n == 24:
             await halfway(directory)
     return sum([await run.return_value() for run in runs])
+
+
+@step(name="crash.poison", max_retries=1)
+def poison(directory: str) -> int:
+    """Takes its worker down every time, as a segfault or the OOM killer would."""
+    mark(directory, "poison")
+    os._exit(3)
+
+
+@workflow(name="crash.poisoned")
+async def poisoned(directory: str) -> int:
+    return await poison(directory)

@@ -143,3 +143,49 @@ async def test_parent_killed_mid_fan_out(recovering: Path) -> None:
         # A child's step may run again only if the kill interrupted it.
         assert 1 <= executions(recovering, f"child-{n}") <= 2
     assert executions(recovering, "halfway") == 2
+
+
+RECOVERER = """
+import sys, time
+sys.path.insert(0, {here!r})
+import workflowkit, crash_app
+workflowkit.configure({url!r})
+time.sleep(60)
+"""
+
+
+@pytest.mark.slow
+async def test_a_step_that_kills_its_worker_fails_once_its_attempts_are_used_up(
+    recovering: Path,
+) -> None:
+    """Each worker that takes the run over runs the step again, until its policy's attempts
+    (2) are used up: then the run fails with StepAttemptLostError, and no worker dies."""
+    url = f"sqlite:///{recovering / 'wk.db'}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "WORKFLOWKIT_LEASE_SECONDS": "1",
+    }
+    first = STARTER.format(here=str(HERE), url=url, name="poisoned", directory=str(recovering))
+    again = RECOVERER.format(here=str(HERE), url=url)
+    for code in (first, again):
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, timeout=60
+        )
+        assert done.returncode == 3, done.stderr  # the step's os._exit
+    run_id = next(iter(done.stdout.split() or []), None) or _only_run(recovering / "wk.db")
+    import crash_app  # noqa: F401
+
+    workflowkit.configure(url)
+    with pytest.raises(workflowkit.WorkflowRunFailedError) as failed:
+        await get_run(run_id).return_value(timeout=30)
+    cause = failed.value.__cause__
+    assert isinstance(cause, workflowkit.StepAttemptLostError), cause
+    assert (cause.step_name, cause.lost, cause.attempts) == ("crash.poison", 2, 2)
+    assert executions(recovering, "poison") == 2
+
+
+def _only_run(db: Path) -> str:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        (run_id,) = conn.execute("SELECT run_id FROM runs").fetchone()
+    return str(run_id)

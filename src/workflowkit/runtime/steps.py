@@ -22,7 +22,7 @@ from .. import _lifecycle, serde
 from .._retry_policy import DEFAULT_RETRY, Retry, next_delay
 from .._tracebacks import without_internal
 from ..context import DurableStep, StepMetadata, WorkflowMetadata, set_step
-from ..errors import StepTimeoutError
+from ..errors import StepAttemptLostError, StepTimeoutError
 from ..streams import StepStreams, set_step_streams
 from ..worlds.base import World
 from ..worlds.records import EventType, NewEvent
@@ -69,6 +69,9 @@ async def run_attempt(
     ``clock`` is the World's clock: it stamps the event and measures the retry's due time.
     ``default_retry``: the policy of a step that names none (the worker's default).
     """
+    policy = attempt.step.retry or default_retry
+    if attempt.attempt > policy.attempts:
+        return _lost(attempt, clock(), policy)
     run_id = attempt.workflow.workflow_run_id
     loop = asyncio.get_running_loop()
     streams = StepStreams(attempt.world, loop, run_id, attempt.step_id, attempt.attempt)
@@ -93,7 +96,7 @@ async def run_attempt(
             raise
         with contextlib.suppress(Exception):
             await streams.finish(succeeded=False)
-        failure = _failure(attempt, error, clock(), attempt.step.retry or default_retry)
+        failure = _failure(attempt, error, clock(), policy)
         _lifecycle.attempt_ended(attempt, failure.event, error, trace)
         return failure
     completed = NewEvent(EventType.STEP_COMPLETED, attempt.step_id, output, created_at=_at(clock()))
@@ -205,6 +208,18 @@ def _failure(attempt: Attempt, error: BaseException, now: float, policy: Retry) 
     attrs = {"attempt": attempt.attempt, "retry_at": now + delay}
     retrying = NewEvent(EventType.STEP_RETRYING, attempt.step_id, payload, attrs, _at(now))
     return Outcome(retrying, delay)
+
+
+def _lost(attempt: Attempt, now: float, policy: Retry) -> Outcome:
+    """The step fails without running: the attempt before this one never ended (its worker
+    went away), and it was the last the policy allows."""
+    error = StepAttemptLostError(attempt.step.name, attempt.attempt - 1, policy.attempts)
+    trace = _lifecycle.attempt_started(attempt)
+    failed = NewEvent(
+        EventType.STEP_FAILED, attempt.step_id, encode_error(error), created_at=_at(now)
+    )
+    _lifecycle.attempt_ended(attempt, failed, error, trace)
+    return Outcome(failed)
 
 
 def _encode_failure(error: BaseException) -> bytes:
