@@ -7,6 +7,7 @@ import asyncio
 import re
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -441,23 +442,35 @@ async def slow_but_within(key: str) -> str:
     return key
 
 
-@step(timeout=0.2)
+CLEANED_UP: list[str] = []
+
+
+@step(timeout=0.2, max_retries=0)
 async def swallows_cancellation(key: str) -> str:
     try:
         await asyncio.sleep(5)
     except asyncio.CancelledError:
-        return "finished anyway"  # a step may clean up and return: its result stands
+        CLEANED_UP.append(key)
+        return "finished anyway"  # cleaning up is fine; the attempt still timed out
     return "slept"
 
 
 @workflow
 async def timeouts_that_do_not_fire(key: str) -> list[str]:
-    return [
-        *await asyncio.gather(*(slow_but_within(f"{key}-{i}") for i in range(5))),
-        await swallows_cancellation(key),
-    ]
+    within = await asyncio.gather(*(slow_but_within(f"{key}-{i}") for i in range(5)))
+    try:
+        return [*within, await swallows_cancellation(key)]
+    except StepTimeoutError as exc:
+        return [*within, f"timed out after {exc.timeout} s"]
 
 
-async def test_steps_within_their_timeout_and_one_that_handles_it(runtime: Runtime) -> None:
-    run = await start(timeouts_that_do_not_fire, "t")
-    assert await run.return_value(timeout=20) == [f"t-{i}" for i in range(5)] + ["finished anyway"]
+async def test_steps_within_their_timeout_and_one_that_swallows_its_cancel(
+    runtime: Runtime,
+) -> None:
+    """DESIGN §9: an attempt past its timeout fails with StepTimeoutError, even if it caught
+    the cancellation (to clean up) and returned a value."""
+    key = uuid.uuid4().hex
+    run = await start(timeouts_that_do_not_fire, key)
+    expected = [f"{key}-{i}" for i in range(5)] + ["timed out after 0.2 s"]
+    assert await run.return_value(timeout=20) == expected
+    assert CLEANED_UP.count(key) == 1

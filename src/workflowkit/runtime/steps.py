@@ -140,9 +140,11 @@ async def _call(
         if not deadlines.took(task) or task.uncancel() > 0:
             raise
     else:
-        if deadlines.took(task):
-            task.uncancel()  # the step swallowed the cancellation and finished: keep it
-        return value
+        if not deadlines.took(task):
+            return value
+        # It caught the cancellation (to clean up) and returned: still past its timeout.
+        if task.uncancel() > 0:
+            raise asyncio.CancelledError
     finally:
         deadlines.discard(task)
     if thread is not None and not thread.cancelled():
