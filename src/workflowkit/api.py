@@ -50,6 +50,7 @@ __all__ = [
     "get_hook_by_token",
     "get_run",
     "get_schedule",
+    "list_runs",
     "list_schedules",
     "pause_schedule",
     "resume_hook",
@@ -118,23 +119,8 @@ class Run(Generic[R]):
         """The run's workflow name, status and times; for a run that has not ended, also
         what it waits for (a few more reads)."""
         world = self.runtime.world
-        r = await self._record()
-        waiting = None
-        if not r.status.terminal:
-            held, work = await holdups(world, [r]), await open_work(world, [r])
-            waiting = waiting_for(r, held, datetime.fromtimestamp(world.now(), UTC), work)
-        return RunInfo(
-            r.run_id,
-            r.workflow_name,
-            r.status,
-            r.created_at,
-            r.started_at,
-            r.completed_at,
-            r.diverged.message if r.diverged is not None and r.parked else None,
-            r.code_version,
-            r.options.forked_from,
-            waiting,
-        )
+        (info,) = await _infos(world, [await self._record()])
+        return info
 
     async def workflow_name(self) -> str:
         return (await self._record()).workflow_name
@@ -260,6 +246,68 @@ def get_run(run_id: str) -> Run[Any]:
     """A handle on an existing run (no I/O; methods raise if it does not exist)."""
     refuse_in_workflow("get_run()")
     return Run(run_id)
+
+
+async def list_runs(
+    *,
+    workflow: Workflow[..., Any] | str | None = None,
+    status: str | None = None,
+    queue: str | None = None,
+    key: str | None = None,
+    parent_run_id: str | None = None,
+    id_prefix: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    before: str | None = None,
+) -> list[RunInfo]:
+    """Runs newest first, with every filter given: workflow (a ``@workflow`` or its
+    durable name), status, queue and key, parent run, run id prefix, created in
+    ``[since, until)``. Up to ``limit`` (1 to 1000) of them; the next page starts after
+    ``before``, the last run id of this one. As the CLI's ``inspect runs``."""
+    refuse_in_workflow("list_runs()")
+    if status is not None and status not in RunStatus._value2member_map_:
+        raise ValueError(f"status must be one of {', '.join(RunStatus)}, not {status!r}")
+    if not 1 <= limit <= 1000:
+        raise ValueError(f"limit must be 1 to 1000, not {limit}")
+    world = get_runtime().world
+    found = await world.list_runs(
+        workflow_name=workflow.name if isinstance(workflow, Workflow) else workflow,
+        status=None if status is None else RunStatus(status),
+        queue=queue,
+        key=key,
+        parent_run_id=parent_run_id,
+        id_prefix=id_prefix,
+        since=since,
+        until=until,
+        limit=limit,
+        before=before,
+    )
+    return await _infos(world, found)
+
+
+async def _infos(world: World, records: Sequence[RunRecord]) -> list[RunInfo]:
+    """``RunInfo`` for each record, what each run that has not ended waits for included."""
+    live = [r for r in records if not r.status.terminal]
+    held, work = (
+        (await holdups(world, live), await open_work(world, live)) if live else (None, None)
+    )
+    now = datetime.fromtimestamp(world.now(), UTC)
+    return [
+        RunInfo(
+            r.run_id,
+            r.workflow_name,
+            r.status,
+            r.created_at,
+            r.started_at,
+            r.completed_at,
+            r.diverged.message if r.diverged is not None and r.parked else None,
+            r.code_version,
+            r.options.forked_from,
+            None if held is None else waiting_for(r, held, now, work),
+        )
+        for r in records
+    ]
 
 
 async def get_hook_by_token(token: str) -> HookInfo:

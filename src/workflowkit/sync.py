@@ -140,6 +140,36 @@ def get_run(run_id: str) -> Run[Any]:
     return Run(run_id)
 
 
+def list_runs(
+    *,
+    workflow: Workflow[..., Any] | str | None = None,
+    status: str | None = None,
+    queue: str | None = None,
+    key: str | None = None,
+    parent_run_id: str | None = None,
+    id_prefix: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    before: str | None = None,
+) -> list[api.RunInfo]:
+    """Runs newest first, filtered (see ``workflowkit.api.list_runs``)."""
+    runtime = _blocking("workflowkit.sync list_runs()")  # first: it refuses workflow code
+    listing = api.list_runs(
+        workflow=workflow,
+        status=status,
+        queue=queue,
+        key=key,
+        parent_run_id=parent_run_id,
+        id_prefix=id_prefix,
+        since=since,
+        until=until,
+        limit=limit,
+        before=before,
+    )
+    return runtime.call(listing)
+
+
 def _blocking(call: str) -> Runtime:
     """The runtime to block on; never in workflow code, which must not block its loop."""
     refuse_in_workflow(call)
@@ -160,8 +190,8 @@ def resume_webhook(
     token: str, request: Request, *, response_timeout: float | None = None
 ) -> Response:
     """Deliver ``request`` to a webhook (see ``workflowkit.api.resume_webhook``)."""
-    delivery = api.resume_webhook(token, request, response_timeout=response_timeout)
-    return _blocking("workflowkit.sync resume_webhook()").call(delivery)
+    runtime = _blocking("workflowkit.sync resume_webhook()")
+    return runtime.call(api.resume_webhook(token, request, response_timeout=response_timeout))
 
 
 # -- schedules (see workflowkit.api for what each does) --------------------------------------

@@ -20,7 +20,7 @@ from workflowkit import (
     sync,
     workflow,
 )
-from workflowkit.api import Run, get_hook_by_token, get_run, resume_hook, start
+from workflowkit.api import Run, get_hook_by_token, get_run, list_runs, resume_hook, start
 from workflowkit.runtime.runtime import Runtime
 from workflowkit.worlds.records import EventType, RunOptions, RunStatus
 
@@ -218,6 +218,8 @@ async def makes_client_call(call: str) -> str:
             await Run("x").fail("no")
         elif call == "get_readable":
             Run("x").get_readable()
+        elif call == "list_runs":
+            await list_runs()
         elif call == "resume_hook":
             await resume_hook("token", 1)
         elif call == "get_hook_by_token":
@@ -240,6 +242,7 @@ async def makes_client_call(call: str) -> str:
         "wake_up",
         "fail",
         "get_readable",
+        "list_runs",
         "resume_hook",
         "get_hook_by_token",
         "sync.start",
