@@ -19,6 +19,7 @@ from ._schedule_spec import UNCHANGED, Bound
 from .context import current_executor, refuse_in_workflow
 from .errors import InvalidWorkflowFunctionError, WorldUnavailableError
 from .inspection import holdups, open_work, waiting_for
+from .queues import Queue
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
 from .runtime.waiters import EndWatch, Nudge
@@ -252,7 +253,7 @@ async def list_runs(
     *,
     workflow: Workflow[..., Any] | str | None = None,
     status: str | None = None,
-    queue: str | None = None,
+    queue: str | Queue | None = None,
     key: str | None = None,
     parent_run_id: str | None = None,
     id_prefix: str | None = None,
@@ -262,9 +263,9 @@ async def list_runs(
     before: str | None = None,
 ) -> list[RunInfo]:
     """Runs newest first, with every filter given: workflow (a ``@workflow`` or its
-    durable name), status, queue and key, parent run, run id prefix, created in
-    ``[since, until)``. Up to ``limit`` (1 to 1000) of them; the next page starts after
-    ``before``, the last run id of this one. As the CLI's ``inspect runs``."""
+    durable name), status, queue (a ``Queue`` or its name) and key, parent run, run id
+    prefix, created in ``[since, until)``. Up to ``limit`` (1 to 1000) of them; the next
+    page starts after ``before``, the last run id of this one. As ``inspect runs``."""
     refuse_in_workflow("list_runs()")
     if status is not None and status not in RunStatus._value2member_map_:
         raise ValueError(f"status must be one of {', '.join(RunStatus)}, not {status!r}")
@@ -274,7 +275,7 @@ async def list_runs(
     found = await world.list_runs(
         workflow_name=workflow.name if isinstance(workflow, Workflow) else workflow,
         status=None if status is None else RunStatus(status),
-        queue=queue,
+        queue=queue.name if isinstance(queue, Queue) else queue,
         key=key,
         parent_run_id=parent_run_id,
         id_prefix=id_prefix,

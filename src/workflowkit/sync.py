@@ -13,6 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from . import api
 from ._schedule_spec import UNCHANGED, Bound
 from .context import refuse_in_workflow
+from .queues import Queue
 from .registry import Workflow
 from .runtime.runtime import Runtime, get_runtime
 from .streams import Readable
@@ -144,7 +145,7 @@ def list_runs(
     *,
     workflow: Workflow[..., Any] | str | None = None,
     status: str | None = None,
-    queue: str | None = None,
+    queue: str | Queue | None = None,
     key: str | None = None,
     parent_run_id: str | None = None,
     id_prefix: str | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflowkit import step, sync, workflow
+from workflowkit import Queue, step, sync, workflow
 from workflowkit.api import list_runs, start
 from workflowkit.runtime.runtime import Runtime
 
@@ -59,6 +59,21 @@ async def test_filters_paging_and_what_a_waiting_run_waits_for(cached_runtime: R
     assert [r.run_id for r in sync.list_runs(id_prefix="listing-", limit=2)] == [
         r.run_id for r in mine[:2]
     ]
+
+
+@workflow(name="listing.queued")
+async def queued(x: int) -> int:
+    return x
+
+
+async def test_a_queue_by_its_object_or_its_name(cached_runtime: Runtime) -> None:
+    line = Queue("listing-line", concurrency=1)
+    run = await start(queued.options(queue=line, key="k1"), 1)
+    await run.return_value(timeout=10)
+    by_object = await list_runs(queue=line)
+    assert [r.run_id for r in by_object] == [run.run_id]
+    assert [r.run_id for r in await list_runs(queue="listing-line", key="k1")] == [run.run_id]
+    assert await list_runs(queue="listing-line", key="k2") == []
 
 
 async def test_bad_filters_say_what_to_fix(cached_runtime: Runtime) -> None:
