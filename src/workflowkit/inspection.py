@@ -210,18 +210,23 @@ def waiting_for(
     if record.status is RunStatus.PENDING and record.wake_at is not None and record.wake_at > now:
         return f"its start, {relative(record.wake_at, now)}"
     on = waiting_on(work.of(record.run_id), now) if work is not None else None
-    hold = _held_up(record, held, now)
+    hold = _held_up(record, held, now, waiting=on is not None)
     if on is not None and hold is not None:
         return f"{on}; {hold}"
     return on or hold
 
 
-def _held_up(record: RunRecord, held: Holdups, now: datetime) -> str | None:
-    """What keeps a due run that nobody holds from a worker, if anything."""
-    if record.owner is not None or record.wake_at is None or record.wake_at > now:
+def _held_up(record: RunRecord, held: Holdups, now: datetime, *, waiting: bool) -> str | None:
+    """What keeps a run that nobody holds from a worker, if anything: no worker has its
+    workflow (said of a due run, and of one ``waiting`` on a sleep, hook or step, which
+    none could go on with), its queue is full (said of a due run)."""
+    if record.owner is not None:
         return None
-    if not has_worker(record.workflow_name, held.workers, now):
+    due = record.wake_at is not None and record.wake_at <= now
+    if (due or waiting) and not has_worker(record.workflow_name, held.workers, now):
         return f"a worker: no worker has workflow `{record.workflow_name}`"
+    if not due:
+        return None
     usage = held.queues.get(record.options.queue or "")
     if usage is not None:
         return why_waiting(usage, record.options.key, record.started_at is None, now.timestamp())

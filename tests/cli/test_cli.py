@@ -468,3 +468,22 @@ def test_a_parked_run_is_listed_shown_and_cancelled(
     assert code == 0, err
     assert cli_json(capsys, seeded, "inspect", "run", "parked-cli")["status"] == "cancelled"
     assert cli_json(capsys, seeded, "inspect", "runs", "--diverged")["runs"] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["inspect", "runs", "--status", "bogus"], "workflowkit inspect runs: argument --status"),
+        (["health", "--timeout", "0"], "workflowkit health: argument --timeout: expected a number"),
+        (["worker", "--grace", "-1", "m"], "workflowkit worker: argument --grace: expected"),
+        (["inspect"], "workflowkit inspect: the following arguments are required"),
+    ],
+)
+def test_a_usage_error_is_one_line_that_says_where_help_is(
+    capsys: pytest.CaptureFixture[str], seeded: Seeded, argv: list[str], says: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--world", seeded.url, *argv])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith(says) and err.count("\n") == 1, err
+    assert err.rstrip().endswith(f"(see {' '.join(says.split(':')[0].split())} --help)")

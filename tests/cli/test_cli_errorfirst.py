@@ -109,6 +109,9 @@ def test_run_lists_say_what_each_run_waits_for(
         waiting[seeded.sleeping],
     )
     assert waiting[seeded.waiting].startswith("hook `approval:d-1`")
+    # No worker runs here: a run that waits on something says that too, sleeping or not.
+    for run_id, workflow in ((seeded.sleeping, "cli.nap"), (seeded.waiting, "cli.approve")):
+        assert waiting[run_id].endswith(f"; a worker: no worker has workflow `{workflow}`")
     assert re.match(r"step `flaky` attempt 2, retry in (59|60)m", waiting[retrying])
     assert waiting[seeded.completed] is None and waiting[seeded.failed] is None
 

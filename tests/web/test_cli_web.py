@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -71,3 +72,15 @@ def test_serves_the_dashboard(served: str, seeded: Seeded) -> None:
     rebound = httpx.get(served + "/", headers={"host": "attacker.example:80"})
     assert rebound.status_code == 400
     assert httpx.get(served.replace("127.0.0.1", "localhost") + "/api/runs").status_code == 200
+
+
+def test_a_taken_port_is_one_line_and_exit_1(
+    seeded: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["--world", seeded.url, "web", "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # no banner for a dashboard that never served
+    assert err.startswith(f"workflowkit web: cannot listen on 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1

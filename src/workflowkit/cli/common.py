@@ -147,6 +147,22 @@ def describe(exc: BaseException) -> str:
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
+def seconds(*, zero: bool) -> Callable[[str], float]:
+    """An argparse type: a number of seconds, above zero (or zero too, with ``zero``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value >= 0 if zero else value > 0) or value == float("inf"):
+            least = "0 or more" if zero else "more than 0"
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, {least}: {text!r}")
+        return value
+
+    return parse
+
+
 def parse_moment(text: str, now: datetime | None = None) -> datetime:
     """An ISO datetime (naive means UTC) or a duration meaning that long ago (``1h``)."""
     now = now or datetime.now(UTC)

@@ -20,6 +20,7 @@ from .common import (
     print_json,
     resolved_url,
     safe_url,
+    seconds,
     world_url,
 )
 
@@ -30,7 +31,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(zero=False),
         default=10.0,
         metavar="SECONDS",
         help="give up after this long (default 10)",

@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .. import __version__
 from . import (
@@ -28,10 +29,17 @@ from .common import CliError, describe
 from .legacy import modernise
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error in one line on stderr, as every other error (not the usage block):
+    ``workflowkit inspect runs: argument --limit: ... (see workflowkit inspect runs --help)``.
+    Its commands' parsers are of this class too (``add_subparsers`` makes them so)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="workflowkit", description="Durable workflows for Python."
-    )
+    parser = _Parser(prog="workflowkit", description="Durable workflows for Python.")
     parser.add_argument("--version", action="version", version=f"workflowkit {__version__}")
     _add_globals(parser, None)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else quiet,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose and args.command != "worker":
+        # A command that cannot reach PostgreSQL says so in its one-line error; the pool's
+        # warnings about each attempt would only come first.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         result: int = args.handler(args)
     except CliError as exc:

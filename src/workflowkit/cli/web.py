@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 from typing import Any
 
 from .common import EXIT_USAGE, CliError, require_database, resolved_url, safe_url, world_url
@@ -60,6 +61,7 @@ def run_web(args: argparse.Namespace) -> int:
 
     url = resolved_url(world_url(args))
     require_database(url)
+    listening = _listen(args.host, args.port)  # before the app: a taken port is said at once
     # Without a token, only requests addressed to this machine's loopback names are served,
     # which stops a web page that re-points its own domain here (DNS rebinding).
     hosts = None if token is not None else loopback_hosts([args.host])
@@ -71,5 +73,14 @@ def run_web(args: argparse.Namespace) -> int:
         f"on {safe_url(url)}; Ctrl-C stops it",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[listening])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

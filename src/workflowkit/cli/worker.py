@@ -18,6 +18,7 @@ from ..logs import JsonFormatter
 from ..runtime.worker import Worker
 from ..worlds import open_world
 from ..worlds.base import on_home_loop
+from .common import seconds
 
 log = logging.getLogger("workflowkit.cli")
 
@@ -27,7 +28,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("modules", nargs="+", help="modules defining workflows and steps")
     parser.add_argument(
         "--grace",
-        type=float,
+        type=seconds(zero=True),
         default=30.0,
         help="seconds running steps get to finish on shutdown before runs are handed back",
     )
