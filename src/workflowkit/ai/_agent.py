@@ -18,14 +18,22 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic_ai import Agent, DeferredToolRequests, FunctionToolset
-from pydantic_ai._utils import override_now_utc  # pydantic-ai's hook for durable engines' clocks
+from pydantic_ai import (
+    Agent,
+    DeferredToolRequests,
+    FunctionToolset,
+    _agent_graph,  # the graph an agent's runs share (_build_graph_aside)
+)
+from pydantic_ai._utils import (  # pydantic-ai's hooks for durable engines
+    disable_threads,
+    override_now_utc,
+)
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.toolsets import AbstractToolset
 
-from ..context import get_workflow_metadata, in_workflow
+from ..context import current_executor, get_workflow_metadata, in_workflow
 from ..errors import DurableAgentError
 from ..registry import Step, step
 from ..streams import Writable, get_writable
@@ -133,18 +141,22 @@ class DurableAgent:
         deps: Any,
         options: dict[str, Any],
     ) -> AgentRunResult[Any]:
-        output_type = _with_deferred(options.pop("output_type", None) or self.agent.output_type)
+        options.update(_output_type(self.agent, options.pop("output_type", None)))
         conversation_id = options.pop("conversation_id", None) or _conversation_of(history)
+        agent_run_id = options.pop("run_id", None)
         run_id = get_workflow_metadata().workflow_run_id
+        _build_graph_aside(self.agent)
         with ExitStack() as stack:
             stack.enter_context(override_now_utc(_workflow_now))
+            # Sync callbacks (instructions, output functions) run inline, not on a thread,
+            # which workflow code may not start; as pydantic-ai's Temporal integration does.
+            stack.enter_context(disable_threads())
             stack.enter_context(self.agent.override(**self._overrides(options)))
             result = await self.agent.run(
                 user_prompt,
                 message_history=history,
                 deps=deps,
-                output_type=output_type,
-                run_id=str(uuid.uuid4()),  # uuid4 is seeded by the run in workflow code
+                run_id=agent_run_id or str(uuid.uuid4()),  # uuid4 is seeded by the run
                 conversation_id=conversation_id,
                 **options,
             )
@@ -154,7 +166,6 @@ class DurableAgent:
                     message_history=result.all_messages(),
                     deferred_tool_results=settled,
                     deps=deps,
-                    output_type=output_type,
                     run_id=str(uuid.uuid4()),
                     conversation_id=conversation_id,
                     **options,
@@ -246,10 +257,33 @@ def _workflow_now() -> datetime:
     return datetime.fromtimestamp(time.time(), UTC)  # the run's clock in workflow code
 
 
-def _with_deferred(output_type: Any) -> Any:
-    """The output types plus ``DeferredToolRequests``, so approvals end a run, not fail it."""
+def _output_type(agent: Agent[Any, Any], given: Any) -> dict[str, Any]:
+    """The run's ``output_type``: the one given, or the agent's, plus ``DeferredToolRequests``
+    so that approvals end a run rather than fail it. None for an agent with output
+    validators and no type given: pydantic-ai refuses a run's type next to them (its tools
+    that need approval need ``DeferredToolRequests`` among the agent's own types then)."""
+    if given is None and getattr(agent, "_output_validators", None):
+        return {}
+    output_type = given or agent.output_type
     types = list(output_type) if isinstance(output_type, list | tuple) else [output_type]
-    return types if DeferredToolRequests in types else [*types, DeferredToolRequests]
+    return {
+        "output_type": types if DeferredToolRequests in types else [*types, DeferredToolRequests]
+    }
+
+
+def _build_graph_aside(agent: Agent[Any, Any]) -> None:
+    """pydantic-ai builds an agent's graph on its first run in a process, drawing ``uuid4``s:
+    in workflow code those come from the run's seeded randomness, so a replay in a process
+    that had built it already (or not) would draw other ids after it, and diverge. Build it
+    here, then put the run's randomness back as it was."""
+    executor = current_executor()
+    if executor is None:
+        return
+    state = executor.random.getstate()
+    try:
+        _agent_graph.build_agent_graph(agent.name, agent.deps_type, agent.output_type)
+    finally:
+        executor.random.setstate(state)
 
 
 def _conversation_of(history: Sequence[ModelMessage] | None) -> str:

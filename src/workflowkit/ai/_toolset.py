@@ -3,8 +3,8 @@
 ``DurableToolset`` wraps one of the agent's function toolsets. In workflow code a call goes
 to the tool's step with the arguments, the serializable part of the run context and the
 run's ``deps``; the step (``call_in_step``) rebuilds the context and calls the real tool.
-pydantic-ai steers its loop with exceptions a tool raises (``ModelRetry``, and
-``ApprovalRequired`` / ``CallDeferred`` for deferred tools): those cross the step as
+pydantic-ai steers its loop with exceptions a tool raises (``ModelRetry``, ``ToolFailed``,
+and ``ApprovalRequired`` / ``CallDeferred`` for deferred tools): those cross the step as
 values and are raised again in the workflow, so they reach pydantic-ai and are never taken
 for a failed attempt to retry.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
+from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed
 from pydantic_ai.tools import RunContext
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool, WrapperToolset
 
@@ -45,6 +45,8 @@ def _raise_or_return(outcome: dict[str, Any]) -> Any:
     kind = outcome["kind"]
     if kind == "retry":
         raise ModelRetry(outcome["message"])
+    if kind == "failed":
+        raise ToolFailed(outcome["message"])
     if kind == "approval":
         raise ApprovalRequired(outcome["metadata"])
     if kind == "deferred":
@@ -71,6 +73,10 @@ async def call_in_step(
         if stream is not None:
             await stream.write(_chunks.tool_error(call_id, exc.message))
         return {"kind": "retry", "message": exc.message}
+    except ToolFailed as exc:  # done, and failed: the model is told, nothing retries it
+        if stream is not None:
+            await stream.write(_chunks.tool_error(call_id, exc.message))
+        return {"kind": "failed", "message": exc.message}
     except ApprovalRequired as exc:
         return {"kind": "approval", "metadata": exc.metadata}
     except CallDeferred as exc:
