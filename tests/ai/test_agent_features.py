@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pydantic_ai import Agent, RunContext, ToolFailed, _agent_graph
+from pydantic_ai import Agent, FunctionToolset, RunContext, ToolFailed, _agent_graph
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
@@ -124,3 +124,44 @@ async def test_pydantic_ai_features_in_workflow_code(
     assert await run.return_value(timeout=20) == expected
     if flow is tool_failed:
         assert CALLS["report"] == 1  # a terminal tool failure is not retried as a step
+
+
+late = Agent(TestModel(), name="features-late-tool")
+durable_late = DurableAgent(late)
+
+
+@late.tool_plain
+async def added_later() -> str:  # after DurableAgent(late): it has no step
+    CALLS["added_later"] += 1
+    return "late"
+
+
+@workflow(name="features.refused")
+async def refused(case: str) -> str:
+    try:
+        if case == "late tool":
+            await durable_late.run("call it")
+        else:
+            given = {"model": TestModel(), "toolsets": [FunctionToolset()]}[case]
+            await twice.run("x", **{case: given})
+    except workflowkit.DurableAgentError as exc:
+        return str(exc)
+    return "accepted"
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("model", "its model is the agent's"),
+        ("toolsets", "its tools are the agent's"),
+        ("late tool", "was added to the agent after its DurableAgent was made"),
+    ],
+)
+async def test_what_cannot_be_durable_is_refused_with_what_to_do(
+    cached_runtime: Runtime, case: str, says: str
+) -> None:
+    """Not run outside any step, or dropped without a word, as they used to be."""
+    CALLS.clear()
+    message = await (await start(refused, case)).return_value(timeout=20)
+    assert says in message, message
+    assert CALLS["added_later"] == 0

@@ -99,6 +99,7 @@ class DurableAgent:
             return await self.agent.run(
                 user_prompt, message_history=message_history, deps=deps, **kwargs
             )
+        _refuse_run_options(self.name, kwargs)
         writable = _writable(stream)
         token = CURRENT.set(AgentRun(writable))
         try:
@@ -185,7 +186,8 @@ class DurableAgent:
         toolsets = self.agent.toolsets
         if (
             "toolsets" not in options  # the override drops a run's own toolsets: keep that
-            and not any(durable.steps for durable in self._toolsets)
+            # no tools at all: one added after this was made needs the wrapper to refuse it
+            and not any(durable.steps or durable.has_tools for durable in self._toolsets)
             and len(toolsets) == len(self._toolsets)
             and all(t is d.wrapped for t, d in zip(toolsets, self._toolsets, strict=True))
         ):
@@ -255,6 +257,23 @@ def _writable(stream: StreamTarget) -> Writable | None:
 
 def _workflow_now() -> datetime:
     return datetime.fromtimestamp(time.time(), UTC)  # the run's clock in workflow code
+
+
+# What a run may not change in workflow code, and what to do instead: its steps are made
+# when the DurableAgent is, from the agent's model and tools.
+_FIXED = {
+    "model": "its model is the agent's: wrap another Agent for another model",
+    "toolsets": "its tools are the agent's: give them to the Agent before wrapping it",
+    "event_stream_handler": "its events stream with `stream=` (or `durable.stream()`)",
+}
+
+
+def _refuse_run_options(name: str, options: Mapping[str, Any]) -> None:
+    for option, instead in _FIXED.items():
+        if options.get(option) is not None:
+            raise DurableAgentError(
+                f"DurableAgent {name!r}: run({option}=...) in workflow code: {instead}"
+            )
 
 
 def _output_type(agent: Agent[Any, Any], given: Any) -> dict[str, Any]:

@@ -64,8 +64,9 @@ class DurableModel(WrapperModel):
     ) -> AsyncIterator[StreamedResponse]:
         if CURRENT.get() is not None and in_workflow():
             raise DurableAgentError(
-                "a durable agent streams through its steps: call `await durable.run(..., "
-                "stream=True)` in workflow code instead of run_stream() or iter()"
+                "a durable agent streams through its steps: call `await durable.stream(...)` "
+                "(or `durable.run(..., stream=True)`) in workflow code instead of run_stream(), "
+                "iter() or an agent's event_stream_handler"
             )
         async with super().request_stream(
             messages, model_settings, model_request_parameters, run_context

@@ -18,6 +18,7 @@ from pydantic_ai.tools import RunContext
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool, WrapperToolset
 
 from ..context import in_workflow
+from ..errors import DurableAgentError
 from ..streams import Writable
 from . import _chunks, _wire
 from ._state import CURRENT
@@ -28,13 +29,23 @@ class DurableToolset(WrapperToolset[Any]):
         super().__init__(wrapped)
         self.steps = steps  # tool name -> its step
 
+    @property
+    def has_tools(self) -> bool:
+        """Whether the toolset has any tool now, those added after its steps were made too."""
+        return bool(getattr(self.wrapped, "tools", None))
+
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> Any:
         run = CURRENT.get()
         step = self.steps.get(name)
-        if run is None or step is None or not in_workflow():
+        if run is None or not in_workflow():
             return await super().call_tool(name, tool_args, ctx, tool)
+        if step is None:  # it would run in workflow code, again on every replay
+            raise DurableAgentError(
+                f"tool {name!r} was added to the agent after its DurableAgent was made, so "
+                "it has no step: make the DurableAgent once every tool is registered"
+            )
         outcome = await step.labelled(f"tool {name}")(
             name, tool_args, _wire.dump_context(ctx), ctx.deps, run.stream
         )
