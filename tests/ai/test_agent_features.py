@@ -165,3 +165,24 @@ async def test_what_cannot_be_durable_is_refused_with_what_to_do(
     message = await (await start(refused, case)).return_value(timeout=20)
     assert says in message, message
     assert CALLS["added_later"] == 0
+
+
+@workflow(name="features.unstepped")
+async def unstepped(method: str) -> str:
+    try:
+        getattr(twice, method)
+    except workflowkit.DurableAgentError as exc:
+        return str(exc)
+    return "accepted"
+
+
+@pytest.mark.parametrize("method", ["run_sync", "run_stream", "iter"])
+async def test_the_plain_agents_other_ways_to_run(cached_runtime: Runtime, method: str) -> None:
+    """Outside workflow code they are the wrapped agent's; inside, refused with what to call."""
+    assert getattr(twice, method) == getattr(twice.agent, method)
+    message = await (await start(unstepped, method)).return_value(timeout=20)
+    assert f"{method}() in workflow code would run the agent outside its steps" in message
+
+
+def test_run_sync_outside_a_workflow_is_the_plain_agents() -> None:
+    assert twice.run_sync("hi").output == "ok"

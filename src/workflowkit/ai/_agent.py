@@ -77,6 +77,19 @@ class DurableAgent:
     def __repr__(self) -> str:
         return f"<DurableAgent {self.name}>"
 
+    def __getattr__(self, name: str) -> Any:
+        """The wrapped agent's other API (``run_sync``, ``run_stream``, ``iter``,
+        ``override``...), as it is outside workflow code; in workflow code the calls that
+        would run the agent outside its steps are refused with what to call instead."""
+        if name == "agent" or name.startswith("__"):  # not set yet, or a protocol probe
+            raise AttributeError(name)
+        if name in _UNSTEPPED and in_workflow():
+            raise DurableAgentError(
+                f"DurableAgent {self.name!r}: {name}() in workflow code would run the agent "
+                "outside its steps: call `await durable.run(...)`, or `durable.stream(...)`"
+            )
+        return getattr(self.agent, name)
+
     # -- running ---------------------------------------------------------------------------
 
     async def run(
@@ -258,6 +271,10 @@ def _writable(stream: StreamTarget) -> Writable | None:
 def _workflow_now() -> datetime:
     return datetime.fromtimestamp(time.time(), UTC)  # the run's clock in workflow code
 
+
+# The wrapped agent's ways to run that bypass the steps (``__getattr__`` refuses them in
+# workflow code).
+_UNSTEPPED = frozenset({"run_sync", "run_stream", "run_stream_events", "iter"})
 
 # What a run may not change in workflow code, and what to do instead: its steps are made
 # when the DurableAgent is, from the agent's model and tools.
