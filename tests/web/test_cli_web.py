@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -44,20 +45,24 @@ def _serve(*argv: str) -> Iterator[str]:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(url + "/static/dashboard.css", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    out = process.stdout.read().decode() if process.stdout else ""
-                    raise AssertionError(f"workflowkit web did not start: {out}") from None
-                time.sleep(0.05)
+        _wait_until_serving(url, process)
         yield url
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            httpx.get(url + "/static/dashboard.css", timeout=1)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                out = process.stdout.read().decode() if process.stdout else ""
+                raise AssertionError(f"workflowkit web did not start: {out}") from None
+            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -84,3 +89,16 @@ def test_a_taken_port_is_one_line_and_exit_1(
     assert out == ""  # no banner for a dashboard that never served
     assert err.startswith(f"workflowkit web: cannot listen on 127.0.0.1:{port}: ")
     assert err.count("\n") == 1
+
+
+def test_ctrl_c_stops_it_with_the_interrupted_exit_code(seeded: Seeded) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "workflowkit", "--world", seeded.url, "web"]
+    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.PIPE)
+    try:
+        _wait_until_serving(f"http://127.0.0.1:{port}", process)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(15) == 130  # as the exit-code table says
+    finally:
+        if process.poll() is None:
+            process.kill()

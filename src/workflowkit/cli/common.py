@@ -38,6 +38,7 @@ T = TypeVar("T")
 # Exit codes: 0 success, 1 failure (unknown run, unreachable World, ...), 2 bad usage.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 
 # What the user named that does not exist, or is the wrong kind of thing: one line, exit 1.
 _NAMED_WRONG = (

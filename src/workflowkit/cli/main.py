@@ -25,7 +25,7 @@ from . import (
     web,
     worker,
 )
-from .common import CliError, describe
+from .common import EXIT_INTERRUPTED, CliError, describe
 from .legacy import modernise
 
 
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (| head): stop quietly, like other command-line tools.
         with contextlib.suppress(OSError):

@@ -5,10 +5,19 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import socket
 from typing import Any
 
-from .common import EXIT_USAGE, CliError, require_database, resolved_url, safe_url, world_url
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CliError,
+    require_database,
+    resolved_url,
+    safe_url,
+    world_url,
+)
 
 DEFAULT_PORT = 3456
 TOKEN_ENV = "WORKFLOWKIT_WEB_TOKEN"
@@ -73,9 +82,11 @@ def run_web(args: argparse.Namespace) -> int:
         f"on {safe_url(url)}; Ctrl-C stops it",
         flush=True,
     )
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[listening])
-    return 0
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[listening])
+    # uvicorn catches Ctrl-C to shut down cleanly; the exit code still says it came.
+    interrupted = signal.SIGINT in getattr(server, "_captured_signals", ())
+    return EXIT_INTERRUPTED if interrupted else 0
 
 
 def _listen(host: str, port: int) -> socket.socket:
