@@ -9,33 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-# The one place the documentation's address lives; each error's section is an anchor on it.
-DOCS_BASE = "https://workflowkit.dev/errors/"
+from ._error_docs import DOCS_BASE as DOCS_BASE
+from ._error_docs import Documented
+from ._error_docs import docs_url_for as docs_url_for
+from ._error_docs import with_docs_link as with_docs_link
 
 
-def docs_url_for(cls: type[BaseException]) -> str | None:
-    """The errors page section about ``cls``, or None for exceptions that are not ours."""
-    slug = getattr(cls, "slug", None)
-    return f"{DOCS_BASE}#{slug}" if isinstance(slug, str) else None
-
-
-def with_docs_link(exc: BaseException) -> str:
-    """``str(exc)`` followed by the link to its section, for messages shown to people."""
-    url = docs_url_for(type(exc))
-    return f"{exc} (see {url})" if url else str(exc)
-
-
-class _Documented:
-    """Gives an error class the URL of its section on the errors page."""
-
-    slug: ClassVar[str]
-
-    @property
-    def docs_url(self) -> str:
-        return f"{DOCS_BASE}#{self.slug}"
-
-
-class WorkflowKitError(_Documented, Exception):
+class WorkflowKitError(Documented, Exception):
     """Base class of the errors workflowkit raises itself: ``except WorkflowKitError``."""
 
     slug: ClassVar[str] = "workflowkit-error"
@@ -46,9 +26,7 @@ WorkflowRuntimeError = WorkflowKitError
 
 
 # -- errors raised by user code to steer retries ------------------------------------------
-
-
-class FatalError(_Documented, Exception):
+class FatalError(Documented, Exception):
     """Raise from a step to fail it at once, without retrying.
 
     The workflow sees the ``FatalError`` at the ``await`` of the step; uncaught, it fails
@@ -58,7 +36,7 @@ class FatalError(_Documented, Exception):
     slug: ClassVar[str] = "fatal-error"
 
 
-class RetryableError(_Documented, Exception):
+class RetryableError(Documented, Exception):
     """Raise from a step to retry it after ``retry_after``.
 
     ``retry_after`` is seconds (int/float), a duration string (``"1m"``, ``"30 seconds"``),
@@ -100,11 +78,8 @@ class StepExitError(WorkflowKitError):
 
 class StepAttemptLostError(WorkflowKitError):
     """A step has no attempts left: its last attempt never ended, because the worker running
-    it stopped (its process crashed or was killed, or it lost its lease) first.
-
-    A lost attempt counts as a failed one, so a step that kills its worker every time (a
-    segfault, the OOM killer, ``os._exit``) fails once its retry policy's attempts are used
-    up instead of taking down every worker that takes its run over.
+    it stopped first (crashed, killed, lease lost). A lost attempt counts as a failed one, so
+    a step that kills its worker every time fails once its retry policy's attempts are used up.
     """
 
     slug = "step-attempt-lost"
@@ -168,8 +143,6 @@ class MissingExtraError(FatalError, ImportError):
 
 
 # -- errors the client API raises -------------------------------------------------------
-
-
 class WorkflowRunNotFoundError(WorkflowKitError, LookupError):
     """No run has this id in the World the process is configured with."""
 
@@ -413,15 +386,13 @@ class WebhookResponseNotSentError(WorkflowKitError):
 
 
 # -- errors about the data crossing a boundary ------------------------------------------
-
-
 class SerializationError(WorkflowKitError, TypeError):
     """A value cannot be encoded, or stored bytes cannot be decoded."""
 
     slug = "serialization-failed"
 
 
-class RemoteError(_Documented, Exception):
+class RemoteError(Documented, Exception):
     """Stands in for an exception whose class cannot be rebuilt where it is decoded.
 
     Keeps the original type name, message, args and traceback text.
@@ -444,8 +415,6 @@ class RemoteError(_Documented, Exception):
 
 
 # -- errors about workflow code ---------------------------------------------------------
-
-
 class ReplayDivergenceError(WorkflowKitError):
     """Replaying the workflow code produced operations the event log does not hold.
 
@@ -501,8 +470,6 @@ class StreamClosedError(StreamError):
 
 
 # -- errors about configuration -----------------------------------------------------------
-
-
 class DurableAgentError(WorkflowKitError):
     """A ``workflowkit.ai.DurableAgent`` used in a way that cannot be durable."""
 
@@ -510,13 +477,9 @@ class DurableAgentError(WorkflowKitError):
 
 
 class ChatTransportError(WorkflowKitError):
-    """``workflowkit.ai.WorkflowChatTransport`` could not get a chat reply to its ``finish``.
-
-    The endpoint refused the request, did not name its run in ``x-workflow-run-id``, sent
-    something that is not a chunk, or the stream ended or could not be read again within
-    ``max_consecutive_errors`` attempts. ``run_id`` and ``status_code`` are None when not
-    known; ``next_index`` is where ``reconnect_to_stream`` would resume.
-    """
+    """``workflowkit.ai.WorkflowChatTransport`` could not get a chat reply to its ``finish``
+    (docs/errors.md says when). ``run_id`` and ``status_code`` are None when not known;
+    ``next_index`` is where ``reconnect_to_stream`` would resume."""
 
     slug = "chat-transport"
 
@@ -545,8 +508,6 @@ class ConfigurationError(WorkflowKitError, ValueError):
 
 
 # -- errors about encrypted payloads (docs/encryption.md) -----------------------------------
-
-
 class EncryptionError(WorkflowKitError):
     """Base class of the errors about payload encryption at rest."""
 
@@ -593,8 +554,6 @@ class PayloadDecryptionError(EncryptionError, SerializationError):
 
 
 # -- errors about the World (the store) --------------------------------------------------
-
-
 class WorldError(WorkflowKitError):
     """The World (the store) could not do what was asked; the subclasses say why."""
 
