@@ -8,13 +8,16 @@ determinism check). PostgreSQL tests use a fresh schema in ``WORKFLOWKIT_TEST_PO
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from socketserver import ThreadingMixIn
+from types import ModuleType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -148,3 +151,19 @@ def serve_wsgi() -> Iterator[Callable[[Any], str]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+AI_CHAT_EXAMPLE = Path(__file__).parents[1] / "examples" / "ai_chat" / "app.py"
+
+
+@pytest.fixture
+def ai_chat_example() -> ModuleType:
+    """examples/ai_chat/app.py, imported once per process (its agent registers steps)."""
+    name = "example_ai_chat"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, AI_CHAT_EXAMPLE)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

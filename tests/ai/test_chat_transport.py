@@ -6,8 +6,6 @@ function's timeout would: the transport itself is never mocked."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,7 +35,6 @@ from workflowkit.ai import (
 from workflowkit.api import get_run, start
 from workflowkit.http_streams import sse_response
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "ai_chat" / "app.py"
 RUN_ID = "x-workflow-run-id"
 
 
@@ -437,21 +434,13 @@ async def test_a_client_given_is_used_and_left_open(server: Server) -> None:
 # -- the example app -------------------------------------------------------------------------
 
 
-def load_example() -> ModuleType:
-    name = "example_ai_chat"  # the browser test's name: one copy per process
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 async def test_the_example_app_streams_to_the_transport(
-    tmp_path: Path, serve_asgi: Callable[[Any], str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    serve_asgi: Callable[[Any], str],
+    monkeypatch: pytest.MonkeyPatch,
+    ai_chat_example: ModuleType,
 ) -> None:
-    example = load_example()
+    example = ai_chat_example
     monkeypatch.setattr(example, "WORD_DELAY", 0.0)
     workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", poll_interval=0.05)
     try:

@@ -3,9 +3,7 @@ resumes the stream from the last chunk the page saw, and the reply completes onc
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +14,6 @@ import pytest
 import workflowkit
 
 CHROMIUM = "/usr/bin/chromium"
-APP = Path(__file__).parents[2] / "examples" / "ai_chat" / "app.py"
 
 if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
     pytest.skip(f"{CHROMIUM} is missing", allow_module_level=True)
@@ -24,20 +21,11 @@ playwright = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("pydantic_ai")
 
 
-def load_app() -> ModuleType:
-    name = "example_ai_chat"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, APP)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture
-def chat_url(tmp_path: Path, serve_asgi: Callable[[Any], str]) -> Iterator[str]:
-    example = load_app()
+def chat_url(
+    tmp_path: Path, serve_asgi: Callable[[Any], str], ai_chat_example: ModuleType
+) -> Iterator[str]:
+    example = ai_chat_example
     workflowkit.configure(f"sqlite:///{tmp_path / 'wk.db'}", poll_interval=0.05)
     try:
         yield serve_asgi(example.app)
@@ -45,8 +33,10 @@ def chat_url(tmp_path: Path, serve_asgi: Callable[[Any], str]) -> Iterator[str]:
         workflowkit.shutdown()
 
 
-def test_a_reload_mid_reply_resumes_the_stream_without_duplicates(chat_url: str) -> None:
-    example = load_app()
+def test_a_reload_mid_reply_resumes_the_stream_without_duplicates(
+    chat_url: str, ai_chat_example: ModuleType
+) -> None:
+    example = ai_chat_example
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
